@@ -1,0 +1,1 @@
+//! The embedded Snowflake-compatible HTTPS emulator (see issue: emulator).

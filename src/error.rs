@@ -1,0 +1,26 @@
+//! The library's error type (netcheck itself could not run) and the exit-code contract.
+
+/// Why netcheck itself could not run. A failing network is never an `Error`: it is an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag, environment variable or file setting is invalid.
+    #[error("{0}")]
+    Usage(String),
+    /// A file that netcheck needs could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The exit codes, a documented contract that CI relies on.
+pub mod exit_code {
+    /// Nothing failed (warnings allowed unless `--strict`).
+    pub const OK: u8 = 0;
+    /// At least one check failed.
+    pub const CHECK_FAILED: u8 = 1;
+    /// Usage or configuration error: netcheck could not run.
+    pub const USAGE: u8 = 2;
+}

@@ -1,0 +1,1 @@
+//! The Snowflake API as the real service speaks it.
