@@ -1,0 +1,21 @@
+//! How netcheck reaches a host: one network layer that every check and the API client share, so
+//! what the network checks saw is what the API calls see.
+//!
+//! - [`resolver`]: `--resolve` overrides, `--dns-server`, or the system configuration (hickory).
+//! - [`connect`]: TCP connect with a timeout, failures classified by kind.
+
+pub mod connect;
+pub mod resolver;
+
+use std::time::Duration;
+
+/// Serialises a duration as milliseconds with microsecond precision, the unit every report uses.
+pub(crate) fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(ms(*d))
+}
+
+/// A duration in milliseconds, rounded to the microsecond.
+#[must_use]
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

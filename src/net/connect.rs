@@ -1,0 +1,96 @@
+//! TCP connect with a timeout per attempt; a failure says which of the kinds a network engineer
+//! tells apart (refused, timed out, unreachable, reset) it was.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+/// Why a TCP connection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectFailureKind {
+    /// RST in answer to the SYN: nothing listens, or a firewall rejects with a reset.
+    Refused,
+    /// No answer within the timeout: a firewall that drops, or loss on the path.
+    TimedOut,
+    /// No route, or an ICMP host/net/admin-prohibited answer.
+    Unreachable,
+    /// The connection was reset or aborted while being set up.
+    Reset,
+    /// Anything else (the message is kept in the evidence).
+    Other,
+}
+
+/// A failed connect: the address, what happened, and how long it took to find out.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("connect {addr}: {message}")]
+pub struct ConnectFailure {
+    pub addr: SocketAddr,
+    pub kind: ConnectFailureKind,
+    pub message: String,
+    #[serde(serialize_with = "crate::net::serialize_ms")]
+    pub elapsed: Duration,
+}
+
+/// Connects to `addr`, giving up after `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, Duration), ConnectFailure> {
+    let start = Instant::now();
+    let fail = |kind, message: String| ConnectFailure { addr, kind, message, elapsed: start.elapsed() };
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            // Small probes and API calls are latency-bound; Nagle only delays them.
+            let _ = stream.set_nodelay(true);
+            Ok((stream, start.elapsed()))
+        }
+        Ok(Err(e)) => Err(fail(classify(&e), e.to_string())),
+        Err(_) => Err(fail(ConnectFailureKind::TimedOut, format!("no answer within {timeout:?}"))),
+    }
+}
+
+/// Maps an I/O error from `connect` to the kind of failure.
+#[must_use]
+pub fn classify(e: &io::Error) -> ConnectFailureKind {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => ConnectFailureKind::Refused,
+        K::TimedOut => ConnectFailureKind::TimedOut,
+        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => ConnectFailureKind::Unreachable,
+        K::ConnectionReset | K::ConnectionAborted => ConnectFailureKind::Reset,
+        // EACCES/EPERM: a local firewall (e.g. an OUTPUT reject) refuses the packet.
+        K::PermissionDenied => ConnectFailureKind::Unreachable,
+        _ => ConnectFailureKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case(libc_err(111), ConnectFailureKind::Refused; "econnrefused")]
+    #[test_case(libc_err(110), ConnectFailureKind::TimedOut; "etimedout")]
+    #[test_case(libc_err(113), ConnectFailureKind::Unreachable; "ehostunreach")]
+    #[test_case(libc_err(101), ConnectFailureKind::Unreachable; "enetunreach")]
+    #[test_case(libc_err(104), ConnectFailureKind::Reset; "econnreset")]
+    #[test_case(libc_err(13), ConnectFailureKind::Unreachable; "eacces from local firewall")]
+    fn classifies(e: io::Error, kind: ConnectFailureKind) {
+        assert_eq!(classify(&e), kind);
+    }
+
+    fn libc_err(code: i32) -> io::Error {
+        io::Error::from_raw_os_error(code)
+    }
+
+    #[tokio::test]
+    async fn closed_port_is_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = connect(addr, Duration::from_secs(2)).await.unwrap_err();
+        assert_eq!(err.kind, ConnectFailureKind::Refused);
+    }
+}
