@@ -1,8 +1,19 @@
-//! Command-line interface: clap arguments and dispatch to the subcommands.
+//! Command-line interface: clap arguments (every `run` flag has a `NETCHECK_*` twin) and
+//! dispatch to the subcommands. Errors become exit code 2 here, at the edge.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::context::Ctx;
+use crate::error::{exit_code, Error};
+use crate::report::{self, RunReport};
+use crate::runner::{self, Event};
+use crate::settings::Settings;
+use crate::{catalog, registry};
 
 /// netcheck: can this machine stream rows into this Snowflake account, and if not, why?
 #[derive(Debug, Parser)]
@@ -15,15 +26,174 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the checks against an account.
+    Run(RunArgs),
     /// Print a troubleshooting catalog row, or list them all.
-    Explain { id: Option<String> },
+    Explain {
+        /// A catalog id, e.g. `tls-inspection`.
+        id: Option<String>,
+    },
+}
+
+/// Output format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// `netcheck run` flags.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws,
+    /// https://myorg-myaccount.snowflakecomputing.com[:port].
+    #[arg(long, env = "NETCHECK_ACCOUNT")]
+    pub account: Option<String>,
+    /// HOST:PORT:ADDR[,ADDR…] — use these addresses for HOST:PORT instead of DNS (curl's
+    /// --resolve). Repeatable; the environment twin takes a comma-separated list.
+    #[arg(long, env = "NETCHECK_RESOLVE", value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
+    /// PEM file of extra trust roots, trusted like public ones (private deployments, the emulator).
+    #[arg(long, env = "NETCHECK_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Ask this DNS server (ADDR[:PORT]) instead of the system's resolver.
+    #[arg(long, env = "NETCHECK_DNS_SERVER", value_name = "ADDR[:PORT]")]
+    pub dns_server: Option<String>,
+    /// Seconds each network step may take [default: 10].
+    #[arg(long, env = "NETCHECK_TIMEOUT", default_value_t = 10.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Seconds the whole run may take [default: 60].
+    #[arg(long, env = "NETCHECK_DEADLINE", default_value_t = 60.0, value_name = "SECS")]
+    pub deadline: f64,
+    /// Run only these checks (and what they depend on). Comma-separated or repeated.
+    #[arg(long, env = "NETCHECK_ONLY", value_delimiter = ',', value_name = "ID")]
+    pub only: Vec<String>,
+    /// Skip these checks (their dependents are skipped too). Comma-separated or repeated.
+    #[arg(long, env = "NETCHECK_SKIP", value_delimiter = ',', value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Output format on stdout [default: table].
+    #[arg(long, env = "NETCHECK_FORMAT", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, env = "NETCHECK_JUNIT", value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Treat warnings as failures (exit code and JUnit).
+    #[arg(long, env = "NETCHECK_STRICT")]
+    pub strict: bool,
+    /// More detail on stderr (-v, -vv). Never prints secrets.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// Entry point used by `main`: parse the process arguments, run, and return the exit code.
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Explain { .. } => ExitCode::SUCCESS,
+    let code = match cli.command {
+        Command::Run(args) => with_runtime(run(args)),
+        Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
+    };
+    match code {
+        Ok(code) => ExitCode::from(code),
+        // A closed stdout (`netcheck … | head`) is the reader's choice, not an error to report.
+        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("netcheck: error: {e:#}");
+            ExitCode::from(exit_code::USAGE)
+        }
     }
+}
+
+fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> anyhow::Result<u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+/// `netcheck run`.
+async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    init_logging(args.verbose);
+    let settings = Settings::from_args(&args)?;
+    let plan = registry::plan(&args.only, &args.skip)?;
+    let ctx = Ctx::new(settings.clone());
+    let stderr_tty = std::io::stderr().is_terminal();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = stderr_tty.then(|| tokio::spawn(show_progress(rx, plan.checks.len())));
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let result = runner::run(&plan, ctx, progress.as_ref().map(|_| tx), interrupted).await;
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    let report = RunReport::new(&settings, &result);
+    if let Some(path) = &args.junit {
+        let mut file = std::fs::File::create(path).with_context(|| format!("cannot write --junit {}", path.display()))?;
+        report::junit::write(&report, args.strict, &mut file).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => report::json::write(&report, &mut out)?,
+        Format::Table => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            report::table::write(&report, color, &mut out)?;
+        }
+    }
+    out.flush()?;
+    Ok(report.exit_code(args.strict))
+}
+
+/// A one-line live progress display on stderr (only on a terminal).
+async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, total: usize) {
+    let mut running: Vec<&str> = Vec::new();
+    let mut finished = 0;
+    let mut err = std::io::stderr();
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Started { id } => running.push(id),
+            Event::Finished { id, .. } => {
+                running.retain(|r| *r != id);
+                finished += 1;
+            }
+        }
+        let _ = write!(err, "\r\x1b[2K[{finished}/{total}] {}", running.join(", "));
+        let _ = err.flush();
+    }
+    let _ = write!(err, "\r\x1b[2K");
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETCHECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("netcheck={level}")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// `netcheck explain [ID]`.
+fn explain(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    match id {
+        None => {
+            for row in catalog::rows() {
+                writeln!(out, "{:<24} {:<7} {}", row.id.as_str(), row.area, row.symptom)?;
+            }
+        }
+        Some(id) => {
+            let row = catalog::find(id).ok_or_else(|| {
+                Error::Usage(format!("no catalog row `{id}`; `netcheck explain` lists them all"))
+            })?;
+            writeln!(out, "{} ({})\n\nSymptom:    {}\nCause:      {}\nResolution:", row.id, row.area, row.symptom, row.cause)?;
+            for line in row.resolution.lines() {
+                writeln!(out, "  {line}")?;
+            }
+        }
+    }
+    Ok(exit_code::OK)
 }

@@ -23,4 +23,6 @@ pub mod exit_code {
     pub const CHECK_FAILED: u8 = 1;
     /// Usage or configuration error: netcheck could not run.
     pub const USAGE: u8 = 2;
+    /// Interrupted (Ctrl-C) before the run finished; what finished is still reported.
+    pub const INTERRUPTED: u8 = 130;
 }

@@ -1,18 +1,36 @@
 //! netcheck — can this machine, through this network, stream rows into this Snowflake account?
 //!
+//! Data flows one way: flags + env → [`settings::Settings`] → [`registry`] (a plan) →
+//! [`runner`] (outcomes, progress events) → [`report::RunReport`] → table / JSON / JUnit and the
+//! exit code. Checks never print and never read flags; renderers never run checks.
+//!
 //! Module map:
 //! - [`cli`]: command-line arguments and the subcommands (`run`, `explain`, `demo`, `emulate`).
-//! - [`error`]: the library error type and the documented exit codes.
-//! - [`catalog`]: the troubleshooting table (`checks/*.toml`) and its row ids.
+//! - [`settings`]: flags + environment → validated settings.
 //! - [`target`]: account identifier → host, port and URL.
+//! - [`registry`]: the one list of checks, and `--only`/`--skip` selection.
+//! - [`runner`]: dependency-aware concurrent run with a deadline and Ctrl-C.
+//! - [`checks`]: the checks themselves, one module per family.
+//! - [`context`]: what a running check sees (settings, network layer, facts from earlier checks).
+//! - [`outcome`]: verdicts, findings, skip reasons.
+//! - [`catalog`]: the troubleshooting table (`checks/*.toml`) and its row ids.
+//! - [`report`]: the run report and its renderers; the exit code.
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
+//! - [`error`]: the library error type and the documented exit codes.
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
 
 pub mod catalog;
+pub mod checks;
 pub mod cli;
+pub mod context;
 pub mod emulator;
 pub mod error;
 pub mod net;
+pub mod outcome;
+pub mod registry;
+pub mod report;
+pub mod runner;
+pub mod settings;
 pub mod snowflake;
 pub mod target;

@@ -1,0 +1,20 @@
+//! The checks. Each module pairs with a catalog file (`checks/*.toml`): it declares its
+//! [`CheckSpec`](crate::registry::CheckSpec)s, runs, and maps what it saw to a
+//! [`RowId`](crate::catalog::RowId) in one `classify` function.
+
+pub mod dns;
+pub mod tcp;
+
+/// Declares the `CheckSpec` of a network check that runs for one host role, so the account and
+/// ingest variants stay one function.
+macro_rules! host_check {
+    ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], $role:expr) => {
+        pub const $name: $crate::registry::CheckSpec = $crate::registry::CheckSpec {
+            id: $id,
+            title: $title,
+            deps: &[$($dep),*],
+            run: |ctx| Box::pin(run(ctx, $role)),
+        };
+    };
+}
+pub(crate) use host_check;

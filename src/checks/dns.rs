@@ -1,0 +1,123 @@
+//! `dns.account`: resolve the host (A and AAAA), record the addresses, the CNAME chain and the
+//! time, and judge the answer against the kind of host (public vs PrivateLink).
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::catalog::RowId;
+use crate::checks::host_check;
+use crate::context::{Ctx, HostRole};
+use crate::net::resolver::{DnsFailure, DnsFailureKind, Resolution, ResolverInfo};
+use crate::outcome::{Outcome, SkipReason};
+use crate::target::HostKind;
+
+host_check!(ACCOUNT, "dns.account", "DNS: account host resolves", [], HostRole::Account);
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    host: &'a str,
+    resolver: &'a ResolverInfo,
+    #[serde(flatten)]
+    answer: Answer<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer<'a> {
+    Resolved(&'a Resolution),
+    Failed { error: &'a DnsFailure },
+}
+
+async fn run(ctx: Ctx, role: HostRole) -> Outcome {
+    let Some(endpoint) = ctx.endpoint(role) else {
+        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    };
+    let resolver = &ctx.net.resolver;
+    let host = endpoint.host.as_str();
+    match resolver.resolve(host, endpoint.port, ctx.settings.timeout).await {
+        Ok(res) => {
+            let _ = ctx.host_facts(role).addrs.set(res.addrs.clone());
+            let evidence = Evidence { host, resolver: resolver.info(), answer: Answer::Resolved(&res) };
+            let list = res.addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            match misplaced_address(endpoint.kind, &res.addrs) {
+                Some((row, addr)) => Outcome::warn(row, format!("{host} → {addr}: {}", row.row().symptom), evidence),
+                None => Outcome::pass(format!("{host} → {list} in {:.1} ms", crate::net::ms(res.elapsed)), evidence),
+            }
+        }
+        Err(err) => {
+            let evidence = Evidence { host, resolver: resolver.info(), answer: Answer::Failed { error: &err } };
+            let row = classify(err.kind);
+            Outcome::fail(row, format!("{host}: {}", err.message), evidence)
+        }
+    }
+}
+
+/// The catalog row for a DNS failure.
+fn classify(kind: DnsFailureKind) -> RowId {
+    match kind {
+        DnsFailureKind::NxDomain => RowId::DnsNxdomain,
+        DnsFailureKind::NoAnswer => RowId::DnsNoAnswer,
+        DnsFailureKind::Timeout => RowId::DnsTimeout,
+        DnsFailureKind::ServFail | DnsFailureKind::Other => RowId::DnsServfail,
+    }
+}
+
+/// A public host answering with a private address, or a PrivateLink host with a public one.
+fn misplaced_address(kind: HostKind, addrs: &[IpAddr]) -> Option<(RowId, IpAddr)> {
+    match kind {
+        HostKind::Public | HostKind::China => addrs.iter().find(|a| is_private(**a)).map(|a| (RowId::DnsPrivateAddress, *a)),
+        HostKind::PrivateLink => addrs.iter().find(|a| is_public(**a)).map(|a| (RowId::DnsPublicAddress, *a)),
+        HostKind::Custom => None,
+    }
+}
+
+/// RFC 1918, shared address space (RFC 6598), unique-local IPv6 and link-local: addresses that
+/// only mean something inside one network.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// A globally routable address: neither private nor loopback, unspecified, documentation or
+/// benchmarking space (labs use those for their "public" hosts).
+fn is_public(ip: IpAddr) -> bool {
+    !is_private(ip) && !ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast()
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case(HostKind::Public, "10.1.2.3", Some(RowId::DnsPrivateAddress); "public host private v4")]
+    #[test_case(HostKind::Public, "100.64.0.1", Some(RowId::DnsPrivateAddress); "public host cgnat")]
+    #[test_case(HostKind::Public, "fd00::1", Some(RowId::DnsPrivateAddress); "public host ula")]
+    #[test_case(HostKind::Public, "52.1.2.3", None; "public host public")]
+    #[test_case(HostKind::Public, "127.0.0.1", None; "loopback is not private")]
+    #[test_case(HostKind::PrivateLink, "52.1.2.3", Some(RowId::DnsPublicAddress); "privatelink public")]
+    #[test_case(HostKind::PrivateLink, "10.0.0.5", None; "privatelink private")]
+    #[test_case(HostKind::PrivateLink, "127.0.0.1", None; "privatelink loopback")]
+    #[test_case(HostKind::Custom, "10.0.0.5", None; "custom host is not judged")]
+    fn judges_addresses(kind: HostKind, addr: &str, want: Option<RowId>) {
+        let got = misplaced_address(kind, &[addr.parse().unwrap()]).map(|(r, _)| r);
+        assert_eq!(got, want);
+    }
+
+    #[test_case(DnsFailureKind::NxDomain, RowId::DnsNxdomain; "nxdomain")]
+    #[test_case(DnsFailureKind::ServFail, RowId::DnsServfail; "servfail")]
+    #[test_case(DnsFailureKind::NoAnswer, RowId::DnsNoAnswer; "no answer")]
+    #[test_case(DnsFailureKind::Timeout, RowId::DnsTimeout; "timeout")]
+    fn classifies(kind: DnsFailureKind, row: RowId) {
+        assert_eq!(classify(kind), row);
+    }
+}

@@ -1,0 +1,84 @@
+//! `tcp.account`: connect to the host's port on every resolved address, timing each; refused,
+//! timed out, unreachable and reset are told apart.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::catalog::RowId;
+use crate::checks::host_check;
+use crate::context::{Ctx, HostRole};
+use crate::net::connect::{self, ConnectFailure, ConnectFailureKind};
+use crate::outcome::{Outcome, SkipReason};
+
+host_check!(ACCOUNT, "tcp.account", "TCP: account host port open", ["dns.account"], HostRole::Account);
+
+#[derive(Serialize)]
+struct Attempt {
+    addr: SocketAddr,
+    ok: bool,
+    #[serde(serialize_with = "crate::net::serialize_ms")]
+    elapsed: std::time::Duration,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ConnectFailure>,
+}
+
+#[derive(Serialize)]
+struct Evidence {
+    port: u16,
+    attempts: Vec<Attempt>,
+}
+
+async fn run(ctx: Ctx, role: HostRole) -> Outcome {
+    let (Some(endpoint), Some(addrs)) = (ctx.endpoint(role), ctx.host_facts(role).addrs.get()) else {
+        return Outcome::skip(SkipReason::NotConfigured("no address to connect to".into()));
+    };
+    let timeout = ctx.settings.timeout;
+    // All addresses at once: the slowest bounds the check, not the sum.
+    let attempts = futures::future::join_all(addrs.iter().map(|ip| {
+        let addr = SocketAddr::new(*ip, endpoint.port);
+        async move {
+            match connect::connect(addr, timeout).await {
+                Ok((_stream, elapsed)) => Attempt { addr, ok: true, elapsed, error: None },
+                Err(e) => Attempt { addr, ok: false, elapsed: e.elapsed, error: Some(e) },
+            }
+        }
+    }))
+    .await;
+    let evidence = Evidence { port: endpoint.port, attempts };
+    if let Some(first) = evidence.attempts.iter().find(|a| a.ok) {
+        let _ = ctx.host_facts(role).reachable.set(first.addr);
+        let failed = evidence.attempts.iter().filter(|a| !a.ok).count();
+        let note = if failed > 0 { format!(" ({failed} other address(es) failed)") } else { String::new() };
+        let finding = format!("connected to {} in {:.1} ms{note}", first.addr, crate::net::ms(first.elapsed));
+        return Outcome::pass(finding, evidence);
+    }
+    let first_err = evidence.attempts.iter().find_map(|a| a.error.as_ref()).expect("at least one address");
+    let (row, finding) = (classify(first_err.kind), first_err.to_string());
+    Outcome::fail(row, finding, evidence)
+}
+
+/// The catalog row for a failed connect.
+fn classify(kind: ConnectFailureKind) -> RowId {
+    match kind {
+        ConnectFailureKind::Refused => RowId::ConnectionRefused,
+        ConnectFailureKind::TimedOut => RowId::Timeout,
+        ConnectFailureKind::Reset => RowId::TcpReset,
+        ConnectFailureKind::Unreachable | ConnectFailureKind::Other => RowId::TcpUnreachable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case(ConnectFailureKind::Refused, RowId::ConnectionRefused; "refused")]
+    #[test_case(ConnectFailureKind::TimedOut, RowId::Timeout; "timed out")]
+    #[test_case(ConnectFailureKind::Unreachable, RowId::TcpUnreachable; "unreachable")]
+    #[test_case(ConnectFailureKind::Reset, RowId::TcpReset; "reset")]
+    fn classifies(kind: ConnectFailureKind, row: RowId) {
+        assert_eq!(classify(kind), row);
+    }
+}

@@ -1,0 +1,102 @@
+//! The one list of checks. Selection (`--only`/`--skip`) and the runner read this list and
+//! nothing else; a check is plain data plus one async function.
+
+use std::collections::BTreeSet;
+
+use futures::future::BoxFuture;
+
+use crate::checks;
+use crate::context::Ctx;
+use crate::error::Error;
+use crate::outcome::Outcome;
+
+/// A check's run function: takes the shared context, returns its outcome. Failures of the
+/// network are outcomes; the function never panics on them and never prints.
+pub type CheckFn = fn(Ctx) -> BoxFuture<'static, Outcome>;
+
+/// One check: its id (an interface: JSON, JUnit and `--only/--skip` use it), a title, the ids
+/// it depends on, and its run function.
+pub struct CheckSpec {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub deps: &'static [&'static str],
+    pub run: CheckFn,
+}
+
+impl std::fmt::Debug for CheckSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckSpec").field("id", &self.id).field("deps", &self.deps).finish_non_exhaustive()
+    }
+}
+
+/// Every check, in report order (a dependency always comes before its dependents).
+pub const CHECKS: &[CheckSpec] = &[checks::dns::ACCOUNT, checks::tcp::ACCOUNT];
+
+/// Looks a check up by id.
+#[must_use]
+pub fn find(id: &str) -> Option<&'static CheckSpec> {
+    CHECKS.iter().find(|c| c.id == id)
+}
+
+/// What to run: the selected checks in registry order, plus the ones deselected with `--skip`
+/// (reported as skipped, so nothing disappears silently).
+#[derive(Debug)]
+pub struct Plan {
+    pub checks: Vec<&'static CheckSpec>,
+    pub deselected: BTreeSet<&'static str>,
+}
+
+/// Builds the plan. `--only` keeps the named checks and what they depend on (a TLS handshake
+/// needs an address); `--skip` deselects checks, and their dependents are skipped with that reason.
+pub fn plan(only: &[String], skip: &[String]) -> Result<Plan, Error> {
+    for id in only.iter().chain(skip) {
+        if find(id).is_none() {
+            let known: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+            return Err(Error::Usage(format!("unknown check id `{id}` (known: {})", known.join(", "))));
+        }
+    }
+    let mut keep: BTreeSet<&'static str> = if only.is_empty() {
+        CHECKS.iter().map(|c| c.id).collect()
+    } else {
+        BTreeSet::new()
+    };
+    let mut stack: Vec<&'static str> = only.iter().filter_map(|id| find(id)).map(|c| c.id).collect();
+    while let Some(id) = stack.pop() {
+        if keep.insert(id) {
+            stack.extend(find(id).map(|c| c.deps).unwrap_or_default());
+        }
+    }
+    let deselected = skip.iter().filter_map(|id| find(id)).map(|c| c.id).collect();
+    Ok(Plan { checks: CHECKS.iter().filter(|c| keep.contains(c.id)).collect(), deselected })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_dependencies_come_first() {
+        let mut seen = HashSet::new();
+        for c in CHECKS {
+            for d in c.deps {
+                assert!(seen.contains(d), "{} depends on {d}, which must come before it", c.id);
+            }
+            assert!(seen.insert(c.id), "duplicate check id {}", c.id);
+        }
+    }
+
+    #[test]
+    fn only_pulls_in_dependencies() {
+        let p = plan(&["tcp.account".into()], &[]).unwrap();
+        let ids: Vec<&str> = p.checks.iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["dns.account", "tcp.account"]);
+    }
+
+    #[test]
+    fn unknown_id_is_a_usage_error() {
+        let err = plan(&[], &["dns.acount".into()]).unwrap_err().to_string();
+        assert!(err.contains("dns.acount") && err.contains("dns.account"), "{err}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The run report: serialise-only types built once from a run, rendered as a terminal table,
+//! JSON (`netcheck/1`) or JUnit, and folded into the exit code in one place.
+
+pub mod json;
+pub mod junit;
+pub mod table;
+
+use serde::Serialize;
+
+use crate::catalog::{Row, RowId};
+use crate::error::exit_code;
+use crate::net::ms;
+use crate::outcome::Verdict;
+use crate::runner::{Ending, RunResult};
+use crate::settings::Settings;
+use crate::target::Endpoint;
+
+/// The JSON schema id. Bump it on any incompatible change to the document.
+pub const SCHEMA: &str = "netcheck/1";
+
+/// Everything a renderer needs, and nothing a check holds internally.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub schema: &'static str,
+    pub netcheck_version: &'static str,
+    pub target: TargetReport,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_ms: f64,
+    /// The longest chain of dependent checks, as measured.
+    pub critical_path_ms: f64,
+    /// `completed`, `deadline` or `interrupted`.
+    pub ending: &'static str,
+    pub summary: Summary,
+    pub checks: Vec<CheckReport>,
+}
+
+/// What was checked.
+#[derive(Debug, Serialize)]
+pub struct TargetReport {
+    pub account: Endpoint,
+    pub url: String,
+}
+
+/// Counts per verdict.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub skip: usize,
+}
+
+/// One check in the report.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub verdict: Verdict,
+    pub duration_ms: f64,
+    /// When it started, from the start of the run.
+    pub started_ms: f64,
+    pub finding: String,
+    pub evidence: serde_json::Value,
+    pub diagnosis: Option<Diagnosis>,
+    pub skip_reason: Option<String>,
+}
+
+/// The catalog row that explains a warning or failure.
+#[derive(Debug, Serialize)]
+pub struct Diagnosis {
+    pub id: RowId,
+    pub symptom: String,
+    pub cause: String,
+    pub resolution: String,
+}
+
+impl From<&Row> for Diagnosis {
+    fn from(row: &Row) -> Self {
+        Self { id: row.id, symptom: row.symptom.clone(), cause: row.cause.clone(), resolution: row.resolution.clone() }
+    }
+}
+
+impl RunReport {
+    /// Builds the report of a run.
+    #[must_use]
+    pub fn new(settings: &Settings, run: &RunResult) -> Self {
+        let checks: Vec<CheckReport> = run
+            .results
+            .iter()
+            .map(|r| CheckReport {
+                id: r.spec.id,
+                title: r.spec.title,
+                verdict: r.outcome.verdict,
+                duration_ms: ms(r.duration),
+                started_ms: ms(r.started),
+                finding: r.outcome.finding.clone(),
+                evidence: r.outcome.evidence.clone(),
+                diagnosis: r.outcome.diagnosis.map(|id| Diagnosis::from(id.row())),
+                skip_reason: r.outcome.skip.as_ref().map(crate::outcome::SkipReason::describe),
+            })
+            .collect();
+        let mut summary = Summary::default();
+        for c in &checks {
+            *match c.verdict {
+                Verdict::Pass => &mut summary.pass,
+                Verdict::Warn => &mut summary.warn,
+                Verdict::Fail => &mut summary.fail,
+                Verdict::Skip => &mut summary.skip,
+            } += 1;
+        }
+        let started_at = run
+            .started_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Self {
+            schema: SCHEMA,
+            netcheck_version: env!("CARGO_PKG_VERSION"),
+            target: TargetReport { account: settings.account.clone(), url: settings.account.url() },
+            started_at,
+            duration_ms: ms(run.duration),
+            critical_path_ms: ms(run.critical_path()),
+            ending: match run.ending {
+                Ending::Completed => "completed",
+                Ending::DeadlineReached => "deadline",
+                Ending::Interrupted => "interrupted",
+            },
+            summary,
+            checks,
+        }
+    }
+
+    /// The exit code, the one place it is computed: 0 when nothing failed (warnings allowed
+    /// unless `strict`), 1 when a check failed, 130 when interrupted.
+    #[must_use]
+    pub fn exit_code(&self, strict: bool) -> u8 {
+        if self.ending == "interrupted" {
+            exit_code::INTERRUPTED
+        } else if self.summary.fail > 0 || (strict && self.summary.warn > 0) {
+            exit_code::CHECK_FAILED
+        } else {
+            exit_code::OK
+        }
+    }
+}

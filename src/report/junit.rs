@@ -1,0 +1,55 @@
+//! `--junit FILE`: one test case per check in one suite; a warning or failure carries the
+//! symptom, cause, resolution and evidence; skipped checks are skipped; times in seconds.
+
+use std::io::Write;
+
+use junit_report::{Duration, ReportBuilder, TestCase, TestCaseBuilder, TestSuiteBuilder};
+
+use super::{CheckReport, RunReport};
+use crate::outcome::Verdict;
+
+/// Writes the report as JUnit XML. `strict` makes warnings failures, as it does for the exit code.
+pub fn write(report: &RunReport, strict: bool, out: &mut dyn Write) -> Result<(), junit_report::Error> {
+    let cases: Vec<TestCase> = report.checks.iter().map(|c| case(c, strict)).collect();
+    let mut suite = TestSuiteBuilder::new(&format!("netcheck {}", report.target.account.host));
+    suite.add_testcases(cases);
+    if let Ok(ts) = time::OffsetDateTime::parse(&report.started_at, &time::format_description::well_known::Rfc3339) {
+        suite.set_timestamp(ts);
+    }
+    ReportBuilder::new().add_testsuite(suite.build()).build().write_xml(out)
+}
+
+fn case(c: &CheckReport, strict: bool) -> TestCase {
+    #[allow(clippy::cast_possible_truncation)]
+    let time = Duration::microseconds((c.duration_ms * 1000.0) as i64);
+    let mut builder = match (c.verdict, &c.diagnosis) {
+        (Verdict::Fail, Some(d)) | (Verdict::Warn, Some(d)) if c.verdict == Verdict::Fail || strict => {
+            let mut b = TestCaseBuilder::failure(c.id, time, d.id.as_str(), &format!("{}: {}", d.symptom, c.finding));
+            b.set_trace(&details(c));
+            b
+        }
+        (Verdict::Fail, None) => TestCaseBuilder::failure(c.id, time, "fail", &c.finding),
+        (Verdict::Skip, _) => {
+            TestCaseBuilder::skipped_with_cause(c.id, "skipped", c.skip_reason.as_deref().unwrap_or(&c.finding))
+        }
+        _ => {
+            let mut b = TestCaseBuilder::success(c.id, time);
+            if c.verdict == Verdict::Warn {
+                b.set_system_out(&format!("WARNING {}", details(c)));
+            }
+            b
+        }
+    };
+    builder.set_classname(c.id.split('.').next().unwrap_or(c.id));
+    builder.build()
+}
+
+/// The diagnosis and evidence as text for the failure body.
+fn details(c: &CheckReport) -> String {
+    let mut s = format!("{}\n", c.finding);
+    if let Some(d) = &c.diagnosis {
+        s += &format!("diagnosis: {}\nsymptom: {}\ncause: {}\nresolution:\n{}\n", d.id, d.symptom, d.cause, d.resolution);
+    }
+    s += &format!("evidence: {}\n", serde_json::to_string_pretty(&c.evidence).unwrap_or_default());
+    s
+}

@@ -1,0 +1,74 @@
+//! The terminal report: one row per check (verdict, time, finding), then the diagnosis of each
+//! warning and failure. Colour only when asked for (a terminal without `NO_COLOR`).
+
+use std::io::{self, Write};
+
+use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
+
+use super::RunReport;
+use crate::outcome::Verdict;
+
+/// Writes the table and the diagnoses.
+pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    if !color {
+        table.force_no_tty();
+    }
+    table.set_header(vec!["check", "verdict", "time", "finding"]);
+    for c in &report.checks {
+        let verdict = Cell::new(label(c.verdict));
+        let verdict = if color { verdict.fg(colour(c.verdict)).add_attribute(Attribute::Bold) } else { verdict };
+        let time = if c.verdict == Verdict::Skip { String::new() } else { format!("{:.0} ms", c.duration_ms) };
+        table.add_row(vec![Cell::new(c.id), verdict, Cell::new(time), Cell::new(&c.finding)]);
+    }
+    writeln!(out, "netcheck {} ({})", report.target.url, report.started_at)?;
+    writeln!(out, "{table}")?;
+    for c in report.checks.iter().filter(|c| matches!(c.verdict, Verdict::Warn | Verdict::Fail)) {
+        let Some(d) = &c.diagnosis else { continue };
+        writeln!(out)?;
+        writeln!(out, "{} {} [{}]: {}", label(c.verdict), c.id, d.id, d.symptom)?;
+        writeln!(out, "  found:  {}", c.finding)?;
+        writeln!(out, "  cause:  {}", d.cause)?;
+        writeln!(out, "  fix:")?;
+        for line in d.resolution.lines() {
+            writeln!(out, "    {line}")?;
+        }
+        writeln!(out, "  explain: netcheck explain {}", d.id)?;
+    }
+    let s = &report.summary;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} passed, {} warned, {} failed, {} skipped in {:.0} ms (critical path {:.0} ms){}",
+        s.pass,
+        s.warn,
+        s.fail,
+        s.skip,
+        report.duration_ms,
+        report.critical_path_ms,
+        match report.ending {
+            "deadline" => "; the run deadline was reached",
+            "interrupted" => "; interrupted",
+            _ => "",
+        }
+    )
+}
+
+fn label(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Warn => "WARN",
+        Verdict::Fail => "FAIL",
+        Verdict::Skip => "SKIP",
+    }
+}
+
+fn colour(v: Verdict) -> Color {
+    match v {
+        Verdict::Pass => Color::Green,
+        Verdict::Warn => Color::Yellow,
+        Verdict::Fail => Color::Red,
+        Verdict::Skip => Color::DarkGrey,
+    }
+}

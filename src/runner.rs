@@ -1,0 +1,175 @@
+//! Runs a [`Plan`]: every check whose dependencies are done starts at once (tokio tasks), a
+//! check whose dependency failed is skipped with the reason, the whole run is bounded by the
+//! deadline, and a stop signal (Ctrl-C) ends it cleanly with what finished so far.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+
+use crate::catalog::RowId;
+use crate::context::Ctx;
+use crate::outcome::{Outcome, SkipReason, Verdict};
+use crate::registry::{CheckSpec, Plan};
+
+/// Progress events for a live display. Checks never print; the runner tells.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started { id: &'static str },
+    Finished { id: &'static str, verdict: Verdict, duration: Duration },
+}
+
+/// One check's result with its timing relative to the start of the run.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub spec: &'static CheckSpec,
+    pub outcome: Outcome,
+    /// When it started, from the start of the run (zero for a check that never ran).
+    pub started: Duration,
+    pub duration: Duration,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Completed,
+    DeadlineReached,
+    Interrupted,
+}
+
+/// Everything the runner learned, in registry order.
+#[derive(Debug)]
+pub struct RunResult {
+    pub started_at: time::OffsetDateTime,
+    pub duration: Duration,
+    pub ending: Ending,
+    pub results: Vec<CheckResult>,
+}
+
+impl RunResult {
+    /// The longest chain of dependent checks, measured: the floor no scheduling can beat.
+    #[must_use]
+    pub fn critical_path(&self) -> Duration {
+        let mut finish: HashMap<&str, Duration> = HashMap::new();
+        for r in &self.results {
+            let before = r.spec.deps.iter().filter_map(|d| finish.get(d)).max().copied().unwrap_or_default();
+            finish.insert(r.spec.id, before + r.duration);
+        }
+        finish.into_values().max().unwrap_or_default()
+    }
+}
+
+/// Runs the plan. `stop` resolves when the user interrupts (Ctrl-C); pass
+/// `std::future::pending()` where nothing can interrupt.
+pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, stop: impl Future<Output = ()>) -> RunResult {
+    let started_at = time::OffsetDateTime::now_utc();
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::from_std(start + ctx.settings.deadline);
+    let emit = |e: Event| {
+        if let Some(tx) = &events {
+            let _ = tx.send(e);
+        }
+    };
+    let mut done: HashMap<&'static str, CheckResult> = HashMap::new();
+    let mut pending: Vec<&'static CheckSpec> = plan.checks.clone();
+    let mut running: JoinSet<Outcome> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, (&'static CheckSpec, Duration)> = HashMap::new();
+    let mut ending = Ending::Completed;
+    tokio::pin!(stop);
+
+    loop {
+        // Start or skip everything whose dependencies are settled.
+        let mut still_pending = Vec::new();
+        for spec in pending.drain(..) {
+            if plan.deselected.contains(spec.id) {
+                done.insert(spec.id, not_run(spec, SkipReason::Deselected { id: spec.id }));
+                continue;
+            }
+            match readiness(spec, &done) {
+                Readiness::Waiting => still_pending.push(spec),
+                Readiness::Blocked(reason) => {
+                    emit(Event::Finished { id: spec.id, verdict: Verdict::Skip, duration: Duration::ZERO });
+                    done.insert(spec.id, not_run(spec, reason));
+                }
+                Readiness::Ready => {
+                    emit(Event::Started { id: spec.id });
+                    let handle = running.spawn((spec.run)(ctx.clone()));
+                    in_flight.insert(handle.id(), (spec, start.elapsed()));
+                }
+            }
+        }
+        pending = still_pending;
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = &mut stop => { ending = Ending::Interrupted; break; }
+            () = tokio::time::sleep_until(deadline) => { ending = Ending::DeadlineReached; break; }
+            Some(joined) = running.join_next_with_id() => {
+                let (id, outcome) = match joined {
+                    Ok((id, outcome)) => (id, outcome),
+                    Err(e) => (e.id(), Outcome::fail(RowId::Timeout, "internal error: the check panicked", serde_json::json!({ "panic": e.to_string() }))),
+                };
+                let (spec, began) = in_flight.remove(&id).expect("every task is tracked");
+                let duration = start.elapsed() - began;
+                emit(Event::Finished { id: spec.id, verdict: outcome.verdict, duration });
+                done.insert(spec.id, CheckResult { spec, outcome, started: began, duration });
+            }
+        }
+    }
+
+    // Whatever is still running was cut off; whatever is pending never started.
+    running.abort_all();
+    let now = start.elapsed();
+    for (spec, began) in in_flight.into_values() {
+        let outcome = match ending {
+            Ending::Interrupted => Outcome::skip(SkipReason::Interrupted),
+            _ => Outcome::fail(
+                RowId::Timeout,
+                format!("still running when the run deadline ({:?}) passed", ctx.settings.deadline),
+                serde_json::json!({ "deadline_s": ctx.settings.deadline.as_secs_f64() }),
+            ),
+        };
+        done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: now - began });
+    }
+    for spec in pending {
+        let reason = if ending == Ending::Interrupted { SkipReason::Interrupted } else { SkipReason::Deadline };
+        done.insert(spec.id, not_run(spec, reason));
+    }
+    let results = plan.checks.iter().filter_map(|c| done.remove(c.id)).collect();
+    RunResult { started_at, duration: start.elapsed(), ending, results }
+}
+
+enum Readiness {
+    Ready,
+    Waiting,
+    Blocked(SkipReason),
+}
+
+fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>) -> Readiness {
+    let mut waiting = false;
+    for dep in spec.deps {
+        match done.get(dep) {
+            // A dependency outside the plan cannot happen (the plan closes over dependencies).
+            None => waiting = true,
+            Some(r) => {
+                let blocks = match (&r.outcome.verdict, &r.outcome.skip) {
+                    (Verdict::Fail, _) => true,
+                    (Verdict::Skip, Some(reason)) => reason.blocks_dependents(),
+                    _ => false,
+                };
+                if blocks {
+                    return Readiness::Blocked(SkipReason::Dependency { dep: r.spec.id, verdict: r.outcome.verdict });
+                }
+            }
+        }
+    }
+    if waiting { Readiness::Waiting } else { Readiness::Ready }
+}
+
+fn not_run(spec: &'static CheckSpec, reason: SkipReason) -> CheckResult {
+    CheckResult { spec, outcome: Outcome::skip(reason), started: Duration::ZERO, duration: Duration::ZERO }
+}

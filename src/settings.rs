@@ -1,0 +1,99 @@
+//! Flags + environment → one validated, immutable [`Settings`] that checks read. Checks never
+//! read flags or the environment themselves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::error::Error;
+use crate::net::resolver::{self, ResolveOverride};
+use crate::target::{self, Endpoint};
+
+/// The validated configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub account: Endpoint,
+    pub resolve: Vec<ResolveOverride>,
+    pub ca_file: Option<PathBuf>,
+    pub dns_server: Option<SocketAddr>,
+    /// Bound on each network step (a DNS query, a connect, a handshake, an HTTP exchange).
+    pub timeout: Duration,
+    /// Bound on the whole run.
+    pub deadline: Duration,
+}
+
+impl Settings {
+    /// Validates the `run` arguments (flags already merged with their `NETCHECK_*` twins by clap).
+    pub fn from_args(args: &RunArgs) -> Result<Self, Error> {
+        let account = args
+            .account
+            .as_deref()
+            .ok_or_else(|| Error::Usage("no account given: use --account ACCOUNT (or NETCHECK_ACCOUNT)".into()))
+            .and_then(target::parse_account)?;
+        let timeout = validate_secs("--timeout", args.timeout)?;
+        let deadline = validate_secs("--deadline", args.deadline)?;
+        if deadline < timeout {
+            return Err(Error::Usage(format!(
+                "--deadline ({}s) is shorter than --timeout ({}s): no step could use its full timeout",
+                args.deadline, args.timeout
+            )));
+        }
+        Ok(Self {
+            account,
+            resolve: resolver::parse_overrides(&args.resolve)?,
+            ca_file: args.ca_file.clone(),
+            dns_server: args.dns_server.as_deref().map(validate_dns_server).transpose()?,
+            timeout,
+            deadline,
+        })
+    }
+}
+
+fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(Error::Usage(format!("{flag} must be a number of seconds between 0 and 3600, got {secs}")))
+    }
+}
+
+/// `ADDR[:PORT]`, IPv6 in brackets when a port is given; port 53 by default.
+fn validate_dns_server(s: &str) -> Result<SocketAddr, Error> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| Error::Usage(format!("invalid --dns-server `{s}`: expected an IP address with an optional :PORT")))
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case("127.0.0.1", "127.0.0.1:53"; "default port")]
+    #[test_case("127.0.0.1:5353", "127.0.0.1:5353"; "with port")]
+    #[test_case("::1", "[::1]:53"; "ipv6")]
+    #[test_case("[::1]:5353", "[::1]:5353"; "ipv6 with port")]
+    fn dns_server(input: &str, want: &str) {
+        assert_eq!(validate_dns_server(input).unwrap().to_string(), want);
+    }
+
+    #[test]
+    fn bad_dns_server() {
+        assert!(validate_dns_server("dns.example").is_err());
+    }
+
+    #[test_case(0.0; "zero")]
+    #[test_case(-1.0; "negative")]
+    #[test_case(f64::NAN; "nan")]
+    #[test_case(99999.0; "too large")]
+    fn bad_seconds(s: f64) {
+        assert!(validate_secs("--timeout", s).is_err());
+    }
+}
