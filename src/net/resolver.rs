@@ -194,7 +194,10 @@ impl Resolver {
         let fqdn = if host.ends_with('.') { host.to_owned() } else { format!("{host}.") };
         match tokio::time::timeout(timeout, resolver.lookup_ip(fqdn.as_str())).await {
             Err(_) => Err(fail(DnsFailureKind::Timeout, format!("no answer within {timeout:?}"))),
-            Ok(Err(e)) => Err(fail(classify(&e), e.to_string())),
+            Ok(Err(e)) => {
+                let kind = classify(&e);
+                Err(fail(kind, describe(kind, &e)))
+            }
             Ok(Ok(lookup)) => {
                 let cnames = lookup
                     .as_lookup()
@@ -212,6 +215,18 @@ impl Resolver {
                 Ok(done(addrs, cnames, AnswerSource::Dns))
             }
         }
+    }
+}
+
+/// A short, plain description: the resolver's debug-heavy text is only kept where no better
+/// words exist.
+fn describe(kind: DnsFailureKind, e: &NetError) -> String {
+    match (kind, e) {
+        (DnsFailureKind::NxDomain, _) => "NXDOMAIN: the name does not exist".into(),
+        (DnsFailureKind::NoAnswer, _) => "NOERROR but no A or AAAA record".into(),
+        (_, NetError::Dns(DnsError::ResponseCode(code))) => format!("the server answered {}", code.to_str().to_uppercase()),
+        (DnsFailureKind::Timeout, _) => "no answer from the DNS server".into(),
+        _ => e.to_string(),
     }
 }
 

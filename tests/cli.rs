@@ -1,0 +1,88 @@
+//! The command line as a user meets it: usage errors exit 2 with a clear message, `explain`
+//! prints catalog rows, every `run` flag has a `NETCHECK_*` twin, `--only`/`--skip` select.
+
+mod support;
+
+use support::run::{assert_check, check, netcheck};
+
+const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
+
+#[test]
+fn explain_lists_every_row_and_prints_one() {
+    let all = netcheck(&["explain"]).run();
+    assert_eq!(all.code, 0);
+    for id in ["connection-refused", "tls-inspection", "timeout", "network-policy", "dns-nxdomain", "proxy-denied"] {
+        assert!(all.stdout.lines().any(|l| l.starts_with(id)), "{id} missing from:\n{}", all.stdout);
+    }
+    let one = netcheck(&["explain", "tls-inspection"]).run();
+    assert_eq!(one.code, 0);
+    assert!(one.stdout.contains("Symptom:") && one.stdout.contains("Resolution:"), "{}", one.stdout);
+    assert!(one.stdout.contains("openssl s_client"), "resolution should carry a command:\n{}", one.stdout);
+}
+
+#[test]
+fn explain_unknown_row_is_a_usage_error() {
+    let r = netcheck(&["explain", "no-such-row"]).run();
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no-such-row"), "{}", r.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_reason() {
+    for (args, needle) in [
+        (vec!["run"], "no account"),
+        (vec!["run", "--account", "bad acct"], "invalid --account"),
+        (vec!["run", "--account", "myorg-a", "--resolve", "x:1"], "invalid --resolve"),
+        (vec!["run", "--account", "myorg-a", "--only", "dns.acount"], "unknown check id"),
+        (vec!["run", "--account", "myorg-a", "--timeout", "0"], "--timeout"),
+        (vec!["run", "--account", "myorg-a", "--dns-server", "dns.example"], "--dns-server"),
+    ] {
+        let r = netcheck(&args).run();
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{args:?}: expected `{needle}` in {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}: nothing on stdout on a usage error");
+    }
+}
+
+#[test]
+fn environment_twins_configure_a_run() {
+    let closed = closed_port();
+    let r = netcheck(&[] as &[&str])
+        .args(&["run"])
+        .env("NETCHECK_ACCOUNT", &format!("https://{HOST}:{closed}"))
+        .env("NETCHECK_RESOLVE", &format!("{HOST}:{closed}:127.0.0.1"))
+        .env("NETCHECK_FORMAT", "json")
+        .env("NETCHECK_ONLY", "tcp.account")
+        .run();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = r.json();
+    assert_check(&report, "tcp.account", "fail", Some("connection-refused"));
+}
+
+#[test]
+fn skip_skips_dependents_with_the_reason() {
+    let r = netcheck(&["run", "--account", HOST, "--resolve", &format!("{HOST}:443:127.0.0.1"), "--skip", "dns.account", "--format", "json"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = r.json();
+    assert_check(&report, "dns.account", "skip", None);
+    assert_check(&report, "tcp.account", "skip", None);
+    let reason = check(&report, "tcp.account")["skip_reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("dns.account"), "{reason}");
+}
+
+#[test]
+fn strict_turns_a_warning_into_exit_1() {
+    // A public Snowflake host answering with a private address warns; --only keeps the run to
+    // DNS, so nothing ever connects to that address.
+    let args = ["run", "--account", HOST, "--resolve", &format!("{HOST}:443:10.20.30.40"), "--only", "dns.account", "--format", "json"];
+    let relaxed = netcheck(&args).run();
+    assert_eq!(relaxed.code, 0, "{}", relaxed.stderr);
+    assert_check(&relaxed.json(), "dns.account", "warn", Some("dns-private-address"));
+    let strict = netcheck(&args).args(&["--strict"]).run();
+    assert_eq!(strict.code, 1);
+}
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
