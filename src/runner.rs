@@ -173,3 +173,107 @@ fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>) -> Rea
 fn not_run(spec: &'static CheckSpec, reason: SkipReason) -> CheckResult {
     CheckResult { spec, outcome: Outcome::skip(reason), started: Duration::ZERO, duration: Duration::ZERO }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::registry::CheckSpec;
+    use crate::settings::Settings;
+
+    fn sleeper(ms: u64, verdict: Verdict) -> futures::future::BoxFuture<'static, Outcome> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            match verdict {
+                Verdict::Fail => Outcome::fail(RowId::Timeout, "failed", ()),
+                _ => Outcome::pass("ok", ()),
+            }
+        })
+    }
+
+    static A: CheckSpec = CheckSpec { id: "t.a", title: "a", deps: &[], run: |_| sleeper(200, Verdict::Pass) };
+    static B: CheckSpec = CheckSpec { id: "t.b", title: "b", deps: &[], run: |_| sleeper(200, Verdict::Pass) };
+    static C: CheckSpec = CheckSpec { id: "t.c", title: "c", deps: &["t.a", "t.b"], run: |_| sleeper(100, Verdict::Pass) };
+    static FAILS: CheckSpec = CheckSpec { id: "t.fails", title: "f", deps: &[], run: |_| sleeper(10, Verdict::Fail) };
+    static AFTER_FAIL: CheckSpec = CheckSpec { id: "t.after", title: "x", deps: &["t.fails"], run: |_| sleeper(10, Verdict::Pass) };
+    static HANGS: CheckSpec = CheckSpec { id: "t.hangs", title: "h", deps: &[], run: |_| sleeper(60_000, Verdict::Pass) };
+    static AFTER_HANG: CheckSpec = CheckSpec { id: "t.after_hang", title: "y", deps: &["t.hangs"], run: |_| sleeper(10, Verdict::Pass) };
+
+    fn ctx(deadline: Duration) -> Ctx {
+        Ctx::new(Settings {
+            account: crate::target::parse_account("myorg-test").unwrap(),
+            resolve: vec![],
+            ca_file: None,
+            dns_server: Some("127.0.0.1:9".parse().unwrap()),
+            timeout: Duration::from_secs(1),
+            deadline,
+        })
+    }
+
+    fn plan(checks: &[&'static CheckSpec]) -> Plan {
+        Plan { checks: checks.to_vec(), deselected: std::collections::BTreeSet::new() }
+    }
+
+    fn outcome<'a>(r: &'a RunResult, id: &str) -> &'a Outcome {
+        &r.results.iter().find(|c| c.spec.id == id).unwrap().outcome
+    }
+
+    #[tokio::test]
+    async fn independent_checks_run_concurrently_and_the_critical_path_is_measured() {
+        let r = run(&plan(&[&A, &B, &C]), ctx(Duration::from_secs(10)), None, std::future::pending()).await;
+        assert_eq!(r.ending, Ending::Completed);
+        // A and B overlap: 200 + 100, not 200 + 200 + 100.
+        assert!(r.duration < Duration::from_millis(450), "took {:?}", r.duration);
+        let cp = r.critical_path();
+        assert!(cp >= Duration::from_millis(300) && cp <= r.duration, "critical path {cp:?} of {:?}", r.duration);
+        let c = r.results.iter().find(|c| c.spec.id == "t.c").unwrap();
+        assert!(c.started >= Duration::from_millis(200), "C waited for A and B");
+    }
+
+    #[tokio::test]
+    async fn a_failed_dependency_skips_its_dependents() {
+        let r = run(&plan(&[&FAILS, &AFTER_FAIL]), ctx(Duration::from_secs(10)), None, std::future::pending()).await;
+        assert_eq!(outcome(&r, "t.fails").verdict, Verdict::Fail);
+        let after = outcome(&r, "t.after");
+        assert_eq!(after.verdict, Verdict::Skip);
+        assert_eq!(after.skip, Some(SkipReason::Dependency { dep: "t.fails", verdict: Verdict::Fail }));
+    }
+
+    #[tokio::test]
+    async fn the_deadline_ends_a_hanging_run() {
+        let deadline = Duration::from_millis(300);
+        let r = run(&plan(&[&A, &HANGS, &AFTER_HANG]), ctx(deadline), None, std::future::pending()).await;
+        assert_eq!(r.ending, Ending::DeadlineReached);
+        assert!(r.duration < deadline + Duration::from_millis(200), "took {:?}", r.duration);
+        assert_eq!(outcome(&r, "t.a").verdict, Verdict::Pass);
+        let hung = outcome(&r, "t.hangs");
+        assert_eq!((hung.verdict, hung.diagnosis), (Verdict::Fail, Some(RowId::Timeout)));
+        assert_eq!(outcome(&r, "t.after_hang").skip, Some(SkipReason::Deadline));
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_stops_cleanly_and_keeps_what_finished() {
+        let stop = tokio::time::sleep(Duration::from_millis(300));
+        let r = run(&plan(&[&A, &HANGS, &AFTER_HANG]), ctx(Duration::from_secs(10)), None, stop).await;
+        assert_eq!(r.ending, Ending::Interrupted);
+        assert!(r.duration < Duration::from_millis(500));
+        assert_eq!(outcome(&r, "t.a").verdict, Verdict::Pass);
+        assert_eq!(outcome(&r, "t.hangs").skip, Some(SkipReason::Interrupted));
+        assert_eq!(outcome(&r, "t.after_hang").skip, Some(SkipReason::Interrupted));
+    }
+
+    #[tokio::test]
+    async fn events_report_every_start_and_finish() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = run(&plan(&[&FAILS, &AFTER_FAIL]), ctx(Duration::from_secs(10)), Some(tx), std::future::pending()).await;
+        let mut seen = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            seen.push(match e {
+                Event::Started { id } => format!("start {id}"),
+                Event::Finished { id, verdict, .. } => format!("end {id} {verdict:?}"),
+            });
+        }
+        assert_eq!(seen, ["start t.fails", "end t.fails Fail", "end t.after Skip"]);
+    }
+}
