@@ -3,10 +3,12 @@
 //! Module map:
 //! - [`cli`]: command-line arguments and the subcommands (`run`, `explain`, `demo`, `emulate`).
 //! - [`error`]: the library error type and the documented exit codes.
+//! - [`net`]: shared network plumbing (proxy decision and HTTP CONNECT).
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
 
 pub mod cli;
 pub mod emulator;
 pub mod error;
+pub mod net;
 pub mod snowflake;
