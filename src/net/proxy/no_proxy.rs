@@ -7,7 +7,7 @@
 //! host only matches IP entries, optionally with a `/bits` CIDR suffix. curl has no port
 //! syntax and no `*.` globs: such entries never match.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -77,7 +77,11 @@ impl NoProxyEntries {
             rest = rest[end..].trim_start_matches(BLANKS);
             if rest.is_empty() || !rest.starts_with(',') {
                 let unread = (!rest.is_empty()).then(|| rest.to_owned());
-                return Self { entries, unread, matches_all: list == "*" };
+                return Self {
+                    entries,
+                    unread,
+                    matches_all: list == "*",
+                };
             }
             rest = rest.trim_start_matches(',');
         }
@@ -118,7 +122,8 @@ fn ineffective_reason(entry: &str) -> Option<IneffectiveReason> {
         };
     }
     // An IPv6 literal has colons but no port; anything else with a colon is `host:port`.
-    (entry.contains(':') && entry.parse::<Ipv6Addr>().is_err()).then_some(IneffectiveReason::HasPort)
+    (entry.contains(':') && entry.parse::<Ipv6Addr>().is_err())
+        .then_some(IneffectiveReason::HasPort)
 }
 
 /// The target host, typed the way curl types it before matching.
@@ -137,29 +142,33 @@ impl<'a> Host<'a> {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
-        Some(if let Ok(v4) = unbracketed.parse() {
-            Self::V4(v4)
-        } else if let Ok(v6) = unbracketed.parse() {
-            Self::V6(v6)
-        } else {
-            Self::Name(host.strip_suffix('.').unwrap_or(host))
+        Some(match unbracketed.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => Self::V4(v4),
+            Ok(IpAddr::V6(v6)) => Self::V6(v6),
+            Err(_) => Self::Name(host.strip_suffix('.').unwrap_or(host)),
         })
     }
 
     fn matches(&self, entry: &str) -> bool {
         match self {
             Self::Name(name) => name_matches(name, entry),
-            Self::V4(addr) => ip_entry(entry).is_some_and(|(net, bits)| match net.parse::<Ipv4Addr>() {
-                // curl treats `/0` like no suffix: an exact match.
-                Ok(net) if bits == 0 || bits == 32 => net == *addr,
-                Ok(net) if bits < 32 => (u32::from(net) ^ u32::from(*addr)) >> (32 - bits) == 0,
-                _ => false,
-            }),
-            Self::V6(addr) => ip_entry(entry).is_some_and(|(net, bits)| match net.parse::<Ipv6Addr>() {
-                Ok(net) if bits == 0 || bits == 128 => net == *addr,
-                Ok(net) if bits < 128 => (u128::from(net) ^ u128::from(*addr)) >> (128 - bits) == 0,
-                _ => false,
-            }),
+            Self::V4(addr) => {
+                ip_entry(entry).is_some_and(|(net, bits)| match net.parse::<Ipv4Addr>() {
+                    // curl treats `/0` like no suffix: an exact match.
+                    Ok(net) if bits == 0 || bits == 32 => net == *addr,
+                    Ok(net) if bits < 32 => (u32::from(net) ^ u32::from(*addr)) >> (32 - bits) == 0,
+                    _ => false,
+                })
+            }
+            Self::V6(addr) => {
+                ip_entry(entry).is_some_and(|(net, bits)| match net.parse::<Ipv6Addr>() {
+                    Ok(net) if bits == 0 || bits == 128 => net == *addr,
+                    Ok(net) if bits < 128 => {
+                        (u128::from(net) ^ u128::from(*addr)) >> (128 - bits) == 0
+                    }
+                    _ => false,
+                })
+            }
         }
     }
 }
@@ -180,7 +189,11 @@ fn name_matches(name: &str, entry: &str) -> bool {
 fn ip_entry(entry: &str) -> Option<(&str, u32)> {
     match entry.split_once('/') {
         None => Some((entry, 0)),
-        Some((addr, bits)) => bits.parse::<u32>().ok().filter(|b| *b <= 128).map(|b| (addr, b)),
+        Some((addr, bits)) => bits
+            .parse::<u32>()
+            .ok()
+            .filter(|b| *b <= 128)
+            .map(|b| (addr, b)),
     }
 }
 
@@ -248,7 +261,10 @@ mod tests {
             .into_iter()
             .map(|i| (i.entry, i.reason))
             .collect();
-        let expected: Vec<_> = expected.iter().map(|(e, r)| ((*e).to_owned(), *r)).collect();
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(e, r)| ((*e).to_owned(), *r))
+            .collect();
         assert_eq!(found, expected);
     }
 }

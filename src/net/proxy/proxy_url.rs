@@ -51,9 +51,9 @@ pub enum ProxyScheme {
     Http,
     /// HTTP proxy reached over TLS (curl ≥ 7.52).
     Https,
-    /// SOCKS4, the client resolves names.
+    /// SOCKS4, the client resolves names (`socks4`).
     Socks4,
-    /// SOCKS4a, the proxy resolves names.
+    /// SOCKS4 with proxy-side name resolution (`socks4a`).
     Socks4a,
     /// SOCKS5, the client resolves names.
     Socks5,
@@ -137,7 +137,9 @@ pub struct ProxyUrl {
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum BadUrlReason {
     /// A scheme curl does not know (`htp://`, `ftp://`, …).
-    #[error("unsupported proxy scheme {0:?} (curl knows http, https, socks4, socks4a, socks5, socks5h)")]
+    #[error(
+        "unsupported proxy scheme {0:?} (curl knows http, https, socks4, socks4a, socks5, socks5h)"
+    )]
     UnsupportedScheme(String),
     /// No host between `://` and the port or path.
     #[error("no host")]
@@ -247,7 +249,9 @@ fn parse_scheme(scheme: &str) -> Result<ProxyScheme, BadUrlReason> {
     }
     // Only echo something that looks like a scheme: a mistyped value could hold a password.
     let looks_like_scheme = !lower.is_empty()
-        && lower.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     Err(if looks_like_scheme {
         BadUrlReason::UnsupportedScheme(lower)
     } else {
@@ -258,7 +262,9 @@ fn parse_scheme(scheme: &str) -> Result<ProxyScheme, BadUrlReason> {
 /// The port as written in the authority of `rest` (the part after `scheme://`), if any.
 fn explicit_port(rest: &str) -> Result<Option<u16>, BadUrlReason> {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host_port = rest[..end].rsplit_once('@').map_or(&rest[..end], |(_, hp)| hp);
+    let host_port = rest[..end]
+        .rsplit_once('@')
+        .map_or(&rest[..end], |(_, hp)| hp);
     let after_host = match host_port.rfind(']') {
         Some(close) => &host_port[close + 1..],
         None => host_port,
@@ -316,14 +322,20 @@ mod tests {
     fn credentials_are_decoded_and_never_rendered() {
         let url = ProxyUrl::parse("http://al%40ce:p%3Ass@proxy:3128").unwrap();
         let auth = url.auth.as_ref().unwrap();
-        assert_eq!((auth.username.as_str(), auth.password.expose()), ("al@ce", "p:ss"));
+        assert_eq!(
+            (auth.username.as_str(), auth.password.expose()),
+            ("al@ce", "p:ss")
+        );
         for shown in [
             url.to_string(),
             format!("{url:?}"),
             format!("{auth:?}"),
             serde_json::to_string(&url).unwrap(),
         ] {
-            assert!(!shown.contains("p:ss") && !shown.contains("p%3Ass"), "{shown}");
+            assert!(
+                !shown.contains("p:ss") && !shown.contains("p%3Ass"),
+                "{shown}"
+            );
         }
         assert_eq!(url.to_string(), "http://al@ce:***@proxy:3128");
     }

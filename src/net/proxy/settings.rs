@@ -164,34 +164,54 @@ impl ProxySettings {
         let mut ignored = Vec::new();
         let mut read = |names: &[&str]| first_set(&env, names, &mut ignored);
 
-        let https_proxy = read(&["https_proxy", "HTTPS_PROXY"]).map(parse_sourced);
-        let http_proxy = read(&["http_proxy"]).map(parse_sourced);
-        let all_proxy = read(&["all_proxy", "ALL_PROXY"]).map(parse_sourced);
+        let secure = read(&["https_proxy", "HTTPS_PROXY"]).map(parse_sourced);
+        let plain = read(&["http_proxy"]).map(parse_sourced);
+        let all = read(&["all_proxy", "ALL_PROXY"]).map(parse_sourced);
         let env_no_proxy = read(&["no_proxy", "NO_PROXY"]);
         if env("HTTP_PROXY").is_some_and(|v| !v.is_empty()) {
             ignore(&mut ignored, "HTTP_PROXY", IgnoredReason::CgiSafety);
         }
 
         let proxy_flag = flag_proxy.map(|value| {
-            for overridden in [&https_proxy, &http_proxy, &all_proxy].into_iter().flatten() {
+            for overridden in [&secure, &plain, &all].into_iter().flatten() {
                 ignore(&mut ignored, &overridden.variable, overridden_by("--proxy"));
             }
             if value.is_empty() {
-                Sourced { value: ProxySetting::Disabled, variable: "--proxy".to_owned() }
+                Sourced {
+                    value: ProxySetting::Disabled,
+                    variable: "--proxy".to_owned(),
+                }
             } else {
-                parse_sourced(Sourced { value: value.to_owned(), variable: "--proxy".to_owned() })
+                parse_sourced(Sourced {
+                    value: value.to_owned(),
+                    variable: "--proxy".to_owned(),
+                })
             }
         });
         let no_proxy = match flag_noproxy {
             Some(list) => {
                 if let Some(overridden) = &env_no_proxy {
-                    ignore(&mut ignored, &overridden.variable, overridden_by("--noproxy"));
+                    ignore(
+                        &mut ignored,
+                        &overridden.variable,
+                        overridden_by("--noproxy"),
+                    );
                 }
-                Some(Sourced { value: list.to_owned(), variable: "--noproxy".to_owned() })
+                Some(Sourced {
+                    value: list.to_owned(),
+                    variable: "--noproxy".to_owned(),
+                })
             }
             None => env_no_proxy,
         };
-        Self { proxy_flag, https_proxy, http_proxy, all_proxy, no_proxy, ignored }
+        Self {
+            proxy_flag,
+            https_proxy: secure,
+            http_proxy: plain,
+            all_proxy: all,
+            no_proxy,
+            ignored,
+        }
     }
 }
 
@@ -213,12 +233,16 @@ pub fn decide(
         .or(for_scheme.as_ref())
         .or(settings.all_proxy.as_ref())
     else {
-        return Ok(ProxyDecision::Direct { reason: DirectReason::NoProxyConfigured });
+        return Ok(ProxyDecision::Direct {
+            reason: DirectReason::NoProxyConfigured,
+        });
     };
     let variable = candidate.variable.clone();
     let proxy = match &candidate.value {
         ProxySetting::Disabled => {
-            return Ok(ProxyDecision::Direct { reason: DirectReason::DisabledByFlag { variable } });
+            return Ok(ProxyDecision::Direct {
+                reason: DirectReason::DisabledByFlag { variable },
+            });
         }
         ProxySetting::Url { url } => Ok(url),
         ProxySetting::Malformed { error } => Err(error),
@@ -228,11 +252,16 @@ pub fn decide(
     if let Some(list) = &settings.no_proxy {
         if let Some(entry) = no_proxy_match(&list.value, host) {
             let variable = list.variable.clone();
-            return Ok(ProxyDecision::Direct { reason: DirectReason::NoProxyMatched { entry, variable } });
+            return Ok(ProxyDecision::Direct {
+                reason: DirectReason::NoProxyMatched { entry, variable },
+            });
         }
     }
     proxy
-        .map(|url| ProxyDecision::Proxy { proxy: url.clone(), variable })
+        .map(|url| ProxyDecision::Proxy {
+            proxy: url.clone(),
+            variable,
+        })
         .map_err(Clone::clone)
 }
 
@@ -248,8 +277,19 @@ fn first_set(
             None => {}
             Some(value) if value.is_empty() => ignore(ignored, name, IgnoredReason::Empty),
             Some(value) => match &winner {
-                Some(w) => ignore(ignored, name, IgnoredReason::ShadowedBy { variable: w.variable.clone() }),
-                None => winner = Some(Sourced { value, variable: (*name).to_owned() }),
+                Some(w) => ignore(
+                    ignored,
+                    name,
+                    IgnoredReason::ShadowedBy {
+                        variable: w.variable.clone(),
+                    },
+                ),
+                None => {
+                    winner = Some(Sourced {
+                        value,
+                        variable: (*name).to_owned(),
+                    });
+                }
             },
         }
     }
@@ -267,15 +307,23 @@ fn parse_sourced(raw: Sourced<String>) -> Sourced<ProxySetting> {
             },
         },
     };
-    Sourced { value, variable: raw.variable }
+    Sourced {
+        value,
+        variable: raw.variable,
+    }
 }
 
 fn ignore(ignored: &mut Vec<IgnoredVariable>, variable: &str, reason: IgnoredReason) {
-    ignored.push(IgnoredVariable { variable: variable.to_owned(), reason });
+    ignored.push(IgnoredVariable {
+        variable: variable.to_owned(),
+        reason,
+    });
 }
 
 fn overridden_by(flag: &str) -> IgnoredReason {
-    IgnoredReason::OverriddenBy { flag: flag.to_owned() }
+    IgnoredReason::OverriddenBy {
+        flag: flag.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -283,14 +331,32 @@ mod tests {
     use super::*;
     use test_case::test_case;
 
-    fn settings(vars: &[(&str, &str)], flag_proxy: Option<&str>, flag_noproxy: Option<&str>) -> ProxySettings {
-        let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+    fn settings(
+        vars: &[(&str, &str)],
+        flag_proxy: Option<&str>,
+        flag_noproxy: Option<&str>,
+    ) -> ProxySettings {
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
         ProxySettings::from_env(lookup, flag_proxy, flag_noproxy)
     }
 
     /// `Some(variable)` when the decision is "through the proxy from `variable`".
-    fn via(vars: &[(&str, &str)], flag_proxy: Option<&str>, scheme: TargetScheme) -> Option<String> {
-        match decide(&settings(vars, flag_proxy, None), scheme, "acct.snowflakecomputing.com").unwrap() {
+    fn via(
+        vars: &[(&str, &str)],
+        flag_proxy: Option<&str>,
+        scheme: TargetScheme,
+    ) -> Option<String> {
+        match decide(
+            &settings(vars, flag_proxy, None),
+            scheme,
+            "acct.snowflakecomputing.com",
+        )
+        .unwrap()
+        {
             ProxyDecision::Proxy { variable, .. } => Some(variable),
             ProxyDecision::Direct { .. } => None,
         }
@@ -303,7 +369,10 @@ mod tests {
     #[test_case(&[("ALL_PROXY", "http://d:1")], "ALL_PROXY" ; "ALL_PROXY as the fallback")]
     #[test_case(&[("http_proxy", "http://a:1"), ("ALL_PROXY", "http://d:1")], "ALL_PROXY" ; "http_proxy does not apply to https")]
     fn https_precedence(vars: &[(&str, &str)], variable: &str) {
-        assert_eq!(via(vars, None, TargetScheme::Https).as_deref(), Some(variable));
+        assert_eq!(
+            via(vars, None, TargetScheme::Https).as_deref(),
+            Some(variable)
+        );
     }
 
     #[test_case(&[("http_proxy", "http://a:1")], Some("http_proxy") ; "lower case http_proxy")]
@@ -317,11 +386,16 @@ mod tests {
     #[test]
     fn flag_proxy_overrides_env_and_is_recorded() {
         let vars = [("https_proxy", "http://env:1")];
-        assert_eq!(via(&vars, Some("http://flag:2"), TargetScheme::Https).as_deref(), Some("--proxy"));
+        assert_eq!(
+            via(&vars, Some("http://flag:2"), TargetScheme::Https).as_deref(),
+            Some("--proxy")
+        );
         let s = settings(&vars, Some("http://flag:2"), None);
         assert!(s.ignored.contains(&IgnoredVariable {
             variable: "https_proxy".into(),
-            reason: IgnoredReason::OverriddenBy { flag: "--proxy".into() },
+            reason: IgnoredReason::OverriddenBy {
+                flag: "--proxy".into()
+            },
         }));
     }
 
@@ -331,7 +405,11 @@ mod tests {
         let decision = decide(&s, TargetScheme::Https, "h").unwrap();
         assert_eq!(
             decision,
-            ProxyDecision::Direct { reason: DirectReason::DisabledByFlag { variable: "--proxy".into() } }
+            ProxyDecision::Direct {
+                reason: DirectReason::DisabledByFlag {
+                    variable: "--proxy".into()
+                }
+            }
         );
     }
 
@@ -346,7 +424,9 @@ mod tests {
         let s = settings(&all, None, flag_noproxy);
         let decision = decide(&s, TargetScheme::Https, "acct.snowflakecomputing.com").unwrap();
         match decision {
-            ProxyDecision::Direct { reason: DirectReason::NoProxyMatched { variable: v, .. } } => assert_eq!(v, variable),
+            ProxyDecision::Direct {
+                reason: DirectReason::NoProxyMatched { variable: v, .. },
+            } => assert_eq!(v, variable),
             ProxyDecision::Proxy { .. } => assert_eq!(variable, "", "expected a NO_PROXY match"),
             other @ ProxyDecision::Direct { .. } => panic!("unexpected {other:?}"),
         }
@@ -356,19 +436,30 @@ mod tests {
     fn no_proxy_applies_to_the_flag_proxy_too() {
         let s = settings(&[("NO_PROXY", "localhost")], Some("http://p:1"), None);
         let decision = decide(&s, TargetScheme::Https, "localhost").unwrap();
-        assert!(matches!(decision, ProxyDecision::Direct { reason: DirectReason::NoProxyMatched { .. } }));
+        assert!(matches!(
+            decision,
+            ProxyDecision::Direct {
+                reason: DirectReason::NoProxyMatched { .. }
+            }
+        ));
     }
 
     #[test]
     fn nothing_configured_is_direct() {
         let decision = decide(&settings(&[], None, None), TargetScheme::Https, "h").unwrap();
-        assert_eq!(decision, ProxyDecision::Direct { reason: DirectReason::NoProxyConfigured });
+        assert_eq!(
+            decision,
+            ProxyDecision::Direct {
+                reason: DirectReason::NoProxyConfigured
+            }
+        );
     }
 
     #[test]
     fn decision_carries_the_parsed_proxy() {
         let s = settings(&[("HTTPS_PROXY", "proxy.corp")], None, None);
-        let ProxyDecision::Proxy { proxy, .. } = decide(&s, TargetScheme::Https, "h").unwrap() else {
+        let ProxyDecision::Proxy { proxy, .. } = decide(&s, TargetScheme::Https, "h").unwrap()
+        else {
             panic!("expected a proxy");
         };
         assert_eq!(proxy.authority(), "proxy.corp:1080");
@@ -381,25 +472,40 @@ mod tests {
     fn malformed_proxy_names_the_variable_without_the_password(raw: &str, shown: &str) {
         let s = settings(&[("HTTPS_PROXY", raw)], None, None);
         let err = decide(&s, TargetScheme::Https, "h").unwrap_err();
-        let ProxyError::BadUrl { variable, value, .. } = &err;
+        let ProxyError::BadUrl {
+            variable, value, ..
+        } = &err;
         assert_eq!((variable.as_str(), value.as_str()), ("HTTPS_PROXY", shown));
-        for rendered in [err.to_string(), format!("{err:?}"), format!("{s:?}"), serde_json::to_string(&s).unwrap()] {
+        for rendered in [
+            err.to_string(),
+            format!("{err:?}"),
+            format!("{s:?}"),
+            serde_json::to_string(&s).unwrap(),
+        ] {
             assert!(!rendered.contains("hunter2"), "{rendered}");
         }
     }
 
     #[test]
     fn malformed_proxy_that_does_not_apply_is_not_an_error() {
-        let s = settings(&[("all_proxy", "htp://x"), ("https_proxy", "http://p:1")], None, None);
+        let s = settings(
+            &[("all_proxy", "htp://x"), ("https_proxy", "http://p:1")],
+            None,
+            None,
+        );
         assert!(decide(&s, TargetScheme::Https, "h").is_ok());
         let s = settings(&[("https_proxy", "htp://x"), ("no_proxy", "h")], None, None);
-        assert!(decide(&s, TargetScheme::Https, "h").is_ok(), "NO_PROXY is checked first, as in curl");
+        assert!(
+            decide(&s, TargetScheme::Https, "h").is_ok(),
+            "NO_PROXY is checked first, as in curl"
+        );
     }
 
     #[test]
     fn socks_proxy_is_decided_but_not_connectable() {
         let s = settings(&[("ALL_PROXY", "socks5://p:1080")], None, None);
-        let ProxyDecision::Proxy { proxy, .. } = decide(&s, TargetScheme::Https, "h").unwrap() else {
+        let ProxyDecision::Proxy { proxy, .. } = decide(&s, TargetScheme::Https, "h").unwrap()
+        else {
             panic!("expected a proxy");
         };
         assert!(!proxy.scheme.supports_connect());
@@ -408,19 +514,32 @@ mod tests {
     #[test]
     fn ignored_variables_are_explained() {
         let s = settings(
-            &[("HTTP_PROXY", "http://x:1"), ("https_proxy", ""), ("no_proxy", "a"), ("NO_PROXY", "b")],
+            &[
+                ("HTTP_PROXY", "http://x:1"),
+                ("https_proxy", ""),
+                ("no_proxy", "a"),
+                ("NO_PROXY", "b"),
+            ],
             None,
             None,
         );
         assert_eq!(
             s.ignored,
             vec![
-                IgnoredVariable { variable: "https_proxy".into(), reason: IgnoredReason::Empty },
+                IgnoredVariable {
+                    variable: "https_proxy".into(),
+                    reason: IgnoredReason::Empty
+                },
                 IgnoredVariable {
                     variable: "NO_PROXY".into(),
-                    reason: IgnoredReason::ShadowedBy { variable: "no_proxy".into() }
+                    reason: IgnoredReason::ShadowedBy {
+                        variable: "no_proxy".into()
+                    }
                 },
-                IgnoredVariable { variable: "HTTP_PROXY".into(), reason: IgnoredReason::CgiSafety },
+                IgnoredVariable {
+                    variable: "HTTP_PROXY".into(),
+                    reason: IgnoredReason::CgiSafety
+                },
             ]
         );
     }

@@ -188,7 +188,10 @@ fn parse_head(head: &[u8], elapsed: Duration) -> Option<ConnectReply> {
     if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return None;
     }
-    let (code, reason) = rest.trim_start().split_once(' ').unwrap_or((rest.trim_start(), ""));
+    let (code, reason) = rest
+        .trim_start()
+        .split_once(' ')
+        .unwrap_or((rest.trim_start(), ""));
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -275,20 +278,35 @@ mod tests {
     #[test_case(b"HTTP/1.1 403 Forbidden\r\nServer: squid/5.7\r\nContent-Length: 10\r\n\r\n", 403, "Forbidden", None, Some("squid/5.7") ; "squid")]
     #[test_case(b"HTTP/1.1 200\r\n\r\n", 200, "", None, None ; "no reason phrase")]
     #[test_case(b"HTTP/1.1 502 Bad\x01Gateway\n\n", 502, "Bad\\x01Gateway", None, None ; "bare newlines and control bytes")]
-    fn parses_reply_heads(head: &[u8], status: u16, reason: &str, agent: Option<&str>, server: Option<&str>) {
+    fn parses_reply_heads(
+        head: &[u8],
+        status: u16,
+        reason: &str,
+        agent: Option<&str>,
+        server: Option<&str>,
+    ) {
         let reply = parse_head(head, Duration::ZERO).unwrap();
         assert_eq!(
-            (reply.status, reply.reason.as_str(), reply.proxy_agent.as_deref(), reply.server.as_deref()),
+            (
+                reply.status,
+                reply.reason.as_str(),
+                reply.proxy_agent.as_deref(),
+                reply.server.as_deref()
+            ),
             (status, reason, agent, server)
         );
     }
 
     #[test]
     fn collects_every_auth_challenge() {
-        let head = b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n\
+        let head =
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n\
                      proxy-authenticate: Basic realm=\"corp\"\r\n\r\n";
         let reply = parse_head(head, Duration::ZERO).unwrap();
-        assert_eq!(reply.proxy_authenticate, ["Negotiate", "Basic realm=\\\"corp\\\""]);
+        assert_eq!(
+            reply.proxy_authenticate,
+            ["Negotiate", "Basic realm=\\\"corp\\\""]
+        );
     }
 
     #[test_case(b"SSH-2.0-OpenSSH_9.2\r\n\r\n" ; "other protocol")]
@@ -310,7 +328,9 @@ mod tests {
     fn request_carries_basic_credentials_only_when_given() {
         let with = connect_request("[::1]:443", Some("dTpw"));
         assert!(with.starts_with("CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n"));
-        assert!(with.contains("\r\nProxy-Authorization: Basic dTpw\r\n") && with.ends_with("\r\n\r\n"));
+        assert!(
+            with.contains("\r\nProxy-Authorization: Basic dTpw\r\n") && with.ends_with("\r\n\r\n")
+        );
         assert!(!connect_request("h:443", None).contains("Proxy-Authorization"));
     }
 
@@ -318,19 +338,31 @@ mod tests {
     fn not_http_preview_hides_echoed_credentials() {
         let token = BASE64.encode("user:hunter2");
         let echoed = connect_request("h:443", Some(&token));
-        let TunnelError::NotHttp { preview, looks_like_tls } =
-            not_http(echoed.as_bytes(), &[token.as_str(), "hunter2"])
+        let TunnelError::NotHttp {
+            preview,
+            looks_like_tls,
+        } = not_http(echoed.as_bytes(), &[token.as_str(), "hunter2"])
         else {
             panic!("expected NotHttp");
         };
         assert!(!looks_like_tls);
-        assert!(!preview.contains(&token[..8]) && !preview.contains("hunter2"), "{preview}");
-        assert!(preview.starts_with("CONNECT h:443 HTTP/1.1\\r\\n"), "{preview}");
+        assert!(
+            !preview.contains(&token[..8]) && !preview.contains("hunter2"),
+            "{preview}"
+        );
+        assert!(
+            preview.starts_with("CONNECT h:443 HTTP/1.1\\r\\n"),
+            "{preview}"
+        );
     }
 
     #[test]
     fn not_http_recognises_a_tls_record() {
-        let TunnelError::NotHttp { preview, looks_like_tls } = not_http(b"\x15\x03\x03\x00\x02\x02\x28", &[]) else {
+        let TunnelError::NotHttp {
+            preview,
+            looks_like_tls,
+        } = not_http(b"\x15\x03\x03\x00\x02\x02\x28", &[])
+        else {
             panic!("expected NotHttp");
         };
         assert!(looks_like_tls);
