@@ -1,5 +1,9 @@
-//! `NO_PROXY` matching exactly as curl does it (lib/noproxy.c, curl ≥ 7.86), including the
-//! places where curl silently ignores what a user wrote, so that netcheck can point them out.
+//! `NO_PROXY` matching exactly as current curl does it (lib/noproxy.c, curl ≥ 8.9), including
+//! the places where curl silently ignores what a user wrote, so that netcheck can point them out.
+//! Older curl (7.86–8.8, e.g. Debian 12's 7.88) also accepted blanks as separators, deprecated
+//! since 2023; since 8.9 curl stops reading at a blank-separated entry, and reqwest (the Rust
+//! SDK's HTTP client) treats `a b` as one name that matches nothing, so both new curl and the
+//! SDK ignore such entries.
 //!
 //! curl's rules: the whole list `*` matches everything; entries are separated by commas with
 //! optional blanks around them; a host entry matches the name itself or any name ending in
@@ -29,7 +33,7 @@ pub fn no_proxy_match(list: &str, host: &str) -> Option<String> {
 pub struct NoProxyEntries {
     /// The entries curl reads, as written.
     pub entries: Vec<String>,
-    /// What curl never reads: after a blank-separated entry (`"a b,c"`) curl stops at `b`.
+    /// What curl ≥ 8.9 never reads: at a blank-separated entry (`"a b,c"`) it stops at `b`.
     pub unread: Option<String>,
     /// The list is exactly `*`, the only form in which curl treats `*` as "every host".
     pub matches_all: bool,
@@ -56,7 +60,7 @@ pub enum IneffectiveReason {
     Bracketed,
     /// An IP entry whose `/bits` is not a number up to the address length.
     BadCidr,
-    /// Text after a blank-separated entry, which curl stops reading at.
+    /// Text from a blank-separated entry on, which curl ≥ 8.9 does not read.
     Unread,
 }
 
