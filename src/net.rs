@@ -3,8 +3,10 @@
 //!
 //! - [`resolver`]: `--resolve` overrides, `--dns-server`, or the system configuration (hickory).
 //! - [`connect`]: TCP connect with a timeout, failures classified by kind.
+//! - [`proxy`]: curl's proxy-variable rules and a hand-written HTTP CONNECT.
 
 pub mod connect;
+pub mod proxy;
 pub mod resolver;
 
 use std::time::Duration;

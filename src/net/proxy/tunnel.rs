@@ -1,0 +1,371 @@
+//! A hand-written HTTP CONNECT: HTTP client libraries report a refused tunnel without the
+//! proxy's status code, and the code (403, 407, 502…) is what tells a network engineer what
+//! to change.
+//!
+//! The reply head is read through a bounded buffer and never past its blank line, because the
+//! bytes after it already belong to the tunnel (the TLS handshake that follows).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::proxy_url::{ProxyScheme, ProxyUrl, authority};
+
+/// The longest reply head accepted; real proxies send a few hundred bytes.
+const MAX_HEAD: usize = 16 * 1024;
+/// How many received bytes a [`TunnelError::NotHttp`] preview shows.
+const PREVIEW_BYTES: usize = 64;
+/// How many characters of a header value are kept.
+const MAX_HEADER_VALUE: usize = 256;
+
+/// What the proxy answered to CONNECT: the status line and the headers that identify the
+/// proxy and what it wants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectReply {
+    /// The status code (2xx means the tunnel is open).
+    pub status: u16,
+    /// The reason phrase, sanitised (may be empty).
+    pub reason: String,
+    /// The `Proxy-Agent` header (tinyproxy and many appliances name themselves here).
+    pub proxy_agent: Option<String>,
+    /// The `Server` header (squid names itself here).
+    pub server: Option<String>,
+    /// Every `Proxy-Authenticate` challenge, e.g. `Basic realm="corp"` or `Negotiate`: it says
+    /// which authentication schemes the proxy would accept.
+    pub proxy_authenticate: Vec<String>,
+    /// From sending CONNECT to the end of the reply head.
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
+    pub elapsed: Duration,
+}
+
+/// Why no tunnel was opened. The caller classifies; nothing here judges.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    /// The proxy answered with a non-2xx status (407, 403, 5xx…).
+    #[error("proxy answered {} {}", .0.status, .0.reason)]
+    Status(ConnectReply),
+    /// The bytes received are not an HTTP reply (a TLS alert from a proxy that expects TLS,
+    /// another protocol, garbage). The preview never contains the credentials sent.
+    #[error("proxy answered something that is not HTTP: {preview}")]
+    NotHttp {
+        /// The first bytes received, printable ASCII with everything else as `\xNN`.
+        preview: String,
+        /// The bytes start like a TLS record (e.g. an alert from an `https://` proxy port).
+        looks_like_tls: bool,
+    },
+    /// The reply head did not end within the buffer limit.
+    #[error("proxy reply head is longer than {limit} bytes")]
+    HeadTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No complete reply head within the timeout.
+    #[error("no reply from the proxy within {0:?}")]
+    Timeout(Duration),
+    /// The proxy closed the connection before a complete reply head.
+    #[error("proxy closed the connection before replying")]
+    Closed,
+    /// netcheck cannot open a CONNECT tunnel through this kind of proxy.
+    #[error("cannot check a tunnel through a {0} proxy (only http:// proxies take CONNECT)")]
+    UnsupportedScheme(ProxyScheme),
+    /// The target host cannot be written into a request line.
+    #[error("target host {0:?} contains whitespace or control characters")]
+    BadTarget(String),
+    /// Reading or writing the socket failed (reset, broken pipe…).
+    #[error("proxy connection failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Opens an HTTP CONNECT tunnel to `host:port` over `stream`, an already-connected TCP stream
+/// to `proxy`, all within `timeout`. Sends `Proxy-Authorization: Basic` when the proxy URL has
+/// credentials. On success the stream is positioned just after the reply head, ready for TLS.
+pub async fn connect_tunnel(
+    mut stream: TcpStream,
+    proxy: &ProxyUrl,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(TcpStream, ConnectReply), TunnelError> {
+    if !proxy.scheme.supports_connect() {
+        return Err(TunnelError::UnsupportedScheme(proxy.scheme));
+    }
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(TunnelError::BadTarget(host.escape_debug().to_string()));
+    }
+    let credentials = proxy
+        .auth
+        .as_ref()
+        .map(|auth| BASE64.encode(format!("{}:{}", auth.username, auth.password.expose())));
+    let request = connect_request(&authority(host, port), credentials.as_deref());
+    let started = Instant::now();
+    let exchange = async {
+        stream.write_all(request.as_bytes()).await?;
+        read_head(&mut stream).await
+    };
+    let head = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| TunnelError::Timeout(timeout))??;
+    let secrets: Vec<&str> = credentials
+        .iter()
+        .map(String::as_str)
+        .chain(proxy.auth.iter().map(|a| a.password.expose()))
+        .collect();
+    let reply = parse_head(&head, started.elapsed()).ok_or_else(|| not_http(&head, &secrets))?;
+    if (200..300).contains(&reply.status) {
+        Ok((stream, reply))
+    } else {
+        Err(TunnelError::Status(reply))
+    }
+}
+
+fn connect_request(target: &str, credentials: Option<&str>) -> String {
+    let auth = credentials
+        .map(|c| format!("Proxy-Authorization: Basic {c}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}User-Agent: netcheck/{}\r\n\
+         Proxy-Connection: Keep-Alive\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Reads up to and including the blank line that ends the reply head, and not one byte more:
+/// each chunk is peeked, and only the part that belongs to the head is consumed. Returns early
+/// with what it has once the bytes cannot be an HTTP reply, since such a peer may never send a
+/// blank line.
+async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, TunnelError> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let peeked = stream.peek(&mut chunk).await?;
+        if peeked == 0 {
+            return Err(TunnelError::Closed);
+        }
+        let search_from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..peeked]);
+        let end = head_end(&head, search_from);
+        let take = end.map_or(peeked, |end| end + peeked - head.len());
+        stream.read_exact(&mut chunk[..take]).await?;
+        if let Some(end) = end {
+            head.truncate(end);
+            return Ok(head);
+        }
+        let prefix = head.len().min(5);
+        if head[..prefix] != b"HTTP/"[..prefix] {
+            return Ok(head);
+        }
+        if head.len() > MAX_HEAD {
+            return Err(TunnelError::HeadTooLong { limit: MAX_HEAD });
+        }
+    }
+}
+
+/// The index just past the blank line ending a head (`\r\n\r\n`, or bare `\n\n` as lenient
+/// parsers accept), searching from `from`.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    (from..buf.len()).find_map(|i| {
+        let rest = &buf[i..];
+        if rest.starts_with(b"\r\n\r\n") {
+            Some(i + 4)
+        } else if rest.starts_with(b"\n\n") {
+            Some(i + 2)
+        } else {
+            None
+        }
+    })
+}
+
+/// Parses `HTTP/x.y NNN reason` and the headers of interest; `None` when it is not HTTP.
+fn parse_head(head: &[u8], elapsed: Duration) -> Option<ConnectReply> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.lines();
+    let (version, rest) = lines.next()?.strip_prefix("HTTP/")?.split_once(' ')?;
+    if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let (code, reason) = rest
+        .trim_start()
+        .split_once(' ')
+        .unwrap_or((rest.trim_start(), ""));
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut reply = ConnectReply {
+        status: code.parse().ok()?,
+        reason: sanitize(reason.as_bytes()),
+        proxy_agent: None,
+        server: None,
+        proxy_authenticate: Vec::new(),
+        elapsed,
+    };
+    for (name, value) in lines.filter_map(|line| line.split_once(':')) {
+        let value = sanitize(value.trim().as_bytes());
+        match name.trim().to_ascii_lowercase().as_str() {
+            "proxy-agent" => reply.proxy_agent = Some(value),
+            "server" => reply.server = Some(value),
+            "proxy-authenticate" => reply.proxy_authenticate.push(value),
+            _ => {}
+        }
+    }
+    Some(reply)
+}
+
+/// Builds [`TunnelError::NotHttp`] from the received bytes. A peer that echoes the request
+/// would echo our credentials: they are replaced, and the preview stops at the header that
+/// carried them in case only part of a credential arrived.
+fn not_http(received: &[u8], secrets: &[&str]) -> TunnelError {
+    let mut shown = received.to_vec();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        shown = replace_all(&shown, secret.as_bytes(), b"***");
+    }
+    let auth_at = shown
+        .windows(b"proxy-authorization".len())
+        .position(|w| w.eq_ignore_ascii_case(b"proxy-authorization"));
+    let limit = auth_at.unwrap_or(shown.len()).min(PREVIEW_BYTES);
+    let mut preview = shown[..limit].escape_ascii().to_string();
+    match auth_at {
+        Some(at) if at <= PREVIEW_BYTES => preview.push_str("Proxy-Authorization: ***"),
+        _ if limit < shown.len() => preview.push('…'),
+        _ => {}
+    }
+    TunnelError::NotHttp {
+        preview,
+        looks_like_tls: matches!(received, [0x14..=0x17, 0x03, ..]),
+    }
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while !rest.is_empty() {
+        if rest.starts_with(needle) {
+            out.extend_from_slice(with);
+            rest = &rest[needle.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+/// Printable ASCII as is, everything else escaped, cut to a bounded length.
+fn sanitize(bytes: &[u8]) -> String {
+    let mut text = bytes.escape_ascii().to_string();
+    if text.len() > MAX_HEADER_VALUE {
+        text.truncate(MAX_HEADER_VALUE);
+        text.push('…');
+    }
+    text
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with signature
+fn as_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    #[test_case(b"HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy/1.11.1\r\n\r\n", 200, "Connection established", Some("tinyproxy/1.11.1"), None ; "tinyproxy")]
+    #[test_case(b"HTTP/1.1 403 Forbidden\r\nServer: squid/5.7\r\nContent-Length: 10\r\n\r\n", 403, "Forbidden", None, Some("squid/5.7") ; "squid")]
+    #[test_case(b"HTTP/1.1 200\r\n\r\n", 200, "", None, None ; "no reason phrase")]
+    #[test_case(b"HTTP/1.1 502 Bad\x01Gateway\n\n", 502, "Bad\\x01Gateway", None, None ; "bare newlines and control bytes")]
+    fn parses_reply_heads(
+        head: &[u8],
+        status: u16,
+        reason: &str,
+        agent: Option<&str>,
+        server: Option<&str>,
+    ) {
+        let reply = parse_head(head, Duration::ZERO).unwrap();
+        assert_eq!(
+            (
+                reply.status,
+                reply.reason.as_str(),
+                reply.proxy_agent.as_deref(),
+                reply.server.as_deref()
+            ),
+            (status, reason, agent, server)
+        );
+    }
+
+    #[test]
+    fn collects_every_auth_challenge() {
+        let head =
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n\
+                     proxy-authenticate: Basic realm=\"corp\"\r\n\r\n";
+        let reply = parse_head(head, Duration::ZERO).unwrap();
+        assert_eq!(
+            reply.proxy_authenticate,
+            ["Negotiate", "Basic realm=\\\"corp\\\""]
+        );
+    }
+
+    #[test_case(b"SSH-2.0-OpenSSH_9.2\r\n\r\n" ; "other protocol")]
+    #[test_case(b"HTTP/1.1 20 OK\r\n\r\n" ; "two digit status")]
+    #[test_case(b"HTTP/x 200 OK\r\n\r\n" ; "bad version")]
+    #[test_case(b"\x15\x03\x03\x00\x02\x02\x28" ; "tls alert")]
+    fn rejects_non_http(head: &[u8]) {
+        assert!(parse_head(head, Duration::ZERO).is_none());
+    }
+
+    #[test_case(b"HTTP/1.1 200 OK\r\n\r\nTLS", 0, Some(19) ; "crlf")]
+    #[test_case(b"HTTP/1.1 200 OK\n\nTLS", 0, Some(17) ; "bare lf")]
+    #[test_case(b"HTTP/1.1 200 OK\r\n", 0, None ; "incomplete")]
+    fn finds_the_end_of_the_head(buf: &[u8], from: usize, end: Option<usize>) {
+        assert_eq!(head_end(buf, from), end);
+    }
+
+    #[test]
+    fn request_carries_basic_credentials_only_when_given() {
+        let with = connect_request("[::1]:443", Some("dTpw"));
+        assert!(with.starts_with("CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n"));
+        assert!(
+            with.contains("\r\nProxy-Authorization: Basic dTpw\r\n") && with.ends_with("\r\n\r\n")
+        );
+        assert!(!connect_request("h:443", None).contains("Proxy-Authorization"));
+    }
+
+    #[test]
+    fn not_http_preview_hides_echoed_credentials() {
+        let token = BASE64.encode("user:hunter2");
+        let echoed = connect_request("h:443", Some(&token));
+        let TunnelError::NotHttp {
+            preview,
+            looks_like_tls,
+        } = not_http(echoed.as_bytes(), &[token.as_str(), "hunter2"])
+        else {
+            panic!("expected NotHttp");
+        };
+        assert!(!looks_like_tls);
+        assert!(
+            !preview.contains(&token[..8]) && !preview.contains("hunter2"),
+            "{preview}"
+        );
+        assert!(
+            preview.starts_with("CONNECT h:443 HTTP/1.1\\r\\n"),
+            "{preview}"
+        );
+    }
+
+    #[test]
+    fn not_http_recognises_a_tls_record() {
+        let TunnelError::NotHttp {
+            preview,
+            looks_like_tls,
+        } = not_http(b"\x15\x03\x03\x00\x02\x02\x28", &[])
+        else {
+            panic!("expected NotHttp");
+        };
+        assert!(looks_like_tls);
+        assert_eq!(preview, "\\x15\\x03\\x03\\x00\\x02\\x02(");
+    }
+}
