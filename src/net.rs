@@ -4,10 +4,12 @@
 //! - [`resolver`]: `--resolve` overrides, `--dns-server`, or the system configuration (hickory).
 //! - [`connect`]: TCP connect with a timeout, failures classified by kind.
 //! - [`proxy`]: curl's proxy-variable rules and a hand-written HTTP CONNECT.
+//! - [`tls`]: trust roots, handshake probes that keep the chain and the exact failure.
 
 pub mod connect;
 pub mod proxy;
 pub mod resolver;
+pub mod tls;
 
 use std::time::Duration;
 

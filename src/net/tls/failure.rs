@@ -1,0 +1,376 @@
+//! Why a TLS handshake failed, told apart as precisely as rustls and the socket allow.
+//!
+//! Measuring only: each variant is a fact about the handshake. Which verdict and catalog row a
+//! failure earns is the `tls.account` check's call.
+
+use std::io;
+
+use rustls::{AlertDescription, CertificateError, PeerIncompatible};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::CertInfo;
+
+/// How a handshake failed. Serialises as an object tagged by `kind` (the same string as
+/// [`TlsFailure::kind`]), e.g. `{"kind":"hostname_mismatch","presented":["localhost"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, strum::IntoStaticStr)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum TlsFailure {
+    /// A certificate in the chain is past its notAfter.
+    #[error("certificate expired at {}", rfc3339(*not_after))]
+    Expired {
+        /// The notAfter of the certificate that failed.
+        #[serde(with = "time::serde::rfc3339")]
+        not_after: OffsetDateTime,
+    },
+    /// A certificate in the chain is before its notBefore (or this machine's clock is behind).
+    #[error("certificate not valid before {}", rfc3339(*not_before))]
+    NotYetValid {
+        /// The notBefore of the certificate that failed.
+        #[serde(with = "time::serde::rfc3339")]
+        not_before: OffsetDateTime,
+    },
+    /// The end-entity certificate does not name the host we asked for.
+    #[error("certificate is not valid for this host; it names {}", presented.join(", "))]
+    HostnameMismatch {
+        /// The names the certificate does carry.
+        presented: Vec<String>,
+    },
+    /// The chain leads to no trusted root: its top certificate is self-signed by an untrusted CA,
+    /// or names an issuer without saying where to find it.
+    #[error("certificate chain leads to no trusted root (top issuer: {issuer})")]
+    UnknownIssuer {
+        /// Issuer of the topmost certificate presented.
+        issuer: String,
+    },
+    /// The top certificate presented is not self-issued and its AIA caIssuers names an issuer the
+    /// server did not send: the server was configured without its intermediate.
+    #[error("server did not send the intermediate {issuer} (published at {})", ca_issuers.join(", "))]
+    IncompleteChain {
+        /// The issuer the server left out.
+        issuer: String,
+        /// Where that issuer can be downloaded (AIA caIssuers URLs).
+        ca_issuers: Vec<String>,
+    },
+    /// No common TLS version (alert `protocol_version`; `handshake_failure` or
+    /// `insufficient_security` before any certificate; a `ServerHello` with an unusable version).
+    #[error("no common TLS version: {detail}")]
+    ProtocolVersion {
+        /// What the server did, e.g. `server sent alert ProtocolVersion`.
+        detail: String,
+    },
+    /// The connection was reset or closed after our `ClientHello` without a single byte of answer:
+    /// SNI filtering or a middlebox.
+    #[error("connection dropped right after the ClientHello: {detail}")]
+    ResetAfterHello {
+        /// The socket error (reset, or end of stream).
+        detail: String,
+    },
+    /// The handshake did not finish within the timeout.
+    #[error("handshake timed out ({})", if *server_answered { "the server answered, then stalled" } else { "no answer to the ClientHello" })]
+    Timeout {
+        /// Whether any byte came back (false: a silent peer that swallows the `ClientHello`).
+        server_answered: bool,
+    },
+    /// Anything else, with rustls's or the socket's own words.
+    #[error("{detail}")]
+    Other {
+        /// The error text.
+        detail: String,
+    },
+}
+
+impl TlsFailure {
+    /// A stable identifier for the variant (`expired`, `not_yet_valid`, `hostname_mismatch`,
+    /// `unknown_issuer`, `incomplete_chain`, `protocol_version`, `reset_after_hello`, `timeout`,
+    /// `other`), equal to the JSON `kind` tag.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.into()
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn from_unix(t: rustls::pki_types::UnixTime) -> OffsetDateTime {
+    i64::try_from(t.as_secs())
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// What the probe observed besides the error itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observed<'a> {
+    /// At least one byte came back from the server.
+    pub(crate) server_answered: bool,
+    /// The certificate message arrived (the handshake got past `ServerHello`).
+    pub(crate) certificate_seen: bool,
+    /// The parsed chain, end entity first.
+    pub(crate) chain: &'a [CertInfo],
+}
+
+/// Classifies a failed handshake. `verifier_error` is what the certificate verifier said, when it
+/// ran; otherwise the rustls error inside `err` (tokio-rustls wraps it in `InvalidData`) or the
+/// socket error itself decides.
+pub(crate) fn classify(
+    err: &io::Error,
+    verifier_error: Option<&rustls::Error>,
+    seen: Observed<'_>,
+) -> TlsFailure {
+    let tls_error = verifier_error.or_else(|| {
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+    });
+    match tls_error {
+        Some(tls_error) => from_rustls(tls_error, seen),
+        None => from_io(err, seen.server_answered),
+    }
+}
+
+fn from_rustls(err: &rustls::Error, seen: Observed<'_>) -> TlsFailure {
+    use rustls::Error as E;
+    match err {
+        E::InvalidCertificate(cert_error) => from_certificate_error(cert_error, err, seen.chain),
+        E::AlertReceived(AlertDescription::ProtocolVersion) => TlsFailure::ProtocolVersion {
+            detail: "server sent alert ProtocolVersion".to_owned(),
+        },
+        // Before the certificate these alerts answer the hello, i.e. version or suite negotiation;
+        // after it they are about something else (a client certificate, for instance).
+        E::AlertReceived(
+            alert @ (AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity),
+        ) if !seen.certificate_seen => TlsFailure::ProtocolVersion {
+            detail: format!("server sent alert {alert:?} in answer to the ClientHello"),
+        },
+        E::PeerIncompatible(
+            why @ (PeerIncompatible::ServerDoesNotSupportTls12Or13
+            | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+            | PeerIncompatible::SupportedVersionsExtensionRequired
+            | PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls12NotOfferedOrEnabled),
+        ) => TlsFailure::ProtocolVersion {
+            detail: format!("server is incompatible: {why:?}"),
+        },
+        other => TlsFailure::Other {
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn from_certificate_error(
+    cert_error: &CertificateError,
+    err: &rustls::Error,
+    chain: &[CertInfo],
+) -> TlsFailure {
+    // rustls's webpki verifier reports the *Context variants; the bare ones come from other
+    // verifiers and are completed from the parsed chain.
+    match cert_error {
+        CertificateError::ExpiredContext { not_after, .. } => TlsFailure::Expired {
+            not_after: from_unix(*not_after),
+        },
+        CertificateError::NotValidYetContext { not_before, .. } => TlsFailure::NotYetValid {
+            not_before: from_unix(*not_before),
+        },
+        CertificateError::Expired => match chain.iter().map(|c| c.not_after).min() {
+            Some(not_after) => TlsFailure::Expired { not_after },
+            None => other(err),
+        },
+        CertificateError::NotValidYet => match chain.iter().map(|c| c.not_before).max() {
+            Some(not_before) => TlsFailure::NotYetValid { not_before },
+            None => other(err),
+        },
+        CertificateError::NotValidForNameContext { presented, .. } => {
+            TlsFailure::HostnameMismatch {
+                presented: presented.clone(),
+            }
+        }
+        CertificateError::NotValidForName => TlsFailure::HostnameMismatch {
+            presented: chain.first().map(|c| c.sans.clone()).unwrap_or_default(),
+        },
+        CertificateError::UnknownIssuer => unknown_or_incomplete(chain),
+        _ => other(err),
+    }
+}
+
+/// An untrusted chain whose top certificate points at an issuer it did not include is the
+/// server's mistake (missing intermediate); otherwise the root itself is not trusted.
+fn unknown_or_incomplete(chain: &[CertInfo]) -> TlsFailure {
+    match chain.last() {
+        Some(top) if !top.self_issued && !top.aia_ca_issuers.is_empty() => {
+            TlsFailure::IncompleteChain {
+                issuer: top.issuer.clone(),
+                ca_issuers: top.aia_ca_issuers.clone(),
+            }
+        }
+        top => TlsFailure::UnknownIssuer {
+            issuer: top.map(|c| c.issuer.clone()).unwrap_or_default(),
+        },
+    }
+}
+
+fn from_io(err: &io::Error, server_answered: bool) -> TlsFailure {
+    use io::ErrorKind as K;
+    match err.kind() {
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe if !server_answered => {
+            TlsFailure::ResetAfterHello {
+                detail: err.to_string(),
+            }
+        }
+        K::UnexpectedEof if !server_answered => TlsFailure::ResetAfterHello {
+            detail: format!("connection closed by the peer ({err})"),
+        },
+        _ if server_answered => TlsFailure::Other {
+            detail: format!("{err} (after the server had answered)"),
+        },
+        _ => TlsFailure::Other {
+            detail: err.to_string(),
+        },
+    }
+}
+
+fn other(err: &rustls::Error) -> TlsFailure {
+    TlsFailure::Other {
+        detail: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::{ServerName, UnixTime};
+    use test_case::test_case;
+    use time::macros::datetime;
+
+    fn cert(issuer: &str, self_issued: bool, aia: &[&str]) -> CertInfo {
+        CertInfo {
+            subject: "CN=x".to_owned(),
+            issuer: issuer.to_owned(),
+            sans: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+            not_before: datetime!(2026-01-01 00:00 UTC),
+            not_after: datetime!(2027-01-01 00:00 UTC),
+            sha256: String::new(),
+            is_ca: false,
+            self_issued,
+            aia_ca_issuers: aia.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn cert_err(e: CertificateError) -> rustls::Error {
+        rustls::Error::InvalidCertificate(e)
+    }
+
+    fn unix(t: OffsetDateTime) -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(t.unix_timestamp()).unwrap(),
+        ))
+    }
+
+    const AIA: &str = "http://pki.example/int.cer";
+
+    #[test_case(&cert_err(CertificateError::ExpiredContext { time: unix(datetime!(2027-02-01 00:00 UTC)), not_after: unix(datetime!(2027-01-01 00:00 UTC)) }), &[], "expired" ; "expired with context")]
+    #[test_case(&cert_err(CertificateError::Expired), &[cert("CN=r", true, &[])], "expired" ; "bare expired")]
+    #[test_case(&cert_err(CertificateError::Expired), &[], "other" ; "bare expired without chain")]
+    #[test_case(&cert_err(CertificateError::NotValidYetContext { time: unix(datetime!(2025-01-01 00:00 UTC)), not_before: unix(datetime!(2026-01-01 00:00 UTC)) }), &[], "not_yet_valid" ; "not yet valid with context")]
+    #[test_case(&cert_err(CertificateError::NotValidYet), &[cert("CN=r", true, &[])], "not_yet_valid" ; "bare not yet valid")]
+    #[test_case(&cert_err(CertificateError::NotValidForNameContext { expected: ServerName::try_from("a.example").unwrap(), presented: vec!["b.example".to_owned()] }), &[], "hostname_mismatch" ; "name with context")]
+    #[test_case(&cert_err(CertificateError::NotValidForName), &[cert("CN=r", false, &[])], "hostname_mismatch" ; "bare name")]
+    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Rogue Root", true, &[])], "unknown_issuer" ; "self issued top")]
+    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[])], "unknown_issuer" ; "no aia hint")]
+    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[AIA])], "incomplete_chain" ; "aia names the missing issuer")]
+    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[AIA]), cert("CN=Root", true, &[])], "unknown_issuer" ; "top of chain decides")]
+    #[test_case(&cert_err(CertificateError::BadSignature), &[], "other" ; "bad signature")]
+    #[test_case(&rustls::Error::AlertReceived(AlertDescription::ProtocolVersion), &[], "protocol_version" ; "alert protocol version")]
+    #[test_case(&rustls::Error::AlertReceived(AlertDescription::HandshakeFailure), &[], "protocol_version" ; "handshake failure before certificate")]
+    #[test_case(&rustls::Error::AlertReceived(AlertDescription::HandshakeFailure), &[cert("CN=r", false, &[])], "other" ; "handshake failure after certificate")]
+    #[test_case(&rustls::Error::AlertReceived(AlertDescription::InternalError), &[], "other" ; "other alert")]
+    #[test_case(&rustls::Error::PeerIncompatible(PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig), &[], "protocol_version" ; "server chose a version we did not offer")]
+    #[test_case(&rustls::Error::PeerIncompatible(PeerIncompatible::NoKxGroupsInCommon), &[], "other" ; "no kx group")]
+    fn classifies_rustls_errors(err: &rustls::Error, chain: &[CertInfo], kind: &str) {
+        let seen = Observed {
+            server_answered: true,
+            certificate_seen: !chain.is_empty(),
+            chain,
+        };
+        // Both paths lead to the same answer: the verifier's record and the wrapped io error.
+        let wrapped = io::Error::new(io::ErrorKind::InvalidData, err.clone());
+        let from_io = classify(&wrapped, None, seen);
+        let from_verifier = classify(&io::Error::other("ignored"), Some(err), seen);
+        assert_eq!(from_io, from_verifier);
+        assert_eq!(from_io.kind(), kind, "{from_io:?}");
+    }
+
+    #[test_case(io::ErrorKind::ConnectionReset, false, "reset_after_hello" ; "reset before any answer")]
+    #[test_case(io::ErrorKind::UnexpectedEof, false, "reset_after_hello" ; "eof before any answer")]
+    #[test_case(io::ErrorKind::BrokenPipe, false, "reset_after_hello" ; "broken pipe")]
+    #[test_case(io::ErrorKind::ConnectionReset, true, "other" ; "reset after an answer")]
+    #[test_case(io::ErrorKind::PermissionDenied, false, "other" ; "unrelated io error")]
+    fn classifies_socket_errors(kind: io::ErrorKind, server_answered: bool, expected: &str) {
+        let seen = Observed {
+            server_answered,
+            certificate_seen: false,
+            chain: &[],
+        };
+        assert_eq!(
+            classify(&io::Error::from(kind), None, seen).kind(),
+            expected
+        );
+    }
+
+    #[test]
+    fn context_fields_are_kept() {
+        let seen = Observed {
+            server_answered: true,
+            certificate_seen: true,
+            chain: &[cert("CN=Int", false, &[AIA])],
+        };
+        let expired = cert_err(CertificateError::ExpiredContext {
+            time: unix(datetime!(2027-02-01 00:00 UTC)),
+            not_after: unix(datetime!(2027-01-01 00:00 UTC)),
+        });
+        assert_eq!(
+            classify(&io::Error::other("x"), Some(&expired), seen),
+            TlsFailure::Expired {
+                not_after: datetime!(2027-01-01 00:00 UTC)
+            }
+        );
+        let name = cert_err(CertificateError::NotValidForName);
+        assert_eq!(
+            classify(&io::Error::other("x"), Some(&name), seen),
+            TlsFailure::HostnameMismatch {
+                presented: vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+            }
+        );
+        let unknown = cert_err(CertificateError::UnknownIssuer);
+        assert_eq!(
+            classify(&io::Error::other("x"), Some(&unknown), seen),
+            TlsFailure::IncompleteChain {
+                issuer: "CN=Int".to_owned(),
+                ca_issuers: vec![AIA.to_owned()]
+            }
+        );
+    }
+
+    #[test_case(&TlsFailure::Expired { not_after: datetime!(2027-01-01 00:00 UTC) }, r#"{"kind":"expired","not_after":"2027-01-01T00:00:00Z"}"# ; "expired")]
+    #[test_case(&TlsFailure::Timeout { server_answered: false }, r#"{"kind":"timeout","server_answered":false}"# ; "timeout")]
+    #[test_case(&TlsFailure::Other { detail: "x".to_owned() }, r#"{"kind":"other","detail":"x"}"# ; "other")]
+    fn serialises_with_kind_tag(failure: &TlsFailure, json: &str) {
+        assert_eq!(serde_json::to_string(failure).unwrap(), json);
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(value["kind"], failure.kind());
+    }
+
+    #[test]
+    fn display_is_one_readable_line() {
+        let failure = TlsFailure::Expired {
+            not_after: datetime!(2027-01-01 00:00 UTC),
+        };
+        assert_eq!(
+            failure.to_string(),
+            "certificate expired at 2027-01-01T00:00:00Z"
+        );
+    }
+}
