@@ -3,7 +3,9 @@
 //! [`RowId`](crate::catalog::RowId) in one `classify` function.
 
 pub mod dns;
+pub mod proxy;
 pub mod tcp;
+pub mod tls;
 
 /// Declares the `CheckSpec` of a network check that runs for one host role, so the account and
 /// ingest variants stay one function.

@@ -59,6 +59,12 @@ pub struct RunArgs {
     /// Ask this DNS server (ADDR[:PORT]) instead of the system's resolver.
     #[arg(long, env = "NETCHECK_DNS_SERVER", value_name = "ADDR[:PORT]")]
     pub dns_server: Option<String>,
+    /// Proxy URL for HTTPS, overriding HTTPS_PROXY/ALL_PROXY (curl's --proxy; "" disables proxies).
+    #[arg(long, env = "NETCHECK_PROXY", value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
+    #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
+    pub noproxy: Option<String>,
     /// Seconds each network step may take [default: 10].
     #[arg(long, env = "NETCHECK_TIMEOUT", default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
@@ -117,7 +123,7 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 /// `netcheck run`.
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.verbose);
-    let settings = Settings::from_args(&args)?;
+    let settings = Settings::from_args(&args, |k| std::env::var(k).ok())?;
     let plan = registry::plan(&args.only, &args.skip)?;
     let ctx = Ctx::new(settings.clone());
     let stderr_tty = std::io::stderr().is_terminal();

@@ -4,7 +4,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
+use tokio::net::TcpStream;
+
+use crate::net::connect;
+use crate::net::proxy::{self, ProxyDecision, ProxyError, TargetScheme};
 use crate::net::resolver::Resolver;
+use crate::net::tls::TrustStore;
 use crate::settings::Settings;
 use crate::target::Endpoint;
 
@@ -20,7 +25,10 @@ impl Ctx {
     /// A fresh context for one run.
     #[must_use]
     pub fn new(settings: Settings) -> Self {
-        let net = Network { resolver: Resolver::new(settings.resolve.clone(), settings.dns_server, settings.timeout) };
+        let net = Network {
+            resolver: Resolver::new(settings.resolve.clone(), settings.dns_server, settings.timeout),
+            trust: TrustStore::new(settings.extra_roots.clone()),
+        };
         Self { settings: Arc::new(settings), net: Arc::new(net), facts: Arc::new(Facts::default()) }
     }
 
@@ -29,6 +37,27 @@ impl Ctx {
     pub fn endpoint(&self, role: HostRole) -> Option<Endpoint> {
         match role {
             HostRole::Account => Some(self.settings.account.clone()),
+        }
+    }
+
+    /// How HTTPS to this host is routed (curl's rules). Pure and cheap, so every check asks
+    /// rather than depending on another check for it.
+    pub fn route(&self, endpoint: &Endpoint) -> Result<ProxyDecision, ProxyError> {
+        proxy::decide(&self.settings.proxy, TargetScheme::Https, &endpoint.host)
+    }
+
+    /// Opens a TCP stream to the host along its route: to the address `tcp.*` reached, or
+    /// through the proxy's CONNECT tunnel. Every step is bounded by the step timeout.
+    pub async fn open_stream(&self, role: HostRole) -> Result<TcpStream, OpenError> {
+        let endpoint = self.endpoint(role).ok_or(OpenError::Unknown)?;
+        let addr = *self.host_facts(role).reachable.get().ok_or(OpenError::Unknown)?;
+        let timeout = self.settings.timeout;
+        let (stream, _) = connect::connect(addr, timeout).await?;
+        match self.route(&endpoint)? {
+            ProxyDecision::Direct { .. } => Ok(stream),
+            ProxyDecision::Proxy { proxy, .. } => {
+                Ok(proxy::connect_tunnel(stream, &proxy, &endpoint.host, endpoint.port, timeout).await?.0)
+            }
         }
     }
 
@@ -41,9 +70,23 @@ impl Ctx {
     }
 }
 
+/// Why a stream to a host could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the host or its address is not known yet")]
+    Unknown,
+    #[error(transparent)]
+    Route(#[from] ProxyError),
+    #[error(transparent)]
+    Connect(#[from] connect::ConnectFailure),
+    #[error("proxy tunnel: {0}")]
+    Tunnel(#[from] proxy::TunnelError),
+}
+
 /// The network layer built once per run from the settings.
 pub struct Network {
     pub resolver: Resolver,
+    pub trust: TrustStore,
 }
 
 /// Which Snowflake host a network check looks at: the same checks run for each.
@@ -63,6 +106,6 @@ pub struct Facts {
 pub struct HostFacts {
     /// The addresses `dns.*` resolved.
     pub addrs: OnceLock<Vec<IpAddr>>,
-    /// The first address `tcp.*` connected to.
+    /// The first address `tcp.*` connected to: the host's, or the proxy's when one applies.
     pub reachable: OnceLock<SocketAddr>,
 }

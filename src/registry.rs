@@ -30,7 +30,13 @@ impl std::fmt::Debug for CheckSpec {
 }
 
 /// Every check, in report order (a dependency always comes before its dependents).
-pub const CHECKS: &[CheckSpec] = &[checks::dns::ACCOUNT, checks::tcp::ACCOUNT];
+pub const CHECKS: &[CheckSpec] = &[
+    checks::proxy::ENV,
+    checks::dns::ACCOUNT,
+    checks::tcp::ACCOUNT,
+    checks::proxy::CONNECT,
+    checks::tls::ACCOUNT,
+];
 
 /// Looks a check up by id.
 #[must_use]
@@ -91,7 +97,7 @@ mod tests {
     fn only_pulls_in_dependencies() {
         let p = plan(&["tcp.account".into()], &[]).unwrap();
         let ids: Vec<&str> = p.checks.iter().map(|c| c.id).collect();
-        assert_eq!(ids, ["dns.account", "tcp.account"]);
+        assert_eq!(ids, ["proxy.env", "dns.account", "tcp.account"]);
     }
 
     #[test]

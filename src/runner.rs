@@ -205,6 +205,8 @@ mod tests {
             account: crate::target::parse_account("myorg-test").unwrap(),
             resolve: vec![],
             ca_file: None,
+            extra_roots: vec![],
+            proxy: crate::net::proxy::ProxySettings::from_env(|_| None, None, None),
             dns_server: Some("127.0.0.1:9".parse().unwrap()),
             timeout: Duration::from_secs(1),
             deadline,

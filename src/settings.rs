@@ -5,9 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+
 use crate::cli::RunArgs;
 use crate::error::Error;
+use crate::net::proxy::ProxySettings;
 use crate::net::resolver::{self, ResolveOverride};
+use crate::net::tls::TrustStore;
 use crate::target::{self, Endpoint};
 
 /// The validated configuration of one run.
@@ -16,7 +20,11 @@ pub struct Settings {
     pub account: Endpoint,
     pub resolve: Vec<ResolveOverride>,
     pub ca_file: Option<PathBuf>,
+    /// The roots read from `--ca-file`, trusted like public ones.
+    pub extra_roots: Vec<CertificateDer<'static>>,
     pub dns_server: Option<SocketAddr>,
+    /// Proxy variables and `--proxy`/`--noproxy`, as curl reads them.
+    pub proxy: ProxySettings,
     /// Bound on each network step (a DNS query, a connect, a handshake, an HTTP exchange).
     pub timeout: Duration,
     /// Bound on the whole run.
@@ -24,8 +32,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Validates the `run` arguments (flags already merged with their `NETCHECK_*` twins by clap).
-    pub fn from_args(args: &RunArgs) -> Result<Self, Error> {
+    /// Validates the `run` arguments (flags already merged with their `NETCHECK_*` twins by
+    /// clap); `env` looks up the proxy variables, so tests never touch the process environment.
+    pub fn from_args(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let account = args
             .account
             .as_deref()
@@ -42,7 +51,12 @@ impl Settings {
         Ok(Self {
             account,
             resolve: resolver::parse_overrides(&args.resolve)?,
+            extra_roots: match &args.ca_file {
+                Some(path) => TrustStore::load_pem_file(path).map_err(|e| Error::Usage(format!("--ca-file: {e}")))?,
+                None => Vec::new(),
+            },
             ca_file: args.ca_file.clone(),
+            proxy: ProxySettings::from_env(env, args.proxy.as_deref(), args.noproxy.as_deref()),
             dns_server: args.dns_server.as_deref().map(validate_dns_server).transpose()?,
             timeout,
             deadline,

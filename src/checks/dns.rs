@@ -1,5 +1,6 @@
 //! `dns.account`: resolve the host (A and AAAA), record the addresses, the CNAME chain and the
-//! time, and judge the answer against the kind of host (public vs PrivateLink).
+//! time, and judge the answer against the kind of host (public vs PrivateLink). Through a
+//! proxy a local failure is not one: the proxy resolves the name.
 
 use std::net::IpAddr;
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 use crate::catalog::RowId;
 use crate::checks::host_check;
 use crate::context::{Ctx, HostRole};
+use crate::net::proxy::ProxyDecision;
 use crate::net::resolver::{DnsFailure, DnsFailureKind, Resolution, ResolverInfo};
 use crate::outcome::{Outcome, SkipReason};
 use crate::target::HostKind;
@@ -47,8 +49,11 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         }
         Err(err) => {
             let evidence = Evidence { host, resolver: resolver.info(), answer: Answer::Failed { error: &err } };
-            let row = classify(err.kind);
-            Outcome::fail(row, format!("{host}: {}", err.message), evidence)
+            // Through a proxy, the proxy resolves the name: a local failure is information.
+            if let Ok(ProxyDecision::Proxy { proxy, .. }) = ctx.route(&endpoint) {
+                return Outcome::pass(format!("{host}: {} locally; the proxy {proxy} resolves it", err.message), evidence);
+            }
+            Outcome::fail(classify(err.kind), format!("{host}: {}", err.message), evidence)
         }
     }
 }

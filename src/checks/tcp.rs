@@ -1,5 +1,6 @@
 //! `tcp.account`: connect to the host's port on every resolved address, timing each; refused,
-//! timed out, unreachable and reset are told apart.
+//! timed out, unreachable and reset are told apart. Through a proxy, this is the connection to
+//! the proxy, and a failure there is the proxy being unreachable.
 
 use std::net::SocketAddr;
 
@@ -9,9 +10,11 @@ use crate::catalog::RowId;
 use crate::checks::host_check;
 use crate::context::{Ctx, HostRole};
 use crate::net::connect::{self, ConnectFailure, ConnectFailureKind};
+use crate::net::proxy::ProxyDecision;
+use crate::net::resolver::DnsFailure;
 use crate::outcome::{Outcome, SkipReason};
 
-host_check!(ACCOUNT, "tcp.account", "TCP: account host port open", ["dns.account"], HostRole::Account);
+host_check!(ACCOUNT, "tcp.account", "TCP: account host port open", ["proxy.env", "dns.account"], HostRole::Account);
 
 #[derive(Serialize)]
 struct Attempt {
@@ -25,18 +28,40 @@ struct Attempt {
 
 #[derive(Serialize)]
 struct Evidence {
+    /// `direct`, or the proxy connected to instead of the host.
+    via: String,
     port: u16,
     attempts: Vec<Attempt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy_dns_error: Option<DnsFailure>,
 }
 
 async fn run(ctx: Ctx, role: HostRole) -> Outcome {
-    let (Some(endpoint), Some(addrs)) = (ctx.endpoint(role), ctx.host_facts(role).addrs.get()) else {
-        return Outcome::skip(SkipReason::NotConfigured("no address to connect to".into()));
+    let Some(endpoint) = ctx.endpoint(role) else {
+        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
     };
     let timeout = ctx.settings.timeout;
+    let (via, port, addrs) = match ctx.route(&endpoint) {
+        Ok(ProxyDecision::Proxy { proxy, .. }) => {
+            match ctx.net.resolver.resolve(&proxy.host, proxy.port, timeout).await {
+                Ok(res) => (proxy.to_string(), proxy.port, res.addrs),
+                Err(e) => {
+                    let finding = format!("proxy {proxy}: {}", e.message);
+                    let evidence = Evidence { via: proxy.to_string(), port: proxy.port, attempts: vec![], proxy_dns_error: Some(e) };
+                    return Outcome::fail(RowId::ProxyUnreachable, finding, evidence);
+                }
+            }
+        }
+        Ok(ProxyDecision::Direct { .. }) => match ctx.host_facts(role).addrs.get() {
+            Some(addrs) => ("direct".to_owned(), endpoint.port, addrs.clone()),
+            None => return Outcome::skip(SkipReason::NotConfigured("no address to connect to".into())),
+        },
+        Err(e) => return Outcome::skip(SkipReason::NotConfigured(format!("no usable route: {e}"))),
+    };
+    let through_proxy = via != "direct";
     // All addresses at once: the slowest bounds the check, not the sum.
     let attempts = futures::future::join_all(addrs.iter().map(|ip| {
-        let addr = SocketAddr::new(*ip, endpoint.port);
+        let addr = SocketAddr::new(*ip, port);
         async move {
             match connect::connect(addr, timeout).await {
                 Ok((_stream, elapsed)) => Attempt { addr, ok: true, elapsed, error: None },
@@ -45,21 +70,26 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         }
     }))
     .await;
-    let evidence = Evidence { port: endpoint.port, attempts };
+    let evidence = Evidence { via, port, attempts, proxy_dns_error: None };
     if let Some(first) = evidence.attempts.iter().find(|a| a.ok) {
         let _ = ctx.host_facts(role).reachable.set(first.addr);
         let failed = evidence.attempts.iter().filter(|a| !a.ok).count();
         let note = if failed > 0 { format!(" ({failed} other address(es) failed)") } else { String::new() };
-        let finding = format!("connected to {} in {:.1} ms{note}", first.addr, crate::net::ms(first.elapsed));
+        let to = if through_proxy { format!("proxy {}", evidence.via) } else { first.addr.to_string() };
+        let finding = format!("connected to {to} in {:.1} ms{note}", crate::net::ms(first.elapsed));
         return Outcome::pass(finding, evidence);
     }
     let first_err = evidence.attempts.iter().find_map(|a| a.error.as_ref()).expect("at least one address");
+    if through_proxy {
+        let finding = format!("cannot reach the proxy {}: {first_err}", evidence.via);
+        return Outcome::fail(RowId::ProxyUnreachable, finding, evidence);
+    }
     let (row, finding) = (classify(first_err.kind), first_err.to_string());
     Outcome::fail(row, finding, evidence)
 }
 
 /// The catalog row for a failed connect.
-fn classify(kind: ConnectFailureKind) -> RowId {
+pub(crate) fn classify(kind: ConnectFailureKind) -> RowId {
     match kind {
         ConnectFailureKind::Refused => RowId::ConnectionRefused,
         ConnectFailureKind::TimedOut => RowId::Timeout,

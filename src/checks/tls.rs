@@ -1,0 +1,263 @@
+//! `tls.account`: one handshake offering TLS 1.3 and 1.2 and one offering only 1.2, over the
+//! host's route (direct or through the proxy tunnel), so the report says which versions the path
+//! supports; the chain is recorded even when verification fails, and a failure is told apart
+//! precisely, including TLS inspection by a proxy. Pairs with `checks/tls.toml`.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::catalog::RowId;
+use crate::checks::{host_check, proxy, tcp};
+use crate::context::{Ctx, HostRole, OpenError};
+use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
+use crate::outcome::{Outcome, SkipReason, Verdict};
+
+host_check!(ACCOUNT, "tls.account", "TLS: handshake and certificate chain", ["tcp.account", "proxy.connect"], HostRole::Account);
+
+/// Certificates closer than this to their notAfter earn a warning.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// One handshake attempt as evidence.
+#[derive(Serialize)]
+struct Attempt {
+    offered: &'static str,
+    #[serde(serialize_with = "crate::net::serialize_ms")]
+    elapsed: std::time::Duration,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    negotiated: Option<Negotiated>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<TlsFailure>,
+    /// The stream could not be opened at all (connect or tunnel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    open_error: Option<String>,
+    #[serde(skip)]
+    open_row: Option<RowId>,
+    #[serde(skip)]
+    chain_der: Vec<rustls_pki_types::CertificateDer<'static>>,
+    #[serde(skip)]
+    chain: Vec<CertInfo>,
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    server_name: &'a str,
+    via_proxy: bool,
+    handshakes: [&'a Attempt; 2],
+    /// The chain the server presented, end entity first (from the first handshake that saw one).
+    chain: &'a [CertInfo],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inspection_product: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    trusted_by_os_store: bool,
+}
+
+async fn run(ctx: Ctx, role: HostRole) -> Outcome {
+    let Some(endpoint) = ctx.endpoint(role) else {
+        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    };
+    let via_proxy = matches!(ctx.route(&endpoint), Ok(crate::net::proxy::ProxyDecision::Proxy { .. }));
+    let attempt = |versions, offered| {
+        let ctx = ctx.clone();
+        let host = endpoint.host.clone();
+        async move {
+            match ctx.open_stream(role).await {
+                Ok(stream) => {
+                    let p = tls::probe(stream, &host, &ctx.net.trust, versions, ctx.settings.timeout).await;
+                    Attempt {
+                        offered,
+                        elapsed: p.elapsed,
+                        negotiated: p.negotiated,
+                        failure: p.result.err(),
+                        open_error: None,
+                        open_row: None,
+                        chain_der: p.chain_der,
+                        chain: p.chain,
+                    }
+                }
+                Err(e) => Attempt {
+                    offered,
+                    elapsed: std::time::Duration::ZERO,
+                    negotiated: None,
+                    failure: None,
+                    open_row: Some(open_row(&e)),
+                    open_error: Some(e.to_string()),
+                    chain_der: vec![],
+                    chain: vec![],
+                },
+            }
+        }
+    };
+    let (modern, legacy) =
+        tokio::join!(attempt(TlsVersions::Both, "TLSv1.3+TLSv1.2"), attempt(TlsVersions::Tls12Only, "TLSv1.2"));
+    let seen = if modern.chain.is_empty() { &legacy } else { &modern };
+    let issuer = seen.chain.last().map(|c| c.issuer.as_str()).unwrap_or_default();
+    let product = seen.chain.iter().find_map(|c| tls::inspection_product(&c.issuer));
+    let os_trusts = matches!(modern.failure, Some(TlsFailure::UnknownIssuer { .. }))
+        && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
+    let judgement = judge(&modern, &legacy, Inspection { via_proxy, product, os_trusts, issuer }, OffsetDateTime::now_utc());
+    let evidence = Evidence {
+        server_name: &endpoint.host,
+        via_proxy,
+        handshakes: [&modern, &legacy],
+        chain: &seen.chain,
+        inspection_product: product,
+        trusted_by_os_store: os_trusts,
+    };
+    match judgement {
+        (Verdict::Pass, _, finding) => Outcome::pass(finding, evidence),
+        (Verdict::Warn, Some(row), finding) => Outcome::warn(row, finding, evidence),
+        (_, row, finding) => Outcome::fail(row.unwrap_or(RowId::TlsHandshake), finding, evidence),
+    }
+}
+
+/// What tells TLS inspection apart from a merely untrusted certificate.
+struct Inspection<'a> {
+    via_proxy: bool,
+    product: Option<&'static str>,
+    os_trusts: bool,
+    issuer: &'a str,
+}
+
+/// The verdict, catalog row and finding for a pair of handshakes.
+fn judge(modern: &Attempt, legacy: &Attempt, insp: Inspection<'_>, now: OffsetDateTime) -> (Verdict, Option<RowId>, String) {
+    if let (Some(row), Some(err)) = (modern.open_row, &modern.open_error) {
+        return (Verdict::Fail, Some(row), format!("could not open a connection for the handshake: {err}"));
+    }
+    let version_refused = |a: &Attempt| matches!(a.failure, Some(TlsFailure::ProtocolVersion { .. }));
+    match (&modern.negotiated, &modern.failure) {
+        (Some(n), _) => {
+            if let Some(leaf) = modern.chain.first() {
+                let left = leaf.not_after - now;
+                if left < time::Duration::days(EXPIRY_WARNING_DAYS) {
+                    let days = left.whole_days();
+                    return (Verdict::Warn, Some(RowId::TlsExpiring), format!("{} expires in {days} day(s) ({})", leaf.subject, leaf.not_after));
+                }
+            }
+            let suite = &n.cipher_suite;
+            if n.version == "TLSv1.2" {
+                return (Verdict::Warn, Some(RowId::TlsLegacyOnly), format!("TLS 1.3 offered but TLSv1.2 negotiated ({suite})"));
+            }
+            let also = if legacy.negotiated.is_some() {
+                "TLS 1.2 also accepted"
+            } else if version_refused(legacy) {
+                "TLS 1.3 only: TLS 1.2 refused"
+            } else {
+                "TLS 1.2 not confirmed"
+            };
+            (Verdict::Pass, None, format!("{} {suite}; {also}; chain verified", n.version))
+        }
+        (None, Some(TlsFailure::ProtocolVersion { detail })) => match (&legacy.negotiated, &legacy.failure) {
+            (Some(n), _) => (Verdict::Warn, Some(RowId::TlsLegacyOnly), format!("only a TLS 1.2-only ClientHello succeeds ({})", n.cipher_suite)),
+            (None, Some(TlsFailure::ProtocolVersion { .. }) | None) => {
+                (Verdict::Fail, Some(RowId::TlsVersion), format!("no TLS 1.2 or 1.3 handshake: {detail}"))
+            }
+            (None, Some(other)) => classify(other, &insp),
+        },
+        (None, Some(failure)) => classify(failure, &insp),
+        (None, None) => (Verdict::Fail, Some(RowId::TlsHandshake), "the handshake neither completed nor failed".into()),
+    }
+}
+
+/// The catalog row and finding for a failed handshake.
+fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Verdict, Option<RowId>, String) {
+    let row = match failure {
+        TlsFailure::Expired { .. } => RowId::TlsExpired,
+        TlsFailure::NotYetValid { .. } => RowId::TlsNotYetValid,
+        TlsFailure::HostnameMismatch { .. } => RowId::TlsHostname,
+        TlsFailure::IncompleteChain { .. } => RowId::TlsIncompleteChain,
+        TlsFailure::ProtocolVersion { .. } => RowId::TlsVersion,
+        TlsFailure::ResetAfterHello { .. } => RowId::TlsReset,
+        TlsFailure::Timeout { .. } => RowId::Timeout,
+        TlsFailure::Other { .. } => RowId::TlsHandshake,
+        TlsFailure::UnknownIssuer { .. } => {
+            if insp.via_proxy || insp.product.is_some() || insp.os_trusts {
+                let why = match (insp.product, insp.via_proxy, insp.os_trusts) {
+                    (Some(p), _, _) => format!("the issuer looks like {p}"),
+                    (None, true, _) => "a proxy is in the path".to_owned(),
+                    _ => "only this machine's OS trust store (a corporate CA) accepts it".to_owned(),
+                };
+                return (Verdict::Fail, Some(RowId::TlsInspection), format!("certificate issued by {}: TLS inspection ({why})", insp.issuer));
+            }
+            RowId::TlsUntrusted
+        }
+    };
+    (Verdict::Fail, Some(row), failure.to_string())
+}
+
+/// The catalog row when no stream could be opened for the handshake.
+fn open_row(e: &OpenError) -> RowId {
+    match e {
+        OpenError::Connect(c) => tcp::classify(c.kind),
+        OpenError::Tunnel(t) => proxy::classify(t),
+        OpenError::Route(_) => RowId::ProxyBadUrl,
+        OpenError::Unknown => RowId::TlsHandshake,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(negotiated: Option<&str>, failure: Option<TlsFailure>) -> Attempt {
+        Attempt {
+            offered: "x",
+            elapsed: std::time::Duration::ZERO,
+            negotiated: negotiated.map(|v| Negotiated {
+                version: v.to_owned(),
+                cipher_suite: "SUITE".into(),
+                alpn: None,
+                key_exchange: None,
+            }),
+            failure,
+            open_error: None,
+            open_row: None,
+            chain_der: vec![],
+            chain: vec![],
+        }
+    }
+
+    fn plain() -> Inspection<'static> {
+        Inspection { via_proxy: false, product: None, os_trusts: false, issuer: "CN=Some CA" }
+    }
+
+    fn version_refused() -> Option<TlsFailure> {
+        Some(TlsFailure::ProtocolVersion { detail: "alert".into() })
+    }
+
+    fn unknown() -> Option<TlsFailure> {
+        Some(TlsFailure::UnknownIssuer { issuer: "CN=Some CA".into() })
+    }
+
+    fn row(j: (Verdict, Option<RowId>, String)) -> (Verdict, Option<RowId>) {
+        (j.0, j.1)
+    }
+
+    #[test]
+    fn judges_version_support() {
+        let now = OffsetDateTime::now_utc();
+        let both = judge(&attempt(Some("TLSv1.3"), None), &attempt(Some("TLSv1.2"), None), plain(), now);
+        assert_eq!(row(both), (Verdict::Pass, None));
+        let only13 = judge(&attempt(Some("TLSv1.3"), None), &attempt(None, version_refused()), plain(), now);
+        assert_eq!(only13.0, Verdict::Pass);
+        assert!(only13.2.contains("TLS 1.3 only"));
+        let only12 = judge(&attempt(Some("TLSv1.2"), None), &attempt(Some("TLSv1.2"), None), plain(), now);
+        assert_eq!(row(only12), (Verdict::Warn, Some(RowId::TlsLegacyOnly)));
+        let none = judge(&attempt(None, version_refused()), &attempt(None, version_refused()), plain(), now);
+        assert_eq!(row(none), (Verdict::Fail, Some(RowId::TlsVersion)));
+    }
+
+    #[test]
+    fn tells_inspection_from_untrusted() {
+        let now = OffsetDateTime::now_utc();
+        let untrusted = judge(&attempt(None, unknown()), &attempt(None, unknown()), plain(), now);
+        assert_eq!(row(untrusted), (Verdict::Fail, Some(RowId::TlsUntrusted)));
+        for insp in [
+            Inspection { via_proxy: true, ..plain() },
+            Inspection { product: Some("Zscaler"), ..plain() },
+            Inspection { os_trusts: true, ..plain() },
+        ] {
+            let j = judge(&attempt(None, unknown()), &attempt(None, unknown()), insp, now);
+            assert_eq!(row(j), (Verdict::Fail, Some(RowId::TlsInspection)));
+        }
+    }
+}
