@@ -370,15 +370,16 @@ async fn os_store_recognises_a_ca_installed_on_the_machine() {
     // This machine's store does not hold a CA minted a moment ago.
     assert!(!trusted_by_os_store(&probe.chain_der, HOST));
 
-    let chain_pem: String = probe
-        .chain_der
-        .iter()
-        .map(|der| {
-            use base64::Engine as _;
-            let body = base64::engine::general_purpose::STANDARD.encode(der);
-            format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
-        })
-        .collect();
+    let chain_pem = probe.chain_der.iter().fold(String::new(), |mut pem, der| {
+        use base64::Engine as _;
+        use std::fmt::Write as _;
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        let _ = writeln!(
+            pem,
+            "-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----"
+        );
+        pem
+    });
     let chain_file = TempFile::with_contents("chain.pem", chain_pem.as_bytes());
     let installed = TempFile::with_contents("os-store.pem", inspection_root.pem().as_bytes());
     let unrelated = TempFile::with_contents("other-store.pem", pki.root_pem().as_bytes());

@@ -288,7 +288,7 @@ fn ca_params(name: &[(DnType, &str)]) -> CertificateParams {
 }
 
 /// authorityInfoAccess (1.3.6.1.5.5.7.1.1) with one caIssuers URI. rcgen has no builder for it,
-/// so the DER is spelled out: SEQUENCE { SEQUENCE { OID id-ad-caIssuers, [6] IA5String } }.
+/// so the DER is spelled out: `SEQUENCE { SEQUENCE { OID id-ad-caIssuers, [6] IA5String } }`.
 fn aia_ca_issuers(url: &str) -> CustomExtension {
     const ID_AD_CA_ISSUERS: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
     let location = der(0x86, url.as_bytes());
