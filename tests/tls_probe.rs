@@ -13,7 +13,9 @@ use netcheck::net::tls::{
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use support::pki::{self, INTERMEDIATE_URL, ServerCert, TempFile, TestPki};
-use support::tls_servers::{RawBehaviour, RawServer, TlsServer, TlsServerSpec, closed_port};
+use support::tls_servers::{
+    OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec, closed_port,
+};
 use tokio::net::TcpStream;
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
@@ -95,6 +97,30 @@ async fn no_common_version_is_protocol_version(server: TlsVersions, client: TlsV
         "no certificate before version agreement"
     );
     assert_eq!(server.handshakes(), 0);
+}
+
+#[test_case::test_case("-tls1" ; "tls 1.0 only")]
+#[test_case::test_case("-tls1_1" ; "tls 1.1 only")]
+#[tokio::test]
+async fn server_below_tls12_is_protocol_version(version_flag: &str) {
+    let pki = TestPki::new();
+    // OpenSSL 3 refuses TLS < 1.2 at its default security level; level 0 lets it offer them.
+    let Some(server) = OpensslServer::start(
+        &pki.good(),
+        &[version_flag, "-cipher", "DEFAULT:@SECLEVEL=0"],
+    ) else {
+        eprintln!("skipped: the openssl binary is not installed");
+        return;
+    };
+    for client in [TlsVersions::Both, TlsVersions::Tls12Only] {
+        let probe = probe_at(server.addr, &trusting(&pki), client).await;
+        let failure = probe.result.unwrap_err();
+        assert_eq!(
+            failure.kind(),
+            "protocol_version",
+            "{client:?}: {failure:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -370,16 +396,11 @@ async fn os_store_recognises_a_ca_installed_on_the_machine() {
     // This machine's store does not hold a CA minted a moment ago.
     assert!(!trusted_by_os_store(&probe.chain_der, HOST));
 
-    let chain_pem = probe.chain_der.iter().fold(String::new(), |mut pem, der| {
-        use base64::Engine as _;
-        use std::fmt::Write as _;
-        let body = base64::engine::general_purpose::STANDARD.encode(der);
-        let _ = writeln!(
-            pem,
-            "-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----"
-        );
-        pem
-    });
+    let chain_pem: String = probe
+        .chain_der
+        .iter()
+        .map(|der| pki::to_pem("CERTIFICATE", der))
+        .collect();
     let chain_file = TempFile::with_contents("chain.pem", chain_pem.as_bytes());
     let installed = TempFile::with_contents("os-store.pem", inspection_root.pem().as_bytes());
     let unrelated = TempFile::with_contents("other-store.pem", pki.root_pem().as_bytes());

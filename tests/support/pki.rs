@@ -139,6 +139,35 @@ impl ServerCert {
     pub fn leaf(&self) -> &CertificateDer<'static> {
         &self.chain[0]
     }
+
+    /// The chain and the key as PEM files, for third-party servers (`openssl s_server`, nginx).
+    pub fn write_pem_files(&self) -> (TempFile, TempFile) {
+        let chain: String = self
+            .chain
+            .iter()
+            .map(|der| to_pem("CERTIFICATE", der))
+            .collect();
+        let key = to_pem("PRIVATE KEY", self.key.secret_der());
+        (
+            TempFile::with_contents("chain.pem", chain.as_bytes()),
+            TempFile::with_contents("key.pem", key.as_bytes()),
+        )
+    }
+}
+
+/// One PEM block (`label` is e.g. `CERTIFICATE`), 64 base64 characters a line.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 /// The trusted test PKI: a root (give it to netcheck with `--ca-file`) and an intermediate under

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
-use super::pki::ServerCert;
+use super::pki::{ServerCert, TempFile};
 
 /// How a [`TlsServer`] is set up.
 pub struct TlsServerSpec {
@@ -175,6 +175,63 @@ async fn drop_after_hello(mut tcp: TcpStream, reset: bool) {
     if reset {
         // Zero linger makes close() send RST at once; nothing blocks.
         let _ = tcp.set_zero_linger();
+    }
+}
+
+/// `openssl s_server` on 127.0.0.1 (a TLS stack other than rustls, and one that still speaks
+/// TLS 1.0/1.1). Killed on drop.
+pub struct OpensslServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    _files: (TempFile, TempFile),
+}
+
+impl OpensslServer {
+    /// Starts `openssl s_server -accept 127.0.0.1:0` presenting `cert`, plus `extra_args` (e.g.
+    /// `["-tls1_1"]`, `["-www"]`). `None` when the `openssl` binary is not installed.
+    pub fn start(cert: &ServerCert, extra_args: &[&str]) -> Option<Self> {
+        use std::io::BufRead as _;
+        let files = cert.write_pem_files();
+        let mut child = match std::process::Command::new("openssl")
+            .args(["s_server", "-accept", "127.0.0.1:0", "-cert"])
+            .arg(files.0.path())
+            .arg("-key")
+            .arg(files.1.path())
+            .args(extra_args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("cannot start openssl s_server: {e}"),
+        };
+        // s_server prints `ACCEPT 127.0.0.1:PORT` once listening; if it dies instead, stdout
+        // closes and the loop ends, so this cannot hang.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let addr = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("ACCEPT ").and_then(|a| a.parse().ok()));
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("openssl s_server did not start (args {extra_args:?})");
+        };
+        Some(Self {
+            addr,
+            child,
+            _files: files,
+        })
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
