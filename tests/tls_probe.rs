@@ -445,3 +445,23 @@ fn os_store_child() {
         .expect("chain file");
     assert_eq!(trusted_by_os_store(&chain, HOST).to_string(), expect);
 }
+
+#[tokio::test]
+async fn ip_address_target_is_checked_against_ip_sans() {
+    let pki = TestPki::new();
+    let server = TlsServer::start(TlsServerSpec::new(pki.for_hosts(&["127.0.0.1"])));
+    let trust = trusting(&pki);
+    let tcp = TcpStream::connect(server.addr)
+        .await
+        .expect("loopback connect");
+    let by_ip = tls::probe(tcp, "127.0.0.1", &trust, TlsVersions::Both, TIMEOUT).await;
+    assert_eq!(by_ip.result, Ok(()));
+
+    let by_name = probe_at(server.addr, &trust, TlsVersions::Both).await;
+    assert_eq!(
+        by_name.result,
+        Err(TlsFailure::HostnameMismatch {
+            presented: vec!["127.0.0.1".to_owned()]
+        })
+    );
+}
