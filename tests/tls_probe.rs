@@ -337,7 +337,8 @@ async fn dropped_after_client_hello(behaviour: RawBehaviour, detail: &str) {
         failure.to_string().to_lowercase().contains(detail),
         "{failure}"
     );
-    assert!(probe.elapsed < Duration::from_secs(1));
+    // Answered by the drop itself, not by running into the timeout.
+    assert!(probe.elapsed < TIMEOUT);
 }
 
 #[tokio::test]
