@@ -1,6 +1,9 @@
-//! Test support shared by the integration tests: running the real `netcheck` binary, and real
-//! servers on loopback (DNS via dnsmasq, TLS servers, proxies). Each test binary uses a subset.
+//! Test support shared by the integration tests: running the real `netcheck` binary, a PKI made
+//! at test time, and real servers on loopback (dnsmasq, TLS servers, proxies). Each test binary
+//! uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod pki;
 pub mod run;
+pub mod tls_servers;

@@ -183,9 +183,13 @@ fn from_certificate_error(
             Some(not_before) => TlsFailure::NotYetValid { not_before },
             None => other(err),
         },
+        // webpki's `presented` holds Debug renderings (`DnsName("a.example")`); the parsed
+        // leaf has the plain names, so it wins whenever it could be parsed.
         CertificateError::NotValidForNameContext { presented, .. } => {
             TlsFailure::HostnameMismatch {
-                presented: presented.clone(),
+                presented: chain
+                    .first()
+                    .map_or_else(|| presented.clone(), |leaf| leaf.sans.clone()),
             }
         }
         CertificateError::NotValidForName => TlsFailure::HostnameMismatch {
@@ -335,6 +339,16 @@ mod tests {
             classify(&io::Error::other("x"), Some(&expired), seen),
             TlsFailure::Expired {
                 not_after: datetime!(2027-01-01 00:00 UTC)
+            }
+        );
+        let name_with_context = cert_err(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("a.example").unwrap(),
+            presented: vec![r#"DnsName("localhost")"#.to_owned()],
+        });
+        assert_eq!(
+            classify(&io::Error::other("x"), Some(&name_with_context), seen),
+            TlsFailure::HostnameMismatch {
+                presented: vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
             }
         );
         let name = cert_err(CertificateError::NotValidForName);
