@@ -47,12 +47,18 @@ pub struct ProxyOpts {
 impl ProxyOpts {
     /// Options requiring Basic auth with `user` / `password`.
     pub fn with_auth(user: &str, password: &str) -> Self {
-        Self { basic_auth: Some((user.to_owned(), password.to_owned())), ..Self::default() }
+        Self {
+            basic_auth: Some((user.to_owned(), password.to_owned())),
+            ..Self::default()
+        }
     }
 
     /// Options refusing every CONNECT.
     pub fn deny() -> Self {
-        Self { policy: Policy::DenyConnect, ..Self::default() }
+        Self {
+            policy: Policy::DenyConnect,
+            ..Self::default()
+        }
     }
 }
 
@@ -85,8 +91,16 @@ impl Tinyproxy {
         // tinyproxy drops to `nobody`, which must be able to write its log.
         dir.chown("nobody:nogroup");
         let mut command = Command::new(binary);
-        command.arg("-d").arg("-c").arg(dir.path().join("tinyproxy.conf"));
-        Some(Self(RunningProxy::spawn(command, port, dir, "tinyproxy.log")))
+        command
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.path().join("tinyproxy.conf"));
+        Some(Self(RunningProxy::spawn(
+            command,
+            port,
+            dir,
+            "tinyproxy.log",
+        )))
     }
 
     /// The proxy's address.
@@ -215,7 +229,12 @@ impl RunningProxy {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let mut proxy = Self { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir, log_file };
+        let mut proxy = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            log_file,
+        };
         proxy.wait_until_listening();
         proxy
     }
@@ -227,11 +246,18 @@ impl RunningProxy {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("proxy exited with {status} before listening:\n{}", self.log());
+                panic!(
+                    "proxy exited with {status} before listening:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("proxy not listening on {} after {STARTUP:?}:\n{}", self.addr, self.log());
+        panic!(
+            "proxy not listening on {} after {STARTUP:?}:\n{}",
+            self.addr,
+            self.log()
+        );
     }
 
     fn url(&self, auth: Option<(&str, &str)>) -> String {
@@ -242,7 +268,8 @@ impl RunningProxy {
     }
 
     fn log(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         format!("{}{}", read(self.log_file), read("stderr.log"))
     }
 }
@@ -282,11 +309,19 @@ impl PrivateDir {
     /// Hands the directory to the user a proxy drops privileges to (needs root, as the
     /// proxies themselves do to switch users; without root they keep ours and this is moot).
     fn chown(&self, owner: &str) {
-        let _ = Command::new("chown").arg("-R").arg(owner).arg(&self.0).status();
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg(owner)
+            .arg(&self.0)
+            .status();
     }
 
     fn service_name(&self) -> String {
-        self.0.file_name().unwrap().to_string_lossy().replace('-', "")
+        self.0
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('-', "")
     }
 }
 
@@ -328,7 +363,11 @@ fn apr1_hash(password: &str) -> String {
 
 /// A loopback port that was free a moment ago (the proxies take a port number, not a socket).
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// What a [`FakeProxy`] does with each connection.
