@@ -5,10 +5,12 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use netcheck::net::proxy::{ConnectReply, ProxyScheme, ProxyUrl, TunnelError, connect_tunnel};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::proxies::{EchoTarget, FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -371,4 +373,84 @@ async fn a_socks_proxy_is_refused_before_sending_anything() {
         "{:?}",
         result.map(|(_, r)| r)
     );
+}
+
+/// A TLS echo server with a CA + leaf made now by rcgen; returns its address and the CA.
+async fn tls_echo_target() -> (
+    SocketAddr,
+    CertificateDer<'static>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone(), ca.der().clone()],
+        PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    let (mut reader, mut writer) = tokio::io::split(tls);
+                    let _ = tokio::io::copy(&mut reader, &mut writer).await;
+                }
+            });
+        }
+    });
+    (addr, ca.der().clone(), task)
+}
+
+#[tokio::test]
+async fn the_tunnel_carries_a_tls_handshake_and_data() {
+    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::default());
+    let (target, ca, server) = tls_echo_target().await;
+    let (stream, _) = tunnel(
+        proxy.addr(),
+        &proxy.url(),
+        "127.0.0.1",
+        target.port(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .unwrap();
+    tls.write_all(b"over tls").await.unwrap();
+    let mut echoed = [0u8; 8];
+    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"over tls");
+    server.abort();
 }
