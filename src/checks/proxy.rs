@@ -146,6 +146,7 @@ mod tests {
             proxy_agent: None,
             server: None,
             proxy_authenticate: vec![],
+            www_authenticate: vec![],
             elapsed: Duration::ZERO,
         })
     }

@@ -5,5 +5,6 @@
 
 pub mod dns;
 pub mod pki;
+pub mod proxies;
 pub mod run;
 pub mod tls_servers;

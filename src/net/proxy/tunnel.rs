@@ -38,6 +38,9 @@ pub struct ConnectReply {
     /// Every `Proxy-Authenticate` challenge, e.g. `Basic realm="corp"` or `Negotiate`: it says
     /// which authentication schemes the proxy would accept.
     pub proxy_authenticate: Vec<String>,
+    /// Every `WWW-Authenticate` challenge: tinyproxy answers *wrong* proxy credentials with
+    /// `401 Unauthorized` and this header instead of 407 and `Proxy-Authenticate`.
+    pub www_authenticate: Vec<String>,
     /// From sending CONNECT to the end of the reply head.
     #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
     pub elapsed: Duration,
@@ -46,7 +49,8 @@ pub struct ConnectReply {
 /// Why no tunnel was opened. The caller classifies; nothing here judges.
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
-    /// The proxy answered with a non-2xx status (407, 403, 5xx…).
+    /// The proxy answered with a non-2xx status (407, 403, 5xx…; tinyproxy answers wrong
+    /// credentials with 401).
     #[error("proxy answered {} {}", .0.status, .0.reason)]
     Status(ConnectReply),
     /// The bytes received are not an HTTP reply (a TLS alert from a proxy that expects TLS,
@@ -201,6 +205,7 @@ fn parse_head(head: &[u8], elapsed: Duration) -> Option<ConnectReply> {
         proxy_agent: None,
         server: None,
         proxy_authenticate: Vec::new(),
+        www_authenticate: Vec::new(),
         elapsed,
     };
     for (name, value) in lines.filter_map(|line| line.split_once(':')) {
@@ -209,6 +214,7 @@ fn parse_head(head: &[u8], elapsed: Duration) -> Option<ConnectReply> {
             "proxy-agent" => reply.proxy_agent = Some(value),
             "server" => reply.server = Some(value),
             "proxy-authenticate" => reply.proxy_authenticate.push(value),
+            "www-authenticate" => reply.www_authenticate.push(value),
             _ => {}
         }
     }

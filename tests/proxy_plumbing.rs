@@ -1,0 +1,456 @@
+//! `connect_tunnel` against real proxies (tinyproxy, squid) and against fakes for the answers
+//! real proxies do not give on demand. Every target is a loopback echo server, so a 200 is
+//! proven by bytes making the round trip through the tunnel.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use netcheck::net::proxy::{ConnectReply, ProxyScheme, ProxyUrl, TunnelError, connect_tunnel};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use support::proxies::{EchoTarget, FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Generous for a loopback proxy on a busy machine; the timeout test uses its own.
+const TIMEOUT: Duration = Duration::from_secs(10);
+const USER: &str = "streamer";
+const PASSWORD: &str = "s3cret-Proxy-pw";
+
+async fn tunnel(
+    proxy: SocketAddr,
+    url: &str,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(TcpStream, ConnectReply), TunnelError> {
+    let url = ProxyUrl::parse(url).unwrap();
+    let stream = TcpStream::connect(proxy).await.unwrap();
+    connect_tunnel(stream, &url, host, port, timeout).await
+}
+
+/// Proves the tunnel reaches the echo target and that nothing was left unread or over-read.
+async fn assert_round_trip(stream: &mut TcpStream) {
+    let message = b"bytes through the tunnel";
+    stream.write_all(message).await.unwrap();
+    let mut echoed = [0u8; 24];
+    tokio::time::timeout(TIMEOUT, stream.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, message);
+}
+
+fn expect_status(result: Result<(TcpStream, ConnectReply), TunnelError>) -> ConnectReply {
+    match result {
+        Err(TunnelError::Status(reply)) => reply,
+        Err(other) => panic!("expected a status error, got {other}"),
+        Ok((_, reply)) => panic!("expected a refusal, got {reply:?}"),
+    }
+}
+
+macro_rules! start_or_skip {
+    ($proxy:ident, $opts:expr) => {
+        match $proxy::start(&$opts) {
+            Some(proxy) => proxy,
+            None => {
+                eprintln!(
+                    "skipped: {} not installed",
+                    stringify!($proxy).to_lowercase()
+                );
+                return;
+            }
+        }
+    };
+}
+
+#[tokio::test]
+async fn tinyproxy_allows_connect_and_tunnels_bytes() {
+    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::default());
+    let target = EchoTarget::start().await;
+    let (mut stream, reply) = tunnel(
+        proxy.addr(),
+        &proxy.url(),
+        "127.0.0.1",
+        target.addr().port(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .proxy_agent
+            .as_deref()
+            .is_some_and(|a| a.starts_with("tinyproxy/")),
+        "{reply:?}"
+    );
+    assert_round_trip(&mut stream).await;
+}
+
+#[tokio::test]
+async fn squid_allows_connect_to_a_pinned_name_and_tunnels_bytes() {
+    let host = "xy12345.snowflakecomputing.com";
+    let opts = ProxyOpts {
+        hosts: vec![(host.to_owned(), "127.0.0.1".parse().unwrap())],
+        ..ProxyOpts::default()
+    };
+    let proxy = start_or_skip!(Squid, opts);
+    let target = EchoTarget::start().await;
+    let (mut stream, reply) = tunnel(
+        proxy.addr(),
+        &proxy.url(),
+        host,
+        target.addr().port(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
+    assert_eq!(reply.status, 200);
+    assert_round_trip(&mut stream).await;
+    drop(stream);
+    assert!(
+        proxy.access_log_shows("TCP_TUNNEL/200").await,
+        "{}",
+        proxy.access_log()
+    );
+}
+
+#[tokio::test]
+async fn tinyproxy_denial_is_a_403_with_the_proxy_named() {
+    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::deny());
+    let target = EchoTarget::start().await;
+    let reply = expect_status(
+        tunnel(
+            proxy.addr(),
+            &proxy.url(),
+            "127.0.0.1",
+            target.addr().port(),
+            TIMEOUT,
+        )
+        .await,
+    );
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(
+        reply
+            .server
+            .iter()
+            .chain(&reply.proxy_agent)
+            .any(|v| v.contains("tinyproxy")),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn squid_denial_is_a_403_with_the_proxy_named() {
+    let proxy = start_or_skip!(Squid, ProxyOpts::deny());
+    let target = EchoTarget::start().await;
+    let reply = expect_status(
+        tunnel(
+            proxy.addr(),
+            &proxy.url(),
+            "127.0.0.1",
+            target.addr().port(),
+            TIMEOUT,
+        )
+        .await,
+    );
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(
+        reply
+            .server
+            .as_deref()
+            .is_some_and(|s| s.starts_with("squid")),
+        "{reply:?}"
+    );
+    assert!(
+        proxy.access_log_shows("TCP_DENIED/403").await,
+        "{}",
+        proxy.access_log()
+    );
+}
+
+/// Without credentials: 407 and a Basic challenge; wrong ones: `wrong_status`; right ones: a
+/// tunnel.
+async fn check_basic_auth(
+    addr: SocketAddr,
+    plain: &str,
+    (wrong, wrong_status): (&str, u16),
+    right: &str,
+) {
+    let target = EchoTarget::start().await;
+    let port = target.addr().port();
+    let reply = expect_status(tunnel(addr, plain, "127.0.0.1", port, TIMEOUT).await);
+    assert_eq!(reply.status, 407, "{reply:?}");
+    assert!(
+        reply
+            .proxy_authenticate
+            .iter()
+            .any(|c| c.starts_with("Basic")),
+        "{reply:?}"
+    );
+    let reply = expect_status(tunnel(addr, wrong, "127.0.0.1", port, TIMEOUT).await);
+    assert_eq!(reply.status, wrong_status, "{reply:?}");
+    let (mut stream, reply) = tunnel(addr, right, "127.0.0.1", port, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_round_trip(&mut stream).await;
+}
+
+/// tinyproxy 1.11 answers wrong credentials with `401 Unauthorized` + `WWW-Authenticate`.
+#[tokio::test]
+async fn tinyproxy_basic_auth() {
+    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::with_auth(USER, PASSWORD));
+    let wrong = proxy.url_with_auth(USER, "wrong");
+    check_basic_auth(
+        proxy.addr(),
+        &proxy.url(),
+        (&wrong, 401),
+        &proxy.url_with_auth(USER, PASSWORD),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn squid_basic_auth() {
+    let proxy = start_or_skip!(Squid, ProxyOpts::with_auth(USER, PASSWORD));
+    let wrong = proxy.url_with_auth(USER, "wrong");
+    check_basic_auth(
+        proxy.addr(),
+        &proxy.url(),
+        (&wrong, 407),
+        &proxy.url_with_auth(USER, PASSWORD),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tls_answer_is_not_http_and_recognised_as_tls() {
+    // What a proxy port that expects TLS sends back to a plain-text CONNECT: an alert record.
+    let fake = FakeProxy::start(FakeBehaviour::Reply(
+        b"\x15\x03\x03\x00\x02\x02\x32".to_vec(),
+    ))
+    .await;
+    let url = format!("http://{}", fake.addr());
+    match tunnel(fake.addr(), &url, "127.0.0.1", 443, TIMEOUT).await {
+        Err(TunnelError::NotHttp {
+            preview,
+            looks_like_tls,
+        }) => {
+            assert!(looks_like_tls);
+            assert!(preview.starts_with("\\x15\\x03\\x03"), "{preview}");
+        }
+        other => panic!("expected NotHttp, got {:?}", other.map(|(_, r)| r)),
+    }
+}
+
+#[tokio::test]
+async fn a_peer_echoing_the_request_never_shows_the_credentials() {
+    let fake = FakeProxy::start(FakeBehaviour::Echo).await;
+    let url = format!("http://{USER}:{PASSWORD}@{}", fake.addr());
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let err = tunnel(fake.addr(), &url, "127.0.0.1", 443, TIMEOUT)
+        .await
+        .expect_err("an echo is no proxy");
+    let TunnelError::NotHttp { preview, .. } = &err else {
+        panic!("expected NotHttp, got {err}")
+    };
+    assert!(preview.starts_with("CONNECT 127.0.0.1:443"), "{preview}");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(
+            !shown.contains(PASSWORD) && !shown.contains(&token[..12]),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_silent_proxy_times_out_within_the_timeout_plus_one_second() {
+    let fake = FakeProxy::start(FakeBehaviour::Silent).await;
+    let timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let result = tunnel(
+        fake.addr(),
+        &format!("http://{}", fake.addr()),
+        "127.0.0.1",
+        443,
+        timeout,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(result, Err(TunnelError::Timeout(t)) if t == timeout),
+        "{:?}",
+        result.map(|(_, r)| r)
+    );
+    assert!(
+        elapsed >= timeout && elapsed < timeout + Duration::from_secs(1),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_hanging_up_before_replying_is_closed() {
+    let fake = FakeProxy::start(FakeBehaviour::CloseAfterRequest).await;
+    let result = tunnel(
+        fake.addr(),
+        &format!("http://{}", fake.addr()),
+        "127.0.0.1",
+        443,
+        TIMEOUT,
+    )
+    .await;
+    assert!(
+        matches!(result, Err(TunnelError::Closed)),
+        "{:?}",
+        result.map(|(_, r)| r)
+    );
+}
+
+#[tokio::test]
+async fn bytes_after_the_reply_head_stay_in_the_tunnel() {
+    let reply = b"HTTP/1.1 200 Connection established\r\n\r\nearly".to_vec();
+    let fake = FakeProxy::start(FakeBehaviour::Reply(reply)).await;
+    let (mut stream, reply) = tunnel(
+        fake.addr(),
+        &format!("http://{}", fake.addr()),
+        "127.0.0.1",
+        443,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (reply.status, reply.reason.as_str()),
+        (200, "Connection established")
+    );
+    let mut early = [0u8; 5];
+    stream.read_exact(&mut early).await.unwrap();
+    assert_eq!(&early, b"early");
+    assert_round_trip(&mut stream).await;
+}
+
+#[tokio::test]
+async fn an_endless_reply_head_is_cut_off() {
+    let mut reply = b"HTTP/1.1 200 OK\r\n".to_vec();
+    reply.extend(std::iter::repeat_n(b"X-Padding: 0123456789\r\n".as_slice(), 1000).flatten());
+    let fake = FakeProxy::start(FakeBehaviour::Reply(reply)).await;
+    let result = tunnel(
+        fake.addr(),
+        &format!("http://{}", fake.addr()),
+        "127.0.0.1",
+        443,
+        TIMEOUT,
+    )
+    .await;
+    assert!(
+        matches!(result, Err(TunnelError::HeadTooLong { .. })),
+        "{:?}",
+        result.map(|(_, r)| r)
+    );
+}
+
+#[tokio::test]
+async fn a_socks_proxy_is_refused_before_sending_anything() {
+    let fake = FakeProxy::start(FakeBehaviour::Silent).await;
+    let result = tunnel(
+        fake.addr(),
+        &format!("socks5://{}", fake.addr()),
+        "127.0.0.1",
+        443,
+        TIMEOUT,
+    )
+    .await;
+    assert!(
+        matches!(
+            result,
+            Err(TunnelError::UnsupportedScheme(ProxyScheme::Socks5))
+        ),
+        "{:?}",
+        result.map(|(_, r)| r)
+    );
+}
+
+/// A TLS echo server with a CA + leaf made now by rcgen; returns its address and the CA.
+async fn tls_echo_target() -> (
+    SocketAddr,
+    CertificateDer<'static>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone(), ca.der().clone()],
+        PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    let (mut reader, mut writer) = tokio::io::split(tls);
+                    let _ = tokio::io::copy(&mut reader, &mut writer).await;
+                }
+            });
+        }
+    });
+    (addr, ca.der().clone(), task)
+}
+
+#[tokio::test]
+async fn the_tunnel_carries_a_tls_handshake_and_data() {
+    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::default());
+    let (target, ca, server) = tls_echo_target().await;
+    let (stream, _) = tunnel(
+        proxy.addr(),
+        &proxy.url(),
+        "127.0.0.1",
+        target.port(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .unwrap();
+    tls.write_all(b"over tls").await.unwrap();
+    let mut echoed = [0u8; 8];
+    tokio::time::timeout(TIMEOUT, tls.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"over tls");
+    server.abort();
+}

@@ -1,0 +1,479 @@
+//! Real HTTP CONNECT proxies for tests — tinyproxy and squid from Debian's packages, each
+//! started in the foreground on a free loopback port with its own config in a private
+//! directory and killed on drop — plus tiny fakes for what no real proxy does on demand
+//! (answering non-HTTP bytes, staying silent, hanging up), and an echo target to tunnel to.
+//!
+//! Both proxies resolve names with the system resolver, whose server is off this machine:
+//! only ask them for IP literals, `localhost`, or (squid) names pinned with
+//! [`ProxyOpts::hosts`]. squid is also pointed at `127.0.0.1` for DNS so that a stray lookup
+//! stays on loopback.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// How long a proxy may take to accept connections after it is started.
+const STARTUP: Duration = Duration::from_secs(20);
+
+/// What a real proxy lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Every CONNECT is allowed.
+    #[default]
+    AllowAll,
+    /// Every CONNECT is refused with 403 (tinyproxy: `ConnectPort 1`, so no test port is
+    /// allowed; squid: `http_access deny CONNECT`).
+    DenyConnect,
+}
+
+/// How to configure a real proxy.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOpts {
+    /// What the proxy lets through.
+    pub policy: Policy,
+    /// Require Basic authentication with this user and password.
+    pub basic_auth: Option<(String, String)>,
+    /// Names squid resolves through its `hosts_file` (tinyproxy ignores this).
+    pub hosts: Vec<(String, IpAddr)>,
+}
+
+impl ProxyOpts {
+    /// Options requiring Basic auth with `user` / `password`.
+    pub fn with_auth(user: &str, password: &str) -> Self {
+        Self {
+            basic_auth: Some((user.to_owned(), password.to_owned())),
+            ..Self::default()
+        }
+    }
+
+    /// Options refusing every CONNECT.
+    pub fn deny() -> Self {
+        Self {
+            policy: Policy::DenyConnect,
+            ..Self::default()
+        }
+    }
+}
+
+/// A running tinyproxy.
+pub struct Tinyproxy(RunningProxy);
+
+/// A running squid.
+pub struct Squid(RunningProxy);
+
+impl Tinyproxy {
+    /// Starts tinyproxy, or returns `None` (saying why on stderr) when it is not installed.
+    /// Panics, with its log, when it is installed but does not come up.
+    pub fn start(opts: &ProxyOpts) -> Option<Self> {
+        let binary = find_binary("tinyproxy")?;
+        let dir = PrivateDir::new("tinyproxy");
+        let port = free_port();
+        let d = dir.path().display();
+        let mut conf = format!(
+            "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 30\n\
+             PidFile \"{d}/tinyproxy.pid\"\nLogFile \"{d}/tinyproxy.log\"\nLogLevel Info\n\
+             MaxClients 50\nAllow 127.0.0.1\n"
+        );
+        if opts.policy == Policy::DenyConnect {
+            conf.push_str("ConnectPort 1\n");
+        }
+        if let Some((user, password)) = &opts.basic_auth {
+            writeln!(conf, "BasicAuth {user} {password}").unwrap();
+        }
+        dir.write("tinyproxy.conf", &conf);
+        // tinyproxy drops to `nobody`, which must be able to write its log.
+        dir.chown("nobody:nogroup");
+        let mut command = Command::new(binary);
+        command
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.path().join("tinyproxy.conf"));
+        Some(Self(RunningProxy::spawn(
+            command,
+            port,
+            dir,
+            "tinyproxy.log",
+        )))
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, for `--proxy` or `HTTPS_PROXY`.
+    pub fn url(&self) -> String {
+        self.0.url(None)
+    }
+
+    /// `http://USER:PASSWORD@127.0.0.1:PORT`.
+    pub fn url_with_auth(&self, user: &str, password: &str) -> String {
+        self.0.url(Some((user, password)))
+    }
+
+    /// The proxy's log so far (for assertions and failure messages).
+    pub fn log(&self) -> String {
+        self.0.log()
+    }
+}
+
+impl Squid {
+    /// Starts squid, or returns `None` (saying why on stderr) when it is not installed.
+    /// Panics, with its log, when it is installed but does not come up.
+    pub fn start(opts: &ProxyOpts) -> Option<Self> {
+        let binary = find_binary("squid")?;
+        let dir = PrivateDir::new("squid");
+        let port = free_port();
+        let d = dir.path().display();
+        let mut conf = format!(
+            "http_port 127.0.0.1:{port}\nvisible_hostname netcheck-test\n\
+             pid_filename {d}/squid.pid\ncache_log {d}/cache.log\n\
+             access_log stdio:{d}/access.log\ncache deny all\ncoredump_dir {d}\n\
+             hosts_file {d}/hosts\ndns_nameservers 127.0.0.1\nshutdown_lifetime 1 seconds\n\
+             cache_effective_user proxy\nacl CONNECT method CONNECT\n"
+        );
+        if let Some((user, password)) = &opts.basic_auth {
+            dir.write("htpasswd", &format!("{user}:{}\n", apr1_hash(password)));
+            writeln!(
+                conf,
+                "auth_param basic program {} {d}/htpasswd\nauth_param basic realm netcheck-test\n\
+                 acl authenticated proxy_auth REQUIRED\nhttp_access deny !authenticated",
+                squid_helper("basic_ncsa_auth")
+            )
+            .unwrap();
+        }
+        if opts.policy == Policy::DenyConnect {
+            conf.push_str("http_access deny CONNECT\n");
+        }
+        conf.push_str("http_access allow localhost\nhttp_access deny all\n");
+        let mut hosts = String::from("127.0.0.1 localhost\n");
+        for (name, ip) in &opts.hosts {
+            writeln!(hosts, "{ip} {name}").unwrap();
+        }
+        dir.write("hosts", &hosts);
+        dir.write("squid.conf", &conf);
+        dir.chown("proxy:proxy");
+        let mut command = Command::new(binary);
+        // A unique service name keeps concurrent squids from sharing IPC names.
+        command
+            .arg("-N")
+            .arg("-n")
+            .arg(dir.service_name())
+            .arg("-f")
+            .arg(dir.path().join("squid.conf"));
+        Some(Self(RunningProxy::spawn(command, port, dir, "cache.log")))
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, for `--proxy` or `HTTPS_PROXY`.
+    pub fn url(&self) -> String {
+        self.0.url(None)
+    }
+
+    /// `http://USER:PASSWORD@127.0.0.1:PORT`.
+    pub fn url_with_auth(&self, user: &str, password: &str) -> String {
+        self.0.url(Some((user, password)))
+    }
+
+    /// squid's `cache.log` so far.
+    pub fn log(&self) -> String {
+        self.0.log()
+    }
+
+    /// squid's `access.log` so far (`TCP_TUNNEL/200`, `TCP_DENIED/403`, …).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.0.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// Waits (up to 5 s) for `needle` in `access.log`: squid logs a transaction only after it
+    /// ends, a moment after the client sees the reply or closes the tunnel.
+    pub async fn access_log_shows(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.access_log().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+/// A proxy process in its own process group, killed (with any helpers) on drop.
+struct RunningProxy {
+    child: Child,
+    addr: SocketAddr,
+    dir: PrivateDir,
+    log_file: &'static str,
+}
+
+impl RunningProxy {
+    fn spawn(mut command: Command, port: u16, dir: PrivateDir, log_file: &'static str) -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let mut proxy = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            log_file,
+        };
+        proxy.wait_until_listening();
+        proxy
+    }
+
+    fn wait_until_listening(&mut self) {
+        let started = Instant::now();
+        while started.elapsed() < STARTUP {
+            if StdStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "proxy exited with {status} before listening:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "proxy not listening on {} after {STARTUP:?}:\n{}",
+            self.addr,
+            self.log()
+        );
+    }
+
+    fn url(&self, auth: Option<(&str, &str)>) -> String {
+        match auth {
+            Some((user, password)) => format!("http://{user}:{password}@{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    fn log(&self) -> String {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!("{}{}", read(self.log_file), read("stderr.log"))
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        // The negative pid addresses the process group: squid's auth helpers die with it.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn new(kind: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("netcheck-{kind}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.0.join(name), contents).unwrap();
+    }
+
+    /// Hands the directory to the user a proxy drops privileges to (needs root, as the
+    /// proxies themselves do to switch users; without root they keep ours and this is moot).
+    fn chown(&self, owner: &str) {
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg(owner)
+            .arg(&self.0)
+            .status();
+    }
+
+    fn service_name(&self) -> String {
+        self.0
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('-', "")
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        eprintln!("{name} not found on PATH or in /usr/sbin (apt-get install {name})");
+    }
+    found
+}
+
+fn squid_helper(name: &str) -> String {
+    ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or_else(|| panic!("squid helper {name} not found"))
+}
+
+/// An htpasswd hash squid's `basic_ncsa_auth` accepts.
+fn apr1_hash(password: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
+        .expect("openssl is needed to make a squid htpasswd file");
+    assert!(out.status.success(), "openssl passwd failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A loopback port that was free a moment ago (the proxies take a port number, not a socket).
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a [`FakeProxy`] does with each connection.
+#[derive(Debug, Clone)]
+pub enum FakeBehaviour {
+    /// Read the request head, send these bytes, then echo whatever follows (so a test can
+    /// check that bytes after a reply head are left in the tunnel).
+    Reply(Vec<u8>),
+    /// Read and never answer.
+    Silent,
+    /// Read the request head, then close.
+    CloseAfterRequest,
+    /// Echo everything back, request included (a peer that is no proxy at all).
+    Echo,
+}
+
+/// A fake proxy on a loopback port; its task stops on drop.
+pub struct FakeProxy {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl FakeProxy {
+    /// Starts a fake proxy with the given behaviour for every connection.
+    pub async fn start(behaviour: FakeBehaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_fake(stream, behaviour.clone()));
+            }
+        });
+        Self { addr, task }
+    }
+
+    /// The fake's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for FakeProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_fake(mut stream: TcpStream, behaviour: FakeBehaviour) {
+    match behaviour {
+        FakeBehaviour::Echo => echo(stream).await,
+        FakeBehaviour::Silent => {
+            let mut sink = [0u8; 1024];
+            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        }
+        FakeBehaviour::CloseAfterRequest => {
+            read_request_head(&mut stream).await;
+        }
+        FakeBehaviour::Reply(bytes) => {
+            read_request_head(&mut stream).await;
+            if stream.write_all(&bytes).await.is_ok() {
+                echo(stream).await;
+            }
+        }
+    }
+}
+
+async fn read_request_head(stream: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && matches!(stream.read(&mut byte).await, Ok(1)) {
+        head.push(byte[0]);
+    }
+}
+
+async fn echo(mut stream: TcpStream) {
+    let (mut reader, mut writer) = stream.split();
+    let _ = tokio::io::copy(&mut reader, &mut writer).await;
+}
+
+/// A TCP echo server on loopback: the target at the far end of a tunnel. Stops on drop.
+pub struct EchoTarget {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl EchoTarget {
+    /// Starts the echo server.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(echo(stream));
+            }
+        });
+        Self { addr, task }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for EchoTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
