@@ -42,12 +42,6 @@ impl Settings {
             .and_then(target::parse_account)?;
         let timeout = validate_secs("--timeout", args.timeout)?;
         let deadline = validate_secs("--deadline", args.deadline)?;
-        if deadline < timeout {
-            return Err(Error::Usage(format!(
-                "--deadline ({}s) is shorter than --timeout ({}s): no step could use its full timeout",
-                args.deadline, args.timeout
-            )));
-        }
         Ok(Self {
             account,
             resolve: resolver::parse_overrides(&args.resolve)?,
