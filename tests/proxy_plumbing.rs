@@ -312,6 +312,32 @@ async fn a_proxy_hanging_up_before_replying_is_closed() {
 }
 
 #[tokio::test]
+async fn a_refusal_cut_short_keeps_its_status() {
+    let fake = FakeProxy::start(FakeBehaviour::ReplyAndClose(
+        b"HTTP/1.1 502 Bad Gateway\r\nServer: edge".to_vec(),
+    ))
+    .await;
+    let url = format!("http://{}", fake.addr());
+    let reply = expect_status(tunnel(fake.addr(), &url, "127.0.0.1", 443, TIMEOUT).await);
+    assert_eq!((reply.status, reply.server.as_deref()), (502, Some("edge")));
+}
+
+#[tokio::test]
+async fn an_open_tunnel_cut_short_is_closed() {
+    let fake = FakeProxy::start(FakeBehaviour::ReplyAndClose(
+        b"HTTP/1.1 200 Connection established\r\n".to_vec(),
+    ))
+    .await;
+    let url = format!("http://{}", fake.addr());
+    let result = tunnel(fake.addr(), &url, "127.0.0.1", 443, TIMEOUT).await;
+    assert!(
+        matches!(result, Err(TunnelError::Closed)),
+        "{:?}",
+        result.map(|(_, r)| r)
+    );
+}
+
+#[tokio::test]
 async fn bytes_after_the_reply_head_stay_in_the_tunnel() {
     let reply = b"HTTP/1.1 200 Connection established\r\n\r\nearly".to_vec();
     let fake = FakeProxy::start(FakeBehaviour::Reply(reply)).await;

@@ -380,6 +380,8 @@ pub enum FakeBehaviour {
     Silent,
     /// Read the request head, then close.
     CloseAfterRequest,
+    /// Read the request head, send these bytes, then close.
+    ReplyAndClose(Vec<u8>),
     /// Echo everything back, request included (a peer that is no proxy at all).
     Echo,
 }
@@ -424,6 +426,10 @@ async fn serve_fake(mut stream: TcpStream, behaviour: FakeBehaviour) {
         }
         FakeBehaviour::CloseAfterRequest => {
             read_request_head(&mut stream).await;
+        }
+        FakeBehaviour::ReplyAndClose(bytes) => {
+            read_request_head(&mut stream).await;
+            let _ = stream.write_all(&bytes).await;
         }
         FakeBehaviour::Reply(bytes) => {
             read_request_head(&mut stream).await;
