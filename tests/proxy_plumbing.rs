@@ -173,6 +173,29 @@ async fn squid_denial_is_a_403_with_the_proxy_named() {
     );
 }
 
+/// A destination ACL refuses one host and lets another through the same proxy. IP literals
+/// keep both proxies away from any resolver.
+async fn check_destination_acl(addr: SocketAddr, url: &str) {
+    let target = EchoTarget::start().await;
+    let port = target.addr().port();
+    let reply = expect_status(tunnel(addr, url, "127.0.0.2", port, TIMEOUT).await);
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let (mut stream, _) = tunnel(addr, url, "127.0.0.1", port, TIMEOUT).await.unwrap();
+    assert_round_trip(&mut stream).await;
+}
+
+#[tokio::test]
+async fn tinyproxy_destination_acl() {
+    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::deny_hosts(&["127.0.0.2"]));
+    check_destination_acl(proxy.addr(), &proxy.url()).await;
+}
+
+#[tokio::test]
+async fn squid_destination_acl() {
+    let proxy = start_or_skip!(Squid, ProxyOpts::deny_hosts(&["127.0.0.2"]));
+    check_destination_acl(proxy.addr(), &proxy.url()).await;
+}
+
 /// Without credentials: 407 and a Basic challenge; wrong ones: `wrong_status`; right ones: a
 /// tunnel.
 async fn check_basic_auth(
