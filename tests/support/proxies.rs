@@ -97,10 +97,10 @@ impl Tinyproxy {
             Policy::AllowAll => {}
             Policy::DenyConnect => conf.push_str("ConnectPort 1\n"),
             Policy::DenyHosts(hosts) => {
-                let patterns: String = hosts
-                    .iter()
-                    .map(|h| format!("^{}$\n", h.replace('.', "\\.")))
-                    .collect();
+                let mut patterns = String::new();
+                for host in hosts {
+                    writeln!(patterns, "^{}$", host.replace('.', "\\.")).unwrap();
+                }
                 dir.write("filter", &patterns);
                 writeln!(
                     conf,
