@@ -173,6 +173,29 @@ async fn squid_denial_is_a_403_with_the_proxy_named() {
     );
 }
 
+/// A destination ACL refuses one host and lets another through the same proxy. IP literals
+/// keep both proxies away from any resolver.
+async fn check_destination_acl(addr: SocketAddr, url: &str) {
+    let target = EchoTarget::start().await;
+    let port = target.addr().port();
+    let reply = expect_status(tunnel(addr, url, "127.0.0.2", port, TIMEOUT).await);
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let (mut stream, _) = tunnel(addr, url, "127.0.0.1", port, TIMEOUT).await.unwrap();
+    assert_round_trip(&mut stream).await;
+}
+
+#[tokio::test]
+async fn tinyproxy_destination_acl() {
+    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::deny_hosts(&["127.0.0.2"]));
+    check_destination_acl(proxy.addr(), &proxy.url()).await;
+}
+
+#[tokio::test]
+async fn squid_destination_acl() {
+    let proxy = start_or_skip!(Squid, ProxyOpts::deny_hosts(&["127.0.0.2"]));
+    check_destination_acl(proxy.addr(), &proxy.url()).await;
+}
+
 /// Without credentials: 407 and a Basic challenge; wrong ones: `wrong_status`; right ones: a
 /// tunnel.
 async fn check_basic_auth(
@@ -304,6 +327,32 @@ async fn a_proxy_hanging_up_before_replying_is_closed() {
         TIMEOUT,
     )
     .await;
+    assert!(
+        matches!(result, Err(TunnelError::Closed)),
+        "{:?}",
+        result.map(|(_, r)| r)
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_cut_short_keeps_its_status() {
+    let fake = FakeProxy::start(FakeBehaviour::ReplyAndClose(
+        b"HTTP/1.1 502 Bad Gateway\r\nServer: edge".to_vec(),
+    ))
+    .await;
+    let url = format!("http://{}", fake.addr());
+    let reply = expect_status(tunnel(fake.addr(), &url, "127.0.0.1", 443, TIMEOUT).await);
+    assert_eq!((reply.status, reply.server.as_deref()), (502, Some("edge")));
+}
+
+#[tokio::test]
+async fn an_open_tunnel_cut_short_is_closed() {
+    let fake = FakeProxy::start(FakeBehaviour::ReplyAndClose(
+        b"HTTP/1.1 200 Connection established\r\n".to_vec(),
+    ))
+    .await;
+    let url = format!("http://{}", fake.addr());
+    let result = tunnel(fake.addr(), &url, "127.0.0.1", 443, TIMEOUT).await;
     assert!(
         matches!(result, Err(TunnelError::Closed)),
         "{:?}",

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 const STARTUP: Duration = Duration::from_secs(20);
 
 /// What a real proxy lets through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Policy {
     /// Every CONNECT is allowed.
     #[default]
@@ -31,6 +31,10 @@ pub enum Policy {
     /// Every CONNECT is refused with 403 (tinyproxy: `ConnectPort 1`, so no test port is
     /// allowed; squid: `http_access deny CONNECT`).
     DenyConnect,
+    /// CONNECT to these hosts (names or IP literals, matched exactly) is refused with 403,
+    /// everything else is allowed (tinyproxy: an anchored `Filter`; squid: `dstdomain -n`).
+    /// Neither proxy resolves a refused name, so any name is safe here.
+    DenyHosts(Vec<String>),
 }
 
 /// How to configure a real proxy.
@@ -60,6 +64,14 @@ impl ProxyOpts {
             ..Self::default()
         }
     }
+
+    /// Options refusing CONNECT to `hosts` only.
+    pub fn deny_hosts(hosts: &[&str]) -> Self {
+        Self {
+            policy: Policy::DenyHosts(hosts.iter().map(|h| (*h).to_owned()).collect()),
+            ..Self::default()
+        }
+    }
 }
 
 /// A running tinyproxy.
@@ -81,8 +93,21 @@ impl Tinyproxy {
              PidFile \"{d}/tinyproxy.pid\"\nLogFile \"{d}/tinyproxy.log\"\nLogLevel Info\n\
              MaxClients 50\nAllow 127.0.0.1\n"
         );
-        if opts.policy == Policy::DenyConnect {
-            conf.push_str("ConnectPort 1\n");
+        match &opts.policy {
+            Policy::AllowAll => {}
+            Policy::DenyConnect => conf.push_str("ConnectPort 1\n"),
+            Policy::DenyHosts(hosts) => {
+                let mut patterns = String::new();
+                for host in hosts {
+                    writeln!(patterns, "^{}$", host.replace('.', "\\.")).unwrap();
+                }
+                dir.write("filter", &patterns);
+                writeln!(
+                    conf,
+                    "Filter \"{d}/filter\"\nFilterExtended On\nFilterDefaultDeny No"
+                )
+                .unwrap();
+            }
         }
         if let Some((user, password)) = &opts.basic_auth {
             writeln!(conf, "BasicAuth {user} {password}").unwrap();
@@ -149,8 +174,15 @@ impl Squid {
             )
             .unwrap();
         }
-        if opts.policy == Policy::DenyConnect {
-            conf.push_str("http_access deny CONNECT\n");
+        match &opts.policy {
+            Policy::AllowAll => {}
+            Policy::DenyConnect => conf.push_str("http_access deny CONNECT\n"),
+            Policy::DenyHosts(hosts) => writeln!(
+                conf,
+                "acl netcheck_denied dstdomain -n {}\nhttp_access deny CONNECT netcheck_denied",
+                hosts.join(" ")
+            )
+            .unwrap(),
         }
         conf.push_str("http_access allow localhost\nhttp_access deny all\n");
         let mut hosts = String::from("127.0.0.1 localhost\n");
@@ -380,6 +412,8 @@ pub enum FakeBehaviour {
     Silent,
     /// Read the request head, then close.
     CloseAfterRequest,
+    /// Read the request head, send these bytes, then close.
+    ReplyAndClose(Vec<u8>),
     /// Echo everything back, request included (a peer that is no proxy at all).
     Echo,
 }
@@ -424,6 +458,10 @@ async fn serve_fake(mut stream: TcpStream, behaviour: FakeBehaviour) {
         }
         FakeBehaviour::CloseAfterRequest => {
             read_request_head(&mut stream).await;
+        }
+        FakeBehaviour::ReplyAndClose(bytes) => {
+            read_request_head(&mut stream).await;
+            let _ = stream.write_all(&bytes).await;
         }
         FakeBehaviour::Reply(bytes) => {
             read_request_head(&mut stream).await;

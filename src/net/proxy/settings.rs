@@ -512,6 +512,34 @@ mod tests {
     }
 
     #[test]
+    fn evidence_serializes_to_a_stable_shape() {
+        let s = settings(
+            &[("HTTPS_PROXY", "http://u:pw@p:3128"), ("NO_PROXY", ".corp")],
+            None,
+            None,
+        );
+        let proxy = decide(&s, TargetScheme::Https, "acct.snowflakecomputing.com").unwrap();
+        let direct = decide(&s, TargetScheme::Https, "db.corp").unwrap();
+        assert_eq!(
+            serde_json::to_value([proxy, direct]).unwrap(),
+            serde_json::json!([
+                {"route": "proxy", "proxy": "http://u:***@p:3128", "variable": "HTTPS_PROXY"},
+                {"route": "direct", "reason": {"kind": "no_proxy_matched", "entry": ".corp", "variable": "NO_PROXY"}},
+            ])
+        );
+        let bad = settings(&[("HTTPS_PROXY", "htp://p")], None, None);
+        assert_eq!(
+            serde_json::to_value(decide(&bad, TargetScheme::Https, "h").unwrap_err()).unwrap(),
+            serde_json::json!({
+                "kind": "bad_url",
+                "variable": "HTTPS_PROXY",
+                "value": "htp://p",
+                "reason": {"kind": "unsupported_scheme", "detail": "htp"},
+            })
+        );
+    }
+
+    #[test]
     fn ignored_variables_are_explained() {
         let s = settings(
             &[

@@ -71,7 +71,8 @@ pub enum TunnelError {
     /// No complete reply head within the timeout.
     #[error("no reply from the proxy within {0:?}")]
     Timeout(Duration),
-    /// The proxy closed the connection before a complete reply head.
+    /// The proxy closed the connection before a complete reply head (a status line that
+    /// did arrive and refuses the tunnel is reported as [`TunnelError::Status`] instead).
     #[error("proxy closed the connection before replying")]
     Closed,
     /// netcheck cannot open a CONNECT tunnel through this kind of proxy.
@@ -114,17 +115,33 @@ pub async fn connect_tunnel(
     let head = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| TunnelError::Timeout(timeout))??;
+    let elapsed = started.elapsed();
     let secrets: Vec<&str> = credentials
         .iter()
         .map(String::as_str)
         .chain(proxy.auth.iter().map(|a| a.password.expose()))
         .collect();
-    let reply = parse_head(&head, started.elapsed()).ok_or_else(|| not_http(&head, &secrets))?;
-    if (200..300).contains(&reply.status) {
+    let reply = match head {
+        Head::Complete(bytes) => {
+            parse_head(&bytes, elapsed).ok_or_else(|| not_http(&bytes, &secrets))?
+        }
+        Head::NotHttp(bytes) => return Err(not_http(&bytes, &secrets)),
+        // A refusal cut short still carries its status; anything else is a hang-up.
+        Head::Truncated(bytes) => match parse_head(&bytes, elapsed) {
+            Some(reply) if !is_success(reply.status) => return Err(TunnelError::Status(reply)),
+            _ => return Err(TunnelError::Closed),
+        },
+    };
+    if is_success(reply.status) {
         Ok((stream, reply))
     } else {
         Err(TunnelError::Status(reply))
     }
+}
+
+/// curl, too, takes any 2xx answer to CONNECT as an open tunnel.
+fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
 }
 
 fn connect_request(target: &str, credentials: Option<&str>) -> String {
@@ -138,17 +155,25 @@ fn connect_request(target: &str, credentials: Option<&str>) -> String {
     )
 }
 
+/// What [`read_head`] got.
+enum Head {
+    /// Up to and including the blank line.
+    Complete(Vec<u8>),
+    /// Bytes that cannot start an HTTP reply; such a peer may never send a blank line.
+    NotHttp(Vec<u8>),
+    /// The peer closed first, after these bytes (possibly none).
+    Truncated(Vec<u8>),
+}
+
 /// Reads up to and including the blank line that ends the reply head, and not one byte more:
-/// each chunk is peeked, and only the part that belongs to the head is consumed. Returns early
-/// with what it has once the bytes cannot be an HTTP reply, since such a peer may never send a
-/// blank line.
-async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, TunnelError> {
+/// each chunk is peeked, and only the part that belongs to the head is consumed.
+async fn read_head(stream: &mut TcpStream) -> Result<Head, TunnelError> {
     let mut head = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
         let peeked = stream.peek(&mut chunk).await?;
         if peeked == 0 {
-            return Err(TunnelError::Closed);
+            return Ok(Head::Truncated(head));
         }
         let search_from = head.len().saturating_sub(3);
         head.extend_from_slice(&chunk[..peeked]);
@@ -157,11 +182,11 @@ async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, TunnelError> {
         stream.read_exact(&mut chunk[..take]).await?;
         if let Some(end) = end {
             head.truncate(end);
-            return Ok(head);
+            return Ok(Head::Complete(head));
         }
         let prefix = head.len().min(5);
         if head[..prefix] != b"HTTP/"[..prefix] {
-            return Ok(head);
+            return Ok(Head::NotHttp(head));
         }
         if head.len() > MAX_HEAD {
             return Err(TunnelError::HeadTooLong { limit: MAX_HEAD });
