@@ -27,11 +27,12 @@ impl Run {
 pub struct Netcheck {
     args: Vec<String>,
     env: HashMap<String, String>,
+    via: Vec<String>,
 }
 
 /// Starts building an invocation.
 pub fn netcheck<S: AsRef<str>>(args: &[S]) -> Netcheck {
-    Netcheck { args: args.iter().map(|s| s.as_ref().to_owned()).collect(), env: HashMap::new() }
+    Netcheck { args: args.iter().map(|s| s.as_ref().to_owned()).collect(), env: HashMap::new(), via: Vec::new() }
 }
 
 impl Netcheck {
@@ -47,10 +48,26 @@ impl Netcheck {
         self
     }
 
+    /// Runs the binary through a wrapper command, e.g. `ip netns exec NS …`: the binary's path
+    /// and arguments follow the wrapper's own arguments.
+    pub fn via<S: AsRef<str>>(mut self, wrapper: &[S]) -> Self {
+        self.via = wrapper.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
     /// Runs to completion.
     pub fn run(self) -> Run {
         let start = Instant::now();
-        let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_netcheck"))
+        let binary = env!("CARGO_BIN_EXE_netcheck");
+        let mut command = match self.via.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let Output { status, stdout, stderr } = command
             .args(&self.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

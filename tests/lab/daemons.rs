@@ -1,0 +1,336 @@
+//! The third-party servers of the lab — dnsmasq, nginx, squid, tinyproxy, mitmproxy — each
+//! started in the foreground inside a lab namespace with a config written to the scenario's
+//! work directory, in its own process group, and killed (helpers included) on drop.
+//!
+//! They listen on the lab's fixed addresses, not loopback, which is why this does not reuse
+//! `support::proxies` (bound to 127.0.0.1 in the test's own namespace). Whatever resolves names
+//! through the C library (tinyproxy, mitmproxy) gets a private `/etc/hosts` with the true
+//! Snowflake-side addresses and a resolv.conf pointing at nothing, so no query ever leaves the
+//! lab.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::netns::{ACCOUNT_IP, EDGE_IP, PRIVATELINK_IP, Side, Topology};
+use super::scenario::{ACCOUNT_HOST, Dns, DnsAnswer, PRIVATELINK_HOST, Proxy, ProxyKind, Server, TlsPolicy};
+use crate::support::dns::which;
+
+/// How long a daemon may take to start listening.
+const STARTUP: Duration = Duration::from_secs(20);
+
+/// Where the failing DNS upstream listens (on the Snowflake side).
+pub const FAILING_DNS: &str = "198.18.2.2:53";
+
+/// Why a part of the lab could not be set up.
+#[derive(Debug)]
+pub enum SetupError {
+    /// A tool is missing: the scenario is skipped, saying so.
+    Unavailable(String),
+    /// The lab itself is broken: the scenario fails.
+    Failed(String),
+}
+
+impl From<String> for SetupError {
+    fn from(s: String) -> Self {
+        Self::Failed(s)
+    }
+}
+
+/// A scenario's private directory under the system temp dir (configs, certificates, logs),
+/// readable by the users the daemons drop to; removed on drop.
+pub struct Workdir(PathBuf);
+
+impl Workdir {
+    /// Creates `/tmp/nclab-<pid>-<n>`.
+    pub fn create(n: usize) -> Self {
+        let path = std::env::temp_dir().join(format!("nclab-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir is writable");
+        Self(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("temp dir is writable");
+        path
+    }
+
+    /// A subdirectory handed to the user a daemon drops privileges to.
+    pub fn subdir_for(&self, name: &str, owner: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(&path).expect("temp dir is writable");
+        let _ = Command::new("chown").arg("-R").arg(owner).arg(&path).status();
+        path
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A daemon running in a lab namespace.
+pub struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Spawns `command` (already wrapped for its namespace) in a new process group, its output
+    /// going to `<name>.out` in the work directory.
+    fn spawn(name: &'static str, mut command: Command, dir: &Workdir) -> Result<Self, SetupError> {
+        use std::os::unix::process::CommandExt as _;
+        let log = dir.path().join(format!("{name}.out"));
+        let out = std::fs::File::create(&log).map_err(|e| format!("{name}: {e}"))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Self { name, child, log })
+    }
+
+    /// Waits until the daemon accepts TCP on `addr`; a daemon that exits first is an error
+    /// carrying its output.
+    fn wait(mut self, topo: &Topology, side: Side, addr: SocketAddr) -> Result<Self, SetupError> {
+        if let Err(e) = topo.wait_for_tcp(side, addr, STARTUP) {
+            let status = self.child.try_wait().ok().flatten().map(|s| format!(" (exited: {s})")).unwrap_or_default();
+            return Err(SetupError::Failed(format!("{}{status}: {e}\n{}", self.name, self.output())));
+        }
+        Ok(self)
+    }
+
+    /// What the daemon printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pgid) = i32::try_from(self.child.id()).ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary(name: &str, package: &str) -> Result<PathBuf, SetupError> {
+    which(name).ok_or_else(|| SetupError::Unavailable(format!("{name} is not installed (apt-get install {package}; .ci/run installs it)")))
+}
+
+/// dnsmasq on the edge router (198.18.1.1:53, UDP and TCP): the client's resolver.
+pub fn dnsmasq(topo: &Topology, dir: &Workdir, dns: &Dns) -> Result<Daemon, SetupError> {
+    let bin = binary("dnsmasq", "dnsmasq")?;
+    let mut c = topo.command(Side::Edge, &bin.to_string_lossy());
+    c.args(["-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces"])
+        .args([format!("--listen-address={EDGE_IP}"), "--port=53".into(), "--user=root".into(), "--pid-file=".into()])
+        .arg(format!("--log-facility={}", dir.path().join("dnsmasq.log").display()))
+        .arg("--log-queries");
+    match dns.answer {
+        DnsAnswer::Zone => {
+            c.args(["--local=/snowflakecomputing.com/", "--local=/corp.example/"]);
+        }
+        DnsAnswer::Refused => {}
+        DnsAnswer::Servfail => {
+            c.arg(format!("--server=/snowflakecomputing.com/{}", FAILING_DNS.replace(":53", "")));
+        }
+    }
+    for r in &dns.records {
+        let addrs: Vec<String> = r.a.iter().map(ToString::to_string).chain(r.aaaa.iter().map(ToString::to_string)).collect();
+        if !addrs.is_empty() {
+            c.arg(format!("--host-record={},{}", r.name, addrs.join(",")));
+        }
+        if let Some(target) = &r.cname {
+            c.arg(format!("--cname={},{target}", r.name));
+        }
+        if let Some(txt) = &r.txt {
+            c.arg(format!("--txt-record={},{txt}", r.name));
+        }
+    }
+    Daemon::spawn("dnsmasq", c, dir)?.wait(topo, Side::Edge, SocketAddr::new(EDGE_IP.parse().expect("constant"), 53))
+}
+
+/// nginx on the Snowflake side, on every address's port 443, presenting `chain`/`key` (PEM
+/// files) with the server's protocol policy.
+pub fn nginx(topo: &Topology, dir: &Workdir, server: &Server, chain: &Path, key: &Path) -> Result<Daemon, SetupError> {
+    let bin = binary("nginx", "nginx")?;
+    let d = dir.subdir_for("nginx", "nobody:nogroup");
+    let protocols = match server.tls {
+        TlsPolicy::Tls12And13 => "ssl_protocols TLSv1.2 TLSv1.3;",
+        TlsPolicy::Tls12Only => "ssl_protocols TLSv1.2;",
+        TlsPolicy::Tls13Only => "ssl_protocols TLSv1.3;",
+        // OpenSSL 3 refuses TLS 1.0/1.1 above security level 0.
+        TlsPolicy::OldOnly => "ssl_protocols TLSv1 TLSv1.1; ssl_ciphers DEFAULT:@SECLEVEL=0;",
+    };
+    let (d, chain, key) = (d.display(), chain.display(), key.display());
+    let conf = format!(
+        "daemon off;\nmaster_process on;\nworker_processes 1;\nuser nobody nogroup;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log info;\nevents {{ worker_connections 128; }}\n\
+         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           server {{\n    listen 443 ssl;\n    listen [::]:443 ssl;\n    ssl_certificate {chain};\n\
+             ssl_certificate_key {key};\n    {protocols}\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+    );
+    let conf = dir.write("nginx.conf", &conf);
+    let mut c = topo.command(Side::Snowflake, &bin.to_string_lossy());
+    c.arg("-c").arg(conf).arg("-p").arg(dir.path());
+    Daemon::spawn("nginx", c, dir)?.wait(topo, Side::Snowflake, SocketAddr::new(ACCOUNT_IP.parse().expect("constant"), 443))
+}
+
+/// The hosts file proxies resolve the Snowflake side with: the true addresses, whatever the
+/// client's resolver says.
+pub fn proxy_hosts() -> String {
+    format!("127.0.0.1 localhost\n{ACCOUNT_IP} {ACCOUNT_HOST}\n{PRIVATELINK_IP} {PRIVATELINK_HOST}\n")
+}
+
+/// A proxy on the edge router, listening on 198.18.1.1 at the kind's port. `upstream_ca` is the
+/// root an intercepting proxy verifies the real server with.
+pub fn proxy(topo: &Topology, dir: &Workdir, p: &Proxy, upstream_ca: &Path) -> Result<Daemon, SetupError> {
+    let addr = SocketAddr::new(EDGE_IP.parse().expect("constant"), p.kind.port());
+    let daemon = match p.kind {
+        ProxyKind::Squid => squid(topo, dir, p)?,
+        ProxyKind::Tinyproxy => tinyproxy(topo, dir, p)?,
+        ProxyKind::Mitmproxy => mitmproxy(topo, dir, upstream_ca)?,
+    };
+    daemon.wait(topo, Side::Edge, addr)
+}
+
+fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError> {
+    let bin = binary("squid", "squid")?;
+    let d = dir.subdir_for("squid", "proxy:proxy");
+    std::fs::write(d.join("hosts"), proxy_hosts()).map_err(|e| e.to_string())?;
+    let port = ProxyKind::Squid.port();
+    let ds = d.display();
+    let mut conf = format!(
+        "http_port {EDGE_IP}:{port}\nvisible_hostname nclab-squid\npid_filename {ds}/squid.pid\n\
+         cache_log {ds}/cache.log\naccess_log stdio:{ds}/access.log\ncache deny all\ncoredump_dir {ds}\n\
+         hosts_file {ds}/hosts\ndns_nameservers 127.0.0.1\nshutdown_lifetime 1 seconds\n\
+         cache_effective_user proxy\nacl CONNECT method CONNECT\nacl SSL_ports port 443\n\
+         acl lab_clients src 198.18.1.0/24\n"
+    );
+    if let Some(auth) = &p.auth {
+        std::fs::write(d.join("htpasswd"), format!("{}:{}\n", auth.user, apr1_hash(&auth.password)?)).map_err(|e| e.to_string())?;
+        let helper = ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
+            .iter()
+            .map(|dir| format!("{dir}/basic_ncsa_auth"))
+            .find(|p| Path::new(p).is_file())
+            .ok_or_else(|| SetupError::Unavailable("squid's basic_ncsa_auth helper is missing".into()))?;
+        writeln!(
+            conf,
+            "auth_param basic program {helper} {ds}/htpasswd\nauth_param basic realm corp-proxy\n\
+             acl authenticated proxy_auth REQUIRED\nhttp_access deny !authenticated"
+        )
+        .expect("string");
+    }
+    conf.push_str("http_access deny CONNECT !SSL_ports\n");
+    if !p.deny.is_empty() {
+        writeln!(conf, "acl denied_hosts dstdomain -n {}\nhttp_access deny CONNECT denied_hosts", p.deny.join(" ")).expect("string");
+    }
+    if !p.allow.is_empty() {
+        writeln!(conf, "acl allowed_hosts dstdomain -n {}\nhttp_access deny CONNECT !allowed_hosts", p.allow.join(" ")).expect("string");
+    }
+    conf.push_str("http_access allow lab_clients\nhttp_access deny all\n");
+    std::fs::write(d.join("squid.conf"), conf).map_err(|e| e.to_string())?;
+    let _ = Command::new("chown").arg("-R").arg("proxy:proxy").arg(&d).status();
+    let mut c = topo.command(Side::Edge, &bin.to_string_lossy());
+    // A unique service name keeps concurrent squids from sharing IPC names.
+    let service = d.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().replace('-', "")).unwrap_or_default();
+    c.arg("-N").arg("-n").arg(service).arg("-f").arg(d.join("squid.conf"));
+    Daemon::spawn("squid", c, dir)
+}
+
+fn tinyproxy(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError> {
+    let bin = binary("tinyproxy", "tinyproxy")?;
+    let d = dir.subdir_for("tinyproxy", "nobody:nogroup");
+    let ds = d.display();
+    let port = ProxyKind::Tinyproxy.port();
+    let mut conf = format!(
+        "User nobody\nGroup nogroup\nPort {port}\nListen {EDGE_IP}\nTimeout 30\nPidFile \"{ds}/tinyproxy.pid\"\n\
+         LogFile \"{ds}/tinyproxy.log\"\nLogLevel Info\nMaxClients 50\nAllow 198.18.1.0/24\n"
+    );
+    let (patterns, default_deny) = match (p.allow.is_empty(), p.deny.is_empty()) {
+        (true, true) => (vec![], false),
+        (false, _) => (p.allow.clone(), true),
+        (true, false) => (p.deny.clone(), false),
+    };
+    if !patterns.is_empty() {
+        let filter: String = patterns.iter().map(|h| format!("{}$\n", h.replace('.', "\\."))).collect();
+        std::fs::write(d.join("filter"), filter).map_err(|e| e.to_string())?;
+        let deny = if default_deny { "Yes" } else { "No" };
+        writeln!(conf, "Filter \"{ds}/filter\"\nFilterExtended On\nFilterDefaultDeny {deny}").expect("string");
+    }
+    if let Some(auth) = &p.auth {
+        writeln!(conf, "BasicAuth {} {}", auth.user, auth.password).expect("string");
+    }
+    std::fs::write(d.join("tinyproxy.conf"), conf).map_err(|e| e.to_string())?;
+    let (hosts, resolv) = private_etc(dir);
+    let mut c = wrapped(topo, &hosts, &resolv, &bin);
+    c.arg("-d").arg("-c").arg(d.join("tinyproxy.conf"));
+    Daemon::spawn("tinyproxy", c, dir)
+}
+
+fn mitmproxy(topo: &Topology, dir: &Workdir, upstream_ca: &Path) -> Result<Daemon, SetupError> {
+    let bin = mitmdump()?;
+    let confdir = dir.subdir_for("mitmproxy", "root:root");
+    let (hosts, resolv) = private_etc(dir);
+    let mut c = wrapped(topo, &hosts, &resolv, &bin);
+    c.args(["--mode", "regular", "--listen-host", EDGE_IP, "--listen-port"])
+        .arg(ProxyKind::Mitmproxy.port().to_string())
+        .arg("--set")
+        .arg(format!("confdir={}", confdir.display()))
+        .arg("--set")
+        .arg(format!("ssl_verify_upstream_trusted_ca={}", upstream_ca.display()))
+        .arg("--quiet");
+    Daemon::spawn("mitmproxy", c, dir)
+}
+
+/// mitmproxy's CA certificate (PEM), written by mitmproxy when it first starts.
+pub fn mitmproxy_ca(dir: &Workdir) -> PathBuf {
+    dir.path().join("mitmproxy").join("mitmproxy-ca-cert.pem")
+}
+
+/// `mitmdump` next to `NETCHECK_PYTHON` (the venv `.ci/run` makes), or on PATH.
+fn mitmdump() -> Result<PathBuf, SetupError> {
+    std::env::var_os("NETCHECK_PYTHON")
+        .map(PathBuf::from)
+        .and_then(|py| py.parent().map(|d| d.join("mitmdump")))
+        .filter(|p| p.is_file())
+        .or_else(|| which("mitmdump"))
+        .ok_or_else(|| SetupError::Unavailable("mitmdump is not installed (pip install mitmproxy in NETCHECK_PYTHON's venv; .ci/run does)".into()))
+}
+
+/// The private `/etc/hosts` and `/etc/resolv.conf` for daemons that resolve through libc.
+fn private_etc(dir: &Workdir) -> (PathBuf, PathBuf) {
+    (dir.write("proxy-hosts", &proxy_hosts()), dir.write("proxy-resolv.conf", "nameserver 127.0.0.1\n"))
+}
+
+fn wrapped(topo: &Topology, hosts: &Path, resolv: &Path, bin: &Path) -> Command {
+    let words = topo.wrapper_with_files(Side::Edge, &[(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")]);
+    let mut c = Command::new(&words[0]);
+    c.args(&words[1..]).arg(bin);
+    c
+}
+
+/// An htpasswd hash squid's `basic_ncsa_auth` accepts.
+fn apr1_hash(password: &str) -> Result<String, SetupError> {
+    let out = Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
+        .map_err(|e| SetupError::Unavailable(format!("openssl is needed for a squid password file: {e}")))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}

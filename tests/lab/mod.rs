@@ -1,0 +1,189 @@
+//! The fault lab: each scenario in `tests/scenarios/` gets its own network namespaces
+//! ([`netns`]), real servers on them ([`daemons`]: dnsmasq, nginx, squid, tinyproxy,
+//! mitmproxy), real packet filters (nftables / iptables / tc on the edge router), and where
+//! nothing packaged fits, small userspace elements ([`userspace`]: a delay relay, a SERVFAIL
+//! upstream). netcheck then runs in the client namespace with its system resolver pointed at
+//! the lab's dnsmasq, and [`crate`]'s runner compares its JSON report with the scenario's
+//! expectations. [`docs`] renders `docs/scenarios.md` from the scenarios and their outcomes.
+//!
+//! Nothing here is part of netcheck; nothing here reaches beyond the namespaces it made.
+
+pub mod daemons;
+pub mod docs;
+pub mod netns;
+pub mod scenario;
+pub mod userspace;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use daemons::{Daemon, SetupError, Workdir};
+use netns::{ACCOUNT_IP, EDGE_IP, RELAY_IP, Side, Topology};
+use scenario::{ACCOUNT_HOST, CertKind, PRIVATELINK_HOST, Scenario, Trust};
+use time::OffsetDateTime;
+use userspace::Element;
+
+use crate::support::pki::{self, INTERMEDIATE_URL, LeafSpec, ServerCert, TestPki};
+use crate::support::run::Netcheck;
+
+/// The names the lab's certificates are issued for.
+const CERT_HOSTS: &[&str] = &[ACCOUNT_HOST, PRIVATELINK_HOST];
+
+/// One scenario's running lab. Fields drop in order: servers first, then the namespaces, then
+/// the files.
+pub struct Lab {
+    _elements: Vec<Element>,
+    daemons: Vec<Daemon>,
+    topo: Topology,
+    dir: Workdir,
+    client_hosts: PathBuf,
+    client_resolv: PathBuf,
+    ca_file: PathBuf,
+}
+
+impl Lab {
+    /// Builds everything `scenario` describes, as lab number `n`. `root` is the lab root's PEM
+    /// file (what netcheck gets with `--ca-file`).
+    pub fn build(n: usize, scenario: &Scenario, pki: &TestPki, root: &Path) -> Result<Self, SetupError> {
+        let setup = &scenario.setup;
+        let topo = Topology::create(n)?;
+        let dir = Workdir::create(n);
+        let mut daemons = Vec::new();
+        let mut elements = Vec::new();
+
+        let default_dns = scenario::Dns { records: scenario::default_records(), ..Default::default() };
+        let dns = setup.dns.as_ref().unwrap_or(&default_dns);
+        if dns.answer == scenario::DnsAnswer::Servfail {
+            elements.push(userspace::servfail_dns(topo.name(Side::Snowflake), daemons::FAILING_DNS.parse().expect("constant"))?);
+        }
+        daemons.push(daemons::dnsmasq(&topo, &dir, dns)?);
+
+        if setup.server.listen {
+            let (chain, key) = server_cert(setup.server.cert, pki).write_pem_files();
+            let chain = copy_into(&dir, "server-chain.pem", chain.path());
+            let key = copy_into(&dir, "server-key.pem", key.path());
+            daemons.push(daemons::nginx(&topo, &dir, &setup.server, &chain, &key)?);
+        }
+        if let Some(relay) = &setup.relay {
+            let listen = SocketAddr::new(RELAY_IP.parse().expect("constant"), 443);
+            let upstream = SocketAddr::new(ACCOUNT_IP.parse().expect("constant"), 443);
+            let delay = Duration::from_millis(relay.delay_ms);
+            elements.push(userspace::delay_relay(topo.name(Side::Snowflake), listen, upstream, delay)?);
+        }
+        let mut ca_file = root.to_path_buf();
+        if let Some(proxy) = &setup.proxy {
+            daemons.push(daemons::proxy(&topo, &dir, proxy, root)?);
+            if scenario.run.trust == Trust::LabAndMitmproxy {
+                let mitm = std::fs::read_to_string(daemons::mitmproxy_ca(&dir)).map_err(|e| format!("mitmproxy CA: {e}"))?;
+                let lab = std::fs::read_to_string(root).map_err(|e| e.to_string())?;
+                ca_file = dir.write("trust.pem", &format!("{lab}{mitm}"));
+            }
+        }
+        if setup.client.no_default_route {
+            topo.run(Side::Client, &["ip", "route", "del", "default"])?;
+            topo.run(Side::Client, &["ip", "-6", "route", "del", "default"])?;
+        }
+        // Last, so the daemons' readiness probes were not filtered.
+        apply_firewall(&topo, &dir, &setup.firewall)?;
+
+        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
+        for line in &setup.client.hosts {
+            hosts.push_str(line);
+            hosts.push('\n');
+        }
+        let client_hosts = dir.write("client-hosts", &hosts);
+        let client_resolv = dir.write("client-resolv.conf", &format!("nameserver {EDGE_IP}\n"));
+        Ok(Self { _elements: elements, daemons, topo, dir, client_hosts, client_resolv, ca_file })
+    }
+
+    /// The netcheck invocation of `run`, inside the client namespace with the lab's resolver
+    /// and hosts file, JSON on stdout.
+    pub fn netcheck(&self, run: &scenario::RunSpec) -> Netcheck {
+        let mut args = vec!["run".to_owned()];
+        args.extend(run.args.iter().cloned());
+        args.extend(["--format".into(), "json".into(), "--ca-file".into(), self.ca_file.display().to_string()]);
+        let wrapper = self
+            .topo
+            .wrapper_with_files(Side::Client, &[(&self.client_hosts, "/etc/hosts"), (&self.client_resolv, "/etc/resolv.conf")]);
+        run.env.iter().fold(crate::support::run::netcheck(&args).via(&wrapper), |n, (k, v)| n.env(k, v))
+    }
+
+    /// The daemons' output and logs, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for d in &self.daemons {
+            out.push_str(&d.output());
+        }
+        for name in ["dnsmasq.log", "squid/cache.log", "squid/access.log", "tinyproxy/tinyproxy.log", "nginx/error.log"] {
+            if let Ok(text) = std::fs::read_to_string(self.dir.path().join(name)) {
+                out.push_str(&format!("--- {name}\n{}", tail(&text, 30)));
+            }
+        }
+        out
+    }
+}
+
+/// The last `n` lines of a log.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The certificate the server presents.
+fn server_cert(kind: CertKind, pki: &TestPki) -> ServerCert {
+    let now = OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let spec = |not_before, not_after| LeafSpec { hosts: CERT_HOSTS, not_before, not_after, aia_ca_issuers: None };
+    match kind {
+        CertKind::Good => pki.for_hosts(CERT_HOSTS),
+        CertKind::Expired => pki.leaf(&spec(now - 90 * day, now - day)),
+        CertKind::NotYetValid => pki.leaf(&spec(now + 30 * day, now + 120 * day)),
+        CertKind::Expiring => pki.leaf(&spec(now - 80 * day, now + 7 * day)),
+        CertKind::WrongHost => pki.wrong_host(),
+        CertKind::PrivateCa => pki::unknown_ca().0,
+        CertKind::MissingIntermediate => {
+            pki.intermediate.issue(&LeafSpec { aia_ca_issuers: Some(INTERMEDIATE_URL), ..spec(now - day, now + 90 * day) })
+        }
+        CertKind::InspectionCa => pki::inspection_ca().0,
+    }
+}
+
+/// Copies a temp file into the work directory (nginx's workers and the files' lifetime follow
+/// the lab, not the temp handles).
+fn copy_into(dir: &Workdir, name: &str, from: &Path) -> PathBuf {
+    let to = dir.path().join(name);
+    std::fs::copy(from, &to).expect("copy into the work dir");
+    to
+}
+
+/// Loads the scenario's nftables rules into table `inet lab` on the edge router, then its
+/// iptables and tc commands.
+fn apply_firewall(topo: &Topology, dir: &Workdir, fw: &scenario::Firewall) -> Result<(), SetupError> {
+    if fw.is_empty() {
+        return Ok(());
+    }
+    let chain = |name: &str, rules: &[String]| {
+        let body: String = rules.iter().map(|r| format!("    {r}\n")).collect();
+        format!("  chain {name} {{\n    type filter hook {name} priority 0; policy accept;\n{body}  }}\n")
+    };
+    let ruleset = format!(
+        "table inet lab {{\n{}{}{}}}\n",
+        chain("forward", &fw.forward),
+        chain("input", &fw.input),
+        chain("output", &fw.output)
+    );
+    let file = dir.write("firewall.nft", &ruleset);
+    topo.run(Side::Edge, &["nft", "-f", &file.to_string_lossy()])?;
+    for rule in &fw.iptables {
+        let mut argv = vec!["iptables"];
+        argv.extend(rule.split_whitespace());
+        topo.run(Side::Edge, &argv)?;
+    }
+    for cmd in &fw.tc {
+        let mut argv = vec!["tc"];
+        argv.extend(cmd.split_whitespace());
+        topo.run(Side::Edge, &argv)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Scenarios as data: one `tests/scenarios/*.toml` per fault — what the lab sets up, how
+//! netcheck is run, and what it must conclude. Unknown keys are errors, so a typo cannot turn a
+//! fault into a healthy lab. Every section of `[setup]` is optional and defaults to healthy;
+//! later sections (e.g. `[setup.emulator]` with the emulator's faults) slot in beside these.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::netns::ACCOUNT_IP;
+
+/// The account every scenario checks unless it says otherwise.
+pub const ACCOUNT_HOST: &str = "myorg-myaccount.snowflakecomputing.com";
+/// The same account's PrivateLink host.
+pub const PRIVATELINK_HOST: &str = "myorg-myaccount.privatelink.snowflakecomputing.com";
+
+/// One scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The file stem: the scenario's id in reports and the docs.
+    #[serde(skip)]
+    pub id: String,
+    /// One line: the fault, as a network engineer would name it.
+    pub title: String,
+    /// The docs section: DNS, TCP, TLS, Proxy or Path.
+    pub group: String,
+    /// What a user on such a network sees, and why netcheck's answer is the right one.
+    pub about: String,
+    #[serde(default)]
+    pub setup: Setup,
+    pub run: RunSpec,
+    pub expect: Expect,
+}
+
+/// What the lab builds. Absent sections are healthy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    /// The resolver the client uses (dnsmasq on the edge router). Absent: the account host's
+    /// A record only.
+    pub dns: Option<Dns>,
+    #[serde(default)]
+    pub client: Client,
+    #[serde(default)]
+    pub firewall: Firewall,
+    #[serde(default)]
+    pub server: Server,
+    /// A userspace relay on the Snowflake side that delays every segment.
+    pub relay: Option<Relay>,
+    /// A forward proxy on the edge router.
+    pub proxy: Option<Proxy>,
+}
+
+/// The client's resolver.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    #[serde(default)]
+    pub answer: DnsAnswer,
+    #[serde(default)]
+    pub records: Vec<Record>,
+}
+
+/// How the resolver treats names it holds no record for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsAnswer {
+    /// Authoritative for snowflakecomputing.com and corp.example: unknown names are NXDOMAIN.
+    #[default]
+    Zone,
+    /// No zone and no upstream: REFUSED.
+    Refused,
+    /// Forwards snowflakecomputing.com to an upstream that answers SERVFAIL.
+    Servfail,
+}
+
+/// One name in the resolver.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub name: String,
+    #[serde(default)]
+    pub a: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub aaaa: Vec<Ipv6Addr>,
+    pub cname: Option<String>,
+    pub txt: Option<String>,
+}
+
+/// The machine netcheck runs on.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    /// Extra `/etc/hosts` lines.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Remove the default routes: only the LAN is reachable.
+    #[serde(default)]
+    pub no_default_route: bool,
+}
+
+/// Packet filtering on the edge router: nftables rules for its chains (table `inet lab`),
+/// iptables rules (for matches nft lacks, such as `-m string`) and tc commands.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firewall {
+    /// Traffic passing through the router (client ⇄ Snowflake side).
+    #[serde(default)]
+    pub forward: Vec<String>,
+    /// Traffic to the router itself (its DNS server, its proxies).
+    #[serde(default)]
+    pub input: Vec<String>,
+    /// Traffic the router sends (its proxies reaching the Snowflake side).
+    #[serde(default)]
+    pub output: Vec<String>,
+    /// Whole `iptables` argument lists.
+    #[serde(default)]
+    pub iptables: Vec<String>,
+    /// Whole `tc` argument lists.
+    #[serde(default)]
+    pub tc: Vec<String>,
+}
+
+impl Firewall {
+    /// Whether any rule is set.
+    pub fn is_empty(&self) -> bool {
+        self.forward.is_empty() && self.input.is_empty() && self.output.is_empty() && self.iptables.is_empty() && self.tc.is_empty()
+    }
+}
+
+/// The HTTPS server (nginx) standing in for the account host on port 443.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    #[serde(default)]
+    pub tls: TlsPolicy,
+    #[serde(default)]
+    pub cert: CertKind,
+    /// Whether anything listens on 443 at all.
+    #[serde(default = "yes")]
+    pub listen: bool,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self { tls: TlsPolicy::default(), cert: CertKind::default(), listen: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The protocol versions nginx accepts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsPolicy {
+    #[default]
+    Tls12And13,
+    Tls12Only,
+    Tls13Only,
+    /// TLS 1.0 and 1.1 only (OpenSSL at security level 0).
+    OldOnly,
+}
+
+/// The certificate nginx presents.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertKind {
+    /// Under the lab's intermediate, for the account and PrivateLink hosts, full chain.
+    #[default]
+    Good,
+    Expired,
+    NotYetValid,
+    /// Valid, but only for seven more days.
+    Expiring,
+    /// Trusted, but for `wrong.example.com`.
+    WrongHost,
+    /// From a root nobody trusts.
+    PrivateCa,
+    /// The leaf alone, without its intermediate.
+    MissingIntermediate,
+    /// Re-signed by a root named like an inspection product (`Zscaler Root CA`).
+    InspectionCa,
+}
+
+/// The delay relay: listens on 198.18.2.20:443, forwards to the account host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relay {
+    /// Added to every segment in each direction.
+    pub delay_ms: u64,
+}
+
+/// A forward proxy on the edge router.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    /// CONNECT only to these destinations (squid `dstdomain`); empty: anywhere.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Refuse CONNECT to these destinations.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Require Basic authentication.
+    pub auth: Option<Auth>,
+}
+
+/// Which proxy software.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyKind {
+    /// squid on 198.18.1.1:3128.
+    Squid,
+    /// tinyproxy on 198.18.1.1:8888.
+    Tinyproxy,
+    /// mitmproxy (TLS-intercepting) on 198.18.1.1:8080.
+    Mitmproxy,
+}
+
+impl ProxyKind {
+    /// Where the proxy listens.
+    pub fn port(self) -> u16 {
+        match self {
+            Self::Squid => 3128,
+            Self::Tinyproxy => 8888,
+            Self::Mitmproxy => 8080,
+        }
+    }
+}
+
+/// Proxy credentials.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub user: String,
+    pub password: String,
+}
+
+/// How netcheck is run (the lab adds `--format json`, and `--ca-file` for the trust chosen).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub trust: Trust,
+}
+
+impl RunSpec {
+    /// The `--deadline` the run is held to (netcheck's default when absent).
+    pub fn deadline_secs(&self) -> f64 {
+        self.args
+            .iter()
+            .position(|a| a == "--deadline")
+            .and_then(|i| self.args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60.0)
+    }
+}
+
+/// Which roots netcheck is given with `--ca-file`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trust {
+    /// The lab's root, as a private deployment would configure it.
+    #[default]
+    Lab,
+    /// The lab's root and mitmproxy's CA (inspection that the client was told to trust).
+    LabAndMitmproxy,
+}
+
+/// What netcheck must conclude.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub exit: i32,
+    /// Every check that warns, fails or is skipped. Any check not listed must pass.
+    #[serde(default)]
+    pub checks: Vec<CheckExpect>,
+}
+
+/// One check's expected outcome.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckExpect {
+    pub id: String,
+    /// `warn`, `fail` or `skip` (`pass` is allowed for emphasis).
+    pub verdict: String,
+    /// The catalog row a warning or failure cites.
+    pub row: Option<String>,
+    /// Text the skip reason contains.
+    pub reason: Option<String>,
+}
+
+/// Loads every `*.toml` in `dir`, sorted by file name.
+pub fn load_all(dir: &Path) -> Vec<Scenario> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| load(p)).collect()
+}
+
+fn load(path: &Path) -> Scenario {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut s: Scenario = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    s.id = path.file_stem().expect("file name").to_string_lossy().into_owned();
+    s
+}
+
+/// The resolver's records when a scenario sets none: the account host's A record.
+pub fn default_records() -> Vec<Record> {
+    vec![Record { name: ACCOUNT_HOST.into(), a: vec![ACCOUNT_IP.parse().expect("constant")], aaaa: vec![], cname: None, txt: None }]
+}

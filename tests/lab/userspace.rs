@@ -1,0 +1,174 @@
+//! The lab's own network elements, for what no kernel option or packaged daemon here offers:
+//! a TCP relay that delays every segment (the kernel has no netem) and a DNS server that
+//! answers SERVFAIL to everything (dnsmasq turns a broken upstream into REFUSED, never SERVFAIL).
+//!
+//! Each runs on its own thread, moved into a lab namespace before it creates a socket, with
+//! its own tokio runtime; dropping the handle stops it and closes its connections.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::oneshot;
+
+use super::netns;
+
+/// A background element; stops on drop.
+pub struct Element {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Element {
+    /// Runs `serve` on a new thread inside namespace `ns` until dropped. Returns once the thread
+    /// is in the namespace and `serve` has bound its sockets (`ready` says so), or with the error.
+    fn spawn<F, Fut>(ns: &str, serve: F) -> Result<Self, String>
+    where
+        F: FnOnce(oneshot::Sender<Result<(), String>>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let ns = ns.to_owned();
+        let thread = std::thread::spawn(move || {
+            if let Err(e) = netns::enter(&ns) {
+                let _ = ready_tx.send(Err(format!("setns {ns}: {e}")));
+                return;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let (tx, rx) = oneshot::channel();
+                let serving = serve(tx);
+                tokio::pin!(serving);
+                tokio::select! {
+                    ready = rx => {
+                        let _ = ready_tx.send(ready.unwrap_or_else(|_| Err("element ended before binding".into())));
+                        tokio::select! { () = &mut serving => {} _ = stopped => {} }
+                    }
+                    () = &mut serving => {}
+                }
+            });
+        });
+        let element = Self { stop: Some(stop), thread: Some(thread) };
+        ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|e| format!("element did not start: {e}"))??;
+        Ok(element)
+    }
+}
+
+impl Drop for Element {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A TCP relay on `listen` (in namespace `ns`) to `upstream` that holds every chunk it reads
+/// for `delay` before passing it on, in both directions: a long, slow path.
+pub fn delay_relay(ns: &str, listen: SocketAddr, upstream: SocketAddr, delay: Duration) -> Result<Element, String> {
+    Element::spawn(ns, move |ready| async move {
+        let listener = match TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("relay bind {listen}: {e}")));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::join!(delayed_copy(cr, sw, delay), delayed_copy(sr, cw, delay));
+            });
+        }
+    })
+}
+
+async fn delayed_copy(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, delay: Duration) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// A DNS server on `listen` (UDP, in namespace `ns`) that answers every query with SERVFAIL:
+/// the upstream of a resolver whose forwarding is broken.
+pub fn servfail_dns(ns: &str, listen: SocketAddr) -> Result<Element, String> {
+    Element::spawn(ns, move |ready| async move {
+        let socket = match UdpSocket::bind(listen).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready.send(Err(format!("dns bind {listen}: {e}")));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            if let Some(reply) = servfail(&buf[..n]) {
+                let _ = socket.send_to(&reply, from).await;
+            }
+        }
+    })
+}
+
+/// The SERVFAIL reply to a query: same id and question, QR set, RD copied, RA set, RCODE 2,
+/// no records.
+fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut reply = query.to_vec();
+    reply[2] = 0x80 | (query[2] & 0x01);
+    reply[3] = 0x80 | 0x02;
+    // Keep QDCOUNT, zero the answer, authority and additional counts; an EDNS OPT record in
+    // the additional section is dropped with them, so cut the message after the question.
+    reply[6..12].fill(0);
+    let question_end = question_end(query)?;
+    reply.truncate(question_end);
+    Some(reply)
+}
+
+/// Where the (single) question of a message ends: its name, then type and class.
+fn question_end(msg: &[u8]) -> Option<usize> {
+    let mut i = 12;
+    loop {
+        let len = usize::from(*msg.get(i)?);
+        if len == 0 {
+            return Some(i + 1 + 4).filter(|end| *end <= msg.len());
+        }
+        i += 1 + len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servfail_keeps_id_and_question() {
+        // id 0x1234, RD, one question: "a.b" A IN, plus an OPT record in additional.
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 1, b'b', 0, 0, 1, 0, 1];
+        q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+        let r = servfail(&q).unwrap();
+        assert_eq!(&r[..2], &[0x12, 0x34]);
+        assert_eq!(r[2], 0x81);
+        assert_eq!(r[3] & 0x0f, 2);
+        assert_eq!(&r[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&r[12..], &q[12..21]);
+    }
+}
