@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::netns::{ACCOUNT_IP, EDGE_IP, PRIVATELINK_IP, Side, Topology};
+use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, PRIVATELINK_IP, Side, Topology};
 use super::scenario::{ACCOUNT_HOST, Dns, DnsAnswer, PRIVATELINK_HOST, Proxy, ProxyKind, Server, TlsPolicy};
 use crate::support::dns::which;
 
@@ -165,7 +165,8 @@ pub fn dnsmasq(topo: &Topology, dir: &Workdir, dns: &Dns) -> Result<Daemon, Setu
     Daemon::spawn("dnsmasq", c, dir)?.wait(topo, Side::Edge, SocketAddr::new(EDGE_IP.parse().expect("constant"), 53))
 }
 
-/// nginx on the Snowflake side, on every address's port 443, presenting `chain`/`key` (PEM
+/// nginx on the Snowflake side, on port 443 of the account, PrivateLink and IPv6 addresses (the
+/// relay's address stays free), presenting `chain`/`key` (PEM
 /// files) with the server's protocol policy.
 pub fn nginx(topo: &Topology, dir: &Workdir, server: &Server, chain: &Path, key: &Path) -> Result<Daemon, SetupError> {
     let bin = binary("nginx", "nginx")?;
@@ -183,7 +184,7 @@ pub fn nginx(topo: &Topology, dir: &Workdir, server: &Server, chain: &Path, key:
          error_log {d}/error.log info;\nevents {{ worker_connections 128; }}\n\
          http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-           server {{\n    listen 443 ssl;\n    listen [::]:443 ssl;\n    ssl_certificate {chain};\n\
+           server {{\n    listen {ACCOUNT_IP}:443 ssl;\n    listen {PRIVATELINK_IP}:443 ssl;\n    listen [{ACCOUNT_IP6}]:443 ssl;\n    ssl_certificate {chain};\n\
              ssl_certificate_key {key};\n    {protocols}\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
     );
     let conf = dir.write("nginx.conf", &conf);

@@ -31,6 +31,8 @@ pub const PREFIX: &str = "nclab-";
 pub const EDGE_IP: &str = "198.18.1.1";
 /// The account host's address on the Snowflake side.
 pub const ACCOUNT_IP: &str = "198.18.2.10";
+/// The account host's IPv6 address.
+pub const ACCOUNT_IP6: &str = "2001:db8:2::10";
 /// Where the delay relay listens (it forwards to [`ACCOUNT_IP`]).
 pub const RELAY_IP: &str = "198.18.2.20";
 /// A PrivateLink endpoint: a private address on the Snowflake side.

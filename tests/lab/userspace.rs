@@ -22,32 +22,35 @@ pub struct Element {
 }
 
 impl Element {
-    /// Runs `serve` on a new thread inside namespace `ns` until dropped. Returns once the thread
-    /// is in the namespace and `serve` has bound its sockets (`ready` says so), or with the error.
-    fn spawn<F, Fut>(ns: &str, serve: F) -> Result<Self, String>
+    /// On a new thread inside namespace `ns`: `bind` creates the sockets (so they live in the
+    /// namespace), then `serve` runs on them until the element is dropped. Returns once bound,
+    /// or with the binding error.
+    fn spawn<T, B, F, Fut>(ns: &str, bind: B, serve: F) -> Result<Self, String>
     where
-        F: FnOnce(oneshot::Sender<Result<(), String>>) -> Fut + Send + 'static,
+        B: FnOnce() -> std::io::Result<T> + Send + 'static,
+        F: FnOnce(T) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static,
     {
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let ns = ns.to_owned();
         let thread = std::thread::spawn(move || {
-            if let Err(e) = netns::enter(&ns) {
-                let _ = ready_tx.send(Err(format!("setns {ns}: {e}")));
-                return;
-            }
+            let bound = netns::enter(&ns).map_err(|e| format!("setns {ns}: {e}")).and_then(|()| bind().map_err(|e| e.to_string()));
+            let sockets = match bound {
+                Ok(sockets) => {
+                    let _ = ready_tx.send(Ok(()));
+                    sockets
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
-                let (tx, rx) = oneshot::channel();
-                let serving = serve(tx);
-                tokio::pin!(serving);
                 tokio::select! {
-                    ready = rx => {
-                        let _ = ready_tx.send(ready.unwrap_or_else(|_| Err("element ended before binding".into())));
-                        tokio::select! { () = &mut serving => {} _ = stopped => {} }
-                    }
-                    () = &mut serving => {}
+                    () = serve(sockets) => {}
+                    _ = stopped => {}
                 }
             });
         });
@@ -71,15 +74,13 @@ impl Drop for Element {
 /// A TCP relay on `listen` (in namespace `ns`) to `upstream` that holds every chunk it reads
 /// for `delay` before passing it on, in both directions: a long, slow path.
 pub fn delay_relay(ns: &str, listen: SocketAddr, upstream: SocketAddr, delay: Duration) -> Result<Element, String> {
-    Element::spawn(ns, move |ready| async move {
-        let listener = match TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = ready.send(Err(format!("relay bind {listen}: {e}")));
-                return;
-            }
-        };
-        let _ = ready.send(Ok(()));
+    let bind = move || {
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    Element::spawn(ns, bind, move |listener| async move {
+        let listener = TcpListener::from_std(listener).expect("inside a runtime");
         while let Ok((client, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let Ok(server) = TcpStream::connect(upstream).await else { return };
@@ -108,15 +109,13 @@ async fn delayed_copy(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite 
 /// A DNS server on `listen` (UDP, in namespace `ns`) that answers every query with SERVFAIL:
 /// the upstream of a resolver whose forwarding is broken.
 pub fn servfail_dns(ns: &str, listen: SocketAddr) -> Result<Element, String> {
-    Element::spawn(ns, move |ready| async move {
-        let socket = match UdpSocket::bind(listen).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = ready.send(Err(format!("dns bind {listen}: {e}")));
-                return;
-            }
-        };
-        let _ = ready.send(Ok(()));
+    let bind = move || {
+        let socket = std::net::UdpSocket::bind(listen)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    };
+    Element::spawn(ns, bind, |socket| async move {
+        let socket = UdpSocket::from_std(socket).expect("inside a runtime");
         let mut buf = [0u8; 1500];
         while let Ok((n, from)) = socket.recv_from(&mut buf).await {
             if let Some(reply) = servfail(&buf[..n]) {
