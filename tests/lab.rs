@@ -8,6 +8,7 @@
 //! - `NETCHECK_BLESS=1` rewrites `docs/scenarios.md` instead of failing when it is stale.
 //! - `NETCHECK_LAB_ONLY=a,b` runs only scenarios whose id contains one of these (no docs check).
 //! - `NETCHECK_LAB_JOBS=N` scenarios at once (default 6: most of a run is waiting).
+//! - `NETCHECK_LAB_DUMP=DIR` writes each scenario's JSON report to `DIR/<id>.json`.
 
 mod support;
 
@@ -100,7 +101,7 @@ fn every_scenario_is_diagnosed_right() {
             Outcome::Ran { problems, .. } if !problems.is_empty() => {
                 failures.push(format!("scenario {} ({}):\n  {}", s.id, s.title, problems.join("\n  ")));
             }
-            Outcome::Ran { .. } => eprintln!("scenario {}: ok", s.id),
+            Outcome::Ran { elapsed, .. } => eprintln!("scenario {}: ok in {elapsed:.1} s", s.id),
         }
     }
     let complete = only.is_empty() && results.iter().all(|o| matches!(o, Outcome::Ran { problems, .. } if problems.is_empty()));
@@ -140,10 +141,14 @@ fn run_one(n: usize, s: &Scenario, pki: &TestPki, root: &Path) -> Outcome {
         Ok(v) => v,
         Err(e) => {
             problems.push(format!("stdout is not a JSON report ({e}); stderr:\n{}", run.stderr));
-            return Outcome::Ran { report: Value::Null, code: run.code, problems };
+            return Outcome::Ran { report: Value::Null, code: run.code, elapsed: run.elapsed.as_secs_f64(), problems };
         }
     };
+    if let Some(dir) = std::env::var_os("NETCHECK_LAB_DUMP") {
+        let _ = std::fs::write(Path::new(&dir).join(format!("{}.json", s.id)), &run.stdout);
+    }
     problems.extend(compare(&report, &s.expect.checks));
+    problems.extend(s.expect.evidence.iter().filter_map(|e| e.mismatch(&report)));
     if !problems.is_empty() {
         let checks: Vec<String> = report["checks"]
             .as_array()
@@ -153,7 +158,7 @@ fn run_one(n: usize, s: &Scenario, pki: &TestPki, root: &Path) -> Outcome {
             .collect();
         problems.push(format!("report:\n    {}\n  lab logs:\n{}", checks.join("\n    "), lab.logs()));
     }
-    Outcome::Ran { report, code: run.code, problems }
+    Outcome::Ran { report, code: run.code, elapsed: run.elapsed.as_secs_f64(), problems }
 }
 
 /// The differences between a report and the expected checks: listed checks must match, every

@@ -8,13 +8,14 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::netns::{ACCOUNT_IP, EDGE_IP, PRIVATELINK_IP, RELAY_IP};
+use super::netns::{ACCOUNT_IP, BANNER_PORT, EDGE_IP, PRIVATELINK_IP, RELAY_IP};
 use super::scenario::{CertKind, DnsAnswer, ProxyKind, Scenario, Setup, TlsPolicy, Trust};
 
 /// What running one scenario gave.
 pub enum Outcome {
-    /// netcheck ran: its report, exit code, and every mismatch with the expectation.
-    Ran { report: Value, code: i32, problems: Vec<String> },
+    /// netcheck ran: its report, exit code, wall time in seconds (never rendered), and every
+    /// mismatch with the expectation.
+    Ran { report: Value, code: i32, elapsed: f64, problems: Vec<String> },
     /// A tool is missing; why.
     Skipped(String),
     /// The lab could not be built.
@@ -193,6 +194,9 @@ fn describe(setup: &Setup) -> Vec<String> {
     }
     if let Some(relay) = &setup.relay {
         lines.push(format!("delay relay on {RELAY_IP}:443 → {ACCOUNT_IP}:443, {} ms per segment each way", relay.delay_ms));
+    }
+    if let Some(banner) = &setup.banner {
+        lines.push(format!("edge: a non-HTTP service on {EDGE_IP}:{BANNER_PORT} greeting `{banner}`"));
     }
     if let Some(p) = &setup.proxy {
         let name = match p.kind {

@@ -2,7 +2,7 @@
 //! ([`netns`]), real servers on them ([`daemons`]: dnsmasq, nginx, squid, tinyproxy,
 //! mitmproxy), real packet filters (nftables / iptables / tc on the edge router), and where
 //! nothing packaged fits, small userspace elements ([`userspace`]: a delay relay, a SERVFAIL
-//! upstream). netcheck then runs in the client namespace with its system resolver pointed at
+//! upstream, a banner service). netcheck then runs in the client namespace with its system resolver pointed at
 //! the lab's dnsmasq, and [`crate`]'s runner compares its JSON report with the scenario's
 //! expectations. [`docs`] renders `docs/scenarios.md` from the scenarios and their outcomes.
 //!
@@ -70,6 +70,10 @@ impl Lab {
             let upstream = SocketAddr::new(ACCOUNT_IP.parse().expect("constant"), 443);
             let delay = Duration::from_millis(relay.delay_ms);
             elements.push(userspace::delay_relay(topo.name(Side::Snowflake), listen, upstream, delay)?);
+        }
+        if let Some(banner) = &setup.banner {
+            let listen = SocketAddr::new(EDGE_IP.parse().expect("constant"), netns::BANNER_PORT);
+            elements.push(userspace::banner_service(topo.name(Side::Edge), listen, format!("{banner}\r\n"))?);
         }
         let mut ca_file = root.to_path_buf();
         if let Some(proxy) = &setup.proxy {

@@ -29,6 +29,8 @@ pub const PREFIX: &str = "nclab-";
 
 /// The edge router's LAN address: the client's gateway, DNS server and proxies.
 pub const EDGE_IP: &str = "198.18.1.1";
+/// Where the banner service listens on the edge router (a non-HTTP service).
+pub const BANNER_PORT: u16 = 2222;
 /// The account host's address on the Snowflake side.
 pub const ACCOUNT_IP: &str = "198.18.2.10";
 /// The account host's IPv6 address.
@@ -75,8 +77,10 @@ impl Topology {
     pub fn create(n: usize) -> Result<Self, String> {
         let base = format!("{PREFIX}{}-{n}", std::process::id());
         let topo = Self { names: [format!("{base}-client"), format!("{base}-edge"), format!("{base}-sf")] };
-        for name in &topo.names {
+        for (name, side) in topo.names.iter().zip([Side::Client, Side::Edge, Side::Snowflake]) {
             ip(&["netns", "add", name])?;
+            // No duplicate address detection: link-local addresses are usable at once.
+            topo.run(side, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"])?;
         }
         let [c, e, s] = [topo.name(Side::Client), topo.name(Side::Edge), topo.name(Side::Snowflake)];
         // Each veth is born in one lab namespace with its peer in the other.
@@ -114,7 +118,31 @@ impl Topology {
             ip(&full)?;
         }
         topo.run(Side::Edge, &["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])?;
+        topo.wait_for_carrier()?;
         Ok(topo)
+    }
+
+    /// Waits until every veth has carrier. The kernel reports it up to a second after the link
+    /// is set up, and IPv6 does not configure an address on a link without carrier: a scenario
+    /// started earlier would see its first IPv6 packets vanish.
+    fn wait_for_carrier(&self) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let mut waiting = Vec::new();
+            for name in &self.names {
+                let out = Command::new("ip").args(["-n", name, "-o", "link", "show"]).output().map_err(|e| e.to_string())?;
+                if String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER") {
+                    waiting.push(name.as_str());
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                return Err(format!("no carrier on the veths of {waiting:?} after 5 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The namespace's name (for `ip netns exec`).

@@ -52,6 +52,9 @@ pub struct Setup {
     pub relay: Option<Relay>,
     /// A forward proxy on the edge router.
     pub proxy: Option<Proxy>,
+    /// A non-HTTP service on the edge router (198.18.1.1:2222) that greets with a banner, as
+    /// SSH or SMTP do: what a wrong proxy port reaches.
+    pub banner: Option<String>,
 }
 
 /// The client's resolver.
@@ -283,6 +286,53 @@ pub struct Expect {
     /// Every check that warns, fails or is skipped. Any check not listed must pass.
     #[serde(default)]
     pub checks: Vec<CheckExpect>,
+    /// Facts in the evidence that prove the setup took effect (the delay was felt, the tunnel
+    /// was used, both addresses connected).
+    #[serde(default)]
+    pub evidence: Vec<EvidenceExpect>,
+}
+
+/// One fact about a check's report entry, addressed by a JSON pointer into it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceExpect {
+    pub check: String,
+    /// e.g. `/evidence/attempts/1/ok`.
+    pub pointer: String,
+    /// The value there, exactly.
+    pub equals: Option<toml::Value>,
+    /// A string there contains this.
+    pub contains: Option<String>,
+    /// A number there is at least this.
+    pub at_least: Option<f64>,
+}
+
+impl EvidenceExpect {
+    /// What is wrong with the report, if anything.
+    pub fn mismatch(&self, report: &serde_json::Value) -> Option<String> {
+        let entry = report["checks"].as_array()?.iter().find(|c| c["id"] == self.check.as_str());
+        let Some(got) = entry.and_then(|c| c.pointer(&self.pointer)) else {
+            return Some(format!("{} has nothing at {}", self.check, self.pointer));
+        };
+        let want = |what: String| Some(format!("{}{}: {got}, expected {what}", self.check, self.pointer));
+        if let Some(v) = &self.equals {
+            let v = serde_json::to_value(v).expect("TOML values are JSON values");
+            if *got != v {
+                return want(v.to_string());
+            }
+        }
+        if let Some(needle) = &self.contains {
+            if !got.as_str().is_some_and(|s| s.contains(needle.as_str())) {
+                return want(format!("a string containing {needle:?}"));
+            }
+        }
+        if let Some(min) = self.at_least {
+            if !got.as_f64().is_some_and(|n| n >= min) {
+                return want(format!("at least {min}"));
+            }
+        }
+        None
+    }
 }
 
 /// One check's expected outcome.

@@ -1,6 +1,7 @@
 //! The lab's own network elements, for what no kernel option or packaged daemon here offers:
-//! a TCP relay that delays every segment (the kernel has no netem) and a DNS server that
-//! answers SERVFAIL to everything (dnsmasq turns a broken upstream into REFUSED, never SERVFAIL).
+//! a TCP relay that delays every segment (the kernel has no netem), a DNS server that answers
+//! SERVFAIL to everything (dnsmasq turns a broken upstream into REFUSED, never SERVFAIL), and a
+//! service that greets with a banner and speaks no HTTP (no SSH or SMTP server is installed).
 //!
 //! Each runs on its own thread, moved into a lab namespace before it creates a socket, with
 //! its own tokio runtime; dropping the handle stops it and closes its connections.
@@ -104,6 +105,27 @@ async fn delayed_copy(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite 
         }
     }
     let _ = to.shutdown().await;
+}
+
+/// A TCP service on `listen` (in namespace `ns`) that sends `banner` to every client and then
+/// reads and discards whatever it is sent.
+pub fn banner_service(ns: &str, listen: SocketAddr, banner: String) -> Result<Element, String> {
+    let bind = move || {
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    Element::spawn(ns, bind, move |listener| async move {
+        let listener = TcpListener::from_std(listener).expect("inside a runtime");
+        while let Ok((mut client, _)) = listener.accept().await {
+            let banner = banner.clone();
+            tokio::spawn(async move {
+                if client.write_all(banner.as_bytes()).await.is_ok() {
+                    let _ = tokio::io::copy(&mut client, &mut tokio::io::sink()).await;
+                }
+            });
+        }
+    })
 }
 
 /// A DNS server on `listen` (UDP, in namespace `ns`) that answers every query with SERVFAIL:
