@@ -43,21 +43,55 @@ fn scenario_files_are_consistent() {
     let check_ids: BTreeSet<&str> = netcheck::registry::CHECKS.iter().map(|c| c.id).collect();
     for s in &all {
         for c in &s.expect.checks {
-            assert!(check_ids.contains(c.id.as_str()), "{}: unknown check {}", s.id, c.id);
-            assert!(["pass", "warn", "fail", "skip"].contains(&c.verdict.as_str()), "{}: verdict {}", s.id, c.verdict);
+            assert!(
+                check_ids.contains(c.id.as_str()),
+                "{}: unknown check {}",
+                s.id,
+                c.id
+            );
+            assert!(
+                ["pass", "warn", "fail", "skip"].contains(&c.verdict.as_str()),
+                "{}: verdict {}",
+                s.id,
+                c.verdict
+            );
             match (&c.row, c.verdict.as_str()) {
-                (Some(row), "warn" | "fail") => assert!(netcheck::catalog::find(row).is_some(), "{}: unknown row {row}", s.id),
-                (None, "warn" | "fail") => panic!("{}: {} {} must name its catalog row", s.id, c.id, c.verdict),
-                (Some(_), _) => panic!("{}: only a warning or failure cites a row ({})", s.id, c.id),
+                (Some(row), "warn" | "fail") => assert!(
+                    netcheck::catalog::find(row).is_some(),
+                    "{}: unknown row {row}",
+                    s.id
+                ),
+                (None, "warn" | "fail") => {
+                    panic!("{}: {} {} must name its catalog row", s.id, c.id, c.verdict)
+                }
+                (Some(_), _) => {
+                    panic!("{}: only a warning or failure cites a row ({})", s.id, c.id)
+                }
                 (None, _) => {}
             }
-            assert_eq!(c.verdict == "skip", c.reason.is_some(), "{}: a skip (and only a skip) states its reason ({})", s.id, c.id);
+            assert_eq!(
+                c.verdict == "skip",
+                c.reason.is_some(),
+                "{}: a skip (and only a skip) states its reason ({})",
+                s.id,
+                c.id
+            );
         }
-        assert!(matches!(s.expect.exit, 0 | 1), "{}: exit {}", s.id, s.expect.exit);
+        assert!(
+            matches!(s.expect.exit, 0 | 1),
+            "{}: exit {}",
+            s.id,
+            s.expect.exit
+        );
     }
-    let page = std::fs::read_to_string(manifest_dir().join("docs/scenarios.md")).unwrap_or_default();
+    let page =
+        std::fs::read_to_string(manifest_dir().join("docs/scenarios.md")).unwrap_or_default();
     for s in &all {
-        assert!(page.contains(&format!("id=\"{}\"", s.id)), "docs/scenarios.md lacks {}: regenerate it (NETCHECK_BLESS=1 cargo test --test lab)", s.id);
+        assert!(
+            page.contains(&format!("id=\"{}\"", s.id)),
+            "docs/scenarios.md lacks {}: regenerate it (NETCHECK_BLESS=1 cargo test --test lab)",
+            s.id
+        );
     }
 }
 
@@ -69,13 +103,24 @@ fn every_scenario_is_diagnosed_right() {
     }
     lab::netns::sweep_stale();
     let only: Vec<String> = std::env::var("NETCHECK_LAB_ONLY")
-        .map(|v| v.split(',').map(str::to_owned).filter(|s| !s.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(str::to_owned)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let all = scenarios();
-    let selected: Vec<&Scenario> = all.iter().filter(|s| only.is_empty() || only.iter().any(|o| s.id.contains(o.as_str()))).collect();
+    let selected: Vec<&Scenario> = all
+        .iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| s.id.contains(o.as_str())))
+        .collect();
     let pki = TestPki::new();
     let root = pki.root_pem_file();
-    let jobs = std::env::var("NETCHECK_LAB_JOBS").ok().and_then(|j| j.parse().ok()).unwrap_or(6_usize);
+    let jobs = std::env::var("NETCHECK_LAB_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(6_usize);
 
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(selected.iter().map(|_| None).collect());
@@ -91,20 +136,36 @@ fn every_scenario_is_diagnosed_right() {
             });
         }
     });
-    let results: Vec<Outcome> = results.into_inner().unwrap().into_iter().map(|o| o.expect("every scenario ran")).collect();
+    let results: Vec<Outcome> = results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.expect("every scenario ran"))
+        .collect();
 
     let mut failures = Vec::new();
     for (s, outcome) in selected.iter().zip(&results) {
         match outcome {
             Outcome::Skipped(why) => eprintln!("scenario {}: skipped: {why}", s.id),
-            Outcome::Broken(e) => failures.push(format!("scenario {}: the lab could not be set up: {e}", s.id)),
+            Outcome::Broken(e) => failures.push(format!(
+                "scenario {}: the lab could not be set up: {e}",
+                s.id
+            )),
             Outcome::Ran { problems, .. } if !problems.is_empty() => {
-                failures.push(format!("scenario {} ({}):\n  {}", s.id, s.title, problems.join("\n  ")));
+                failures.push(format!(
+                    "scenario {} ({}):\n  {}",
+                    s.id,
+                    s.title,
+                    problems.join("\n  ")
+                ));
             }
             Outcome::Ran { elapsed, .. } => eprintln!("scenario {}: ok in {elapsed:.1} s", s.id),
         }
     }
-    let complete = only.is_empty() && results.iter().all(|o| matches!(o, Outcome::Ran { problems, .. } if problems.is_empty()));
+    let complete = only.is_empty()
+        && results
+            .iter()
+            .all(|o| matches!(o, Outcome::Ran { problems, .. } if problems.is_empty()));
     if complete {
         if let Err(stale) = check_docs(&selected, &results) {
             failures.push(stale);
@@ -112,7 +173,12 @@ fn every_scenario_is_diagnosed_right() {
     } else {
         eprintln!("docs/scenarios.md not checked: not every scenario ran and passed");
     }
-    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// Builds the lab for one scenario, runs netcheck in it and lists every way the outcome differs
@@ -127,10 +193,16 @@ fn run_one(n: usize, s: &Scenario, pki: &TestPki, root: &Path) -> Outcome {
     let mut problems = Vec::new();
     let limit = s.run.deadline_secs() + 1.0;
     if run.elapsed.as_secs_f64() > limit {
-        problems.push(format!("took {:.1} s, more than its deadline + 1 s ({limit} s)", run.elapsed.as_secs_f64()));
+        problems.push(format!(
+            "took {:.1} s, more than its deadline + 1 s ({limit} s)",
+            run.elapsed.as_secs_f64()
+        ));
     }
     if run.code != s.expect.exit {
-        problems.push(format!("exit code {} (expected {})", run.code, s.expect.exit));
+        problems.push(format!(
+            "exit code {} (expected {})",
+            run.code, s.expect.exit
+        ));
     }
     for secret in secrets(s) {
         if run.stdout.contains(&secret) || run.stderr.contains(&secret) {
@@ -140,8 +212,16 @@ fn run_one(n: usize, s: &Scenario, pki: &TestPki, root: &Path) -> Outcome {
     let report: Value = match serde_json::from_str(&run.stdout) {
         Ok(v) => v,
         Err(e) => {
-            problems.push(format!("stdout is not a JSON report ({e}); stderr:\n{}", run.stderr));
-            return Outcome::Ran { report: Value::Null, code: run.code, elapsed: run.elapsed.as_secs_f64(), problems };
+            problems.push(format!(
+                "stdout is not a JSON report ({e}); stderr:\n{}",
+                run.stderr
+            ));
+            return Outcome::Ran {
+                report: Value::Null,
+                code: run.code,
+                elapsed: run.elapsed.as_secs_f64(),
+                problems,
+            };
         }
     };
     if let Some(dir) = std::env::var_os("NETCHECK_LAB_DUMP") {
@@ -154,11 +234,25 @@ fn run_one(n: usize, s: &Scenario, pki: &TestPki, root: &Path) -> Outcome {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| format!("{} {} {} | {} | {}", c["id"], c["verdict"], c["diagnosis"]["id"], c["finding"], c["skip_reason"]))
+            .map(|c| {
+                format!(
+                    "{} {} {} | {} | {}",
+                    c["id"], c["verdict"], c["diagnosis"]["id"], c["finding"], c["skip_reason"]
+                )
+            })
             .collect();
-        problems.push(format!("report:\n    {}\n  lab logs:\n{}", checks.join("\n    "), lab.logs()));
+        problems.push(format!(
+            "report:\n    {}\n  lab logs:\n{}",
+            checks.join("\n    "),
+            lab.logs()
+        ));
     }
-    Outcome::Ran { report, code: run.code, elapsed: run.elapsed.as_secs_f64(), problems }
+    Outcome::Ran {
+        report,
+        code: run.code,
+        elapsed: run.elapsed.as_secs_f64(),
+        problems,
+    }
 }
 
 /// The differences between a report and the expected checks: listed checks must match, every
@@ -180,7 +274,10 @@ fn compare(report: &Value, expected: &[CheckExpect]) -> Vec<String> {
             continue;
         };
         if verdict != want.verdict {
-            problems.push(format!("{id}: {verdict}, expected {} ({})", want.verdict, c["finding"]));
+            problems.push(format!(
+                "{id}: {verdict}, expected {} ({})",
+                want.verdict, c["finding"]
+            ));
         }
         if row != want.row.as_deref() {
             problems.push(format!("{id}: row {row:?}, expected {:?}", want.row));
@@ -202,9 +299,22 @@ fn compare(report: &Value, expected: &[CheckExpect]) -> Vec<String> {
 
 /// Proxy passwords of a scenario, which must never show up in netcheck's output.
 fn secrets(s: &Scenario) -> Vec<String> {
-    let from_setup = s.setup.proxy.iter().filter_map(|p| p.auth.as_ref()).map(|a| a.password.clone());
-    let from_env = s.run.env.values().filter_map(|v| url::Url::parse(v).ok()).filter_map(|u| u.password().map(str::to_owned));
-    from_setup.chain(from_env).filter(|p| !p.is_empty()).collect()
+    let from_setup = s
+        .setup
+        .proxy
+        .iter()
+        .filter_map(|p| p.auth.as_ref())
+        .map(|a| a.password.clone());
+    let from_env = s
+        .run
+        .env
+        .values()
+        .filter_map(|v| url::Url::parse(v).ok())
+        .filter_map(|u| u.password().map(str::to_owned));
+    from_setup
+        .chain(from_env)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// Renders the page from this run; rewrites it under `NETCHECK_BLESS=1`, else fails when the

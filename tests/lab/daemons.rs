@@ -15,7 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, PRIVATELINK_IP, Side, Topology};
-use super::scenario::{ACCOUNT_HOST, Dns, DnsAnswer, PRIVATELINK_HOST, Proxy, ProxyKind, Server, TlsPolicy};
+use super::scenario::{
+    ACCOUNT_HOST, Dns, DnsAnswer, PRIVATELINK_HOST, Proxy, ProxyKind, Server, TlsPolicy,
+};
 use crate::support::dns::which;
 
 /// How long a daemon may take to start listening.
@@ -68,7 +70,11 @@ impl Workdir {
     pub fn subdir_for(&self, name: &str, owner: &str) -> PathBuf {
         let path = self.0.join(name);
         std::fs::create_dir_all(&path).expect("temp dir is writable");
-        let _ = Command::new("chown").arg("-R").arg(owner).arg(&path).status();
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg(owner)
+            .arg(&path)
+            .status();
         path
     }
 }
@@ -107,8 +113,18 @@ impl Daemon {
     /// carrying its output.
     fn wait(mut self, topo: &Topology, side: Side, addr: SocketAddr) -> Result<Self, SetupError> {
         if let Err(e) = topo.wait_for_tcp(side, addr, STARTUP) {
-            let status = self.child.try_wait().ok().flatten().map(|s| format!(" (exited: {s})")).unwrap_or_default();
-            return Err(SetupError::Failed(format!("{}{status}: {e}\n{}", self.name, self.output())));
+            let status = self
+                .child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s| format!(" (exited: {s})"))
+                .unwrap_or_default();
+            return Err(SetupError::Failed(format!(
+                "{}{status}: {e}\n{}",
+                self.name,
+                self.output()
+            )));
         }
         Ok(self)
     }
@@ -121,7 +137,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(pgid) = i32::try_from(self.child.id()).ok().and_then(rustix::process::Pid::from_raw) {
+        if let Some(pgid) = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
         let _ = self.child.kill();
@@ -130,28 +149,54 @@ impl Drop for Daemon {
 }
 
 fn binary(name: &str, package: &str) -> Result<PathBuf, SetupError> {
-    which(name).ok_or_else(|| SetupError::Unavailable(format!("{name} is not installed (apt-get install {package}; .ci/run installs it)")))
+    which(name).ok_or_else(|| {
+        SetupError::Unavailable(format!(
+            "{name} is not installed (apt-get install {package}; .ci/run installs it)"
+        ))
+    })
 }
 
 /// dnsmasq on the edge router (198.18.1.1:53, UDP and TCP): the client's resolver.
 pub fn dnsmasq(topo: &Topology, dir: &Workdir, dns: &Dns) -> Result<Daemon, SetupError> {
     let bin = binary("dnsmasq", "dnsmasq")?;
     let mut c = topo.command(Side::Edge, &bin.to_string_lossy());
-    c.args(["-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces"])
-        .args([format!("--listen-address={EDGE_IP}"), "--port=53".into(), "--user=root".into(), "--pid-file=".into()])
-        .arg(format!("--log-facility={}", dir.path().join("dnsmasq.log").display()))
-        .arg("--log-queries");
+    c.args([
+        "-k",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-poll",
+        "--bind-interfaces",
+    ])
+    .args([
+        format!("--listen-address={EDGE_IP}"),
+        "--port=53".into(),
+        "--user=root".into(),
+        "--pid-file=".into(),
+    ])
+    .arg(format!(
+        "--log-facility={}",
+        dir.path().join("dnsmasq.log").display()
+    ))
+    .arg("--log-queries");
     match dns.answer {
         DnsAnswer::Zone => {
             c.args(["--local=/snowflakecomputing.com/", "--local=/corp.example/"]);
         }
         DnsAnswer::Refused => {}
         DnsAnswer::Servfail => {
-            c.arg(format!("--server=/snowflakecomputing.com/{}", FAILING_DNS.replace(":53", "")));
+            c.arg(format!(
+                "--server=/snowflakecomputing.com/{}",
+                FAILING_DNS.replace(":53", "")
+            ));
         }
     }
     for r in &dns.records {
-        let addrs: Vec<String> = r.a.iter().map(ToString::to_string).chain(r.aaaa.iter().map(ToString::to_string)).collect();
+        let addrs: Vec<String> =
+            r.a.iter()
+                .map(ToString::to_string)
+                .chain(r.aaaa.iter().map(ToString::to_string))
+                .collect();
         if !addrs.is_empty() {
             c.arg(format!("--host-record={},{}", r.name, addrs.join(",")));
         }
@@ -162,13 +207,23 @@ pub fn dnsmasq(topo: &Topology, dir: &Workdir, dns: &Dns) -> Result<Daemon, Setu
             c.arg(format!("--txt-record={},{txt}", r.name));
         }
     }
-    Daemon::spawn("dnsmasq", c, dir)?.wait(topo, Side::Edge, SocketAddr::new(EDGE_IP.parse().expect("constant"), 53))
+    Daemon::spawn("dnsmasq", c, dir)?.wait(
+        topo,
+        Side::Edge,
+        SocketAddr::new(EDGE_IP.parse().expect("constant"), 53),
+    )
 }
 
-/// nginx on the Snowflake side, on port 443 of the account, PrivateLink and IPv6 addresses (the
+/// nginx on the Snowflake side, on port 443 of the account, `PrivateLink` and IPv6 addresses (the
 /// relay's address stays free), presenting `chain`/`key` (PEM
 /// files) with the server's protocol policy.
-pub fn nginx(topo: &Topology, dir: &Workdir, server: &Server, chain: &Path, key: &Path) -> Result<Daemon, SetupError> {
+pub fn nginx(
+    topo: &Topology,
+    dir: &Workdir,
+    server: &Server,
+    chain: &Path,
+    key: &Path,
+) -> Result<Daemon, SetupError> {
     let bin = binary("nginx", "nginx")?;
     let d = dir.subdir_for("nginx", "nobody:nogroup");
     let protocols = match server.tls {
@@ -190,18 +245,29 @@ pub fn nginx(topo: &Topology, dir: &Workdir, server: &Server, chain: &Path, key:
     let conf = dir.write("nginx.conf", &conf);
     let mut c = topo.command(Side::Snowflake, &bin.to_string_lossy());
     c.arg("-c").arg(conf).arg("-p").arg(dir.path());
-    Daemon::spawn("nginx", c, dir)?.wait(topo, Side::Snowflake, SocketAddr::new(ACCOUNT_IP.parse().expect("constant"), 443))
+    Daemon::spawn("nginx", c, dir)?.wait(
+        topo,
+        Side::Snowflake,
+        SocketAddr::new(ACCOUNT_IP.parse().expect("constant"), 443),
+    )
 }
 
 /// The hosts file proxies resolve the Snowflake side with: the true addresses, whatever the
 /// client's resolver says.
 pub fn proxy_hosts() -> String {
-    format!("127.0.0.1 localhost\n{ACCOUNT_IP} {ACCOUNT_HOST}\n{PRIVATELINK_IP} {PRIVATELINK_HOST}\n")
+    format!(
+        "127.0.0.1 localhost\n{ACCOUNT_IP} {ACCOUNT_HOST}\n{PRIVATELINK_IP} {PRIVATELINK_HOST}\n"
+    )
 }
 
 /// A proxy on the edge router, listening on 198.18.1.1 at the kind's port. `upstream_ca` is the
 /// root an intercepting proxy verifies the real server with.
-pub fn proxy(topo: &Topology, dir: &Workdir, p: &Proxy, upstream_ca: &Path) -> Result<Daemon, SetupError> {
+pub fn proxy(
+    topo: &Topology,
+    dir: &Workdir,
+    p: &Proxy,
+    upstream_ca: &Path,
+) -> Result<Daemon, SetupError> {
     let addr = SocketAddr::new(EDGE_IP.parse().expect("constant"), p.kind.port());
     let daemon = match p.kind {
         ProxyKind::Squid => squid(topo, dir, p)?,
@@ -225,12 +291,18 @@ fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError
          acl lab_clients src 198.18.1.0/24\n"
     );
     if let Some(auth) = &p.auth {
-        std::fs::write(d.join("htpasswd"), format!("{}:{}\n", auth.user, apr1_hash(&auth.password)?)).map_err(|e| e.to_string())?;
+        std::fs::write(
+            d.join("htpasswd"),
+            format!("{}:{}\n", auth.user, apr1_hash(&auth.password)?),
+        )
+        .map_err(|e| e.to_string())?;
         let helper = ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
             .iter()
             .map(|dir| format!("{dir}/basic_ncsa_auth"))
             .find(|p| Path::new(p).is_file())
-            .ok_or_else(|| SetupError::Unavailable("squid's basic_ncsa_auth helper is missing".into()))?;
+            .ok_or_else(|| {
+                SetupError::Unavailable("squid's basic_ncsa_auth helper is missing".into())
+            })?;
         writeln!(
             conf,
             "auth_param basic program {helper} {ds}/htpasswd\nauth_param basic realm corp-proxy\n\
@@ -240,18 +312,40 @@ fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError
     }
     conf.push_str("http_access deny CONNECT !SSL_ports\n");
     if !p.deny.is_empty() {
-        writeln!(conf, "acl denied_hosts dstdomain -n {}\nhttp_access deny CONNECT denied_hosts", p.deny.join(" ")).expect("string");
+        writeln!(
+            conf,
+            "acl denied_hosts dstdomain -n {}\nhttp_access deny CONNECT denied_hosts",
+            p.deny.join(" ")
+        )
+        .expect("string");
     }
     if !p.allow.is_empty() {
-        writeln!(conf, "acl allowed_hosts dstdomain -n {}\nhttp_access deny CONNECT !allowed_hosts", p.allow.join(" ")).expect("string");
+        writeln!(
+            conf,
+            "acl allowed_hosts dstdomain -n {}\nhttp_access deny CONNECT !allowed_hosts",
+            p.allow.join(" ")
+        )
+        .expect("string");
     }
     conf.push_str("http_access allow lab_clients\nhttp_access deny all\n");
     std::fs::write(d.join("squid.conf"), conf).map_err(|e| e.to_string())?;
-    let _ = Command::new("chown").arg("-R").arg("proxy:proxy").arg(&d).status();
+    let _ = Command::new("chown")
+        .arg("-R")
+        .arg("proxy:proxy")
+        .arg(&d)
+        .status();
     let mut c = topo.command(Side::Edge, &bin.to_string_lossy());
     // A unique service name keeps concurrent squids from sharing IPC names.
-    let service = d.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().replace('-', "")).unwrap_or_default();
-    c.arg("-N").arg("-n").arg(service).arg("-f").arg(d.join("squid.conf"));
+    let service = d
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().replace('-', ""))
+        .unwrap_or_default();
+    c.arg("-N")
+        .arg("-n")
+        .arg(service)
+        .arg("-f")
+        .arg(d.join("squid.conf"));
     Daemon::spawn("squid", c, dir)
 }
 
@@ -270,10 +364,17 @@ fn tinyproxy(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupE
         (true, false) => (p.deny.clone(), false),
     };
     if !patterns.is_empty() {
-        let filter: String = patterns.iter().map(|h| format!("{}$\n", h.replace('.', "\\."))).collect();
+        let filter = patterns.iter().fold(String::new(), |mut f, h| {
+            let _ = writeln!(f, "{}$", h.replace('.', "\\."));
+            f
+        });
         std::fs::write(d.join("filter"), filter).map_err(|e| e.to_string())?;
         let deny = if default_deny { "Yes" } else { "No" };
-        writeln!(conf, "Filter \"{ds}/filter\"\nFilterExtended On\nFilterDefaultDeny {deny}").expect("string");
+        writeln!(
+            conf,
+            "Filter \"{ds}/filter\"\nFilterExtended On\nFilterDefaultDeny {deny}"
+        )
+        .expect("string");
     }
     if let Some(auth) = &p.auth {
         writeln!(conf, "BasicAuth {} {}", auth.user, auth.password).expect("string");
@@ -290,13 +391,22 @@ fn mitmproxy(topo: &Topology, dir: &Workdir, upstream_ca: &Path) -> Result<Daemo
     let confdir = dir.subdir_for("mitmproxy", "root:root");
     let (hosts, resolv) = private_etc(dir);
     let mut c = wrapped(topo, &hosts, &resolv, &bin);
-    c.args(["--mode", "regular", "--listen-host", EDGE_IP, "--listen-port"])
-        .arg(ProxyKind::Mitmproxy.port().to_string())
-        .arg("--set")
-        .arg(format!("confdir={}", confdir.display()))
-        .arg("--set")
-        .arg(format!("ssl_verify_upstream_trusted_ca={}", upstream_ca.display()))
-        .arg("--quiet");
+    c.args([
+        "--mode",
+        "regular",
+        "--listen-host",
+        EDGE_IP,
+        "--listen-port",
+    ])
+    .arg(ProxyKind::Mitmproxy.port().to_string())
+    .arg("--set")
+    .arg(format!("confdir={}", confdir.display()))
+    .arg("--set")
+    .arg(format!(
+        "ssl_verify_upstream_trusted_ca={}",
+        upstream_ca.display()
+    ))
+    .arg("--quiet");
     Daemon::spawn("mitmproxy", c, dir)
 }
 
@@ -317,11 +427,17 @@ fn mitmdump() -> Result<PathBuf, SetupError> {
 
 /// The private `/etc/hosts` and `/etc/resolv.conf` for daemons that resolve through libc.
 fn private_etc(dir: &Workdir) -> (PathBuf, PathBuf) {
-    (dir.write("proxy-hosts", &proxy_hosts()), dir.write("proxy-resolv.conf", "nameserver 127.0.0.1\n"))
+    (
+        dir.write("proxy-hosts", &proxy_hosts()),
+        dir.write("proxy-resolv.conf", "nameserver 127.0.0.1\n"),
+    )
 }
 
 fn wrapped(topo: &Topology, hosts: &Path, resolv: &Path, bin: &Path) -> Command {
-    let words = topo.wrapper_with_files(Side::Edge, &[(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")]);
+    let words = topo.wrapper_with_files(
+        Side::Edge,
+        &[(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")],
+    );
     let mut c = Command::new(&words[0]);
     c.args(&words[1..]).arg(bin);
     c
@@ -332,6 +448,8 @@ fn apr1_hash(password: &str) -> Result<String, SetupError> {
     let out = Command::new("openssl")
         .args(["passwd", "-apr1", password])
         .output()
-        .map_err(|e| SetupError::Unavailable(format!("openssl is needed for a squid password file: {e}")))?;
+        .map_err(|e| {
+            SetupError::Unavailable(format!("openssl is needed for a squid password file: {e}"))
+        })?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

@@ -15,7 +15,12 @@ use super::scenario::{CertKind, DnsAnswer, ProxyKind, Scenario, Setup, TlsPolicy
 pub enum Outcome {
     /// netcheck ran: its report, exit code, wall time in seconds (never rendered), and every
     /// mismatch with the expectation.
-    Ran { report: Value, code: i32, elapsed: f64, problems: Vec<String> },
+    Ran {
+        report: Value,
+        code: i32,
+        elapsed: f64,
+        problems: Vec<String>,
+    },
     /// A tool is missing; why.
     Skipped(String),
     /// The lab could not be built.
@@ -31,8 +36,12 @@ pub fn render(scenarios: &[&Scenario], outcomes: &[Outcome]) -> String {
     out.push_str(HEADER);
     render_index(&mut out, scenarios, outcomes);
     for group in GROUPS {
-        let members: Vec<(&Scenario, &Outcome)> =
-            scenarios.iter().copied().zip(outcomes).filter(|(s, _)| s.group == *group).collect();
+        let members: Vec<(&Scenario, &Outcome)> = scenarios
+            .iter()
+            .copied()
+            .zip(outcomes)
+            .filter(|(s, _)| s.group == *group)
+            .collect();
         if members.is_empty() {
             continue;
         }
@@ -41,8 +50,15 @@ pub fn render(scenarios: &[&Scenario], outcomes: &[Outcome]) -> String {
             render_scenario(&mut out, s, o);
         }
     }
-    let unknown: Vec<&str> = scenarios.iter().filter(|s| !GROUPS.contains(&s.group.as_str())).map(|s| s.id.as_str()).collect();
-    assert!(unknown.is_empty(), "scenarios with a group the page has no section for: {unknown:?}");
+    let unknown: Vec<&str> = scenarios
+        .iter()
+        .filter(|s| !GROUPS.contains(&s.group.as_str()))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "scenarios with a group the page has no section for: {unknown:?}"
+    );
     out
 }
 
@@ -85,12 +101,19 @@ fn render_index(out: &mut String, scenarios: &[&Scenario], outcomes: &[Outcome])
             }
         }
     }
-    out.push_str("\n## Index by catalog row\n\n| row | symptom | scenarios |\n| --- | --- | --- |\n");
+    out.push_str(
+        "\n## Index by catalog row\n\n| row | symptom | scenarios |\n| --- | --- | --- |\n",
+    );
     for row in netcheck::catalog::rows() {
         let id = row.id.as_str();
         let links = by_row.get(id).map_or_else(
             || "not reproduced here yet".to_owned(),
-            |ids| ids.iter().map(|s| format!("[{s}](#{s})")).collect::<Vec<_>>().join(", "),
+            |ids| {
+                ids.iter()
+                    .map(|s| format!("[{s}](#{s})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
         );
         let _ = writeln!(out, "| `{id}` | {} | {links} |", row.symptom);
     }
@@ -100,28 +123,57 @@ fn render_index(out: &mut String, scenarios: &[&Scenario], outcomes: &[Outcome])
         .filter(|(_, o)| matches!(o, Outcome::Ran { code: 0, report, .. } if report["summary"]["warn"] == 0))
         .map(|(s, _)| format!("[{}](#{})", s.id, s.id))
         .collect();
-    let _ = writeln!(out, "\nHealthy (exit 0, no warning): {}.", healthy.join(", "));
+    let _ = writeln!(
+        out,
+        "\nHealthy (exit 0, no warning): {}.",
+        healthy.join(", ")
+    );
 }
 
 fn render_scenario(out: &mut String, s: &Scenario, o: &Outcome) {
-    let _ = writeln!(out, "<a id=\"{}\"></a>\n### {} — {}\n\n{}\n", s.id, s.id, s.title, s.about.trim());
+    let _ = writeln!(
+        out,
+        "<a id=\"{}\"></a>\n### {} — {}\n\n{}\n",
+        s.id,
+        s.id,
+        s.title,
+        s.about.trim()
+    );
     out.push_str("**Setup**\n\n");
     for line in describe(&s.setup) {
         let _ = writeln!(out, "- {line}");
     }
-    let env: String = s.run.env.iter().map(|(k, v)| format!("{k}={} ", redact(v))).collect();
+    let env = s.run.env.iter().fold(String::new(), |mut env, (k, v)| {
+        let _ = write!(env, "{k}={} ", redact(v));
+        env
+    });
     let trust = match s.run.trust {
         Trust::Lab => "lab-root.pem",
         Trust::LabAndMitmproxy => "lab-root+mitmproxy-ca.pem",
     };
-    let _ = writeln!(out, "\n**Run**\n\n```sh\n{env}netcheck run {} --format json --ca-file {trust}\n```\n", s.run.args.join(" "));
+    let _ = writeln!(
+        out,
+        "\n**Run**\n\n```sh\n{env}netcheck run {} --format json --ca-file {trust}\n```\n",
+        s.run.args.join(" ")
+    );
     match o {
         Outcome::Ran { report, code, .. } => {
-            let _ = writeln!(out, "**Outcome**: exit {code}\n\n| check | verdict | catalog row | skip reason |\n| --- | --- | --- | --- |");
+            let _ = writeln!(
+                out,
+                "**Outcome**: exit {code}\n\n| check | verdict | catalog row | skip reason |\n| --- | --- | --- | --- |"
+            );
             for c in report["checks"].as_array().into_iter().flatten() {
-                let row = c["diagnosis"]["id"].as_str().map(|r| format!("`{r}`")).unwrap_or_default();
+                let row = c["diagnosis"]["id"]
+                    .as_str()
+                    .map(|r| format!("`{r}`"))
+                    .unwrap_or_default();
                 let reason = c["skip_reason"].as_str().unwrap_or_default();
-                let _ = writeln!(out, "| `{}` | {} | {row} | {reason} |", c["id"].as_str().unwrap_or_default(), c["verdict"].as_str().unwrap_or_default());
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {row} | {reason} |",
+                    c["id"].as_str().unwrap_or_default(),
+                    c["verdict"].as_str().unwrap_or_default()
+                );
             }
             out.push('\n');
         }
@@ -135,12 +187,20 @@ fn render_scenario(out: &mut String, s: &Scenario, o: &Outcome) {
 fn describe(setup: &Setup) -> Vec<String> {
     let mut lines = Vec::new();
     match &setup.dns {
-        None => lines.push(format!("DNS (dnsmasq on {EDGE_IP}): `myorg-myaccount.snowflakecomputing.com A {ACCOUNT_IP}`")),
+        None => lines.push(format!(
+            "DNS (dnsmasq on {EDGE_IP}): `myorg-myaccount.snowflakecomputing.com A {ACCOUNT_IP}`"
+        )),
         Some(dns) => {
             let mode = match dns.answer {
-                DnsAnswer::Zone => "authoritative for snowflakecomputing.com: unknown names are NXDOMAIN",
-                DnsAnswer::Refused => "no zone and no upstream: it answers REFUSED for unknown names",
-                DnsAnswer::Servfail => "forwards snowflakecomputing.com to an upstream that answers SERVFAIL",
+                DnsAnswer::Zone => {
+                    "authoritative for snowflakecomputing.com: unknown names are NXDOMAIN"
+                }
+                DnsAnswer::Refused => {
+                    "no zone and no upstream: it answers REFUSED for unknown names"
+                }
+                DnsAnswer::Servfail => {
+                    "forwards snowflakecomputing.com to an upstream that answers SERVFAIL"
+                }
             };
             lines.push(format!("DNS (dnsmasq on {EDGE_IP}): {mode}"));
             for r in &dns.records {
@@ -159,7 +219,11 @@ fn describe(setup: &Setup) -> Vec<String> {
         lines.push("client: no default route (only the LAN is reachable)".into());
     }
     let fw = &setup.firewall;
-    for (chain, rules) in [("forward", &fw.forward), ("input", &fw.input), ("output", &fw.output)] {
+    for (chain, rules) in [
+        ("forward", &fw.forward),
+        ("input", &fw.input),
+        ("output", &fw.output),
+    ] {
         for r in rules {
             lines.push(format!("edge firewall (nft {chain}): `{r}`"));
         }
@@ -186,17 +250,24 @@ fn describe(setup: &Setup) -> Vec<String> {
             CertKind::WrongHost => "trusted certificate for wrong.example.com",
             CertKind::PrivateCa => "certificate from a private CA netcheck was not given",
             CertKind::MissingIntermediate => "leaf certificate without its intermediate",
-            CertKind::InspectionCa => "certificate re-signed by `CN=Zscaler Root CA` (transparent TLS inspection)",
+            CertKind::InspectionCa => {
+                "certificate re-signed by `CN=Zscaler Root CA` (transparent TLS inspection)"
+            }
         };
         lines.push(format!("Snowflake side: nginx on :443, {tls}, {cert}"));
     } else {
         lines.push("Snowflake side: nothing listens on :443".into());
     }
     if let Some(relay) = &setup.relay {
-        lines.push(format!("delay relay on {RELAY_IP}:443 → {ACCOUNT_IP}:443, {} ms per segment each way", relay.delay_ms));
+        lines.push(format!(
+            "delay relay on {RELAY_IP}:443 → {ACCOUNT_IP}:443, {} ms per segment each way",
+            relay.delay_ms
+        ));
     }
     if let Some(banner) = &setup.banner {
-        lines.push(format!("edge: a non-HTTP service on {EDGE_IP}:{BANNER_PORT} greeting `{banner}`"));
+        lines.push(format!(
+            "edge: a non-HTTP service on {EDGE_IP}:{BANNER_PORT} greeting `{banner}`"
+        ));
     }
     if let Some(p) = &setup.proxy {
         let name = match p.kind {
@@ -214,7 +285,10 @@ fn describe(setup: &Setup) -> Vec<String> {
         if let Some(a) = &p.auth {
             let _ = write!(line, ", Basic authentication (user `{}`)", a.user);
         }
-        let _ = write!(line, "; it resolves the Snowflake side itself ({ACCOUNT_IP}, PrivateLink {PRIVATELINK_IP})");
+        let _ = write!(
+            line,
+            "; it resolves the Snowflake side itself ({ACCOUNT_IP}, PrivateLink {PRIVATELINK_IP})"
+        );
         lines.push(line);
     }
     lines

@@ -14,6 +14,7 @@ pub mod netns;
 pub mod scenario;
 pub mod userspace;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,17 +46,28 @@ pub struct Lab {
 impl Lab {
     /// Builds everything `scenario` describes, as lab number `n`. `root` is the lab root's PEM
     /// file (what netcheck gets with `--ca-file`).
-    pub fn build(n: usize, scenario: &Scenario, pki: &TestPki, root: &Path) -> Result<Self, SetupError> {
+    pub fn build(
+        n: usize,
+        scenario: &Scenario,
+        pki: &TestPki,
+        root: &Path,
+    ) -> Result<Self, SetupError> {
         let setup = &scenario.setup;
         let topo = Topology::create(n)?;
         let dir = Workdir::create(n);
         let mut daemons = Vec::new();
         let mut elements = Vec::new();
 
-        let default_dns = scenario::Dns { records: scenario::default_records(), ..Default::default() };
+        let default_dns = scenario::Dns {
+            records: scenario::default_records(),
+            ..Default::default()
+        };
         let dns = setup.dns.as_ref().unwrap_or(&default_dns);
         if dns.answer == scenario::DnsAnswer::Servfail {
-            elements.push(userspace::servfail_dns(topo.name(Side::Snowflake), daemons::FAILING_DNS.parse().expect("constant"))?);
+            elements.push(userspace::servfail_dns(
+                topo.name(Side::Snowflake),
+                daemons::FAILING_DNS.parse().expect("constant"),
+            )?);
         }
         daemons.push(daemons::dnsmasq(&topo, &dir, dns)?);
 
@@ -69,17 +81,27 @@ impl Lab {
             let listen = SocketAddr::new(RELAY_IP.parse().expect("constant"), 443);
             let upstream = SocketAddr::new(ACCOUNT_IP.parse().expect("constant"), 443);
             let delay = Duration::from_millis(relay.delay_ms);
-            elements.push(userspace::delay_relay(topo.name(Side::Snowflake), listen, upstream, delay)?);
+            elements.push(userspace::delay_relay(
+                topo.name(Side::Snowflake),
+                listen,
+                upstream,
+                delay,
+            )?);
         }
         if let Some(banner) = &setup.banner {
             let listen = SocketAddr::new(EDGE_IP.parse().expect("constant"), netns::BANNER_PORT);
-            elements.push(userspace::banner_service(topo.name(Side::Edge), listen, format!("{banner}\r\n"))?);
+            elements.push(userspace::banner_service(
+                topo.name(Side::Edge),
+                listen,
+                format!("{banner}\r\n"),
+            )?);
         }
         let mut ca_file = root.to_path_buf();
         if let Some(proxy) = &setup.proxy {
             daemons.push(daemons::proxy(&topo, &dir, proxy, root)?);
             if scenario.run.trust == Trust::LabAndMitmproxy {
-                let mitm = std::fs::read_to_string(daemons::mitmproxy_ca(&dir)).map_err(|e| format!("mitmproxy CA: {e}"))?;
+                let mitm = std::fs::read_to_string(daemons::mitmproxy_ca(&dir))
+                    .map_err(|e| format!("mitmproxy CA: {e}"))?;
                 let lab = std::fs::read_to_string(root).map_err(|e| e.to_string())?;
                 ca_file = dir.write("trust.pem", &format!("{lab}{mitm}"));
             }
@@ -98,7 +120,15 @@ impl Lab {
         }
         let client_hosts = dir.write("client-hosts", &hosts);
         let client_resolv = dir.write("client-resolv.conf", &format!("nameserver {EDGE_IP}\n"));
-        Ok(Self { _elements: elements, daemons, topo, dir, client_hosts, client_resolv, ca_file })
+        Ok(Self {
+            _elements: elements,
+            daemons,
+            topo,
+            dir,
+            client_hosts,
+            client_resolv,
+            ca_file,
+        })
     }
 
     /// The netcheck invocation of `run`, inside the client namespace with the lab's resolver
@@ -106,11 +136,23 @@ impl Lab {
     pub fn netcheck(&self, run: &scenario::RunSpec) -> Netcheck {
         let mut args = vec!["run".to_owned()];
         args.extend(run.args.iter().cloned());
-        args.extend(["--format".into(), "json".into(), "--ca-file".into(), self.ca_file.display().to_string()]);
-        let wrapper = self
-            .topo
-            .wrapper_with_files(Side::Client, &[(&self.client_hosts, "/etc/hosts"), (&self.client_resolv, "/etc/resolv.conf")]);
-        run.env.iter().fold(crate::support::run::netcheck(&args).via(&wrapper), |n, (k, v)| n.env(k, v))
+        args.extend([
+            "--format".into(),
+            "json".into(),
+            "--ca-file".into(),
+            self.ca_file.display().to_string(),
+        ]);
+        let wrapper = self.topo.wrapper_with_files(
+            Side::Client,
+            &[
+                (&self.client_hosts, "/etc/hosts"),
+                (&self.client_resolv, "/etc/resolv.conf"),
+            ],
+        );
+        run.env.iter().fold(
+            crate::support::run::netcheck(&args).via(&wrapper),
+            |n, (k, v)| n.env(k, v),
+        )
     }
 
     /// The daemons' output and logs, for a failure message.
@@ -119,9 +161,15 @@ impl Lab {
         for d in &self.daemons {
             out.push_str(&d.output());
         }
-        for name in ["dnsmasq.log", "squid/cache.log", "squid/access.log", "tinyproxy/tinyproxy.log", "nginx/error.log"] {
+        for name in [
+            "dnsmasq.log",
+            "squid/cache.log",
+            "squid/access.log",
+            "tinyproxy/tinyproxy.log",
+            "nginx/error.log",
+        ] {
             if let Ok(text) = std::fs::read_to_string(self.dir.path().join(name)) {
-                out.push_str(&format!("--- {name}\n{}", tail(&text, 30)));
+                let _ = write!(out, "--- {name}\n{}", tail(&text, 30));
             }
         }
         out
@@ -131,14 +179,24 @@ impl Lab {
 /// The last `n` lines of a log.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .fold(String::new(), |mut out, l| {
+            let _ = writeln!(out, "{l}");
+            out
+        })
 }
 
 /// The certificate the server presents.
 fn server_cert(kind: CertKind, pki: &TestPki) -> ServerCert {
     let now = OffsetDateTime::now_utc();
     let day = time::Duration::days(1);
-    let spec = |not_before, not_after| LeafSpec { hosts: CERT_HOSTS, not_before, not_after, aia_ca_issuers: None };
+    let spec = |not_before, not_after| LeafSpec {
+        hosts: CERT_HOSTS,
+        not_before,
+        not_after,
+        aia_ca_issuers: None,
+    };
     match kind {
         CertKind::Good => pki.for_hosts(CERT_HOSTS),
         CertKind::Expired => pki.leaf(&spec(now - 90 * day, now - day)),
@@ -146,9 +204,10 @@ fn server_cert(kind: CertKind, pki: &TestPki) -> ServerCert {
         CertKind::Expiring => pki.leaf(&spec(now - 80 * day, now + 7 * day)),
         CertKind::WrongHost => pki.wrong_host(),
         CertKind::PrivateCa => pki::unknown_ca().0,
-        CertKind::MissingIntermediate => {
-            pki.intermediate.issue(&LeafSpec { aia_ca_issuers: Some(INTERMEDIATE_URL), ..spec(now - day, now + 90 * day) })
-        }
+        CertKind::MissingIntermediate => pki.intermediate.issue(&LeafSpec {
+            aia_ca_issuers: Some(INTERMEDIATE_URL),
+            ..spec(now - day, now + 90 * day)
+        }),
         CertKind::InspectionCa => pki::inspection_ca().0,
     }
 }
@@ -163,13 +222,22 @@ fn copy_into(dir: &Workdir, name: &str, from: &Path) -> PathBuf {
 
 /// Loads the scenario's nftables rules into table `inet lab` on the edge router, then its
 /// iptables and tc commands.
-fn apply_firewall(topo: &Topology, dir: &Workdir, fw: &scenario::Firewall) -> Result<(), SetupError> {
+fn apply_firewall(
+    topo: &Topology,
+    dir: &Workdir,
+    fw: &scenario::Firewall,
+) -> Result<(), SetupError> {
     if fw.is_empty() {
         return Ok(());
     }
     let chain = |name: &str, rules: &[String]| {
-        let body: String = rules.iter().map(|r| format!("    {r}\n")).collect();
-        format!("  chain {name} {{\n    type filter hook {name} priority 0; policy accept;\n{body}  }}\n")
+        let body = rules.iter().fold(String::new(), |mut body, r| {
+            let _ = writeln!(body, "    {r}");
+            body
+        });
+        format!(
+            "  chain {name} {{\n    type filter hook {name} priority 0; policy accept;\n{body}  }}\n"
+        )
     };
     let ruleset = format!(
         "table inet lab {{\n{}{}{}}}\n",

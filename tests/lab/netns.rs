@@ -12,11 +12,12 @@
 //!
 //! Every address is fixed, so scenarios and the generated docs can name them; namespaces keep
 //! concurrent scenarios apart. "Public" addresses come from 198.18.0.0/15 (benchmarking) so a
-//! healthy lab draws no private-address warning; only the PrivateLink endpoint is in 10/8.
+//! healthy lab draws no private-address warning; only the `PrivateLink` endpoint is in 10/8.
 //! The veth pairs are created directly inside the namespaces: the host's own network
 //! namespace and interfaces are never touched. Dropping a [`Topology`] ends whatever still
 //! runs in its namespaces and deletes them (the veths go with them).
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd as _;
@@ -37,7 +38,7 @@ pub const ACCOUNT_IP: &str = "198.18.2.10";
 pub const ACCOUNT_IP6: &str = "2001:db8:2::10";
 /// Where the delay relay listens (it forwards to [`ACCOUNT_IP`]).
 pub const RELAY_IP: &str = "198.18.2.20";
-/// A PrivateLink endpoint: a private address on the Snowflake side.
+/// A `PrivateLink` endpoint: a private address on the Snowflake side.
 pub const PRIVATELINK_IP: &str = "10.0.0.10";
 
 /// One of the three namespaces of a scenario.
@@ -60,13 +61,22 @@ pub struct Topology {
 pub fn unavailable() -> Option<String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().unwrap_or("").to_owned())));
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|u| u.split_whitespace().next().unwrap_or("").to_owned())
+            })
+        });
     if uid.as_deref() != Some("0") {
-        return Some("the fault lab needs root (network namespaces, nftables); CI runs as root".into());
+        return Some(
+            "the fault lab needs root (network namespaces, nftables); CI runs as root".into(),
+        );
     }
     for tool in ["ip", "nft", "iptables", "unshare", "mount"] {
         if crate::support::dns::which(tool).is_none() {
-            return Some(format!("`{tool}` is not installed (iproute2 / nftables / iptables / util-linux; .ci/run installs them)"));
+            return Some(format!(
+                "`{tool}` is not installed (iproute2 / nftables / iptables / util-linux; .ci/run installs them)"
+            ));
         }
     }
     None
@@ -76,28 +86,69 @@ impl Topology {
     /// Creates and wires the three namespaces for scenario number `n`.
     pub fn create(n: usize) -> Result<Self, String> {
         let base = format!("{PREFIX}{}-{n}", std::process::id());
-        let topo = Self { names: [format!("{base}-client"), format!("{base}-edge"), format!("{base}-sf")] };
-        for (name, side) in topo.names.iter().zip([Side::Client, Side::Edge, Side::Snowflake]) {
+        let topo = Self {
+            names: [
+                format!("{base}-client"),
+                format!("{base}-edge"),
+                format!("{base}-sf"),
+            ],
+        };
+        for (name, side) in topo
+            .names
+            .iter()
+            .zip([Side::Client, Side::Edge, Side::Snowflake])
+        {
             ip(&["netns", "add", name])?;
             // No duplicate address detection: link-local addresses are usable at once.
-            topo.run(side, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"])?;
+            topo.run(
+                side,
+                &[
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.default.accept_dad=0",
+                    "net.ipv6.conf.all.accept_dad=0",
+                ],
+            )?;
         }
-        let [c, e, s] = [topo.name(Side::Client), topo.name(Side::Edge), topo.name(Side::Snowflake)];
+        let [c, e, s] = [
+            topo.name(Side::Client),
+            topo.name(Side::Edge),
+            topo.name(Side::Snowflake),
+        ];
         // Each veth is born in one lab namespace with its peer in the other.
-        ip(&["-n", c, "link", "add", "lan", "type", "veth", "peer", "name", "lan", "netns", e])?;
-        ip(&["-n", e, "link", "add", "wan", "type", "veth", "peer", "name", "wan", "netns", s])?;
+        ip(&[
+            "-n", c, "link", "add", "lan", "type", "veth", "peer", "name", "lan", "netns", e,
+        ])?;
+        ip(&[
+            "-n", e, "link", "add", "wan", "type", "veth", "peer", "name", "wan", "netns", s,
+        ])?;
         let plan: &[(&str, &[&str])] = &[
             (c, &["addr", "add", "198.18.1.2/24", "dev", "lan"]),
-            (c, &["addr", "add", "2001:db8:1::2/64", "dev", "lan", "nodad"]),
+            (
+                c,
+                &["addr", "add", "2001:db8:1::2/64", "dev", "lan", "nodad"],
+            ),
             (e, &["addr", "add", "198.18.1.1/24", "dev", "lan"]),
-            (e, &["addr", "add", "2001:db8:1::1/64", "dev", "lan", "nodad"]),
+            (
+                e,
+                &["addr", "add", "2001:db8:1::1/64", "dev", "lan", "nodad"],
+            ),
             (e, &["addr", "add", "198.18.2.1/24", "dev", "wan"]),
-            (e, &["addr", "add", "2001:db8:2::1/64", "dev", "wan", "nodad"]),
+            (
+                e,
+                &["addr", "add", "2001:db8:2::1/64", "dev", "wan", "nodad"],
+            ),
             (s, &["addr", "add", "198.18.2.2/24", "dev", "wan"]),
-            (s, &["addr", "add", "2001:db8:2::2/64", "dev", "wan", "nodad"]),
+            (
+                s,
+                &["addr", "add", "2001:db8:2::2/64", "dev", "wan", "nodad"],
+            ),
             (s, &["addr", "add", "198.18.2.10/32", "dev", "wan"]),
             (s, &["addr", "add", "198.18.2.20/32", "dev", "wan"]),
-            (s, &["addr", "add", "2001:db8:2::10/128", "dev", "wan", "nodad"]),
+            (
+                s,
+                &["addr", "add", "2001:db8:2::10/128", "dev", "wan", "nodad"],
+            ),
             (s, &["addr", "add", "10.0.0.10/32", "dev", "wan"]),
             (c, &["link", "set", "lo", "up"]),
             (e, &["link", "set", "lo", "up"]),
@@ -107,9 +158,15 @@ impl Topology {
             (e, &["link", "set", "wan", "up"]),
             (s, &["link", "set", "wan", "up"]),
             (c, &["route", "add", "default", "via", "198.18.1.1"]),
-            (c, &["-6", "route", "add", "default", "via", "2001:db8:1::1"]),
+            (
+                c,
+                &["-6", "route", "add", "default", "via", "2001:db8:1::1"],
+            ),
             (s, &["route", "add", "default", "via", "198.18.2.1"]),
-            (s, &["-6", "route", "add", "default", "via", "2001:db8:2::1"]),
+            (
+                s,
+                &["-6", "route", "add", "default", "via", "2001:db8:2::1"],
+            ),
             (e, &["route", "add", "10.0.0.0/24", "via", "198.18.2.2"]),
         ];
         for (ns, args) in plan {
@@ -117,7 +174,15 @@ impl Topology {
             full.extend_from_slice(args);
             ip(&full)?;
         }
-        topo.run(Side::Edge, &["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])?;
+        topo.run(
+            Side::Edge,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+            ],
+        )?;
         topo.wait_for_carrier()?;
         Ok(topo)
     }
@@ -130,7 +195,10 @@ impl Topology {
         loop {
             let mut waiting = Vec::new();
             for name in &self.names {
-                let out = Command::new("ip").args(["-n", name, "-o", "link", "show"]).output().map_err(|e| e.to_string())?;
+                let out = Command::new("ip")
+                    .args(["-n", name, "-o", "link", "show"])
+                    .output()
+                    .map_err(|e| e.to_string())?;
                 if String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER") {
                     waiting.push(name.as_str());
                 }
@@ -167,11 +235,23 @@ impl Topology {
     pub fn wrapper_with_files(&self, side: Side, binds: &[(&Path, &str)]) -> Vec<String> {
         let mut script = String::new();
         for (i, (_, target)) in binds.iter().enumerate() {
-            script.push_str(&format!("mount --bind \"${}\" {target} && ", i + 1));
+            let _ = write!(script, "mount --bind \"${}\" {target} && ", i + 1);
         }
-        script.push_str(&format!("shift {} && exec \"$@\"", binds.len()));
-        let mut words: Vec<String> =
-            ["ip", "netns", "exec", self.name(side), "unshare", "-m", "sh", "-c", &script, "sh"].map(str::to_owned).into();
+        let _ = write!(script, "shift {} && exec \"$@\"", binds.len());
+        let mut words: Vec<String> = [
+            "ip",
+            "netns",
+            "exec",
+            self.name(side),
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ]
+        .map(str::to_owned)
+        .into();
         words.extend(binds.iter().map(|(file, _)| file.display().to_string()));
         words
     }
@@ -184,7 +264,12 @@ impl Topology {
     }
 
     /// Waits until a TCP connect to `addr` from inside the namespace succeeds.
-    pub fn wait_for_tcp(&self, side: Side, addr: std::net::SocketAddr, limit: Duration) -> Result<(), String> {
+    pub fn wait_for_tcp(
+        &self,
+        side: Side,
+        addr: std::net::SocketAddr,
+        limit: Duration,
+    ) -> Result<(), String> {
         let ns = self.name(side).to_owned();
         std::thread::spawn(move || {
             enter(&ns).map_err(|e| format!("setns {ns}: {e}"))?;
@@ -195,7 +280,9 @@ impl Topology {
                 }
                 std::thread::sleep(Duration::from_millis(25));
             }
-            Err(format!("nothing listening on {addr} in {ns} after {limit:?}"))
+            Err(format!(
+                "nothing listening on {addr} in {ns} after {limit:?}"
+            ))
         })
         .join()
         .expect("probe thread")
@@ -213,16 +300,26 @@ impl Drop for Topology {
 /// Moves the calling thread into a lab namespace: sockets it creates from now on live there.
 pub fn enter(ns: &str) -> io::Result<()> {
     let file = File::open(Path::new("/run/netns").join(ns))?;
-    rustix::thread::move_into_link_name_space(file.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))?;
+    rustix::thread::move_into_link_name_space(
+        file.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )?;
     Ok(())
 }
 
 /// Removes lab namespaces left behind by a lab run that was killed (its process is gone).
 pub fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else { return };
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
             remove(&name);
         }
@@ -232,13 +329,19 @@ pub fn sweep_stale() {
 /// Ends what still runs in a lab namespace (daemons' forked children), then deletes it.
 fn remove(name: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()) {
+        for pid in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+        {
             if let Some(pid) = rustix::process::Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
         }
     }
-    let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", name])
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -248,10 +351,16 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 fn status(mut c: Command, what: &str) -> Result<(), String> {
-    let out = c.stdin(Stdio::null()).output().map_err(|e| format!("{what}: {e}"))?;
+    let out = c
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }

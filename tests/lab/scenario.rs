@@ -13,7 +13,7 @@ use super::netns::ACCOUNT_IP;
 
 /// The account every scenario checks unless it says otherwise.
 pub const ACCOUNT_HOST: &str = "myorg-myaccount.snowflakecomputing.com";
-/// The same account's PrivateLink host.
+/// The same account's `PrivateLink` host.
 pub const PRIVATELINK_HOST: &str = "myorg-myaccount.privatelink.snowflakecomputing.com";
 
 /// One scenario file.
@@ -130,7 +130,11 @@ pub struct Firewall {
 impl Firewall {
     /// Whether any rule is set.
     pub fn is_empty(&self) -> bool {
-        self.forward.is_empty() && self.input.is_empty() && self.output.is_empty() && self.iptables.is_empty() && self.tc.is_empty()
+        self.forward.is_empty()
+            && self.input.is_empty()
+            && self.output.is_empty()
+            && self.iptables.is_empty()
+            && self.tc.is_empty()
     }
 }
 
@@ -149,7 +153,11 @@ pub struct Server {
 
 impl Default for Server {
     fn default() -> Self {
-        Self { tls: TlsPolicy::default(), cert: CertKind::default(), listen: true }
+        Self {
+            tls: TlsPolicy::default(),
+            cert: CertKind::default(),
+            listen: true,
+        }
     }
 }
 
@@ -173,7 +181,7 @@ pub enum TlsPolicy {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CertKind {
-    /// Under the lab's intermediate, for the account and PrivateLink hosts, full chain.
+    /// Under the lab's intermediate, for the account and `PrivateLink` hosts, full chain.
     #[default]
     Good,
     Expired,
@@ -310,11 +318,19 @@ pub struct EvidenceExpect {
 impl EvidenceExpect {
     /// What is wrong with the report, if anything.
     pub fn mismatch(&self, report: &serde_json::Value) -> Option<String> {
-        let entry = report["checks"].as_array()?.iter().find(|c| c["id"] == self.check.as_str());
+        let entry = report["checks"]
+            .as_array()?
+            .iter()
+            .find(|c| c["id"] == self.check.as_str());
         let Some(got) = entry.and_then(|c| c.pointer(&self.pointer)) else {
             return Some(format!("{} has nothing at {}", self.check, self.pointer));
         };
-        let want = |what: String| Some(format!("{}{}: {got}, expected {what}", self.check, self.pointer));
+        let want = |what: String| {
+            Some(format!(
+                "{}{}: {got}, expected {what}",
+                self.check, self.pointer
+            ))
+        };
         if let Some(v) = &self.equals {
             let v = serde_json::to_value(v).expect("TOML values are JSON values");
             if *got != v {
@@ -361,12 +377,23 @@ pub fn load_all(dir: &Path) -> Vec<Scenario> {
 
 fn load(path: &Path) -> Scenario {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut s: Scenario = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    s.id = path.file_stem().expect("file name").to_string_lossy().into_owned();
+    let mut s: Scenario =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    s.id = path
+        .file_stem()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned();
     s
 }
 
 /// The resolver's records when a scenario sets none: the account host's A record.
 pub fn default_records() -> Vec<Record> {
-    vec![Record { name: ACCOUNT_HOST.into(), a: vec![ACCOUNT_IP.parse().expect("constant")], aaaa: vec![], cname: None, txt: None }]
+    vec![Record {
+        name: ACCOUNT_HOST.into(),
+        a: vec![ACCOUNT_IP.parse().expect("constant")],
+        aaaa: vec![],
+        cname: None,
+        txt: None,
+    }]
 }

@@ -36,7 +36,9 @@ impl Element {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let ns = ns.to_owned();
         let thread = std::thread::spawn(move || {
-            let bound = netns::enter(&ns).map_err(|e| format!("setns {ns}: {e}")).and_then(|()| bind().map_err(|e| e.to_string()));
+            let bound = netns::enter(&ns)
+                .map_err(|e| format!("setns {ns}: {e}"))
+                .and_then(|()| bind().map_err(|e| e.to_string()));
             let sockets = match bound {
                 Ok(sockets) => {
                     let _ = ready_tx.send(Ok(()));
@@ -47,7 +49,10 @@ impl Element {
                     return;
                 }
             };
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async move {
                 tokio::select! {
                     () = serve(sockets) => {}
@@ -55,8 +60,13 @@ impl Element {
                 }
             });
         });
-        let element = Self { stop: Some(stop), thread: Some(thread) };
-        ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|e| format!("element did not start: {e}"))??;
+        let element = Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| format!("element did not start: {e}"))??;
         Ok(element)
     }
 }
@@ -74,7 +84,12 @@ impl Drop for Element {
 
 /// A TCP relay on `listen` (in namespace `ns`) to `upstream` that holds every chunk it reads
 /// for `delay` before passing it on, in both directions: a long, slow path.
-pub fn delay_relay(ns: &str, listen: SocketAddr, upstream: SocketAddr, delay: Duration) -> Result<Element, String> {
+pub fn delay_relay(
+    ns: &str,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    delay: Duration,
+) -> Result<Element, String> {
     let bind = move || {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
@@ -84,7 +99,9 @@ pub fn delay_relay(ns: &str, listen: SocketAddr, upstream: SocketAddr, delay: Du
         let listener = TcpListener::from_std(listener).expect("inside a runtime");
         while let Ok((client, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
                 tokio::join!(delayed_copy(cr, sw, delay), delayed_copy(sr, cw, delay));
@@ -93,7 +110,11 @@ pub fn delay_relay(ns: &str, listen: SocketAddr, upstream: SocketAddr, delay: Du
     })
 }
 
-async fn delayed_copy(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, delay: Duration) {
+async fn delayed_copy(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    delay: Duration,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
         if n == 0 {
@@ -183,7 +204,9 @@ mod tests {
     #[test]
     fn servfail_keeps_id_and_question() {
         // id 0x1234, RD, one question: "a.b" A IN, plus an OPT record in additional.
-        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 1, b'b', 0, 0, 1, 0, 1];
+        let mut q = vec![
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 1, b'b', 0, 0, 1, 0, 1,
+        ];
         q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
         let r = servfail(&q).unwrap();
         assert_eq!(&r[..2], &[0x12, 0x34]);
