@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::netns::{ACCOUNT_IP, BANNER_PORT, EDGE_IP, PRIVATELINK_IP, RELAY_IP};
-use super::scenario::{CertKind, DnsAnswer, ProxyKind, Scenario, Setup, TlsPolicy, Trust};
+use super::scenario::{
+    CertKind, DnsAnswer, Proxy, ProxyKind, Scenario, Server, Setup, TlsPolicy, Trust,
+};
 
 /// What running one scenario gave.
 pub enum Outcome {
@@ -185,6 +187,46 @@ fn render_scenario(out: &mut String, s: &Scenario, o: &Outcome) {
 
 /// The setup in words, healthy defaults included, so every scenario reads on its own.
 fn describe(setup: &Setup) -> Vec<String> {
+    let mut lines = describe_dns(setup);
+    for h in &setup.client.hosts {
+        lines.push(format!("client /etc/hosts: `{h}`"));
+    }
+    if setup.client.no_default_route {
+        lines.push("client: no default route (only the LAN is reachable)".into());
+    }
+    let fw = &setup.firewall;
+    for (chain, rules) in [
+        ("forward", &fw.forward),
+        ("input", &fw.input),
+        ("output", &fw.output),
+    ] {
+        for r in rules {
+            lines.push(format!("edge firewall (nft {chain}): `{r}`"));
+        }
+    }
+    for r in &fw.iptables {
+        lines.push(format!("edge firewall: `iptables {r}`"));
+    }
+    for r in &fw.tc {
+        lines.push(format!("edge shaping: `tc {r}`"));
+    }
+    lines.push(describe_server(&setup.server));
+    if let Some(relay) = &setup.relay {
+        lines.push(format!(
+            "delay relay on {RELAY_IP}:443 → {ACCOUNT_IP}:443, {} ms per segment each way",
+            relay.delay_ms
+        ));
+    }
+    if let Some(banner) = &setup.banner {
+        lines.push(format!(
+            "edge: a non-HTTP service on {EDGE_IP}:{BANNER_PORT} greeting `{banner}`"
+        ));
+    }
+    lines.extend(setup.proxy.as_ref().map(describe_proxy));
+    lines
+}
+
+fn describe_dns(setup: &Setup) -> Vec<String> {
     let mut lines = Vec::new();
     match &setup.dns {
         None => lines.push(format!(
@@ -212,86 +254,55 @@ fn describe(setup: &Setup) -> Vec<String> {
             }
         }
     }
-    for h in &setup.client.hosts {
-        lines.push(format!("client /etc/hosts: `{h}`"));
-    }
-    if setup.client.no_default_route {
-        lines.push("client: no default route (only the LAN is reachable)".into());
-    }
-    let fw = &setup.firewall;
-    for (chain, rules) in [
-        ("forward", &fw.forward),
-        ("input", &fw.input),
-        ("output", &fw.output),
-    ] {
-        for r in rules {
-            lines.push(format!("edge firewall (nft {chain}): `{r}`"));
-        }
-    }
-    for r in &fw.iptables {
-        lines.push(format!("edge firewall: `iptables {r}`"));
-    }
-    for r in &fw.tc {
-        lines.push(format!("edge shaping: `tc {r}`"));
-    }
-    let server = &setup.server;
-    if server.listen {
-        let tls = match server.tls {
-            TlsPolicy::Tls12And13 => "TLS 1.2 and 1.3",
-            TlsPolicy::Tls12Only => "TLS 1.2 only",
-            TlsPolicy::Tls13Only => "TLS 1.3 only",
-            TlsPolicy::OldOnly => "TLS 1.0 and 1.1 only",
-        };
-        let cert = match server.cert {
-            CertKind::Good => "valid certificate from the lab CA, full chain",
-            CertKind::Expired => "certificate expired yesterday",
-            CertKind::NotYetValid => "certificate valid only from 30 days from now",
-            CertKind::Expiring => "certificate expiring in 7 days",
-            CertKind::WrongHost => "trusted certificate for wrong.example.com",
-            CertKind::PrivateCa => "certificate from a private CA netcheck was not given",
-            CertKind::MissingIntermediate => "leaf certificate without its intermediate",
-            CertKind::InspectionCa => {
-                "certificate re-signed by `CN=Zscaler Root CA` (transparent TLS inspection)"
-            }
-        };
-        lines.push(format!("Snowflake side: nginx on :443, {tls}, {cert}"));
-    } else {
-        lines.push("Snowflake side: nothing listens on :443".into());
-    }
-    if let Some(relay) = &setup.relay {
-        lines.push(format!(
-            "delay relay on {RELAY_IP}:443 → {ACCOUNT_IP}:443, {} ms per segment each way",
-            relay.delay_ms
-        ));
-    }
-    if let Some(banner) = &setup.banner {
-        lines.push(format!(
-            "edge: a non-HTTP service on {EDGE_IP}:{BANNER_PORT} greeting `{banner}`"
-        ));
-    }
-    if let Some(p) = &setup.proxy {
-        let name = match p.kind {
-            ProxyKind::Squid => "squid",
-            ProxyKind::Tinyproxy => "tinyproxy",
-            ProxyKind::Mitmproxy => "mitmproxy (TLS-intercepting, its own CA)",
-        };
-        let mut line = format!("proxy: {name} on {EDGE_IP}:{}", p.kind.port());
-        if !p.allow.is_empty() {
-            let _ = write!(line, ", CONNECT allowed only to {}", p.allow.join(" "));
-        }
-        if !p.deny.is_empty() {
-            let _ = write!(line, ", CONNECT denied to {}", p.deny.join(" "));
-        }
-        if let Some(a) = &p.auth {
-            let _ = write!(line, ", Basic authentication (user `{}`)", a.user);
-        }
-        let _ = write!(
-            line,
-            "; it resolves the Snowflake side itself ({ACCOUNT_IP}, PrivateLink {PRIVATELINK_IP})"
-        );
-        lines.push(line);
-    }
     lines
+}
+
+fn describe_server(server: &Server) -> String {
+    if !server.listen {
+        return "Snowflake side: nothing listens on :443".into();
+    }
+    let tls = match server.tls {
+        TlsPolicy::Tls12And13 => "TLS 1.2 and 1.3",
+        TlsPolicy::Tls12Only => "TLS 1.2 only",
+        TlsPolicy::Tls13Only => "TLS 1.3 only",
+        TlsPolicy::OldOnly => "TLS 1.0 and 1.1 only",
+    };
+    let cert = match server.cert {
+        CertKind::Good => "valid certificate from the lab CA, full chain",
+        CertKind::Expired => "certificate expired yesterday",
+        CertKind::NotYetValid => "certificate valid only from 30 days from now",
+        CertKind::Expiring => "certificate expiring in 7 days",
+        CertKind::WrongHost => "trusted certificate for wrong.example.com",
+        CertKind::PrivateCa => "certificate from a private CA netcheck was not given",
+        CertKind::MissingIntermediate => "leaf certificate without its intermediate",
+        CertKind::InspectionCa => {
+            "certificate re-signed by `CN=Zscaler Root CA` (transparent TLS inspection)"
+        }
+    };
+    format!("Snowflake side: nginx on :443, {tls}, {cert}")
+}
+
+fn describe_proxy(p: &Proxy) -> String {
+    let name = match p.kind {
+        ProxyKind::Squid => "squid",
+        ProxyKind::Tinyproxy => "tinyproxy",
+        ProxyKind::Mitmproxy => "mitmproxy (TLS-intercepting, its own CA)",
+    };
+    let mut line = format!("proxy: {name} on {EDGE_IP}:{}", p.kind.port());
+    if !p.allow.is_empty() {
+        let _ = write!(line, ", CONNECT allowed only to {}", p.allow.join(" "));
+    }
+    if !p.deny.is_empty() {
+        let _ = write!(line, ", CONNECT denied to {}", p.deny.join(" "));
+    }
+    if let Some(a) = &p.auth {
+        let _ = write!(line, ", Basic authentication (user `{}`)", a.user);
+    }
+    let _ = write!(
+        line,
+        "; it resolves the Snowflake side itself ({ACCOUNT_IP}, PrivateLink {PRIVATELINK_IP})"
+    );
+    line
 }
 
 /// A proxy URL with its password replaced.
