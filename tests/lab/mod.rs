@@ -142,13 +142,18 @@ impl Lab {
             "--ca-file".into(),
             self.ca_file.display().to_string(),
         ]);
-        let wrapper = self.topo.wrapper_with_files(
+        // A watchdog outside netcheck: a hang fails the scenario instead of the whole test run.
+        let watchdog = format!("{}", run.deadline_secs().ceil() + 5.0);
+        let mut wrapper: Vec<String> = ["timeout", "-s", "KILL", &watchdog]
+            .map(str::to_owned)
+            .into();
+        wrapper.extend(self.topo.wrapper_with_files(
             Side::Client,
             &[
                 (&self.client_hosts, "/etc/hosts"),
                 (&self.client_resolv, "/etc/resolv.conf"),
             ],
-        );
+        ));
         run.env.iter().fold(
             crate::support::run::netcheck(&args).via(&wrapper),
             |n, (k, v)| n.env(k, v),

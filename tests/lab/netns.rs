@@ -307,23 +307,33 @@ pub fn enter(ns: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes lab namespaces left behind by a lab run that was killed (its process is gone).
+/// Removes lab namespaces and work directories left behind by a lab run that was killed (its
+/// process is gone).
 pub fn sweep_stale() {
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if stale_pid(&name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let Ok(entries) = std::fs::read_dir("/run/netns") else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+        if stale_pid(&name) {
             remove(&name);
         }
     }
+}
+
+/// Whether `name` is `nclab-<pid>-…` for a process that no longer exists.
+fn stale_pid(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .and_then(|rest| rest.split('-').next())
+        .is_some_and(|pid| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists())
 }
 
 /// Ends what still runs in a lab namespace (daemons' forked children), then deletes it.
