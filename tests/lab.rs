@@ -256,7 +256,8 @@ fn run_one(n: usize, s: &Scenario, pki: &TestPki, root: &Path) -> Outcome {
 }
 
 /// The differences between a report and the expected checks: listed checks must match, every
-/// other check must pass, and no warning or failure may lack its catalog row.
+/// other check must pass, and no warning or failure may lack its catalog row or cite the generic
+/// one.
 fn compare(report: &Value, expected: &[CheckExpect]) -> Vec<String> {
     let mut problems = Vec::new();
     let checks = report["checks"].as_array().cloned().unwrap_or_default();
@@ -266,6 +267,13 @@ fn compare(report: &Value, expected: &[CheckExpect]) -> Vec<String> {
         let row = c["diagnosis"]["id"].as_str();
         if matches!(verdict, "warn" | "fail") && row.is_none() {
             problems.push(format!("{id}: {verdict} without a catalog row"));
+        }
+        // Every lab fault has a precise cause; the generic row would mean netcheck missed it.
+        if row == Some("tls-handshake") {
+            problems.push(format!(
+                "{id}: the generic `tls-handshake` row ({})",
+                c["finding"]
+            ));
         }
         let Some(want) = expected.iter().find(|e| e.id == id) else {
             if verdict != "pass" {
