@@ -103,6 +103,10 @@ client (netcheck) ── edge router 198.18.1.1 ── Snowflake side
 Every run also gets `--format json --ca-file lab-root.pem` (the lab's private root CA, as a
 private deployment would configure it). Findings are not shown because they carry timings and
 dates; run the scenario's command to see them, or `netcheck explain ROW` for a row.
+
+Run the lab with `cargo test --test lab` (as root; CI runs it through `.ci/run`), and regenerate
+this page with `NETCHECK_BLESS=1 cargo test --test lab`, with `NETCHECK_PYTHON` pointing into a
+venv that has mitmproxy. Each scenario is one file, `tests/scenarios/ID.toml`.
 ";
 
 fn render_index(out: &mut String, scenarios: &[&Scenario], outcomes: &[Outcome]) {
