@@ -82,6 +82,26 @@ impl Drop for Element {
     }
 }
 
+/// A TCP server on `listen` (in namespace `ns`) that hands every accepted connection to
+/// `handle` on a task of its own.
+fn tcp_server<H, Fut>(ns: &str, listen: SocketAddr, handle: H) -> Result<Element, String>
+where
+    H: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let bind = move || {
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    Element::spawn(ns, bind, move |listener| async move {
+        let listener = TcpListener::from_std(listener).expect("inside a runtime");
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handle(stream));
+        }
+    })
+}
+
 /// A TCP relay on `listen` (in namespace `ns`) to `upstream` that holds every chunk it reads
 /// for `delay` before passing it on, in both directions: a long, slow path.
 pub fn delay_relay(
@@ -90,23 +110,13 @@ pub fn delay_relay(
     upstream: SocketAddr,
     delay: Duration,
 ) -> Result<Element, String> {
-    let bind = move || {
-        let listener = std::net::TcpListener::bind(listen)?;
-        listener.set_nonblocking(true)?;
-        Ok(listener)
-    };
-    Element::spawn(ns, bind, move |listener| async move {
-        let listener = TcpListener::from_std(listener).expect("inside a runtime");
-        while let Ok((client, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(upstream).await else {
-                    return;
-                };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                tokio::join!(delayed_copy(cr, sw, delay), delayed_copy(sr, cw, delay));
-            });
-        }
+    tcp_server(ns, listen, move |client| async move {
+        let Ok(server) = TcpStream::connect(upstream).await else {
+            return;
+        };
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = server.into_split();
+        tokio::join!(delayed_copy(cr, sw, delay), delayed_copy(sr, cw, delay));
     })
 }
 
@@ -131,20 +141,12 @@ async fn delayed_copy(
 /// A TCP service on `listen` (in namespace `ns`) that sends `banner` to every client and then
 /// reads and discards whatever it is sent.
 pub fn banner_service(ns: &str, listen: SocketAddr, banner: String) -> Result<Element, String> {
-    let bind = move || {
-        let listener = std::net::TcpListener::bind(listen)?;
-        listener.set_nonblocking(true)?;
-        Ok(listener)
-    };
-    Element::spawn(ns, bind, move |listener| async move {
-        let listener = TcpListener::from_std(listener).expect("inside a runtime");
-        while let Ok((mut client, _)) = listener.accept().await {
-            let banner = banner.clone();
-            tokio::spawn(async move {
-                if client.write_all(banner.as_bytes()).await.is_ok() {
-                    let _ = tokio::io::copy(&mut client, &mut tokio::io::sink()).await;
-                }
-            });
+    tcp_server(ns, listen, move |mut client| {
+        let banner = banner.clone();
+        async move {
+            if client.write_all(banner.as_bytes()).await.is_ok() {
+                let _ = tokio::io::copy(&mut client, &mut tokio::io::sink()).await;
+            }
         }
     })
 }
