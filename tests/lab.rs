@@ -78,6 +78,18 @@ fn scenario_files_are_consistent() {
             );
         }
         assert!(
+            lab::docs::GROUPS.contains(&s.group.as_str()),
+            "{}: group {} is not one of {:?}",
+            s.id,
+            s.group,
+            lab::docs::GROUPS
+        );
+        assert!(
+            s.run.args.iter().any(|a| a == "--deadline"),
+            "{}: state --deadline, so the run is held to a tight bound",
+            s.id
+        );
+        assert!(
             matches!(s.expect.exit, 0 | 1),
             "{}: exit {}",
             s.id,

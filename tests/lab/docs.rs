@@ -30,7 +30,7 @@ pub enum Outcome {
 }
 
 /// The docs sections, in page order.
-const GROUPS: &[&str] = &["DNS", "TCP", "Path", "TLS", "Proxy"];
+pub const GROUPS: &[&str] = &["DNS", "TCP", "Path", "TLS", "Proxy"];
 
 /// The whole page.
 pub fn render(scenarios: &[&Scenario], outcomes: &[Outcome]) -> String {
