@@ -1,7 +1,14 @@
 //! Scenarios as data: one `tests/scenarios/*.toml` per fault — what the lab sets up, how
 //! netcheck is run, and what it must conclude. Unknown keys are errors, so a typo cannot turn a
-//! fault into a healthy lab. Every section of `[setup]` is optional and defaults to healthy;
-//! later sections (e.g. `[setup.emulator]` with the emulator's faults) slot in beside these.
+//! fault into a healthy lab. Every section of `[setup]` is optional and defaults to healthy.
+//!
+//! The Snowflake emulator slots in as one more section, `[setup.emulator]` (its `--fault`
+//! strings, users and network policy): where it is present the lab binds 198.18.2.10:443 inside
+//! the Snowflake-side namespace on an element thread (as [`super::userspace`] does) and hands
+//! that listener to `netcheck::emulator::spawn` instead of starting nginx; DNS gives the ingest
+//! host the same address, and `--ca-file` gets the emulator's CA. Client, firewall, relay and
+//! proxy sections combine with it unchanged (a network policy behind squid sees the edge
+//! router's address, 198.18.2.1, as the egress IP).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
