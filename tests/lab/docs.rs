@@ -240,6 +240,9 @@ fn describe(setup: &Setup) -> Vec<String> {
     if setup.client.no_default_route {
         lines.push("client: no default route (only the LAN is reachable)".into());
     }
+    for r in &setup.client.firewall {
+        lines.push(format!("client's own firewall (nft output): `{r}`"));
+    }
     let fw = &setup.firewall;
     for (chain, rules) in [
         ("forward", &fw.forward),

@@ -111,7 +111,7 @@ impl Lab {
             topo.run(Side::Client, &["ip", "-6", "route", "del", "default"])?;
         }
         // Last, so the daemons' readiness probes were not filtered.
-        apply_firewall(&topo, &dir, &setup.firewall)?;
+        apply_firewall(&topo, &dir, setup)?;
 
         let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
         for line in &setup.client.hosts {
@@ -226,32 +226,34 @@ fn copy_into(dir: &Workdir, name: &str, from: &Path) -> PathBuf {
 }
 
 /// Loads the scenario's nftables rules into table `inet lab` on the edge router, then its
-/// iptables and tc commands.
+/// iptables and tc commands; and the client's own firewall, if it has one.
 fn apply_firewall(
     topo: &Topology,
     dir: &Workdir,
-    fw: &scenario::Firewall,
+    setup: &scenario::Setup,
 ) -> Result<(), SetupError> {
+    let fw = &setup.firewall;
+    if !setup.client.firewall.is_empty() {
+        load_nft(
+            topo,
+            Side::Client,
+            dir,
+            &[("output", &setup.client.firewall)],
+        )?;
+    }
     if fw.is_empty() {
         return Ok(());
     }
-    let chain = |name: &str, rules: &[String]| {
-        let body = rules.iter().fold(String::new(), |mut body, r| {
-            let _ = writeln!(body, "    {r}");
-            body
-        });
-        format!(
-            "  chain {name} {{\n    type filter hook {name} priority 0; policy accept;\n{body}  }}\n"
-        )
-    };
-    let ruleset = format!(
-        "table inet lab {{\n{}{}{}}}\n",
-        chain("forward", &fw.forward),
-        chain("input", &fw.input),
-        chain("output", &fw.output)
-    );
-    let file = dir.write("firewall.nft", &ruleset);
-    topo.run(Side::Edge, &["nft", "-f", &file.to_string_lossy()])?;
+    load_nft(
+        topo,
+        Side::Edge,
+        dir,
+        &[
+            ("forward", &fw.forward),
+            ("input", &fw.input),
+            ("output", &fw.output),
+        ],
+    )?;
     for rule in &fw.iptables {
         let mut argv = vec!["iptables"];
         argv.extend(rule.split_whitespace());
@@ -262,5 +264,29 @@ fn apply_firewall(
         argv.extend(cmd.split_whitespace());
         topo.run(Side::Edge, &argv)?;
     }
+    Ok(())
+}
+
+/// Loads table `inet lab` with one base chain per hook into a namespace.
+fn load_nft(
+    topo: &Topology,
+    side: Side,
+    dir: &Workdir,
+    chains: &[(&str, &Vec<String>)],
+) -> Result<(), SetupError> {
+    let mut ruleset = String::from("table inet lab {\n");
+    for (hook, rules) in chains {
+        let _ = writeln!(
+            ruleset,
+            "  chain {hook} {{\n    type filter hook {hook} priority 0; policy accept;"
+        );
+        for r in *rules {
+            let _ = writeln!(ruleset, "    {r}");
+        }
+        ruleset.push_str("  }\n");
+    }
+    ruleset.push_str("}\n");
+    let file = dir.write(&format!("{}.nft", topo.name(side)), &ruleset);
+    topo.run(side, &["nft", "-f", &file.to_string_lossy()])?;
     Ok(())
 }

@@ -110,6 +110,9 @@ pub struct Client {
     /// Remove the default routes: only the LAN is reachable.
     #[serde(default)]
     pub no_default_route: bool,
+    /// nftables rules for the client's own output chain (a host firewall).
+    #[serde(default)]
+    pub firewall: Vec<String>,
 }
 
 /// Packet filtering on the edge router: nftables rules for its chains (table `inet lab`),
