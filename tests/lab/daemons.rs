@@ -110,23 +110,27 @@ impl Daemon {
     }
 
     /// Waits until the daemon accepts TCP on `addr`; a daemon that exits first is an error
-    /// carrying its output.
+    /// carrying its output, reported at once rather than after [`STARTUP`].
     fn wait(mut self, topo: &Topology, side: Side, addr: SocketAddr) -> Result<Self, SetupError> {
-        if let Err(e) = topo.wait_for_tcp(side, addr, STARTUP) {
-            let status = self
-                .child
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s| format!(" (exited: {s})"))
-                .unwrap_or_default();
-            return Err(SetupError::Failed(format!(
-                "{}{status}: {e}\n{}",
-                self.name,
-                self.output()
-            )));
+        let start = std::time::Instant::now();
+        loop {
+            let probe = topo.wait_for_tcp(side, addr, Duration::from_millis(250));
+            if probe.is_ok() {
+                return Ok(self);
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || start.elapsed() > STARTUP {
+                let status = exited
+                    .map(|s| format!(" (exited: {s})"))
+                    .unwrap_or_default();
+                let e = probe.err().unwrap_or_default();
+                return Err(SetupError::Failed(format!(
+                    "{}{status}: {e}\n{}",
+                    self.name,
+                    self.output()
+                )));
+            }
         }
-        Ok(self)
     }
 
     /// What the daemon printed so far.
