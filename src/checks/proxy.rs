@@ -121,7 +121,8 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
 /// The catalog row for a failed CONNECT.
 pub(crate) fn classify(err: &TunnelError) -> RowId {
     match err {
-        TunnelError::Status(reply) if reply.status == 407 => RowId::ProxyAuthRequired,
+        // tinyproxy answers wrong credentials with 401 + WWW-Authenticate rather than 407.
+        TunnelError::Status(reply) if matches!(reply.status, 401 | 407) => RowId::ProxyAuthRequired,
         TunnelError::Status(reply) if reply.status >= 500 => RowId::ProxyError,
         TunnelError::Status(_) => RowId::ProxyDenied,
         TunnelError::NotHttp { .. } | TunnelError::HeadTooLong { .. } | TunnelError::UnsupportedScheme(_) => RowId::ProxyNotHttp,
@@ -152,6 +153,7 @@ mod tests {
     }
 
     #[test_case(status(407), RowId::ProxyAuthRequired; "407")]
+    #[test_case(status(401), RowId::ProxyAuthRequired; "401 from tinyproxy on wrong credentials")]
     #[test_case(status(403), RowId::ProxyDenied; "403")]
     #[test_case(status(400), RowId::ProxyDenied; "other 4xx")]
     #[test_case(status(502), RowId::ProxyError; "502")]
