@@ -65,10 +65,10 @@ pub struct RunArgs {
     /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
     #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
     pub noproxy: Option<String>,
-    /// Seconds each network step may take [default: 10].
+    /// Seconds each network step may take.
     #[arg(long, env = "NETCHECK_TIMEOUT", default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
-    /// Seconds the whole run may take [default: 60].
+    /// Seconds the whole run may take.
     #[arg(long, env = "NETCHECK_DEADLINE", default_value_t = 60.0, value_name = "SECS")]
     pub deadline: f64,
     /// Run only these checks (and what they depend on). Comma-separated or repeated.
@@ -77,7 +77,7 @@ pub struct RunArgs {
     /// Skip these checks (their dependents are skipped too). Comma-separated or repeated.
     #[arg(long, env = "NETCHECK_SKIP", value_delimiter = ',', value_name = "ID")]
     pub skip: Vec<String>,
-    /// Output format on stdout [default: table].
+    /// Output format on stdout.
     #[arg(long, env = "NETCHECK_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Also write a JUnit XML report to FILE.
