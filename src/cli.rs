@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Print a troubleshooting catalog row, or list them all.
     Explain { id: Option<String> },
+    /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
+    Emulate(crate::emulator::EmulateArgs),
 }
 
 /// Entry point used by `main`: parse the process arguments, run, and return the exit code.
@@ -25,5 +27,6 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Explain { .. } => ExitCode::SUCCESS,
+        Command::Emulate(args) => crate::emulator::emulate(args),
     }
 }
