@@ -318,6 +318,10 @@ mod tests {
     #[test_case(&[], &["127.0.0.1/32"], "::ffff:127.0.0.1" => false; "mapped v4")]
     fn network_policy(allowed: &[&str], blocked: &[&str], ip: &str) -> bool {
         let nets = |v: &[&str]| v.iter().map(|s| s.parse().unwrap()).collect();
-        NetworkPolicy { allowed: nets(allowed), blocked: nets(blocked) }.allows(ip.parse().unwrap())
+        NetworkPolicy {
+            allowed: nets(allowed),
+            blocked: nets(blocked),
+        }
+        .allows(ip.parse().unwrap())
     }
 }

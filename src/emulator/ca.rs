@@ -45,7 +45,9 @@ struct Ca {
 fn new_ca(name: &str) -> Result<Ca, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, name);
-    params.distinguished_name.push(DnType::OrganizationName, "netcheck emulator");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "netcheck emulator");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let now = OffsetDateTime::now_utc();
@@ -67,7 +69,9 @@ fn leaf(
     not_after: OffsetDateTime,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), rcgen::Error> {
     let mut params = CertificateParams::new(names.to_vec())?;
-    params.distinguished_name.push(DnType::CommonName, names[0].as_str());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, names[0].as_str());
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
@@ -91,13 +95,21 @@ impl TlsMaterial {
             (CertVariant::Good, leaf(&ca, names, valid_from, valid_to)?),
             (
                 CertVariant::Expired,
-                leaf(&ca, names, now - Duration::days(30), now - Duration::days(1))?,
+                leaf(
+                    &ca,
+                    names,
+                    now - Duration::days(30),
+                    now - Duration::days(1),
+                )?,
             ),
             (
                 CertVariant::WrongHost,
                 leaf(&ca, &[WRONG_HOST.to_owned()], valid_from, valid_to)?,
             ),
-            (CertVariant::UnknownCa, leaf(&stranger, names, valid_from, valid_to)?),
+            (
+                CertVariant::UnknownCa,
+                leaf(&stranger, names, valid_from, valid_to)?,
+            ),
         ];
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut configs = HashMap::new();

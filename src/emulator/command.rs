@@ -20,7 +20,7 @@ pub struct EmulateArgs {
     /// Address to listen on [default: 127.0.0.1:0, a free port].
     #[arg(long, env = "NETCHECK_EMULATE_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Directory for ca.pem, rsa_key.p8, connections.toml and netcheck.env
+    /// Directory for `ca.pem`, `rsa_key.p8`, `connections.toml` and `netcheck.env`
     /// [default: a new directory under the system temp dir].
     #[arg(long, env = "NETCHECK_EMULATE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -98,7 +98,9 @@ pub async fn run_emulate(
         None => std::env::temp_dir().join(format!("netcheck-emulator-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
-    let dir = dir.canonicalize().map_err(io_err(format!("resolve {}", dir.display())))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(io_err(format!("resolve {}", dir.display())))?;
     let key = tokio::task::spawn_blocking(|| PrivateKey::generate(2048))
         .await
         .map_err(|e| EmulatorError::Config(format!("key generation task failed: {e}")))??;
@@ -144,7 +146,10 @@ fn read_fault_file(path: &Path) -> Result<Vec<Fault>, EmulatorError> {
         .map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))?;
     file.faults
         .iter()
-        .map(|s| s.parse().map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display()))))
+        .map(|s| {
+            s.parse()
+                .map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))
+        })
         .collect()
 }
 
@@ -188,7 +193,11 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), Emulator
     Ok(())
 }
 
-fn write_state_dir(dir: &Path, emulator: &Emulator, key: &PrivateKey) -> Result<StateFiles, EmulatorError> {
+fn write_state_dir(
+    dir: &Path,
+    emulator: &Emulator,
+    key: &PrivateKey,
+) -> Result<StateFiles, EmulatorError> {
     let ca = dir.join("ca.pem");
     let key_file = dir.join("rsa_key.p8");
     let connections = dir.join("connections.toml");
@@ -223,7 +232,12 @@ fn write_state_dir(dir: &Path, emulator: &Emulator, key: &PrivateKey) -> Result<
         shell_quote(&resolve),
     );
     write_file(&env, &env_text, false)?;
-    Ok(StateFiles { ca, env, connections, entry })
+    Ok(StateFiles {
+        ca,
+        env,
+        connections,
+        entry,
+    })
 }
 
 #[cfg(test)]
@@ -241,8 +255,14 @@ mod tests {
 
     #[test]
     fn resolve_entries_use_curl_syntax() {
-        assert_eq!(resolve_entry("h", 8443, "127.0.0.1".parse().unwrap()), "h:8443:127.0.0.1");
-        assert_eq!(resolve_entry("h", 8443, "::1".parse().unwrap()), "h:8443:[::1]");
+        assert_eq!(
+            resolve_entry("h", 8443, "127.0.0.1".parse().unwrap()),
+            "h:8443:127.0.0.1"
+        );
+        assert_eq!(
+            resolve_entry("h", 8443, "::1".parse().unwrap()),
+            "h:8443:[::1]"
+        );
     }
 
     #[test]

@@ -104,20 +104,62 @@ pub struct FaultHelp {
 }
 
 const CATALOG: &[FaultHelp] = &[
-    FaultHelp { syntax: "latency=DURATION", meaning: "delay responses (e.g. latency=200ms, latency=2s)" },
-    FaultHelp { syntax: "throttle[=SECONDS]", meaning: "429 {\"code\":\"390505\"}; with a value, also Retry-After: SECONDS" },
-    FaultHelp { syntax: "server-error[=500|503]", meaning: "bare-string body \"ERR_GENERAL_EXCEPTION_RETRY_REQUEST\" (default 503)" },
-    FaultHelp { syntax: "reset", meaning: "send headers and half the body, then reset the TCP connection" },
-    FaultHelp { syntax: "tls12-only", meaning: "TLS 1.2 only (scope: @account or @ingest)" },
-    FaultHelp { syntax: "expired-cert", meaning: "serve a certificate that expired yesterday (scope: @account or @ingest)" },
-    FaultHelp { syntax: "wrong-host-cert", meaning: "serve a certificate for wrong-host.invalid (scope: @account or @ingest)" },
-    FaultHelp { syntax: "unknown-ca", meaning: "serve a certificate from a CA that is not in ca.pem (scope: @account or @ingest)" },
-    FaultHelp { syntax: "clock-offset=[-]DURATION", meaning: "skew the server clock: Date header, token times, JWT checks (no scope)" },
-    FaultHelp { syntax: "network-policy[=CIDR]", meaning: "401 390422 for clients in CIDR (default: every client)" },
-    FaultHelp { syntax: "missing-pipe", meaning: "404 ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED: the pipe does not exist" },
-    FaultHelp { syntax: "missing-privilege", meaning: "404 ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED: the role lacks the grant" },
-    FaultHelp { syntax: "channel-status[=CODE]", meaning: "200 with channel_status_code CODE (default ERR_CHANNEL_NO_LONGER_EXISTS)" },
-    FaultHelp { syntax: "no-commit", meaning: "appends answer 200 but rows are never committed" },
+    FaultHelp {
+        syntax: "latency=DURATION",
+        meaning: "delay responses (e.g. latency=200ms, latency=2s)",
+    },
+    FaultHelp {
+        syntax: "throttle[=SECONDS]",
+        meaning: "429 {\"code\":\"390505\"}; with a value, also Retry-After: SECONDS",
+    },
+    FaultHelp {
+        syntax: "server-error[=500|503]",
+        meaning: "bare-string body \"ERR_GENERAL_EXCEPTION_RETRY_REQUEST\" (default 503)",
+    },
+    FaultHelp {
+        syntax: "reset",
+        meaning: "send headers and half the body, then reset the TCP connection",
+    },
+    FaultHelp {
+        syntax: "tls12-only",
+        meaning: "TLS 1.2 only (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "expired-cert",
+        meaning: "serve a certificate that expired yesterday (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "wrong-host-cert",
+        meaning: "serve a certificate for wrong-host.invalid (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "unknown-ca",
+        meaning: "serve a certificate from a CA that is not in ca.pem (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "clock-offset=[-]DURATION",
+        meaning: "skew the server clock: Date header, token times, JWT checks (no scope)",
+    },
+    FaultHelp {
+        syntax: "network-policy[=CIDR]",
+        meaning: "401 390422 for clients in CIDR (default: every client)",
+    },
+    FaultHelp {
+        syntax: "missing-pipe",
+        meaning: "404 ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED: the pipe does not exist",
+    },
+    FaultHelp {
+        syntax: "missing-privilege",
+        meaning: "404 ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED: the role lacks the grant",
+    },
+    FaultHelp {
+        syntax: "channel-status[=CODE]",
+        meaning: "200 with channel_status_code CODE (default ERR_CHANNEL_NO_LONGER_EXISTS)",
+    },
+    FaultHelp {
+        syntax: "no-commit",
+        meaning: "appends answer 200 but rows are never committed",
+    },
 ];
 
 /// Scopes accepted after `@`, for `--list-faults`.
@@ -175,7 +217,10 @@ impl Fault {
     }
 
     fn is_tls(&self) -> bool {
-        matches!(self, Self::Tls12Only | Self::ExpiredCert | Self::WrongHostCert | Self::UnknownCa)
+        matches!(
+            self,
+            Self::Tls12Only | Self::ExpiredCert | Self::WrongHostCert | Self::UnknownCa
+        )
     }
 
     fn name(&self) -> &'static str {
@@ -201,7 +246,9 @@ impl Fault {
 
 /// Parses `200ms`, `2s`, `5m`, `1h` (a bare number is milliseconds).
 fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     match unit {
@@ -232,32 +279,47 @@ impl FromStr for Fault {
             reason,
         };
         let fault = match (name, value) {
-            ("latency", Some(v)) => Self::Latency(parse_duration(v).ok_or_else(|| bad("a duration such as 200ms or 2s"))?),
+            ("latency", Some(v)) => Self::Latency(
+                parse_duration(v).ok_or_else(|| bad("a duration such as 200ms or 2s"))?,
+            ),
             ("latency", None) => return Err(bad("a duration such as 200ms or 2s")),
             ("throttle", v) => Self::Throttle {
-                retry_after: v.map(str::parse).transpose().map_err(|_| bad("whole seconds"))?,
+                retry_after: v
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| bad("whole seconds"))?,
             },
             ("server-error", None) => Self::ServerError(503),
-            ("server-error", Some(v @ ("500" | "503"))) => Self::ServerError(v.parse().unwrap_or(503)),
+            ("server-error", Some(v @ ("500" | "503"))) => {
+                Self::ServerError(v.parse().unwrap_or(503))
+            }
             ("server-error", Some(_)) => return Err(bad("500 or 503")),
             ("clock-offset", Some(v)) => {
                 let (sign, magnitude) = match v.strip_prefix('-') {
                     Some(m) => (-1, m),
                     None => (1, v.strip_prefix('+').unwrap_or(v)),
                 };
-                let d = parse_duration(magnitude).ok_or_else(|| bad("a signed duration such as -5m or 90s"))?;
-                Self::ClockOffset(sign * i64::try_from(d.as_secs()).map_err(|_| bad("a smaller duration"))?)
+                let d = parse_duration(magnitude)
+                    .ok_or_else(|| bad("a signed duration such as -5m or 90s"))?;
+                Self::ClockOffset(
+                    sign * i64::try_from(d.as_secs()).map_err(|_| bad("a smaller duration"))?,
+                )
             }
             ("clock-offset", None) => return Err(bad("a signed duration such as -5m or 90s")),
             ("network-policy", None) => Self::NetworkPolicy(Vec::new()),
             ("network-policy", Some(v)) => Self::NetworkPolicy(
-                v.split(',').map(|n| n.trim().parse().or_else(|_| n.trim().parse::<std::net::IpAddr>().map(IpNet::from)))
+                v.split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .or_else(|_| n.trim().parse::<std::net::IpAddr>().map(IpNet::from))
+                    })
                     .collect::<Result<_, _>>()
                     .map_err(|_| bad("CIDR list such as 127.0.0.1/32"))?,
             ),
-            ("channel-status", v) => Self::ChannelStatus(
-                v.unwrap_or(codes::ERR_CHANNEL_NO_LONGER_EXISTS).to_owned(),
-            ),
+            ("channel-status", v) => {
+                Self::ChannelStatus(v.unwrap_or(codes::ERR_CHANNEL_NO_LONGER_EXISTS).to_owned())
+            }
             (flag, None) => match flag {
                 "reset" => Self::Reset,
                 "tls12-only" => Self::Tls12Only,
@@ -269,7 +331,9 @@ impl FromStr for Fault {
                 "no-commit" => Self::NoCommit,
                 other => return Err(FaultParseError::UnknownName(other.to_owned())),
             },
-            (flag, Some(_)) if CATALOG.iter().any(|h| h.syntax == flag) => return Err(bad("no value")),
+            (flag, Some(_)) if CATALOG.iter().any(|h| h.syntax == flag) => {
+                return Err(bad("no value"));
+            }
             (other, Some(_)) => return Err(FaultParseError::UnknownName(other.to_owned())),
         };
         let Some(scope) = scope else { return Ok(fault) };
@@ -282,7 +346,10 @@ impl FromStr for Fault {
             "account" => FaultScope::AccountHost,
             "ingest" => FaultScope::IngestHost,
             other => FaultScope::Endpoint(
-                other.parse::<Endpoint>().ok().filter(|e| *e != Endpoint::Other)
+                other
+                    .parse::<Endpoint>()
+                    .ok()
+                    .filter(|e| *e != Endpoint::Other)
                     .ok_or_else(|| bad_scope("an endpoint or host, see --list-faults"))?,
             ),
         };
@@ -302,7 +369,9 @@ impl fmt::Display for Fault {
         f.write_str(fault.name())?;
         match fault {
             Self::Latency(d) => write!(f, "={}ms", d.as_millis())?,
-            Self::Throttle { retry_after: Some(s) } => write!(f, "={s}")?,
+            Self::Throttle {
+                retry_after: Some(s),
+            } => write!(f, "={s}")?,
             Self::ServerError(code) => write!(f, "={code}")?,
             Self::ClockOffset(s) => write!(f, "={s}s")?,
             Self::NetworkPolicy(nets) if !nets.is_empty() => {
@@ -391,7 +460,9 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
         match fault {
             Fault::NetworkPolicy(nets)
                 if nets.is_empty()
-                    || nets.iter().any(|n| n.contains(&super::canonical_ip(ctx.client_ip))) =>
+                    || nets
+                        .iter()
+                        .any(|n| n.contains(&super::canonical_ip(ctx.client_ip))) =>
             {
                 response = Some(ip_not_allowed(&ctx));
             }
@@ -402,14 +473,17 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
                     "Too many requests.",
                 );
                 if let Some(secs) = retry_after {
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
                 }
                 response = Some(r);
             }
             Fault::ServerError(code) => {
                 let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 let body = format!("\"{}\"", codes::ERR_GENERAL_EXCEPTION_RETRY_REQUEST);
-                response = Some((status, [(header::CONTENT_TYPE, "application/json")], body).into_response());
+                response = Some(
+                    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+                );
             }
             Fault::Reset => reset = true,
             _ => continue,
@@ -446,10 +520,18 @@ pub(crate) fn ip_not_allowed(ctx: &RequestCtx) -> Response {
 /// connection task to reset the TCP connection.
 async fn reset_midway(response: Response, ctx: &RequestCtx) -> Response {
     let (mut parts, body) = response.into_parts();
-    let full = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let full = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     // Ensure there is something to cut in half, so the client always sees a short body.
-    let full = if full.len() < 2 { Bytes::from_static(b"{\"partial\":true}") } else { full };
-    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(full.len()));
+    let full = if full.len() < 2 {
+        Bytes::from_static(b"{\"partial\":true}")
+    } else {
+        full
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(full.len()));
     let half = full.slice(..full.len() / 2);
     let trigger = ctx.reset.clone();
     let stream = futures::stream::unfold(Some(half), move |chunk| {
@@ -509,7 +591,14 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for spec in ["latency=200ms@token", "throttle=3", "server-error=500@ingest", "reset", "channel-status=X@open", "clock-offset=-60s"] {
+        for spec in [
+            "latency=200ms@token",
+            "throttle=3",
+            "server-error=500@ingest",
+            "reset",
+            "channel-status=X@open",
+            "clock-offset=-60s",
+        ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
         }
@@ -534,8 +623,16 @@ mod tests {
             Fault::Reset.on(FaultScope::Endpoint(Endpoint::Append)),
             Fault::Tls12Only.on(FaultScope::IngestHost),
         ]);
-        assert_eq!(set.matching(Some(Endpoint::Append), HostKind::Ingest).count(), 2);
-        assert_eq!(set.matching(Some(Endpoint::Token), HostKind::Account).count(), 0);
+        assert_eq!(
+            set.matching(Some(Endpoint::Append), HostKind::Ingest)
+                .count(),
+            2
+        );
+        assert_eq!(
+            set.matching(Some(Endpoint::Token), HostKind::Account)
+                .count(),
+            0
+        );
         assert_eq!(set.matching(None, HostKind::Address).count(), 1);
     }
 }

@@ -4,6 +4,10 @@
 //! Routing is by [`Route::parse`] (shared with netcheck's client side) rather than axum's path
 //! syntax, because Snowflake's `pipes/{pipe}:bulk-channel-status` puts an action inside a segment.
 
+// Handlers return `Result<_, Response>` so an auth or lookup failure is the answer itself; the
+// size of `Response` does not matter on this path.
+#![allow(clippy::result_large_err)]
+
 use std::io::Read as _;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,11 +23,11 @@ use tokio::sync::Notify;
 use super::faults::{Fault, HostKind, ip_not_allowed};
 use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson};
 use super::{JwtFailure, Shared, statements};
+use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{
     self, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse, ChannelRef,
     Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse, PipeRef, Route, codes,
 };
-use crate::snowflake::account::normalize_host;
 use crate::snowflake::jwt::{self, VerifiedJwt};
 
 /// Decompressed append bodies larger than this are refused, to keep memory bounded.
@@ -127,7 +131,11 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
         return not_found();
     };
     let (parts, body) = req.into_parts();
-    let limit = if matches!(route, Route::Append(_)) { MAX_APPEND_BYTES } else { MAX_OTHER_BODY_BYTES };
+    let limit = if matches!(route, Route::Append(_)) {
+        MAX_APPEND_BYTES
+    } else {
+        MAX_OTHER_BODY_BYTES
+    };
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -211,7 +219,10 @@ impl Call {
             json_error(
                 StatusCode::UNAUTHORIZED,
                 codes::INVALID_OAUTH_TOKEN,
-                &format!("Invalid OAuth access token. [{}]", EmulatorState::incident_id()),
+                &format!(
+                    "Invalid OAuth access token. [{}]",
+                    EmulatorState::incident_id()
+                ),
             )
         };
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -225,7 +236,11 @@ impl Call {
         if claims.exp <= self.shared.now_unix() || claims.scope != self.ctx.host {
             return Err(invalid());
         }
-        let user = claims.sub.split_once('.').map(|(_, u)| u.to_owned()).ok_or_else(invalid)?;
+        let user = claims
+            .sub
+            .split_once('.')
+            .map(|(_, u)| u.to_owned())
+            .ok_or_else(invalid)?;
         self.check_user_policy(&user)?;
         Ok(Principal { role: claims.role })
     }
@@ -239,7 +254,9 @@ impl Call {
             .is_some_and(|h| h.alg == jsonwebtoken::Algorithm::RS256);
         if is_keypair && allow_keypair {
             let v = self.keypair(token)?;
-            let role = self.role_of(&v.user, v.role.as_deref()).ok_or_else(bad_payload)?;
+            let role = self
+                .role_of(&v.user, v.role.as_deref())
+                .ok_or_else(bad_payload)?;
             return Ok(Principal { role });
         }
         self.scoped(token.unwrap_or_default())
@@ -258,11 +275,16 @@ impl Call {
     }
 
     fn has_fault(&self, fault: &Fault) -> bool {
-        self.shared.faults().has(self.ctx.endpoint, self.ctx.host_kind, fault)
+        self.shared
+            .faults()
+            .has(self.ctx.endpoint, self.ctx.host_kind, fault)
     }
 
     fn authorize(&self, pipe: &PipeRef, principal: &Principal) -> Result<PipeKey, Response> {
-        let faults = (self.has_fault(&Fault::MissingPipe), self.has_fault(&Fault::MissingPrivilege));
+        let faults = (
+            self.has_fault(&Fault::MissingPipe),
+            self.has_fault(&Fault::MissingPrivilege),
+        );
         self.shared
             .authorize_pipe(pipe, &principal.role, faults)
             .map_err(ingest_error)
@@ -282,8 +304,14 @@ impl Call {
     }
 
     fn token(&self) -> Response {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(&self.body).into_owned().collect();
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         if field("grant_type") != Some(api::JWT_BEARER_GRANT) {
             return bad_payload();
         }
@@ -333,7 +361,9 @@ impl Call {
     }
 
     fn open(&self, channel: &ChannelRef) -> Response {
-        let result = self.principal(false).and_then(|p| self.authorize(&channel.pipe, &p));
+        let result = self
+            .principal(false)
+            .and_then(|p| self.authorize(&channel.pipe, &p));
         let key = match result {
             Ok(k) => k,
             Err(r) => return r,
@@ -346,8 +376,14 @@ impl Call {
                 Err(_) => return bad_payload(),
             }
         };
-        let status_code = self.shared.faults().channel_status(self.ctx.endpoint, self.ctx.host_kind);
-        match self.shared.open_channel(key, channel, &request, status_code) {
+        let status_code = self
+            .shared
+            .faults()
+            .channel_status(self.ctx.endpoint, self.ctx.host_kind);
+        match self
+            .shared
+            .open_channel(key, channel, &request, status_code)
+        {
             Ok((next_continuation_token, channel_status)) => Json(OpenChannelResponse {
                 next_continuation_token,
                 channel_status,
@@ -358,7 +394,9 @@ impl Call {
     }
 
     fn append(&self, channel: &ChannelRef) -> Response {
-        let result = self.principal(false).and_then(|p| self.authorize(&channel.pipe, &p));
+        let result = self
+            .principal(false)
+            .and_then(|p| self.authorize(&channel.pipe, &p));
         let key = match result {
             Ok(k) => k,
             Err(r) => return r,
@@ -385,7 +423,10 @@ impl Call {
         };
         let parsed = parse_ndjson(&body);
         let commit = !self.has_fault(&Fault::NoCommit);
-        match self.shared.append(key, channel, &token, offset, parsed, commit) {
+        match self
+            .shared
+            .append(key, channel, &token, offset, parsed, commit)
+        {
             Ok(next_continuation_token) => Json(AppendRowsResponse {
                 status_code: 0,
                 message: None,
@@ -432,8 +473,13 @@ impl Call {
         let Ok(request) = serde_json::from_slice::<BulkChannelStatusRequest>(&self.body) else {
             return bad_payload();
         };
-        let code = self.shared.faults().channel_status(self.ctx.endpoint, self.ctx.host_kind);
-        let statuses = self.shared.channel_statuses(&key, &request.channel_names, code.as_deref());
+        let code = self
+            .shared
+            .faults()
+            .channel_status(self.ctx.endpoint, self.ctx.host_kind);
+        let statuses = self
+            .shared
+            .channel_statuses(&key, &request.channel_names, code.as_deref());
         Json(BulkChannelStatusResponse {
             channel_statuses: statuses.into_iter().collect(),
         })
@@ -441,7 +487,9 @@ impl Call {
     }
 
     fn drop_channel(&self, channel: &ChannelRef) -> Response {
-        let result = self.principal(false).and_then(|p| self.authorize(&channel.pipe, &p));
+        let result = self
+            .principal(false)
+            .and_then(|p| self.authorize(&channel.pipe, &p));
         let key = match result {
             Ok(k) => k,
             Err(r) => return r,
@@ -468,7 +516,11 @@ impl Call {
     }
 
     /// The role a statement runs as: the request's `role`, else the JWT's, else the default.
-    pub(crate) fn statement_role(&self, verified: &VerifiedJwt, requested: Option<&str>) -> Option<String> {
+    pub(crate) fn statement_role(
+        &self,
+        verified: &VerifiedJwt,
+        requested: Option<&str>,
+    ) -> Option<String> {
         self.role_of(&verified.user, requested.or(verified.role.as_deref()))
     }
 }

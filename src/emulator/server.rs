@@ -38,7 +38,10 @@ pub struct Emulator {
 }
 
 /// Starts the emulator on `listener` and returns at once; it serves until the handle is dropped.
-pub async fn spawn(listener: TcpListener, config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+pub async fn spawn(
+    listener: TcpListener,
+    config: EmulatorConfig,
+) -> Result<Emulator, EmulatorError> {
     let addr = listener.local_addr().map_err(|source| EmulatorError::Io {
         op: "read the listener address".to_owned(),
         source,
@@ -50,7 +53,10 @@ pub async fn spawn(listener: TcpListener, config: EmulatorConfig) -> Result<Emul
         .map(Arc::new)?;
     let router = Router::new()
         .fallback(routes::dispatch)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), faults::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults::layer,
+        ))
         .with_state(shared.clone());
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, shared.clone(), router, stopped));
@@ -170,12 +176,19 @@ async fn accept_loop(
 async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: SocketAddr) {
     lock(&shared.stats).tcp_accepted += 1;
     let _ = tcp.set_nodelay(true);
-    let twin = tcp.as_fd().try_clone_to_owned().ok().map(socket2::Socket::from);
+    let twin = tcp
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(socket2::Socket::from);
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
     let Ok(Ok(start)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor).await else {
         return;
     };
-    let sni = start.client_hello().server_name().map(str::to_ascii_lowercase);
+    let sni = start
+        .client_hello()
+        .server_name()
+        .map(str::to_ascii_lowercase);
     let config = shared.tls_config(sni.as_deref());
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config)).await;
     let sni_key = sni.clone().unwrap_or_default();
@@ -192,7 +205,14 @@ async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: 
     let reset = Arc::new(Notify::new());
     let conn_reset = reset.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        handle(shared.clone(), router.clone(), req, sni.clone(), peer.ip(), conn_reset.clone())
+        handle(
+            shared.clone(),
+            router.clone(),
+            req,
+            sni.clone(),
+            peer.ip(),
+            conn_reset.clone(),
+        )
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let connection = builder.serve_connection(TokioIo::new(tls), service);
@@ -218,7 +238,9 @@ async fn handle(
     client_ip: IpAddr,
     reset: Arc<Notify>,
 ) -> Result<axum::response::Response, std::convert::Infallible> {
-    let host = request_host(&req).or_else(|| sni.clone()).unwrap_or_default();
+    let host = request_host(&req)
+        .or_else(|| sni.clone())
+        .unwrap_or_default();
     let host_kind = shared.host_kind((!host.is_empty()).then_some(host.as_str()));
     let route = Route::parse(req.method().as_str(), req.uri().path());
     let endpoint = route.as_ref().map_or(Endpoint::Other, Route::endpoint);
@@ -258,15 +280,11 @@ async fn handle(
 
 /// The host a request names: the URI authority (HTTP/2) or the `Host` header, without port.
 fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = req
-        .uri()
-        .host()
-        .map(str::to_owned)
-        .or_else(|| {
-            let value = req.headers().get(header::HOST)?.to_str().ok()?;
-            let uri: axum::http::Uri = format!("https://{value}/").parse().ok()?;
-            uri.host().map(str::to_owned)
-        })?;
+    let raw = req.uri().host().map(str::to_owned).or_else(|| {
+        let value = req.headers().get(header::HOST)?.to_str().ok()?;
+        let uri: axum::http::Uri = format!("https://{value}/").parse().ok()?;
+        uri.host().map(str::to_owned)
+    })?;
     Some(raw.trim_matches(['[', ']']).to_ascii_lowercase())
 }
 

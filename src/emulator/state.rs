@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::fmt::Write as _;
+
 use rand::RngCore as _;
 
 use super::ca::{CertVariant, TlsMaterial};
@@ -146,15 +148,24 @@ impl State {
                 .grants
                 .iter()
                 .filter(|g| {
-                    [(&g.database, &t.database), (&g.schema, &t.schema), (&g.table, &t.table)]
-                        .iter()
-                        .all(|(a, b)| a.eq_ignore_ascii_case(b))
+                    [
+                        (&g.database, &t.database),
+                        (&g.schema, &t.schema),
+                        (&g.table, &t.table),
+                    ]
+                    .iter()
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
                 })
                 .map(|g| g.role.to_ascii_uppercase())
                 .collect();
             for pipe in std::iter::once(default_pipe(&t.table)).chain(t.extra_pipes.clone()) {
                 let key = pipe_key(&PipeRef::new(&t.database, &t.schema, &pipe));
-                pipes.insert(key, PipeEntry { roles: roles.clone() });
+                pipes.insert(
+                    key,
+                    PipeEntry {
+                        roles: roles.clone(),
+                    },
+                );
             }
         }
         let mut names = vec![
@@ -262,7 +273,10 @@ impl State {
         rand::rngs::OsRng.fill_bytes(&mut b);
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let hex: String = b.iter().fold(String::new(), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        });
         format!(
             "{}-{}-{}-{}-{}",
             &hex[..8],
@@ -322,7 +336,11 @@ impl State {
         let mut ingest = self.ingest();
         let id = (key, channel.channel.clone());
         let in_flight = ingest.pending.iter().any(|b| {
-            b.channel == id && ingest.channels.get(&id).is_some_and(|c| c.client_seq == b.client_seq)
+            b.channel == id
+                && ingest
+                    .channels
+                    .get(&id)
+                    .is_some_and(|c| c.client_seq == b.client_seq)
         });
         if in_flight && request.fail_on_uncommitted_rows == Some(true) {
             return Err((
@@ -335,20 +353,23 @@ impl State {
         }
         ingest.next_seq += 1;
         let seq = ingest.next_seq;
-        let channel = ingest.channels.entry(id.clone()).or_insert_with(|| Channel {
-            client_seq: seq,
-            row_seq: 0,
-            status: ChannelStatus {
-                database_name: id.0.0.clone(),
-                schema_name: id.0.1.clone(),
-                pipe_name: id.0.2.clone(),
-                channel_name: id.1.clone(),
-                channel_status_code: CHANNEL_STATUS_SUCCESS.to_owned(),
-                last_committed_offset_token: request.offset_token.clone(),
-                created_on_ms: now_ms,
-                ..ChannelStatus::default()
-            },
-        });
+        let channel = ingest
+            .channels
+            .entry(id.clone())
+            .or_insert_with(|| Channel {
+                client_seq: seq,
+                row_seq: 0,
+                status: ChannelStatus {
+                    database_name: id.0.0.clone(),
+                    schema_name: id.0.1.clone(),
+                    pipe_name: id.0.2.clone(),
+                    channel_name: id.1.clone(),
+                    channel_status_code: CHANNEL_STATUS_SUCCESS.to_owned(),
+                    last_committed_offset_token: request.offset_token.clone(),
+                    created_on_ms: now_ms,
+                    ..ChannelStatus::default()
+                },
+            });
         // Reopening bumps the client sequencer: older continuation tokens go stale and rows
         // still in flight from before are discarded at commit time.
         channel.client_seq = seq;
@@ -425,7 +446,7 @@ impl State {
                 let ch = ingest.channels.get(&(key.clone(), n.clone()))?;
                 let mut status = ch.status.clone();
                 if let Some(code) = status_code {
-                    status.channel_status_code = code.to_owned();
+                    code.clone_into(&mut status.channel_status_code);
                 }
                 Some((n.clone(), status))
             })
@@ -433,7 +454,11 @@ impl State {
     }
 
     /// Drops a channel (in-flight rows are discarded).
-    pub(crate) fn drop_channel(&self, key: PipeKey, channel: &ChannelRef) -> Result<(), IngestError> {
+    pub(crate) fn drop_channel(
+        &self,
+        key: PipeKey,
+        channel: &ChannelRef,
+    ) -> Result<(), IngestError> {
         let mut ingest = self.ingest();
         ingest
             .channels
@@ -455,7 +480,9 @@ impl State {
 impl Ingest {
     fn commit_due(&mut self, now: Instant, retain: bool, now_ms: i64) {
         while self.pending.front().is_some_and(|b| b.ready_at <= now) {
-            let Some(batch) = self.pending.pop_front() else { break };
+            let Some(batch) = self.pending.pop_front() else {
+                break;
+            };
             let Some(ch) = self
                 .channels
                 .get_mut(&batch.channel)
@@ -470,7 +497,8 @@ impl Ingest {
             if batch.errors > 0 {
                 s.rows_error_count += batch.errors;
                 s.last_error_message = batch.first_error;
-                s.last_error_offset_upper_bound.clone_from(&batch.offset_token);
+                s.last_error_offset_upper_bound
+                    .clone_from(&batch.offset_token);
                 s.last_error_timestamp = Some(now_ms);
             }
             if batch.offset_token.is_some() {

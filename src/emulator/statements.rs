@@ -41,7 +41,14 @@ fn column(name: &str, kind: &str) -> Value {
 /// Runs one of the known statements; `None` means it does not compile here.
 fn execute(call: &Call, sql: &str, user: &str, role: &str) -> Option<(Vec<Value>, Vec<Value>)> {
     let shared = &call.shared;
-    let row = |cells: &[String]| Value::from(cells.iter().map(|c| Value::from(c.as_str())).collect::<Vec<_>>());
+    let row = |cells: &[String]| {
+        Value::from(
+            cells
+                .iter()
+                .map(|c| Value::from(c.as_str()))
+                .collect::<Vec<_>>(),
+        )
+    };
     Some(match normalize(sql).as_str() {
         "SELECT 1" => (vec![column("1", "fixed")], vec![row(&["1".to_owned()])]),
         "SELECT CURRENT_IP_ADDRESS()" => (
@@ -55,10 +62,16 @@ fn execute(call: &Call, sql: &str, user: &str, role: &str) -> Option<(Vec<Value>
                 {"type": "SNOWFLAKE_DEPLOYMENT", "host": shared.account_host, "port": port},
                 {"type": "SNOWFLAKE_DEPLOYMENT_REGIONLESS", "host": shared.account_host, "port": port},
             ]);
-            (vec![column("SYSTEM$ALLOWLIST()", "text")], vec![row(&[list.to_string()])])
+            (
+                vec![column("SYSTEM$ALLOWLIST()", "text")],
+                vec![row(&[list.to_string()])],
+            )
         }
         "SELECT CURRENT_USER(),CURRENT_ROLE()" => (
-            vec![column("CURRENT_USER()", "text"), column("CURRENT_ROLE()", "text")],
+            vec![
+                column("CURRENT_USER()", "text"),
+                column("CURRENT_ROLE()", "text"),
+            ],
             vec![row(&[user.to_owned(), role.to_owned()])],
         ),
         _ => return None,
@@ -114,10 +127,9 @@ pub(crate) fn submit(call: &Call) -> Response {
             }),
         ),
     };
-    let is_async = call
-        .query
-        .as_deref()
-        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "async" && v == "true"));
+    let is_async = call.query.as_deref().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "async" && v == "true")
+    });
     if is_async {
         lock(&call.shared.statements).insert(handle.clone(), (status, body));
         return (

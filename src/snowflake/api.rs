@@ -64,8 +64,17 @@ pub mod codes {
 /// Which API call a request is, by method and path: the unit faults are scoped to and the
 /// request log reports.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::Display, strum::EnumString,
-    strum::EnumIter, strum::IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::IntoStaticStr,
 )]
 #[strum(serialize_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
@@ -113,7 +122,11 @@ pub struct ChannelRef {
 }
 
 /// Characters encoded in a path segment: everything but unreserved characters.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 fn enc(segment: &str) -> String {
     utf8_percent_encode(segment, SEGMENT).to_string()
@@ -178,7 +191,11 @@ impl ChannelRef {
     /// `POST` path of the append call (note the `/data` segment); add the query yourself.
     #[must_use]
     pub fn rows_path(&self) -> String {
-        format!("{}/channels/{}/rows", self.pipe.base(true), enc(&self.channel))
+        format!(
+            "{}/channels/{}/rows",
+            self.pipe.base(true),
+            enc(&self.channel)
+        )
     }
 }
 
@@ -228,7 +245,12 @@ impl Route {
             None => (false, rest),
         };
         let segs: Vec<&str> = rest.split('/').collect();
-        let dec = |s: &str| percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned());
+        let dec = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(std::borrow::Cow::into_owned)
+        };
         let [databases, db, schemas, schema, pipes, pipe, tail @ ..] = segs.as_slice() else {
             return None;
         };
@@ -453,11 +475,26 @@ mod tests {
     #[test]
     fn built_paths_parse_back() {
         let ch = pipe().channel("a/b:c");
-        assert_eq!(Route::parse("PUT", &ch.channel_path()), Some(Route::Open(ch.clone())));
-        assert_eq!(Route::parse("DELETE", &ch.channel_path()), Some(Route::Drop(ch.clone())));
-        assert_eq!(Route::parse("POST", &ch.rows_path()), Some(Route::Append(ch)));
-        assert_eq!(Route::parse("POST", &pipe().bulk_status_path()), Some(Route::Status(pipe())));
-        assert_eq!(Route::parse("POST", &pipe().pipe_info_path()), Some(Route::PipeInfo(pipe())));
+        assert_eq!(
+            Route::parse("PUT", &ch.channel_path()),
+            Some(Route::Open(ch.clone()))
+        );
+        assert_eq!(
+            Route::parse("DELETE", &ch.channel_path()),
+            Some(Route::Drop(ch.clone()))
+        );
+        assert_eq!(
+            Route::parse("POST", &ch.rows_path()),
+            Some(Route::Append(ch))
+        );
+        assert_eq!(
+            Route::parse("POST", &pipe().bulk_status_path()),
+            Some(Route::Status(pipe()))
+        );
+        assert_eq!(
+            Route::parse("POST", &pipe().pipe_info_path()),
+            Some(Route::PipeInfo(pipe()))
+        );
     }
 
     #[test_case("GET", "/v2/streaming/hostname" => Some(Endpoint::Hostname))]
@@ -482,7 +519,8 @@ mod tests {
 
     #[test]
     fn status_accepts_the_docs_field_name() {
-        let s: ChannelStatus = serde_json::from_str(r#"{"rows_errors":3,"channel_status_code":"SUCCESS"}"#).unwrap();
+        let s: ChannelStatus =
+            serde_json::from_str(r#"{"rows_errors":3,"channel_status_code":"SUCCESS"}"#).unwrap();
         assert_eq!(s.rows_error_count, 3);
     }
 

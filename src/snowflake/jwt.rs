@@ -265,10 +265,16 @@ fn decode_segment(segment: &str) -> Result<serde_json::Value, JwtRejection> {
 /// A numeric claim in Unix seconds, accepting seconds or milliseconds.
 fn timestamp(claims: &serde_json::Value, name: &str) -> Option<i64> {
     let value = claims.get(name)?;
+    // Fractional seconds (some clients send floats) are truncated, as the server does.
+    #[allow(clippy::cast_possible_truncation)]
     let raw = value
         .as_i64()
         .or_else(|| value.as_f64().map(|f| f as i64))?;
-    Some(if raw > MILLIS_THRESHOLD { raw / 1000 } else { raw })
+    Some(if raw > MILLIS_THRESHOLD {
+        raw / 1000
+    } else {
+        raw
+    })
 }
 
 #[cfg(test)]
@@ -286,11 +292,22 @@ mod tests {
     }
 
     fn claims() -> Claims {
-        Claims::new(ACCOUNT, "alice", &test_key().public_key().fingerprint(), NOW, DEFAULT_LIFETIME)
+        Claims::new(
+            ACCOUNT,
+            "alice",
+            &test_key().public_key().fingerprint(),
+            NOW,
+            DEFAULT_LIFETIME,
+        )
     }
 
     fn check(claims: &Claims) -> Result<VerifiedJwt, JwtRejection> {
-        verify(claims.sign(test_key()).unwrap().expose(), ACCOUNT, NOW, keys_for)
+        verify(
+            claims.sign(test_key()).unwrap().expose(),
+            ACCOUNT,
+            NOW,
+            keys_for,
+        )
     }
 
     #[test]
@@ -354,7 +371,10 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(b"k"),
         )
         .unwrap();
-        assert_eq!(verify(&token, ACCOUNT, NOW, keys_for).unwrap_err(), JwtRejection::InvalidAlgorithm);
+        assert_eq!(
+            verify(&token, ACCOUNT, NOW, keys_for).unwrap_err(),
+            JwtRejection::InvalidAlgorithm
+        );
     }
 
     #[test]
@@ -369,7 +389,10 @@ mod tests {
 
     #[test]
     fn garbage_is_390144() {
-        assert_eq!(verify("abc", ACCOUNT, NOW, keys_for).unwrap_err(), JwtRejection::Invalid);
+        assert_eq!(
+            verify("abc", ACCOUNT, NOW, keys_for).unwrap_err(),
+            JwtRejection::Invalid
+        );
         assert_eq!(JwtRejection::Invalid.code(), 390_144);
         assert_eq!(JwtRejection::AccountMismatch.code(), 394_307);
     }

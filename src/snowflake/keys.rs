@@ -271,7 +271,10 @@ pub(crate) mod tests {
         let key = test_key();
         let pem = key.to_pkcs8_pem().unwrap();
         let back = PrivateKey::from_pem(pem.expose(), None).unwrap();
-        assert_eq!(back.public_key().fingerprint(), key.public_key().fingerprint());
+        assert_eq!(
+            back.public_key().fingerprint(),
+            key.public_key().fingerprint()
+        );
         assert!(key.public_key().fingerprint().starts_with("SHA256:"));
         assert_eq!(key.public_key().fingerprint().len(), "SHA256:".len() + 44);
     }
@@ -281,7 +284,10 @@ pub(crate) mod tests {
         let key = test_key();
         let pem = key.to_pkcs1_pem().unwrap();
         assert!(pem.expose().starts_with("-----BEGIN RSA PRIVATE KEY"));
-        assert_eq!(PrivateKey::from_pem(pem.expose(), None).unwrap().bits(), 2048);
+        assert_eq!(
+            PrivateKey::from_pem(pem.expose(), None).unwrap().bits(),
+            2048
+        );
     }
 
     #[test]
@@ -314,12 +320,18 @@ pub(crate) mod tests {
     #[test]
     fn ec_keys_are_not_rsa() {
         let ec = rcgen::KeyPair::generate().unwrap().serialize_pem();
-        assert!(matches!(PrivateKey::from_pem(&ec, None), Err(KeyError::NotRsa(_))));
+        assert!(matches!(
+            PrivateKey::from_pem(&ec, None),
+            Err(KeyError::NotRsa(_))
+        ));
     }
 
     #[test]
     fn garbage_is_malformed_and_missing_files_unreadable() {
-        assert!(matches!(PrivateKey::from_pem("nope", None), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            PrivateKey::from_pem("nope", None),
+            Err(KeyError::Malformed(_))
+        ));
         let err = PrivateKey::from_file(Path::new("/nonexistent/rsa_key.p8"), None).unwrap_err();
         assert!(matches!(err, KeyError::Unreadable { .. }));
     }
