@@ -33,6 +33,8 @@ pub enum Command {
         /// A catalog id, e.g. `tls-inspection`.
         id: Option<String>,
     },
+    /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
+    Emulate(crate::emulator::EmulateArgs),
 }
 
 /// Output format on stdout.
@@ -98,6 +100,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => with_runtime(run(args)),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
+        Command::Emulate(args) => return crate::emulator::emulate(args),
     };
     match code {
         Ok(code) => ExitCode::from(code),
