@@ -17,6 +17,7 @@
 //! - [`report`]: the run report and its renderers; the exit code.
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
 //! - [`error`]: the library error type and the documented exit codes.
+//! - [`secret`]: the one wrapper for keys, passphrases, tokens and passwords (prints `***`).
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
 
@@ -31,6 +32,7 @@ pub mod outcome;
 pub mod registry;
 pub mod report;
 pub mod runner;
+pub mod secret;
 pub mod settings;
 pub mod snowflake;
 pub mod target;

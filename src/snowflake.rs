@@ -13,6 +13,5 @@ pub mod account;
 pub mod api;
 pub mod jwt;
 pub mod keys;
-mod secret;
 
-pub use secret::Secret;
+pub use crate::secret::Secret;

@@ -1,10 +1,13 @@
-//! A wrapper for values that must never be printed: keys, passphrases, JWTs, tokens.
+//! A wrapper for values that must never be printed: private keys, passphrases, JWTs, tokens,
+//! proxy passwords. One type for all of them, so a leak needs a deliberate `expose()`.
 
 use std::fmt;
 
-/// Holds a secret value; `Debug` and `Display` print `***`, so a leak needs a deliberate
-/// call to [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
+use serde::{Serialize, Serializer};
+
+/// Holds a secret value; `Debug`, `Display` and `Serialize` print `***`, so a leak needs a
+/// deliberate call to [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret<T>(T);
 
 impl<T> Secret<T> {
@@ -42,6 +45,12 @@ impl<T> fmt::Display for Secret<T> {
     }
 }
 
+impl<T> Serialize for Secret<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Secret;
@@ -51,5 +60,6 @@ mod tests {
         let s = Secret::new("hunter2".to_owned());
         assert_eq!(format!("{s:?} {s}"), "*** ***");
         assert_eq!(s.expose(), "hunter2");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
     }
 }
