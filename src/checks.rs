@@ -15,6 +15,8 @@ macro_rules! host_check {
             id: $id,
             title: $title,
             deps: &[$($dep),*],
+            after: &[],
+            always: false,
             run: |ctx| Box::pin(run(ctx, $role)),
         };
     };

@@ -19,7 +19,14 @@ pub type CheckFn = fn(Ctx) -> BoxFuture<'static, Outcome>;
 pub struct CheckSpec {
     pub id: &'static str,
     pub title: &'static str,
+    /// Checks that must pass (or warn) first; if one fails, this one is skipped.
     pub deps: &'static [&'static str],
+    /// Checks that must have finished first, whatever their verdict (ordering only: e.g. the
+    /// clock check reads the `Date` of the JWT check's answer, and a 401 still has one).
+    pub after: &'static [&'static str],
+    /// Cleanup that must run even when the run is interrupted or out of time, as long as its
+    /// `deps` passed (dropping the test channel).
+    pub always: bool,
     pub run: CheckFn,
 }
 
@@ -86,7 +93,7 @@ mod tests {
     fn ids_are_unique_and_dependencies_come_first() {
         let mut seen = HashSet::new();
         for c in CHECKS {
-            for d in c.deps {
+            for d in c.deps.iter().chain(c.after) {
                 assert!(seen.contains(d), "{} depends on {d}, which must come before it", c.id);
             }
             assert!(seen.insert(c.id), "duplicate check id {}", c.id);

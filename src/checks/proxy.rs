@@ -16,6 +16,8 @@ pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec {
     id: "proxy.connect",
     title: "Proxy: CONNECT tunnel to the account host",
     deps: &["proxy.env", "tcp.account"],
+    after: &[],
+    always: false,
     run: |ctx| Box::pin(run_connect(ctx, HostRole::Account)),
 };
 
