@@ -15,12 +15,14 @@
 //! - [`outcome`]: verdicts, findings, skip reasons.
 //! - [`catalog`]: the troubleshooting table (`checks/*.toml`) and its row ids.
 //! - [`report`]: the run report and its renderers; the exit code.
+//! - [`api`]: Snowflake REST calls, timed, logged and retried within bounds.
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
 //! - [`error`]: the library error type and the documented exit codes.
 //! - [`secret`]: the one wrapper for keys, passphrases, tokens and passwords (prints `***`).
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
 
+pub mod api;
 pub mod catalog;
 pub mod checks;
 pub mod cli;

@@ -153,6 +153,21 @@ impl ProxyUrl {
         })
     }
 
+    /// The URL to hand an HTTP client, credentials included (percent-encoded): the one place
+    /// the password leaves its wrapper, to be sent to the proxy as Basic auth.
+    #[must_use]
+    pub fn connect_url(&self) -> String {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        let userinfo = self.auth.as_ref().map_or_else(String::new, |a| {
+            format!(
+                "{}:{}@",
+                utf8_percent_encode(&a.username, NON_ALPHANUMERIC),
+                utf8_percent_encode(a.password.expose(), NON_ALPHANUMERIC)
+            )
+        });
+        format!("{}://{userinfo}{}", self.scheme.as_str(), self.authority())
+    }
+
     /// `host:port`, with brackets around an IPv6 host: the form CONNECT and sockets want.
     #[must_use]
     pub fn authority(&self) -> String {
