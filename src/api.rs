@@ -31,6 +31,9 @@ pub struct Exchange {
     /// The stable error code of an error body (`390144`, `ERR_PIPE_…`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// The server's error message (it quotes the client IP for a network-policy block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     #[serde(serialize_with = "crate::net::serialize_ms")]
     pub elapsed: std::time::Duration,
     pub attempt: u32,
@@ -140,11 +143,12 @@ impl Api {
             Ok(Err(e)) => Err(CallError::Transport { message: describe(&e.without_url()) }),
             Ok(Ok((status, date, retry_after, body))) => Ok((Reply { status, body, date, elapsed, retries: 0 }, retry_after)),
         };
-        let (status, error_code) = match &outcome {
-            Ok((r, _)) => (Some(r.status), (!r.ok()).then(|| r.error().map(|e| e.code)).flatten()),
+        let (status, error) = match &outcome {
+            Ok((r, _)) => (Some(r.status), (!r.ok()).then(|| r.error()).flatten()),
             Err(_) => (None, None),
         };
-        self.log.lock().expect("exchange log").push(Exchange { call, method, host, path, status, error_code, elapsed, attempt });
+        let (error_code, message) = error.map_or((None, None), |e| (Some(e.code), e.message));
+        self.log.lock().expect("exchange log").push(Exchange { call, method, host, path, status, error_code, message, elapsed, attempt });
         outcome
     }
 }

@@ -2,8 +2,14 @@
 //! [`CheckSpec`](crate::registry::CheckSpec)s, runs, and maps what it saw to a
 //! [`RowId`](crate::catalog::RowId) in one `classify` function.
 
+pub mod answer;
+pub mod auth;
+pub mod clock;
+pub mod discovery;
 pub mod dns;
+pub mod policy;
 pub mod proxy;
+pub mod stream;
 pub mod tcp;
 pub mod tls;
 
@@ -17,6 +23,7 @@ macro_rules! host_check {
             deps: &[$($dep),*],
             after: &[],
             always: false,
+            full: false,
             run: |ctx| Box::pin(run(ctx, $role)),
         };
     };

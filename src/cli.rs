@@ -33,6 +33,8 @@ pub enum Command {
         /// A catalog id, e.g. `tls-inspection`.
         id: Option<String>,
     },
+    /// Start the embedded emulator and run every check (`--full` included) against it.
+    Demo(crate::demo::DemoArgs),
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
     Emulate(crate::emulator::EmulateArgs),
 }
@@ -73,12 +75,25 @@ pub struct RunArgs {
     /// Seconds the whole run may take.
     #[arg(long, env = "NETCHECK_DEADLINE", default_value_t = 60.0, value_name = "SECS")]
     pub deadline: f64,
+    /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
+    #[arg(long, env = "NETCHECK_FULL")]
+    pub full: bool,
+    /// Rows to append with --full.
+    #[arg(long, env = "NETCHECK_ROWS", default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub rows: u16,
     /// Run only these checks (and what they depend on). Comma-separated or repeated.
     #[arg(long, env = "NETCHECK_ONLY", value_delimiter = ',', value_name = "ID")]
     pub only: Vec<String>,
     /// Skip these checks (their dependents are skipped too). Comma-separated or repeated.
     #[arg(long, env = "NETCHECK_SKIP", value_delimiter = ',', value_name = "ID")]
     pub skip: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How a run reports: shared by `run` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
     /// Output format on stdout.
     #[arg(long, env = "NETCHECK_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -99,6 +114,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => with_runtime(run(args)),
+        Command::Demo(args) => with_runtime(crate::demo::demo(args)),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
         Command::Emulate(args) => return crate::emulator::emulate(args),
     };
@@ -125,27 +141,32 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 
 /// `netcheck run`.
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    init_logging(args.verbose);
+    init_logging(args.output.verbose);
     let settings = Settings::from_args(&args, |k| std::env::var(k).ok())?;
-    let plan = registry::plan(&args.only, &args.skip)?;
-    let ctx = Ctx::new(settings.clone());
+    let plan = registry::plan(&args.only, &args.skip, args.full)?;
+    execute(settings, &plan, &args.output).await
+}
+
+/// Runs a plan with live progress on a terminal, then writes the reports; returns the exit code.
+pub async fn execute(settings: Settings, plan: &registry::Plan, output: &OutputArgs) -> anyhow::Result<u8> {
+    let ctx = Ctx::new(settings.clone())?;
     let stderr_tty = std::io::stderr().is_terminal();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = stderr_tty.then(|| tokio::spawn(show_progress(rx, plan.checks.len())));
     let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let result = runner::run(&plan, ctx, progress.as_ref().map(|_| tx), interrupted).await;
+    let result = runner::run(plan, ctx, progress.as_ref().map(|_| tx), interrupted).await;
     if let Some(p) = progress {
         let _ = p.await;
     }
     let report = RunReport::new(&settings, &result);
-    if let Some(path) = &args.junit {
+    if let Some(path) = &output.junit {
         let mut file = std::fs::File::create(path).with_context(|| format!("cannot write --junit {}", path.display()))?;
-        report::junit::write(&report, args.strict, &mut file).with_context(|| format!("cannot write {}", path.display()))?;
+        report::junit::write(&report, output.strict, &mut file).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
-    match args.format {
+    match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
         Format::Table => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -153,7 +174,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     out.flush()?;
-    Ok(report.exit_code(args.strict))
+    Ok(report.exit_code(output.strict))
 }
 
 /// A one-line live progress display on stderr (only on a terminal).
@@ -175,7 +196,7 @@ async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, tota
     let _ = write!(err, "\r\x1b[2K");
 }
 
-fn init_logging(verbose: u8) {
+pub(crate) fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",

@@ -19,6 +19,7 @@
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
 //! - [`error`]: the library error type and the documented exit codes.
 //! - [`secret`]: the one wrapper for keys, passphrases, tokens and passwords (prints `***`).
+//! - [`demo`]: `netcheck demo`, the whole suite against the embedded emulator.
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
 
@@ -27,6 +28,7 @@ pub mod catalog;
 pub mod checks;
 pub mod cli;
 pub mod context;
+pub mod demo;
 pub mod emulator;
 pub mod error;
 pub mod net;

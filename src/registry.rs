@@ -27,6 +27,8 @@ pub struct CheckSpec {
     /// Cleanup that must run even when the run is interrupted or out of time, as long as its
     /// `deps` passed (dropping the test channel).
     pub always: bool,
+    /// Part of the `--full` channel round trip: planned only with `--full`.
+    pub full: bool,
     pub run: CheckFn,
 }
 
@@ -43,6 +45,19 @@ pub const CHECKS: &[CheckSpec] = &[
     checks::tcp::ACCOUNT,
     checks::proxy::CONNECT,
     checks::tls::ACCOUNT,
+    checks::auth::KEYPAIR,
+    checks::auth::JWT,
+    checks::clock::SKEW,
+    checks::policy::NETWORK,
+    checks::discovery::HOSTNAME,
+    checks::auth::SCOPED_TOKEN,
+    checks::dns::INGEST,
+    checks::tcp::INGEST,
+    checks::tls::INGEST,
+    checks::stream::OPEN,
+    checks::stream::APPEND,
+    checks::stream::COMMIT,
+    checks::stream::DROP,
 ];
 
 /// Looks a check up by id.
@@ -61,15 +76,18 @@ pub struct Plan {
 
 /// Builds the plan. `--only` keeps the named checks and what they depend on (a TLS handshake
 /// needs an address); `--skip` deselects checks, and their dependents are skipped with that reason.
-pub fn plan(only: &[String], skip: &[String]) -> Result<Plan, Error> {
+pub fn plan(only: &[String], skip: &[String], full: bool) -> Result<Plan, Error> {
     for id in only.iter().chain(skip) {
         if find(id).is_none() {
             let known: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
             return Err(Error::Usage(format!("unknown check id `{id}` (known: {})", known.join(", "))));
         }
     }
+    if let Some(c) = only.iter().filter_map(|id| find(id)).find(|c| c.full && !full) {
+        return Err(Error::Usage(format!("{} is part of the channel round trip: add --full", c.id)));
+    }
     let mut keep: BTreeSet<&'static str> = if only.is_empty() {
-        CHECKS.iter().map(|c| c.id).collect()
+        CHECKS.iter().filter(|c| full || !c.full).map(|c| c.id).collect()
     } else {
         BTreeSet::new()
     };
@@ -102,14 +120,14 @@ mod tests {
 
     #[test]
     fn only_pulls_in_dependencies() {
-        let p = plan(&["tcp.account".into()], &[]).unwrap();
+        let p = plan(&["tcp.account".into()], &[], false).unwrap();
         let ids: Vec<&str> = p.checks.iter().map(|c| c.id).collect();
         assert_eq!(ids, ["proxy.env", "dns.account", "tcp.account"]);
     }
 
     #[test]
     fn unknown_id_is_a_usage_error() {
-        let err = plan(&[], &["dns.acount".into()]).unwrap_err().to_string();
+        let err = plan(&[], &["dns.acount".into()], false).unwrap_err().to_string();
         assert!(err.contains("dns.acount") && err.contains("dns.account"), "{err}");
     }
 }

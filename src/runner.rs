@@ -216,7 +216,7 @@ mod tests {
     }
 
     const fn spec(id: &'static str, deps: &'static [&'static str], run: crate::registry::CheckFn) -> CheckSpec {
-        CheckSpec { id, title: id, deps, after: &[], always: false, run }
+        CheckSpec { id, title: id, deps, after: &[], always: false, full: false, run }
     }
 
     static A: CheckSpec = spec("t.a", &[], |_| sleeper(200, Verdict::Pass));
@@ -239,7 +239,11 @@ mod tests {
             dns_server: Some("127.0.0.1:9".parse().unwrap()),
             timeout: Duration::from_secs(1),
             deadline,
+            snowflake: None,
+            full: false,
+            rows: 1,
         })
+        .unwrap()
     }
 
     fn plan(checks: &[&'static CheckSpec]) -> Plan {

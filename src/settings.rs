@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
@@ -12,7 +13,39 @@ use crate::error::Error;
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::{self, ResolveOverride};
 use crate::net::tls::TrustStore;
+use crate::snowflake::api::PipeRef;
+use crate::snowflake::keys::PrivateKey;
 use crate::target::{self, Endpoint};
+
+/// The Snowflake side of a run: who connects, with which key, to stream into what. Absent when
+/// no user or key is configured: the Snowflake checks are then skipped, the network ones run.
+#[derive(Debug, Clone)]
+pub struct Snowflake {
+    /// The account identifier as given (for the JWT's account part).
+    pub account: String,
+    pub user: String,
+    pub role: Option<String>,
+    pub key: Arc<PrivateKey>,
+    /// Where the key came from (evidence; the file is never printed).
+    pub key_file: Option<PathBuf>,
+    /// Findings about the key file that are not errors (loose permissions).
+    pub key_warnings: Vec<String>,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    /// Defaults to `<TABLE>-STREAMING`.
+    pub pipe: Option<String>,
+    pub warehouse: Option<String>,
+}
+
+impl Snowflake {
+    /// The pipe to stream into: the given one, else the table's default pipe.
+    #[must_use]
+    pub fn pipe_ref(&self) -> Option<PipeRef> {
+        let pipe = self.pipe.clone().or_else(|| self.table.as_deref().map(crate::snowflake::api::default_pipe))?;
+        Some(PipeRef::new(self.database.as_deref()?, self.schema.as_deref()?, &pipe))
+    }
+}
 
 /// The validated configuration of one run.
 #[derive(Debug, Clone)]
@@ -29,6 +62,11 @@ pub struct Settings {
     pub timeout: Duration,
     /// Bound on the whole run.
     pub deadline: Duration,
+    pub snowflake: Option<Snowflake>,
+    /// `--full`: the channel round trip (open, append, commit, drop).
+    pub full: bool,
+    /// Rows to append in the round trip.
+    pub rows: usize,
 }
 
 impl Settings {
@@ -54,6 +92,9 @@ impl Settings {
             dns_server: args.dns_server.as_deref().map(validate_dns_server).transpose()?,
             timeout,
             deadline,
+            snowflake: None,
+            full: args.full,
+            rows: usize::from(args.rows),
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::outcome::{Outcome, SkipReason};
 use crate::target::HostKind;
 
 host_check!(ACCOUNT, "dns.account", "DNS: account host resolves", [], HostRole::Account);
+host_check!(INGEST, "dns.ingest", "DNS: ingest host resolves", ["discovery.hostname"], HostRole::Ingest);
 
 #[derive(Serialize)]
 struct Evidence<'a> {

@@ -18,6 +18,7 @@ pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec {
     deps: &["proxy.env", "tcp.account"],
     after: &[],
     always: false,
+    full: false,
     run: |ctx| Box::pin(run_connect(ctx, HostRole::Account)),
 };
 

@@ -15,6 +15,7 @@ use crate::net::resolver::DnsFailure;
 use crate::outcome::{Outcome, SkipReason};
 
 host_check!(ACCOUNT, "tcp.account", "TCP: account host port open", ["proxy.env", "dns.account"], HostRole::Account);
+host_check!(INGEST, "tcp.ingest", "TCP: ingest host port open", ["proxy.env", "dns.ingest"], HostRole::Ingest);
 
 #[derive(Serialize)]
 struct Attempt {

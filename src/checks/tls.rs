@@ -13,6 +13,7 @@ use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
 use crate::outcome::{Outcome, SkipReason, Verdict};
 
 host_check!(ACCOUNT, "tls.account", "TLS: handshake and certificate chain", ["tcp.account", "proxy.connect"], HostRole::Account);
+host_check!(INGEST, "tls.ingest", "TLS: ingest host handshake and chain", ["tcp.ingest"], HostRole::Ingest);
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
