@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::cli::{execute, init_logging, OutputArgs};
-use crate::emulator::{self, defaults, EmulatorConfig, Fault};
+use crate::emulator::{self, defaults, Emulator, EmulatorConfig, Fault};
+use crate::snowflake::keys::PrivateKey;
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::ResolveOverride;
 use crate::net::tls::TrustStore;
@@ -37,22 +38,30 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
     config.faults = args.faults.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the emulator on 127.0.0.1")?;
     let emu = emulator::spawn(listener, config).await.context("start the emulator")?;
+    let settings = settings_for(&emu, key, usize::from(args.rows))?;
+    let plan = registry::plan(&[], &[], true)?;
+    let code = execute(settings, &plan, &args.output).await?;
+    emu.shutdown().await;
+    Ok(code)
+}
+
+/// Settings that point every check at a running emulator as its default user: both hosts pinned
+/// to its address (nothing asks the system resolver), its CA trusted, `--full` on.
+pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Result<Settings> {
     let port = emu.addr().port();
     let pin = |host: &str| ResolveOverride { host: host.to_owned(), port, addrs: vec![emu.addr().ip()] };
-    let roots = TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?;
-    let settings = Settings {
+    Ok(Settings {
         account: target::parse_account(&format!("https://{}:{port}", emu.account_host()))?,
-        // Both hosts point at the emulator: nothing asks the system resolver.
         resolve: vec![pin(emu.account_host()), pin(emu.ingest_host())],
         ca_file: None,
-        extra_roots: roots,
+        extra_roots: TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?,
         dns_server: None,
         // The demo shows the emulator, not this machine's proxy settings.
         proxy: ProxySettings::from_env(|_| None, None, None),
         timeout: Duration::from_secs(5),
         deadline: Duration::from_secs(60),
         snowflake: Some(Snowflake {
-            account: defaults::ACCOUNT.to_owned(),
+            account: emu.account().to_owned(),
             user: defaults::USER.to_owned(),
             role: Some(defaults::ROLE.to_owned()),
             key: Arc::new(key.clone()),
@@ -65,10 +74,6 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
             warehouse: None,
         }),
         full: true,
-        rows: usize::from(args.rows),
-    };
-    let plan = registry::plan(&[], &[], true)?;
-    let code = execute(settings, &plan, &args.output).await?;
-    emu.shutdown().await;
-    Ok(code)
+        rows,
+    })
 }

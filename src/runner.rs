@@ -185,7 +185,11 @@ fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>, planne
                     _ => false,
                 };
                 if blocks {
-                    return Readiness::Blocked(SkipReason::Dependency { dep: r.spec.id, verdict: r.outcome.verdict });
+                    // Name the root cause (the check that failed), not the chain of skips.
+                    return Readiness::Blocked(match &r.outcome.skip {
+                        Some(reason @ SkipReason::Dependency { .. }) => reason.clone(),
+                        _ => SkipReason::Dependency { dep: r.spec.id, verdict: r.outcome.verdict },
+                    });
                 }
             }
         }

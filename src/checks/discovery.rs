@@ -3,6 +3,7 @@
 
 use crate::catalog::RowId;
 use crate::checks::answer::{self, Judged};
+use crate::checks::auth::not_configured;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
@@ -21,6 +22,9 @@ pub const HOSTNAME: CheckSpec = CheckSpec {
 };
 
 async fn run(ctx: Ctx) -> Outcome {
+    if ctx.settings.snowflake.is_none() {
+        return not_configured();
+    }
     let Some(reply) = ctx.facts.hostname_reply.get().cloned() else {
         return Outcome::skip(SkipReason::NotConfigured("no discovery answer to read".into()));
     };

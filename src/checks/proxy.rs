@@ -40,8 +40,9 @@ enum Decision<'a> {
 }
 
 async fn run(ctx: Ctx, role: HostRole) -> Outcome {
-    let Some(endpoint) = ctx.endpoint(role) else {
-        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
+        Ok(e) => e,
+        Err(skip) => return skip,
     };
     let settings = &ctx.settings.proxy;
     let ineffective = settings.no_proxy.as_ref().map(|n| NoProxyEntries::parse(&n.value).ineffective()).unwrap_or_default();
@@ -76,8 +77,9 @@ struct ConnectEvidence<'a> {
 }
 
 async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
-    let Some(endpoint) = ctx.endpoint(role) else {
-        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
+        Ok(e) => e,
+        Err(skip) => return skip,
     };
     let Ok(ProxyDecision::Proxy { proxy, variable }) = ctx.route(&endpoint) else {
         return Outcome::skip(SkipReason::NotConfigured(format!("no proxy applies to {}", endpoint.host)));
