@@ -681,6 +681,42 @@ async fn jwt_rules_record_each_detailed_reason() {
     let h = Harness::default().await;
     let key = emulator::default_key();
     let fp = key.public_key().fingerprint();
+    let sign = |c: &Claims| c.sign(key).unwrap().expose().clone();
+    for (i, (token, reason)) in jwt_cases().iter().enumerate() {
+        let r = h.hostname(token).await;
+        let (status, err) = error_of(r).await;
+        assert_eq!(
+            (status, err.code.as_str()),
+            (StatusCode::UNAUTHORIZED, "390144"),
+            "{reason:?}"
+        );
+        let message = err.message.unwrap();
+        assert!(message.starts_with("JWT token is invalid. ["), "{message}");
+        let failure = &h.emu.jwt_failures()[i];
+        assert_eq!(failure.reason, *reason);
+        assert_eq!(failure.code, reason.code());
+        assert!(message.contains(&failure.incident));
+    }
+    let codes: Vec<u32> = h.emu.jwt_failures().iter().map(|f| f.code).collect();
+    for code in 394_300..=394_307 {
+        assert!(codes.contains(&code), "{code} not exercised");
+    }
+    // The SDK's form: milliseconds and a role claim.
+    let base = Claims::new(
+        defaults::ACCOUNT,
+        defaults::USER,
+        &fp,
+        now(),
+        jwt::DEFAULT_LIFETIME,
+    );
+    let sdk = sign(&base.with_role(defaults::ROLE).in_milliseconds());
+    assert_eq!(h.hostname(&sdk).await.status(), StatusCode::OK);
+}
+
+/// One token per JWT rule, with the reason the server must record.
+fn jwt_cases() -> Vec<(String, JwtRejection)> {
+    let key = emulator::default_key();
+    let fp = key.public_key().fingerprint();
     let base = || {
         Claims::new(
             defaults::ACCOUNT,
@@ -765,28 +801,7 @@ async fn jwt_rules_record_each_detailed_reason() {
             JwtRejection::MissingIssueOrExpiration,
         ),
     ];
-    for (i, (token, reason)) in cases.iter().enumerate() {
-        let r = h.hostname(token).await;
-        let (status, err) = error_of(r).await;
-        assert_eq!(
-            (status, err.code.as_str()),
-            (StatusCode::UNAUTHORIZED, "390144"),
-            "{reason:?}"
-        );
-        let message = err.message.unwrap();
-        assert!(message.starts_with("JWT token is invalid. ["), "{message}");
-        let failure = &h.emu.jwt_failures()[i];
-        assert_eq!(failure.reason, *reason);
-        assert_eq!(failure.code, reason.code());
-        assert!(message.contains(&failure.incident));
-    }
-    let codes: Vec<u32> = h.emu.jwt_failures().iter().map(|f| f.code).collect();
-    for code in 394_300..=394_307 {
-        assert!(codes.contains(&code), "{code} not exercised");
-    }
-    // The SDK's form: milliseconds and a role claim.
-    let sdk = sign(&base().with_role(defaults::ROLE).in_milliseconds());
-    assert_eq!(h.hostname(&sdk).await.status(), StatusCode::OK);
+    cases
 }
 
 fn unsigned_token(claims: &Value) -> String {
