@@ -171,7 +171,26 @@ async fn emulate_writes_a_usable_state_dir_and_stops_on_sigterm() {
     assert_eq!(entry["port"].as_integer(), Some(i64::from(addr.port())));
     assert_eq!(entry["host"].as_str(), Some(entries[0].0.as_str()));
 
-    // A client built only from those files gets through discovery and the token exchange.
+    discover_from_files(entry, &ca_file, &entries, addr).await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_with_timeout(&mut child.0, Duration::from_secs(10))
+        .expect("emulate did not stop on SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+/// A client built only from the files `emulate` wrote gets through discovery, and is handed an
+/// ingest host that `NETCHECK_RESOLVE` covers.
+async fn discover_from_files(
+    entry: &toml::Value,
+    ca_file: &Path,
+    entries: &[(String, SocketAddr)],
+    addr: SocketAddr,
+) {
     let key_file = Path::new(entry["private_key_file"].as_str().unwrap());
     let key = PrivateKey::from_file(key_file, None).unwrap();
     let account = entry["account"].as_str().unwrap();
@@ -185,12 +204,12 @@ async fn emulate_writes_a_usable_state_dir_and_stops_on_sigterm() {
     .unwrap();
     let token = jwt::mint(account, user, &key, now, None).unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_file).unwrap()).unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();
     let mut builder = reqwest::Client::builder()
         .tls_certs_only([ca])
         .no_proxy()
         .timeout(Duration::from_secs(10));
-    for (host, a) in &entries {
+    for (host, a) in entries {
         builder = builder.resolve(host, *a);
     }
     let http = builder.build().unwrap();
@@ -211,13 +230,4 @@ async fn emulate_writes_a_usable_state_dir_and_stops_on_sigterm() {
         entries.iter().any(|(h, _)| *h == ingest),
         "{ingest} not in NETCHECK_RESOLVE"
     );
-
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = wait_with_timeout(&mut child.0, Duration::from_secs(10))
-        .expect("emulate did not stop on SIGTERM");
-    assert!(status.success(), "{status:?}");
 }
