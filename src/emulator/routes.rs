@@ -21,11 +21,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::faults::{Fault, HostKind, ip_not_allowed};
-use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson};
+use super::state::{
+    IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis,
+};
 use super::{JwtFailure, Shared, statements};
 use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{
     self, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse, ChannelRef,
+    DropChannelResponse,
     Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse, PipeRef, Route, codes,
 };
 use crate::snowflake::jwt::{self, VerifiedJwt};
@@ -90,6 +93,51 @@ struct ScopedClaims {
     role: String,
     iat: i64,
     exp: i64,
+}
+
+/// The `:pipe-info` answer. The shape is what the official SDK (1.9.1) deserializes — field names
+/// and types read from its error messages and serde metadata, since no public document describes
+/// this call. The SDK needs a stage location with credentials before it will open a channel; the
+/// emulator hands out an S3 location with placeholder credentials that are obviously not keys.
+/// The SDK then streams rows over the REST `rows` call and never touches the stage in this run;
+/// if it switched to file mode it would try S3 and fail (tests run it where nothing but loopback
+/// is reachable). Large rowset thresholds keep it in rowset mode.
+fn pipe_info_body(now_ms: i64) -> serde_json::Value {
+    let location = serde_json::json!({
+        "location_type": "S3",
+        "location": "netcheck-emulator-stage/streaming/",
+        "bucket_name": "netcheck-emulator-stage",
+        "path_prefix": "streaming/",
+        "region": "us-west-2",
+        "storage_account": null,
+        "endpoint": null,
+        "use_s3_regional_url": false,
+        "is_client_side_encrypted": true,
+        "expiry_time_ms": now_ms + 3_600_000,
+        "creds": {
+            "AWS_KEY_ID": "EMULATOR-NOT-A-REAL-KEY",
+            "AWS_SECRET_KEY": "EMULATOR-NOT-A-REAL-SECRET",
+            "AWS_TOKEN": "EMULATOR-NOT-A-REAL-TOKEN",
+        },
+        "parameters": {
+            "max_client_lag_seconds": 1,
+            "rowset_flush_threshold_kb": 4096,
+            "max_buffered_kb_for_rowset_mode": 32768,
+            "rowset_threshold_lookback_seconds": 60,
+            "rowset_threshold_ewma_weight": 50,
+            "target_file_size_compressed_mb": 16,
+            "cpu_throttle_high_watermark_percent": 95,
+            "cpu_throttle_low_watermark_percent": 80,
+            "mem_throttle_high_watermark_percent": 95,
+            "mem_throttle_low_watermark_percent": 80,
+        },
+    });
+    serde_json::json!({
+        "rowset_stage_location": location,
+        "durable_stage_location": location,
+        "encryption_info": {"pipe_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pipe_key_id": 1, "diversifier": "emulator"},
+        "parameter_overrides": {},
+    })
 }
 
 /// Who is calling, after authentication.
@@ -495,7 +543,10 @@ impl Call {
             Err(r) => return r,
         };
         match self.shared.drop_channel(key, channel) {
-            Ok(()) => StatusCode::OK.into_response(),
+            Ok(last_committed_offset_token) => Json(DropChannelResponse {
+                last_committed_offset_token,
+            })
+            .into_response(),
             Err(e) => ingest_error(e),
         }
     }
@@ -505,7 +556,7 @@ impl Call {
         if let Err(r) = result {
             return r;
         }
-        Json(serde_json::json!({})).into_response()
+        Json(pipe_info_body(unix_millis(self.shared.now()))).into_response()
     }
 
     fn telemetry(&self) -> Response {

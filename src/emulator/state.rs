@@ -453,17 +453,17 @@ impl State {
             .collect()
     }
 
-    /// Drops a channel (in-flight rows are discarded).
+    /// Drops a channel (in-flight rows are discarded); returns its last committed offset token.
     pub(crate) fn drop_channel(
         &self,
         key: PipeKey,
         channel: &ChannelRef,
-    ) -> Result<(), IngestError> {
+    ) -> Result<Option<String>, IngestError> {
         let mut ingest = self.ingest();
         ingest
             .channels
             .remove(&(key, channel.channel.clone()))
-            .map(|_| ())
+            .map(|c| c.status.last_committed_offset_token)
             .ok_or_else(|| channel_missing(&channel.channel))
     }
 

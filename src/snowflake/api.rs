@@ -372,6 +372,15 @@ pub struct AppendRowsResponse {
     pub next_continuation_token: String,
 }
 
+/// Response of the drop-channel call. The docs promise "no meaningful payload", but the official
+/// SDK parses exactly this object, so the emulator sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropChannelResponse {
+    /// The channel's last committed offset token when it was dropped.
+    #[serde(default)]
+    pub last_committed_offset_token: Option<String>,
+}
+
 /// Body of the bulk channel status call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkChannelStatusRequest {
