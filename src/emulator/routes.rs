@@ -21,15 +21,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::faults::{Fault, HostKind, ip_not_allowed};
-use super::state::{
-    IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis,
-};
+use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
 use super::{JwtFailure, Shared, statements};
 use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{
     self, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse, ChannelRef,
-    DropChannelResponse,
-    Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse, PipeRef, Route, codes,
+    DropChannelResponse, Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse,
+    PipeRef, Route, codes,
 };
 use crate::snowflake::jwt::{self, VerifiedJwt};
 
