@@ -6,6 +6,7 @@
 //! for the server alone; peak RSS covers both. Committed rows are not retained
 //! (`retain_rows = false`), as a long-running emulator would be configured for load.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -44,12 +45,13 @@ fn batch(kb: usize) -> (bytes::Bytes, u64) {
     let mut body = String::new();
     let mut rows = 0;
     while body.len() < kb * 1024 {
-        body.push_str(&format!(
-            "{{\"id\":{rows},\"device\":\"sensor-{}\",\"temperature\":{}.5,\"tags\":[\"a\",\"b\"],\"note\":\"{}\"}}\n",
+        let _ = writeln!(
+            body,
+            "{{\"id\":{rows},\"device\":\"sensor-{}\",\"temperature\":{}.5,\"tags\":[\"a\",\"b\"],\"note\":\"{}\"}}",
             rows % 97,
             rows % 40,
             "x".repeat(64)
-        ));
+        );
         rows += 1;
     }
     (bytes::Bytes::from(body), rows)
@@ -61,58 +63,8 @@ async fn main() {
     let channels = arg(1, 200);
     let batches = arg(2, 10);
     let batch_kb = arg(3, 256);
-    let config = EmulatorConfig {
-        commit_delay: Duration::ZERO,
-        retain_rows: false,
-        ..EmulatorConfig::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = emulator::spawn(listener, config).await.unwrap();
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .resolve(emu.account_host(), emu.addr())
-        .resolve(emu.ingest_host(), emu.addr())
-        .build()
-        .unwrap();
+    let (emu, http, token) = setup().await;
     let port = emu.addr().port();
-    let now = i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    let jwt = jwt::mint(
-        defaults::ACCOUNT,
-        defaults::USER,
-        emulator::default_key(),
-        now,
-        None,
-    )
-    .unwrap();
-    let token = http
-        .post(format!(
-            "https://{}:{port}{}",
-            emu.account_host(),
-            api::OAUTH_TOKEN_PATH
-        ))
-        .bearer_auth(jwt.expose())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type={}&scope={}",
-            url::form_urlencoded::byte_serialize(api::JWT_BEARER_GRANT.as_bytes())
-                .collect::<String>(),
-            emu.ingest_host()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let (body, rows_per_batch) = batch(batch_kb);
     let pipe = PipeRef::new(
         defaults::DATABASE,
@@ -128,41 +80,10 @@ async fn main() {
         let (http, token, body, ingest) =
             (http.clone(), token.clone(), body.clone(), ingest.clone());
         let channel = pipe.channel(&format!("load-{c}"));
-        let (sent_bytes, sent_rows) = (sent_bytes.clone(), sent_rows.clone());
-        tasks.spawn(async move {
-            let opened: api::OpenChannelResponse = http
-                .put(format!("{ingest}{}", channel.channel_path()))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({}))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let mut cont = opened.next_continuation_token;
-            for b in 0..batches {
-                if start.elapsed() > TIME_LIMIT {
-                    break;
-                }
-                let r: api::AppendRowsResponse = http
-                    .post(format!(
-                        "{ingest}{}?continuationToken={cont}&offsetToken={b}",
-                        channel.rows_path()
-                    ))
-                    .bearer_auth(&token)
-                    .header("content-type", "application/x-ndjson")
-                    .body(body.clone())
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                cont = r.next_continuation_token;
-                sent_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-                sent_rows.fetch_add(rows_per_batch, Ordering::Relaxed);
-            }
-            Ok::<_, reqwest::Error>(())
-        });
+        let counters = (sent_bytes.clone(), sent_rows.clone(), rows_per_batch);
+        tasks.spawn(stream_channel(
+            http, token, ingest, channel, body, batches, start, counters,
+        ));
     }
     let mut failures = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -188,18 +109,133 @@ async fn main() {
         .values()
         .map(|s| s.rows_inserted)
         .sum();
-    let bytes = sent_bytes.load(Ordering::Relaxed) as f64;
+    let bytes = sent_bytes.load(Ordering::Relaxed);
     let rows = sent_rows.load(Ordering::Relaxed);
     println!("channels            {channels} ({failures} failed)");
     println!("batches/channel     {batches} x {batch_kb} KiB ({rows_per_batch} rows each)");
     println!("elapsed             {elapsed:.2} s");
     println!("rows sent           {rows} ({committed} committed)");
-    println!("rows/s              {:.0}", rows as f64 / elapsed);
-    println!("MB/s (NDJSON)       {:.1}", bytes / 1e6 / elapsed);
+    println!("rows/s              {:.0}", per_second(rows, elapsed));
+    println!(
+        "MB/s (NDJSON)       {:.1}",
+        per_second(bytes, elapsed) / 1e6
+    );
     match peak_rss_mib() {
         Some(mib) => println!("peak RSS            {mib:.0} MiB (client and server)"),
         None => println!("peak RSS            unavailable (no /proc/self/status)"),
     }
-    let stats = emu.connection_stats();
-    println!("TCP connections     {}", stats.tcp_accepted);
+    println!(
+        "TCP connections     {}",
+        emu.connection_stats().tcp_accepted
+    );
+}
+
+/// Opens one channel and appends `batches` copies of `body`, counting what was accepted.
+#[allow(clippy::too_many_arguments)]
+async fn stream_channel(
+    http: reqwest::Client,
+    token: String,
+    ingest: String,
+    channel: api::ChannelRef,
+    body: bytes::Bytes,
+    batches: usize,
+    start: Instant,
+    (sent_bytes, sent_rows, rows_per_batch): (Arc<AtomicU64>, Arc<AtomicU64>, u64),
+) -> Result<(), reqwest::Error> {
+    let opened: api::OpenChannelResponse = http
+        .put(format!("{ingest}{}", channel.channel_path()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut cont = opened.next_continuation_token;
+    for b in 0..batches {
+        if start.elapsed() > TIME_LIMIT {
+            break;
+        }
+        let r: api::AppendRowsResponse = http
+            .post(format!(
+                "{ingest}{}?continuationToken={cont}&offsetToken={b}",
+                channel.rows_path()
+            ))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .body(body.clone())
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        cont = r.next_continuation_token;
+        sent_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        sent_rows.fetch_add(rows_per_batch, Ordering::Relaxed);
+    }
+    Ok::<_, reqwest::Error>(())
+}
+
+/// Starts the emulator for load (no row retention, immediate commit), a client trusting its CA,
+/// and a scoped token.
+async fn setup() -> (emulator::Emulator, reqwest::Client, String) {
+    let config = EmulatorConfig {
+        commit_delay: Duration::ZERO,
+        retain_rows: false,
+        ..EmulatorConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emu = emulator::spawn(listener, config).await.unwrap();
+    let ca = reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .resolve(emu.account_host(), emu.addr())
+        .resolve(emu.ingest_host(), emu.addr())
+        .build()
+        .unwrap();
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let jwt = jwt::mint(
+        defaults::ACCOUNT,
+        defaults::USER,
+        emulator::default_key(),
+        now,
+        None,
+    )
+    .unwrap();
+    let token = http
+        .post(format!(
+            "https://{}:{}{}",
+            emu.account_host(),
+            emu.addr().port(),
+            api::OAUTH_TOKEN_PATH
+        ))
+        .bearer_auth(jwt.expose())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type={}&scope={}",
+            url::form_urlencoded::byte_serialize(api::JWT_BEARER_GRANT.as_bytes())
+                .collect::<String>(),
+            emu.ingest_host()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (emu, http, token)
+}
+
+/// A rate per second; counts here stay far below 2^52, so the cast is exact.
+#[allow(clippy::cast_precision_loss)]
+fn per_second(count: u64, seconds: f64) -> f64 {
+    count as f64 / seconds
 }
