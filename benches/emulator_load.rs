@@ -5,6 +5,9 @@
 //! Client and server share this process (and the machine's cores), so the numbers are a floor
 //! for the server alone; peak RSS covers both. Committed rows are not retained
 //! (`retain_rows = false`), as a long-running emulator would be configured for load.
+//!
+//! Measured on the project's 2-core VM (release, load average ~3 from other builds):
+//! 200 channels x 10 x 256 KiB -> 3.69 M rows in 6.2 s, 595 k rows/s, 84.5 MB/s, peak RSS 37 MiB.
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -1315,3 +1315,29 @@ async fn explicit_shutdown_waits_and_closes_the_listener() {
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn no_token_or_key_appears_in_logs_or_records() {
+    let h = Harness::default().await;
+    let jwt = fresh_jwt();
+    let token = h.scoped_token().await;
+    h.hostname(&jwt).await;
+    h.hostname("not-a-jwt").await;
+    let channel = pipe().channel("secret");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    h.append(&token, &channel, &cont, "1", &rows(0..2)).await;
+    let records = format!(
+        "{}{}{:?}{:?}{:?}",
+        serde_json::to_string(&h.emu.request_log()).unwrap(),
+        serde_json::to_string(&h.emu.jwt_failures()).unwrap(),
+        h.emu.request_log(),
+        emulator::default_key(),
+        netcheck::snowflake::Secret::new(jwt.clone()),
+    );
+    for secret in [&jwt, &token, "not-a-jwt"] {
+        assert!(!records.contains(secret), "a token leaked into the records");
+    }
+    let pem = emulator::default_key().to_pkcs8_pem().unwrap();
+    let key_body = pem.expose().lines().nth(1).unwrap();
+    assert!(!records.contains(key_body));
+}

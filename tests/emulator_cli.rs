@@ -125,6 +125,10 @@ async fn emulate_writes_a_usable_state_dir_and_stops_on_sigterm() {
         .unwrap();
     let printed: Vec<String> = lines.by_ref().take(6).map(Result::unwrap).collect();
     assert!(
+        !printed.iter().any(|l| l.contains("PRIVATE KEY")),
+        "the key is written to a file, never printed"
+    );
+    assert!(
         printed.iter().any(|l| l.contains("[connections.emulator]")),
         "{printed:?}"
     );

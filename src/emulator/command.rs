@@ -290,6 +290,25 @@ mod tests {
     }
 
     #[test]
+    fn fault_files_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("netcheck-faultfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "faults = [\"latency=200ms@token\", \"reset\"]\n").unwrap();
+        let faults = read_fault_file(&good).unwrap();
+        assert_eq!(
+            faults.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["latency=200ms@token", "reset"]
+        );
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "faults = [\"nope\"]\n").unwrap();
+        assert!(
+            matches!(read_fault_file(&bad), Err(EmulatorError::Config(m)) if m.contains("unknown fault"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn list_faults_prints_one_line_each() {
         let mut out = Vec::new();
         list_faults(&mut out).unwrap();

@@ -332,7 +332,9 @@ pub struct ChannelStatus {
     pub last_error_offset_upper_bound: Option<String>,
     /// Message of the last error.
     pub last_error_message: Option<String>,
-    /// Time of the last error, Unix milliseconds.
+    /// Time of the last error, Unix milliseconds. The official SDK's struct names it
+    /// `last_error_timestamp_ms`; both are read.
+    #[serde(alias = "last_error_timestamp_ms")]
     pub last_error_timestamp: Option<i64>,
     /// Average ingestion latency the server reports.
     pub snowflake_avg_processing_latency_ms: u64,
