@@ -247,6 +247,18 @@ async fn official_sdk_oracle_streams_through_the_emulator() {
     assert_eq!(stages, expected, "{report}");
 
     let log = json_lines(&read("requests.jsonl"));
+    // Telemetry runs in the background (a JWT-authenticated call), so it is checked apart from
+    // the foreground sequence.
+    let telemetry: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["endpoint"] == "telemetry")
+        .collect();
+    assert!(!telemetry.is_empty(), "the SDK reports telemetry at start");
+    assert!(telemetry.iter().all(|r| r["token_type"] == "KEYPAIR_JWT"));
+    let log: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["endpoint"] != "telemetry")
+        .collect();
     let endpoints: Vec<&str> = log
         .iter()
         .map(|r| r["endpoint"].as_str().unwrap())

@@ -557,9 +557,11 @@ impl Call {
         Json(pipe_info_body(unix_millis(self.shared.now()))).into_response()
     }
 
+    /// The SDK's background telemetry; it parses Snowflake's usual envelope and needs `data` to
+    /// be a string.
     fn telemetry(&self) -> Response {
         match self.keypair(self.bearer_token()) {
-            Ok(_) => Json(serde_json::json!({"success": true, "message": null})).into_response(),
+            Ok(_) => Json(serde_json::json!({"data": "Log Received", "code": null, "message": null, "success": true})).into_response(),
             Err(r) => r,
         }
     }

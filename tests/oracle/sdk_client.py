@@ -50,7 +50,6 @@ def main():
         # Bound the SDK's own retries so a failure surfaces within the test's time limit.
         "mgmt_retry_total_backoff_seconds": 5,
         "data_retry_total_backoff_seconds": 5,
-        "enable_telemetry_reporting": "false",
     }
     try:
         client = StreamingIngestClient(
