@@ -183,10 +183,11 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
         MAX_OTHER_BODY_BYTES
     };
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        // Snowflake documents the 4 MB cap but not the answer; 413 is the HTTP meaning.
         return json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "ERR_REQUEST_TOO_LARGE",
-            "Request payload exceeds the 4 MB limit.",
+            &format!("Request payload exceeds the {} KiB limit.", limit / 1024),
         );
     };
     let call = Call {
