@@ -923,6 +923,20 @@ async fn network_policy_answers_390422_on_every_endpoint() {
         (status, err.code.as_str()),
         (StatusCode::UNAUTHORIZED, "390422")
     );
+    // A blocked address hears about the policy even when its token is bad.
+    assert_eq!(error_of(h.hostname("junk").await).await.1.code, "390422");
+    // A user-level policy overrides the account's.
+    let mut config = quick_config();
+    config.network_policy = NetworkPolicy {
+        allowed: vec!["10.0.0.0/8".parse().unwrap()],
+        blocked: vec![],
+    };
+    config.users[0].network_policy = Some(NetworkPolicy {
+        allowed: vec!["127.0.0.0/8".parse().unwrap()],
+        blocked: vec![],
+    });
+    let h = Harness::start(config).await;
+    assert_eq!(h.hostname(&fresh_jwt()).await.status(), StatusCode::OK);
     let mut config = quick_config();
     config.users[0].network_policy = Some(NetworkPolicy {
         allowed: vec![],

@@ -236,7 +236,7 @@ impl Call {
                 &format!("JWT token is invalid. [{incident}]"),
             )
         };
-        let token = token.ok_or_else(invalid)?;
+        let token = token.ok_or_else(|| self.check_policy(None).err().unwrap_or_else(invalid))?;
         let verified = jwt::verify(token, &self.shared.account, self.shared.now_unix(), |u| {
             self.user(u).map(|u| u.keys.clone())
         })
@@ -248,16 +248,24 @@ impl Call {
                 endpoint: self.ctx.endpoint,
                 client_ip: self.ctx.client_ip,
             });
-            invalid()
+            // A blocked address hears about the policy, not about its token.
+            self.check_policy(None).err().unwrap_or_else(invalid)
         })?;
-        self.check_user_policy(&verified.user)?;
+        self.check_policy(Some(&verified.user))?;
         Ok(verified)
     }
 
-    fn check_user_policy(&self, user: &str) -> Result<(), Response> {
-        match self.user(user).and_then(|u| u.policy.as_ref()) {
-            Some(policy) if !policy.allows(self.ctx.client_ip) => Err(ip_not_allowed(&self.ctx)),
-            _ => Ok(()),
+    /// The network policy in force: the user's, which overrides the account's, or the account's
+    /// when the caller is unknown (failed authentication) or has none.
+    fn check_policy(&self, user: Option<&str>) -> Result<(), Response> {
+        let policy = user
+            .and_then(|u| self.user(u))
+            .and_then(|u| u.policy.as_ref())
+            .unwrap_or(self.shared.account_policy());
+        if policy.allows(self.ctx.client_ip) {
+            Ok(())
+        } else {
+            Err(ip_not_allowed(&self.ctx))
         }
     }
 
@@ -277,18 +285,19 @@ impl Call {
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
         let key = jsonwebtoken::DecodingKey::from_secret(&self.shared.token_secret);
+        let refuse = || self.check_policy(None).err().unwrap_or_else(invalid);
         let claims = jsonwebtoken::decode::<ScopedClaims>(token, &key, &validation)
-            .map_err(|_| invalid())?
+            .map_err(|_| refuse())?
             .claims;
         if claims.exp <= self.shared.now_unix() || claims.scope != self.ctx.host {
-            return Err(invalid());
+            return Err(refuse());
         }
         let user = claims
             .sub
             .split_once('.')
             .map(|(_, u)| u.to_owned())
-            .ok_or_else(invalid)?;
-        self.check_user_policy(&user)?;
+            .ok_or_else(refuse)?;
+        self.check_policy(Some(&user))?;
         Ok(Principal { role: claims.role })
     }
 

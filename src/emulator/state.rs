@@ -264,8 +264,8 @@ impl State {
         self.tls.config(variant, tls12_only)
     }
 
-    pub(crate) fn account_policy_allows(&self, ip: IpAddr) -> bool {
-        self.account_policy.allows(ip)
+    pub(crate) fn account_policy(&self) -> &NetworkPolicy {
+        &self.account_policy
     }
 
     /// A fresh incident id (UUID v4 text) for error messages.
