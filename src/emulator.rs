@@ -114,8 +114,7 @@ pub struct UserConfig {
     pub rsa_public_key: Option<String>,
     /// `RSA_PUBLIC_KEY_2`, for rotation.
     pub rsa_public_key_2: Option<String>,
-    /// A user-level network policy (checked after authentication, in addition to the
-    /// account's).
+    /// A user-level network policy; it overrides the account's for this user, as in Snowflake.
     pub network_policy: Option<NetworkPolicy>,
 }
 
@@ -157,7 +156,8 @@ pub struct EmulatorConfig {
     pub region: String,
     /// Users.
     pub users: Vec<UserConfig>,
-    /// The account-level network policy (checked on every request).
+    /// The account-level network policy: applies to every request of users without their own
+    /// policy, and to every request whose caller could not be identified.
     pub network_policy: NetworkPolicy,
     /// Tables (and their pipes).
     pub tables: Vec<TableConfig>,

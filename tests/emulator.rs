@@ -681,6 +681,42 @@ async fn jwt_rules_record_each_detailed_reason() {
     let h = Harness::default().await;
     let key = emulator::default_key();
     let fp = key.public_key().fingerprint();
+    let sign = |c: &Claims| c.sign(key).unwrap().expose().clone();
+    for (i, (token, reason)) in jwt_cases().iter().enumerate() {
+        let r = h.hostname(token).await;
+        let (status, err) = error_of(r).await;
+        assert_eq!(
+            (status, err.code.as_str()),
+            (StatusCode::UNAUTHORIZED, "390144"),
+            "{reason:?}"
+        );
+        let message = err.message.unwrap();
+        assert!(message.starts_with("JWT token is invalid. ["), "{message}");
+        let failure = &h.emu.jwt_failures()[i];
+        assert_eq!(failure.reason, *reason);
+        assert_eq!(failure.code, reason.code());
+        assert!(message.contains(&failure.incident));
+    }
+    let codes: Vec<u32> = h.emu.jwt_failures().iter().map(|f| f.code).collect();
+    for code in 394_300..=394_307 {
+        assert!(codes.contains(&code), "{code} not exercised");
+    }
+    // The SDK's form: milliseconds and a role claim.
+    let base = Claims::new(
+        defaults::ACCOUNT,
+        defaults::USER,
+        &fp,
+        now(),
+        jwt::DEFAULT_LIFETIME,
+    );
+    let sdk = sign(&base.with_role(defaults::ROLE).in_milliseconds());
+    assert_eq!(h.hostname(&sdk).await.status(), StatusCode::OK);
+}
+
+/// One token per JWT rule, with the reason the server must record.
+fn jwt_cases() -> Vec<(String, JwtRejection)> {
+    let key = emulator::default_key();
+    let fp = key.public_key().fingerprint();
     let base = || {
         Claims::new(
             defaults::ACCOUNT,
@@ -765,28 +801,7 @@ async fn jwt_rules_record_each_detailed_reason() {
             JwtRejection::MissingIssueOrExpiration,
         ),
     ];
-    for (i, (token, reason)) in cases.iter().enumerate() {
-        let r = h.hostname(token).await;
-        let (status, err) = error_of(r).await;
-        assert_eq!(
-            (status, err.code.as_str()),
-            (StatusCode::UNAUTHORIZED, "390144"),
-            "{reason:?}"
-        );
-        let message = err.message.unwrap();
-        assert!(message.starts_with("JWT token is invalid. ["), "{message}");
-        let failure = &h.emu.jwt_failures()[i];
-        assert_eq!(failure.reason, *reason);
-        assert_eq!(failure.code, reason.code());
-        assert!(message.contains(&failure.incident));
-    }
-    let codes: Vec<u32> = h.emu.jwt_failures().iter().map(|f| f.code).collect();
-    for code in 394_300..=394_307 {
-        assert!(codes.contains(&code), "{code} not exercised");
-    }
-    // The SDK's form: milliseconds and a role claim.
-    let sdk = sign(&base().with_role(defaults::ROLE).in_milliseconds());
-    assert_eq!(h.hostname(&sdk).await.status(), StatusCode::OK);
+    cases
 }
 
 fn unsigned_token(claims: &Value) -> String {
@@ -908,6 +923,20 @@ async fn network_policy_answers_390422_on_every_endpoint() {
         (status, err.code.as_str()),
         (StatusCode::UNAUTHORIZED, "390422")
     );
+    // A blocked address hears about the policy even when its token is bad.
+    assert_eq!(error_of(h.hostname("junk").await).await.1.code, "390422");
+    // A user-level policy overrides the account's.
+    let mut config = quick_config();
+    config.network_policy = NetworkPolicy {
+        allowed: vec!["10.0.0.0/8".parse().unwrap()],
+        blocked: vec![],
+    };
+    config.users[0].network_policy = Some(NetworkPolicy {
+        allowed: vec!["127.0.0.0/8".parse().unwrap()],
+        blocked: vec![],
+    });
+    let h = Harness::start(config).await;
+    assert_eq!(h.hostname(&fresh_jwt()).await.status(), StatusCode::OK);
     let mut config = quick_config();
     config.users[0].network_policy = Some(NetworkPolicy {
         allowed: vec![],
@@ -1299,4 +1328,30 @@ async fn explicit_shutdown_waits_and_closes_the_listener() {
         .await
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn no_token_or_key_appears_in_logs_or_records() {
+    let h = Harness::default().await;
+    let jwt = fresh_jwt();
+    let token = h.scoped_token().await;
+    h.hostname(&jwt).await;
+    h.hostname("not-a-jwt").await;
+    let channel = pipe().channel("secret");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    h.append(&token, &channel, &cont, "1", &rows(0..2)).await;
+    let records = format!(
+        "{}{}{:?}{:?}{:?}",
+        serde_json::to_string(&h.emu.request_log()).unwrap(),
+        serde_json::to_string(&h.emu.jwt_failures()).unwrap(),
+        h.emu.request_log(),
+        emulator::default_key(),
+        netcheck::snowflake::Secret::new(jwt.clone()),
+    );
+    for secret in [&jwt, &token, "not-a-jwt"] {
+        assert!(!records.contains(secret), "a token leaked into the records");
+    }
+    let pem = emulator::default_key().to_pkcs8_pem().unwrap();
+    let key_body = pem.expose().lines().nth(1).unwrap();
+    assert!(!records.contains(key_body));
 }

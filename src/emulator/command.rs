@@ -3,7 +3,8 @@
 //!
 //! The state directory gets `ca.pem`, a fresh `rsa_key.p8`, `connections.toml` with a
 //! `[connections.emulator]` entry, and `netcheck.env` with the export lines that make
-//! `. DIR/netcheck.env && netcheck run --connection emulator` work.
+//! `. DIR/netcheck.env && netcheck run --connection emulator` work. On a clean stop it also
+//! writes `requests.jsonl` (the request log) and `rows.jsonl` (rows committed to the default pipe).
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -124,8 +125,26 @@ pub async fn run_emulate(
     };
     print(out).map_err(io_err("write to stdout".to_owned()))?;
     stop.await;
+    write_json_lines(&dir.join("requests.jsonl"), &emulator.request_log())?;
+    let pipe = crate::snowflake::api::default_pipe(defaults::TABLE);
+    let rows = emulator.rows(defaults::DATABASE, defaults::SCHEMA, &pipe);
+    write_json_lines(&dir.join("rows.jsonl"), &rows)?;
     emulator.shutdown().await;
     Ok(())
+}
+
+/// Leaves the request log and the default pipe's committed rows behind (one JSON value per line),
+/// so a producer's traffic can be read after the run — and a test can assert it when the emulator
+/// ran in another network namespace.
+fn write_json_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<(), EmulatorError> {
+    let mut text = String::new();
+    for item in items {
+        let line = serde_json::to_string(item)
+            .map_err(|e| EmulatorError::Config(format!("cannot encode {}: {e}", path.display())))?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    write_file(path, &text, false)
 }
 
 fn list_faults(out: &mut dyn Write) -> std::io::Result<()> {
@@ -268,6 +287,25 @@ mod tests {
     #[test]
     fn shell_quoting_survives_quotes() {
         assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn fault_files_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("netcheck-faultfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "faults = [\"latency=200ms@token\", \"reset\"]\n").unwrap();
+        let faults = read_fault_file(&good).unwrap();
+        assert_eq!(
+            faults.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["latency=200ms@token", "reset"]
+        );
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "faults = [\"nope\"]\n").unwrap();
+        assert!(
+            matches!(read_fault_file(&bad), Err(EmulatorError::Config(m)) if m.contains("unknown fault"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

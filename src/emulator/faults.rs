@@ -492,7 +492,6 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     }
     let mut response = match response {
         Some(r) => r,
-        None if !shared.account_policy_allows(ctx.client_ip) => ip_not_allowed(&ctx),
         None => next.run(req).await,
     };
     if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(shared.now())) {

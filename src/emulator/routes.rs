@@ -21,12 +21,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::faults::{Fault, HostKind, ip_not_allowed};
-use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson};
+use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
 use super::{JwtFailure, Shared, statements};
 use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{
     self, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse, ChannelRef,
-    Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse, PipeRef, Route, codes,
+    DropChannelResponse, Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse,
+    PipeRef, Route, codes,
 };
 use crate::snowflake::jwt::{self, VerifiedJwt};
 
@@ -92,6 +93,51 @@ struct ScopedClaims {
     exp: i64,
 }
 
+/// The `:pipe-info` answer. The shape is what the official SDK (1.9.1) deserializes — field names
+/// and types read from its error messages and serde metadata, since no public document describes
+/// this call. The SDK needs a stage location with credentials before it will open a channel; the
+/// emulator hands out an S3 location with placeholder credentials that are obviously not keys.
+/// The SDK then streams rows over the REST `rows` call and never touches the stage in this run;
+/// if it switched to file mode it would try S3 and fail (tests run it where nothing but loopback
+/// is reachable). Large rowset thresholds keep it in rowset mode.
+fn pipe_info_body(now_ms: i64) -> serde_json::Value {
+    let location = serde_json::json!({
+        "location_type": "S3",
+        "location": "netcheck-emulator-stage/streaming/",
+        "bucket_name": "netcheck-emulator-stage",
+        "path_prefix": "streaming/",
+        "region": "us-west-2",
+        "storage_account": null,
+        "endpoint": null,
+        "use_s3_regional_url": false,
+        "is_client_side_encrypted": true,
+        "expiry_time_ms": now_ms + 3_600_000,
+        "creds": {
+            "AWS_KEY_ID": "EMULATOR-NOT-A-REAL-KEY",
+            "AWS_SECRET_KEY": "EMULATOR-NOT-A-REAL-SECRET",
+            "AWS_TOKEN": "EMULATOR-NOT-A-REAL-TOKEN",
+        },
+        "parameters": {
+            "max_client_lag_seconds": 1,
+            "rowset_flush_threshold_kb": 4096,
+            "max_buffered_kb_for_rowset_mode": 32768,
+            "rowset_threshold_lookback_seconds": 60,
+            "rowset_threshold_ewma_weight": 50,
+            "target_file_size_compressed_mb": 16,
+            "cpu_throttle_high_watermark_percent": 95,
+            "cpu_throttle_low_watermark_percent": 80,
+            "mem_throttle_high_watermark_percent": 95,
+            "mem_throttle_low_watermark_percent": 80,
+        },
+    });
+    serde_json::json!({
+        "rowset_stage_location": location,
+        "durable_stage_location": location,
+        "encryption_info": {"pipe_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pipe_key_id": 1, "diversifier": "emulator"},
+        "parameter_overrides": {},
+    })
+}
+
 /// Who is calling, after authentication.
 struct Principal {
     role: String,
@@ -137,10 +183,11 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
         MAX_OTHER_BODY_BYTES
     };
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        // Snowflake documents the 4 MB cap but not the answer; 413 is the HTTP meaning.
         return json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "ERR_REQUEST_TOO_LARGE",
-            "Request payload exceeds the 4 MB limit.",
+            &format!("Request payload exceeds the {} KiB limit.", limit / 1024),
         );
     };
     let call = Call {
@@ -189,7 +236,7 @@ impl Call {
                 &format!("JWT token is invalid. [{incident}]"),
             )
         };
-        let token = token.ok_or_else(invalid)?;
+        let token = token.ok_or_else(|| self.check_policy(None).err().unwrap_or_else(invalid))?;
         let verified = jwt::verify(token, &self.shared.account, self.shared.now_unix(), |u| {
             self.user(u).map(|u| u.keys.clone())
         })
@@ -201,16 +248,24 @@ impl Call {
                 endpoint: self.ctx.endpoint,
                 client_ip: self.ctx.client_ip,
             });
-            invalid()
+            // A blocked address hears about the policy, not about its token.
+            self.check_policy(None).err().unwrap_or_else(invalid)
         })?;
-        self.check_user_policy(&verified.user)?;
+        self.check_policy(Some(&verified.user))?;
         Ok(verified)
     }
 
-    fn check_user_policy(&self, user: &str) -> Result<(), Response> {
-        match self.user(user).and_then(|u| u.policy.as_ref()) {
-            Some(policy) if !policy.allows(self.ctx.client_ip) => Err(ip_not_allowed(&self.ctx)),
-            _ => Ok(()),
+    /// The network policy in force: the user's, which overrides the account's, or the account's
+    /// when the caller is unknown (failed authentication) or has none.
+    fn check_policy(&self, user: Option<&str>) -> Result<(), Response> {
+        let policy = user
+            .and_then(|u| self.user(u))
+            .and_then(|u| u.policy.as_ref())
+            .unwrap_or(self.shared.account_policy());
+        if policy.allows(self.ctx.client_ip) {
+            Ok(())
+        } else {
+            Err(ip_not_allowed(&self.ctx))
         }
     }
 
@@ -230,18 +285,19 @@ impl Call {
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
         let key = jsonwebtoken::DecodingKey::from_secret(&self.shared.token_secret);
+        let refuse = || self.check_policy(None).err().unwrap_or_else(invalid);
         let claims = jsonwebtoken::decode::<ScopedClaims>(token, &key, &validation)
-            .map_err(|_| invalid())?
+            .map_err(|_| refuse())?
             .claims;
         if claims.exp <= self.shared.now_unix() || claims.scope != self.ctx.host {
-            return Err(invalid());
+            return Err(refuse());
         }
         let user = claims
             .sub
             .split_once('.')
             .map(|(_, u)| u.to_owned())
-            .ok_or_else(invalid)?;
-        self.check_user_policy(&user)?;
+            .ok_or_else(refuse)?;
+        self.check_policy(Some(&user))?;
         Ok(Principal { role: claims.role })
     }
 
@@ -495,7 +551,10 @@ impl Call {
             Err(r) => return r,
         };
         match self.shared.drop_channel(key, channel) {
-            Ok(()) => StatusCode::OK.into_response(),
+            Ok(last_committed_offset_token) => Json(DropChannelResponse {
+                last_committed_offset_token,
+            })
+            .into_response(),
             Err(e) => ingest_error(e),
         }
     }
@@ -505,12 +564,14 @@ impl Call {
         if let Err(r) = result {
             return r;
         }
-        Json(serde_json::json!({})).into_response()
+        Json(pipe_info_body(unix_millis(self.shared.now()))).into_response()
     }
 
+    /// The SDK's background telemetry; it parses Snowflake's usual envelope and needs `data` to
+    /// be a string.
     fn telemetry(&self) -> Response {
         match self.keypair(self.bearer_token()) {
-            Ok(_) => Json(serde_json::json!({"success": true, "message": null})).into_response(),
+            Ok(_) => Json(serde_json::json!({"data": "Log Received", "code": null, "message": null, "success": true})).into_response(),
             Err(r) => r,
         }
     }

@@ -139,6 +139,16 @@ impl Emulator {
     }
 }
 
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("account_host", &self.shared.account_host)
+            .field("ingest_host", &self.shared.ingest_host)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use std::fmt::Write as _;
@@ -102,7 +102,8 @@ pub(crate) struct State {
     pipes: HashMap<PipeKey, PipeEntry>,
     commit_delay: Duration,
     retain_rows: bool,
-    faults: RwLock<FaultSet>,
+    /// Swapped whole by `set_faults`; readers take a cheap `Arc` clone per request.
+    faults: RwLock<Arc<FaultSet>>,
     ingest: Mutex<Ingest>,
     pub(crate) log: Mutex<Vec<LoggedRequest>>,
     pub(crate) jwt_failures: Mutex<Vec<JwtFailure>>,
@@ -190,7 +191,7 @@ impl State {
             pipes,
             commit_delay: config.commit_delay,
             retain_rows: config.retain_rows,
-            faults: RwLock::new(FaultSet::new(config.faults)),
+            faults: RwLock::new(Arc::new(FaultSet::new(config.faults))),
             ingest: Mutex::new(Ingest::default()),
             log: Mutex::default(),
             jwt_failures: Mutex::default(),
@@ -199,7 +200,7 @@ impl State {
         })
     }
 
-    pub(crate) fn faults(&self) -> FaultSet {
+    pub(crate) fn faults(&self) -> Arc<FaultSet> {
         self.faults
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -210,7 +211,7 @@ impl State {
         *self
             .faults
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = FaultSet::new(faults);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(FaultSet::new(faults));
     }
 
     /// The server clock, skewed by any `clock-offset` fault.
@@ -263,8 +264,8 @@ impl State {
         self.tls.config(variant, tls12_only)
     }
 
-    pub(crate) fn account_policy_allows(&self, ip: IpAddr) -> bool {
-        self.account_policy.allows(ip)
+    pub(crate) fn account_policy(&self) -> &NetworkPolicy {
+        &self.account_policy
     }
 
     /// A fresh incident id (UUID v4 text) for error messages.
@@ -453,17 +454,17 @@ impl State {
             .collect()
     }
 
-    /// Drops a channel (in-flight rows are discarded).
+    /// Drops a channel (in-flight rows are discarded); returns its last committed offset token.
     pub(crate) fn drop_channel(
         &self,
         key: PipeKey,
         channel: &ChannelRef,
-    ) -> Result<(), IngestError> {
+    ) -> Result<Option<String>, IngestError> {
         let mut ingest = self.ingest();
         ingest
             .channels
             .remove(&(key, channel.channel.clone()))
-            .map(|_| ())
+            .map(|c| c.status.last_committed_offset_token)
             .ok_or_else(|| channel_missing(&channel.channel))
     }
 

@@ -332,7 +332,9 @@ pub struct ChannelStatus {
     pub last_error_offset_upper_bound: Option<String>,
     /// Message of the last error.
     pub last_error_message: Option<String>,
-    /// Time of the last error, Unix milliseconds.
+    /// Time of the last error, Unix milliseconds. The official SDK's struct names it
+    /// `last_error_timestamp_ms`; both are read.
+    #[serde(alias = "last_error_timestamp_ms")]
     pub last_error_timestamp: Option<i64>,
     /// Average ingestion latency the server reports.
     pub snowflake_avg_processing_latency_ms: u64,
@@ -370,6 +372,15 @@ pub struct AppendRowsResponse {
     pub message: Option<String>,
     /// Token for the next append.
     pub next_continuation_token: String,
+}
+
+/// Response of the drop-channel call. The docs promise "no meaningful payload", but the official
+/// SDK parses exactly this object, so the emulator sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropChannelResponse {
+    /// The channel's last committed offset token when it was dropped.
+    #[serde(default)]
+    pub last_committed_offset_token: Option<String>,
 }
 
 /// Body of the bulk channel status call.
