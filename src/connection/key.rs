@@ -30,13 +30,13 @@ pub fn load_key(conn: &Connection) -> Result<Option<LoadedKey>, Error> {
 }
 
 /// Asks for the passphrase of the key file it is given; `Ok(None)` when it cannot ask.
-pub type PassphrasePrompt = dyn Fn(&Path) -> Result<Option<Secret<String>>, Error>;
+pub type PassphrasePrompt<'a> = dyn Fn(&Path) -> Result<Option<Secret<String>>, Error> + 'a;
 
 /// [`load_key`] with the passphrase prompt supplied by the caller (tests, non-terminal front
 /// ends).
 pub fn load_key_with(
     conn: &Connection,
-    prompt: &PassphrasePrompt,
+    prompt: &PassphrasePrompt<'_>,
 ) -> Result<Option<LoadedKey>, Error> {
     let Some(file) = &conn.private_key_file else {
         return Ok(None);
