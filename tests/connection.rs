@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use netcheck::connection::{Connection, ConnectionArgs, Source, load_key, load_key_with, resolve};
+use netcheck::connection::{
+    Connection, ConnectionArgs, PassphrasePrompt, Source, load_key, load_key_with, resolve,
+};
 use netcheck::secret::Secret;
 use netcheck::snowflake::keys::PrivateKey;
 use test_case::test_case;
@@ -442,21 +444,20 @@ fn key_connection(dir: &TempDir, pem: &str, passphrase: Option<&str>) -> (Connec
     (conn, key)
 }
 
-fn no_prompt(_: &Path) -> Result<Option<Secret<String>>, netcheck::error::Error> {
-    Ok(None)
-}
+/// The prompt of a run without a terminal: it cannot ask.
+const NO_PROMPT: &PassphrasePrompt<'static> = &|_| Ok(None);
 
-#[test_case(test_key().to_pkcs8_pem().unwrap(), None; "pkcs8")]
-#[test_case(test_key().to_pkcs1_pem().unwrap(), None; "pkcs1")]
+#[test_case(&test_key().to_pkcs8_pem().unwrap(), None; "pkcs8")]
+#[test_case(&test_key().to_pkcs1_pem().unwrap(), None; "pkcs1")]
 #[test_case(
-    test_key().to_encrypted_pkcs8_pem(&Secret::new(PASSPHRASE.to_owned())).unwrap(),
+    &test_key().to_encrypted_pkcs8_pem(&Secret::new(PASSPHRASE.to_owned())).unwrap(),
     Some(PASSPHRASE);
     "encrypted pkcs8"
 )]
-fn keys_load_with_their_fingerprint(pem: Secret<String>, passphrase: Option<&str>) {
+fn keys_load_with_their_fingerprint(pem: &Secret<String>, passphrase: Option<&str>) {
     let dir = TempDir::new("key");
     let (conn, path) = key_connection(&dir, pem.expose(), passphrase);
-    let loaded = load_key_with(&conn, &no_prompt).unwrap().unwrap();
+    let loaded = load_key_with(&conn, NO_PROMPT).unwrap().unwrap();
     assert_eq!(loaded.fingerprint, test_key().public_key().fingerprint());
     assert_eq!(loaded.path, path);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -489,7 +490,7 @@ fn an_encrypted_key_is_asked_for_when_no_passphrase_is_set() {
 fn key_error(pem: &str, passphrase: Option<&str>) -> String {
     let dir = TempDir::new("keyerr");
     let (conn, path) = key_connection(&dir, pem, passphrase);
-    let err = load_key_with(&conn, &no_prompt).unwrap_err();
+    let err = load_key_with(&conn, NO_PROMPT).unwrap_err();
     assert!(matches!(err, netcheck::error::Error::Usage(_)), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(&path.display().to_string()), "{text}");
