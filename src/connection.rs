@@ -71,7 +71,7 @@ pub struct ConnectionArgs {
 }
 
 /// Where a setting came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Source {
     /// A command-line flag, e.g. `--user`.
@@ -92,6 +92,7 @@ pub enum Source {
         key: String,
     },
     /// netcheck's default (e.g. the pipe `<TABLE>-STREAMING`).
+    #[default]
     Default,
 }
 
@@ -107,7 +108,7 @@ impl fmt::Display for Source {
 }
 
 /// A value and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Sourced<T> {
     /// The value.
     pub value: T,
@@ -126,9 +127,10 @@ impl<T> Sourced<T> {
 
 /// How the connection authenticates. netcheck's Snowflake checks speak key-pair JWT only; the
 /// other names Snowflake clients accept are recognised so the checks can say why they skip.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Authenticator {
     /// `SNOWFLAKE_JWT`: key-pair authentication (the default here).
+    #[default]
     SnowflakeJwt,
     /// A known Snowflake authenticator netcheck cannot use (password, browser SSO, OAuth, …),
     /// upper-cased as given.
@@ -181,8 +183,9 @@ impl Serialize for Authenticator {
 }
 
 /// The resolved connection: values and where each came from. Nothing here has touched the key
-/// file yet ([`load_key`] does). `Debug` and `Serialize` never show the passphrase.
-#[derive(Debug, Clone, Serialize)]
+/// file yet ([`load_key`] does). `Debug` and `Serialize` never show the passphrase. `Default` is
+/// the empty connection (key-pair auth, nothing set), a base for in-process runs such as `demo`.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Connection {
     /// The named connection that was read, if any (and what chose it).
     pub name: Option<Sourced<String>>,
@@ -357,6 +360,21 @@ impl Layer {
         }
     }
 
+    /// A layer of the one variable `var`, holding `key`.
+    fn from_var(key: Key, var: &str, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let mut layer = Self::default();
+        if let Some(value) = env(var) {
+            layer.set(
+                key,
+                &value,
+                Source::Env {
+                    name: var.to_owned(),
+                },
+            );
+        }
+        layer
+    }
+
     /// Reads `<prefix><NAME>` variables for every key and alias.
     fn from_env(prefix: &str, env: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut layer = Self::default();
@@ -450,18 +468,12 @@ pub fn resolve(
         n.name
     });
     layers.push(Layer::from_env("SNOWFLAKE_", env));
-    let mut last = Layer::default();
-    let var = "PRIVATE_KEY_PASSPHRASE";
-    if let Some(value) = env(var) {
-        last.set(
-            Key::PrivateKeyPassphrase,
-            &value,
-            Source::Env {
-                name: var.to_owned(),
-            },
-        );
-    }
-    layers.push(last);
+    // SnowSQL's name, the one Snowflake's key-pair docs tell users to export.
+    layers.push(Layer::from_var(
+        Key::PrivateKeyPassphrase,
+        "PRIVATE_KEY_PASSPHRASE",
+        env,
+    ));
     Merged { layers, env }.connection(name)
 }
 
@@ -498,10 +510,7 @@ impl Merged<'_> {
             })
             .transpose()?;
         let authenticator = match self.string(Key::Authenticator) {
-            None => Sourced {
-                value: Authenticator::SnowflakeJwt,
-                source: Source::Default,
-            },
+            None => Sourced::default(),
             Some(a) => {
                 let parsed = Authenticator::parse(&a.value).ok_or_else(|| {
                     Error::Usage(format!(
