@@ -40,7 +40,7 @@ pub struct ConnectionArgs {
     /// ~/.snowflake: connections.toml, else config.toml [connections.NAME]).
     #[arg(long, env = "NETCHECK_CONNECTION", value_name = "NAME")]
     pub connection: Option<String>,
-    /// JSON settings file in the seed project's `.secrets/config.json` shape.
+    /// JSON settings file in the seed project's .secrets/config.json shape.
     #[arg(long, env = "NETCHECK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Snowflake user for key-pair authentication.
@@ -59,7 +59,7 @@ pub struct ConnectionArgs {
     /// Schema of the stream target.
     #[arg(long, env = "NETCHECK_SCHEMA")]
     pub schema: Option<String>,
-    /// Table of the stream target (its default pipe is `<TABLE>-STREAMING`).
+    /// Table of the stream target (its default pipe is <TABLE>-STREAMING).
     #[arg(long, env = "NETCHECK_TABLE")]
     pub table: Option<String>,
     /// Pipe of the stream target [default: <TABLE>-STREAMING].
