@@ -59,10 +59,10 @@ pub struct ConnectionArgs {
     /// Schema of the stream target.
     #[arg(long, env = "NETCHECK_SCHEMA")]
     pub schema: Option<String>,
-    /// Table of the stream target (its default pipe is <TABLE>-STREAMING).
+    /// Table of the stream target (its default pipe is TABLE-STREAMING).
     #[arg(long, env = "NETCHECK_TABLE")]
     pub table: Option<String>,
-    /// Pipe of the stream target [default: <TABLE>-STREAMING].
+    /// Pipe of the stream target [default: TABLE-STREAMING].
     #[arg(long, env = "NETCHECK_PIPE")]
     pub pipe: Option<String>,
     /// Warehouse (enables the allowlist check through the SQL API).
