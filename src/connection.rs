@@ -349,15 +349,21 @@ struct Layer(BTreeMap<Key, Sourced<String>>);
 
 impl Layer {
     /// Records `value` unless this layer already has the key (an earlier alias wins) or the value
-    /// is blank (an empty variable means "not set").
+    /// is blank (an empty variable means "not set"). Values are trimmed, except a passphrase,
+    /// whose spaces may be part of it.
     fn set(&mut self, key: Key, value: &str, source: Source) {
-        let value = value.trim();
-        if !value.is_empty() {
-            self.0.entry(key).or_insert_with(|| Sourced {
-                value: value.to_owned(),
-                source,
-            });
+        if value.trim().is_empty() {
+            return;
         }
+        let value = if key == Key::PrivateKeyPassphrase {
+            value
+        } else {
+            value.trim()
+        };
+        self.0.entry(key).or_insert_with(|| Sourced {
+            value: value.to_owned(),
+            source,
+        });
     }
 
     /// A layer of the one variable `var`, holding `key`.
@@ -735,6 +741,17 @@ mod tests {
         let pipe = conn.pipe.unwrap();
         assert_eq!(pipe.value, "BADGES-STREAMING");
         assert_eq!(pipe.source, Source::Default);
+    }
+
+    #[test]
+    fn values_are_trimmed_but_passphrases_kept_whole() {
+        let env = no_files(&[
+            ("SNOWFLAKE_USER", " alice\n"),
+            ("PRIVATE_KEY_PASSPHRASE", " pw "),
+        ]);
+        let conn = resolve(&ConnectionArgs::default(), None, &env).unwrap();
+        assert_eq!(conn.user.unwrap().value, "alice");
+        assert_eq!(conn.private_key_passphrase.unwrap().value.expose(), " pw ");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::secret::Secret;
 use crate::snowflake::keys::{KeyError, PrivateKey};
 
 /// The key of a connection, ready to sign JWTs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LoadedKey {
     /// The RSA private key (its `Debug` hides the material).
     pub key: PrivateKey,
