@@ -7,6 +7,8 @@
 //! Module map:
 //! - [`cli`]: command-line arguments and the subcommands (`run`, `explain`, `demo`, `emulate`).
 //! - [`settings`]: flags + environment → validated settings.
+//! - [`connection`]: Snowflake connection settings (flags, connections.toml, env, the seed's
+//!   JSON) with where each value came from, and loading the private key.
 //! - [`target`]: account identifier → host, port and URL.
 //! - [`registry`]: the one list of checks, and `--only`/`--skip` selection.
 //! - [`runner`]: dependency-aware concurrent run with a deadline and Ctrl-C.
@@ -27,6 +29,7 @@ pub mod api;
 pub mod catalog;
 pub mod checks;
 pub mod cli;
+pub mod connection;
 pub mod context;
 pub mod demo;
 pub mod emulator;
