@@ -53,6 +53,8 @@ pub struct RunArgs {
     /// https://myorg-myaccount.snowflakecomputing.com[:port].
     #[arg(long, env = "NETCHECK_ACCOUNT")]
     pub account: Option<String>,
+    #[command(flatten)]
+    pub connection: crate::connection::ConnectionArgs,
     /// HOST:PORT:ADDR[,ADDR…] — use these addresses for HOST:PORT instead of DNS (curl's
     /// --resolve). Repeatable; the environment twin takes a comma-separated list.
     #[arg(long, env = "NETCHECK_RESOLVE", value_name = "HOST:PORT:ADDR")]
@@ -143,6 +145,11 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
     let settings = Settings::from_args(&args, |k| std::env::var(k).ok())?;
+    if args.output.verbose > 0 {
+        for (key, value, source) in settings.connection.sources() {
+            eprintln!("netcheck: {key} = {value} (from {source})");
+        }
+    }
     let plan = registry::plan(&args.only, &args.skip, args.full)?;
     execute(settings, &plan, &args.output).await
 }

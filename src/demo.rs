@@ -73,6 +73,7 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
             pipe: None,
             warehouse: None,
         }),
+        connection: crate::connection::Connection::default(),
         full: true,
         rows,
     })

@@ -244,6 +244,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             deadline,
             snowflake: None,
+            connection: crate::connection::Connection::default(),
             full: false,
             rows: 1,
         })

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 
 use crate::cli::RunArgs;
+use crate::connection::{Authenticator, Connection, LoadedKey};
 use crate::error::Error;
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::{self, ResolveOverride};
@@ -39,6 +40,30 @@ pub struct Snowflake {
 }
 
 impl Snowflake {
+    /// The Snowflake side of a run, when the connection names a user and a key and uses key-pair
+    /// authentication; `None` otherwise (the Snowflake checks are then skipped).
+    #[must_use]
+    pub fn from_connection(conn: &Connection, key: Option<LoadedKey>) -> Option<Self> {
+        let key = key?;
+        if conn.authenticator.value != Authenticator::SnowflakeJwt {
+            return None;
+        }
+        let value = |v: &Option<crate::connection::Sourced<String>>| v.as_ref().map(|s| s.value.clone());
+        Some(Self {
+            account: value(&conn.account).or_else(|| value(&conn.host)).or_else(|| value(&conn.target))?,
+            user: value(&conn.user)?,
+            role: value(&conn.role),
+            key: Arc::new(key.key),
+            key_file: Some(key.path),
+            key_warnings: key.warnings,
+            database: value(&conn.database),
+            schema: value(&conn.schema),
+            table: value(&conn.table),
+            pipe: value(&conn.pipe),
+            warehouse: value(&conn.warehouse),
+        })
+    }
+
     /// The pipe to stream into: the given one, else the table's default pipe.
     #[must_use]
     pub fn pipe_ref(&self) -> Option<PipeRef> {
@@ -63,6 +88,8 @@ pub struct Settings {
     /// Bound on the whole run.
     pub deadline: Duration,
     pub snowflake: Option<Snowflake>,
+    /// Where every connection setting came from (shown with `-v` and in JSON `target.sources`).
+    pub connection: Connection,
     /// `--full`: the channel round trip (open, append, commit, drop).
     pub full: bool,
     /// Rows to append in the round trip.
@@ -73,11 +100,16 @@ impl Settings {
     /// Validates the `run` arguments (flags already merged with their `NETCHECK_*` twins by
     /// clap); `env` looks up the proxy variables, so tests never touch the process environment.
     pub fn from_args(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let account = args
-            .account
-            .as_deref()
-            .ok_or_else(|| Error::Usage("no account given: use --account ACCOUNT (or NETCHECK_ACCOUNT)".into()))
+        let connection = crate::connection::resolve(&args.connection, args.account.as_deref(), &env)?;
+        let account = connection
+            .target
+            .as_ref()
+            .map(|t| t.value.as_str())
+            .ok_or_else(|| Error::Usage("no account given: use --account ACCOUNT, --connection NAME or --config FILE".into()))
             .and_then(target::parse_account)?;
+        // May prompt for a passphrase on a terminal: before any progress output starts.
+        let key = crate::connection::load_key(&connection)?;
+        let snowflake = Snowflake::from_connection(&connection, key);
         let timeout = validate_secs("--timeout", args.timeout)?;
         let deadline = validate_secs("--deadline", args.deadline)?;
         Ok(Self {
@@ -92,7 +124,8 @@ impl Settings {
             dns_server: args.dns_server.as_deref().map(validate_dns_server).transpose()?,
             timeout,
             deadline,
-            snowflake: None,
+            snowflake,
+            connection,
             full: args.full,
             rows: usize::from(args.rows),
         })
