@@ -1,6 +1,10 @@
 //! `netcheck emulate` as a user runs it: the built binary, its state directory, its first
 //! line, a client configured only from the files it wrote, and a clean stop on SIGTERM.
 
+mod support;
+
+use support::emulate::TempDir;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,27 +15,6 @@ use netcheck::snowflake::{api, jwt, keys::PrivateKey};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 
-/// A fresh directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("netcheck-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Kills the child if a test fails before stopping it.
 struct ChildGuard(Child);

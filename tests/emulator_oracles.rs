@@ -17,9 +17,13 @@
 //! the stage (file mode) would need S3/Azure/GCS, which the emulator does not serve; the
 //! placeholder credentials it hands out are not keys, and the namespace keeps any attempt local.
 
+mod support;
+
+use support::emulate::TempDir;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use netcheck::emulator::{self, EmulatorConfig, defaults};
 use netcheck::snowflake::api::{Endpoint, default_pipe};
@@ -28,27 +32,6 @@ use serde_json::{Value, json};
 const ORACLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle");
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 
-/// A fresh directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("netcheck-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The interpreter from `NETCHECK_PYTHON`, if it can import `modules`; otherwise says why not.
 async fn python_with(modules: &str) -> Option<PathBuf> {
