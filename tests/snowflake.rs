@@ -139,3 +139,54 @@ async fn committed_rows_are_exactly_the_rows_sent() {
     let appends = emu.request_log().iter().filter(|r| r.path.ends_with("/rows")).count();
     assert_eq!(appends, 3, "1234 rows in batches of 500");
 }
+
+/// Runs the binary (JSON) against an in-process emulator configured by `configure`.
+async fn run_against(configure: impl FnOnce(&mut EmulatorConfig)) -> serde_json::Value {
+    let mut config = EmulatorConfig::with_user_key(&emulator::default_key().public_key().to_pem().unwrap());
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emu = emulator::spawn(listener, config).await.unwrap();
+    let dir = support::emulate::TempDir::new("sf");
+    let mut args = support::emulate::run_args(&emu, dir.path());
+    args.extend(["--format", "json"].map(String::from));
+    tokio::task::spawn_blocking(move || netcheck(&args).run().json()).await.unwrap()
+}
+
+fn other_key_pem() -> String {
+    netcheck::snowflake::keys::PrivateKey::generate(2048).unwrap().public_key().to_pem().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unregistered_key_is_jwt_rejected_with_both_fingerprints_to_compare() {
+    let other = other_key_pem();
+    let report = run_against(|c| c.users[0].rsa_public_key = Some(other)).await;
+    assert_check(&report, "auth.jwt", "fail", Some("jwt-rejected"));
+    let finding = check(&report, "auth.jwt")["finding"].as_str().unwrap().to_owned();
+    let ours = emulator::default_key().public_key().fingerprint();
+    assert!(finding.contains(&ours) && finding.contains("RSA_PUBLIC_KEY_FP"), "{finding}");
+    assert!(check(&report, "auth.keypair")["evidence"]["register_sql"].as_str().unwrap().starts_with("ALTER USER NETCHECK_USER SET RSA_PUBLIC_KEY='MII"));
+    assert_check(&report, "discovery.hostname", "skip", None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_registered_as_rsa_public_key_2_is_accepted() {
+    let other = other_key_pem();
+    let ours = emulator::default_key().public_key().to_pem().unwrap();
+    let report = run_against(|c| {
+        c.users[0].rsa_public_key = Some(other);
+        c.users[0].rsa_public_key_2 = Some(ours);
+    })
+    .await;
+    assert_check(&report, "auth.jwt", "pass", None);
+    assert_check(&report, "auth.scoped_token", "pass", None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_level_network_policy_is_network_policy() {
+    let report = run_against(|c| {
+        c.users[0].network_policy = Some(netcheck::emulator::NetworkPolicy { allowed: vec!["192.0.2.0/24".parse().unwrap()], blocked: vec![] });
+    })
+    .await;
+    assert_check(&report, "policy.network", "fail", Some("network-policy"));
+    assert_eq!(check(&report, "policy.network")["evidence"]["egress_ip"], "127.0.0.1");
+}
