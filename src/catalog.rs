@@ -83,6 +83,7 @@ pub enum RowId {
     LatencyBudget,
     ApiUnreachable,
     ApiError,
+    AllowlistUnreachable,
 }
 
 impl RowId {
@@ -216,7 +217,7 @@ mod tests {
              network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
-             latency-budget api-unreachable api-error"
+             latency-budget api-unreachable api-error allowlist-unreachable"
         );
     }
 }

@@ -2,6 +2,7 @@
 //! [`CheckSpec`](crate::registry::CheckSpec)s, runs, and maps what it saw to a
 //! [`RowId`](crate::catalog::RowId) in one `classify` function.
 
+pub mod allowlist;
 pub mod answer;
 pub mod auth;
 pub mod clock;

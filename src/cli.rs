@@ -77,6 +77,13 @@ pub struct RunArgs {
     /// Seconds the whole run may take.
     #[arg(long, env = "NETCHECK_DEADLINE", default_value_t = 60.0, value_name = "SECS")]
     pub deadline: f64,
+    /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
+    /// (without it, the list is read over the SQL API when a warehouse is configured).
+    #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+    /// How many allowlist hosts to check at once.
+    #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
     /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
     #[arg(long, env = "NETCHECK_FULL")]
     pub full: bool,

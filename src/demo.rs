@@ -74,6 +74,8 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
             warehouse: None,
         }),
         connection: crate::connection::Connection::default(),
+            allowlist: None,
+            concurrency: 32,
         full: true,
         rows,
     })

@@ -49,6 +49,7 @@ pub const CHECKS: &[CheckSpec] = &[
     checks::auth::JWT,
     checks::clock::SKEW,
     checks::policy::NETWORK,
+    checks::allowlist::HOSTS,
     checks::discovery::HOSTNAME,
     checks::auth::SCOPED_TOKEN,
     checks::dns::INGEST,

@@ -245,6 +245,8 @@ mod tests {
             deadline,
             snowflake: None,
             connection: crate::connection::Connection::default(),
+            allowlist: None,
+            concurrency: 32,
             full: false,
             rows: 1,
         })

@@ -90,6 +90,10 @@ pub struct Settings {
     pub snowflake: Option<Snowflake>,
     /// Where every connection setting came from (shown with `-v` and in JSON `target.sources`).
     pub connection: Connection,
+    /// Entries of `--allowlist FILE` (the JSON output of `SYSTEM$ALLOWLIST()`).
+    pub allowlist: Option<Vec<crate::checks::allowlist::Entry>>,
+    /// How many hosts `allowlist.hosts` checks at once.
+    pub concurrency: usize,
     /// `--full`: the channel round trip (open, append, commit, drop).
     pub full: bool,
     /// Rows to append in the round trip.
@@ -126,10 +130,17 @@ impl Settings {
             deadline,
             snowflake,
             connection,
+            allowlist: args.allowlist.as_deref().map(read_allowlist).transpose()?,
+            concurrency: usize::from(args.concurrency),
             full: args.full,
             rows: usize::from(args.rows),
         })
     }
+}
+
+fn read_allowlist(path: &std::path::Path) -> Result<Vec<crate::checks::allowlist::Entry>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile { path: path.to_owned(), source })?;
+    crate::checks::allowlist::parse(&text).map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
 }
 
 fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {

@@ -55,7 +55,7 @@ async fn run(ctx: Ctx) -> Outcome {
         let ip = x.message.as_deref().and_then(answer::quoted_ip).unwrap_or_else(|| "?".into());
         return blocked(&ip, x.call);
     }
-    let result = current_ip(&ctx).await;
+    let result = statement(&ctx, "SELECT CURRENT_IP_ADDRESS()").await;
     if let Ok(reply) = &result {
         if let Some(ip) = answer::policy_block(reply) {
             return blocked(&ip, Endpoint::Statements);
@@ -68,12 +68,12 @@ async fn run(ctx: Ctx) -> Outcome {
     })
 }
 
-/// `SELECT CURRENT_IP_ADDRESS()`, following a 202 to its result.
-async fn current_ip(ctx: &Ctx) -> Result<Reply, crate::api::CallError> {
-    let sf = ctx.settings.snowflake.as_ref().expect("checked by the caller");
+/// Runs one statement over the SQL API with the key-pair JWT, following a 202 to its result.
+pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api::CallError> {
+    let sf = ctx.settings.snowflake.as_ref().ok_or_else(|| crate::api::CallError::Transport { message: "no user or private key configured".into() })?;
     let jwt = ctx.jwt().map_err(|message| crate::api::CallError::Transport { message })?;
     let base = ctx.settings.account.url();
-    let mut body = serde_json::json!({ "statement": "SELECT CURRENT_IP_ADDRESS()", "timeout": 30 });
+    let mut body = serde_json::json!({ "statement": sql, "timeout": 30 });
     for (key, value) in [("role", &sf.role), ("warehouse", &sf.warehouse)] {
         if let Some(v) = value {
             body[key] = serde_json::Value::String(v.clone());
@@ -100,7 +100,8 @@ async fn current_ip(ctx: &Ctx) -> Result<Reply, crate::api::CallError> {
     Ok(reply)
 }
 
-fn first_cell(reply: &Reply) -> Option<String> {
+/// The first column of the first row of a statement's result.
+pub(crate) fn first_cell(reply: &Reply) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
     v.get("data")?.get(0)?.get(0)?.as_str().map(str::to_owned)
 }
