@@ -100,10 +100,7 @@ impl Harness {
             .post(self.account_url(api::OAUTH_TOKEN_PATH))
             .bearer_auth(jwt)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type={}&scope={scope}",
-                url_encode(api::JWT_BEARER_GRANT)
-            ))
+            .body(api::token_request_form(scope, None))
             .send()
             .await
             .unwrap()
@@ -218,10 +215,6 @@ fn quick_config() -> EmulatorConfig {
         commit_delay: Duration::ZERO,
         ..EmulatorConfig::default()
     }
-}
-
-fn url_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn form(fields: &[(&str, &str)]) -> String {
