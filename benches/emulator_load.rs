@@ -223,9 +223,6 @@ async fn setup() -> (emulator::Emulator, reqwest::Client, String) {
         .bearer_auth(jwt.expose())
         .header("content-type", "application/x-www-form-urlencoded")
         .body(api::token_request_form(emu.ingest_host(), None))
-                .collect::<String>(),
-            emu.ingest_host()
-        ))
         .send()
         .await
         .unwrap()
