@@ -253,6 +253,8 @@ impl EmulatorConfig {
 pub struct LoggedRequest {
     /// HTTP method.
     pub method: String,
+    /// HTTP version as negotiated (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
     /// The host the request was for (`Host`/authority, else SNI), without port.
     pub host: String,
     /// The TLS SNI, if the client sent one (clients connecting by IP send none).

@@ -266,6 +266,7 @@ async fn discovery_returns_the_ingest_host_as_bare_text() {
     assert_eq!(log[0].host, h.emu.account_host());
     assert_eq!(log[0].sni.as_deref(), Some(h.emu.account_host()));
     assert_eq!(log[0].token_type.as_deref(), Some("KEYPAIR_JWT"));
+    assert!(log[0].version.starts_with("HTTP/"), "{}", log[0].version);
 }
 
 #[tokio::test]
@@ -526,6 +527,7 @@ async fn commit_delay_holds_back_the_committed_offset() {
         .clone();
     assert_eq!(late.last_committed_offset_token.as_deref(), Some("o1"));
     assert_eq!(late.rows_inserted, 2);
+    assert_eq!(late.snowflake_avg_processing_latency_ms, 600);
 }
 
 #[tokio::test]

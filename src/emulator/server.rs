@@ -256,6 +256,7 @@ async fn handle(
     let endpoint = route.as_ref().map_or(Endpoint::Other, Route::endpoint);
     let mut entry = LoggedRequest {
         method: req.method().to_string(),
+        version: format!("{:?}", req.version()),
         host: host.clone(),
         sni,
         path: req.uri().path().to_owned(),

@@ -321,7 +321,12 @@ impl State {
 
     fn ingest(&self) -> MutexGuard<'_, Ingest> {
         let mut ingest = lock(&self.ingest);
-        ingest.commit_due(Instant::now(), self.retain_rows, unix_millis(self.now()));
+        ingest.commit_due(
+            Instant::now(),
+            self.retain_rows,
+            unix_millis(self.now()),
+            self.commit_delay,
+        );
         ingest
     }
 
@@ -479,7 +484,7 @@ impl State {
 }
 
 impl Ingest {
-    fn commit_due(&mut self, now: Instant, retain: bool, now_ms: i64) {
+    fn commit_due(&mut self, now: Instant, retain: bool, now_ms: i64, delay: Duration) {
         while self.pending.front().is_some_and(|b| b.ready_at <= now) {
             let Some(batch) = self.pending.pop_front() else {
                 break;
@@ -493,6 +498,8 @@ impl Ingest {
             };
             let good = batch.rows.len() as u64;
             let s = &mut ch.status;
+            s.snowflake_avg_processing_latency_ms =
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             s.rows_inserted += good;
             s.rows_parsed += good + batch.errors;
             if batch.errors > 0 {
