@@ -25,7 +25,7 @@ pub struct EmulateArgs {
     /// [default: a new directory under the system temp dir].
     #[arg(long, env = "NETCHECK_EMULATE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// A fault, NAME[=VALUE][@SCOPE]; repeatable. See --list-faults.
+    /// A fault, `NAME[=VALUE][@SCOPE]`; repeatable. See --list-faults.
     #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE]")]
     pub faults: Vec<Fault>,
     /// A TOML file with `faults = ["latency=200ms@token", ...]`, added to --fault.
