@@ -457,8 +457,9 @@ pub fn token_request_form(ingest_host: &str, role: Option<&str>) -> String {
         .finish()
 }
 
-/// The `exp` claim (Unix seconds) of a scoped token, read without verifying it — clients cannot
-/// verify the server's signature and only need to know when to refresh.
+/// The `exp` claim (Unix seconds; milliseconds are converted) of a scoped token, read without
+/// verifying it — clients cannot verify the server's signature and only need to know when to
+/// refresh.
 #[must_use]
 pub fn scoped_token_expiry(token: &str) -> Option<i64> {
     use base64::Engine as _;
@@ -467,7 +468,10 @@ pub fn scoped_token_expiry(token: &str) -> Option<i64> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("exp")?.as_i64()
+    claims
+        .get("exp")?
+        .as_i64()
+        .map(crate::snowflake::jwt::to_seconds)
 }
 
 /// Body of `POST /api/v2/statements` (the fields netcheck sends).
@@ -630,6 +634,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(scoped_token_expiry(&token), Some(1_900_000_000));
+        let millis = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &serde_json::json!({"exp": 1_900_000_000_000_i64}),
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert_eq!(scoped_token_expiry(&millis), Some(1_900_000_000));
         assert_eq!(scoped_token_expiry("opaque"), None);
     }
 
