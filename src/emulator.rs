@@ -8,7 +8,9 @@
 //!
 //! Faults use the syntax `NAME[=VALUE][@SCOPE]`, where the scope is one endpoint
 //! (`@hostname`, `@token`, `@pipe-info`, `@open`, `@append`, `@status`, `@drop`, `@statements`,
-//! `@telemetry`) or one host (`@account`, `@ingest`); `netcheck emulate --list-faults` prints them.
+//! `@telemetry`) or one host (`@account`, `@ingest`), and a `#N` suffix limits a fault to the
+//! first N requests it hits (a failure that clears on retry); `netcheck emulate --list-faults`
+//! prints them.
 //!
 //! Fidelity is checked by clients that did not come from this crate: Snowflake's REST tutorial flow
 //! and the official Snowpipe Streaming SDK (`tests/oracle/`, see its README for where the SDK's

@@ -1028,6 +1028,26 @@ async fn server_errors_carry_the_bare_string_body() {
 }
 
 #[tokio::test]
+async fn counted_faults_clear_when_retried() {
+    let h = Harness::default().await;
+    h.emu
+        .set_faults(vec!["server-error=503@hostname#2".parse().unwrap()]);
+    let statuses = [
+        h.hostname(&fresh_jwt()).await.status(),
+        h.hostname(&fresh_jwt()).await.status(),
+        h.hostname(&fresh_jwt()).await.status(),
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::OK
+        ]
+    );
+}
+
+#[tokio::test]
 async fn reset_cuts_the_response_midway() {
     let h = Harness::default().await;
     h.emu.set_faults(vec!["reset@hostname".parse().unwrap()]);

@@ -252,12 +252,12 @@ impl State {
         let faults = self.faults();
         let mut variant = CertVariant::Good;
         let mut tls12_only = false;
-        for f in faults.matching(None, self.host_kind(sni)) {
-            match f {
-                Fault::Tls12Only => tls12_only = true,
-                Fault::ExpiredCert => variant = CertVariant::Expired,
-                Fault::WrongHostCert => variant = CertVariant::WrongHost,
-                Fault::UnknownCa => variant = CertVariant::UnknownCa,
+        for e in faults.matching(None, self.host_kind(sni)) {
+            match e.fault {
+                Fault::Tls12Only if e.take() => tls12_only = true,
+                Fault::ExpiredCert if e.take() => variant = CertVariant::Expired,
+                Fault::WrongHostCert if e.take() => variant = CertVariant::WrongHost,
+                Fault::UnknownCa if e.take() => variant = CertVariant::UnknownCa,
                 _ => {}
             }
         }
