@@ -222,12 +222,7 @@ async fn setup() -> (emulator::Emulator, reqwest::Client, String) {
         ))
         .bearer_auth(jwt.expose())
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type={}&scope={}",
-            url::form_urlencoded::byte_serialize(api::JWT_BEARER_GRANT.as_bytes())
-                .collect::<String>(),
-            emu.ingest_host()
-        ))
+        .body(api::token_request_form(emu.ingest_host(), None))
         .send()
         .await
         .unwrap()

@@ -6,6 +6,20 @@
 //! host and the ingest host behind it (SNI and `Host` decide which). Faults are data
 //! ([`Fault`]), so every later check can be shown its real symptom.
 //!
+//! Faults use the syntax `NAME[=VALUE][@SCOPE]`, where the scope is one endpoint
+//! (`@hostname`, `@token`, `@pipe-info`, `@open`, `@append`, `@status`, `@drop`, `@statements`,
+//! `@telemetry`) or one host (`@account`, `@ingest`), and a `#N` suffix limits a fault to the
+//! first N requests it hits (a failure that clears on retry); `netcheck emulate --list-faults`
+//! prints them.
+//!
+//! Fidelity is checked by clients that did not come from this crate: Snowflake's REST tutorial flow
+//! and the official Snowpipe Streaming SDK (`tests/oracle/`, see its README for where the SDK's
+//! path stops: at cloud-storage uploads, which the emulator does not serve).
+//!
+//! Choices where no source says what the real service answers: 413 `ERR_REQUEST_TOO_LARGE` over
+//! the 4 MB cap, 400 `{"error":"invalid_scope"}` for a bad token scope, 400 for stale or replayed
+//! continuation tokens, and the `:pipe-info` body (shaped after what the SDK parses).
+//!
 //! Modules:
 //! - `ca`: the CA and server certificates (rcgen) and the rustls configs the TLS faults pick.
 //! - `faults`: the [`Fault`] enum, its `NAME[=VALUE][@SCOPE]` syntax and the fault layer.
@@ -253,6 +267,8 @@ impl EmulatorConfig {
 pub struct LoggedRequest {
     /// HTTP method.
     pub method: String,
+    /// HTTP version as negotiated (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
     /// The host the request was for (`Host`/authority, else SNI), without port.
     pub host: String,
     /// The TLS SNI, if the client sent one (clients connecting by IP send none).

@@ -100,10 +100,7 @@ impl Harness {
             .post(self.account_url(api::OAUTH_TOKEN_PATH))
             .bearer_auth(jwt)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type={}&scope={scope}",
-                url_encode(api::JWT_BEARER_GRANT)
-            ))
+            .body(api::token_request_form(scope, None))
             .send()
             .await
             .unwrap()
@@ -220,10 +217,6 @@ fn quick_config() -> EmulatorConfig {
     }
 }
 
-fn url_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 fn form(fields: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields)
@@ -273,6 +266,7 @@ async fn discovery_returns_the_ingest_host_as_bare_text() {
     assert_eq!(log[0].host, h.emu.account_host());
     assert_eq!(log[0].sni.as_deref(), Some(h.emu.account_host()));
     assert_eq!(log[0].token_type.as_deref(), Some("KEYPAIR_JWT"));
+    assert!(log[0].version.starts_with("HTTP/"), "{}", log[0].version);
 }
 
 #[tokio::test]
@@ -533,6 +527,7 @@ async fn commit_delay_holds_back_the_committed_offset() {
         .clone();
     assert_eq!(late.last_committed_offset_token.as_deref(), Some("o1"));
     assert_eq!(late.rows_inserted, 2);
+    assert_eq!(late.snowflake_avg_processing_latency_ms, 600);
 }
 
 #[tokio::test]
@@ -1030,6 +1025,26 @@ async fn server_errors_carry_the_bare_string_body() {
             "\"ERR_GENERAL_EXCEPTION_RETRY_REQUEST\""
         );
     }
+}
+
+#[tokio::test]
+async fn counted_faults_clear_when_retried() {
+    let h = Harness::default().await;
+    h.emu
+        .set_faults(vec!["server-error=503@hostname#2".parse().unwrap()]);
+    let statuses = [
+        h.hostname(&fresh_jwt()).await.status(),
+        h.hostname(&fresh_jwt()).await.status(),
+        h.hostname(&fresh_jwt()).await.status(),
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::OK
+        ]
+    );
 }
 
 #[tokio::test]

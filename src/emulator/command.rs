@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::faults::SCOPE_HELP;
+use super::faults::{COUNT_HELP, SCOPE_HELP};
 use super::{Emulator, EmulatorConfig, EmulatorError, Fault, defaults, spawn};
 use crate::snowflake::keys::PrivateKey;
 
@@ -25,8 +25,8 @@ pub struct EmulateArgs {
     /// [default: a new directory under the system temp dir].
     #[arg(long, env = "NETCHECK_EMULATE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// A fault, NAME[=VALUE][@SCOPE]; repeatable. See --list-faults.
-    #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE]")]
+    /// A fault, `NAME[=VALUE][@SCOPE][#N]`; repeatable. See --list-faults.
+    #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE][#N]")]
     pub faults: Vec<Fault>,
     /// A TOML file with `faults = ["latency=200ms@token", ...]`, added to --fault.
     #[arg(long, value_name = "FILE")]
@@ -151,7 +151,8 @@ fn list_faults(out: &mut dyn Write) -> std::io::Result<()> {
     for help in Fault::catalog() {
         writeln!(out, "{:<28} {}", help.syntax, help.meaning)?;
     }
-    writeln!(out, "scopes (append to any fault): {SCOPE_HELP}")
+    writeln!(out, "scopes (append to any fault): {SCOPE_HELP}")?;
+    writeln!(out, "counts: {COUNT_HELP}")
 }
 
 #[derive(serde::Deserialize)]
@@ -313,7 +314,7 @@ mod tests {
         let mut out = Vec::new();
         list_faults(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.lines().count(), Fault::catalog().len() + 1);
+        assert_eq!(text.lines().count(), Fault::catalog().len() + 2);
         assert!(text.contains("latency=DURATION"));
     }
 }

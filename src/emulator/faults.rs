@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -56,7 +57,7 @@ impl FaultScope {
 }
 
 /// A fault mode. Parse one with `"latency=200ms@token".parse::<Fault>()`; the syntax is
-/// `NAME[=VALUE][@SCOPE]` (see [`Fault::catalog`]).
+/// `NAME[=VALUE][@SCOPE][#N]` (see [`Fault::catalog`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Delay every matching response.
@@ -92,6 +93,9 @@ pub enum Fault {
     NoCommit,
     /// A fault limited to one endpoint or host.
     Scoped(Box<Fault>, FaultScope),
+    /// A fault applied to the first N matching requests (or handshakes) only — a failure that
+    /// clears when retried, as `ERR_GENERAL_EXCEPTION_RETRY_REQUEST` does.
+    Limited(Box<Fault>, u32),
 }
 
 /// One line of `--list-faults`: syntax and meaning.
@@ -166,6 +170,10 @@ const CATALOG: &[FaultHelp] = &[
 pub const SCOPE_HELP: &str = "@hostname @token @pipe-info @open @append @status @drop \
 @statements @telemetry (one endpoint), @account @ingest (one host)";
 
+/// The count suffix, for `--list-faults`.
+pub const COUNT_HELP: &str = "#N after everything else: only the first N matching requests \
+(e.g. server-error=503@append#2)";
+
 /// Why a fault specification was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultParseError {
@@ -179,6 +187,16 @@ pub enum FaultParseError {
         name: String,
         /// The value given.
         value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// The `#N` count is not a positive number, or the fault cannot be counted.
+    #[error("bad count #{count} for fault {name}: {reason}")]
+    BadCount {
+        /// Fault name.
+        name: String,
+        /// The count given.
+        count: String,
         /// What was expected.
         reason: &'static str,
     },
@@ -201,18 +219,31 @@ impl Fault {
         Self::Scoped(Box::new(self), scope)
     }
 
+    /// Applies the fault to the first `n` matching requests only.
+    #[must_use]
+    pub fn times(self, n: u32) -> Self {
+        Self::Limited(Box::new(self), n)
+    }
+
     /// Every fault with its syntax and meaning (one line each in `--list-faults`).
     #[must_use]
     pub fn catalog() -> &'static [FaultHelp] {
         CATALOG
     }
 
-    /// The fault without its scope, and the scope.
+    /// The fault without its wrappers, its scope, and how many requests it applies to.
     #[must_use]
-    pub fn parts(&self) -> (&Fault, Option<FaultScope>) {
+    pub fn parts(&self) -> (&Fault, Option<FaultScope>, Option<u32>) {
         match self {
-            Self::Scoped(inner, scope) => (inner.parts().0, Some(*scope)),
-            other => (other, None),
+            Self::Scoped(inner, scope) => {
+                let (fault, _, times) = inner.parts();
+                (fault, Some(*scope), times)
+            }
+            Self::Limited(inner, times) => {
+                let (fault, scope, _) = inner.parts();
+                (fault, scope, Some(*times))
+            }
+            other => (other, None, None),
         }
     }
 
@@ -239,7 +270,7 @@ impl Fault {
             Self::MissingPrivilege => "missing-privilege",
             Self::ChannelStatus(_) => "channel-status",
             Self::NoCommit => "no-commit",
-            Self::Scoped(inner, _) => inner.name(),
+            Self::Scoped(inner, _) | Self::Limited(inner, _) => inner.name(),
         }
     }
 }
@@ -265,6 +296,32 @@ impl FromStr for Fault {
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let spec = spec.trim();
+        let (spec, count) = match spec.rsplit_once('#') {
+            Some((s, n)) => (s, Some(n)),
+            None => (spec, None),
+        };
+        let fault = parse_scoped(spec)?;
+        let Some(count) = count else { return Ok(fault) };
+        let bad = |reason| FaultParseError::BadCount {
+            name: fault.name().to_owned(),
+            count: count.to_owned(),
+            reason,
+        };
+        let times: u32 = count
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad("a positive number"))?;
+        if matches!(fault.parts().0, Self::ClockOffset(_)) {
+            return Err(bad("the clock is global"));
+        }
+        Ok(fault.times(times))
+    }
+}
+
+/// `NAME[=VALUE][@SCOPE]`.
+fn parse_scoped(spec: &str) -> Result<Fault, FaultParseError> {
+    {
         let (body, scope) = match spec.rsplit_once('@') {
             Some((b, s)) => (b, Some(s)),
             None => (spec, None),
@@ -279,19 +336,19 @@ impl FromStr for Fault {
             reason,
         };
         let fault = match (name, value) {
-            ("latency", Some(v)) => Self::Latency(
+            ("latency", Some(v)) => Fault::Latency(
                 parse_duration(v).ok_or_else(|| bad("a duration such as 200ms or 2s"))?,
             ),
             ("latency", None) => return Err(bad("a duration such as 200ms or 2s")),
-            ("throttle", v) => Self::Throttle {
+            ("throttle", v) => Fault::Throttle {
                 retry_after: v
                     .map(str::parse)
                     .transpose()
                     .map_err(|_| bad("whole seconds"))?,
             },
-            ("server-error", None) => Self::ServerError(503),
+            ("server-error", None) => Fault::ServerError(503),
             ("server-error", Some(v @ ("500" | "503"))) => {
-                Self::ServerError(v.parse().unwrap_or(503))
+                Fault::ServerError(v.parse().unwrap_or(503))
             }
             ("server-error", Some(_)) => return Err(bad("500 or 503")),
             ("clock-offset", Some(v)) => {
@@ -301,13 +358,13 @@ impl FromStr for Fault {
                 };
                 let d = parse_duration(magnitude)
                     .ok_or_else(|| bad("a signed duration such as -5m or 90s"))?;
-                Self::ClockOffset(
+                Fault::ClockOffset(
                     sign * i64::try_from(d.as_secs()).map_err(|_| bad("a smaller duration"))?,
                 )
             }
             ("clock-offset", None) => return Err(bad("a signed duration such as -5m or 90s")),
-            ("network-policy", None) => Self::NetworkPolicy(Vec::new()),
-            ("network-policy", Some(v)) => Self::NetworkPolicy(
+            ("network-policy", None) => Fault::NetworkPolicy(Vec::new()),
+            ("network-policy", Some(v)) => Fault::NetworkPolicy(
                 v.split(',')
                     .map(|n| {
                         n.trim()
@@ -318,17 +375,17 @@ impl FromStr for Fault {
                     .map_err(|_| bad("CIDR list such as 127.0.0.1/32"))?,
             ),
             ("channel-status", v) => {
-                Self::ChannelStatus(v.unwrap_or(codes::ERR_CHANNEL_NO_LONGER_EXISTS).to_owned())
+                Fault::ChannelStatus(v.unwrap_or(codes::ERR_CHANNEL_NO_LONGER_EXISTS).to_owned())
             }
             (flag, None) => match flag {
-                "reset" => Self::Reset,
-                "tls12-only" => Self::Tls12Only,
-                "expired-cert" => Self::ExpiredCert,
-                "wrong-host-cert" => Self::WrongHostCert,
-                "unknown-ca" => Self::UnknownCa,
-                "missing-pipe" => Self::MissingPipe,
-                "missing-privilege" => Self::MissingPrivilege,
-                "no-commit" => Self::NoCommit,
+                "reset" => Fault::Reset,
+                "tls12-only" => Fault::Tls12Only,
+                "expired-cert" => Fault::ExpiredCert,
+                "wrong-host-cert" => Fault::WrongHostCert,
+                "unknown-ca" => Fault::UnknownCa,
+                "missing-pipe" => Fault::MissingPipe,
+                "missing-privilege" => Fault::MissingPrivilege,
+                "no-commit" => Fault::NoCommit,
                 other => return Err(FaultParseError::UnknownName(other.to_owned())),
             },
             (flag, Some(_)) if CATALOG.iter().any(|h| h.syntax == flag) => {
@@ -353,7 +410,7 @@ impl FromStr for Fault {
                     .ok_or_else(|| bad_scope("an endpoint or host, see --list-faults"))?,
             ),
         };
-        if matches!(fault, Self::ClockOffset(_)) {
+        if matches!(fault, Fault::ClockOffset(_)) {
             return Err(bad_scope("the clock is global"));
         }
         if fault.is_tls() && matches!(scope, FaultScope::Endpoint(_)) {
@@ -365,7 +422,7 @@ impl FromStr for Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (fault, scope) = self.parts();
+        let (fault, scope, times) = self.parts();
         f.write_str(fault.name())?;
         match fault {
             Self::Latency(d) => write!(f, "={}ms", d.as_millis())?,
@@ -382,54 +439,90 @@ impl fmt::Display for Fault {
             _ => {}
         }
         match scope {
-            Some(FaultScope::Endpoint(e)) => write!(f, "@{e}"),
-            Some(FaultScope::AccountHost) => f.write_str("@account"),
-            Some(FaultScope::IngestHost) => f.write_str("@ingest"),
+            Some(FaultScope::Endpoint(e)) => write!(f, "@{e}")?,
+            Some(FaultScope::AccountHost) => f.write_str("@account")?,
+            Some(FaultScope::IngestHost) => f.write_str("@ingest")?,
+            None => {}
+        }
+        match times {
+            Some(n) => write!(f, "#{n}"),
             None => Ok(()),
         }
     }
 }
 
+/// One fault in force: the bare fault, where it applies, and how many more times (if counted).
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) fault: Fault,
+    scope: Option<FaultScope>,
+    remaining: Option<AtomicU32>,
+}
+
+impl Entry {
+    /// Uses one application of the fault; false once a counted fault is used up. Call it only
+    /// when the fault is actually applied, so a count means "the first N affected requests".
+    pub(crate) fn take(&self) -> bool {
+        self.remaining.as_ref().is_none_or(|n| {
+            n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                .is_ok()
+        })
+    }
+}
+
 /// The faults in force, with lookups by endpoint and host.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FaultSet(Vec<Fault>);
+#[derive(Debug, Default)]
+pub(crate) struct FaultSet(Vec<Entry>);
 
 impl FaultSet {
     pub(crate) fn new(faults: Vec<Fault>) -> Self {
-        Self(faults)
+        Self(
+            faults
+                .into_iter()
+                .map(|f| {
+                    let (fault, scope, times) = f.parts();
+                    Entry {
+                        fault: fault.clone(),
+                        scope,
+                        remaining: times.map(AtomicU32::new),
+                    }
+                })
+                .collect(),
+        )
     }
 
-    /// The unscoped faults that apply to a request (or, with no endpoint, a TLS handshake).
+    /// The faults that apply to a request (or, with no endpoint, a TLS handshake) by scope.
     pub(crate) fn matching(
         &self,
         endpoint: Option<Endpoint>,
         host: HostKind,
-    ) -> impl Iterator<Item = &Fault> {
-        self.0.iter().filter_map(move |f| match f.parts() {
-            (inner, Some(scope)) => scope.matches(endpoint, host).then_some(inner),
-            (inner, None) => Some(inner),
-        })
+    ) -> impl Iterator<Item = &Entry> {
+        self.0
+            .iter()
+            .filter(move |e| e.scope.is_none_or(|s| s.matches(endpoint, host)))
     }
 
-    /// Whether a flag-like fault applies.
+    /// Whether a flag-like fault applies (and uses one application of it).
     pub(crate) fn has(&self, endpoint: Endpoint, host: HostKind, wanted: &Fault) -> bool {
-        self.matching(Some(endpoint), host).any(|f| f == wanted)
+        self.matching(Some(endpoint), host)
+            .any(|e| e.fault == *wanted && e.take())
     }
 
     /// The channel status override, if any.
     pub(crate) fn channel_status(&self, endpoint: Endpoint, host: HostKind) -> Option<String> {
-        self.matching(Some(endpoint), host).find_map(|f| match f {
-            Fault::ChannelStatus(code) => Some(code.clone()),
-            _ => None,
-        })
+        self.matching(Some(endpoint), host)
+            .find_map(|e| match &e.fault {
+                Fault::ChannelStatus(code) if e.take() => Some(code.clone()),
+                _ => None,
+            })
     }
 
     /// The clock offset in seconds.
     pub(crate) fn clock_offset(&self) -> i64 {
         self.0
             .iter()
-            .map(|f| match f.parts().0 {
-                Fault::ClockOffset(s) => *s,
+            .map(|e| match e.fault {
+                Fault::ClockOffset(s) => s,
                 _ => 0,
             })
             .sum()
@@ -446,8 +539,8 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     let endpoint = Some(ctx.endpoint);
     let delay: Duration = faults
         .matching(endpoint, ctx.host_kind)
-        .filter_map(|f| match f {
-            Fault::Latency(d) => Some(*d),
+        .filter_map(|e| match e.fault {
+            Fault::Latency(d) if e.take() => Some(d),
             _ => None,
         })
         .sum();
@@ -456,17 +549,18 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     }
     let mut reset = false;
     let mut response = None;
-    for fault in faults.matching(endpoint, ctx.host_kind) {
-        match fault {
+    for entry in faults.matching(endpoint, ctx.host_kind) {
+        match &entry.fault {
             Fault::NetworkPolicy(nets)
-                if nets.is_empty()
+                if (nets.is_empty()
                     || nets
                         .iter()
-                        .any(|n| n.contains(&super::canonical_ip(ctx.client_ip))) =>
+                        .any(|n| n.contains(&super::canonical_ip(ctx.client_ip))))
+                    && entry.take() =>
             {
                 response = Some(ip_not_allowed(&ctx));
             }
-            Fault::Throttle { retry_after } => {
+            Fault::Throttle { retry_after } if entry.take() => {
                 let mut r = json_error(
                     StatusCode::TOO_MANY_REQUESTS,
                     codes::TOO_MANY_REQUESTS,
@@ -478,14 +572,14 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
                 }
                 response = Some(r);
             }
-            Fault::ServerError(code) => {
+            Fault::ServerError(code) if entry.take() => {
                 let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 let body = format!("\"{}\"", codes::ERR_GENERAL_EXCEPTION_RETRY_REQUEST);
                 response = Some(
                     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
                 );
             }
-            Fault::Reset => reset = true,
+            Fault::Reset if entry.take() => reset = true,
             _ => continue,
         }
         break;
@@ -572,6 +666,8 @@ mod tests {
     #[test_case("network-policy=10.0.0.0/8,127.0.0.1" => Fault::NetworkPolicy(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()]))]
     #[test_case("channel-status" => Fault::ChannelStatus("ERR_CHANNEL_NO_LONGER_EXISTS".into()))]
     #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(Endpoint::Append)))]
+    #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(Endpoint::Append)).times(2))]
+    #[test_case("reset#1" => Fault::Reset.times(1))]
     fn parses(spec: &str) -> Fault {
         spec.parse().unwrap()
     }
@@ -584,6 +680,9 @@ mod tests {
     #[test_case("reset@nowhere"; "unknown scope")]
     #[test_case("expired-cert@token"; "tls fault on an endpoint")]
     #[test_case("clock-offset=5s@token"; "scoped clock")]
+    #[test_case("clock-offset=5s#2"; "counted clock")]
+    #[test_case("reset#0"; "zero count")]
+    #[test_case("reset#x"; "bad count")]
     fn refuses(spec: &str) {
         assert!(spec.parse::<Fault>().is_err(), "{spec} parsed");
     }
@@ -597,6 +696,8 @@ mod tests {
             "reset",
             "channel-status=X@open",
             "clock-offset=-60s",
+            "server-error=503@append#2",
+            "tls12-only@ingest#1",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
@@ -614,6 +715,15 @@ mod tests {
             };
             assert!(spec.parse::<Fault>().is_ok(), "{spec}");
         }
+    }
+
+    #[test]
+    fn counted_faults_run_out() {
+        let set = FaultSet::new(vec![Fault::MissingPipe.times(2)]);
+        let hits: Vec<bool> = (0..3)
+            .map(|_| set.has(Endpoint::Open, HostKind::Ingest, &Fault::MissingPipe))
+            .collect();
+        assert_eq!(hits, [true, true, false]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, Request, header};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -28,6 +28,8 @@ use crate::snowflake::api::{Endpoint, PipeRef, Route, TOKEN_TYPE_HEADER};
 
 /// Bound on the TLS handshake, so a silent client cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on waiting for the next request's headers on a kept-alive HTTP/1 connection.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running emulator. Dropping it stops the server; [`Emulator::shutdown`] also waits for it.
 pub struct Emulator {
@@ -224,7 +226,13 @@ async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: 
             conn_reset.clone(),
         )
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // An idle or stalled HTTP/1 client is dropped rather than held until shutdown.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
     let connection = builder.serve_connection(TokioIo::new(tls), service);
     tokio::select! {
         _ = connection => {}
@@ -256,6 +264,7 @@ async fn handle(
     let endpoint = route.as_ref().map_or(Endpoint::Other, Route::endpoint);
     let mut entry = LoggedRequest {
         method: req.method().to_string(),
+        version: format!("{:?}", req.version()),
         host: host.clone(),
         sni,
         path: req.uri().path().to_owned(),

@@ -252,12 +252,12 @@ impl State {
         let faults = self.faults();
         let mut variant = CertVariant::Good;
         let mut tls12_only = false;
-        for f in faults.matching(None, self.host_kind(sni)) {
-            match f {
-                Fault::Tls12Only => tls12_only = true,
-                Fault::ExpiredCert => variant = CertVariant::Expired,
-                Fault::WrongHostCert => variant = CertVariant::WrongHost,
-                Fault::UnknownCa => variant = CertVariant::UnknownCa,
+        for e in faults.matching(None, self.host_kind(sni)) {
+            match e.fault {
+                Fault::Tls12Only if e.take() => tls12_only = true,
+                Fault::ExpiredCert if e.take() => variant = CertVariant::Expired,
+                Fault::WrongHostCert if e.take() => variant = CertVariant::WrongHost,
+                Fault::UnknownCa if e.take() => variant = CertVariant::UnknownCa,
                 _ => {}
             }
         }
@@ -321,7 +321,12 @@ impl State {
 
     fn ingest(&self) -> MutexGuard<'_, Ingest> {
         let mut ingest = lock(&self.ingest);
-        ingest.commit_due(Instant::now(), self.retain_rows, unix_millis(self.now()));
+        ingest.commit_due(
+            Instant::now(),
+            self.retain_rows,
+            unix_millis(self.now()),
+            self.commit_delay,
+        );
         ingest
     }
 
@@ -479,7 +484,7 @@ impl State {
 }
 
 impl Ingest {
-    fn commit_due(&mut self, now: Instant, retain: bool, now_ms: i64) {
+    fn commit_due(&mut self, now: Instant, retain: bool, now_ms: i64, delay: Duration) {
         while self.pending.front().is_some_and(|b| b.ready_at <= now) {
             let Some(batch) = self.pending.pop_front() else {
                 break;
@@ -493,6 +498,8 @@ impl Ingest {
             };
             let good = batch.rows.len() as u64;
             let s = &mut ch.status;
+            s.snowflake_avg_processing_latency_ms =
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             s.rows_inserted += good;
             s.rows_parsed += good + batch.errors;
             if batch.errors > 0 {

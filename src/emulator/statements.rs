@@ -5,19 +5,11 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::routes::Call;
 use super::state::{State, lock, unix_millis};
-
-/// The request body fields the emulator reads.
-#[derive(Debug, Deserialize)]
-struct StatementRequest {
-    statement: String,
-    #[serde(default)]
-    role: Option<String>,
-}
+use crate::snowflake::api::StatementRequest;
 
 /// Uppercases and collapses whitespace so `select  current_user( ), current_role()` matches.
 fn normalize(sql: &str) -> String {

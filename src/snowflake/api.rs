@@ -443,6 +443,77 @@ impl ApiError {
     }
 }
 
+/// The form body of the scoped-token exchange: the grant type and the normalised ingest host as
+/// scope, optionally followed by `session:role:<ROLE>` to act as a role other than the default.
+#[must_use]
+pub fn token_request_form(ingest_host: &str, role: Option<&str>) -> String {
+    let mut scope = crate::snowflake::account::normalize_host(ingest_host);
+    if let Some(role) = role {
+        scope = format!("{scope} session:role:{}", role.to_ascii_uppercase());
+    }
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", JWT_BEARER_GRANT)
+        .append_pair("scope", &scope)
+        .finish()
+}
+
+/// The `exp` claim (Unix seconds; milliseconds are converted) of a scoped token, read without
+/// verifying it — clients cannot verify the server's signature and only need to know when to
+/// refresh.
+#[must_use]
+pub fn scoped_token_expiry(token: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims
+        .get("exp")?
+        .as_i64()
+        .map(crate::snowflake::jwt::to_seconds)
+}
+
+/// Body of `POST /api/v2/statements` (the fields netcheck sends).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementRequest {
+    /// The SQL text.
+    pub statement: String,
+    /// Seconds before the server cancels the statement (0 = maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Role to run as (case-sensitive context field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// A SQL API answer of any shape: a result set (200, code `090001`), an asynchronous
+/// acknowledgement (202, code `333334`) or a failure (422, `sqlState` set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StatementResponse {
+    /// Result or status code (`090001`, `333334`, `001003`, ...).
+    pub code: Option<String>,
+    /// Human-readable message.
+    pub message: Option<String>,
+    /// SQLSTATE (`00000` on success).
+    pub sql_state: Option<String>,
+    /// Handle to poll or cancel.
+    pub statement_handle: Option<String>,
+    /// Path of the status endpoint for this statement.
+    pub statement_status_url: Option<String>,
+    /// Rows as arrays of strings (`null` for SQL NULL), present on 200.
+    pub data: Option<Vec<Vec<Option<String>>>>,
+}
+
+impl StatementResponse {
+    /// The first column of the first row, as most preflight statements return one value.
+    #[must_use]
+    pub fn first_value(&self) -> Option<&str> {
+        self.data.as_ref()?.first()?.first()?.as_deref()
+    }
+}
+
 /// Reads a body that is either the bare value (what the server sends) or JSON `{"<field>":..}`
 /// (what the docs show), as discovery (`hostname`) and the token exchange (`token`) answer.
 #[must_use]
@@ -533,6 +604,66 @@ mod tests {
         let s: ChannelStatus =
             serde_json::from_str(r#"{"rows_errors":3,"channel_status_code":"SUCCESS"}"#).unwrap();
         assert_eq!(s.rows_error_count, 3);
+    }
+
+    #[test]
+    fn token_form_carries_grant_scope_and_role() {
+        let form = token_request_form(
+            "My_Acct.us-west-2.ingest.snowflakecomputing.com",
+            Some("loader"),
+        );
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(
+            pairs[0],
+            ("grant_type".to_owned(), JWT_BEARER_GRANT.to_owned())
+        );
+        assert_eq!(
+            pairs[1].1,
+            "my-acct.us-west-2.ingest.snowflakecomputing.com session:role:LOADER"
+        );
+    }
+
+    #[test]
+    fn scoped_token_expiry_reads_exp() {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &serde_json::json!({"exp": 1_900_000_000_i64}),
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert_eq!(scoped_token_expiry(&token), Some(1_900_000_000));
+        let millis = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &serde_json::json!({"exp": 1_900_000_000_000_i64}),
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert_eq!(scoped_token_expiry(&millis), Some(1_900_000_000));
+        assert_eq!(scoped_token_expiry("opaque"), None);
+    }
+
+    #[test]
+    fn statement_responses_of_every_shape_parse() {
+        let ok: StatementResponse = serde_json::from_str(
+            r#"{"code":"090001","sqlState":"00000","statementHandle":"h","data":[["1.2.3.4"]]}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.first_value(), Some("1.2.3.4"));
+        let pending: StatementResponse = serde_json::from_str(
+            r#"{"code":"333334","statementStatusUrl":"/api/v2/statements/h"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            pending.statement_status_url.as_deref(),
+            Some("/api/v2/statements/h")
+        );
+        let failed: StatementResponse = serde_json::from_str(
+            r#"{"code":"001003","sqlState":"42000","message":"SQL compilation error"}"#,
+        )
+        .unwrap();
+        assert_eq!(failed.first_value(), None);
     }
 
     #[test_case("host.example" => Some("host.example".to_owned()))]

@@ -270,11 +270,17 @@ fn timestamp(claims: &serde_json::Value, name: &str) -> Option<i64> {
     let raw = value
         .as_i64()
         .or_else(|| value.as_f64().map(|f| f as i64))?;
-    Some(if raw > MILLIS_THRESHOLD {
+    Some(to_seconds(raw))
+}
+
+/// A JWT time claim in Unix seconds, whether it was sent in seconds or milliseconds.
+#[must_use]
+pub fn to_seconds(raw: i64) -> i64 {
+    if raw > MILLIS_THRESHOLD {
         raw / 1000
     } else {
         raw
-    })
+    }
 }
 
 #[cfg(test)]
