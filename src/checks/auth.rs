@@ -3,7 +3,6 @@
 //! discovery's `GET /v2/streaming/hostname` is the probe) and `auth.scoped_token` (the one
 //! OAuth exchange for a token scoped to the ingest host). Pairs with `checks/api.toml`.
 
-use base64::Engine as _;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Serialize;
 
@@ -144,7 +143,7 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
         Err(e) => return Outcome::fail(RowId::JwtRejected, format!("cannot mint a JWT: {e}"), ()),
     };
     let url = format!("{}{}", ctx.settings.account.url(), sf::OAUTH_TOKEN_PATH);
-    let form = [("grant_type", sf::JWT_BEARER_GRANT), ("scope", ingest.host.as_str())];
+    let form = sf::token_request_form(&ingest.host, None);
     let http = ctx.net.api.http();
     let result = ctx
         .net
@@ -153,7 +152,7 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
             http.post(&url)
                 .bearer_auth(jwt.expose())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(serde_urlencoded_form(&form))
+                .body(form.clone())
         })
         .await;
     answer::judge(Endpoint::Token, &result, |reply, ev| -> Judged {
@@ -161,7 +160,7 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
             .filter(|t| !t.is_empty())
             .ok_or((RowId::ApiError, "the token exchange answered 200 without a token".to_owned()))?;
         ev.add("scope", &ingest.host);
-        let lifetime = expiry(&token).map(|exp| exp - time::OffsetDateTime::now_utc().unix_timestamp());
+        let lifetime = sf::scoped_token_expiry(&token).map(|exp| exp - time::OffsetDateTime::now_utc().unix_timestamp());
         if let Some(secs) = lifetime {
             ev.add("lifetime_s", secs);
         }
@@ -171,31 +170,4 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
             None => format!("token for {} (no readable expiry)", ingest.host),
         })
     })
-}
-
-/// `exp` of a JWT (unverified: netcheck only reads the lifetime, as the SDK does), in seconds.
-fn expiry(token: &str) -> Option<i64> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let exp = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("exp")?.as_i64()?;
-    // Some issuers use milliseconds.
-    Some(if exp > 100_000_000_000 { exp / 1000 } else { exp })
-}
-
-fn serde_urlencoded_form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_expiry_of_a_token_in_seconds_or_milliseconds() {
-        let enc = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-        let token = |payload: &str| format!("{}.{}.sig", enc(r#"{"alg":"RS256"}"#), enc(payload));
-        assert_eq!(expiry(&token(r#"{"exp":1800000000}"#)), Some(1_800_000_000));
-        assert_eq!(expiry(&token(r#"{"exp":1800000000000}"#)), Some(1_800_000_000));
-        assert_eq!(expiry("not-a-jwt"), None);
-    }
 }

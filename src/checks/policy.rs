@@ -102,6 +102,5 @@ pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api:
 
 /// The first column of the first row of a statement's result.
 pub(crate) fn first_cell(reply: &Reply) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
-    v.get("data")?.get(0)?.get(0)?.as_str().map(str::to_owned)
+    serde_json::from_str::<sf::StatementResponse>(&reply.body).ok()?.first_value().map(str::to_owned)
 }
