@@ -18,15 +18,8 @@ pub mod tls;
 /// ingest variants stay one function.
 macro_rules! host_check {
     ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], $role:expr) => {
-        pub const $name: $crate::registry::CheckSpec = $crate::registry::CheckSpec {
-            id: $id,
-            title: $title,
-            deps: &[$($dep),*],
-            after: &[],
-            always: false,
-            full: false,
-            run: |ctx| Box::pin(run(ctx, $role)),
-        };
+        pub const $name: $crate::registry::CheckSpec =
+            $crate::registry::CheckSpec::new($id, $title, &[$($dep),*], |ctx| Box::pin(run(ctx, $role)));
     };
 }
 pub(crate) use host_check;

@@ -32,6 +32,33 @@ pub struct CheckSpec {
     pub run: CheckFn,
 }
 
+impl CheckSpec {
+    /// A check with hard dependencies only; `after`, `always` and `full` are added with the
+    /// builder methods below, so a declaration says only what is special about it.
+    #[must_use]
+    pub const fn new(id: &'static str, title: &'static str, deps: &'static [&'static str], run: CheckFn) -> Self {
+        Self { id, title, deps, after: &[], always: false, full: false, run }
+    }
+
+    /// Also wait for these checks, whatever their verdict.
+    #[must_use]
+    pub const fn after(self, after: &'static [&'static str]) -> Self {
+        Self { after, ..self }
+    }
+
+    /// Run even when the run is interrupted or out of time (cleanup).
+    #[must_use]
+    pub const fn always(self) -> Self {
+        Self { always: true, ..self }
+    }
+
+    /// Planned only with `--full`.
+    #[must_use]
+    pub const fn full(self) -> Self {
+        Self { full: true, ..self }
+    }
+}
+
 impl std::fmt::Debug for CheckSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckSpec").field("id", &self.id).field("deps", &self.deps).finish_non_exhaustive()

@@ -220,7 +220,7 @@ mod tests {
     }
 
     const fn spec(id: &'static str, deps: &'static [&'static str], run: crate::registry::CheckFn) -> CheckSpec {
-        CheckSpec { id, title: id, deps, after: &[], always: false, full: false, run }
+        CheckSpec::new(id, id, deps, run)
     }
 
     static A: CheckSpec = spec("t.a", &[], |_| sleeper(200, Verdict::Pass));
@@ -228,10 +228,10 @@ mod tests {
     static C: CheckSpec = spec("t.c", &["t.a", "t.b"], |_| sleeper(100, Verdict::Pass));
     static FAILS: CheckSpec = spec("t.fails", &[], |_| sleeper(10, Verdict::Fail));
     static AFTER_FAIL: CheckSpec = spec("t.after", &["t.fails"], |_| sleeper(10, Verdict::Pass));
-    static ORDERED_AFTER_FAIL: CheckSpec = CheckSpec { after: &["t.fails"], ..spec("t.ordered", &[], |_| sleeper(10, Verdict::Pass)) };
+    static ORDERED_AFTER_FAIL: CheckSpec = spec("t.ordered", &[], |_| sleeper(10, Verdict::Pass)).after(&["t.fails"]);
     static HANGS: CheckSpec = spec("t.hangs", &[], |_| sleeper(60_000, Verdict::Pass));
     static AFTER_HANG: CheckSpec = spec("t.after_hang", &["t.hangs"], |_| sleeper(10, Verdict::Pass));
-    static CLEANUP: CheckSpec = CheckSpec { always: true, after: &["t.hangs"], ..spec("t.cleanup", &["t.a"], |_| sleeper(10, Verdict::Pass)) };
+    static CLEANUP: CheckSpec = spec("t.cleanup", &["t.a"], |_| sleeper(10, Verdict::Pass)).after(&["t.hangs"]).always();
 
     fn ctx(deadline: Duration) -> Ctx {
         Ctx::new(Settings {

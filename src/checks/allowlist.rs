@@ -18,16 +18,8 @@ use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
 use crate::snowflake::api::Endpoint;
 
-pub const HOSTS: CheckSpec = CheckSpec {
-    id: "allowlist.hosts",
-    title: "Allowlist: every host Snowflake clients need",
-    deps: &["proxy.env"],
-    // The list may come from the SQL API, with the key-pair JWT.
-    after: &["auth.jwt"],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(run(ctx)),
-};
+// After auth.jwt: the list may come from the SQL API, with the key-pair JWT.
+pub const HOSTS: CheckSpec = CheckSpec::new("allowlist.hosts", "Allowlist: every host Snowflake clients need", &["proxy.env"], |ctx| Box::pin(run(ctx))).after(&["auth.jwt"]);
 
 /// One entry of `SYSTEM$ALLOWLIST()`.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -15,33 +15,9 @@ use crate::secret::Secret;
 use crate::snowflake::account::{jwt_account, jwt_user};
 use crate::snowflake::api::{self as sf, Endpoint};
 
-pub const KEYPAIR: CheckSpec = CheckSpec {
-    id: "auth.keypair",
-    title: "Auth: private key and fingerprint",
-    deps: &[],
-    after: &[],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(keypair(ctx)),
-};
-pub const JWT: CheckSpec = CheckSpec {
-    id: "auth.jwt",
-    title: "Auth: account accepts the key-pair JWT",
-    deps: &["auth.keypair", "tls.account"],
-    after: &[],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(jwt(ctx)),
-};
-pub const SCOPED_TOKEN: CheckSpec = CheckSpec {
-    id: "auth.scoped_token",
-    title: "Auth: token scoped to the ingest host",
-    deps: &["discovery.hostname"],
-    after: &[],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(scoped_token(ctx)),
-};
+pub const KEYPAIR: CheckSpec = CheckSpec::new("auth.keypair", "Auth: private key and fingerprint", &[], |ctx| Box::pin(keypair(ctx)));
+pub const JWT: CheckSpec = CheckSpec::new("auth.jwt", "Auth: account accepts the key-pair JWT", &["auth.keypair", "tls.account"], |ctx| Box::pin(jwt(ctx)));
+pub const SCOPED_TOKEN: CheckSpec = CheckSpec::new("auth.scoped_token", "Auth: token scoped to the ingest host", &["discovery.hostname"], |ctx| Box::pin(scoped_token(ctx)));
 
 /// The skip of every Snowflake check when no credentials are configured.
 pub(crate) fn not_configured() -> Outcome {

@@ -12,16 +12,8 @@ use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
 use crate::snowflake::api::{self as sf, Endpoint};
 
-pub const SKEW: CheckSpec = CheckSpec {
-    id: "clock.skew",
-    title: "Clock: local time vs Snowflake's",
-    deps: &["tls.account"],
-    // The JWT check's answer carries a Date (a 401 too): reading it saves a round trip.
-    after: &["auth.jwt"],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(run(ctx)),
-};
+// After auth.jwt: its answer carries a Date (a 401 too), and reading it saves a round trip.
+pub const SKEW: CheckSpec = CheckSpec::new("clock.skew", "Clock: local time vs Snowflake's", &["tls.account"], |ctx| Box::pin(run(ctx))).after(&["auth.jwt"]);
 
 /// Past this the clock is worth fixing; past [`FAIL_SECS`] Snowflake refuses JWTs.
 const WARN_SECS: i64 = 30;

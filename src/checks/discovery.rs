@@ -11,15 +11,7 @@ use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{self as sf, Endpoint};
 use crate::target::{self, HostKind};
 
-pub const HOSTNAME: CheckSpec = CheckSpec {
-    id: "discovery.hostname",
-    title: "Discovery: streaming ingest host",
-    deps: &["auth.jwt"],
-    after: &[],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(run(ctx)),
-};
+pub const HOSTNAME: CheckSpec = CheckSpec::new("discovery.hostname", "Discovery: streaming ingest host", &["auth.jwt"], |ctx| Box::pin(run(ctx)));
 
 async fn run(ctx: Ctx) -> Outcome {
     if ctx.settings.snowflake.is_none() {

@@ -17,15 +17,7 @@ use crate::registry::CheckSpec;
 use crate::snowflake::account::jwt_user;
 use crate::snowflake::api::{self as sf, codes, Endpoint};
 
-pub const NETWORK: CheckSpec = CheckSpec {
-    id: "policy.network",
-    title: "Network policy: egress IP allowed",
-    deps: &["tls.account"],
-    after: &["auth.jwt"],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(run(ctx)),
-};
+pub const NETWORK: CheckSpec = CheckSpec::new("policy.network", "Network policy: egress IP allowed", &["tls.account"], |ctx| Box::pin(run(ctx))).after(&["auth.jwt"]);
 
 /// How often to poll a statement that answered 202, at most.
 const MAX_POLLS: u32 = 10;

@@ -12,15 +12,7 @@ use crate::net::proxy::{self, DirectReason, NoProxyEntries, ProxyDecision, Proxy
 use crate::outcome::{Outcome, SkipReason};
 
 host_check!(ENV, "proxy.env", "Proxy: which proxy applies", [], HostRole::Account);
-pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec {
-    id: "proxy.connect",
-    title: "Proxy: CONNECT tunnel to the account host",
-    deps: &["proxy.env", "tcp.account"],
-    after: &[],
-    always: false,
-    full: false,
-    run: |ctx| Box::pin(run_connect(ctx, HostRole::Account)),
-};
+pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec::new("proxy.connect", "Proxy: CONNECT tunnel to the account host", &["proxy.env", "tcp.account"], |ctx| Box::pin(run_connect(ctx, HostRole::Account)));
 
 #[derive(Serialize)]
 struct EnvEvidence<'a> {

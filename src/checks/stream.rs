@@ -18,18 +18,17 @@ use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
 use crate::snowflake::api::{self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse};
 
-const fn spec(id: &'static str, title: &'static str, deps: &'static [&'static str], run: crate::registry::CheckFn) -> CheckSpec {
-    CheckSpec { id, title, deps, after: &[], always: false, full: true, run }
-}
-
-pub const OPEN: CheckSpec = spec("stream.open", "Stream: open a test channel", &["auth.scoped_token", "tls.ingest"], |ctx| Box::pin(open(ctx)));
-pub const APPEND: CheckSpec = spec("stream.append", "Stream: append test rows", &["stream.open"], |ctx| Box::pin(append(ctx)));
-pub const COMMIT: CheckSpec = spec("stream.commit", "Stream: rows committed", &["stream.append"], |ctx| Box::pin(commit(ctx)));
-pub const DROP: CheckSpec = CheckSpec {
-    after: &["stream.commit"],
-    always: true,
-    ..spec("stream.drop", "Stream: drop the test channel", &["stream.open"], |ctx| Box::pin(drop_channel(ctx)))
-};
+pub const OPEN: CheckSpec =
+    CheckSpec::new("stream.open", "Stream: open a test channel", &["auth.scoped_token", "tls.ingest"], |ctx| Box::pin(open(ctx))).full();
+pub const APPEND: CheckSpec =
+    CheckSpec::new("stream.append", "Stream: append test rows", &["stream.open"], |ctx| Box::pin(append(ctx))).full();
+pub const COMMIT: CheckSpec =
+    CheckSpec::new("stream.commit", "Stream: rows committed", &["stream.append"], |ctx| Box::pin(commit(ctx))).full();
+pub const DROP: CheckSpec =
+    CheckSpec::new("stream.drop", "Stream: drop the test channel", &["stream.open"], |ctx| Box::pin(drop_channel(ctx)))
+        .after(&["stream.commit"])
+        .always()
+        .full();
 
 /// Rows per append request: far under the 4 MB cap, and more than one request for large `--rows`
 /// so continuation tokens are really followed.
