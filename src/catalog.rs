@@ -65,6 +65,25 @@ pub enum RowId {
     ProxyError,
     ProxyNotHttp,
     NetworkPolicy,
+    Forbidden,
+    JwtRejected,
+    TokenRejected,
+    KeyPermissions,
+    ClockSkew,
+    DiscoveryFailed,
+    DiscoveryUnexpectedHost,
+    PipeNotFound,
+    ChannelConflict,
+    Throttled,
+    ServerError,
+    StaleContinuationToken,
+    ChannelStatus,
+    CommitTimeout,
+    RowsErrored,
+    LatencyBudget,
+    ApiUnreachable,
+    ApiError,
+    AllowlistUnreachable,
 }
 
 impl RowId {
@@ -195,7 +214,10 @@ mod tests {
              tls-untrusted tls-incomplete-chain tls-expired tls-not-yet-valid tls-expiring \
              tls-hostname tls-version tls-legacy-only tls-reset tls-handshake proxy-bad-url \
              proxy-unreachable proxy-auth-required proxy-denied proxy-error proxy-not-http \
-             network-policy"
+             network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
+             discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
+             server-error stale-continuation-token channel-status commit-timeout rows-errored \
+             latency-budget api-unreachable api-error allowlist-unreachable"
         );
     }
 }

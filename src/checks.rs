@@ -2,8 +2,15 @@
 //! [`CheckSpec`](crate::registry::CheckSpec)s, runs, and maps what it saw to a
 //! [`RowId`](crate::catalog::RowId) in one `classify` function.
 
+pub mod allowlist;
+pub mod answer;
+pub mod auth;
+pub mod clock;
+pub mod discovery;
 pub mod dns;
+pub mod policy;
 pub mod proxy;
+pub mod stream;
 pub mod tcp;
 pub mod tls;
 
@@ -11,12 +18,18 @@ pub mod tls;
 /// ingest variants stay one function.
 macro_rules! host_check {
     ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], $role:expr) => {
-        pub const $name: $crate::registry::CheckSpec = $crate::registry::CheckSpec {
-            id: $id,
-            title: $title,
-            deps: &[$($dep),*],
-            run: |ctx| Box::pin(run(ctx, $role)),
-        };
+        pub const $name: $crate::registry::CheckSpec =
+            $crate::registry::CheckSpec::new($id, $title, &[$($dep),*], |ctx| Box::pin(run(ctx, $role)));
     };
 }
 pub(crate) use host_check;
+
+/// The endpoint a host check looks at, or the skip that says why there is none: the ingest host
+/// needs credentials (discovery) first.
+pub(crate) fn endpoint_or_skip(ctx: &crate::context::Ctx, role: crate::context::HostRole) -> Result<crate::target::Endpoint, crate::outcome::Outcome> {
+    use crate::outcome::{Outcome, SkipReason};
+    if role == crate::context::HostRole::Ingest && ctx.settings.snowflake.is_none() {
+        return Err(auth::not_configured());
+    }
+    ctx.endpoint(role).ok_or_else(|| Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into())))
+}

@@ -33,6 +33,10 @@ pub enum Command {
         /// A catalog id, e.g. `tls-inspection`.
         id: Option<String>,
     },
+    /// Start the embedded emulator and run every check (`--full` included) against it.
+    Demo(crate::demo::DemoArgs),
+    /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
+    Emulate(crate::emulator::EmulateArgs),
 }
 
 /// Output format on stdout.
@@ -49,6 +53,8 @@ pub struct RunArgs {
     /// https://myorg-myaccount.snowflakecomputing.com[:port].
     #[arg(long, env = "NETCHECK_ACCOUNT")]
     pub account: Option<String>,
+    #[command(flatten)]
+    pub connection: crate::connection::ConnectionArgs,
     /// HOST:PORT:ADDR[,ADDR…] — use these addresses for HOST:PORT instead of DNS (curl's
     /// --resolve). Repeatable; the environment twin takes a comma-separated list.
     #[arg(long, env = "NETCHECK_RESOLVE", value_name = "HOST:PORT:ADDR")]
@@ -65,19 +71,39 @@ pub struct RunArgs {
     /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
     #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
     pub noproxy: Option<String>,
-    /// Seconds each network step may take [default: 10].
+    /// Seconds each network step may take.
     #[arg(long, env = "NETCHECK_TIMEOUT", default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
-    /// Seconds the whole run may take [default: 60].
+    /// Seconds the whole run may take.
     #[arg(long, env = "NETCHECK_DEADLINE", default_value_t = 60.0, value_name = "SECS")]
     pub deadline: f64,
+    /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
+    /// (without it, the list is read over the SQL API when a warehouse is configured).
+    #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+    /// How many allowlist hosts to check at once.
+    #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
+    #[arg(long, env = "NETCHECK_FULL")]
+    pub full: bool,
+    /// Rows to append with --full.
+    #[arg(long, env = "NETCHECK_ROWS", default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub rows: u16,
     /// Run only these checks (and what they depend on). Comma-separated or repeated.
     #[arg(long, env = "NETCHECK_ONLY", value_delimiter = ',', value_name = "ID")]
     pub only: Vec<String>,
     /// Skip these checks (their dependents are skipped too). Comma-separated or repeated.
     #[arg(long, env = "NETCHECK_SKIP", value_delimiter = ',', value_name = "ID")]
     pub skip: Vec<String>,
-    /// Output format on stdout [default: table].
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How a run reports: shared by `run` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format on stdout.
     #[arg(long, env = "NETCHECK_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Also write a JUnit XML report to FILE.
@@ -97,7 +123,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => with_runtime(run(args)),
+        Command::Demo(args) => with_runtime(crate::demo::demo(args)),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
+        Command::Emulate(args) => return crate::emulator::emulate(args),
     };
     match code {
         Ok(code) => ExitCode::from(code),
@@ -122,27 +150,37 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 
 /// `netcheck run`.
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    init_logging(args.verbose);
+    init_logging(args.output.verbose);
     let settings = Settings::from_args(&args, |k| std::env::var(k).ok())?;
-    let plan = registry::plan(&args.only, &args.skip)?;
-    let ctx = Ctx::new(settings.clone());
+    if args.output.verbose > 0 {
+        for (key, value, source) in settings.connection.sources() {
+            eprintln!("netcheck: {key} = {value} (from {source})");
+        }
+    }
+    let plan = registry::plan(&args.only, &args.skip, args.full)?;
+    execute(settings, &plan, &args.output).await
+}
+
+/// Runs a plan with live progress on a terminal, then writes the reports; returns the exit code.
+pub async fn execute(settings: Settings, plan: &registry::Plan, output: &OutputArgs) -> anyhow::Result<u8> {
+    let ctx = Ctx::new(settings.clone())?;
     let stderr_tty = std::io::stderr().is_terminal();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = stderr_tty.then(|| tokio::spawn(show_progress(rx, plan.checks.len())));
     let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let result = runner::run(&plan, ctx, progress.as_ref().map(|_| tx), interrupted).await;
+    let result = runner::run(plan, ctx, progress.as_ref().map(|_| tx), interrupted).await;
     if let Some(p) = progress {
         let _ = p.await;
     }
     let report = RunReport::new(&settings, &result);
-    if let Some(path) = &args.junit {
+    if let Some(path) = &output.junit {
         let mut file = std::fs::File::create(path).with_context(|| format!("cannot write --junit {}", path.display()))?;
-        report::junit::write(&report, args.strict, &mut file).with_context(|| format!("cannot write {}", path.display()))?;
+        report::junit::write(&report, output.strict, &mut file).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
-    match args.format {
+    match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
         Format::Table => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -150,7 +188,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     out.flush()?;
-    Ok(report.exit_code(args.strict))
+    Ok(report.exit_code(output.strict))
 }
 
 /// A one-line live progress display on stderr (only on a terminal).
@@ -172,7 +210,7 @@ async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, tota
     let _ = write!(err, "\r\x1b[2K");
 }
 
-fn init_logging(verbose: u8) {
+pub(crate) fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",

@@ -6,11 +6,16 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::net::TcpStream;
 
+use crate::api::{Api, Reply};
+use crate::error::Error;
 use crate::net::connect;
 use crate::net::proxy::{self, ProxyDecision, ProxyError, TargetScheme};
 use crate::net::resolver::Resolver;
 use crate::net::tls::TrustStore;
+use crate::secret::Secret;
 use crate::settings::Settings;
+use crate::snowflake::api::ChannelRef;
+use crate::snowflake::jwt;
 use crate::target::Endpoint;
 
 /// The context handed to every check. Cheap to clone.
@@ -22,14 +27,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A fresh context for one run.
-    #[must_use]
-    pub fn new(settings: Settings) -> Self {
-        let net = Network {
-            resolver: Resolver::new(settings.resolve.clone(), settings.dns_server, settings.timeout),
-            trust: TrustStore::new(settings.extra_roots.clone()),
-        };
-        Self { settings: Arc::new(settings), net: Arc::new(net), facts: Arc::new(Facts::default()) }
+    /// A fresh context for one run: the network layer is built once here and shared.
+    pub fn new(settings: Settings) -> Result<Self, Error> {
+        let resolver = Arc::new(Resolver::new(settings.resolve.clone(), settings.dns_server, settings.timeout));
+        let trust = TrustStore::new(settings.extra_roots.clone());
+        let http = crate::net::http::client(resolver.clone(), &trust, &settings.proxy, settings.timeout)
+            .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+        let net = Network { resolver, trust, api: Api::new(http, settings.timeout) };
+        Ok(Self { settings: Arc::new(settings), net: Arc::new(net), facts: Arc::new(Facts::default()) })
     }
 
     /// The endpoint for a host role, when it is known (the ingest host only after discovery).
@@ -37,7 +42,15 @@ impl Ctx {
     pub fn endpoint(&self, role: HostRole) -> Option<Endpoint> {
         match role {
             HostRole::Account => Some(self.settings.account.clone()),
+            HostRole::Ingest => self.facts.ingest_host.get().cloned(),
         }
+    }
+
+    /// A fresh key-pair JWT for the configured user (minted per use: it carries the issue time).
+    pub fn jwt(&self) -> Result<Secret<String>, String> {
+        let sf = self.settings.snowflake.as_ref().ok_or("no user or private key configured")?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        jwt::mint(&sf.account, &sf.user, &sf.key, now, sf.role.as_deref()).map_err(|e| e.to_string())
     }
 
     /// How HTTPS to this host is routed (curl's rules). Pure and cheap, so every check asks
@@ -66,6 +79,7 @@ impl Ctx {
     pub fn host_facts(&self, role: HostRole) -> &HostFacts {
         match role {
             HostRole::Account => &self.facts.account,
+            HostRole::Ingest => &self.facts.ingest,
         }
     }
 }
@@ -85,20 +99,44 @@ pub enum OpenError {
 
 /// The network layer built once per run from the settings.
 pub struct Network {
-    pub resolver: Resolver,
+    pub resolver: Arc<Resolver>,
     pub trust: TrustStore,
+    pub api: Api,
 }
 
 /// Which Snowflake host a network check looks at: the same checks run for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostRole {
     Account,
+    /// The host discovery hands out for streaming; known only after `discovery.hostname`.
+    Ingest,
 }
 
 /// Facts checks publish for the checks that depend on them. Each is set at most once.
 #[derive(Default)]
 pub struct Facts {
     pub account: HostFacts,
+    pub ingest: HostFacts,
+    /// The answer to `GET /v2/streaming/hostname` with the key-pair JWT (`auth.jwt`), whatever
+    /// its status: discovery reads its body, the clock check its `Date`.
+    pub hostname_reply: OnceLock<Reply>,
+    /// The ingest host from discovery, on the account URL's port (as the SDK does).
+    pub ingest_host: OnceLock<Endpoint>,
+    /// The scoped token from `auth.scoped_token`.
+    pub scoped_token: OnceLock<Secret<String>>,
+    /// The test channel of a `--full` run, once opened.
+    pub channel: OnceLock<Channel>,
+}
+
+/// The `--full` test channel and where the round trip stands.
+pub struct Channel {
+    pub channel: ChannelRef,
+    /// The continuation token for the next append (it changes with every append).
+    pub continuation: std::sync::Mutex<String>,
+    /// The offset token of the last row appended, once appended.
+    pub last_offset: OnceLock<String>,
+    /// `rows_error_count` when the channel was opened (it is cumulative).
+    pub errors_at_open: u64,
 }
 
 /// What the network checks learned about one host.

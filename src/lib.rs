@@ -7,6 +7,8 @@
 //! Module map:
 //! - [`cli`]: command-line arguments and the subcommands (`run`, `explain`, `demo`, `emulate`).
 //! - [`settings`]: flags + environment → validated settings.
+//! - [`connection`]: Snowflake connection settings (flags, connections.toml, env, the seed's
+//!   JSON) with where each value came from, and loading the private key.
 //! - [`target`]: account identifier → host, port and URL.
 //! - [`registry`]: the one list of checks, and `--only`/`--skip` selection.
 //! - [`runner`]: dependency-aware concurrent run with a deadline and Ctrl-C.
@@ -15,15 +17,21 @@
 //! - [`outcome`]: verdicts, findings, skip reasons.
 //! - [`catalog`]: the troubleshooting table (`checks/*.toml`) and its row ids.
 //! - [`report`]: the run report and its renderers; the exit code.
+//! - [`api`]: Snowflake REST calls, timed, logged and retried within bounds.
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
 //! - [`error`]: the library error type and the documented exit codes.
+//! - [`secret`]: the one wrapper for keys, passphrases, tokens and passwords (prints `***`).
+//! - [`demo`]: `netcheck demo`, the whole suite against the embedded emulator.
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
 
+pub mod api;
 pub mod catalog;
 pub mod checks;
 pub mod cli;
+pub mod connection;
 pub mod context;
+pub mod demo;
 pub mod emulator;
 pub mod error;
 pub mod net;
@@ -31,6 +39,7 @@ pub mod outcome;
 pub mod registry;
 pub mod report;
 pub mod runner;
+pub mod secret;
 pub mod settings;
 pub mod snowflake;
 pub mod target;

@@ -3,10 +3,12 @@
 //!
 //! - [`resolver`]: `--resolve` overrides, `--dns-server`, or the system configuration (hickory).
 //! - [`connect`]: TCP connect with a timeout, failures classified by kind.
+//! - [`http`]: the HTTP client for API calls, built from the same resolver, roots and proxy.
 //! - [`proxy`]: curl's proxy-variable rules and a hand-written HTTP CONNECT.
 //! - [`tls`]: trust roots, handshake probes that keep the chain and the exact failure.
 
 pub mod connect;
+pub mod http;
 pub mod proxy;
 pub mod resolver;
 pub mod tls;

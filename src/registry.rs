@@ -19,8 +19,44 @@ pub type CheckFn = fn(Ctx) -> BoxFuture<'static, Outcome>;
 pub struct CheckSpec {
     pub id: &'static str,
     pub title: &'static str,
+    /// Checks that must pass (or warn) first; if one fails, this one is skipped.
     pub deps: &'static [&'static str],
+    /// Checks that must have finished first, whatever their verdict (ordering only: e.g. the
+    /// clock check reads the `Date` of the JWT check's answer, and a 401 still has one).
+    pub after: &'static [&'static str],
+    /// Cleanup that must run even when the run is interrupted or out of time, as long as its
+    /// `deps` passed (dropping the test channel).
+    pub always: bool,
+    /// Part of the `--full` channel round trip: planned only with `--full`.
+    pub full: bool,
     pub run: CheckFn,
+}
+
+impl CheckSpec {
+    /// A check with hard dependencies only; `after`, `always` and `full` are added with the
+    /// builder methods below, so a declaration says only what is special about it.
+    #[must_use]
+    pub const fn new(id: &'static str, title: &'static str, deps: &'static [&'static str], run: CheckFn) -> Self {
+        Self { id, title, deps, after: &[], always: false, full: false, run }
+    }
+
+    /// Also wait for these checks, whatever their verdict.
+    #[must_use]
+    pub const fn after(self, after: &'static [&'static str]) -> Self {
+        Self { after, ..self }
+    }
+
+    /// Run even when the run is interrupted or out of time (cleanup).
+    #[must_use]
+    pub const fn always(self) -> Self {
+        Self { always: true, ..self }
+    }
+
+    /// Planned only with `--full`.
+    #[must_use]
+    pub const fn full(self) -> Self {
+        Self { full: true, ..self }
+    }
 }
 
 impl std::fmt::Debug for CheckSpec {
@@ -36,6 +72,20 @@ pub const CHECKS: &[CheckSpec] = &[
     checks::tcp::ACCOUNT,
     checks::proxy::CONNECT,
     checks::tls::ACCOUNT,
+    checks::auth::KEYPAIR,
+    checks::auth::JWT,
+    checks::clock::SKEW,
+    checks::policy::NETWORK,
+    checks::allowlist::HOSTS,
+    checks::discovery::HOSTNAME,
+    checks::auth::SCOPED_TOKEN,
+    checks::dns::INGEST,
+    checks::tcp::INGEST,
+    checks::tls::INGEST,
+    checks::stream::OPEN,
+    checks::stream::APPEND,
+    checks::stream::COMMIT,
+    checks::stream::DROP,
 ];
 
 /// Looks a check up by id.
@@ -54,15 +104,18 @@ pub struct Plan {
 
 /// Builds the plan. `--only` keeps the named checks and what they depend on (a TLS handshake
 /// needs an address); `--skip` deselects checks, and their dependents are skipped with that reason.
-pub fn plan(only: &[String], skip: &[String]) -> Result<Plan, Error> {
+pub fn plan(only: &[String], skip: &[String], full: bool) -> Result<Plan, Error> {
     for id in only.iter().chain(skip) {
         if find(id).is_none() {
             let known: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
             return Err(Error::Usage(format!("unknown check id `{id}` (known: {})", known.join(", "))));
         }
     }
+    if let Some(c) = only.iter().filter_map(|id| find(id)).find(|c| c.full && !full) {
+        return Err(Error::Usage(format!("{} is part of the channel round trip: add --full", c.id)));
+    }
     let mut keep: BTreeSet<&'static str> = if only.is_empty() {
-        CHECKS.iter().map(|c| c.id).collect()
+        CHECKS.iter().filter(|c| full || !c.full).map(|c| c.id).collect()
     } else {
         BTreeSet::new()
     };
@@ -86,7 +139,7 @@ mod tests {
     fn ids_are_unique_and_dependencies_come_first() {
         let mut seen = HashSet::new();
         for c in CHECKS {
-            for d in c.deps {
+            for d in c.deps.iter().chain(c.after) {
                 assert!(seen.contains(d), "{} depends on {d}, which must come before it", c.id);
             }
             assert!(seen.insert(c.id), "duplicate check id {}", c.id);
@@ -95,14 +148,14 @@ mod tests {
 
     #[test]
     fn only_pulls_in_dependencies() {
-        let p = plan(&["tcp.account".into()], &[]).unwrap();
+        let p = plan(&["tcp.account".into()], &[], false).unwrap();
         let ids: Vec<&str> = p.checks.iter().map(|c| c.id).collect();
         assert_eq!(ids, ["proxy.env", "dns.account", "tcp.account"]);
     }
 
     #[test]
     fn unknown_id_is_a_usage_error() {
-        let err = plan(&[], &["dns.acount".into()]).unwrap_err().to_string();
+        let err = plan(&[], &["dns.acount".into()], false).unwrap_err().to_string();
         assert!(err.contains("dns.acount") && err.contains("dns.account"), "{err}");
     }
 }

@@ -40,6 +40,8 @@ pub struct RunReport {
 pub struct TargetReport {
     pub account: Endpoint,
     pub url: String,
+    /// Every connection setting with where it came from; secrets only as "set".
+    pub sources: serde_json::Value,
 }
 
 /// Counts per verdict.
@@ -116,7 +118,11 @@ impl RunReport {
         Self {
             schema: SCHEMA,
             netcheck_version: env!("CARGO_PKG_VERSION"),
-            target: TargetReport { account: settings.account.clone(), url: settings.account.url() },
+            target: TargetReport {
+                account: settings.account.clone(),
+                url: settings.account.url(),
+                sources: serde_json::to_value(&settings.connection).unwrap_or_default(),
+            },
             started_at,
             duration_ms: ms(run.duration),
             critical_path_ms: ms(run.critical_path()),

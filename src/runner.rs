@@ -2,7 +2,7 @@
 //! check whose dependency failed is skipped with the reason, the whole run is bounded by the
 //! deadline, and a stop signal (Ctrl-C) ends it cleanly with what finished so far.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,7 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
             let _ = tx.send(e);
         }
     };
+    let planned: HashSet<&str> = plan.checks.iter().map(|c| c.id).collect();
     let mut done: HashMap<&'static str, CheckResult> = HashMap::new();
     let mut pending: Vec<&'static CheckSpec> = plan.checks.clone();
     let mut running: JoinSet<Outcome> = JoinSet::new();
@@ -87,7 +88,7 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
                 done.insert(spec.id, not_run(spec, SkipReason::Deselected { id: spec.id }));
                 continue;
             }
-            match readiness(spec, &done) {
+            match readiness(spec, &done, &planned) {
                 Readiness::Waiting => still_pending.push(spec),
                 Readiness::Blocked(reason) => {
                     emit(Event::Finished { id: spec.id, verdict: Verdict::Skip, duration: Duration::ZERO });
@@ -121,8 +122,28 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
         }
     }
 
-    // Whatever is still running was cut off; whatever is pending never started.
+    // Whatever is still running was cut off; whatever is pending never started, except cleanup
+    // (`always`) whose dependencies passed: it runs now, bounded by one step timeout.
     running.abort_all();
+    if ending != Ending::Completed {
+        let (cleanup, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|s| s.always);
+        pending = rest;
+        for spec in cleanup {
+            let began = start.elapsed();
+            let outcome = match readiness(&CheckSpec { after: &[], ..*spec }, &done, &planned) {
+                Readiness::Ready => {
+                    emit(Event::Started { id: spec.id });
+                    match tokio::time::timeout(ctx.settings.timeout, (spec.run)(ctx.clone())).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Outcome::fail(RowId::Timeout, "cleanup did not finish within the step timeout", serde_json::json!({})),
+                    }
+                }
+                Readiness::Blocked(reason) => Outcome::skip(reason),
+                Readiness::Waiting => Outcome::skip(SkipReason::Interrupted),
+            };
+            done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: start.elapsed() - began });
+        }
+    }
     let now = start.elapsed();
     for (spec, began) in in_flight.into_values() {
         let outcome = match ending {
@@ -149,8 +170,10 @@ enum Readiness {
     Blocked(SkipReason),
 }
 
-fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>) -> Readiness {
-    let mut waiting = false;
+/// Whether a check can start. `planned` keeps `after` from waiting on a check that will never
+/// run (left out by `--only`).
+fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>, planned: &HashSet<&str>) -> Readiness {
+    let mut waiting = spec.after.iter().any(|a| planned.contains(a) && !done.contains_key(a));
     for dep in spec.deps {
         match done.get(dep) {
             // A dependency outside the plan cannot happen (the plan closes over dependencies).
@@ -162,7 +185,11 @@ fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>) -> Rea
                     _ => false,
                 };
                 if blocks {
-                    return Readiness::Blocked(SkipReason::Dependency { dep: r.spec.id, verdict: r.outcome.verdict });
+                    // Name the root cause (the check that failed), not the chain of skips.
+                    return Readiness::Blocked(match &r.outcome.skip {
+                        Some(reason @ SkipReason::Dependency { .. }) => reason.clone(),
+                        _ => SkipReason::Dependency { dep: r.spec.id, verdict: r.outcome.verdict },
+                    });
                 }
             }
         }
@@ -192,13 +219,19 @@ mod tests {
         })
     }
 
-    static A: CheckSpec = CheckSpec { id: "t.a", title: "a", deps: &[], run: |_| sleeper(200, Verdict::Pass) };
-    static B: CheckSpec = CheckSpec { id: "t.b", title: "b", deps: &[], run: |_| sleeper(200, Verdict::Pass) };
-    static C: CheckSpec = CheckSpec { id: "t.c", title: "c", deps: &["t.a", "t.b"], run: |_| sleeper(100, Verdict::Pass) };
-    static FAILS: CheckSpec = CheckSpec { id: "t.fails", title: "f", deps: &[], run: |_| sleeper(10, Verdict::Fail) };
-    static AFTER_FAIL: CheckSpec = CheckSpec { id: "t.after", title: "x", deps: &["t.fails"], run: |_| sleeper(10, Verdict::Pass) };
-    static HANGS: CheckSpec = CheckSpec { id: "t.hangs", title: "h", deps: &[], run: |_| sleeper(60_000, Verdict::Pass) };
-    static AFTER_HANG: CheckSpec = CheckSpec { id: "t.after_hang", title: "y", deps: &["t.hangs"], run: |_| sleeper(10, Verdict::Pass) };
+    const fn spec(id: &'static str, deps: &'static [&'static str], run: crate::registry::CheckFn) -> CheckSpec {
+        CheckSpec::new(id, id, deps, run)
+    }
+
+    static A: CheckSpec = spec("t.a", &[], |_| sleeper(200, Verdict::Pass));
+    static B: CheckSpec = spec("t.b", &[], |_| sleeper(200, Verdict::Pass));
+    static C: CheckSpec = spec("t.c", &["t.a", "t.b"], |_| sleeper(100, Verdict::Pass));
+    static FAILS: CheckSpec = spec("t.fails", &[], |_| sleeper(10, Verdict::Fail));
+    static AFTER_FAIL: CheckSpec = spec("t.after", &["t.fails"], |_| sleeper(10, Verdict::Pass));
+    static ORDERED_AFTER_FAIL: CheckSpec = spec("t.ordered", &[], |_| sleeper(10, Verdict::Pass)).after(&["t.fails"]);
+    static HANGS: CheckSpec = spec("t.hangs", &[], |_| sleeper(60_000, Verdict::Pass));
+    static AFTER_HANG: CheckSpec = spec("t.after_hang", &["t.hangs"], |_| sleeper(10, Verdict::Pass));
+    static CLEANUP: CheckSpec = spec("t.cleanup", &["t.a"], |_| sleeper(10, Verdict::Pass)).after(&["t.hangs"]).always();
 
     fn ctx(deadline: Duration) -> Ctx {
         Ctx::new(Settings {
@@ -210,7 +243,14 @@ mod tests {
             dns_server: Some("127.0.0.1:9".parse().unwrap()),
             timeout: Duration::from_secs(1),
             deadline,
+            snowflake: None,
+            connection: crate::connection::Connection::default(),
+            allowlist: None,
+            concurrency: 32,
+            full: false,
+            rows: 1,
         })
+        .unwrap()
     }
 
     fn plan(checks: &[&'static CheckSpec]) -> Plan {
@@ -240,6 +280,22 @@ mod tests {
         let after = outcome(&r, "t.after");
         assert_eq!(after.verdict, Verdict::Skip);
         assert_eq!(after.skip, Some(SkipReason::Dependency { dep: "t.fails", verdict: Verdict::Fail }));
+    }
+
+    #[tokio::test]
+    async fn after_orders_without_blocking() {
+        let r = run(&plan(&[&FAILS, &ORDERED_AFTER_FAIL]), ctx(Duration::from_secs(10)), None, std::future::pending()).await;
+        assert_eq!(outcome(&r, "t.ordered").verdict, Verdict::Pass);
+        let ordered = r.results.iter().find(|c| c.spec.id == "t.ordered").unwrap();
+        assert!(ordered.started >= Duration::from_millis(10), "it waited for t.fails");
+    }
+
+    #[tokio::test]
+    async fn cleanup_still_runs_when_interrupted() {
+        let stop = tokio::time::sleep(Duration::from_millis(300));
+        let r = run(&plan(&[&A, &HANGS, &CLEANUP]), ctx(Duration::from_secs(10)), None, stop).await;
+        assert_eq!(r.ending, Ending::Interrupted);
+        assert_eq!(outcome(&r, "t.cleanup").verdict, Verdict::Pass, "cleanup ran after the interrupt");
     }
 
     #[tokio::test]

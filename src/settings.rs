@@ -3,16 +3,74 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
 use crate::cli::RunArgs;
+use crate::connection::{Authenticator, Connection, LoadedKey};
 use crate::error::Error;
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::{self, ResolveOverride};
 use crate::net::tls::TrustStore;
+use crate::snowflake::api::PipeRef;
+use crate::snowflake::keys::PrivateKey;
 use crate::target::{self, Endpoint};
+
+/// The Snowflake side of a run: who connects, with which key, to stream into what. Absent when
+/// no user or key is configured: the Snowflake checks are then skipped, the network ones run.
+#[derive(Debug, Clone)]
+pub struct Snowflake {
+    /// The account identifier as given (for the JWT's account part).
+    pub account: String,
+    pub user: String,
+    pub role: Option<String>,
+    pub key: Arc<PrivateKey>,
+    /// Where the key came from (evidence; the file is never printed).
+    pub key_file: Option<PathBuf>,
+    /// Findings about the key file that are not errors (loose permissions).
+    pub key_warnings: Vec<String>,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    /// Defaults to `<TABLE>-STREAMING`.
+    pub pipe: Option<String>,
+    pub warehouse: Option<String>,
+}
+
+impl Snowflake {
+    /// The Snowflake side of a run, when the connection names a user and a key and uses key-pair
+    /// authentication; `None` otherwise (the Snowflake checks are then skipped).
+    #[must_use]
+    pub fn from_connection(conn: &Connection, key: Option<LoadedKey>) -> Option<Self> {
+        let key = key?;
+        if conn.authenticator.value != Authenticator::SnowflakeJwt {
+            return None;
+        }
+        let value = |v: &Option<crate::connection::Sourced<String>>| v.as_ref().map(|s| s.value.clone());
+        Some(Self {
+            account: value(&conn.account).or_else(|| value(&conn.host)).or_else(|| value(&conn.target))?,
+            user: value(&conn.user)?,
+            role: value(&conn.role),
+            key: Arc::new(key.key),
+            key_file: Some(key.path),
+            key_warnings: key.warnings,
+            database: value(&conn.database),
+            schema: value(&conn.schema),
+            table: value(&conn.table),
+            pipe: value(&conn.pipe),
+            warehouse: value(&conn.warehouse),
+        })
+    }
+
+    /// The pipe to stream into: the given one, else the table's default pipe.
+    #[must_use]
+    pub fn pipe_ref(&self) -> Option<PipeRef> {
+        let pipe = self.pipe.clone().or_else(|| self.table.as_deref().map(crate::snowflake::api::default_pipe))?;
+        Some(PipeRef::new(self.database.as_deref()?, self.schema.as_deref()?, &pipe))
+    }
+}
 
 /// The validated configuration of one run.
 #[derive(Debug, Clone)]
@@ -29,17 +87,33 @@ pub struct Settings {
     pub timeout: Duration,
     /// Bound on the whole run.
     pub deadline: Duration,
+    pub snowflake: Option<Snowflake>,
+    /// Where every connection setting came from (shown with `-v` and in JSON `target.sources`).
+    pub connection: Connection,
+    /// Entries of `--allowlist FILE` (the JSON output of `SYSTEM$ALLOWLIST()`).
+    pub allowlist: Option<Vec<crate::checks::allowlist::Entry>>,
+    /// How many hosts `allowlist.hosts` checks at once.
+    pub concurrency: usize,
+    /// `--full`: the channel round trip (open, append, commit, drop).
+    pub full: bool,
+    /// Rows to append in the round trip.
+    pub rows: usize,
 }
 
 impl Settings {
     /// Validates the `run` arguments (flags already merged with their `NETCHECK_*` twins by
     /// clap); `env` looks up the proxy variables, so tests never touch the process environment.
     pub fn from_args(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let account = args
-            .account
-            .as_deref()
-            .ok_or_else(|| Error::Usage("no account given: use --account ACCOUNT (or NETCHECK_ACCOUNT)".into()))
+        let connection = crate::connection::resolve(&args.connection, args.account.as_deref(), &env)?;
+        let account = connection
+            .target
+            .as_ref()
+            .map(|t| t.value.as_str())
+            .ok_or_else(|| Error::Usage("no account given: use --account ACCOUNT, --connection NAME or --config FILE".into()))
             .and_then(target::parse_account)?;
+        // May prompt for a passphrase on a terminal: before any progress output starts.
+        let key = crate::connection::load_key(&connection)?;
+        let snowflake = Snowflake::from_connection(&connection, key);
         let timeout = validate_secs("--timeout", args.timeout)?;
         let deadline = validate_secs("--deadline", args.deadline)?;
         Ok(Self {
@@ -54,8 +128,19 @@ impl Settings {
             dns_server: args.dns_server.as_deref().map(validate_dns_server).transpose()?,
             timeout,
             deadline,
+            snowflake,
+            connection,
+            allowlist: args.allowlist.as_deref().map(read_allowlist).transpose()?,
+            concurrency: usize::from(args.concurrency),
+            full: args.full,
+            rows: usize::from(args.rows),
         })
     }
+}
+
+fn read_allowlist(path: &std::path::Path) -> Result<Vec<crate::checks::allowlist::Entry>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile { path: path.to_owned(), source })?;
+    crate::checks::allowlist::parse(&text).map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
 }
 
 fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {

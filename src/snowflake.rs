@@ -1,1 +1,17 @@
-//! The Snowflake API as the real service speaks it.
+//! The Snowflake API as the real service speaks it, kept in one place so that netcheck's checks
+//! and the embedded emulator cannot drift apart.
+//!
+//! - [`account`]: account identifier → JWT account, user and host normalisation.
+//! - [`keys`]: RSA private/public keys, the `SHA256:` fingerprint, test key generation.
+//! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
+//! - [`api`]: REST paths, endpoints and typed request/response/error bodies.
+//!
+//! Everything here is pure (no I/O except reading a key file) and unit-tested; the emulator's
+//! integration tests additionally run clients that did not come from this code.
+
+pub mod account;
+pub mod api;
+pub mod jwt;
+pub mod keys;
+
+pub use crate::secret::Secret;

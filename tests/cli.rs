@@ -86,3 +86,21 @@ fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+#[test]
+fn a_named_connection_runs_and_json_says_where_each_setting_came_from() {
+    let emu = support::emulate::Emulate::start(&[]);
+    let mut run = netcheck(&["run", "--connection", "emulator", "--full", "--format", "json", "--role", "NETCHECK_ROLE"]);
+    for (k, v) in emu.env() {
+        run = run.env(&k, &v);
+    }
+    let r = run.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_check(&report, "stream.commit", "pass", None);
+    let sources = &report["target"]["sources"];
+    assert_eq!(sources["user"]["value"], "NETCHECK_USER");
+    assert_eq!(sources["user"]["source"]["kind"], "file");
+    assert_eq!(sources["user"]["source"]["key"], "connections.emulator.user");
+    assert_eq!(sources["role"]["source"]["kind"], "flag", "a flag wins over the file");
+}

@@ -13,7 +13,7 @@ const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 /// would remove it, so skip is produced by deselecting DNS in a second run).
 fn failing_run(junit: &std::path::Path) -> support::run::Run {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    netcheck(&["run", "--account", &format!("https://{HOST}:{port}"), "--resolve", &format!("{HOST}:{port}:127.0.0.1"), "--format", "json", "--junit"])
+    netcheck(&["run", "--account", &format!("https://{HOST}:{port}"), "--resolve", &format!("{HOST}:{port}:127.0.0.1"), "--only", "tls.account", "--format", "json", "--junit"])
         .args(&[junit.to_str().unwrap()])
         .run()
 }
@@ -75,7 +75,7 @@ fn junit_loads_in_a_real_parser_with_failure_details() {
 #[test]
 fn junit_marks_skipped_checks_skipped() {
     let path = temp_path("skip.xml");
-    let r = netcheck(&["run", "--account", HOST, "--skip", "dns.account", "--junit", path.to_str().unwrap()]).run();
+    let r = netcheck(&["run", "--account", HOST, "--only", "tls.account", "--skip", "dns.account", "--junit", path.to_str().unwrap()]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let xml = std::fs::read_to_string(&path).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();

@@ -11,10 +11,11 @@ use crate::checks::host_check;
 use crate::context::{Ctx, HostRole};
 use crate::net::proxy::ProxyDecision;
 use crate::net::resolver::{DnsFailure, DnsFailureKind, Resolution, ResolverInfo};
-use crate::outcome::{Outcome, SkipReason};
+use crate::outcome::Outcome;
 use crate::target::HostKind;
 
 host_check!(ACCOUNT, "dns.account", "DNS: account host resolves", [], HostRole::Account);
+host_check!(INGEST, "dns.ingest", "DNS: ingest host resolves", ["discovery.hostname"], HostRole::Ingest);
 
 #[derive(Serialize)]
 struct Evidence<'a> {
@@ -32,8 +33,9 @@ enum Answer<'a> {
 }
 
 async fn run(ctx: Ctx, role: HostRole) -> Outcome {
-    let Some(endpoint) = ctx.endpoint(role) else {
-        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
+        Ok(e) => e,
+        Err(skip) => return skip,
     };
     let resolver = &ctx.net.resolver;
     let host = endpoint.host.as_str();

@@ -12,12 +12,7 @@ use crate::net::proxy::{self, DirectReason, NoProxyEntries, ProxyDecision, Proxy
 use crate::outcome::{Outcome, SkipReason};
 
 host_check!(ENV, "proxy.env", "Proxy: which proxy applies", [], HostRole::Account);
-pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec {
-    id: "proxy.connect",
-    title: "Proxy: CONNECT tunnel to the account host",
-    deps: &["proxy.env", "tcp.account"],
-    run: |ctx| Box::pin(run_connect(ctx, HostRole::Account)),
-};
+pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec::new("proxy.connect", "Proxy: CONNECT tunnel to the account host", &["proxy.env", "tcp.account"], |ctx| Box::pin(run_connect(ctx, HostRole::Account)));
 
 #[derive(Serialize)]
 struct EnvEvidence<'a> {
@@ -37,8 +32,9 @@ enum Decision<'a> {
 }
 
 async fn run(ctx: Ctx, role: HostRole) -> Outcome {
-    let Some(endpoint) = ctx.endpoint(role) else {
-        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
+        Ok(e) => e,
+        Err(skip) => return skip,
     };
     let settings = &ctx.settings.proxy;
     let ineffective = settings.no_proxy.as_ref().map(|n| NoProxyEntries::parse(&n.value).ineffective()).unwrap_or_default();
@@ -73,8 +69,9 @@ struct ConnectEvidence<'a> {
 }
 
 async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
-    let Some(endpoint) = ctx.endpoint(role) else {
-        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
+        Ok(e) => e,
+        Err(skip) => return skip,
     };
     let Ok(ProxyDecision::Proxy { proxy, variable }) = ctx.route(&endpoint) else {
         return Outcome::skip(SkipReason::NotConfigured(format!("no proxy applies to {}", endpoint.host)));
@@ -121,7 +118,8 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
 /// The catalog row for a failed CONNECT.
 pub(crate) fn classify(err: &TunnelError) -> RowId {
     match err {
-        TunnelError::Status(reply) if reply.status == 407 => RowId::ProxyAuthRequired,
+        // tinyproxy answers wrong credentials with 401 + WWW-Authenticate rather than 407.
+        TunnelError::Status(reply) if matches!(reply.status, 401 | 407) => RowId::ProxyAuthRequired,
         TunnelError::Status(reply) if reply.status >= 500 => RowId::ProxyError,
         TunnelError::Status(_) => RowId::ProxyDenied,
         TunnelError::NotHttp { .. } | TunnelError::HeadTooLong { .. } | TunnelError::UnsupportedScheme(_) => RowId::ProxyNotHttp,
@@ -152,6 +150,7 @@ mod tests {
     }
 
     #[test_case(status(407), RowId::ProxyAuthRequired; "407")]
+    #[test_case(status(401), RowId::ProxyAuthRequired; "401 from tinyproxy on wrong credentials")]
     #[test_case(status(403), RowId::ProxyDenied; "403")]
     #[test_case(status(400), RowId::ProxyDenied; "other 4xx")]
     #[test_case(status(502), RowId::ProxyError; "502")]

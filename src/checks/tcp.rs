@@ -15,6 +15,7 @@ use crate::net::resolver::DnsFailure;
 use crate::outcome::{Outcome, SkipReason};
 
 host_check!(ACCOUNT, "tcp.account", "TCP: account host port open", ["proxy.env", "dns.account"], HostRole::Account);
+host_check!(INGEST, "tcp.ingest", "TCP: ingest host port open", ["proxy.env", "dns.ingest"], HostRole::Ingest);
 
 #[derive(Serialize)]
 struct Attempt {
@@ -37,8 +38,9 @@ struct Evidence {
 }
 
 async fn run(ctx: Ctx, role: HostRole) -> Outcome {
-    let Some(endpoint) = ctx.endpoint(role) else {
-        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
+        Ok(e) => e,
+        Err(skip) => return skip,
     };
     let timeout = ctx.settings.timeout;
     let (via, port, addrs) = match ctx.route(&endpoint) {

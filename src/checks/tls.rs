@@ -10,9 +10,10 @@ use crate::catalog::RowId;
 use crate::checks::{host_check, proxy, tcp};
 use crate::context::{Ctx, HostRole, OpenError};
 use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
-use crate::outcome::{Outcome, SkipReason, Verdict};
+use crate::outcome::{Outcome, Verdict};
 
 host_check!(ACCOUNT, "tls.account", "TLS: handshake and certificate chain", ["tcp.account", "proxy.connect"], HostRole::Account);
+host_check!(INGEST, "tls.ingest", "TLS: ingest host handshake and chain", ["tcp.ingest"], HostRole::Ingest);
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -52,8 +53,9 @@ struct Evidence<'a> {
 }
 
 async fn run(ctx: Ctx, role: HostRole) -> Outcome {
-    let Some(endpoint) = ctx.endpoint(role) else {
-        return Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into()));
+    let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
+        Ok(e) => e,
+        Err(skip) => return skip,
     };
     let via_proxy = matches!(ctx.route(&endpoint), Ok(crate::net::proxy::ProxyDecision::Proxy { .. }));
     let attempt = |versions, offered| {

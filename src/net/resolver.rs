@@ -178,6 +178,12 @@ impl Resolver {
         self.overrides.iter().find(|o| o.matches(host, port)).map(|o| o.addrs.as_slice())
     }
 
+    /// The `--resolve` addresses for `host` on any port (for clients that ask by name only).
+    #[must_use]
+    pub fn override_for_host(&self, host: &str) -> Option<&[IpAddr]> {
+        self.overrides.iter().find(|o| o.host == "*" || o.host.eq_ignore_ascii_case(host)).map(|o| o.addrs.as_slice())
+    }
+
     /// Resolves `host` for a connection to `port`, bounded by `timeout`.
     pub async fn resolve(&self, host: &str, port: u16, timeout: Duration) -> Result<Resolution, DnsFailure> {
         let start = Instant::now();

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod emulate;
 pub mod pki;
 pub mod proxies;
 pub mod run;

@@ -6,41 +6,7 @@ use std::fmt;
 use percent_encoding::percent_decode_str;
 use serde::{Serialize, Serializer};
 
-/// A string that must never be shown: `Debug`, `Display` and `Serialize` all print `***`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; every call site is a deliberate place where it may be used.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("***")
-    }
-}
+pub use crate::secret::Secret;
 
 /// The kinds of proxy curl understands. Only [`ProxyScheme::Http`] can be checked with an
 /// HTTP CONNECT; the others are reported, not tunnelled.
@@ -114,7 +80,7 @@ pub struct ProxyAuth {
     /// The user name (shown in evidence: it identifies, it does not authenticate).
     pub username: String,
     /// The password, possibly empty (`http://user@proxy` sends `user:`).
-    pub password: Secret,
+    pub password: Secret<String>,
 }
 
 /// A proxy URL that curl would accept. Renders as `scheme://user:***@host:port`.
@@ -185,6 +151,21 @@ impl ProxyUrl {
             port_defaulted: explicit.is_none(),
             auth,
         })
+    }
+
+    /// The URL to hand an HTTP client, credentials included (percent-encoded): the one place
+    /// the password leaves its wrapper, to be sent to the proxy as Basic auth.
+    #[must_use]
+    pub fn connect_url(&self) -> String {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        let userinfo = self.auth.as_ref().map_or_else(String::new, |a| {
+            format!(
+                "{}:{}@",
+                utf8_percent_encode(&a.username, NON_ALPHANUMERIC),
+                utf8_percent_encode(a.password.expose(), NON_ALPHANUMERIC)
+            )
+        });
+        format!("{}://{userinfo}{}", self.scheme.as_str(), self.authority())
     }
 
     /// `host:port`, with brackets around an IPv6 host: the form CONNECT and sockets want.
@@ -323,7 +304,7 @@ mod tests {
         let url = ProxyUrl::parse("http://al%40ce:p%3Ass@proxy:3128").unwrap();
         let auth = url.auth.as_ref().unwrap();
         assert_eq!(
-            (auth.username.as_str(), auth.password.expose()),
+            (auth.username.as_str(), auth.password.expose().as_str()),
             ("al@ce", "p:ss")
         );
         for shown in [

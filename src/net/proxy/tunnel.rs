@@ -119,7 +119,7 @@ pub async fn connect_tunnel(
     let secrets: Vec<&str> = credentials
         .iter()
         .map(String::as_str)
-        .chain(proxy.auth.iter().map(|a| a.password.expose()))
+        .chain(proxy.auth.iter().map(|a| a.password.expose().as_str()))
         .collect();
     let reply = match head {
         Head::Complete(bytes) => {

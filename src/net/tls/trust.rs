@@ -109,11 +109,20 @@ impl TrustStore {
             path: path.to_owned(),
             source,
         })?;
+        Self::parse_pem_from(&bytes, path)
+    }
+
+    /// Roots from PEM text already in memory (the embedded emulator's CA).
+    pub fn parse_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+        Self::parse_pem_from(pem.as_bytes(), Path::new("(in memory)"))
+    }
+
+    fn parse_pem_from(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
         let invalid = |detail: String| TlsSetupError::Invalid {
             path: path.to_owned(),
             detail,
         };
-        let certs = CertificateDer::pem_slice_iter(&bytes)
+        let certs = CertificateDer::pem_slice_iter(bytes)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(format!("bad PEM: {e}")))?;
         if certs.is_empty() {

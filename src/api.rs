@@ -1,0 +1,166 @@
+//! Snowflake REST calls as netcheck makes them: every request goes through the run's one HTTP
+//! client ([`crate::net::http`]), is bounded by the step timeout, timed, and logged as an
+//! [`Exchange`] (never with its headers or body: those carry JWTs and tokens). Throttling and
+//! retryable server errors are retried with exponential backoff and jitter, a bounded number of
+//! times, honouring `Retry-After` up to a cap.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::snowflake::api::{ApiError, Endpoint};
+
+/// At most this many attempts of one call (the first included).
+const MAX_ATTEMPTS: u32 = 4;
+/// The first backoff; it doubles, with jitter, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// One request/response as evidence: what was called, how it ended, how long it took.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    pub call: Endpoint,
+    pub method: String,
+    pub host: String,
+    /// The path without its query (the query may carry offset and continuation tokens).
+    pub path: String,
+    pub status: Option<u16>,
+    /// The stable error code of an error body (`390144`, `ERR_PIPE_…`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The server's error message (it quotes the client IP for a network-policy block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(serialize_with = "crate::net::serialize_ms")]
+    pub elapsed: std::time::Duration,
+    pub attempt: u32,
+}
+
+/// An answer, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// The server's `Date` header.
+    pub date: Option<OffsetDateTime>,
+    /// Of the last attempt.
+    pub elapsed: Duration,
+    /// How many attempts were throttled or failed retryably before this answer.
+    pub retries: u32,
+}
+
+impl Reply {
+    /// Whether the status is 2xx.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The error body, in whichever shape it came.
+    #[must_use]
+    pub fn error(&self) -> Option<ApiError> {
+        ApiError::parse(&self.body)
+    }
+}
+
+/// No answer at all.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallError {
+    #[error("no answer within {0:?}")]
+    Timeout(#[serde(serialize_with = "crate::net::serialize_ms")] Duration),
+    #[error("{message}")]
+    Transport { message: String },
+}
+
+/// The run's API client and its exchange log.
+pub struct Api {
+    http: reqwest::Client,
+    timeout: Duration,
+    log: Mutex<Vec<Exchange>>,
+}
+
+impl Api {
+    /// Wraps the run's HTTP client.
+    #[must_use]
+    pub fn new(http: reqwest::Client, timeout: Duration) -> Self {
+        Self { http, timeout, log: Mutex::default() }
+    }
+
+    /// The client, to build requests with.
+    #[must_use]
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Every exchange so far, in order.
+    #[must_use]
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.log.lock().expect("exchange log").clone()
+    }
+
+    /// Sends the request `make` builds, retrying 429, 500 and 503 with backoff and jitter
+    /// (at most [`MAX_ATTEMPTS`]); each attempt is bounded by the step timeout.
+    pub async fn call(&self, call: Endpoint, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Reply, CallError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut retries = 0;
+        loop {
+            let attempt = retries + 1;
+            let reply = self.once(call, make(), attempt).await?;
+            let retryable = matches!(reply.0.status, 429 | 500 | 503);
+            if !retryable || attempt >= MAX_ATTEMPTS {
+                return Ok(Reply { retries, ..reply.0 });
+            }
+            let wait = reply.1.unwrap_or(backoff).min(MAX_BACKOFF);
+            let jitter = rand::thread_rng().gen_range(0..=wait.as_millis() / 4);
+            tokio::time::sleep(wait + Duration::from_millis(u64::try_from(jitter).unwrap_or(0))).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            retries += 1;
+        }
+    }
+
+    /// One attempt; returns the reply and its `Retry-After`.
+    async fn once(&self, call: Endpoint, request: reqwest::RequestBuilder, attempt: u32) -> Result<(Reply, Option<Duration>), CallError> {
+        let request = request.build().map_err(|e| CallError::Transport { message: e.to_string() })?;
+        let (method, host, path) = (request.method().to_string(), request.url().host_str().unwrap_or_default().to_owned(), request.url().path().to_owned());
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            let response = self.http.execute(request).await?;
+            let status = response.status().as_u16();
+            let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let date = header(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok()).map(OffsetDateTime::from);
+            let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+            let body = response.text().await?;
+            Ok::<_, reqwest::Error>((status, date, retry_after, body))
+        })
+        .await;
+        let elapsed = start.elapsed();
+        let outcome = match result {
+            Err(_) => Err(CallError::Timeout(self.timeout)),
+            Ok(Err(e)) => Err(CallError::Transport { message: describe(&e.without_url()) }),
+            Ok(Ok((status, date, retry_after, body))) => Ok((Reply { status, body, date, elapsed, retries: 0 }, retry_after)),
+        };
+        let (status, error) = match &outcome {
+            Ok((r, _)) => (Some(r.status), (!r.ok()).then(|| r.error()).flatten()),
+            Err(_) => (None, None),
+        };
+        let (error_code, message) = error.map_or((None, None), |e| (Some(e.code), e.message));
+        self.log.lock().expect("exchange log").push(Exchange { call, method, host, path, status, error_code, message, elapsed, attempt });
+        outcome
+    }
+}
+
+/// reqwest's error with its sources, which is where the useful part (refused, certificate…) is.
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,47 @@
+//! `discovery.hostname`: the ingest host from the answer `auth.jwt` got (no second request),
+//! normalised as official clients do (`_` → `-`, lower case), on the account URL's port.
+
+use crate::catalog::RowId;
+use crate::checks::answer::{self, Judged};
+use crate::checks::auth::not_configured;
+use crate::context::Ctx;
+use crate::outcome::{Outcome, SkipReason};
+use crate::registry::CheckSpec;
+use crate::snowflake::account::normalize_host;
+use crate::snowflake::api::{self as sf, Endpoint};
+use crate::target::{self, HostKind};
+
+pub const HOSTNAME: CheckSpec = CheckSpec::new("discovery.hostname", "Discovery: streaming ingest host", &["auth.jwt"], |ctx| Box::pin(run(ctx)));
+
+async fn run(ctx: Ctx) -> Outcome {
+    if ctx.settings.snowflake.is_none() {
+        return not_configured();
+    }
+    let Some(reply) = ctx.facts.hostname_reply.get().cloned() else {
+        return Outcome::skip(SkipReason::NotConfigured("no discovery answer to read".into()));
+    };
+    let mut unexpected = false;
+    let outcome = answer::judge(Endpoint::Hostname, &Ok(reply), |reply, ev| -> Judged {
+        let raw = sf::bare_or_json_field(&reply.body, "hostname").unwrap_or_default();
+        let host = normalize_host(&raw);
+        if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+            return Err((RowId::DiscoveryFailed, format!("discovery answered {:?}, not a host name", truncate(&reply.body))));
+        }
+        let endpoint = target::Endpoint::for_host(&host, ctx.settings.account.port);
+        ev.add("raw", &raw);
+        ev.add("ingest_host", &endpoint);
+        unexpected = endpoint.kind == HostKind::Custom && ctx.settings.account.kind != HostKind::Custom;
+        let _ = ctx.facts.ingest_host.set(endpoint);
+        Ok(format!("ingest host {host}"))
+    });
+    if unexpected && outcome.verdict == crate::outcome::Verdict::Pass {
+        let finding = format!("{}: not under snowflakecomputing.com or .cn", outcome.finding);
+        return Outcome::warn(RowId::DiscoveryUnexpectedHost, finding, outcome.evidence);
+    }
+    outcome
+}
+
+fn truncate(s: &str) -> &str {
+    let end = s.char_indices().nth(80).map_or(s.len(), |(i, _)| i);
+    &s[..end]
+}

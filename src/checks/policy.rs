@@ -1,0 +1,98 @@
+//! `policy.network`: is this machine's egress IP allowed by the account's (or user's) network
+//! policy? A 390422 on any endpoint so far answers it; otherwise `SELECT CURRENT_IP_ADDRESS()`
+//! over the SQL API shows the egress IP Snowflake sees, even when the policy allows it.
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde::Serialize;
+
+use crate::api::Reply;
+use crate::catalog::RowId;
+use crate::checks::answer;
+use crate::checks::auth::not_configured;
+use crate::context::Ctx;
+use crate::outcome::Outcome;
+use crate::registry::CheckSpec;
+use crate::snowflake::account::jwt_user;
+use crate::snowflake::api::{self as sf, codes, Endpoint};
+
+pub const NETWORK: CheckSpec = CheckSpec::new("policy.network", "Network policy: egress IP allowed", &["tls.account"], |ctx| Box::pin(run(ctx))).after(&["auth.jwt"]);
+
+/// How often to poll a statement that answered 202, at most.
+const MAX_POLLS: u32 = 10;
+
+#[derive(Serialize)]
+struct Blocked<'a> {
+    egress_ip: &'a str,
+    endpoint: Endpoint,
+    allow_sql: [String; 2],
+}
+
+async fn run(ctx: Ctx) -> Outcome {
+    let Some(sf) = &ctx.settings.snowflake else { return not_configured() };
+    let user = jwt_user(&sf.user);
+    let blocked = |ip: &str, endpoint| {
+        let evidence = Blocked {
+            egress_ip: ip,
+            endpoint,
+            allow_sql: [
+                format!("ALTER NETWORK POLICY <policy> SET ALLOWED_IP_LIST = (<current entries>, '{ip}/32');"),
+                format!("CREATE NETWORK POLICY allow_streaming ALLOWED_IP_LIST = ('{ip}/32'); ALTER USER {user} SET NETWORK_POLICY = allow_streaming;"),
+            ],
+        };
+        Outcome::fail(RowId::NetworkPolicy, format!("Snowflake refused {endpoint} from {ip}: not allowed by a network policy"), evidence)
+    };
+    if let Some(x) = ctx.net.api.exchanges().into_iter().find(|x| x.error_code.as_deref() == Some(codes::IP_NOT_ALLOWED)) {
+        let ip = x.message.as_deref().and_then(answer::quoted_ip).unwrap_or_else(|| "?".into());
+        return blocked(&ip, x.call);
+    }
+    let result = statement(&ctx, "SELECT CURRENT_IP_ADDRESS()").await;
+    if let Ok(reply) = &result {
+        if let Some(ip) = answer::policy_block(reply) {
+            return blocked(&ip, Endpoint::Statements);
+        }
+    }
+    answer::judge(Endpoint::Statements, &result, |reply, ev| {
+        let ip = first_cell(reply).unwrap_or_default();
+        ev.add("egress_ip", &ip);
+        Ok(format!("allowed; Snowflake sees this machine as {ip}"))
+    })
+}
+
+/// Runs one statement over the SQL API with the key-pair JWT, following a 202 to its result.
+pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api::CallError> {
+    let sf = ctx.settings.snowflake.as_ref().ok_or_else(|| crate::api::CallError::Transport { message: "no user or private key configured".into() })?;
+    let jwt = ctx.jwt().map_err(|message| crate::api::CallError::Transport { message })?;
+    let base = ctx.settings.account.url();
+    let mut body = serde_json::json!({ "statement": sql, "timeout": 30 });
+    for (key, value) in [("role", &sf.role), ("warehouse", &sf.warehouse)] {
+        if let Some(v) = value {
+            body[key] = serde_json::Value::String(v.clone());
+        }
+    }
+    let http = ctx.net.api.http();
+    let authed = |rb: reqwest::RequestBuilder| {
+        rb.bearer_auth(jwt.expose()).header(sf::TOKEN_TYPE_HEADER, sf::TOKEN_TYPE_KEYPAIR_JWT).header(ACCEPT, "application/json")
+    };
+    let url = format!("{base}{}", sf::STATEMENTS_PATH);
+    let mut reply = ctx.net.api.call(Endpoint::Statements, || authed(http.post(&url)).header(CONTENT_TYPE, "application/json").json(&body)).await?;
+    for _ in 0..MAX_POLLS {
+        if reply.status != 202 {
+            break;
+        }
+        let status_url = serde_json::from_str::<serde_json::Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("statementStatusUrl").and_then(|u| u.as_str()).map(str::to_owned));
+        let Some(path) = status_url else { break };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let url = format!("{base}{path}");
+        reply = ctx.net.api.call(Endpoint::Statements, || authed(http.get(&url))).await?;
+    }
+    Ok(reply)
+}
+
+/// The first column of the first row of a statement's result.
+pub(crate) fn first_cell(reply: &Reply) -> Option<String> {
+    serde_json::from_str::<sf::StatementResponse>(&reply.body).ok()?.first_value().map(str::to_owned)
+}

@@ -1,0 +1,293 @@
+//! `--full`: a real channel round trip on the ingest host with the scoped token —
+//! `stream.open` (a uniquely named test channel), `stream.append` (N badge-shaped NDJSON rows,
+//! following continuation tokens), `stream.commit` (status until the last offset is committed,
+//! with no new row errors) and `stream.drop` (always: also after a failure or Ctrl-C; the REST
+//! API has no close). Each phase is judged against its latency budget.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde::Serialize;
+
+use crate::api::{CallError, Reply};
+use crate::catalog::RowId;
+use crate::checks::answer::{self, Judged};
+use crate::checks::auth::not_configured;
+use crate::context::{Channel, Ctx, HostRole};
+use crate::outcome::{Outcome, SkipReason};
+use crate::registry::CheckSpec;
+use crate::snowflake::api::{self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse};
+
+pub const OPEN: CheckSpec =
+    CheckSpec::new("stream.open", "Stream: open a test channel", &["auth.scoped_token", "tls.ingest"], |ctx| Box::pin(open(ctx))).full();
+pub const APPEND: CheckSpec =
+    CheckSpec::new("stream.append", "Stream: append test rows", &["stream.open"], |ctx| Box::pin(append(ctx))).full();
+pub const COMMIT: CheckSpec =
+    CheckSpec::new("stream.commit", "Stream: rows committed", &["stream.append"], |ctx| Box::pin(commit(ctx))).full();
+pub const DROP: CheckSpec =
+    CheckSpec::new("stream.drop", "Stream: drop the test channel", &["stream.open"], |ctx| Box::pin(drop_channel(ctx)))
+        .after(&["stream.commit"])
+        .always()
+        .full();
+
+/// Rows per append request: far under the 4 MB cap, and more than one request for large `--rows`
+/// so continuation tokens are really followed.
+const ROWS_PER_REQUEST: usize = 500;
+/// How often commit progress is polled (as the official clients do).
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// The ingest base URL and scoped token, or why the stream checks cannot run.
+fn ingest(ctx: &Ctx) -> Result<(String, &crate::secret::Secret<String>), Outcome> {
+    if ctx.settings.snowflake.is_none() {
+        return Err(not_configured());
+    }
+    let skip = |why: &str| Outcome::skip(SkipReason::NotConfigured(why.into()));
+    let endpoint = ctx.endpoint(HostRole::Ingest).ok_or_else(|| skip("no ingest host"))?;
+    let token = ctx.facts.scoped_token.get().ok_or_else(|| skip("no scoped token"))?;
+    Ok((endpoint.url(), token))
+}
+
+/// The request every stream call starts from: scoped token, JSON accepted.
+fn request(ctx: &Ctx, method: reqwest::Method, url: &str, token: &crate::secret::Secret<String>) -> reqwest::RequestBuilder {
+    ctx.net
+        .api
+        .http()
+        .request(method, url)
+        .bearer_auth(token.expose())
+        .header(sf::TOKEN_TYPE_HEADER, sf::TOKEN_TYPE_OAUTH)
+        .header(ACCEPT, "application/json")
+}
+
+async fn open(ctx: Ctx) -> Outcome {
+    let (base, token) = match ingest(&ctx) {
+        Ok(x) => x,
+        Err(skip) => return skip,
+    };
+    let Some(pipe) = ctx.settings.snowflake.as_ref().and_then(crate::settings::Snowflake::pipe_ref) else {
+        return Outcome::skip(SkipReason::NotConfigured("no database, schema and table (or pipe) configured".into()));
+    };
+    let name = format!("netcheck_{}_{:08x}", std::process::id(), rand::random::<u32>());
+    let channel = pipe.channel(&name);
+    let url = format!("{base}{}", channel.channel_path());
+    let result = ctx
+        .net
+        .api
+        .call(Endpoint::Open, || {
+            request(&ctx, reqwest::Method::PUT, &url, token).header(CONTENT_TYPE, "application/json").body("{}")
+        })
+        .await;
+    answer::judge(Endpoint::Open, &result, |reply, ev| -> Judged {
+        let opened: OpenChannelResponse = parse(reply)?;
+        let status = &opened.channel_status;
+        ev.add("channel", &name);
+        ev.add("pipe", format!("{}.{}.{}", pipe.database, pipe.schema, pipe.pipe));
+        ev.add("channel_status_code", &status.channel_status_code);
+        if status.channel_status_code != sf::CHANNEL_STATUS_SUCCESS {
+            return Err((RowId::ChannelStatus, format!("open answered 200 with channel_status_code {}", status.channel_status_code)));
+        }
+        let _ = ctx.facts.channel.set(Channel {
+            channel: channel.clone(),
+            continuation: std::sync::Mutex::new(opened.next_continuation_token),
+            last_offset: std::sync::OnceLock::new(),
+            errors_at_open: status.rows_error_count,
+        });
+        Ok(format!("opened {name} on {}", pipe.pipe))
+    })
+}
+
+/// One RFID badge event, shaped like the seed's event simulator's (plus the run's marker).
+#[derive(Serialize)]
+struct BadgeEvent<'a> {
+    badge_id: String,
+    user_id: String,
+    zone_id: &'static str,
+    reader_id: &'static str,
+    event_timestamp: String,
+    signal_strength: i32,
+    direction: &'static str,
+    netcheck_channel: &'a str,
+    seq: usize,
+}
+
+async fn append(ctx: Ctx) -> Outcome {
+    let (base, token) = match ingest(&ctx) {
+        Ok(x) => x,
+        Err(skip) => return skip,
+    };
+    let Some(ch) = ctx.facts.channel.get() else {
+        return Outcome::skip(SkipReason::NotConfigured("no open channel".into()));
+    };
+    let url = format!("{base}{}", ch.channel.rows_path());
+    let total = ctx.settings.rows;
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let mut last: Option<Result<Reply, CallError>> = None;
+    let mut elapsed = Duration::ZERO;
+    let mut requests = 0;
+    for (batch, rows) in (0..total).collect::<Vec<_>>().chunks(ROWS_PER_REQUEST).enumerate() {
+        let body: String = rows
+            .iter()
+            .map(|&seq| {
+                let event = BadgeEvent {
+                    badge_id: format!("BADGE-{:05}", seq % 100_000),
+                    user_id: format!("USR-{:04}", seq % 10_000),
+                    zone_id: "ZONE-NETCHECK",
+                    reader_id: "RDR-NETCHECK",
+                    event_timestamp: now.clone(),
+                    signal_strength: -60,
+                    direction: if seq % 2 == 0 { "IN" } else { "OUT" },
+                    netcheck_channel: &ch.channel.channel,
+                    seq,
+                };
+                serde_json::to_string(&event).unwrap_or_default() + "\n"
+            })
+            .collect();
+        let (first, end) = (rows[0], rows[rows.len() - 1]);
+        let continuation = ch.continuation.lock().expect("continuation").clone();
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("continuationToken", &continuation)
+            .append_pair("startOffsetToken", &first.to_string())
+            .append_pair("endOffsetToken", &end.to_string())
+            .finish();
+        let target = format!("{url}?{query}");
+        let result = ctx
+            .net
+            .api
+            .call(Endpoint::Append, || {
+                request(&ctx, reqwest::Method::POST, &target, token).header(CONTENT_TYPE, "application/x-ndjson").body(body.clone())
+            })
+            .await;
+        requests = batch + 1;
+        let stop = !matches!(&result, Ok(r) if r.ok());
+        if let Ok(r) = &result {
+            elapsed += r.elapsed;
+            if let Ok(next) = serde_json::from_str::<sf::AppendRowsResponse>(&r.body) {
+                *ch.continuation.lock().expect("continuation") = next.next_continuation_token;
+            }
+        }
+        last = Some(result);
+        if stop {
+            break;
+        }
+    }
+    let result = last.unwrap_or(Err(CallError::Transport { message: "nothing to append (--rows 0)".into() }));
+    let first_event = first_event_latency(&ctx);
+    let outcome = answer::judge(Endpoint::Append, &result, |reply, ev| -> Judged {
+        let appended: sf::AppendRowsResponse = parse(reply)?;
+        if appended.status_code != 0 {
+            return Err((RowId::ApiError, format!("append answered 200 with status_code {}: {:?}", appended.status_code, appended.message)));
+        }
+        let _ = ch.last_offset.set((total - 1).to_string());
+        ev.add("rows", total);
+        ev.add("requests", requests);
+        ev.add("append_ms_total", crate::net::ms(elapsed));
+        ev.add("first_event_ms", crate::net::ms(first_event));
+        Ok(format!("{total} rows in {requests} request(s); first event in {:.0} ms", crate::net::ms(first_event)))
+    });
+    if outcome.verdict == crate::outcome::Verdict::Pass && first_event > answer::FIRST_EVENT_BUDGET {
+        let finding = format!("{}: over the {} ms first-event budget", outcome.finding, answer::FIRST_EVENT_BUDGET.as_millis());
+        return Outcome::warn(RowId::LatencyBudget, finding, outcome.evidence);
+    }
+    outcome
+}
+
+/// Discovery + token exchange + open + first append, as measured: the seed's "first event".
+fn first_event_latency(ctx: &Ctx) -> Duration {
+    let mut firsts = std::collections::HashMap::new();
+    for x in ctx.net.api.exchanges() {
+        if matches!(x.call, Endpoint::Hostname | Endpoint::Token | Endpoint::Open | Endpoint::Append) {
+            firsts.entry(x.call).or_insert(x.elapsed);
+        }
+    }
+    firsts.values().sum()
+}
+
+#[derive(Serialize)]
+struct CommitEvidence {
+    channel: String,
+    awaited_offset: String,
+    last_committed_offset_token: Option<String>,
+    rows_error_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error_message: Option<String>,
+    polls: u32,
+    #[serde(serialize_with = "crate::net::serialize_ms")]
+    commit_lag: Duration,
+}
+
+async fn commit(ctx: Ctx) -> Outcome {
+    let (base, token) = match ingest(&ctx) {
+        Ok(x) => x,
+        Err(skip) => return skip,
+    };
+    let (Some(ch), Some(awaited)) = (ctx.facts.channel.get(), ctx.facts.channel.get().and_then(|c| c.last_offset.get())) else {
+        return Outcome::skip(SkipReason::NotConfigured("nothing was appended".into()));
+    };
+    let url = format!("{base}{}", ch.channel.pipe.bulk_status_path());
+    let body = BulkChannelStatusRequest { channel_names: vec![ch.channel.channel.clone()] };
+    let start = Instant::now();
+    // Ingestion typically commits within seconds; wait as long as the step timeout allows.
+    let wait = ctx.settings.timeout;
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        let result = ctx
+            .net
+            .api
+            .call(Endpoint::Status, || request(&ctx, reqwest::Method::POST, &url, token).json(&body))
+            .await;
+        let status = match &result {
+            Ok(r) if r.ok() => serde_json::from_str::<BulkChannelStatusResponse>(&r.body)
+                .ok()
+                .and_then(|s| s.channel_statuses.get(&ch.channel.channel).cloned()),
+            _ => return answer::judge(Endpoint::Status, &result, |_, _| Err((RowId::ApiError, "unreachable".into()))),
+        };
+        let Some(status) = status else {
+            return Outcome::fail(RowId::ChannelStatus, format!("the channel {} is missing from the status answer", ch.channel.channel), ());
+        };
+        let evidence = CommitEvidence {
+            channel: ch.channel.channel.clone(),
+            awaited_offset: awaited.clone(),
+            last_committed_offset_token: status.last_committed_offset_token.clone(),
+            rows_error_count: status.rows_error_count,
+            last_error_message: status.last_error_message.clone(),
+            polls,
+            commit_lag: start.elapsed(),
+        };
+        if status.channel_status_code != sf::CHANNEL_STATUS_SUCCESS {
+            return Outcome::fail(RowId::ChannelStatus, format!("channel status {}", status.channel_status_code), evidence);
+        }
+        if status.rows_error_count > ch.errors_at_open {
+            let n = status.rows_error_count - ch.errors_at_open;
+            return Outcome::fail(RowId::RowsErrored, format!("{n} row(s) errored: {}", status.last_error_message.unwrap_or_default()), evidence);
+        }
+        let committed = status.last_committed_offset_token.as_deref().and_then(|t| t.parse::<u64>().ok());
+        if committed.is_some_and(|c| awaited.parse::<u64>().is_ok_and(|a| c >= a)) {
+            return Outcome::pass(format!("offset {awaited} committed after {:.0} ms ({polls} polls)", crate::net::ms(start.elapsed())), evidence);
+        }
+        if start.elapsed() + POLL_EVERY > wait {
+            let finding = format!("offset {awaited} not committed within {wait:?} (last committed: {:?})", status.last_committed_offset_token);
+            return Outcome::fail(RowId::CommitTimeout, finding, evidence);
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+async fn drop_channel(ctx: Ctx) -> Outcome {
+    let (base, token) = match ingest(&ctx) {
+        Ok(x) => x,
+        Err(skip) => return skip,
+    };
+    let Some(ch) = ctx.facts.channel.get() else {
+        return Outcome::skip(SkipReason::NotConfigured("no channel was opened".into()));
+    };
+    let url = format!("{base}{}", ch.channel.channel_path());
+    let result = ctx.net.api.call(Endpoint::Drop, || request(&ctx, reqwest::Method::DELETE, &url, token)).await;
+    answer::judge(Endpoint::Drop, &result, |_, ev| {
+        ev.add("channel", &ch.channel.channel);
+        Ok(format!("dropped {}", ch.channel.channel))
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, (RowId, String)> {
+    serde_json::from_str(&reply.body).map_err(|e| (RowId::ApiError, format!("unexpected answer ({e})")))
+}

@@ -1,0 +1,320 @@
+//! `netcheck emulate`: run the emulator in the foreground with a state directory a user (or a
+//! test) can point netcheck, the SDK or their own producer at.
+//!
+//! The state directory gets `ca.pem`, a fresh `rsa_key.p8`, `connections.toml` with a
+//! `[connections.emulator]` entry, and `netcheck.env` with the export lines that make
+//! `. DIR/netcheck.env && netcheck run --connection emulator` work. On a clean stop it also
+//! writes `requests.jsonl` (the request log) and `rows.jsonl` (rows committed to the default pipe).
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::faults::{COUNT_HELP, SCOPE_HELP};
+use super::{Emulator, EmulatorConfig, EmulatorError, Fault, defaults, spawn};
+use crate::snowflake::keys::PrivateKey;
+
+/// Arguments of `netcheck emulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmulateArgs {
+    /// Address to listen on [default: 127.0.0.1:0, a free port].
+    #[arg(long, env = "NETCHECK_EMULATE_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Directory for `ca.pem`, `rsa_key.p8`, `connections.toml` and `netcheck.env`
+    /// [default: a new directory under the system temp dir].
+    #[arg(long, env = "NETCHECK_EMULATE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A fault, `NAME[=VALUE][@SCOPE][#N]`; repeatable. See --list-faults.
+    #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE][#N]")]
+    pub faults: Vec<Fault>,
+    /// A TOML file with `faults = ["latency=200ms@token", ...]`, added to --fault.
+    #[arg(long, value_name = "FILE")]
+    pub fault_file: Option<PathBuf>,
+    /// How long appended rows stay in flight before they are committed, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub commit_delay_ms: u64,
+    /// List the fault modes, one line each, and exit.
+    #[arg(long)]
+    pub list_faults: bool,
+}
+
+/// Runs `netcheck emulate` on its own runtime; prints errors to stderr. Exit code 0 after a
+/// clean SIGINT/SIGTERM stop, 2 when it could not start.
+#[must_use]
+pub fn emulate(args: EmulateArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(crate::error::exit_code::USAGE);
+        }
+    };
+    let mut stdout = std::io::stdout();
+    match runtime.block_on(run_emulate(args, &mut stdout, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(crate::error::exit_code::USAGE)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn io_err(op: String) -> impl FnOnce(std::io::Error) -> EmulatorError {
+    move |source| EmulatorError::Io { op, source }
+}
+
+/// The body of `netcheck emulate`: writes the state directory, prints where everything is, and
+/// serves until `stop` resolves.
+pub async fn run_emulate(
+    args: EmulateArgs,
+    out: &mut dyn Write,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), EmulatorError> {
+    if args.list_faults {
+        return list_faults(out).map_err(io_err("write to stdout".to_owned()));
+    }
+    let mut faults = args.faults.clone();
+    if let Some(path) = &args.fault_file {
+        faults.extend(read_fault_file(path)?);
+    }
+    let dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("netcheck-emulator-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(io_err(format!("resolve {}", dir.display())))?;
+    let key = tokio::task::spawn_blocking(|| PrivateKey::generate(2048))
+        .await
+        .map_err(|e| EmulatorError::Config(format!("key generation task failed: {e}")))??;
+    let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem()?);
+    config.faults = faults;
+    config.commit_delay = std::time::Duration::from_millis(args.commit_delay_ms);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(io_err(format!("listen on {}", args.listen)))?;
+    let emulator = spawn(listener, config).await?;
+    let files = write_state_dir(&dir, &emulator, &key)?;
+    let print = |out: &mut dyn Write| -> std::io::Result<()> {
+        writeln!(out, "listening on {}", emulator.addr())?;
+        writeln!(out, "account host: {}", emulator.account_host())?;
+        writeln!(out, "ingest host: {}", emulator.ingest_host())?;
+        writeln!(out, "CA certificate: {}", files.ca.display())?;
+        writeln!(out, "environment: . {}", files.env.display())?;
+        writeln!(out, "connections.toml ({}):", files.connections.display())?;
+        write!(out, "{}", files.entry)?;
+        out.flush()
+    };
+    print(out).map_err(io_err("write to stdout".to_owned()))?;
+    stop.await;
+    write_json_lines(&dir.join("requests.jsonl"), &emulator.request_log())?;
+    let pipe = crate::snowflake::api::default_pipe(defaults::TABLE);
+    let rows = emulator.rows(defaults::DATABASE, defaults::SCHEMA, &pipe);
+    write_json_lines(&dir.join("rows.jsonl"), &rows)?;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// Leaves the request log and the default pipe's committed rows behind (one JSON value per line),
+/// so a producer's traffic can be read after the run — and a test can assert it when the emulator
+/// ran in another network namespace.
+fn write_json_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<(), EmulatorError> {
+    let mut text = String::new();
+    for item in items {
+        let line = serde_json::to_string(item)
+            .map_err(|e| EmulatorError::Config(format!("cannot encode {}: {e}", path.display())))?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    write_file(path, &text, false)
+}
+
+fn list_faults(out: &mut dyn Write) -> std::io::Result<()> {
+    for help in Fault::catalog() {
+        writeln!(out, "{:<28} {}", help.syntax, help.meaning)?;
+    }
+    writeln!(out, "scopes (append to any fault): {SCOPE_HELP}")?;
+    writeln!(out, "counts: {COUNT_HELP}")
+}
+
+#[derive(serde::Deserialize)]
+struct FaultFile {
+    faults: Vec<String>,
+}
+
+fn read_fault_file(path: &Path) -> Result<Vec<Fault>, EmulatorError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(format!("read {}", path.display())))?;
+    let file: FaultFile = toml::from_str(&text)
+        .map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))?;
+    file.faults
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))
+        })
+        .collect()
+}
+
+struct StateFiles {
+    ca: PathBuf,
+    env: PathBuf,
+    connections: PathBuf,
+    entry: String,
+}
+
+/// The address clients should use: a wildcard listen address means loopback.
+fn client_ip(addr: SocketAddr) -> IpAddr {
+    match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    }
+}
+
+/// `host:port:addr` in curl `--resolve` syntax (IPv6 in brackets).
+fn resolve_entry(host: &str, port: u16, ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{host}:{port}:{v4}"),
+        IpAddr::V6(v6) => format!("{host}:{port}:[{v6}]"),
+    }
+}
+
+/// Single-quotes a value for a POSIX shell.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), EmulatorError> {
+    std::fs::write(path, contents).map_err(io_err(format!("write {}", path.display())))?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format!("chmod {}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn write_state_dir(
+    dir: &Path,
+    emulator: &Emulator,
+    key: &PrivateKey,
+) -> Result<StateFiles, EmulatorError> {
+    let ca = dir.join("ca.pem");
+    let key_file = dir.join("rsa_key.p8");
+    let connections = dir.join("connections.toml");
+    let env = dir.join("netcheck.env");
+    write_file(&ca, emulator.ca_pem(), false)?;
+    write_file(&key_file, key.to_pkcs8_pem()?.expose(), true)?;
+    let port = emulator.addr().port();
+    let entry = toml::to_string(&toml::toml! {
+        [connections.emulator]
+        account = (emulator.account())
+        user = (defaults::USER)
+        host = (emulator.account_host())
+        port = (i64::from(port))
+        protocol = "https"
+        authenticator = "SNOWFLAKE_JWT"
+        private_key_file = (key_file.display().to_string())
+        role = (defaults::ROLE)
+        database = (defaults::DATABASE)
+        schema = (defaults::SCHEMA)
+        table = (defaults::TABLE)
+    })
+    .map_err(|e| EmulatorError::Config(format!("cannot encode connections.toml: {e}")))?;
+    write_file(&connections, &entry, false)?;
+    let ip = client_ip(emulator.addr());
+    let resolve = [emulator.account_host(), emulator.ingest_host()]
+        .map(|h| resolve_entry(h, port, ip))
+        .join(",");
+    let env_text = format!(
+        "export SNOWFLAKE_HOME={}\nexport NETCHECK_CA_FILE={}\nexport NETCHECK_RESOLVE={}\n",
+        shell_quote(&dir.display().to_string()),
+        shell_quote(&ca.display().to_string()),
+        shell_quote(&resolve),
+    );
+    write_file(&env, &env_text, false)?;
+    Ok(StateFiles {
+        ca,
+        env,
+        connections,
+        entry,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case("0.0.0.0:1", "127.0.0.1")]
+    #[test_case("[::]:1", "::1")]
+    #[test_case("127.0.0.2:1", "127.0.0.2")]
+    fn wildcard_means_loopback(listen: &str, expected: &str) {
+        assert_eq!(client_ip(listen.parse().unwrap()).to_string(), expected);
+    }
+
+    #[test]
+    fn resolve_entries_use_curl_syntax() {
+        assert_eq!(
+            resolve_entry("h", 8443, "127.0.0.1".parse().unwrap()),
+            "h:8443:127.0.0.1"
+        );
+        assert_eq!(
+            resolve_entry("h", 8443, "::1".parse().unwrap()),
+            "h:8443:[::1]"
+        );
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn fault_files_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("netcheck-faultfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "faults = [\"latency=200ms@token\", \"reset\"]\n").unwrap();
+        let faults = read_fault_file(&good).unwrap();
+        assert_eq!(
+            faults.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["latency=200ms@token", "reset"]
+        );
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "faults = [\"nope\"]\n").unwrap();
+        assert!(
+            matches!(read_fault_file(&bad), Err(EmulatorError::Config(m)) if m.contains("unknown fault"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn list_faults_prints_one_line_each() {
+        let mut out = Vec::new();
+        list_faults(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), Fault::catalog().len() + 2);
+        assert!(text.contains("latency=DURATION"));
+    }
+}

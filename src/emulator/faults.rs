@@ -1,0 +1,747 @@
+//! Fault modes: what they are, their `NAME[=VALUE][@SCOPE]` syntax, and the one layer that
+//! applies the HTTP-level ones before a request reaches its handler.
+//!
+//! Faults that change a handler's answer (missing pipe, channel status, never commit) are read
+//! by the handlers through [`FaultSet`]; TLS faults pick the server's TLS config per connection.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use ipnet::IpNet;
+
+use super::Shared;
+use super::routes::{RequestCtx, json_error};
+use crate::snowflake::api::{Endpoint, codes};
+
+/// Which of the emulator's hosts a request or TLS connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostKind {
+    /// The account host (`myorg-myaccount.snowflakecomputing.com`).
+    Account,
+    /// The ingest host.
+    Ingest,
+    /// An IP address or `localhost`: the client reached the emulator by address, so it serves
+    /// both roles (as the SDK test needs).
+    Address,
+    /// Any other name: answered with 404.
+    Unknown,
+}
+
+/// Where a fault applies: one endpoint, or everything on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultScope {
+    /// One API call (`@token`, `@append`, ...).
+    Endpoint(Endpoint),
+    /// Every request and TLS handshake for the account host (`@account`).
+    AccountHost,
+    /// Every request and TLS handshake for the ingest host (`@ingest`).
+    IngestHost,
+}
+
+impl FaultScope {
+    fn matches(self, endpoint: Option<Endpoint>, host: HostKind) -> bool {
+        match self {
+            Self::Endpoint(e) => endpoint == Some(e),
+            Self::AccountHost => matches!(host, HostKind::Account | HostKind::Address),
+            Self::IngestHost => matches!(host, HostKind::Ingest | HostKind::Address),
+        }
+    }
+}
+
+/// A fault mode. Parse one with `"latency=200ms@token".parse::<Fault>()`; the syntax is
+/// `NAME[=VALUE][@SCOPE][#N]` (see [`Fault::catalog`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Delay every matching response.
+    Latency(Duration),
+    /// 429 `{"code":"390505",...}`, with `Retry-After: <secs>` when given.
+    Throttle {
+        /// Seconds for the `Retry-After` header; none means no header.
+        retry_after: Option<u64>,
+    },
+    /// 500 or 503 with the bare-string body `"ERR_GENERAL_EXCEPTION_RETRY_REQUEST"`.
+    ServerError(u16),
+    /// Send the status line, headers and half the body, then reset the TCP connection.
+    Reset,
+    /// Serve TLS 1.2 only.
+    Tls12Only,
+    /// Serve a certificate that expired yesterday.
+    ExpiredCert,
+    /// Serve a certificate for another host name.
+    WrongHostCert,
+    /// Serve a certificate from a CA the client was not given.
+    UnknownCa,
+    /// Skew the server clock by this many seconds (`Date` header, token times, JWT checks).
+    ClockOffset(i64),
+    /// A network policy that blocks these client networks (all when empty): 401 390422.
+    NetworkPolicy(Vec<IpNet>),
+    /// Pipes do not exist: 404 `ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED`.
+    MissingPipe,
+    /// The role lacks the privilege: same 404 (Snowflake does not tell the two apart).
+    MissingPrivilege,
+    /// Open and status answer 200 with this `channel_status_code` instead of `SUCCESS`.
+    ChannelStatus(String),
+    /// Appends are accepted (200) but the rows are never committed.
+    NoCommit,
+    /// A fault limited to one endpoint or host.
+    Scoped(Box<Fault>, FaultScope),
+    /// A fault applied to the first N matching requests (or handshakes) only — a failure that
+    /// clears when retried, as `ERR_GENERAL_EXCEPTION_RETRY_REQUEST` does.
+    Limited(Box<Fault>, u32),
+}
+
+/// One line of `--list-faults`: syntax and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultHelp {
+    /// `NAME[=VALUE]`.
+    pub syntax: &'static str,
+    /// What it does.
+    pub meaning: &'static str,
+}
+
+const CATALOG: &[FaultHelp] = &[
+    FaultHelp {
+        syntax: "latency=DURATION",
+        meaning: "delay responses (e.g. latency=200ms, latency=2s)",
+    },
+    FaultHelp {
+        syntax: "throttle[=SECONDS]",
+        meaning: "429 {\"code\":\"390505\"}; with a value, also Retry-After: SECONDS",
+    },
+    FaultHelp {
+        syntax: "server-error[=500|503]",
+        meaning: "bare-string body \"ERR_GENERAL_EXCEPTION_RETRY_REQUEST\" (default 503)",
+    },
+    FaultHelp {
+        syntax: "reset",
+        meaning: "send headers and half the body, then reset the TCP connection",
+    },
+    FaultHelp {
+        syntax: "tls12-only",
+        meaning: "TLS 1.2 only (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "expired-cert",
+        meaning: "serve a certificate that expired yesterday (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "wrong-host-cert",
+        meaning: "serve a certificate for wrong-host.invalid (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "unknown-ca",
+        meaning: "serve a certificate from a CA that is not in ca.pem (scope: @account or @ingest)",
+    },
+    FaultHelp {
+        syntax: "clock-offset=[-]DURATION",
+        meaning: "skew the server clock: Date header, token times, JWT checks (no scope)",
+    },
+    FaultHelp {
+        syntax: "network-policy[=CIDR]",
+        meaning: "401 390422 for clients in CIDR (default: every client)",
+    },
+    FaultHelp {
+        syntax: "missing-pipe",
+        meaning: "404 ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED: the pipe does not exist",
+    },
+    FaultHelp {
+        syntax: "missing-privilege",
+        meaning: "404 ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED: the role lacks the grant",
+    },
+    FaultHelp {
+        syntax: "channel-status[=CODE]",
+        meaning: "200 with channel_status_code CODE (default ERR_CHANNEL_NO_LONGER_EXISTS)",
+    },
+    FaultHelp {
+        syntax: "no-commit",
+        meaning: "appends answer 200 but rows are never committed",
+    },
+];
+
+/// Scopes accepted after `@`, for `--list-faults`.
+pub const SCOPE_HELP: &str = "@hostname @token @pipe-info @open @append @status @drop \
+@statements @telemetry (one endpoint), @account @ingest (one host)";
+
+/// The count suffix, for `--list-faults`.
+pub const COUNT_HELP: &str = "#N after everything else: only the first N matching requests \
+(e.g. server-error=503@append#2)";
+
+/// Why a fault specification was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultParseError {
+    /// The name is not a fault.
+    #[error("unknown fault {0:?} (see --list-faults)")]
+    UnknownName(String),
+    /// The value does not fit the fault.
+    #[error("bad value {value:?} for fault {name}: {reason}")]
+    BadValue {
+        /// Fault name.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// The `#N` count is not a positive number, or the fault cannot be counted.
+    #[error("bad count #{count} for fault {name}: {reason}")]
+    BadCount {
+        /// Fault name.
+        name: String,
+        /// The count given.
+        count: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// The scope is unknown or does not fit the fault.
+    #[error("bad scope @{scope} for fault {name}: {reason}")]
+    BadScope {
+        /// Fault name.
+        name: String,
+        /// The scope given.
+        scope: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+}
+
+impl Fault {
+    /// Limits the fault to one endpoint or host.
+    #[must_use]
+    pub fn on(self, scope: FaultScope) -> Self {
+        Self::Scoped(Box::new(self), scope)
+    }
+
+    /// Applies the fault to the first `n` matching requests only.
+    #[must_use]
+    pub fn times(self, n: u32) -> Self {
+        Self::Limited(Box::new(self), n)
+    }
+
+    /// Every fault with its syntax and meaning (one line each in `--list-faults`).
+    #[must_use]
+    pub fn catalog() -> &'static [FaultHelp] {
+        CATALOG
+    }
+
+    /// The fault without its wrappers, its scope, and how many requests it applies to.
+    #[must_use]
+    pub fn parts(&self) -> (&Fault, Option<FaultScope>, Option<u32>) {
+        match self {
+            Self::Scoped(inner, scope) => {
+                let (fault, _, times) = inner.parts();
+                (fault, Some(*scope), times)
+            }
+            Self::Limited(inner, times) => {
+                let (fault, scope, _) = inner.parts();
+                (fault, scope, Some(*times))
+            }
+            other => (other, None, None),
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            Self::Tls12Only | Self::ExpiredCert | Self::WrongHostCert | Self::UnknownCa
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Latency(_) => "latency",
+            Self::Throttle { .. } => "throttle",
+            Self::ServerError(_) => "server-error",
+            Self::Reset => "reset",
+            Self::Tls12Only => "tls12-only",
+            Self::ExpiredCert => "expired-cert",
+            Self::WrongHostCert => "wrong-host-cert",
+            Self::UnknownCa => "unknown-ca",
+            Self::ClockOffset(_) => "clock-offset",
+            Self::NetworkPolicy(_) => "network-policy",
+            Self::MissingPipe => "missing-pipe",
+            Self::MissingPrivilege => "missing-privilege",
+            Self::ChannelStatus(_) => "channel-status",
+            Self::NoCommit => "no-commit",
+            Self::Scoped(inner, _) | Self::Limited(inner, _) => inner.name(),
+        }
+    }
+}
+
+/// Parses `200ms`, `2s`, `5m`, `1h` (a bare number is milliseconds).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "" | "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n * 60)),
+        "h" => Some(Duration::from_secs(n * 3600)),
+        _ => None,
+    }
+}
+
+impl FromStr for Fault {
+    type Err = FaultParseError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let spec = spec.trim();
+        let (spec, count) = match spec.rsplit_once('#') {
+            Some((s, n)) => (s, Some(n)),
+            None => (spec, None),
+        };
+        let fault = parse_scoped(spec)?;
+        let Some(count) = count else { return Ok(fault) };
+        let bad = |reason| FaultParseError::BadCount {
+            name: fault.name().to_owned(),
+            count: count.to_owned(),
+            reason,
+        };
+        let times: u32 = count
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad("a positive number"))?;
+        if matches!(fault.parts().0, Self::ClockOffset(_)) {
+            return Err(bad("the clock is global"));
+        }
+        Ok(fault.times(times))
+    }
+}
+
+/// `NAME[=VALUE][@SCOPE]`.
+fn parse_scoped(spec: &str) -> Result<Fault, FaultParseError> {
+    {
+        let (body, scope) = match spec.rsplit_once('@') {
+            Some((b, s)) => (b, Some(s)),
+            None => (spec, None),
+        };
+        let (name, value) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (body, None),
+        };
+        let bad = |reason| FaultParseError::BadValue {
+            name: name.to_owned(),
+            value: value.unwrap_or_default().to_owned(),
+            reason,
+        };
+        let fault = match (name, value) {
+            ("latency", Some(v)) => Fault::Latency(
+                parse_duration(v).ok_or_else(|| bad("a duration such as 200ms or 2s"))?,
+            ),
+            ("latency", None) => return Err(bad("a duration such as 200ms or 2s")),
+            ("throttle", v) => Fault::Throttle {
+                retry_after: v
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| bad("whole seconds"))?,
+            },
+            ("server-error", None) => Fault::ServerError(503),
+            ("server-error", Some(v @ ("500" | "503"))) => {
+                Fault::ServerError(v.parse().unwrap_or(503))
+            }
+            ("server-error", Some(_)) => return Err(bad("500 or 503")),
+            ("clock-offset", Some(v)) => {
+                let (sign, magnitude) = match v.strip_prefix('-') {
+                    Some(m) => (-1, m),
+                    None => (1, v.strip_prefix('+').unwrap_or(v)),
+                };
+                let d = parse_duration(magnitude)
+                    .ok_or_else(|| bad("a signed duration such as -5m or 90s"))?;
+                Fault::ClockOffset(
+                    sign * i64::try_from(d.as_secs()).map_err(|_| bad("a smaller duration"))?,
+                )
+            }
+            ("clock-offset", None) => return Err(bad("a signed duration such as -5m or 90s")),
+            ("network-policy", None) => Fault::NetworkPolicy(Vec::new()),
+            ("network-policy", Some(v)) => Fault::NetworkPolicy(
+                v.split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .or_else(|_| n.trim().parse::<std::net::IpAddr>().map(IpNet::from))
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad("CIDR list such as 127.0.0.1/32"))?,
+            ),
+            ("channel-status", v) => {
+                Fault::ChannelStatus(v.unwrap_or(codes::ERR_CHANNEL_NO_LONGER_EXISTS).to_owned())
+            }
+            (flag, None) => match flag {
+                "reset" => Fault::Reset,
+                "tls12-only" => Fault::Tls12Only,
+                "expired-cert" => Fault::ExpiredCert,
+                "wrong-host-cert" => Fault::WrongHostCert,
+                "unknown-ca" => Fault::UnknownCa,
+                "missing-pipe" => Fault::MissingPipe,
+                "missing-privilege" => Fault::MissingPrivilege,
+                "no-commit" => Fault::NoCommit,
+                other => return Err(FaultParseError::UnknownName(other.to_owned())),
+            },
+            (flag, Some(_)) if CATALOG.iter().any(|h| h.syntax == flag) => {
+                return Err(bad("no value"));
+            }
+            (other, Some(_)) => return Err(FaultParseError::UnknownName(other.to_owned())),
+        };
+        let Some(scope) = scope else { return Ok(fault) };
+        let bad_scope = |reason| FaultParseError::BadScope {
+            name: name.to_owned(),
+            scope: scope.to_owned(),
+            reason,
+        };
+        let scope = match scope {
+            "account" => FaultScope::AccountHost,
+            "ingest" => FaultScope::IngestHost,
+            other => FaultScope::Endpoint(
+                other
+                    .parse::<Endpoint>()
+                    .ok()
+                    .filter(|e| *e != Endpoint::Other)
+                    .ok_or_else(|| bad_scope("an endpoint or host, see --list-faults"))?,
+            ),
+        };
+        if matches!(fault, Fault::ClockOffset(_)) {
+            return Err(bad_scope("the clock is global"));
+        }
+        if fault.is_tls() && matches!(scope, FaultScope::Endpoint(_)) {
+            return Err(bad_scope("TLS faults apply per host: @account or @ingest"));
+        }
+        Ok(fault.on(scope))
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (fault, scope, times) = self.parts();
+        f.write_str(fault.name())?;
+        match fault {
+            Self::Latency(d) => write!(f, "={}ms", d.as_millis())?,
+            Self::Throttle {
+                retry_after: Some(s),
+            } => write!(f, "={s}")?,
+            Self::ServerError(code) => write!(f, "={code}")?,
+            Self::ClockOffset(s) => write!(f, "={s}s")?,
+            Self::NetworkPolicy(nets) if !nets.is_empty() => {
+                let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
+                write!(f, "={}", list.join(","))?;
+            }
+            Self::ChannelStatus(code) => write!(f, "={code}")?,
+            _ => {}
+        }
+        match scope {
+            Some(FaultScope::Endpoint(e)) => write!(f, "@{e}")?,
+            Some(FaultScope::AccountHost) => f.write_str("@account")?,
+            Some(FaultScope::IngestHost) => f.write_str("@ingest")?,
+            None => {}
+        }
+        match times {
+            Some(n) => write!(f, "#{n}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One fault in force: the bare fault, where it applies, and how many more times (if counted).
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) fault: Fault,
+    scope: Option<FaultScope>,
+    remaining: Option<AtomicU32>,
+}
+
+impl Entry {
+    /// Uses one application of the fault; false once a counted fault is used up. Call it only
+    /// when the fault is actually applied, so a count means "the first N affected requests".
+    pub(crate) fn take(&self) -> bool {
+        self.remaining.as_ref().is_none_or(|n| {
+            n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                .is_ok()
+        })
+    }
+}
+
+/// The faults in force, with lookups by endpoint and host.
+#[derive(Debug, Default)]
+pub(crate) struct FaultSet(Vec<Entry>);
+
+impl FaultSet {
+    pub(crate) fn new(faults: Vec<Fault>) -> Self {
+        Self(
+            faults
+                .into_iter()
+                .map(|f| {
+                    let (fault, scope, times) = f.parts();
+                    Entry {
+                        fault: fault.clone(),
+                        scope,
+                        remaining: times.map(AtomicU32::new),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The faults that apply to a request (or, with no endpoint, a TLS handshake) by scope.
+    pub(crate) fn matching(
+        &self,
+        endpoint: Option<Endpoint>,
+        host: HostKind,
+    ) -> impl Iterator<Item = &Entry> {
+        self.0
+            .iter()
+            .filter(move |e| e.scope.is_none_or(|s| s.matches(endpoint, host)))
+    }
+
+    /// Whether a flag-like fault applies (and uses one application of it).
+    pub(crate) fn has(&self, endpoint: Endpoint, host: HostKind, wanted: &Fault) -> bool {
+        self.matching(Some(endpoint), host)
+            .any(|e| e.fault == *wanted && e.take())
+    }
+
+    /// The channel status override, if any.
+    pub(crate) fn channel_status(&self, endpoint: Endpoint, host: HostKind) -> Option<String> {
+        self.matching(Some(endpoint), host)
+            .find_map(|e| match &e.fault {
+                Fault::ChannelStatus(code) if e.take() => Some(code.clone()),
+                _ => None,
+            })
+    }
+
+    /// The clock offset in seconds.
+    pub(crate) fn clock_offset(&self) -> i64 {
+        self.0
+            .iter()
+            .map(|e| match e.fault {
+                Fault::ClockOffset(s) => s,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// The fault layer: latency, network-policy block, throttle, server error and reset, in that
+/// order, for the request's endpoint and host; plus the (possibly skewed) `Date` header.
+pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
+        return next.run(req).await;
+    };
+    let faults = shared.faults();
+    let endpoint = Some(ctx.endpoint);
+    let delay: Duration = faults
+        .matching(endpoint, ctx.host_kind)
+        .filter_map(|e| match e.fault {
+            Fault::Latency(d) if e.take() => Some(d),
+            _ => None,
+        })
+        .sum();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut reset = false;
+    let mut response = None;
+    for entry in faults.matching(endpoint, ctx.host_kind) {
+        match &entry.fault {
+            Fault::NetworkPolicy(nets)
+                if (nets.is_empty()
+                    || nets
+                        .iter()
+                        .any(|n| n.contains(&super::canonical_ip(ctx.client_ip))))
+                    && entry.take() =>
+            {
+                response = Some(ip_not_allowed(&ctx));
+            }
+            Fault::Throttle { retry_after } if entry.take() => {
+                let mut r = json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    codes::TOO_MANY_REQUESTS,
+                    "Too many requests.",
+                );
+                if let Some(secs) = retry_after {
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+                }
+                response = Some(r);
+            }
+            Fault::ServerError(code) if entry.take() => {
+                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let body = format!("\"{}\"", codes::ERR_GENERAL_EXCEPTION_RETRY_REQUEST);
+                response = Some(
+                    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+                );
+            }
+            Fault::Reset if entry.take() => reset = true,
+            _ => continue,
+        }
+        break;
+    }
+    let mut response = match response {
+        Some(r) => r,
+        None => next.run(req).await,
+    };
+    if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(shared.now())) {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    if reset {
+        response = reset_midway(response, &ctx).await;
+    }
+    response
+}
+
+/// 401 390422, the network-policy answer.
+pub(crate) fn ip_not_allowed(ctx: &RequestCtx) -> Response {
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        codes::IP_NOT_ALLOWED,
+        &format!(
+            "Incoming request with IP/Token {} is not allowed to access Snowflake.",
+            super::canonical_ip(ctx.client_ip)
+        ),
+    )
+}
+
+/// Keeps status and headers (with the full `Content-Length`), sends half the body, then asks the
+/// connection task to reset the TCP connection.
+async fn reset_midway(response: Response, ctx: &RequestCtx) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let full = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    // Ensure there is something to cut in half, so the client always sees a short body.
+    let full = if full.len() < 2 {
+        Bytes::from_static(b"{\"partial\":true}")
+    } else {
+        full
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(full.len()));
+    let half = full.slice(..full.len() / 2);
+    let trigger = ctx.reset.clone();
+    let stream = futures::stream::unfold(Some(half), move |chunk| {
+        let trigger = trigger.clone();
+        async move {
+            if let Some(chunk) = chunk {
+                return Some((Ok::<_, std::io::Error>(chunk), None));
+            }
+            // Give the first chunk time to reach the socket, then reset.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            trigger.notify_one();
+            futures::future::pending::<()>().await;
+            None
+        }
+    });
+    parts.extensions.insert(ResetMarker);
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Marks a response whose connection will be reset, for the request log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResetMarker;
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case("latency=200ms" => Fault::Latency(Duration::from_millis(200)))]
+    #[test_case("latency=2s@token" => Fault::Latency(Duration::from_secs(2)).on(FaultScope::Endpoint(Endpoint::Token)))]
+    #[test_case("throttle" => Fault::Throttle { retry_after: None })]
+    #[test_case("throttle=5@append" => Fault::Throttle { retry_after: Some(5) }.on(FaultScope::Endpoint(Endpoint::Append)))]
+    #[test_case("server-error" => Fault::ServerError(503))]
+    #[test_case("server-error=500" => Fault::ServerError(500))]
+    #[test_case("tls12-only@ingest" => Fault::Tls12Only.on(FaultScope::IngestHost))]
+    #[test_case("clock-offset=-5m" => Fault::ClockOffset(-300))]
+    #[test_case("clock-offset=+90s" => Fault::ClockOffset(90))]
+    #[test_case("network-policy=10.0.0.0/8,127.0.0.1" => Fault::NetworkPolicy(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()]))]
+    #[test_case("channel-status" => Fault::ChannelStatus("ERR_CHANNEL_NO_LONGER_EXISTS".into()))]
+    #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(Endpoint::Append)))]
+    #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(Endpoint::Append)).times(2))]
+    #[test_case("reset#1" => Fault::Reset.times(1))]
+    fn parses(spec: &str) -> Fault {
+        spec.parse().unwrap()
+    }
+
+    #[test_case("nope"; "unknown name")]
+    #[test_case("latency"; "missing value")]
+    #[test_case("latency=fast"; "bad duration")]
+    #[test_case("server-error=418"; "bad status")]
+    #[test_case("reset=1"; "value on a flag")]
+    #[test_case("reset@nowhere"; "unknown scope")]
+    #[test_case("expired-cert@token"; "tls fault on an endpoint")]
+    #[test_case("clock-offset=5s@token"; "scoped clock")]
+    #[test_case("clock-offset=5s#2"; "counted clock")]
+    #[test_case("reset#0"; "zero count")]
+    #[test_case("reset#x"; "bad count")]
+    fn refuses(spec: &str) {
+        assert!(spec.parse::<Fault>().is_err(), "{spec} parsed");
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for spec in [
+            "latency=200ms@token",
+            "throttle=3",
+            "server-error=500@ingest",
+            "reset",
+            "channel-status=X@open",
+            "clock-offset=-60s",
+            "server-error=503@append#2",
+            "tls12-only@ingest#1",
+        ] {
+            let fault: Fault = spec.parse().unwrap();
+            assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
+        }
+    }
+
+    #[test]
+    fn catalog_entries_parse() {
+        for help in Fault::catalog() {
+            let name = help.syntax.split(['=', '[']).next().unwrap();
+            let spec = match name {
+                "latency" => "latency=1ms",
+                "clock-offset" => "clock-offset=1s",
+                other => other,
+            };
+            assert!(spec.parse::<Fault>().is_ok(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn counted_faults_run_out() {
+        let set = FaultSet::new(vec![Fault::MissingPipe.times(2)]);
+        let hits: Vec<bool> = (0..3)
+            .map(|_| set.has(Endpoint::Open, HostKind::Ingest, &Fault::MissingPipe))
+            .collect();
+        assert_eq!(hits, [true, true, false]);
+    }
+
+    #[test]
+    fn scopes_select_requests() {
+        let set = FaultSet::new(vec![
+            Fault::Reset.on(FaultScope::Endpoint(Endpoint::Append)),
+            Fault::Tls12Only.on(FaultScope::IngestHost),
+        ]);
+        assert_eq!(
+            set.matching(Some(Endpoint::Append), HostKind::Ingest)
+                .count(),
+            2
+        );
+        assert_eq!(
+            set.matching(Some(Endpoint::Token), HostKind::Account)
+                .count(),
+            0
+        );
+        assert_eq!(set.matching(None, HostKind::Address).count(), 1);
+    }
+}

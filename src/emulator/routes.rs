@@ -1,0 +1,587 @@
+//! Request handlers: authentication (key-pair JWT or scoped token), then discovery, the token
+//! exchange, the channel calls, pipe info, telemetry and the SQL API.
+//!
+//! Routing is by [`Route::parse`] (shared with netcheck's client side) rather than axum's path
+//! syntax, because Snowflake's `pipes/{pipe}:bulk-channel-status` puts an action inside a segment.
+
+// Handlers return `Result<_, Response>` so an auth or lookup failure is the answer itself; the
+// size of `Response` does not matter on this path.
+#![allow(clippy::result_large_err)]
+
+use std::io::Read as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::faults::{Fault, HostKind, ip_not_allowed};
+use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
+use super::{JwtFailure, Shared, statements};
+use crate::snowflake::account::normalize_host;
+use crate::snowflake::api::{
+    self, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse, ChannelRef,
+    DropChannelResponse, Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse,
+    PipeRef, Route, codes,
+};
+use crate::snowflake::jwt::{self, VerifiedJwt};
+
+/// Decompressed append bodies larger than this are refused, to keep memory bounded.
+const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
+/// Request bodies of calls other than append.
+const MAX_OTHER_BODY_BYTES: usize = 1024 * 1024;
+/// Lifetime of a scoped token.
+const SCOPED_TOKEN_SECS: i64 = 3600;
+
+/// What the connection layer knows about a request, for the fault layer and the handlers.
+#[derive(Clone)]
+pub(crate) struct RequestCtx {
+    /// Host the request is for (authority or `Host`, else SNI), lower case, no port.
+    pub(crate) host: String,
+    pub(crate) host_kind: HostKind,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) route: Option<Route>,
+    pub(crate) client_ip: IpAddr,
+    /// Notified to reset the TCP connection (the `reset` fault).
+    pub(crate) reset: Arc<Notify>,
+}
+
+/// A JSON error body `{"code":..,"message":..}`.
+pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(api::ApiError::new(code, message))).into_response()
+}
+
+fn ingest_error((status, error): IngestError) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    // The live service reports a missing pipe as `error_code`; everything else uses `code`.
+    if error.code == codes::ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED {
+        let body = serde_json::json!({"error_code": error.code, "message": error.message});
+        return (status, Json(body)).into_response();
+    }
+    (status, Json(error)).into_response()
+}
+
+fn bad_payload() -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        codes::INVALID_PAYLOAD,
+        "Incoming request does not contain a valid payload.",
+    )
+}
+
+fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+/// The scoped token: a JWT signed by the emulator (HS256), valid for one ingest host.
+#[derive(Debug, Serialize, Deserialize)]
+struct ScopedClaims {
+    iss: String,
+    sub: String,
+    scope: String,
+    role: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// The `:pipe-info` answer. The shape is what the official SDK (1.9.1) deserializes — field names
+/// and types read from its error messages and serde metadata, since no public document describes
+/// this call. The SDK needs a stage location with credentials before it will open a channel; the
+/// emulator hands out an S3 location with placeholder credentials that are obviously not keys.
+/// The SDK then streams rows over the REST `rows` call and never touches the stage in this run;
+/// if it switched to file mode it would try S3 and fail (tests run it where nothing but loopback
+/// is reachable). Large rowset thresholds keep it in rowset mode.
+fn pipe_info_body(now_ms: i64) -> serde_json::Value {
+    let location = serde_json::json!({
+        "location_type": "S3",
+        "location": "netcheck-emulator-stage/streaming/",
+        "bucket_name": "netcheck-emulator-stage",
+        "path_prefix": "streaming/",
+        "region": "us-west-2",
+        "storage_account": null,
+        "endpoint": null,
+        "use_s3_regional_url": false,
+        "is_client_side_encrypted": true,
+        "expiry_time_ms": now_ms + 3_600_000,
+        "creds": {
+            "AWS_KEY_ID": "EMULATOR-NOT-A-REAL-KEY",
+            "AWS_SECRET_KEY": "EMULATOR-NOT-A-REAL-SECRET",
+            "AWS_TOKEN": "EMULATOR-NOT-A-REAL-TOKEN",
+        },
+        "parameters": {
+            "max_client_lag_seconds": 1,
+            "rowset_flush_threshold_kb": 4096,
+            "max_buffered_kb_for_rowset_mode": 32768,
+            "rowset_threshold_lookback_seconds": 60,
+            "rowset_threshold_ewma_weight": 50,
+            "target_file_size_compressed_mb": 16,
+            "cpu_throttle_high_watermark_percent": 95,
+            "cpu_throttle_low_watermark_percent": 80,
+            "mem_throttle_high_watermark_percent": 95,
+            "mem_throttle_low_watermark_percent": 80,
+        },
+    });
+    serde_json::json!({
+        "rowset_stage_location": location,
+        "durable_stage_location": location,
+        "encryption_info": {"pipe_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pipe_key_id": 1, "diversifier": "emulator"},
+        "parameter_overrides": {},
+    })
+}
+
+/// Who is calling, after authentication.
+struct Principal {
+    role: String,
+}
+
+/// One request being handled.
+pub(crate) struct Call {
+    pub(crate) shared: Shared,
+    pub(crate) ctx: RequestCtx,
+    pub(crate) headers: HeaderMap,
+    pub(crate) query: Option<String>,
+    pub(crate) body: Bytes,
+}
+
+/// Whether a host serves a route (the SDK reaching the emulator by IP gets everything).
+fn serves(host: HostKind, route: &Route) -> bool {
+    let account = matches!(host, HostKind::Account | HostKind::Address);
+    let ingest = matches!(host, HostKind::Ingest | HostKind::Address);
+    match route {
+        Route::Hostname
+        | Route::Token
+        | Route::SubmitStatement
+        | Route::StatementStatus(_)
+        | Route::Telemetry => account,
+        Route::Open(_) | Route::Append(_) | Route::Drop(_) => ingest,
+        Route::Status(_) | Route::PipeInfo(_) => account || ingest,
+    }
+}
+
+/// The single handler behind the router: routes by [`Route`], reads the body with the endpoint's
+/// limit, and calls the endpoint's function.
+pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Response {
+    let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
+        return not_found();
+    };
+    let Some(route) = ctx.route.clone().filter(|r| serves(ctx.host_kind, r)) else {
+        return not_found();
+    };
+    let (parts, body) = req.into_parts();
+    let limit = if matches!(route, Route::Append(_)) {
+        MAX_APPEND_BYTES
+    } else {
+        MAX_OTHER_BODY_BYTES
+    };
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        // Snowflake documents the 4 MB cap but not the answer; 413 is the HTTP meaning.
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ERR_REQUEST_TOO_LARGE",
+            &format!("Request payload exceeds the {} KiB limit.", limit / 1024),
+        );
+    };
+    let call = Call {
+        shared,
+        ctx,
+        headers: parts.headers,
+        query: parts.uri.query().map(str::to_owned),
+        body,
+    };
+    match route {
+        Route::Hostname => call.hostname(),
+        Route::Token => call.token(),
+        Route::PipeInfo(pipe) => call.pipe_info(&pipe),
+        Route::Open(channel) => call.open(&channel),
+        Route::Append(channel) => call.append(&channel),
+        Route::Status(pipe) => call.status(&pipe),
+        Route::Drop(channel) => call.drop_channel(&channel),
+        Route::Telemetry => call.telemetry(),
+        Route::SubmitStatement => statements::submit(&call),
+        Route::StatementStatus(handle) => statements::status(&call, &handle),
+    }
+}
+
+impl Call {
+    pub(crate) fn bearer_token(&self) -> Option<&str> {
+        self.headers
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+    }
+
+    fn user(&self, name: &str) -> Option<&super::state::User> {
+        self.shared.users.get(name)
+    }
+
+    /// Verifies a key-pair JWT; a failure is recorded with its detailed reason and answered
+    /// with the generic 390144.
+    pub(crate) fn keypair(&self, token: Option<&str>) -> Result<VerifiedJwt, Response> {
+        let incident = EmulatorState::incident_id();
+        let invalid = || {
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                codes::JWT_TOKEN_INVALID,
+                &format!("JWT token is invalid. [{incident}]"),
+            )
+        };
+        let token = token.ok_or_else(|| self.check_policy(None).err().unwrap_or_else(invalid))?;
+        let verified = jwt::verify(token, &self.shared.account, self.shared.now_unix(), |u| {
+            self.user(u).map(|u| u.keys.clone())
+        })
+        .map_err(|reason| {
+            lock(&self.shared.jwt_failures).push(JwtFailure {
+                reason,
+                code: reason.code(),
+                incident: incident.clone(),
+                endpoint: self.ctx.endpoint,
+                client_ip: self.ctx.client_ip,
+            });
+            // A blocked address hears about the policy, not about its token.
+            self.check_policy(None).err().unwrap_or_else(invalid)
+        })?;
+        self.check_policy(Some(&verified.user))?;
+        Ok(verified)
+    }
+
+    /// The network policy in force: the user's, which overrides the account's, or the account's
+    /// when the caller is unknown (failed authentication) or has none.
+    fn check_policy(&self, user: Option<&str>) -> Result<(), Response> {
+        let policy = user
+            .and_then(|u| self.user(u))
+            .and_then(|u| u.policy.as_ref())
+            .unwrap_or(self.shared.account_policy());
+        if policy.allows(self.ctx.client_ip) {
+            Ok(())
+        } else {
+            Err(ip_not_allowed(&self.ctx))
+        }
+    }
+
+    fn scoped(&self, token: &str) -> Result<Principal, Response> {
+        let invalid = || {
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                codes::INVALID_OAUTH_TOKEN,
+                &format!(
+                    "Invalid OAuth access token. [{}]",
+                    EmulatorState::incident_id()
+                ),
+            )
+        };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        // Expiry is checked below against the emulator's (possibly skewed) clock.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        let key = jsonwebtoken::DecodingKey::from_secret(&self.shared.token_secret);
+        let refuse = || self.check_policy(None).err().unwrap_or_else(invalid);
+        let claims = jsonwebtoken::decode::<ScopedClaims>(token, &key, &validation)
+            .map_err(|_| refuse())?
+            .claims;
+        if claims.exp <= self.shared.now_unix() || claims.scope != self.ctx.host {
+            return Err(refuse());
+        }
+        let user = claims
+            .sub
+            .split_once('.')
+            .map(|(_, u)| u.to_owned())
+            .ok_or_else(refuse)?;
+        self.check_policy(Some(&user))?;
+        Ok(Principal { role: claims.role })
+    }
+
+    /// The caller of a pipe or channel call: the scoped token on the ingest host; on the account
+    /// host (status, pipe info) also a key-pair JWT, as the SDK sends.
+    fn principal(&self, allow_keypair: bool) -> Result<Principal, Response> {
+        let token = self.bearer_token();
+        let is_keypair = token
+            .and_then(|t| jsonwebtoken::decode_header(t).ok())
+            .is_some_and(|h| h.alg == jsonwebtoken::Algorithm::RS256);
+        if is_keypair && allow_keypair {
+            let v = self.keypair(token)?;
+            let role = self
+                .role_of(&v.user, v.role.as_deref())
+                .ok_or_else(bad_payload)?;
+            return Ok(Principal { role });
+        }
+        self.scoped(token.unwrap_or_default())
+    }
+
+    /// The role a request acts as: the requested one if granted, else the default role.
+    fn role_of(&self, user: &str, requested: Option<&str>) -> Option<String> {
+        let user = self.user(user)?;
+        match requested {
+            None => Some(user.default_role.clone()),
+            Some(r) => {
+                let r = r.to_ascii_uppercase();
+                user.roles.contains(&r).then_some(r)
+            }
+        }
+    }
+
+    fn has_fault(&self, fault: &Fault) -> bool {
+        self.shared
+            .faults()
+            .has(self.ctx.endpoint, self.ctx.host_kind, fault)
+    }
+
+    fn authorize(&self, pipe: &PipeRef, principal: &Principal) -> Result<PipeKey, Response> {
+        let faults = (
+            self.has_fault(&Fault::MissingPipe),
+            self.has_fault(&Fault::MissingPrivilege),
+        );
+        self.shared
+            .authorize_pipe(pipe, &principal.role, faults)
+            .map_err(ingest_error)
+    }
+
+    fn hostname(&self) -> Response {
+        if let Err(r) = self.keypair(self.bearer_token()) {
+            return r;
+        }
+        // A client that came by address is handed that address, so nothing needs resolving.
+        let host = if self.ctx.host_kind == HostKind::Address {
+            self.ctx.host.clone()
+        } else {
+            self.shared.ingest_host.clone()
+        };
+        text(host)
+    }
+
+    fn token(&self) -> Response {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if field("grant_type") != Some(api::JWT_BEARER_GRANT) {
+            return bad_payload();
+        }
+        let verified = match self.keypair(self.bearer_token().or(field("assertion"))) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+        let invalid_scope = |why: &str| {
+            (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": "invalid_scope", "error_description": why})),
+            )
+                .into_response()
+        };
+        let mut words = field("scope").unwrap_or_default().split_whitespace();
+        let Some(host) = words.next().map(normalize_host) else {
+            return invalid_scope("scope must name the ingest host");
+        };
+        let host_ok = host == self.shared.ingest_host
+            || (self.ctx.host_kind == HostKind::Address && host == self.ctx.host);
+        if !host_ok {
+            return invalid_scope("scope does not name this account's ingest host");
+        }
+        let requested = words
+            .find_map(|w| w.strip_prefix("session:role:"))
+            .or(verified.role.as_deref());
+        let Some(role) = self.role_of(&verified.user, requested) else {
+            return invalid_scope("role is not granted to the user");
+        };
+        let now = self.shared.now_unix();
+        let claims = ScopedClaims {
+            iss: "netcheck-emulator".to_owned(),
+            sub: format!("{}.{}", verified.account, verified.user),
+            scope: host,
+            role,
+            iat: now,
+            exp: now + SCOPED_TOKEN_SECS,
+        };
+        match jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&self.shared.token_secret),
+        ) {
+            Ok(token) => text(token),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+
+    fn open(&self, channel: &ChannelRef) -> Response {
+        let result = self
+            .principal(false)
+            .and_then(|p| self.authorize(&channel.pipe, &p));
+        let key = match result {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        let request: OpenChannelRequest = if self.body.iter().all(u8::is_ascii_whitespace) {
+            OpenChannelRequest::default()
+        } else {
+            match serde_json::from_slice(&self.body) {
+                Ok(r) => r,
+                Err(_) => return bad_payload(),
+            }
+        };
+        let status_code = self
+            .shared
+            .faults()
+            .channel_status(self.ctx.endpoint, self.ctx.host_kind);
+        match self
+            .shared
+            .open_channel(key, channel, &request, status_code)
+        {
+            Ok((next_continuation_token, channel_status)) => Json(OpenChannelResponse {
+                next_continuation_token,
+                channel_status,
+            })
+            .into_response(),
+            Err(e) => ingest_error(e),
+        }
+    }
+
+    fn append(&self, channel: &ChannelRef) -> Response {
+        let result = self
+            .principal(false)
+            .and_then(|p| self.authorize(&channel.pipe, &p));
+        let key = match result {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        let query: Vec<(String, String)> =
+            url::form_urlencoded::parse(self.query.as_deref().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let Some(token) = param("continuationToken") else {
+            return bad_payload();
+        };
+        // Old docs and the official Java client send `offsetToken`; newer docs and the SDK send
+        // `startOffsetToken`/`endOffsetToken`. The batch is committed up to its last row.
+        let offset = param("endOffsetToken").or_else(|| param("offsetToken"));
+        let body = match self.decoded_body() {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let parsed = parse_ndjson(&body);
+        let commit = !self.has_fault(&Fault::NoCommit);
+        match self
+            .shared
+            .append(key, channel, &token, offset, parsed, commit)
+        {
+            Ok(next_continuation_token) => Json(AppendRowsResponse {
+                status_code: 0,
+                message: None,
+                next_continuation_token,
+            })
+            .into_response(),
+            Err(e) => ingest_error(e),
+        }
+    }
+
+    /// The append body after `Content-Encoding` (gzip or zstd), capped in size.
+    fn decoded_body(&self) -> Result<std::borrow::Cow<'_, [u8]>, Response> {
+        let encoding = self
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        let mut out = Vec::new();
+        let result = match encoding.as_deref() {
+            None | Some("identity") => return Ok(std::borrow::Cow::Borrowed(&self.body)),
+            Some("gzip") => flate2::read::GzDecoder::new(&self.body[..])
+                .take(MAX_DECOMPRESSED_BYTES)
+                .read_to_end(&mut out),
+            Some("zstd") => zstd::stream::read::Decoder::new(&self.body[..])
+                .and_then(|d| d.take(MAX_DECOMPRESSED_BYTES).read_to_end(&mut out)),
+            Some(_) => {
+                return Err(json_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    codes::INVALID_PAYLOAD,
+                    "Unsupported Content-Encoding; use gzip or zstd.",
+                ));
+            }
+        };
+        result.map_err(|_| bad_payload())?;
+        Ok(std::borrow::Cow::Owned(out))
+    }
+
+    fn status(&self, pipe: &PipeRef) -> Response {
+        let result = self.principal(true).and_then(|p| self.authorize(pipe, &p));
+        let key = match result {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        let Ok(request) = serde_json::from_slice::<BulkChannelStatusRequest>(&self.body) else {
+            return bad_payload();
+        };
+        let code = self
+            .shared
+            .faults()
+            .channel_status(self.ctx.endpoint, self.ctx.host_kind);
+        let statuses = self
+            .shared
+            .channel_statuses(&key, &request.channel_names, code.as_deref());
+        Json(BulkChannelStatusResponse {
+            channel_statuses: statuses.into_iter().collect(),
+        })
+        .into_response()
+    }
+
+    fn drop_channel(&self, channel: &ChannelRef) -> Response {
+        let result = self
+            .principal(false)
+            .and_then(|p| self.authorize(&channel.pipe, &p));
+        let key = match result {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        match self.shared.drop_channel(key, channel) {
+            Ok(last_committed_offset_token) => Json(DropChannelResponse {
+                last_committed_offset_token,
+            })
+            .into_response(),
+            Err(e) => ingest_error(e),
+        }
+    }
+
+    fn pipe_info(&self, pipe: &PipeRef) -> Response {
+        let result = self.principal(true).and_then(|p| self.authorize(pipe, &p));
+        if let Err(r) = result {
+            return r;
+        }
+        Json(pipe_info_body(unix_millis(self.shared.now()))).into_response()
+    }
+
+    /// The SDK's background telemetry; it parses Snowflake's usual envelope and needs `data` to
+    /// be a string.
+    fn telemetry(&self) -> Response {
+        match self.keypair(self.bearer_token()) {
+            Ok(_) => Json(serde_json::json!({"data": "Log Received", "code": null, "message": null, "success": true})).into_response(),
+            Err(r) => r,
+        }
+    }
+
+    /// The role a statement runs as: the request's `role`, else the JWT's, else the default.
+    pub(crate) fn statement_role(
+        &self,
+        verified: &VerifiedJwt,
+        requested: Option<&str>,
+    ) -> Option<String> {
+        self.role_of(&verified.user, requested.or(verified.role.as_deref()))
+    }
+}

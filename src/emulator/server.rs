@@ -1,0 +1,325 @@
+//! The server: accept loop on the given listener, TLS with the certificate chosen from the SNI
+//! (and the TLS faults), HTTP/1.1 and HTTP/2 via hyper-util, and the request log.
+//!
+//! Each connection keeps a duplicate of its socket so the `reset` fault can set `SO_LINGER` to
+//! zero and close it: the client then sees a real TCP RST mid-response, not a clean close.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, Request, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tower::ServiceExt as _;
+
+use super::faults::{self, ResetMarker};
+use super::routes::{self, RequestCtx};
+use super::state::{State, lock};
+use super::{
+    ConnectionStats, EmulatorConfig, EmulatorError, Fault, JwtFailure, LoggedRequest, Shared,
+};
+use crate::snowflake::api::{Endpoint, PipeRef, Route, TOKEN_TYPE_HEADER};
+
+/// Bound on the TLS handshake, so a silent client cannot hold a task forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on waiting for the next request's headers on a kept-alive HTTP/1 connection.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running emulator. Dropping it stops the server; [`Emulator::shutdown`] also waits for it.
+pub struct Emulator {
+    shared: Shared,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Starts the emulator on `listener` and returns at once; it serves until the handle is dropped.
+pub async fn spawn(
+    listener: TcpListener,
+    config: EmulatorConfig,
+) -> Result<Emulator, EmulatorError> {
+    let addr = listener.local_addr().map_err(|source| EmulatorError::Io {
+        op: "read the listener address".to_owned(),
+        source,
+    })?;
+    // Certificate and key generation is CPU work; keep it off the async workers.
+    let shared: Shared = tokio::task::spawn_blocking(move || State::new(config, addr.port()))
+        .await
+        .map_err(|e| EmulatorError::Config(format!("startup task failed: {e}")))?
+        .map(Arc::new)?;
+    let router = Router::new()
+        .fallback(routes::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults::layer,
+        ))
+        .with_state(shared.clone());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), router, stopped));
+    Ok(Emulator {
+        shared,
+        addr,
+        stop,
+        task: Some(task),
+    })
+}
+
+impl Emulator {
+    /// The address the emulator listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// PEM of the CA that issued the server certificates (trust only this).
+    #[must_use]
+    pub fn ca_pem(&self) -> &str {
+        &self.shared.tls.ca_pem
+    }
+
+    /// The account host, e.g. `myorg-myaccount.snowflakecomputing.com`.
+    #[must_use]
+    pub fn account_host(&self) -> &str {
+        &self.shared.account_host
+    }
+
+    /// The ingest host discovery hands out, e.g.
+    /// `myorg-myaccount.us-west-2.ingest.snowflakecomputing.com`.
+    #[must_use]
+    pub fn ingest_host(&self) -> &str {
+        &self.shared.ingest_host
+    }
+
+    /// The account identifier (`myorg-myaccount`).
+    #[must_use]
+    pub fn account(&self) -> &str {
+        &self.shared.account
+    }
+
+    /// Every request so far, in order of completion.
+    #[must_use]
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// Every rejected key-pair JWT, with the detailed 3943xx reason.
+    #[must_use]
+    pub fn jwt_failures(&self) -> Vec<JwtFailure> {
+        lock(&self.shared.jwt_failures).clone()
+    }
+
+    /// Rows committed through a pipe, in commit order (names are case-insensitive).
+    #[must_use]
+    pub fn rows(&self, database: &str, schema: &str, pipe: &str) -> Vec<serde_json::Value> {
+        self.shared
+            .rows(&State::pipe_key(&PipeRef::new(database, schema, pipe)))
+    }
+
+    /// Accepted TCP connections and TLS handshakes per SNI host.
+    #[must_use]
+    pub fn connection_stats(&self) -> ConnectionStats {
+        lock(&self.shared.stats).clone()
+    }
+
+    /// Replaces the active faults; new requests and handshakes see them at once.
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        self.shared.set_faults(faults);
+    }
+
+    /// Stops accepting, closes every connection, and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("account_host", &self.shared.account_host)
+            .field("ingest_host", &self.shared.ingest_host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Shared,
+    router: Router,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => {
+                // Accept errors (e.g. EMFILE) are transient; back off briefly instead of spinning.
+                let Ok((tcp, peer)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                connections.spawn(serve_connection(shared.clone(), router.clone(), tcp, peer));
+            }
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    // Dropping the set aborts every connection task.
+    connections.shutdown().await;
+}
+
+async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: SocketAddr) {
+    lock(&shared.stats).tcp_accepted += 1;
+    let _ = tcp.set_nodelay(true);
+    let twin = tcp
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(socket2::Socket::from);
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let Ok(Ok(start)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor).await else {
+        return;
+    };
+    let sni = start
+        .client_hello()
+        .server_name()
+        .map(str::to_ascii_lowercase);
+    let config = shared.tls_config(sni.as_deref());
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config)).await;
+    let sni_key = sni.clone().unwrap_or_default();
+    let tls = {
+        let mut stats = lock(&shared.stats);
+        if let Ok(Ok(tls)) = handshake {
+            *stats.tls_handshakes.entry(sni_key).or_default() += 1;
+            tls
+        } else {
+            *stats.tls_failures.entry(sni_key).or_default() += 1;
+            return;
+        }
+    };
+    let reset = Arc::new(Notify::new());
+    let conn_reset = reset.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        handle(
+            shared.clone(),
+            router.clone(),
+            req,
+            sni.clone(),
+            peer.ip(),
+            conn_reset.clone(),
+        )
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // An idle or stalled HTTP/1 client is dropped rather than held until shutdown.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::select! {
+        _ = connection => {}
+        () = reset.notified() => {
+            if let Some(socket) = &twin {
+                let _ = socket.set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+    // `connection` (owning the original socket) is gone; closing the twin, the last handle,
+    // sends the RST when linger is zero.
+    drop(twin);
+}
+
+/// Builds the request context, runs the router, and logs the outcome.
+async fn handle(
+    shared: Shared,
+    router: Router,
+    req: Request<Incoming>,
+    sni: Option<String>,
+    client_ip: IpAddr,
+    reset: Arc<Notify>,
+) -> Result<axum::response::Response, std::convert::Infallible> {
+    let host = request_host(&req)
+        .or_else(|| sni.clone())
+        .unwrap_or_default();
+    let host_kind = shared.host_kind((!host.is_empty()).then_some(host.as_str()));
+    let route = Route::parse(req.method().as_str(), req.uri().path());
+    let endpoint = route.as_ref().map_or(Endpoint::Other, Route::endpoint);
+    let mut entry = LoggedRequest {
+        method: req.method().to_string(),
+        version: format!("{:?}", req.version()),
+        host: host.clone(),
+        sni,
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
+        endpoint,
+        status: 0,
+        token_type: token_type(req.headers()),
+        client_ip,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        reset: false,
+    };
+    let ctx = RequestCtx {
+        host,
+        host_kind,
+        endpoint,
+        route,
+        client_ip,
+        reset,
+    };
+    let mut req = req.map(axum::body::Body::new);
+    req.extensions_mut().insert(ctx);
+    let response = router.oneshot(req).await?;
+    entry.status = response.status().as_u16();
+    entry.reset = response.extensions().get::<ResetMarker>().is_some();
+    lock(&shared.log).push(entry);
+    Ok(response)
+}
+
+/// The host a request names: the URI authority (HTTP/2) or the `Host` header, without port.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = req.uri().host().map(str::to_owned).or_else(|| {
+        let value = req.headers().get(header::HOST)?.to_str().ok()?;
+        let uri: axum::http::Uri = format!("https://{value}/").parse().ok()?;
+        uri.host().map(str::to_owned)
+    })?;
+    Some(raw.trim_matches(['[', ']']).to_ascii_lowercase())
+}
+
+/// The token type header, or the kind of bearer token by its algorithm.
+fn token_type(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(TOKEN_TYPE_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(v.to_owned());
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    match jsonwebtoken::decode_header(token.trim()).ok()?.alg {
+        jsonwebtoken::Algorithm::RS256 => Some("KEYPAIR_JWT".to_owned()),
+        jsonwebtoken::Algorithm::HS256 => Some("OAUTH".to_owned()),
+        _ => None,
+    }
+}

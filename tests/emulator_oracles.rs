@@ -1,0 +1,280 @@
+//! Oracles: clients that did not come from netcheck's code drive the emulator, so a
+//! misunderstanding shared by netcheck and its emulator cannot hide.
+//!
+//! - `tests/oracle/rest_tutorial.py`: Snowflake's REST tutorial flow with `requests` + `PyJWT`.
+//! - `tests/oracle/sdk_client.py`: the official `snowpipe-streaming` SDK (a Rust core), run in a
+//!   network namespace holding only loopback, against `netcheck emulate` started in the same
+//!   namespace.
+//!
+//! The interpreter comes from `NETCHECK_PYTHON` (CI points it at a venv with snowpipe-streaming,
+//! requests, pyjwt and cryptography). When it is unset, a module is missing, or namespaces are
+//! not available, a test prints why it skips and returns.
+//!
+//! Where the SDK's path stops: after `:pipe-info` the SDK holds a cloud stage location and
+//! credentials. In rowset mode — the mode the emulator's pipe-info parameters keep it in — it
+//! streams rows over the REST `rows` call, which the emulator serves, so the whole path
+//! (discovery, token, pipe-info, open, append, status, commit, drop) runs. Uploading files to
+//! the stage (file mode) would need S3/Azure/GCS, which the emulator does not serve; the
+//! placeholder credentials it hands out are not keys, and the namespace keeps any attempt local.
+
+mod support;
+
+use support::emulate::TempDir;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use netcheck::emulator::{self, EmulatorConfig, defaults};
+use netcheck::snowflake::api::{Endpoint, default_pipe};
+use serde_json::{Value, json};
+
+const ORACLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle");
+const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
+
+
+/// The interpreter from `NETCHECK_PYTHON`, if it can import `modules`; otherwise says why not.
+async fn python_with(modules: &str) -> Option<PathBuf> {
+    let Some(python) = std::env::var_os("NETCHECK_PYTHON").map(PathBuf::from) else {
+        eprintln!("skipped: NETCHECK_PYTHON is not set (point it at a venv with {modules})");
+        return None;
+    };
+    let probe = tokio::process::Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .await;
+    match probe {
+        Ok(out) if out.status.success() => Some(python),
+        Ok(out) => {
+            eprintln!(
+                "skipped: {} cannot import {modules}: {}",
+                python.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("skipped: cannot run {}: {e}", python.display());
+            None
+        }
+    }
+}
+
+/// Runs a command with a time limit, returning (success, stdout, stderr).
+async fn run(mut cmd: tokio::process::Command, limit: Duration) -> (bool, String, String) {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .expect("oracle exceeded its time limit")
+        .expect("spawn oracle");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn rest_tutorial_oracle_commits_every_row() {
+    let Some(python) = python_with("requests, jwt, cryptography").await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emu = emulator::spawn(listener, EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = TempDir::new("tutorial");
+    let key_file = dir.0.join("rsa_key.p8");
+    std::fs::write(
+        &key_file,
+        emulator::default_key().to_pkcs8_pem().unwrap().expose(),
+    )
+    .unwrap();
+    let ca_file = dir.0.join("ca.pem");
+    std::fs::write(&ca_file, emu.ca_pem()).unwrap();
+    let port = emu.addr().port().to_string();
+    let pipe = default_pipe(defaults::TABLE);
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg(Path::new(ORACLE_DIR).join("rest_tutorial.py"))
+        .args(["--account", defaults::ACCOUNT, "--user", defaults::USER])
+        .args(["--account-host", emu.account_host(), "--port", &port])
+        .arg("--private-key-file")
+        .arg(&key_file)
+        .arg("--ca-file")
+        .arg(&ca_file)
+        .args([
+            "--database",
+            defaults::DATABASE,
+            "--schema",
+            defaults::SCHEMA,
+            "--pipe",
+            &pipe,
+        ])
+        .args([
+            "--resolve",
+            &format!("{}:{port}:127.0.0.1", emu.account_host()),
+        ])
+        .args([
+            "--resolve",
+            &format!("{}:{port}:127.0.0.1", emu.ingest_host()),
+        ])
+        .args(["--rows", "1000", "--batch", "100"]);
+    let (ok, stdout, stderr) = run(cmd, Duration::from_secs(60)).await;
+    assert!(ok, "tutorial oracle failed:\n{stdout}\n{stderr}");
+    let steps: Vec<String> = json_lines(&stdout)
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        steps,
+        ["hostname", "token", "open", "append", "commit", "drop"]
+    );
+    let expected: Vec<Value> = (0..1000)
+        .map(|i| json!({"id": i, "source": "tutorial"}))
+        .collect();
+    assert_eq!(
+        emu.rows(defaults::DATABASE, defaults::SCHEMA, &pipe),
+        expected,
+        "every row, once, in order"
+    );
+    let log = emu.request_log();
+    assert_eq!(log[0].endpoint, Endpoint::Hostname);
+    assert_eq!(log[0].sni.as_deref(), Some(emu.account_host()));
+    assert_eq!(log[1].endpoint, Endpoint::Token);
+    assert_eq!(log[2].endpoint, Endpoint::Open);
+    assert_eq!(log[2].sni.as_deref(), Some(emu.ingest_host()));
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.endpoint == Endpoint::Append)
+            .count(),
+        10
+    );
+    assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
+}
+
+/// Inside `unshare -n`: loopback up, `netcheck emulate` on a fixed port, the SDK against it,
+/// then SIGTERM so the emulator writes its request log and rows into the state directory.
+const SDK_SCRIPT: &str = r#"
+set -u
+ip link set lo up || exit 90
+"$BIN" emulate --listen 127.0.0.1:0 --state-dir "$DIR" > "$DIR/emulate.out" 2> "$DIR/emulate.err" &
+EPID=$!
+i=0
+until grep -q '^listening on' "$DIR/emulate.out" 2>/dev/null; do
+  i=$((i+1)); [ $i -gt 300 ] && { kill -TERM $EPID; exit 91; }; sleep 0.1
+done
+PORT=$(sed -n 's/^listening on .*://p' "$DIR/emulate.out")
+SSL_CERT_FILE="$DIR/ca.pem" timeout 120 "$PY" "$ORACLE/sdk_client.py" --url "https://127.0.0.1:$PORT" \
+  --account myorg-myaccount --user NETCHECK_USER --role NETCHECK_ROLE \
+  --private-key-file "$DIR/rsa_key.p8" --database NETCHECK_DB --schema PUBLIC \
+  --pipe NETCHECK_EVENTS-STREAMING --rows 10 --timeout 20 > "$DIR/sdk.out" 2> "$DIR/sdk.err"
+echo $? > "$DIR/sdk.rc"
+kill -TERM $EPID
+wait $EPID
+"#;
+
+#[tokio::test]
+async fn official_sdk_oracle_streams_through_the_emulator() {
+    let Some(python) = python_with("snowflake.ingest.streaming").await else {
+        return;
+    };
+    let probe = tokio::process::Command::new("unshare")
+        .args(["-n", "ip", "link", "set", "lo", "up"])
+        .output()
+        .await;
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "skipped: cannot make a loopback-only network namespace (unshare -n needs root and iproute2)"
+        );
+        return;
+    }
+    let dir = TempDir::new("sdk");
+    let mut cmd = tokio::process::Command::new("unshare");
+    cmd.args(["-n", "sh", "-c", SDK_SCRIPT])
+        .env("BIN", BIN)
+        .env("DIR", &dir.0)
+        .env("PY", &python)
+        .env("ORACLE", ORACLE_DIR);
+    let (ok, stdout, stderr) = run(cmd, Duration::from_secs(180)).await;
+    let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
+    let report = format!(
+        "script ok={ok}\n{stdout}\n{stderr}\nsdk.out:\n{}\nsdk.err:\n{}\nemulate.err:\n{}",
+        read("sdk.out"),
+        read("sdk.err"),
+        read("emulate.err")
+    );
+    assert!(ok, "{report}");
+    assert_eq!(read("sdk.rc").trim(), "0", "{report}");
+    let stages: Vec<(String, bool)> = json_lines(&read("sdk.out"))
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_owned(),
+                s["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, bool)> = ["client", "open", "append", "commit", "status", "drop"]
+        .iter()
+        .map(|s| ((*s).to_owned(), true))
+        .collect();
+    assert_eq!(stages, expected, "{report}");
+
+    let log = json_lines(&read("requests.jsonl"));
+    // Telemetry runs in the background (a JWT-authenticated call), so it is checked apart from
+    // the foreground sequence.
+    let telemetry: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["endpoint"] == "telemetry")
+        .collect();
+    assert!(!telemetry.is_empty(), "the SDK reports telemetry at start");
+    assert!(telemetry.iter().all(|r| r["token_type"] == "KEYPAIR_JWT"));
+    let log: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["endpoint"] != "telemetry")
+        .collect();
+    let endpoints: Vec<&str> = log
+        .iter()
+        .map(|r| r["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        endpoints[..4],
+        ["hostname", "token", "pipe-info", "open"],
+        "{endpoints:?}"
+    );
+    for r in &log {
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(
+            r["host"], "127.0.0.1",
+            "the SDK came by address and was kept there"
+        );
+    }
+    assert_eq!(log[0]["token_type"], "KEYPAIR_JWT");
+    assert_eq!(log[3]["token_type"], "OAUTH");
+    let append = log
+        .iter()
+        .find(|r| r["endpoint"] == "append")
+        .expect("an append");
+    assert!(
+        append["query"]
+            .as_str()
+            .unwrap()
+            .contains("startOffsetToken=0&endOffsetToken=9"),
+        "{append}"
+    );
+    // The SDK also polls channel status in the background, so drop need not be the last call.
+    let position = |name: &str| endpoints.iter().position(|e| *e == name);
+    assert!(position("drop") > position("append"), "{endpoints:?}");
+    let rows = json_lines(&read("rows.jsonl"));
+    let expected: Vec<Value> = (0..10).map(|i| json!({"id": i, "source": "sdk"})).collect();
+    assert_eq!(rows, expected);
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Oracle: the official Snowpipe Streaming SDK (PyPI `snowpipe-streaming`) against the emulator.
+
+Snowflake's own client code, not netcheck's, so a misunderstanding shared by netcheck and its
+emulator cannot hide. Run by tests/emulator_oracles.rs inside a network namespace that has only
+loopback; the SDK trusts the emulator CA through SSL_CERT_FILE (it ignores REQUESTS_CA_BUNDLE).
+
+Prints one JSON object per stage on stdout ({"stage", "ok", "detail"}) and exits 0 if every
+stage it attempted passed. Stages: client (hostname, oauth/token, pipe-info happen inside the
+constructor), open, append, commit, status, drop.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+
+def emit(stage, ok, detail=""):
+    print(json.dumps({"stage": stage, "ok": ok, "detail": str(detail)[:2000]}), flush=True)
+    return ok
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True, help="https://127.0.0.1:PORT (needs 3+ labels)")
+    p.add_argument("--account", required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--role", required=True)
+    p.add_argument("--private-key-file", required=True)
+    p.add_argument("--database", required=True)
+    p.add_argument("--schema", required=True)
+    p.add_argument("--pipe", required=True)
+    p.add_argument("--rows", type=int, default=10)
+    p.add_argument("--timeout", type=int, default=20)
+    args = p.parse_args()
+
+    try:
+        from snowflake.ingest.streaming import StreamingIngestClient
+    except ImportError as e:
+        emit("import", False, e)
+        return 3
+
+    properties = {
+        "account": args.account,
+        "user": args.user,
+        "role": args.role,
+        "url": args.url,
+        "private_key_file": args.private_key_file,
+        # Bound the SDK's own retries so a failure surfaces within the test's time limit.
+        "mgmt_retry_total_backoff_seconds": 5,
+        "data_retry_total_backoff_seconds": 5,
+    }
+    try:
+        client = StreamingIngestClient(
+            "netcheck-oracle", args.database, args.schema, args.pipe, properties=properties
+        )
+    except Exception as e:  # the SDK raises its own error types; the text is the evidence
+        emit("client", False, repr(e))
+        return 1
+    emit("client", True)
+
+    try:
+        channel, status = client.open_channel("sdk-oracle")
+        emit("open", True, getattr(status, "status_code", status))
+    except Exception as e:
+        emit("open", False, repr(e))
+        client.close(wait_for_flush=False, timeout_seconds=0)
+        return 1
+
+    ok = True
+    try:
+        rows = [{"id": i, "source": "sdk"} for i in range(args.rows)]
+        channel.append_rows(rows, "0", str(args.rows - 1))
+        emit("append", True, len(rows))
+        last = str(args.rows - 1)
+        channel.wait_for_commit(lambda t: t == last, timeout_seconds=args.timeout)
+        emit("commit", True, last)
+        statuses = client.get_channel_statuses(["sdk-oracle"])
+        emit("status", True, {k: v.latest_committed_offset_token for k, v in statuses.items()})
+        channel.close()
+        client.drop_channel("sdk-oracle")
+        emit("drop", True)
+    except Exception as e:
+        ok = emit("rows", False, repr(e))
+    finally:
+        client.close(wait_for_flush=False, timeout_seconds=0)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
