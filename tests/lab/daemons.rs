@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, PRIVATELINK_IP, Side, Topology};
 use super::scenario::{
-    ACCOUNT_HOST, Dns, DnsAnswer, PRIVATELINK_HOST, Proxy, ProxyKind, Server, TlsPolicy,
+    ACCOUNT_HOST, Dns, DnsAnswer, INGEST_HOST, PRIVATELINK_HOST, Proxy, ProxyKind, Server,
+    TlsPolicy,
 };
 use crate::support::dns::which;
 
@@ -260,8 +261,28 @@ pub fn nginx(
 /// client's resolver says.
 pub fn proxy_hosts() -> String {
     format!(
-        "127.0.0.1 localhost\n{ACCOUNT_IP} {ACCOUNT_HOST}\n{PRIVATELINK_IP} {PRIVATELINK_HOST}\n"
+        "127.0.0.1 localhost\n{ACCOUNT_IP} {ACCOUNT_HOST}\n{ACCOUNT_IP} {INGEST_HOST}\n\
+         {PRIVATELINK_IP} {PRIVATELINK_HOST}\n"
     )
+}
+
+/// The Snowflake emulator (`netcheck emulate`, the binary under test) on 198.18.2.10:443 of the
+/// Snowflake side with `faults`; its state directory (CA, key, `connections.toml`) is
+/// [`emulator_state`].
+pub fn emulator(topo: &Topology, dir: &Workdir, faults: &[String]) -> Result<Daemon, SetupError> {
+    let listen = SocketAddr::new(ACCOUNT_IP.parse().expect("constant"), 443);
+    let mut c = topo.command(Side::Snowflake, env!("CARGO_BIN_EXE_netcheck"));
+    c.args(["emulate", "--listen", &listen.to_string(), "--state-dir"])
+        .arg(emulator_state(dir));
+    for f in faults {
+        c.args(["--fault", f]);
+    }
+    Daemon::spawn("emulator", c, dir)?.wait(topo, Side::Snowflake, listen)
+}
+
+/// The emulator's state directory (`SNOWFLAKE_HOME` for `--connection emulator`).
+pub fn emulator_state(dir: &Workdir) -> PathBuf {
+    dir.path().join("emulator")
 }
 
 /// A proxy on the edge router, listening on 198.18.1.1 at the kind's port. `upstream_ca` is the

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::netns::{ACCOUNT_IP, BANNER_PORT, EDGE_IP, PRIVATELINK_IP, RELAY_IP};
 use super::scenario::{
-    CertKind, DnsAnswer, Proxy, ProxyKind, Scenario, Server, Setup, TlsPolicy, Trust,
+    ACCOUNT_HOST, CertKind, DnsAnswer, INGEST_HOST, Proxy, ProxyKind, Scenario, Server, Setup,
+    TlsPolicy, Trust,
 };
 
 /// What running one scenario gave.
@@ -30,7 +31,7 @@ pub enum Outcome {
 }
 
 /// The docs sections, in page order.
-pub const GROUPS: &[&str] = &["DNS", "TCP", "Path", "TLS", "Proxy"];
+pub const GROUPS: &[&str] = &["DNS", "TCP", "Path", "TLS", "Proxy", "Snowflake"];
 
 /// The whole page.
 pub fn render(scenarios: &[&Scenario], outcomes: &[Outcome]) -> String {
@@ -101,7 +102,8 @@ client (netcheck) ── edge router 198.18.1.1 ── Snowflake side
 ```
 
 Every run also gets `--format json --ca-file lab-root.pem` (the lab's private root CA, as a
-private deployment would configure it). Findings are not shown because they carry timings and
+private deployment would configure it), or with the emulator `--ca-file emulator-ca.pem` and
+`SNOWFLAKE_HOME` set to its state directory (for `--connection emulator`). Findings are not shown because they carry timings and
 dates; run the scenario's command to see them, or `netcheck explain ROW` for a row.
 
 Run the lab with `cargo test --test lab` (as root; CI runs it through `.ci/run`), and regenerate
@@ -175,13 +177,23 @@ fn render_scenario(out: &mut String, s: &Scenario, o: &Outcome) {
         }
         .expect("writing to a String");
     }
-    let env = s.run.env.iter().fold(String::new(), |mut env, (k, v)| {
+    let home = if s.setup.emulator.is_some() {
+        "SNOWFLAKE_HOME=emulator-state "
+    } else {
+        ""
+    };
+    let env = s.run.env.iter().fold(home.to_owned(), |mut env, (k, v)| {
         let _ = write!(env, "{k}={} ", redact(v));
         env
     });
+    let root = if s.setup.emulator.is_some() {
+        "emulator-ca"
+    } else {
+        "lab-root"
+    };
     let trust = match s.run.trust {
-        Trust::Lab => "lab-root.pem",
-        Trust::LabAndMitmproxy => "lab-root+mitmproxy-ca.pem",
+        Trust::Lab => format!("{root}.pem"),
+        Trust::LabAndMitmproxy => format!("{root}+mitmproxy-ca.pem"),
     };
     let _ = writeln!(
         out,
@@ -259,7 +271,11 @@ fn describe(setup: &Setup) -> Vec<String> {
     for r in &fw.tc {
         lines.push(format!("edge shaping: `tc {r}`"));
     }
-    lines.push(describe_server(&setup.server));
+    match &setup.emulator {
+        Some(e) if e.faults.is_empty() => lines.push(EMULATOR.into()),
+        Some(e) => lines.push(format!("{EMULATOR}, faults: `{}`", e.faults.join("`, `"))),
+        None => lines.push(describe_server(&setup.server)),
+    }
     if let Some(relay) = &setup.relay {
         lines.push(format!(
             "delay relay on {RELAY_IP}:443 → {ACCOUNT_IP}:443, {} ms per segment each way",
@@ -278,9 +294,12 @@ fn describe(setup: &Setup) -> Vec<String> {
 fn describe_dns(setup: &Setup) -> Vec<String> {
     let mut lines = Vec::new();
     match &setup.dns {
-        None => lines.push(format!(
-            "DNS (dnsmasq on {EDGE_IP}): `myorg-myaccount.snowflakecomputing.com A {ACCOUNT_IP}`"
-        )),
+        None => {
+            lines.push(format!(
+                "DNS (dnsmasq on {EDGE_IP}): `{ACCOUNT_HOST} A {ACCOUNT_IP}`"
+            ));
+            lines.push(format!("  record: `{INGEST_HOST} A {ACCOUNT_IP}`"));
+        }
         Some(dns) => {
             let mode = match dns.answer {
                 DnsAnswer::Zone => {
@@ -305,6 +324,9 @@ fn describe_dns(setup: &Setup) -> Vec<String> {
     }
     lines
 }
+
+const EMULATOR: &str = "Snowflake side: the netcheck emulator on :443 (account and ingest hosts, \
+                        its own CA; key pair, user, role and pipe from its state directory)";
 
 fn describe_server(server: &Server) -> String {
     if !server.listen {

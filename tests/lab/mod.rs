@@ -41,6 +41,8 @@ pub struct Lab {
     client_hosts: PathBuf,
     client_resolv: PathBuf,
     ca_file: PathBuf,
+    /// The emulator's state directory, for `--connection emulator` (`SNOWFLAKE_HOME`).
+    snowflake_home: Option<PathBuf>,
 }
 
 impl Lab {
@@ -71,7 +73,12 @@ impl Lab {
         }
         daemons.push(daemons::dnsmasq(&topo, &dir, dns)?);
 
-        if setup.server.listen {
+        // The root the Snowflake side's certificates chain to.
+        let mut snowflake_ca = root.to_path_buf();
+        if let Some(emulator) = &setup.emulator {
+            daemons.push(daemons::emulator(&topo, &dir, &emulator.faults)?);
+            snowflake_ca = daemons::emulator_state(&dir).join("ca.pem");
+        } else if setup.server.listen {
             let (chain, key) = server_cert(setup.server.cert, pki).write_pem_files();
             let chain = copy_into(&dir, "server-chain.pem", chain.path());
             let key = copy_into(&dir, "server-key.pem", key.path());
@@ -96,14 +103,15 @@ impl Lab {
                 format!("{banner}\r\n"),
             )?);
         }
-        let mut ca_file = root.to_path_buf();
+        let mut ca_file = snowflake_ca.clone();
         if let Some(proxy) = &setup.proxy {
-            daemons.push(daemons::proxy(&topo, &dir, proxy, root)?);
+            daemons.push(daemons::proxy(&topo, &dir, proxy, &snowflake_ca)?);
             if scenario.run.trust == Trust::LabAndMitmproxy {
                 let mitm = std::fs::read_to_string(daemons::mitmproxy_ca(&dir))
                     .map_err(|e| format!("mitmproxy CA: {e}"))?;
-                let lab = std::fs::read_to_string(root).map_err(|e| e.to_string())?;
-                ca_file = dir.write("trust.pem", &format!("{lab}{mitm}"));
+                let snowflake =
+                    std::fs::read_to_string(&snowflake_ca).map_err(|e| e.to_string())?;
+                ca_file = dir.write("trust.pem", &format!("{snowflake}{mitm}"));
             }
         }
         if setup.client.no_default_route {
@@ -120,6 +128,10 @@ impl Lab {
         }
         let client_hosts = dir.write("client-hosts", &hosts);
         let client_resolv = dir.write("client-resolv.conf", &format!("nameserver {EDGE_IP}\n"));
+        let snowflake_home = setup
+            .emulator
+            .as_ref()
+            .map(|_| daemons::emulator_state(&dir));
         Ok(Self {
             _elements: elements,
             daemons,
@@ -128,6 +140,7 @@ impl Lab {
             client_hosts,
             client_resolv,
             ca_file,
+            snowflake_home,
         })
     }
 
@@ -154,10 +167,12 @@ impl Lab {
                 (&self.client_resolv, "/etc/resolv.conf"),
             ],
         ));
-        run.env.iter().fold(
-            crate::support::run::netcheck(&args).via(&wrapper),
-            |n, (k, v)| n.env(k, v),
-        )
+        let netcheck = crate::support::run::netcheck(&args).via(&wrapper);
+        let netcheck = match &self.snowflake_home {
+            Some(home) => netcheck.env("SNOWFLAKE_HOME", &home.to_string_lossy()),
+            None => netcheck,
+        };
+        run.env.iter().fold(netcheck, |n, (k, v)| n.env(k, v))
     }
 
     /// The daemons' output and logs, for a failure message.

@@ -20,6 +20,8 @@ use super::netns::ACCOUNT_IP;
 
 /// The account every scenario checks unless it says otherwise.
 pub const ACCOUNT_HOST: &str = "myorg-myaccount.snowflakecomputing.com";
+/// The ingest host the emulator's discovery answers for the account.
+pub const INGEST_HOST: &str = "myorg-myaccount.us-west-2.ingest.snowflakecomputing.com";
 /// The same account's `PrivateLink` host.
 pub const PRIVATELINK_HOST: &str = "myorg-myaccount.privatelink.snowflakecomputing.com";
 
@@ -59,6 +61,8 @@ pub struct Setup {
     pub relay: Option<Relay>,
     /// A forward proxy on the edge router.
     pub proxy: Option<Proxy>,
+    /// The Snowflake emulator (`netcheck emulate`) instead of nginx: the whole API, with faults.
+    pub emulator: Option<Emulator>,
     /// A non-HTTP service on the edge router (198.18.1.1:2222) that greets with a banner, as
     /// SSH or SMTP do: what a wrong proxy port reaches.
     pub banner: Option<String>,
@@ -208,6 +212,15 @@ pub enum CertKind {
     InspectionCa,
 }
 
+/// The emulator on the Snowflake side, serving the account and ingest hosts on 198.18.2.10:443.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Emulator {
+    /// `--fault` values (`netcheck emulate --list-faults`).
+    #[serde(default)]
+    pub faults: Vec<String>,
+}
+
 /// The delay relay: listens on 198.18.2.20:443, forwards to the account host.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,10 +302,12 @@ impl RunSpec {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trust {
-    /// The lab's root, as a private deployment would configure it.
+    /// The root of the Snowflake side (the lab's, or the emulator's), as a private deployment
+    /// would configure it.
     #[default]
     Lab,
-    /// The lab's root and mitmproxy's CA (inspection that the client was told to trust).
+    /// The Snowflake side's root and mitmproxy's CA (inspection that the client was told to
+    /// trust).
     LabAndMitmproxy,
 }
 
@@ -397,13 +412,16 @@ fn load(path: &Path) -> Scenario {
     s
 }
 
-/// The resolver's records when a scenario sets none: the account host's A record.
+/// The resolver's records when a scenario sets none: A records for the account and ingest
+/// hosts.
 pub fn default_records() -> Vec<Record> {
-    vec![Record {
-        name: ACCOUNT_HOST.into(),
-        a: vec![ACCOUNT_IP.parse().expect("constant")],
-        aaaa: vec![],
-        cname: None,
-        txt: None,
-    }]
+    [ACCOUNT_HOST, INGEST_HOST]
+        .map(|name| Record {
+            name: name.into(),
+            a: vec![ACCOUNT_IP.parse().expect("constant")],
+            aaaa: vec![],
+            cname: None,
+            txt: None,
+        })
+        .into()
 }
