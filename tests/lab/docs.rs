@@ -75,10 +75,6 @@ const NOT_REPRODUCED: &[(&str, &str)] = &[
         "tls-handshake",
         "the fallback for a handshake failure nothing more precise explains; no lab fault should end there",
     ),
-    (
-        "network-policy",
-        "needs the Snowflake emulator, which the lab does not run yet",
-    ),
 ];
 
 const HEADER: &str = "# Fault lab scenarios
@@ -87,8 +83,10 @@ const HEADER: &str = "# Fault lab scenarios
      real outcomes; do not edit. The lab test fails when this page is stale. -->
 
 Each scenario below was built for real in network namespaces — dnsmasq as the resolver, nftables
-and iptables as the firewall, nginx as the Snowflake side, squid, tinyproxy and mitmproxy as
-proxies — and netcheck ran inside it with its system resolver. The verdicts shown are the ones
+and iptables as the firewall, nginx or the netcheck emulator as the Snowflake side, squid,
+tinyproxy and mitmproxy as proxies — and netcheck ran inside it with its system resolver.
+Scenarios with nginx run the network checks (`--only tls.account`); with the emulator, all of
+them. The verdicts shown are the ones
 it gave. If you see a symptom, find its catalog row in the index, then the scenario that
 reproduces it: its setup is the network condition that causes it.
 

@@ -2,13 +2,11 @@
 //! netcheck is run, and what it must conclude. Unknown keys are errors, so a typo cannot turn a
 //! fault into a healthy lab. Every section of `[setup]` is optional and defaults to healthy.
 //!
-//! The Snowflake emulator slots in as one more section, `[setup.emulator]` (its `--fault`
-//! strings, users and network policy): where it is present the lab binds 198.18.2.10:443 inside
-//! the Snowflake-side namespace on an element thread (as [`super::userspace`] does) and hands
-//! that listener to `netcheck::emulator::spawn` instead of starting nginx; DNS gives the ingest
-//! host the same address, and `--ca-file` gets the emulator's CA. Client, firewall, relay and
-//! proxy sections combine with it unchanged (a network policy behind squid sees the edge
-//! router's address, 198.18.2.1, as the egress IP).
+//! `[setup.emulator]` (its `--fault` strings) puts `netcheck emulate` on 198.18.2.10:443 of the
+//! Snowflake side instead of nginx; DNS gives the ingest host the same address, `--ca-file` gets
+//! the emulator's CA and `SNOWFLAKE_HOME` its state directory, so `--connection emulator` finds
+//! the user, key and pipe. Client, firewall, relay and proxy sections combine with it unchanged
+//! (behind squid, Snowflake sees the edge router's address, 198.18.2.1, as the egress IP).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
