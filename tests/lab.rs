@@ -85,6 +85,11 @@ fn scenario_files_are_consistent() {
             lab::docs::GROUPS
         );
         assert!(
+            s.setup.emulator.is_none() || s.setup.server == lab::scenario::Server::default(),
+            "{}: [setup.server] configures nginx, which the emulator replaces",
+            s.id
+        );
+        assert!(
             s.run.args.iter().any(|a| a == "--deadline"),
             "{}: state --deadline, so the run is held to a tight bound",
             s.id

@@ -193,11 +193,19 @@ fn render_scenario(out: &mut String, s: &Scenario, o: &Outcome) {
         Trust::Lab => format!("{root}.pem"),
         Trust::LabAndMitmproxy => format!("{root}+mitmproxy-ca.pem"),
     };
+    let allowlist = if s.run.allowlist.is_some() {
+        " --allowlist allowlist.json"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "\n**Run**\n\n```sh\n{env}netcheck run {} --format json --ca-file {trust}\n```\n",
+        "\n**Run**\n\n```sh\n{env}netcheck run {}{allowlist} --format json --ca-file {trust}\n```\n",
         s.run.args.join(" ")
     );
+    if let Some(json) = &s.run.allowlist {
+        let _ = writeln!(out, "`allowlist.json`:\n\n```json\n{}\n```\n", json.trim());
+    }
     match o {
         Outcome::Ran { report, code, .. } => {
             let first = report["checks"]

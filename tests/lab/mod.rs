@@ -155,6 +155,10 @@ impl Lab {
             "--ca-file".into(),
             self.ca_file.display().to_string(),
         ]);
+        if let Some(json) = &run.allowlist {
+            let file = self.dir.write("allowlist.json", json);
+            args.extend(["--allowlist".into(), file.display().to_string()]);
+        }
         // A watchdog outside netcheck: a hang fails the scenario instead of the whole test run.
         let watchdog = format!("{}", run.deadline_secs().ceil() + 5.0);
         let mut wrapper: Vec<String> = ["timeout", "-s", "KILL", &watchdog]

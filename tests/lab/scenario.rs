@@ -151,7 +151,7 @@ impl Firewall {
 }
 
 /// The HTTPS server (nginx) standing in for the account host on port 443.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     #[serde(default)]
@@ -282,6 +282,9 @@ pub struct RunSpec {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub trust: Trust,
+    /// The JSON output of `SELECT SYSTEM$ALLOWLIST()`: written to a file and given with
+    /// `--allowlist`.
+    pub allowlist: Option<String>,
 }
 
 impl RunSpec {
