@@ -392,3 +392,17 @@ fn redact(value: &str) -> String {
         _ => value.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::redact;
+
+    #[test_case("http://svc:s3cret@198.18.1.1:3128", "http://svc:***@198.18.1.1:3128"; "password replaced")]
+    #[test_case("http://198.18.1.1:3128", "http://198.18.1.1:3128"; "no credentials")]
+    #[test_case(".snowflakecomputing.com", ".snowflakecomputing.com"; "not a url")]
+    fn redacts_proxy_passwords(value: &str, shown: &str) {
+        assert_eq!(redact(value), shown);
+    }
+}

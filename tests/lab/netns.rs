@@ -374,3 +374,19 @@ fn status(mut c: Command, what: &str) -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::stale_pid;
+
+    #[test_case("nclab-1-3-client", false; "pid 1 is alive")]
+    #[test_case("nclab-4194304999-3-edge", true; "no such pid")]
+    #[test_case("nclab-4194304999-3", true; "work dir of a dead run")]
+    #[test_case("netcheck-squid-1-0", false; "not the lab's")]
+    #[test_case("nclab-proto-client", false; "no pid")]
+    fn finds_what_a_dead_run_left(name: &str, stale: bool) {
+        assert_eq!(stale_pid(name), stale);
+    }
+}

@@ -426,3 +426,33 @@ pub fn default_records() -> Vec<Record> {
         })
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use test_case::test_case;
+
+    use super::EvidenceExpect;
+
+    fn report() -> serde_json::Value {
+        json!({ "checks": [{ "id": "tls.account", "duration_ms": 420.5, "evidence": { "via_proxy": true, "issuer": "CN=mitmproxy" } }] })
+    }
+
+    #[test_case("equals = true", "/evidence/via_proxy", true; "equal")]
+    #[test_case("equals = false", "/evidence/via_proxy", false; "not equal")]
+    #[test_case("contains = \"mitm\"", "/evidence/issuer", true; "contains")]
+    #[test_case("contains = \"Zscaler\"", "/evidence/issuer", false; "does not contain")]
+    #[test_case("at_least = 400.0", "/duration_ms", true; "at least")]
+    #[test_case("at_least = 500.0", "/duration_ms", false; "below")]
+    #[test_case("equals = 1", "/evidence/missing", false; "nothing there")]
+    fn judges_evidence(rule: &str, pointer: &str, holds: bool) {
+        let text = format!("check = \"tls.account\"\npointer = \"{pointer}\"\n{rule}\n");
+        let expect: EvidenceExpect = toml::from_str(&text).unwrap();
+        assert_eq!(
+            expect.mismatch(&report()).is_none(),
+            holds,
+            "{:?}",
+            expect.mismatch(&report())
+        );
+    }
+}
