@@ -112,7 +112,7 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
             Some(joined) = running.join_next_with_id() => {
                 let (id, outcome) = match joined {
                     Ok((id, outcome)) => (id, outcome),
-                    Err(e) => (e.id(), Outcome::fail(RowId::Timeout, "internal error: the check panicked", serde_json::json!({ "panic": e.to_string() }))),
+                    Err(e) => (e.id(), Outcome::internal_error(&e.to_string())),
                 };
                 let (spec, began) = in_flight.remove(&id).expect("every task is tracked");
                 let duration = start.elapsed().checked_sub(began).unwrap();
