@@ -50,8 +50,8 @@ pub enum Format {
 /// `netcheck run` flags.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws,
-    /// <https://myorg-myaccount.snowflakecomputing.com>[:port].
+    /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws, or the
+    /// account URL with an optional port.
     #[arg(long, env = "NETCHECK_ACCOUNT")]
     pub account: Option<String>,
     #[command(flatten)]
@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// PEM file of extra trust roots, trusted like public ones (private deployments, the emulator).
     #[arg(long, env = "NETCHECK_CA_FILE", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
-    /// Ask this DNS server (ADDR[:PORT]) instead of the system's resolver.
+    /// Ask this DNS server (an IP address, optionally with a port) instead of the system's resolver.
     #[arg(long, env = "NETCHECK_DNS_SERVER", value_name = "ADDR[:PORT]")]
     pub dns_server: Option<String>,
     /// Proxy URL for HTTPS, overriding `HTTPS_PROXY/ALL_PROXY` (curl's --proxy; "" disables proxies).
