@@ -21,7 +21,13 @@ use netcheck::snowflake::jwt;
 /// Hard limit on the whole run, so the benchmark always ends.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
+/// A positional argument, or `default` under `cargo bench`. Under `cargo test --all-targets`
+/// (no `--bench` flag) the benchmark only proves it still runs: a smoke-sized load.
 fn arg(n: usize, default: usize) -> usize {
+    let smoke = [1, 1, 1];
+    if !std::env::args().any(|a| a == "--bench") {
+        return smoke.get(n - 1).copied().unwrap_or(default);
+    }
     std::env::args()
         .filter(|a| !a.starts_with('-'))
         .nth(n)

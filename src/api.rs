@@ -103,7 +103,7 @@ impl Api {
     }
 
     /// Sends the request `make` builds, retrying 429, 500 and 503 with backoff and jitter
-    /// (at most [`MAX_ATTEMPTS`]); each attempt is bounded by the step timeout.
+    /// (at most four attempts); each attempt is bounded by the step timeout.
     pub async fn call(&self, call: Endpoint, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Reply, CallError> {
         let mut backoff = FIRST_BACKOFF;
         let mut retries = 0;

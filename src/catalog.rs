@@ -16,7 +16,7 @@ const FILES: &[(&str, &str)] = &[
     ("api", include_str!("../checks/api.toml")),
 ];
 
-/// A catalog row id. These strings are an interface (JSON, JUnit, `netcheck explain`): a test
+/// A catalog row id. These strings are an interface (JSON, `JUnit`, `netcheck explain`): a test
 /// pins the list, and every variant must have exactly one row and every row a variant.
 #[derive(
     Debug,
@@ -203,7 +203,7 @@ mod tests {
         }
     }
 
-    /// The ids are an interface: changing this list is a breaking change to JSON and JUnit.
+    /// The ids are an interface: changing this list is a breaking change to JSON and `JUnit`.
     #[test]
     fn id_list_is_pinned() {
         let ids: Vec<&str> = RowId::iter().map(RowId::as_str).collect();

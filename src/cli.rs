@@ -23,8 +23,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Parsed once per process, so the size of `Run` does not matter.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the checks against an account.
     Run(RunArgs),
@@ -49,8 +50,8 @@ pub enum Format {
 /// `netcheck run` flags.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws,
-    /// https://myorg-myaccount.snowflakecomputing.com[:port].
+    /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws, or the
+    /// account URL with an optional port.
     #[arg(long, env = "NETCHECK_ACCOUNT")]
     pub account: Option<String>,
     #[command(flatten)]
@@ -62,13 +63,13 @@ pub struct RunArgs {
     /// PEM file of extra trust roots, trusted like public ones (private deployments, the emulator).
     #[arg(long, env = "NETCHECK_CA_FILE", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
-    /// Ask this DNS server (ADDR[:PORT]) instead of the system's resolver.
+    /// Ask this DNS server (an IP address, optionally with a port) instead of the system's resolver.
     #[arg(long, env = "NETCHECK_DNS_SERVER", value_name = "ADDR[:PORT]")]
     pub dns_server: Option<String>,
-    /// Proxy URL for HTTPS, overriding HTTPS_PROXY/ALL_PROXY (curl's --proxy; "" disables proxies).
+    /// Proxy URL for HTTPS, overriding `HTTPS_PROXY/ALL_PROXY` (curl's --proxy; "" disables proxies).
     #[arg(long, env = "NETCHECK_PROXY", value_name = "URL")]
     pub proxy: Option<String>,
-    /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
+    /// Hosts to reach directly, overriding `NO_PROXY` (curl's --noproxy syntax).
     #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
     pub noproxy: Option<String>,
     /// Seconds each network step may take.
@@ -77,7 +78,7 @@ pub struct RunArgs {
     /// Seconds the whole run may take.
     #[arg(long, env = "NETCHECK_DEADLINE", default_value_t = 60.0, value_name = "SECS")]
     pub deadline: f64,
-    /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
+    /// JSON output of SELECT `SYSTEM$ALLOWLIST()`: check DNS and TCP for every host in it
     /// (without it, the list is read over the SQL API when a warehouse is configured).
     #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
     pub allowlist: Option<PathBuf>,
@@ -106,10 +107,10 @@ pub struct OutputArgs {
     /// Output format on stdout.
     #[arg(long, env = "NETCHECK_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Also write a JUnit XML report to FILE.
+    /// Also write a `JUnit` XML report to FILE.
     #[arg(long, env = "NETCHECK_JUNIT", value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Treat warnings as failures (exit code and JUnit).
+    /// Treat warnings as failures (exit code and `JUnit`).
     #[arg(long, env = "NETCHECK_STRICT")]
     pub strict: bool,
     /// More detail on stderr (-v, -vv). Never prints secrets.

@@ -20,7 +20,7 @@ use crate::target;
 /// `netcheck demo` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// An emulator fault, NAME[=VALUE][@SCOPE]; repeatable (`netcheck emulate --list-faults`).
+    /// An emulator fault, as listed by netcheck emulate --list-faults; repeatable.
     #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE]")]
     pub faults: Vec<Fault>,
     /// Rows to stream through the test channel.

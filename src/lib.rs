@@ -1,7 +1,7 @@
 //! netcheck — can this machine, through this network, stream rows into this Snowflake account?
 //!
 //! Data flows one way: flags + env → [`settings::Settings`] → [`registry`] (a plan) →
-//! [`runner`] (outcomes, progress events) → [`report::RunReport`] → table / JSON / JUnit and the
+//! [`runner`] (outcomes, progress events) → [`report::RunReport`] → table / JSON / `JUnit` and the
 //! exit code. Checks never print and never read flags; renderers never run checks.
 //!
 //! Module map:

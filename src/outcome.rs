@@ -80,6 +80,13 @@ impl Outcome {
         Self::new(Verdict::Fail, Some(row), finding, evidence)
     }
 
+    /// netcheck's own bug (a check panicked): a failure no catalog row explains, kept in the
+    /// report instead of bringing the run down.
+    #[must_use]
+    pub fn internal_error(detail: &str) -> Self {
+        Self { diagnosis: None, ..Self::new(Verdict::Fail, None, "internal error: the check panicked", serde_json::json!({ "panic": detail })) }
+    }
+
     /// A check that did not run.
     #[must_use]
     pub fn skip(reason: SkipReason) -> Self {

@@ -14,7 +14,7 @@ use crate::outcome::Outcome;
 /// network are outcomes; the function never panics on them and never prints.
 pub type CheckFn = fn(Ctx) -> BoxFuture<'static, Outcome>;
 
-/// One check: its id (an interface: JSON, JUnit and `--only/--skip` use it), a title, the ids
+/// One check: its id (an interface: JSON, `JUnit` and `--only/--skip` use it), a title, the ids
 /// it depends on, and its run function.
 pub struct CheckSpec {
     pub id: &'static str,

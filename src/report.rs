@@ -1,5 +1,5 @@
 //! The run report: serialise-only types built once from a run, rendered as a terminal table,
-//! JSON (`netcheck/1`) or JUnit, and folded into the exit code in one place.
+//! JSON (`netcheck/1`) or `JUnit`, and folded into the exit code in one place.
 
 pub mod json;
 pub mod junit;

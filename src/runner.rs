@@ -112,10 +112,10 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
             Some(joined) = running.join_next_with_id() => {
                 let (id, outcome) = match joined {
                     Ok((id, outcome)) => (id, outcome),
-                    Err(e) => (e.id(), Outcome::fail(RowId::Timeout, "internal error: the check panicked", serde_json::json!({ "panic": e.to_string() }))),
+                    Err(e) => (e.id(), Outcome::internal_error(&e.to_string())),
                 };
                 let (spec, began) = in_flight.remove(&id).expect("every task is tracked");
-                let duration = start.elapsed() - began;
+                let duration = start.elapsed().checked_sub(began).unwrap();
                 emit(Event::Finished { id: spec.id, verdict: outcome.verdict, duration });
                 done.insert(spec.id, CheckResult { spec, outcome, started: began, duration });
             }
@@ -141,7 +141,7 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
                 Readiness::Blocked(reason) => Outcome::skip(reason),
                 Readiness::Waiting => Outcome::skip(SkipReason::Interrupted),
             };
-            done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: start.elapsed() - began });
+            done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: start.elapsed().checked_sub(began).unwrap() });
         }
     }
     let now = start.elapsed();
@@ -154,7 +154,7 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
                 serde_json::json!({ "deadline_s": ctx.settings.deadline.as_secs_f64() }),
             ),
         };
-        done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: now - began });
+        done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: now.checked_sub(began).unwrap() });
     }
     for spec in pending {
         let reason = if ending == Ending::Interrupted { SkipReason::Interrupted } else { SkipReason::Deadline };

@@ -18,7 +18,7 @@ fn target() -> (TlsServer, support::pki::TempFile) {
 }
 
 /// Runs netcheck for HOST on the target's port with `HTTPS_PROXY=proxy`. No --resolve: through
-/// a proxy, the proxy resolves the name (squid from its hosts_file), and the local DNS check asks
+/// a proxy, the proxy resolves the name (squid from its `hosts_file`), and the local DNS check asks
 /// a silent loopback resolver so nothing reaches the machine's own.
 fn via_proxy(target_port: u16, ca: &support::pki::TempFile, proxy: &str, extra: &[&str]) -> Run {
     let silent = support::dns::silent_dns();

@@ -1,5 +1,5 @@
 //! The machine-readable reports, parsed back with real parsers: the `netcheck/1` JSON document
-//! and JUnit XML (an XML parser, and the Jenkins JUnit schema via xmllint when present).
+//! and `JUnit` XML (an XML parser, and the Jenkins `JUnit` schema via xmllint when present).
 
 mod support;
 
@@ -93,7 +93,7 @@ fn junit_marks_skipped_checks_skipped() {
     let _ = std::fs::remove_file(path);
 }
 
-/// Validates against the Jenkins-style JUnit schema junit-report ships (what CI consumers
+/// Validates against the Jenkins-style `JUnit` schema junit-report ships (what CI consumers
 /// accept), when xmllint and the schema are both present.
 fn validate_with_xmllint(path: &std::path::Path) {
     let Some(xmllint) = support::dns::which("xmllint") else {

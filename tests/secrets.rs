@@ -1,5 +1,5 @@
 //! Secrets never leave: for every output format and verbosity, no byte sequence of the private
-//! key, its passphrase, a JWT or a token appears on stdout, stderr or in the JUnit file.
+//! key, its passphrase, a JWT or a token appears on stdout, stderr or in the `JUnit` file.
 
 mod support;
 

@@ -57,6 +57,7 @@ fn faults_are_diagnosed_with_their_rows() {
         ("throttle@open", "stream.open", "fail", "throttled"),
         ("server-error=500@append", "stream.append", "fail", "server-error"),
         ("reset@status", "stream.commit", "fail", "api-unreachable"),
+        ("reopened", "stream.append", "fail", "stale-continuation-token"),
         ("latency=400ms@open", "stream.open", "warn", "latency-budget"),
         ("latency=300ms@token", "auth.scoped_token", "warn", "latency-budget"),
         ("tls12-only@ingest", "tls.ingest", "warn", "tls-legacy-only"),

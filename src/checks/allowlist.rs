@@ -1,5 +1,5 @@
 //! `allowlist.hosts`: DNS and TCP for every host and port `SYSTEM$ALLOWLIST()` lists (port 80
-//! for OCSP/CRL hosts), as SnowCD did. The list comes from `--allowlist FILE` (the function's
+//! for OCSP/CRL hosts), as `SnowCD` did. The list comes from `--allowlist FILE` (the function's
 //! JSON output) or, when a warehouse is configured, from the SQL API. Hosts are checked
 //! concurrently, at most `--concurrency` at a time, so hundreds finish in a few slowest-host times.
 

@@ -49,6 +49,8 @@ pub struct CallEvidence {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+// serde's `serialize_with` hands over `&Option<T>`.
+#[allow(clippy::ref_option)]
 fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => crate::net::serialize_ms(d, s),

@@ -31,19 +31,16 @@ struct Evidence {
 }
 
 async fn run(ctx: Ctx) -> Outcome {
-    let (server, source) = match ctx.facts.hostname_reply.get().and_then(|r| r.date) {
-        Some(date) => (date, "auth.jwt answer"),
-        None => {
-            // No JWT answer (no credentials): an unauthenticated request still gets a Date.
-            let url = format!("{}{}", ctx.settings.account.url(), sf::HOSTNAME_PATH);
-            let http = ctx.net.api.http();
-            match ctx.net.api.call(Endpoint::Hostname, || http.get(&url).header(ACCEPT, "application/json")).await {
-                Ok(reply) => match reply.date {
-                    Some(d) => (d, "unauthenticated request"),
-                    None => return Outcome::skip(SkipReason::NotConfigured("the server sent no Date header".into())),
-                },
-                Err(e) => return Outcome::fail(answer::call_failure(&e), format!("no answer to read the server's clock from: {e}"), ()),
-            }
+    let (server, source) = if let Some(date) = ctx.facts.hostname_reply.get().and_then(|r| r.date) { (date, "auth.jwt answer") } else {
+        // No JWT answer (no credentials): an unauthenticated request still gets a Date.
+        let url = format!("{}{}", ctx.settings.account.url(), sf::HOSTNAME_PATH);
+        let http = ctx.net.api.http();
+        match ctx.net.api.call(Endpoint::Hostname, || http.get(&url).header(ACCEPT, "application/json")).await {
+            Ok(reply) => match reply.date {
+                Some(d) => (d, "unauthenticated request"),
+                None => return Outcome::skip(SkipReason::NotConfigured("the server sent no Date header".into())),
+            },
+            Err(e) => return Outcome::fail(answer::call_failure(&e), format!("no answer to read the server's clock from: {e}"), ()),
         }
     };
     let local = OffsetDateTime::now_utc();

@@ -1,5 +1,5 @@
 //! `dns.account`: resolve the host (A and AAAA), record the addresses, the CNAME chain and the
-//! time, and judge the answer against the kind of host (public vs PrivateLink). Through a
+//! time, and judge the answer against the kind of host (public vs `PrivateLink`). Through a
 //! proxy a local failure is not one: the proxy resolves the name.
 
 use std::net::IpAddr;
@@ -70,7 +70,7 @@ fn classify(kind: DnsFailureKind) -> RowId {
     }
 }
 
-/// A public host answering with a private address, or a PrivateLink host with a public one.
+/// A public host answering with a private address, or a `PrivateLink` host with a public one.
 fn misplaced_address(kind: HostKind, addrs: &[IpAddr]) -> Option<(RowId, IpAddr)> {
     match kind {
         HostKind::Public | HostKind::China => addrs.iter().find(|a| is_private(**a)).map(|a| (RowId::DnsPrivateAddress, *a)),

@@ -12,7 +12,7 @@ use crate::catalog::RowId;
 use crate::checks::answer;
 use crate::checks::auth::not_configured;
 use crate::context::Ctx;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, SkipReason, Verdict};
 use crate::registry::CheckSpec;
 use crate::snowflake::account::jwt_user;
 use crate::snowflake::api::{self as sf, codes, Endpoint};
@@ -46,6 +46,11 @@ async fn run(ctx: Ctx) -> Outcome {
     if let Some(x) = ctx.net.api.exchanges().into_iter().find(|x| x.error_code.as_deref() == Some(codes::IP_NOT_ALLOWED)) {
         let ip = x.message.as_deref().and_then(answer::quoted_ip).unwrap_or_else(|| "?".into());
         return blocked(&ip, x.call);
+    }
+    // A JWT the account refused for another reason fails the SQL API the same way: say so once.
+    match ctx.facts.hostname_reply.get() {
+        Some(reply) if reply.ok() => {}
+        _ => return Outcome::skip(SkipReason::Dependency { dep: "auth.jwt", verdict: Verdict::Fail }),
     }
     let result = statement(&ctx, "SELECT CURRENT_IP_ADDRESS()").await;
     if let Ok(reply) = &result {

@@ -31,6 +31,7 @@ enum Decision<'a> {
     Failed { error: &'a proxy::ProxyError },
 }
 
+#[allow(clippy::unused_async)] // every check has the async signature the registry dispatches
 async fn run(ctx: Ctx, role: HostRole) -> Outcome {
     let endpoint = match crate::checks::endpoint_or_skip(&ctx, role) {
         Ok(e) => e,
@@ -157,6 +158,7 @@ mod tests {
     #[test_case(TunnelError::NotHttp { preview: String::new(), looks_like_tls: true }, RowId::ProxyNotHttp; "not http")]
     #[test_case(TunnelError::Timeout(Duration::from_secs(1)), RowId::Timeout; "timeout")]
     #[test_case(TunnelError::Closed, RowId::ProxyError; "closed")]
+    #[allow(clippy::needless_pass_by_value)] // test_case hands over values
     fn classifies(err: TunnelError, row: RowId) {
         assert_eq!(classify(&err), row);
     }

@@ -113,6 +113,7 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
 }
 
 /// What tells TLS inspection apart from a merely untrusted certificate.
+#[derive(Clone, Copy)]
 struct Inspection<'a> {
     via_proxy: bool,
     product: Option<&'static str>,
@@ -222,15 +223,15 @@ mod tests {
         Inspection { via_proxy: false, product: None, os_trusts: false, issuer: "CN=Some CA" }
     }
 
-    fn version_refused() -> Option<TlsFailure> {
-        Some(TlsFailure::ProtocolVersion { detail: "alert".into() })
+    fn version_refused() -> TlsFailure {
+        TlsFailure::ProtocolVersion { detail: "alert".into() }
     }
 
-    fn unknown() -> Option<TlsFailure> {
-        Some(TlsFailure::UnknownIssuer { issuer: "CN=Some CA".into() })
+    fn unknown() -> TlsFailure {
+        TlsFailure::UnknownIssuer { issuer: "CN=Some CA".into() }
     }
 
-    fn row(j: (Verdict, Option<RowId>, String)) -> (Verdict, Option<RowId>) {
+    fn row(j: &(Verdict, Option<RowId>, String)) -> (Verdict, Option<RowId>) {
         (j.0, j.1)
     }
 
@@ -238,28 +239,28 @@ mod tests {
     fn judges_version_support() {
         let now = OffsetDateTime::now_utc();
         let both = judge(&attempt(Some("TLSv1.3"), None), &attempt(Some("TLSv1.2"), None), plain(), now);
-        assert_eq!(row(both), (Verdict::Pass, None));
-        let only13 = judge(&attempt(Some("TLSv1.3"), None), &attempt(None, version_refused()), plain(), now);
+        assert_eq!(row(&both), (Verdict::Pass, None));
+        let only13 = judge(&attempt(Some("TLSv1.3"), None), &attempt(None, Some(version_refused())), plain(), now);
         assert_eq!(only13.0, Verdict::Pass);
         assert!(only13.2.contains("TLS 1.3 only"));
         let only12 = judge(&attempt(Some("TLSv1.2"), None), &attempt(Some("TLSv1.2"), None), plain(), now);
-        assert_eq!(row(only12), (Verdict::Warn, Some(RowId::TlsLegacyOnly)));
-        let none = judge(&attempt(None, version_refused()), &attempt(None, version_refused()), plain(), now);
-        assert_eq!(row(none), (Verdict::Fail, Some(RowId::TlsVersion)));
+        assert_eq!(row(&only12), (Verdict::Warn, Some(RowId::TlsLegacyOnly)));
+        let none = judge(&attempt(None, Some(version_refused())), &attempt(None, Some(version_refused())), plain(), now);
+        assert_eq!(row(&none), (Verdict::Fail, Some(RowId::TlsVersion)));
     }
 
     #[test]
     fn tells_inspection_from_untrusted() {
         let now = OffsetDateTime::now_utc();
-        let untrusted = judge(&attempt(None, unknown()), &attempt(None, unknown()), plain(), now);
-        assert_eq!(row(untrusted), (Verdict::Fail, Some(RowId::TlsUntrusted)));
+        let untrusted = judge(&attempt(None, Some(unknown())), &attempt(None, Some(unknown())), plain(), now);
+        assert_eq!(row(&untrusted), (Verdict::Fail, Some(RowId::TlsUntrusted)));
         for insp in [
             Inspection { via_proxy: true, ..plain() },
             Inspection { product: Some("Zscaler"), ..plain() },
             Inspection { os_trusts: true, ..plain() },
         ] {
-            let j = judge(&attempt(None, unknown()), &attempt(None, unknown()), insp, now);
-            assert_eq!(row(j), (Verdict::Fail, Some(RowId::TlsInspection)));
+            let j = judge(&attempt(None, Some(unknown())), &attempt(None, Some(unknown())), insp, now);
+            assert_eq!(row(&j), (Verdict::Fail, Some(RowId::TlsInspection)));
         }
     }
 }

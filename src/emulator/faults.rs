@@ -91,6 +91,9 @@ pub enum Fault {
     ChannelStatus(String),
     /// Appends are accepted (200) but the rows are never committed.
     NoCommit,
+    /// Another client reopens the channel just before each append: the appender's continuation
+    /// token goes stale for real (the server's own sequencer check refuses it).
+    Reopened,
     /// A fault limited to one endpoint or host.
     Scoped(Box<Fault>, FaultScope),
     /// A fault applied to the first N matching requests (or handshakes) only — a failure that
@@ -163,6 +166,10 @@ const CATALOG: &[FaultHelp] = &[
     FaultHelp {
         syntax: "no-commit",
         meaning: "appends answer 200 but rows are never committed",
+    },
+    FaultHelp {
+        syntax: "reopened",
+        meaning: "another client reopens the channel before each append: continuation tokens go stale",
     },
 ];
 
@@ -270,6 +277,7 @@ impl Fault {
             Self::MissingPrivilege => "missing-privilege",
             Self::ChannelStatus(_) => "channel-status",
             Self::NoCommit => "no-commit",
+            Self::Reopened => "reopened",
             Self::Scoped(inner, _) | Self::Limited(inner, _) => inner.name(),
         }
     }
@@ -386,6 +394,7 @@ fn parse_scoped(spec: &str) -> Result<Fault, FaultParseError> {
                 "missing-pipe" => Fault::MissingPipe,
                 "missing-privilege" => Fault::MissingPrivilege,
                 "no-commit" => Fault::NoCommit,
+                "reopened" => Fault::Reopened,
                 other => return Err(FaultParseError::UnknownName(other.to_owned())),
             },
             (flag, Some(_)) if CATALOG.iter().any(|h| h.syntax == flag) => {
@@ -666,6 +675,7 @@ mod tests {
     #[test_case("network-policy=10.0.0.0/8,127.0.0.1" => Fault::NetworkPolicy(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()]))]
     #[test_case("channel-status" => Fault::ChannelStatus("ERR_CHANNEL_NO_LONGER_EXISTS".into()))]
     #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(Endpoint::Append)))]
+    #[test_case("reopened" => Fault::Reopened)]
     #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(Endpoint::Append)).times(2))]
     #[test_case("reset#1" => Fault::Reset.times(1))]
     fn parses(spec: &str) -> Fault {

@@ -57,10 +57,11 @@ pub fn classify(e: &io::Error) -> ConnectFailureKind {
     match e.kind() {
         K::ConnectionRefused => ConnectFailureKind::Refused,
         K::TimedOut => ConnectFailureKind::TimedOut,
-        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => ConnectFailureKind::Unreachable,
-        K::ConnectionReset | K::ConnectionAborted => ConnectFailureKind::Reset,
         // EACCES/EPERM: a local firewall (e.g. an OUTPUT reject) refuses the packet.
-        K::PermissionDenied => ConnectFailureKind::Unreachable,
+        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable | K::PermissionDenied => {
+            ConnectFailureKind::Unreachable
+        }
+        K::ConnectionReset | K::ConnectionAborted => ConnectFailureKind::Reset,
         _ => ConnectFailureKind::Other,
     }
 }
@@ -77,6 +78,7 @@ mod tests {
     #[test_case(libc_err(101), ConnectFailureKind::Unreachable; "enetunreach")]
     #[test_case(libc_err(104), ConnectFailureKind::Reset; "econnreset")]
     #[test_case(libc_err(13), ConnectFailureKind::Unreachable; "eacces from local firewall")]
+    #[allow(clippy::needless_pass_by_value)] // test_case hands over values
     fn classifies(e: io::Error, kind: ConnectFailureKind) {
         assert_eq!(classify(&e), kind);
     }

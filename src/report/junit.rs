@@ -8,7 +8,7 @@ use junit_report::{Duration, ReportBuilder, TestCase, TestCaseBuilder, TestSuite
 use super::{CheckReport, RunReport};
 use crate::outcome::Verdict;
 
-/// Writes the report as JUnit XML. `strict` makes warnings failures, as it does for the exit code.
+/// Writes the report as `JUnit` XML. `strict` makes warnings failures, as it does for the exit code.
 pub fn write(report: &RunReport, strict: bool, out: &mut dyn Write) -> Result<(), junit_report::Error> {
     let cases: Vec<TestCase> = report.checks.iter().map(|c| case(c, strict)).collect();
     let mut suite = TestSuiteBuilder::new(&format!("netcheck {}", report.target.account.host));
@@ -23,7 +23,7 @@ fn case(c: &CheckReport, strict: bool) -> TestCase {
     #[allow(clippy::cast_possible_truncation)]
     let time = Duration::microseconds((c.duration_ms * 1000.0) as i64);
     let mut builder = match (c.verdict, &c.diagnosis) {
-        (Verdict::Fail, Some(d)) | (Verdict::Warn, Some(d)) if c.verdict == Verdict::Fail || strict => {
+        (Verdict::Fail | Verdict::Warn, Some(d)) if c.verdict == Verdict::Fail || strict => {
             let mut b = TestCaseBuilder::failure(c.id, time, d.id.as_str(), &format!("{}: {}", d.symptom, c.finding));
             b.set_trace(&details(c));
             b
@@ -49,10 +49,11 @@ fn case(c: &CheckReport, strict: bool) -> TestCase {
 
 /// The diagnosis and evidence as text for the failure body.
 fn details(c: &CheckReport) -> String {
+    use std::fmt::Write as _;
     let mut s = format!("{}\n", c.finding);
     if let Some(d) = &c.diagnosis {
-        s += &format!("diagnosis: {}\nsymptom: {}\ncause: {}\nresolution:\n{}\n", d.id, d.symptom, d.cause, d.resolution);
+        let _ = writeln!(s, "diagnosis: {}\nsymptom: {}\ncause: {}\nresolution:\n{}", d.id, d.symptom, d.cause, d.resolution);
     }
-    s += &format!("evidence: {}\n", serde_json::to_string_pretty(&c.evidence).unwrap_or_default());
+    let _ = writeln!(s, "evidence: {}", serde_json::to_string_pretty(&c.evidence).unwrap_or_default());
     s
 }

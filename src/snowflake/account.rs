@@ -63,19 +63,8 @@ pub fn normalize_host(host: &str) -> String {
 /// (`myorg-myaccount` → `myorg-myaccount.snowflakecomputing.com`).
 #[must_use]
 pub fn account_host(account: &str) -> String {
-    let account = account.trim();
-    if DOMAINS
-        .iter()
-        .any(|d| account.to_ascii_lowercase().ends_with(d))
-    {
-        return normalize_host(account);
-    }
-    let account = if is_org_account_form(account) {
-        account.replace('.', "-")
-    } else {
-        account.to_owned()
-    };
-    normalize_host(&format!("{account}{}", DOMAINS[0]))
+    // One set of rules for identifiers, hosts and URLs: the target parser's.
+    crate::target::parse_account(account).map_or_else(|_| normalize_host(account), |e| e.host)
 }
 
 #[cfg(test)]
