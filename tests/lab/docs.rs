@@ -193,14 +193,16 @@ fn render_scenario(out: &mut String, s: &Scenario, o: &Outcome) {
         Trust::Lab => format!("{root}.pem"),
         Trust::LabAndMitmproxy => format!("{root}+mitmproxy-ca.pem"),
     };
-    let allowlist = if s.run.allowlist.is_some() {
-        " --allowlist allowlist.json"
-    } else {
-        ""
-    };
+    let mut extra = String::new();
+    if s.run.foreign_key {
+        extra.push_str(" --private-key-file another_key.p8");
+    }
+    if s.run.allowlist.is_some() {
+        extra.push_str(" --allowlist allowlist.json");
+    }
     let _ = writeln!(
         out,
-        "\n**Run**\n\n```sh\n{env}netcheck run {}{allowlist} --format json --ca-file {trust}\n```\n",
+        "\n**Run**\n\n```sh\n{env}netcheck run {}{extra} --format json --ca-file {trust}\n```\n",
         s.run.args.join(" ")
     );
     if let Some(json) = &s.run.allowlist {

@@ -121,6 +121,9 @@ impl Lab {
         // Last, so the daemons' readiness probes were not filtered.
         apply_firewall(&topo, &dir, setup)?;
 
+        if scenario.run.foreign_key {
+            foreign_key(&dir.path().join("foreign_key.p8"))?;
+        }
         let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
         for line in &setup.client.hosts {
             hosts.push_str(line);
@@ -155,6 +158,12 @@ impl Lab {
             "--ca-file".into(),
             self.ca_file.display().to_string(),
         ]);
+        if run.foreign_key {
+            args.extend([
+                "--private-key-file".into(),
+                self.dir.path().join("foreign_key.p8").display().to_string(),
+            ]);
+        }
         if let Some(json) = &run.allowlist {
             let file = self.dir.write("allowlist.json", json);
             args.extend(["--allowlist".into(), file.display().to_string()]);
@@ -209,6 +218,31 @@ fn tail(text: &str, n: usize) -> String {
             let _ = writeln!(out, "{l}");
             out
         })
+}
+
+/// Writes a new 2048-bit RSA key (PKCS#8 PEM, owner-only) that no Snowflake user has.
+fn foreign_key(path: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(path)
+        .output()
+        .map_err(|e| SetupError::Unavailable(format!("openssl is needed to make a key: {e}")))?;
+    if !out.status.success() {
+        return Err(SetupError::Failed(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// The certificate the server presents.

@@ -285,6 +285,9 @@ pub struct RunSpec {
     /// The JSON output of `SELECT SYSTEM$ALLOWLIST()`: written to a file and given with
     /// `--allowlist`.
     pub allowlist: Option<String>,
+    /// Give netcheck a freshly generated key (`--private-key-file`) that Snowflake does not know.
+    #[serde(default)]
+    pub foreign_key: bool,
 }
 
 impl RunSpec {
