@@ -73,3 +73,13 @@ fn privatelink_host_with_a_public_address_warns() {
     let report = dns_run(&dns.addr.to_string(), "myorg-myaccount.privatelink.snowflakecomputing.com");
     assert_check(&report, "dns.account", "warn", Some("dns-public-address"));
 }
+
+#[test]
+fn a_dns_filter_answering_0_0_0_0_is_a_sinkhole() {
+    let Some(dns) = dnsmasq(&["--address=/snowflakecomputing.com/0.0.0.0"]) else { return };
+    let r = netcheck(&["run", "--account", "myorg-myaccount", "--dns-server", &dns.addr.to_string(), "--format", "json", "--timeout", "2"]).run();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = r.json();
+    assert_check(&report, "dns.account", "fail", Some("dns-sinkhole"));
+    assert_check(&report, "tcp.account", "skip", None);
+}

@@ -44,6 +44,9 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
             let _ = ctx.host_facts(role).addrs.set(res.addrs.clone());
             let evidence = Evidence { host, resolver: resolver.info(), answer: Answer::Resolved(&res) };
             let list = res.addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            if let Some(addr) = res.addrs.iter().find(|a| a.is_unspecified()) {
+                return Outcome::fail(RowId::DnsSinkhole, format!("{host} → {addr}: blocked by a DNS filter"), evidence);
+            }
             match misplaced_address(endpoint.kind, &res.addrs) {
                 Some((row, addr)) => Outcome::warn(row, format!("{host} → {addr}: {}", row.row().symptom), evidence),
                 None => Outcome::pass(format!("{host} → {list} in {:.1} ms", crate::net::ms(res.elapsed)), evidence),
