@@ -1,10 +1,11 @@
 //! The fault lab: each scenario in `tests/scenarios/` gets its own network namespaces
-//! ([`netns`]), real servers on them ([`daemons`]: dnsmasq, nginx, squid, tinyproxy,
-//! mitmproxy), real packet filters (nftables / iptables / tc on the edge router), and where
-//! nothing packaged fits, small userspace elements ([`userspace`]: a delay relay, a SERVFAIL
-//! upstream, a banner service). netcheck then runs in the client namespace with its system resolver pointed at
-//! the lab's dnsmasq, and [`crate`]'s runner compares its JSON report with the scenario's
-//! expectations. [`docs`] renders `docs/scenarios.md` from the scenarios and their outcomes.
+//! ([`netns`]), real servers on them ([`daemons`]: dnsmasq, nginx or the netcheck emulator,
+//! squid, tinyproxy, mitmproxy), real packet filters (nftables / iptables / tc on the edge
+//! router, nftables on the client), and where nothing packaged fits, small userspace elements
+//! ([`userspace`]: a delay relay, a SERVFAIL upstream, a banner service). netcheck then runs in
+//! the client namespace with its system resolver pointed at the lab's dnsmasq, and the runner
+//! (`tests/lab.rs`) compares its JSON report with the scenario's expectations ([`scenario`]).
+//! [`docs`] renders `docs/scenarios.md` from the scenarios and their outcomes.
 //!
 //! Nothing here is part of netcheck; nothing here reaches beyond the namespaces it made.
 
