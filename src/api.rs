@@ -73,7 +73,20 @@ pub enum CallError {
     #[error("no answer within {0:?}")]
     Timeout(#[serde(serialize_with = "crate::net::serialize_ms")] Duration),
     #[error("{message}")]
-    Transport { message: String },
+    Transport {
+        message: String,
+        /// What the socket underneath said, when it said something a network engineer names.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        socket: Option<crate::net::connect::ConnectFailureKind>,
+    },
+}
+
+impl CallError {
+    /// A failure before anything was sent (no credentials, nothing to send).
+    #[must_use]
+    pub fn local(message: impl Into<String>) -> Self {
+        Self::Transport { message: message.into(), socket: None }
+    }
 }
 
 /// The run's API client and its exchange log.
@@ -124,7 +137,7 @@ impl Api {
 
     /// One attempt; returns the reply and its `Retry-After`.
     async fn once(&self, call: Endpoint, request: reqwest::RequestBuilder, attempt: u32) -> Result<(Reply, Option<Duration>), CallError> {
-        let request = request.build().map_err(|e| CallError::Transport { message: e.to_string() })?;
+        let request = request.build().map_err(|e| CallError::local(e.to_string()))?;
         let (method, host, path) = (request.method().to_string(), request.url().host_str().unwrap_or_default().to_owned(), request.url().path().to_owned());
         let start = Instant::now();
         let result = tokio::time::timeout(self.timeout, async {
@@ -140,7 +153,9 @@ impl Api {
         let elapsed = start.elapsed();
         let outcome = match result {
             Err(_) => Err(CallError::Timeout(self.timeout)),
-            Ok(Err(e)) => Err(CallError::Transport { message: describe(&e.without_url()) }),
+            // reqwest's own timeout (the same bound) can fire first: it is still a timeout.
+            Ok(Err(e)) if e.is_timeout() => Err(CallError::Timeout(self.timeout)),
+            Ok(Err(e)) => Err(CallError::Transport { socket: socket_failure(&e), message: describe(&e.without_url()) }),
             Ok(Ok((status, date, retry_after, body))) => Ok((Reply { status, body, date, elapsed, retries: 0 }, retry_after)),
         };
         let (status, error) = match &outcome {
@@ -151,6 +166,26 @@ impl Api {
         self.log.lock().expect("exchange log").push(Exchange { call, method, host, path, status, error_code, message, elapsed, attempt });
         outcome
     }
+}
+
+/// The kind of socket failure underneath a reqwest error (reset mid-answer, refused …), from the
+/// `io::Error` in its source chain.
+fn socket_failure(e: &reqwest::Error) -> Option<crate::net::connect::ConnectFailureKind> {
+    use crate::net::connect::{classify, ConnectFailureKind};
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        // Over HTTP/2 the socket error sits inside h2's error, and a peer that kills the
+        // connection shows up as a reset stream or GOAWAY.
+        let io = s.downcast_ref::<std::io::Error>().or_else(|| s.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
+        if let Some(io) = io {
+            return Some(classify(io)).filter(|k| *k != ConnectFailureKind::Other);
+        }
+        if s.downcast_ref::<h2::Error>().is_some_and(|h| h.is_reset() || h.is_go_away()) {
+            return Some(ConnectFailureKind::Reset);
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// reqwest's error with its sources, which is where the useful part (refused, certificate…) is.

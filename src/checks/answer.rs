@@ -106,7 +106,8 @@ pub fn judge(call: Endpoint, result: &Result<Reply, CallError>, on_ok: impl FnOn
 pub fn call_failure(e: &CallError) -> RowId {
     match e {
         CallError::Timeout(_) => RowId::Timeout,
-        CallError::Transport { .. } => RowId::ApiUnreachable,
+        CallError::Transport { socket: Some(kind), .. } => crate::checks::tcp::classify(*kind),
+        CallError::Transport { socket: None, .. } => RowId::ApiUnreachable,
     }
 }
 

@@ -67,8 +67,8 @@ async fn run(ctx: Ctx) -> Outcome {
 
 /// Runs one statement over the SQL API with the key-pair JWT, following a 202 to its result.
 pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api::CallError> {
-    let sf = ctx.settings.snowflake.as_ref().ok_or_else(|| crate::api::CallError::Transport { message: "no user or private key configured".into() })?;
-    let jwt = ctx.jwt().map_err(|message| crate::api::CallError::Transport { message })?;
+    let sf = ctx.settings.snowflake.as_ref().ok_or_else(|| crate::api::CallError::local("no user or private key configured"))?;
+    let jwt = ctx.jwt().map_err(crate::api::CallError::local)?;
     let base = ctx.settings.account.url();
     let mut body = serde_json::json!({ "statement": sql, "timeout": 30 });
     for (key, value) in [("role", &sf.role), ("warehouse", &sf.warehouse)] {

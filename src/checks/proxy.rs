@@ -44,7 +44,20 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         Ok(decision) => {
             let finding = match &decision {
                 ProxyDecision::Proxy { proxy, variable } => format!("HTTPS to {} goes through {proxy} ({variable})", endpoint.host),
-                ProxyDecision::Direct { reason: DirectReason::NoProxyConfigured } => "direct: no proxy configured".into(),
+                ProxyDecision::Direct { reason: DirectReason::NoProxyConfigured } => {
+                    // Set but not for HTTPS: say so, or "no proxy configured" reads as a lie.
+                    let unused: Vec<&str> = settings
+                        .http_proxy
+                        .iter()
+                        .map(|p| p.variable.as_str())
+                        .chain(settings.ignored.iter().map(|i| i.variable.as_str()))
+                        .collect();
+                    if unused.is_empty() {
+                        "direct: no proxy configured".into()
+                    } else {
+                        format!("direct: no proxy for HTTPS ({} set but not used for https://)", unused.join(", "))
+                    }
+                }
                 ProxyDecision::Direct { reason: DirectReason::DisabledByFlag { .. } } => "direct: proxies disabled with --proxy \"\"".into(),
                 ProxyDecision::Direct { reason: DirectReason::NoProxyMatched { entry, variable } } => {
                     format!("direct: {variable} entry `{entry}` matches {}", endpoint.host)

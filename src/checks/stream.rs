@@ -169,7 +169,7 @@ async fn append(ctx: Ctx) -> Outcome {
             break;
         }
     }
-    let result = last.unwrap_or(Err(CallError::Transport { message: "nothing to append (--rows 0)".into() }));
+    let result = last.unwrap_or(Err(CallError::local("nothing to append (--rows 0)")));
     let first_event = first_event_latency(&ctx);
     let outcome = answer::judge(Endpoint::Append, &result, |reply, ev| -> Judged {
         let appended: sf::AppendRowsResponse = parse(reply)?;
