@@ -76,5 +76,6 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         connection: crate::connection::Connection::default(),
         full: true,
         rows,
+        rate: None,
     })
 }

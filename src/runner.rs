@@ -247,6 +247,7 @@ mod tests {
             connection: crate::connection::Connection::default(),
             full: false,
             rows: 1,
+            rate: None,
         })
         .unwrap()
     }

@@ -94,6 +94,8 @@ pub struct Settings {
     pub full: bool,
     /// Rows to append in the round trip.
     pub rows: usize,
+    /// `--rate`/`--profile`: the sustained-rate stream test (`stream.rate`), when asked.
+    pub rate: Option<crate::load::Load>,
 }
 
 impl Settings {
@@ -128,6 +130,7 @@ impl Settings {
             connection,
             full: args.full,
             rows: usize::from(args.rows),
+            rate: args.rate.load()?,
         })
     }
 }
