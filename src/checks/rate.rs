@@ -506,9 +506,10 @@ fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cp
     let rows_errored: u64 = polled.last.iter().flatten().map(|s| s.rows_error_count).sum();
     let errored = sum(|r| r.failed) + rows_errored;
     let lost = sent.saturating_sub(committed + errored);
-    // The span the rate is measured on: the asked duration, or longer when sending fell behind.
+    // The span the rate is measured on: the asked duration, or longer when sending fell behind
+    // (the last batch waiting for its tick is batching, not falling behind).
     let last_send = reports.iter().filter_map(|r| r.last_send).max().map(|t| t - run.start);
-    let span = last_send.unwrap_or_default().max(run.load.duration).as_secs_f64();
+    let span = last_send.unwrap_or_default().saturating_sub(run.layout.tick).max(run.load.duration).as_secs_f64();
     let mb = |bytes: u64| bytes as f64 / 1e6 / span;
     let commit_lags = reports
         .iter()
