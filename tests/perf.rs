@@ -64,3 +64,20 @@ async fn the_rate_test_multiplexes_its_channels_on_the_same_connection() {
     let rate = netcheck::load::RateArgs { rate: Some(200), duration: 1.0, channels: Some(3), ..Default::default() };
     assert_one_api_handshake_per_host(&full_run(Vec::new(), Some(rate)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_critical_path_follows_ordering_edges_through_the_channel_drop() {
+    let key = emulator::default_key();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emu = emulator::spawn(listener, EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap())).await.unwrap();
+    let settings = netcheck::demo::settings_for(&emu, key, 10).unwrap();
+    let plan = registry::plan(&[], &[], true).unwrap();
+    let result = runner::run(&plan, Ctx::new(settings).unwrap(), None, std::future::pending()).await;
+    let took = |id: &str| result.results.iter().find(|r| r.spec.id == id).unwrap().duration;
+    // stream.drop depends on stream.open only, but runs after stream.commit (dropping earlier
+    // would discard uncommitted rows): that wait is part of the chain.
+    let chain: Duration = ["auth.scoped_token", "stream.open", "stream.append", "stream.commit", "stream.drop"].into_iter().map(took).sum();
+    let cp = result.critical_path();
+    assert!(cp >= chain, "critical path {cp:?} shorter than the open→append→commit→drop chain {chain:?}");
+    assert!(cp <= result.duration, "critical path {cp:?} longer than the run {:?}", result.duration);
+}
