@@ -99,7 +99,7 @@ async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for
         emu.set_faults(vec!["throttle@append".parse().unwrap()]);
     };
     let (outcome, ()) = tokio::join!(run_rate(&emu, RateArgs { rate: Some(50), duration: 2.0, ..RateArgs::default() }), watcher);
-    assert_eq!((outcome.verdict, outcome.diagnosis.map(|r| r.as_str())), (Verdict::Fail, Some("throttled")), "{}", outcome.finding);
+    assert_eq!((outcome.verdict, outcome.diagnosis.map(netcheck::catalog::RowId::as_str)), (Verdict::Fail, Some("throttled")), "{}", outcome.finding);
     assert!(count(&outcome, "throttled_429") > 0 && count(&outcome, "retries") > 0, "{:#}", outcome.evidence);
     let (sent, committed, errored) = (count(&outcome, "sent"), count(&outcome, "committed"), count(&outcome, "errored"));
     assert!(errored > 0);

@@ -86,7 +86,7 @@ async fn rate(ctx: Ctx) -> Outcome {
     let run = Arc::new(Run { ctx: ctx.clone(), base: base.clone(), token, layout, start: Instant::now(), load });
     let (targets_tx, targets_rx) = watch::channel(None);
     let names = channels.iter().map(|c| c.channel.clone()).collect();
-    let poller = poll_commits(run.clone(), format!("{base}{}", pipe.bulk_status_path()), names, targets_rx);
+    let commits = poll_commits(run.clone(), format!("{base}{}", pipe.bulk_status_path()), names, targets_rx);
     let senders = async {
         let mut tasks = tokio::task::JoinSet::new();
         let n = u64::from(layout.channels);
@@ -105,7 +105,7 @@ async fn rate(ctx: Ctx) -> Outcome {
         let _ = targets_tx.send(Some(reports.iter().map(|r| r.acked.last().map(|a| a.0.end - 1)).collect()));
         reports
     };
-    let (reports, polled) = tokio::join!(senders, poller);
+    let (reports, polled) = tokio::join!(senders, commits);
     let cpu = cpu_before.zip(load::process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
     guard.drop_all().await;
     judge(&run, &run_id, &reports, &polled, cpu)
@@ -522,13 +522,13 @@ fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cp
         })
         .collect();
     let latencies: Vec<Duration> = reports.iter().flat_map(|r| r.latencies.iter().copied()).collect();
-    let asked = f64::from(run.load.events_per_sec);
+    let asked_rate = f64::from(run.load.events_per_sec);
     let evidence = RateEvidence {
         load: &run.load,
         layout: &run.layout,
-        asked_events_per_s: asked,
+        asked_events_per_s: asked_rate,
         achieved_events_per_s: acked as f64 / span,
-        asked_mb_per_s: asked * run.load.event_size as f64 / 1e6,
+        asked_mb_per_s: asked_rate * run.load.event_size as f64 / 1e6,
         achieved_mb_per_s: mb(sum(|r| r.raw_bytes)),
         wire_mb_per_s: mb(sum(|r| r.wire_bytes)),
         requests: sum(|r| r.requests),
@@ -548,7 +548,7 @@ fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cp
         client_cpu_percent_of_one_core: cpu.map(|c| 100.0 * c.as_secs_f64() / span),
     };
     let summary = format!(
-        "{:.0} of {asked:.0} events/s ({:.2} MB/s) over {} channel(s) for {:.1} s; append p50/p95/p99 {} ms; commit lag p50 {} ms; sent {sent} = committed {committed} + errored {errored}{}",
+        "{:.0} of {asked_rate:.0} events/s ({:.2} MB/s) over {} channel(s) for {:.1} s; append p50/p95/p99 {} ms; commit lag p50 {} ms; sent {sent} = committed {committed} + errored {errored}{}",
         evidence.achieved_events_per_s,
         evidence.achieved_mb_per_s,
         run.layout.channels,
@@ -574,7 +574,7 @@ fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cp
     if evidence.append_latency_ms.p95.is_some_and(|p| p > crate::net::ms(budget)) {
         return Outcome::warn(RowId::LatencyBudget, format!("appends over the {} ms budget at p95: {summary}", budget.as_millis()), evidence);
     }
-    if evidence.achieved_events_per_s < HELD * asked {
+    if evidence.achieved_events_per_s < HELD * asked_rate {
         return Outcome::warn(RowId::LatencyBudget, format!("the asked rate was not held: {summary}"), evidence);
     }
     Outcome::pass(summary, evidence)
