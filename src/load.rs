@@ -117,6 +117,15 @@ impl Default for RateArgs {
 }
 
 impl RateArgs {
+    /// [`RateArgs::load`] for a run: the rate test streams after the round trip, so it needs
+    /// `--full`.
+    pub fn load_for_run(&self, full: bool) -> Result<Option<Load>, Error> {
+        match self.load()? {
+            Some(_) if !full => Err(Error::Usage("--rate and --profile stream through test channels: add --full".into())),
+            load => Ok(load),
+        }
+    }
+
     /// The validated load, or `None` when neither `--rate` nor `--profile` was given.
     pub fn load(&self) -> Result<Option<Load>, Error> {
         let preset = self.profile.map(Profile::rate_and_size);
@@ -279,6 +288,14 @@ mod tests {
         assert!(RateArgs { channels: Some(2), ..RateArgs::default() }.load().is_err());
         assert!(RateArgs { rate: Some(10), event_size: Some(10), ..RateArgs::default() }.load().is_err());
         assert!(RateArgs { rate: Some(10), duration: 0.0, ..RateArgs::default() }.load().is_err());
+    }
+
+    #[test]
+    fn a_rate_needs_full() {
+        let args = RateArgs { profile: Some(Profile::Small), ..RateArgs::default() };
+        assert!(args.load_for_run(false).unwrap_err().to_string().contains("--full"));
+        assert!(args.load_for_run(true).unwrap().is_some());
+        assert_eq!(RateArgs::default().load_for_run(false).unwrap(), None);
     }
 
     #[test_case(200; "minimum")]

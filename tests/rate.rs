@@ -2,6 +2,10 @@
 //! accounted for (and read back from the emulator, in order per channel); under added latency a
 //! channel keeps several appends in flight without breaking the continuation-token chain; a
 //! throttled channel fails `throttled` with sent = committed + errored; its channels are dropped.
+//! Across processes, `netcheck run --full --profile …` against `netcheck emulate` reports it in
+//! JSON, and a rate without `--full` is a usage error.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +16,8 @@ use netcheck::load::{Profile, RateArgs};
 use netcheck::outcome::{Outcome, Verdict};
 use netcheck::snowflake::api::{default_pipe, Endpoint};
 use netcheck::{registry, runner};
+use support::emulate::Emulate;
+use support::run::{check, netcheck};
 
 async fn emulator(faults: Vec<Fault>) -> Emulator {
     let key = emulator::default_key();
@@ -105,4 +111,32 @@ async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for
     assert!(errored > 0);
     assert_eq!(sent, committed + errored, "{:#}", outcome.evidence);
     channels_dropped(&emu, 1);
+}
+
+#[test]
+fn across_processes_the_profile_is_reported_in_json() {
+    let emu = Emulate::start(&[]);
+    let mut run = netcheck(&["run", "--connection", "emulator", "--full", "--profile", "small", "--duration", "1", "--format", "json"]);
+    for (k, v) in emu.env() {
+        run = run.env(&k, &v);
+    }
+    let r = run.run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = r.json();
+    let rate = check(&report, "stream.rate");
+    assert_eq!(rate["verdict"], "pass", "{rate:#}");
+    let ev = &rate["evidence"];
+    assert_eq!((ev["load"]["profile"].as_str(), ev["asked_events_per_s"].as_f64()), (Some("small"), Some(100.0)));
+    assert_eq!(ev["sent"], 100);
+    assert_eq!(ev["committed"], ev["sent"]);
+    for key in ["p50", "p95", "p99"] {
+        assert!(ev["append_latency_ms"][key].as_f64().is_some(), "{key}: {ev:#}");
+    }
+}
+
+#[test]
+fn a_rate_without_full_is_a_usage_error() {
+    let r = netcheck(&["run", "--account", "myorg-myaccount", "--rate", "100"]).run();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--full"), "{}", r.stderr);
 }
