@@ -88,21 +88,22 @@ async fn rate(ctx: Ctx) -> Outcome {
     let names = channels.iter().map(|c| c.channel.clone()).collect();
     let commits = poll_commits(run.clone(), format!("{base}{}", pipe.bulk_status_path()), names, targets_rx);
     let senders = async {
+        // One task per channel, so batches are built on every core; the set aborts them if this
+        // check is cut off.
         let mut tasks = tokio::task::JoinSet::new();
+        let mut index = std::collections::HashMap::new();
         let n = u64::from(layout.channels);
         let total = run.load.total_events();
         for (i, (channel, first)) in channels.iter().cloned().zip(tokens).enumerate() {
             let share = total / n + u64::from((i as u64) < total % n);
-            let run = run.clone();
-            tasks.spawn(async move { (i, send_channel(run, channel, first, share).await) });
+            index.insert(tasks.spawn(send_channel(run.clone(), channel, first, share)).id(), i);
         }
-        let mut reports: Vec<(usize, ChannelReport)> = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            reports.push(joined.unwrap_or_else(|e| (usize::MAX, ChannelReport::panicked(&e))));
+        let mut reports: Vec<ChannelReport> = std::iter::repeat_with(ChannelReport::default).take(channels.len()).collect();
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (id, report) = joined.map_or_else(|e| (e.id(), ChannelReport::panicked(&e)), |ok| ok);
+            reports[index[&id]] = report;
         }
-        reports.sort_by_key(|r| r.0);
-        let reports: Vec<ChannelReport> = reports.into_iter().map(|r| r.1).collect();
-        let _ = targets_tx.send(Some(reports.iter().map(|r| r.acked.last().map(|a| a.0.end - 1)).collect()));
+        let _ = targets_tx.send(Some(reports.iter().map(|r| r.acked.iter().map(|a| a.0.end - 1).max()).collect()));
         reports
     };
     let (reports, polled) = tokio::join!(senders, commits);
