@@ -76,6 +76,11 @@ async fn the_demo_profile_holds_its_rate_and_every_event_is_committed_in_order()
         assert_eq!(*seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "in order, nothing lost or doubled");
     }
     assert_eq!(rows.values().map(Vec::len).sum::<usize>() as u64, sent);
+    // At most 10 requests/s per channel: over 2 s, at most 20 appends on each.
+    for channel in rows.keys() {
+        let appends = emu.request_log().iter().filter(|r| r.endpoint == Endpoint::Append && r.path.contains(channel.as_str())).count();
+        assert!((1..=20).contains(&appends), "{appends} appends on {channel}");
+    }
     channels_dropped(&emu, 2);
 }
 
