@@ -145,3 +145,29 @@ fn a_rate_without_full_is_a_usage_error() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--full"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_doubled() {
+    let emu = emulator(Vec::new()).await;
+    // Reset the connection mid-answer for a moment: the append was stored, the client cannot know.
+    let watcher = async {
+        while !emu.request_log().iter().any(|r| r.endpoint == Endpoint::Open && r.path.contains("netcheck_rate_")) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        emu.set_faults(vec!["reset@append".parse().unwrap()]);
+        while !emu.request_log().iter().any(|r| r.reset) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        emu.set_faults(Vec::new());
+    };
+    let (outcome, ()) = tokio::join!(run_rate(&emu, RateArgs { rate: Some(200), duration: 2.0, channels: Some(1), ..RateArgs::default() }), watcher);
+    assert_eq!((outcome.verdict, outcome.diagnosis.map(netcheck::catalog::RowId::as_str)), (Verdict::Warn, Some("api-unreachable")), "{}", outcome.finding);
+    assert!(count(&outcome, "reopens") >= 1, "{:#}", outcome.evidence);
+    let sent = count(&outcome, "sent");
+    assert_eq!((count(&outcome, "committed"), count(&outcome, "errored"), count(&outcome, "lost")), (sent, 0, 0), "{:#}", outcome.evidence);
+    let rows = rate_rows(&emu);
+    let seqs = rows.values().next().unwrap();
+    assert_eq!(*seqs, (0..sent).collect::<Vec<_>>(), "in order, nothing lost or doubled");
+    channels_dropped(&emu, 1);
+}

@@ -216,6 +216,8 @@ struct ChannelReport {
     /// When the last acknowledged append was sent: the end of the span the rate is measured on.
     last_send: Option<Instant>,
     failure: Option<(RowId, String)>,
+    /// A problem the channel recovered from (no answer to an append: reopened and resent).
+    recovered: Option<(RowId, String)>,
 }
 
 impl ChannelReport {
@@ -254,6 +256,8 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
     // Answers in a row whose next token was the predicted one: two make the chain predictable.
     let mut confirmations = 0_u32;
     let (mut draining, mut reopen, mut failures_in_row) = (false, false, 0_u32);
+    // Appends that got no answer: stored or not, the next reopen tells.
+    let mut in_doubt: Vec<(Range<u64>, Instant)> = Vec::new();
     let mut ticker = tokio::time::interval(run.layout.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -366,14 +370,12 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
                         failures_in_row += 1;
                     }
                     Err(e) => {
-                        report.fail(&sent.range, (answer::call_failure(e), format!("append: {e}")));
+                        in_doubt.push((sent.range, started));
+                        report.recovered.get_or_insert((answer::call_failure(e), format!("an append got no answer ({e}); the channel was reopened and resent")));
+                        confirmations = 0;
+                        draining = true;
+                        reopen = true;
                         failures_in_row += 1;
-                    }
-                }
-                if failures_in_row >= GIVE_UP_AFTER {
-                    total = next;
-                    for r in std::mem::take(&mut requeued) {
-                        report.fail(&r, (RowId::ApiError, "the channel gave up after repeated failures".into()));
                     }
                 }
             }
@@ -386,19 +388,28 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
                         report.reopens += 1;
                         confirmed = opened.next_continuation_token;
                         // A reopen discards what was appended but not committed: send it again.
+                        // What it reports committed is stored, answered or not.
                         let committed = opened.channel_status.last_committed_offset_token.and_then(|t| t.parse::<u64>().ok());
-                        let keep = report.acked.iter().take_while(|(r, _)| committed.is_some_and(|c| r.end - 1 <= c)).count();
-                        for (r, _) in report.acked.drain(keep..).rev() {
-                            requeued.push_front(r);
-                        }
+                        let stored = |r: &Range<u64>| committed.is_some_and(|c| r.end - 1 <= c);
+                        let (kept, mut again): (Vec<_>, Vec<_>) = report.acked.drain(..).chain(in_doubt.drain(..)).partition(|(r, _)| stored(r));
+                        report.acked = kept;
+                        again.extend(requeued.drain(..).map(|r| (r, run.start)));
+                        again.sort_by_key(|(r, _)| r.start);
+                        requeued = again.into_iter().map(|(r, _)| r).collect();
                     }
                     Err(outcome) => {
                         total = next;
-                        for r in std::mem::take(&mut requeued) {
+                        for r in std::mem::take(&mut requeued).into_iter().chain(in_doubt.drain(..).map(|(r, _)| r)) {
                             report.fail(&r, (outcome.diagnosis.unwrap_or(RowId::StaleContinuationToken), format!("reopen: {}", outcome.finding)));
                         }
                     }
                 }
+            }
+        }
+        if failures_in_row >= GIVE_UP_AFTER && !draining {
+            total = next;
+            for r in std::mem::take(&mut requeued) {
+                report.fail(&r, (RowId::ApiError, "the channel gave up after repeated failures".into()));
             }
         }
     }
@@ -413,6 +424,7 @@ struct Polled {
     polls: u32,
     /// Every channel committed what it was acknowledged.
     complete: bool,
+    /// The last poll's failure, when it failed.
     failure: Option<Outcome>,
 }
 
@@ -434,10 +446,12 @@ async fn poll_commits(run: Arc<Run>, url: String, names: Vec<String>, targets: w
             _ => None,
         };
         if let Some(answer) = answer {
+            // A failed poll that a later one made up for is no finding.
+            polled.failure = None;
             polled.last = names.iter().map(|n| answer.channel_statuses.get(n).cloned()).collect();
             let offsets = polled.last.iter().map(|s| s.as_ref().and_then(|s| s.last_committed_offset_token.as_deref()?.parse().ok())).collect();
             polled.samples.push((Instant::now(), offsets));
-        } else if polled.failure.is_none() {
+        } else {
             polled.failure = Some(answer::judge(Endpoint::Status, &result, |_, _| Err((RowId::ApiError, "unexpected status answer".into()))));
         }
         let Some(wanted) = wanted else { continue };
@@ -570,6 +584,9 @@ fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cp
     }
     if let Some(failure) = &polled.failure {
         return Outcome::fail(failure.diagnosis.unwrap_or(RowId::ApiError), format!("{}; {summary}", failure.finding), evidence);
+    }
+    if let Some((row, why)) = reports.iter().find_map(|r| r.recovered.clone()) {
+        return Outcome::warn(row, format!("{why}; {summary}"), evidence);
     }
     let budget = answer::budget(Endpoint::Append).unwrap_or(Duration::MAX);
     if evidence.append_latency_ms.p95.is_some_and(|p| p > crate::net::ms(budget)) {
