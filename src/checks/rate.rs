@@ -9,10 +9,11 @@
 //! carries the continuation token the previous answer returned — so a channel keeps several in
 //! flight only once the server's tokens have proved predictable ([`load::successor`], checked on
 //! every answer). A mispredicted or reordered append is refused by the server with a sequencer
-//! error and not stored, so it is simply sent again in order; a sequencer error on a confirmed
-//! token means the channel must be reopened, and what the reopen discarded is sent again. The
-//! channels are dropped at the end, also after a failure, and (best effort) when the run is cut
-//! off.
+//! error and not stored, so it is simply sent again in order. A sequencer error on a confirmed
+//! token, or an append that got no answer (stored or not?), is settled by reopening the channel:
+//! the reopen discards what was not committed and reports what was, and the rest is sent again —
+//! nothing lost, nothing doubled. The channels are dropped at the end, also after a failure, and
+//! (best effort) when the run is cut off.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -100,7 +101,7 @@ async fn rate(ctx: Ctx) -> Outcome {
         }
         let mut reports: Vec<ChannelReport> = std::iter::repeat_with(ChannelReport::default).take(channels.len()).collect();
         while let Some(joined) = tasks.join_next_with_id().await {
-            let (id, report) = joined.map_or_else(|e| (e.id(), ChannelReport::panicked(&e)), |ok| ok);
+            let (id, report) = joined.unwrap_or_else(|e| (e.id(), ChannelReport::panicked(&e)));
             reports[index[&id]] = report;
         }
         let _ = targets_tx.send(Some(reports.iter().map(|r| r.acked.iter().map(|a| a.0.end - 1).max()).collect()));
