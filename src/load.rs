@@ -118,10 +118,15 @@ impl Default for RateArgs {
 
 impl RateArgs {
     /// [`RateArgs::load`] for a run: the rate test streams after the round trip, so it needs
-    /// `--full`.
-    pub fn load_for_run(&self, full: bool) -> Result<Option<Load>, Error> {
+    /// `--full`, and it must fit in the run's deadline.
+    pub fn load_for_run(&self, full: bool, deadline: Duration) -> Result<Option<Load>, Error> {
         match self.load()? {
             Some(_) if !full => Err(Error::Usage("--rate and --profile stream through test channels: add --full".into())),
+            Some(load) if load.duration >= deadline => Err(Error::Usage(format!(
+                "--duration {} s does not fit in --deadline {} s (the round trip comes first): raise --deadline",
+                load.duration.as_secs_f64(),
+                deadline.as_secs_f64()
+            ))),
             load => Ok(load),
         }
     }
@@ -312,11 +317,14 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_needs_full() {
+    fn a_rate_needs_full_and_must_fit_the_deadline() {
+        let minute = Duration::from_secs(60);
         let args = RateArgs { profile: Some(Profile::Small), ..RateArgs::default() };
-        assert!(args.load_for_run(false).unwrap_err().to_string().contains("--full"));
-        assert!(args.load_for_run(true).unwrap().is_some());
-        assert_eq!(RateArgs::default().load_for_run(false).unwrap(), None);
+        assert!(args.load_for_run(false, minute).unwrap_err().to_string().contains("--full"));
+        assert!(args.load_for_run(true, minute).unwrap().is_some());
+        assert_eq!(RateArgs::default().load_for_run(false, minute).unwrap(), None);
+        let long = RateArgs { duration: 60.0, ..args };
+        assert!(long.load_for_run(true, minute).unwrap_err().to_string().contains("--deadline"));
     }
 
     #[test_case(200; "minimum")]

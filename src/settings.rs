@@ -130,7 +130,7 @@ impl Settings {
             connection,
             full: args.full,
             rows: usize::from(args.rows),
-            rate: args.rate.load_for_run(args.full)?,
+            rate: args.rate.load_for_run(args.full, deadline)?,
         })
     }
 }
