@@ -189,12 +189,17 @@ impl Load {
         (f64::from(self.events_per_sec) * self.duration.as_secs_f64()).round() as u64
     }
 
-    /// Spreads the load: as many channels as asked, more when one channel's requests (at most
-    /// [`REQUESTS_PER_SEC_PER_CHANNEL`], each at most [`MAX_BATCH_BYTES`]) cannot carry it.
+    /// Spreads the load: as many channels as asked, more when one channel's requests cannot
+    /// carry it. A channel sends at most [`REQUESTS_PER_SEC_PER_CHANNEL`] requests a second of at
+    /// most [`MAX_BATCH_BYTES`] each, and — counting on no pipelining, which needs predictable
+    /// tokens — one per `append_latency` (the round trip's measured append).
     #[must_use]
-    pub fn layout(&self) -> Layout {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "small positive rates")]
+    pub fn layout(&self, append_latency: Duration) -> Layout {
         let max_batch_events = (MAX_BATCH_BYTES / self.event_size).max(1);
-        let per_channel = u64::from(REQUESTS_PER_SEC_PER_CHANNEL) * max_batch_events as u64;
+        let by_latency = 1.0 / append_latency.as_secs_f64().max(1e-3);
+        let requests = by_latency.min(f64::from(REQUESTS_PER_SEC_PER_CHANNEL));
+        let per_channel = (requests * max_batch_events as f64).max(1.0) as u64;
         let needed = u64::from(self.events_per_sec).div_ceil(per_channel);
         Layout {
             channels: u32::try_from(needed).unwrap_or(u32::MAX).max(u32::from(self.min_channels)),
@@ -294,18 +299,20 @@ mod tests {
     #[test_case(Profile::Large, 1; "large fits one channel")]
     fn profile_layouts(profile: Profile, channels: u32) {
         let load = RateArgs { profile: Some(profile), ..RateArgs::default() }.load().unwrap().unwrap();
-        assert_eq!(load.layout().channels, channels);
+        assert_eq!(load.layout(Duration::from_millis(20)).channels, channels);
         assert_eq!((load.events_per_sec, load.event_size), profile.rate_and_size());
     }
 
     #[test]
     fn a_rate_one_channel_cannot_carry_is_spread() {
         let load = RateArgs { rate: Some(100_000), event_size: Some(1024), ..RateArgs::default() }.load().unwrap().unwrap();
-        let layout = load.layout();
+        let layout = load.layout(Duration::from_millis(20));
         // 100 MB/s over channels of 8 requests/s x 2 MiB.
         assert_eq!(layout.channels, 7);
         assert_eq!(layout.max_batch_events, 2048);
         assert!(layout.tick >= Duration::from_millis(100), "at most 10 requests/s per channel");
+        // Appends of 500 ms: 2 requests/s of 2048 events per channel without pipelining.
+        assert_eq!(load.layout(Duration::from_millis(500)).channels, 25);
     }
 
     #[test]

@@ -66,7 +66,9 @@ async fn rate(ctx: Ctx) -> Outcome {
     let Some(pipe) = ctx.settings.snowflake.as_ref().and_then(crate::settings::Snowflake::pipe_ref) else {
         return Outcome::skip(SkipReason::NotConfigured("no database, schema and table (or pipe) configured".into()));
     };
-    let layout = load.layout();
+    // The round trip's appends tell how long one takes on this path.
+    let append_latency = ctx.net.api.exchanges().iter().filter(|x| x.call == Endpoint::Append).map(|x| x.elapsed).max().unwrap_or_default();
+    let layout = load.layout(append_latency);
     let run_id = format!("netcheck_rate_{}_{:08x}", std::process::id(), rand::random::<u32>());
     let channels: Vec<ChannelRef> = (0..layout.channels).map(|i| pipe.channel(&format!("{run_id}_{i}"))).collect();
     let mut guard = DropGuard { ctx: ctx.clone(), base: base.clone(), token: token.clone(), channels: channels.clone() };
