@@ -164,7 +164,7 @@ pub struct Load {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
     pub events_per_sec: u32,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(rename = "duration_ms", serialize_with = "crate::net::serialize_ms")]
     pub duration: Duration,
     pub event_size: usize,
     pub min_channels: u16,
@@ -177,7 +177,7 @@ pub struct Layout {
     pub channels: u32,
     pub max_batch_events: usize,
     /// The interval between one channel's requests.
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(rename = "tick_ms", serialize_with = "crate::net::serialize_ms")]
     pub tick: Duration,
 }
 
