@@ -161,20 +161,28 @@ impl RateArgs {
 /// A validated sustained-rate load.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Load {
+    /// The preset it came from, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+    /// The asked rate.
     pub events_per_sec: u32,
+    /// How long the rate is held.
     #[serde(rename = "duration_ms", serialize_with = "crate::net::serialize_ms")]
     pub duration: Duration,
+    /// Bytes per event, newline included.
     pub event_size: usize,
+    /// `--channels`: at least this many.
     pub min_channels: u16,
+    /// Append body compression.
     pub compression: Compression,
 }
 
 /// How a load is spread: channels, and the largest batch one request carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Layout {
+    /// Channels opened.
     pub channels: u32,
+    /// The most events one append carries.
     pub max_batch_events: usize,
     /// The interval between one channel's requests.
     #[serde(rename = "tick_ms", serialize_with = "crate::net::serialize_ms")]
