@@ -162,7 +162,9 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
         emu.set_faults(Vec::new());
     };
     let (outcome, ()) = tokio::join!(run_rate(&emu, RateArgs { rate: Some(200), duration: 2.0, channels: Some(1), ..RateArgs::default() }), watcher);
-    assert_eq!((outcome.verdict, outcome.diagnosis.map(netcheck::catalog::RowId::as_str)), (Verdict::Warn, Some("api-unreachable")), "{}", outcome.finding);
+    // Warned with the row of the transport failure (which row a reset maps to is the API layer's).
+    assert_eq!(outcome.verdict, Verdict::Warn, "{}", outcome.finding);
+    assert!(outcome.diagnosis.is_some() && outcome.finding.contains("got no answer"), "{}", outcome.finding);
     assert!(count(&outcome, "reopens") >= 1, "{:#}", outcome.evidence);
     let sent = count(&outcome, "sent");
     assert_eq!((count(&outcome, "committed"), count(&outcome, "errored"), count(&outcome, "lost")), (sent, 0, 0), "{:#}", outcome.evidence);
