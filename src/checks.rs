@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod dns;
 pub mod policy;
 pub mod proxy;
+pub mod rate;
 pub mod stream;
 pub mod tcp;
 pub mod tls;

@@ -98,6 +98,8 @@ pub struct RunArgs {
     #[arg(long, env = "NETCHECK_SKIP", value_delimiter = ',', value_name = "ID")]
     pub skip: Vec<String>,
     #[command(flatten)]
+    pub rate: crate::load::RateArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 

@@ -27,6 +27,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=10000))]
     pub rows: u16,
     #[command(flatten)]
+    pub rate: crate::load::RateArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -38,7 +40,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
     config.faults = args.faults.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the emulator on 127.0.0.1")?;
     let emu = emulator::spawn(listener, config).await.context("start the emulator")?;
-    let settings = settings_for(&emu, key, usize::from(args.rows))?;
+    let mut settings = settings_for(&emu, key, usize::from(args.rows))?;
+    settings.rate = args.rate.load()?;
     let plan = registry::plan(&[], &[], true)?;
     let code = execute(settings, &plan, &args.output).await?;
     emu.shutdown().await;
@@ -78,5 +81,6 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
             concurrency: 32,
         full: true,
         rows,
+        rate: None,
     })
 }

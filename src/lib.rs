@@ -34,6 +34,7 @@ pub mod context;
 pub mod demo;
 pub mod emulator;
 pub mod error;
+pub mod load;
 pub mod net;
 pub mod outcome;
 pub mod registry;

@@ -85,6 +85,7 @@ pub const CHECKS: &[CheckSpec] = &[
     checks::stream::OPEN,
     checks::stream::APPEND,
     checks::stream::COMMIT,
+    checks::rate::RATE,
     checks::stream::DROP,
 ];
 

@@ -50,11 +50,12 @@ pub struct RunResult {
 
 impl RunResult {
     /// The longest chain of dependent checks, measured: the floor no scheduling can beat.
+    /// Ordering-only edges (`after`: drop the channel once the commit is confirmed) are part of it.
     #[must_use]
     pub fn critical_path(&self) -> Duration {
         let mut finish: HashMap<&str, Duration> = HashMap::new();
         for r in &self.results {
-            let before = r.spec.deps.iter().filter_map(|d| finish.get(d)).max().copied().unwrap_or_default();
+            let before = r.spec.deps.iter().chain(r.spec.after).filter_map(|d| finish.get(d)).max().copied().unwrap_or_default();
             finish.insert(r.spec.id, before + r.duration);
         }
         finish.into_values().max().unwrap_or_default()
@@ -249,6 +250,7 @@ mod tests {
             concurrency: 32,
             full: false,
             rows: 1,
+            rate: None,
         })
         .unwrap()
     }

@@ -98,6 +98,8 @@ pub struct Settings {
     pub full: bool,
     /// Rows to append in the round trip.
     pub rows: usize,
+    /// `--rate`/`--profile`: the sustained-rate stream test (`stream.rate`), when asked.
+    pub rate: Option<crate::load::Load>,
 }
 
 impl Settings {
@@ -134,6 +136,7 @@ impl Settings {
             concurrency: usize::from(args.concurrency),
             full: args.full,
             rows: usize::from(args.rows),
+            rate: args.rate.load_for_run(args.full, deadline)?,
         })
     }
 }

@@ -37,7 +37,7 @@ const ROWS_PER_REQUEST: usize = 500;
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
 /// The ingest base URL and scoped token, or why the stream checks cannot run.
-fn ingest(ctx: &Ctx) -> Result<(String, &crate::secret::Secret<String>), Outcome> {
+pub(crate) fn ingest(ctx: &Ctx) -> Result<(String, &crate::secret::Secret<String>), Outcome> {
     if ctx.settings.snowflake.is_none() {
         return Err(not_configured());
     }
@@ -48,7 +48,7 @@ fn ingest(ctx: &Ctx) -> Result<(String, &crate::secret::Secret<String>), Outcome
 }
 
 /// The request every stream call starts from: scoped token, JSON accepted.
-fn request(ctx: &Ctx, method: reqwest::Method, url: &str, token: &crate::secret::Secret<String>) -> reqwest::RequestBuilder {
+pub(crate) fn request(ctx: &Ctx, method: reqwest::Method, url: &str, token: &crate::secret::Secret<String>) -> reqwest::RequestBuilder {
     ctx.net
         .api
         .http()
@@ -97,7 +97,7 @@ async fn open(ctx: Ctx) -> Outcome {
 
 /// One RFID badge event, shaped like the seed's event simulator's (plus the run's marker).
 #[derive(Serialize)]
-struct BadgeEvent<'a> {
+pub(crate) struct BadgeEvent<'a> {
     badge_id: String,
     user_id: String,
     zone_id: &'static str,
@@ -107,6 +107,23 @@ struct BadgeEvent<'a> {
     direction: &'static str,
     netcheck_channel: &'a str,
     seq: usize,
+}
+
+impl<'a> BadgeEvent<'a> {
+    /// The `seq`-th event of a test channel.
+    pub(crate) fn new(seq: usize, channel: &'a str, event_timestamp: String) -> Self {
+        Self {
+            badge_id: format!("BADGE-{:05}", seq % 100_000),
+            user_id: format!("USR-{:04}", seq % 10_000),
+            zone_id: "ZONE-NETCHECK",
+            reader_id: "RDR-NETCHECK",
+            event_timestamp,
+            signal_strength: -60,
+            direction: if seq % 2 == 0 { "IN" } else { "OUT" },
+            netcheck_channel: channel,
+            seq,
+        }
+    }
 }
 
 async fn append(ctx: Ctx) -> Outcome {
@@ -127,18 +144,7 @@ async fn append(ctx: Ctx) -> Outcome {
         let body: String = rows
             .iter()
             .map(|&seq| {
-                let event = BadgeEvent {
-                    badge_id: format!("BADGE-{:05}", seq % 100_000),
-                    user_id: format!("USR-{:04}", seq % 10_000),
-                    zone_id: "ZONE-NETCHECK",
-                    reader_id: "RDR-NETCHECK",
-                    event_timestamp: now.clone(),
-                    signal_strength: -60,
-                    direction: if seq % 2 == 0 { "IN" } else { "OUT" },
-                    netcheck_channel: &ch.channel.channel,
-                    seq,
-                };
-                serde_json::to_string(&event).unwrap_or_default() + "\n"
+                serde_json::to_string(&BadgeEvent::new(seq, &ch.channel.channel, now.clone())).unwrap_or_default() + "\n"
             })
             .collect();
         let (first, end) = (rows[0], rows[rows.len() - 1]);

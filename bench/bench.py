@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""netcheck benchmarks (issue 6), every figure printed beside the baseline it is judged against,
+measured in this same script: curl for the dns/tcp/tls probe, the critical path for a run's
+duration, the asked rate for the stream test. Everything runs on loopback against `netcheck
+emulate` (its own process); added latency comes from the emulator's `latency=` fault (API
+answers) or bench/delay_relay.py (every byte, for the TLS probe). Writes bench/results/*.json.
+
+Not a test: nothing here passes or fails; the targets are printed for the reader.
+
+env: NETCHECK_BIN (default target/release/netcheck), BENCH_RUNS (default 20),
+     BENCH_QUICK=1 (fewer runs, shorter rate tests: a smoke run of the script itself)
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("NETCHECK_BIN", os.path.join(ROOT, "target", "release", "netcheck"))
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+RUNS = int(os.environ.get("BENCH_RUNS", "5" if QUICK else "20"))
+CP_RUNS = 3 if QUICK else 7
+HOST = "myorg-myaccount.snowflakecomputing.com"
+
+
+def clean_env(extra=None):
+    """No proxy variables, no user's Snowflake config: only what the benchmark passes."""
+    home = tempfile.mkdtemp(prefix="netcheck-bench-home-")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "SNOWFLAKE_HOME": home, "NO_COLOR": "1"}
+    env.update(extra or {})
+    return env
+
+
+class Emulator:
+    """`netcheck emulate` in its own process, stopped on exit."""
+
+    def __init__(self, faults=()):
+        self.dir = tempfile.mkdtemp(prefix="netcheck-bench-emu-")
+        args = [BIN, "emulate", "--state-dir", self.dir]
+        for f in faults:
+            args += ["--fault", f]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if not match:
+            self.stop()
+            sys.exit(f"emulator did not start: {line!r}")
+        self.port = int(match.group(1))
+        env_file = os.path.join(self.dir, "netcheck.env")
+        for _ in range(100):
+            if os.path.exists(env_file):
+                break
+            time.sleep(0.05)
+        self.env = clean_env()
+        for line in open(env_file):
+            k, _, v = line.removeprefix("export ").strip().partition("=")
+            self.env[k] = v.strip("'")
+        self.ca = os.path.join(self.dir, "ca.pem")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+class Relay:
+    """bench/delay_relay.py in front of a port."""
+
+    def __init__(self, upstream_port, rtt_ms):
+        script = os.path.join(ROOT, "bench", "delay_relay.py")
+        self.proc = subprocess.Popen([sys.executable, script, "0", f"127.0.0.1:{upstream_port}", str(rtt_ms)], stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline().split()[1])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def run_netcheck(args, env, timeout=300):
+    """Runs netcheck; returns (JSON report, wall seconds, rusage of the child)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        return json.loads(out), wall, usage
+    except json.JSONDecodeError:
+        sys.exit(f"netcheck {' '.join(args)} gave no JSON (exit {proc.returncode})")
+
+
+def check(report, check_id):
+    return next(c for c in report["checks"] if c["id"] == check_id)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+# --- 1. probe overhead vs curl ------------------------------------------------------------
+
+def probe_once_netcheck(port, ca):
+    args = ["run", "--account", f"https://{HOST}:{port}", "--resolve", f"{HOST}:{port}:127.0.0.1", "--ca-file", ca,
+            "--only", "tls.account", "--format", "json"]
+    report, _, _ = run_netcheck(args, clean_env())
+    dns = check(report, "dns.account")["evidence"]["elapsed"]
+    tcp = check(report, "tcp.account")["evidence"]["attempts"][0]["elapsed"]
+    tls = check(report, "tls.account")["evidence"]["handshakes"][0]["elapsed"]
+    return dns, tcp, tls
+
+
+def probe_once_curl(port, ca):
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--resolve", f"{HOST}:{port}:127.0.0.1", "--cacert", ca,
+                          "-w", "%{time_namelookup} %{time_connect} %{time_appconnect}", f"https://{HOST}:{port}/"],
+                         capture_output=True, text=True, env=clean_env(), timeout=60).stdout
+    lookup, connect, app = (float(x) * 1000 for x in out.split())
+    return lookup, connect - lookup, app - connect
+
+
+def bench_probe(rtt_ms):
+    with Emulator() as emu:
+        relay = Relay(emu.port, rtt_ms) if rtt_ms else None
+        port = relay.port if relay else emu.port
+        try:
+            ours, curls = [], []
+            for _ in range(RUNS):  # interleaved, so both see the same conditions
+                ours.append(probe_once_netcheck(port, emu.ca))
+                curls.append(probe_once_curl(port, emu.ca))
+        finally:
+            if relay:
+                relay.__exit__()
+    rows = {}
+    for i, phase in enumerate(["dns", "tcp", "tls"]):
+        a, b = median([o[i] for o in ours]), median([c[i] for c in curls])
+        rows[phase] = {"netcheck_ms": a, "curl_ms": b, "ratio": ratio(a, b)}
+    total_a, total_b = median([sum(o) for o in ours]), median([sum(c) for c in curls])
+    rows["dns+tcp+tls"] = {"netcheck_ms": total_a, "curl_ms": total_b, "ratio": ratio(total_a, total_b)}
+    return rows
+
+
+# --- 2. duration vs critical path ----------------------------------------------------------
+
+def bench_critical_path(latency_ms):
+    out = {}
+    with Emulator([f"latency={latency_ms}ms"]) as emu:
+        for name, extra in [("run", []), ("run --full", ["--full"])]:
+            samples = []
+            for _ in range(CP_RUNS):
+                report, _, _ = run_netcheck(["run", "--connection", "emulator", "--format", "json"] + extra, emu.env)
+                samples.append((report["duration_ms"], report["critical_path_ms"]))
+            d, cp = median([s[0] for s in samples]), median([s[1] for s in samples])
+            out[name] = {"duration_ms": d, "critical_path_ms": cp, "ratio": median([s[0] / s[1] for s in samples])}
+    return out
+
+
+def bench_critical_path_relay(rtt_ms):
+    """The whole path delayed (TCP, TLS and every answer, both hosts), as the lab's relay does."""
+    ingest = "myorg-myaccount.us-west-2.ingest.snowflakecomputing.com"
+    out = {}
+    with Emulator() as emu, Relay(emu.port, rtt_ms) as relay:
+        p = relay.port
+        base = ["run", "--account", f"https://{HOST}:{p}", "--resolve", f"{HOST}:{p}:127.0.0.1,{ingest}:{p}:127.0.0.1",
+                "--ca-file", emu.ca, "--user", "NETCHECK_USER", "--role", "NETCHECK_ROLE",
+                "--private-key-file", os.path.join(emu.dir, "rsa_key.p8"), "--database", "NETCHECK_DB", "--schema", "PUBLIC",
+                "--table", "NETCHECK_EVENTS", "--format", "json"]
+        for name, extra in [("run", []), ("run --full", ["--full"])]:
+            samples = []
+            for _ in range(CP_RUNS):
+                report, _, _ = run_netcheck(base + extra, clean_env())
+                samples.append((report["duration_ms"], report["critical_path_ms"]))
+            out[name] = {"duration_ms": median([s[0] for s in samples]), "critical_path_ms": median([s[1] for s in samples]),
+                         "ratio": median([s[0] / s[1] for s in samples])}
+    return out
+
+
+# --- 3. small and quick --------------------------------------------------------------------
+
+def bench_startup():
+    if shutil.which("hyperfine"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            subprocess.run(["hyperfine", "-N", "--warmup", "5", "--runs", "50" if QUICK else "200", "--export-json", f.name,
+                            f"{BIN} --version"], check=True, capture_output=True)
+            r = json.load(open(f.name))["results"][0]
+        return {"tool": "hyperfine", "mean_ms": r["mean"] * 1000, "median_ms": r["median"] * 1000, "stddev_ms": r["stddev"] * 1000}
+    times = []
+    for _ in range(50):
+        start = time.perf_counter()
+        subprocess.run([BIN, "--version"], capture_output=True, check=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"tool": "python loop (install hyperfine for a better figure)", "mean_ms": statistics.mean(times), "median_ms": median(times)}
+
+
+def bench_rss_and_size():
+    with Emulator() as emu:
+        peaks = []
+        for _ in range(3):
+            _, _, usage = run_netcheck(["run", "--connection", "emulator", "--full", "--format", "json"], emu.env)
+            peaks.append(usage.ru_maxrss / 1024)
+    stripped = tempfile.mktemp(prefix="netcheck-stripped-")
+    subprocess.run(["strip", "-o", stripped, BIN], check=True)
+    size = {"binary_mb": os.path.getsize(BIN) / 1e6, "stripped_mb": os.path.getsize(stripped) / 1e6}
+    os.unlink(stripped)
+    return {"peak_rss_mb_max_of_3": max(peaks)}, size
+
+
+# --- 4. sustained rate ---------------------------------------------------------------------
+
+def bench_rate(extra, timeout_s):
+    with Emulator() as emu:
+        args = ["run", "--connection", "emulator", "--full", "--format", "json", "--deadline", "300", "--timeout", str(timeout_s)] + extra
+        report, wall, usage = run_netcheck(args, emu.env)
+    rate = check(report, "stream.rate")
+    ev = rate["evidence"]
+    cpu_s = (ev.get("client_cpu_ms") or 0) / 1000
+    return {
+        "verdict": rate["verdict"],
+        "finding": rate["finding"],
+        "asked_events_per_s": ev["asked_events_per_s"],
+        "achieved_events_per_s": ev["achieved_events_per_s"],
+        "achieved_mb_per_s": ev["achieved_mb_per_s"],
+        "wire_mb_per_s": ev["wire_mb_per_s"],
+        "channels": ev["layout"]["channels"],
+        "append_latency_ms": ev["append_latency_ms"],
+        "commit_lag_ms": ev["commit_lag_ms"],
+        "sent": ev["sent"], "committed": ev["committed"], "errored": ev["errored"], "lost": ev["lost"],
+        "client_cpu_percent_of_one_core": ev.get("client_cpu_percent_of_one_core"),
+        # What one core of client CPU pushes: the client's capacity, whatever the emulator's.
+        "client_events_per_cpu_second": ev["committed"] / cpu_s if cpu_s else None,
+        "process_cpu_s": usage.ru_utime + usage.ru_stime,
+        "process_peak_rss_mb": usage.ru_maxrss / 1024,
+        "wall_s": wall,
+    }
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "load_avg_at_start": os.getloadavg(),
+            "commit": commit, "binary": BIN, "curl": subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.split("\n")[0]}
+
+
+def fmt(x, digits=1):
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit(f"{BIN} not found: cargo build --release first (bench/run.sh does)")
+    results = {"machine": machine(), "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "runs": RUNS}
+    rows = []  # (metric, netcheck, baseline, ratio, target)
+
+    for rtt in (0, 50, 200):
+        label = "loopback" if rtt == 0 else f"+{rtt} ms RTT"
+        probe = bench_probe(rtt)
+        results[f"probe_{rtt}ms"] = probe
+        for phase in ("tcp", "tls", "dns+tcp+tls"):
+            p = probe[phase]
+            rows.append((f"probe {phase}, {label} (median of {RUNS}, ms)", fmt(p["netcheck_ms"], 2), f"curl {fmt(p['curl_ms'], 2)}", fmt(p["ratio"], 2), "≤ 1.05×" if phase != "tcp" else ""))
+
+    for lat in (50, 200):
+        cp = bench_critical_path(lat)
+        results[f"critical_path_{lat}ms"] = cp
+        for name, r in cp.items():
+            rows.append((f"`{name}` duration, latency={lat}ms (median of {CP_RUNS}, ms)", fmt(r["duration_ms"], 0), f"critical path {fmt(r['critical_path_ms'], 0)}", fmt(r["ratio"], 3), "≤ 1.10×"))
+
+    for rtt in (50, 200):
+        cp = bench_critical_path_relay(rtt)
+        results[f"critical_path_relay_{rtt}ms"] = cp
+        for name, r in cp.items():
+            rows.append((f"`{name}` duration, +{rtt} ms RTT relay (median of {CP_RUNS}, ms)", fmt(r["duration_ms"], 0), f"critical path {fmt(r['critical_path_ms'], 0)}", fmt(r["ratio"], 3), "≤ 1.10×"))
+
+    startup = bench_startup()
+    results["startup"] = startup
+    rows.append(("`netcheck --version` startup, mean / median (ms)", f"{fmt(startup['mean_ms'], 2)} / {fmt(startup['median_ms'], 2)}", startup["tool"], "", "< 5 ms"))
+    rss, size = bench_rss_and_size()
+    results["rss"], results["size"] = rss, size
+    rows.append(("peak RSS of `run --full` (MB)", fmt(rss["peak_rss_mb_max_of_3"]), "", "", "< 30 MB"))
+    rows.append(("release binary (MB)", fmt(size["binary_mb"]), f"stripped {fmt(size['stripped_mb'])}", "", "< 20 MB"))
+
+    large = bench_rate(["--profile", "large", "--duration", "3" if QUICK else "10"], 10)
+    results["rate_large"] = large
+    rows.append(("`--profile large`: events/s", fmt(large["achieved_events_per_s"], 0), f"asked {fmt(large['asked_events_per_s'], 0)}", fmt(ratio(large["achieved_events_per_s"], large["asked_events_per_s"]), 3), "≥ 1.0× (held)"))
+    rows.append(("`--profile large`: client CPU (% of one core)", fmt(large["client_cpu_percent_of_one_core"]), "", "", "< 25 %"))
+    lat = large["append_latency_ms"]
+    rows.append(("`--profile large`: append p50/p95/p99 (ms)", "/".join(fmt(lat[k]) for k in ("p50", "p95", "p99")), "budget 500", "", "p95 < 500 ms"))
+    rows.append(("`--profile large`: sent = committed + errored", f"{large['sent']} = {large['committed']} + {large['errored']}", "", "", "lost 0"))
+
+    flood = bench_rate(["--rate", "150000", "--event-size", "1024", "--duration", "2" if QUICK else "4"], 30)
+    results["rate_1kb_max"] = flood
+    rows.append(("1 KB events, `--rate 150000`: achieved events/s", fmt(flood["achieved_events_per_s"], 0), f"asked {fmt(flood['asked_events_per_s'], 0)}", fmt(ratio(flood["achieved_events_per_s"], flood["asked_events_per_s"]), 3), "(emulator-bound)"))
+    rows.append(("1 KB events: client events per CPU-second", fmt(flood["client_events_per_cpu_second"], 0), "", "", "≥ 100,000"))
+
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = os.path.join(ROOT, "bench", "results", f"{stamp}-{results['machine']['commit'] or 'nocommit'}.json")
+    json.dump(results, open(path, "w"), indent=2)
+
+    m = results["machine"]
+    print(f"\nnetcheck {m['commit']} on {m['cpu']}, {m['cores']} cores, kernel {m['kernel']}, load {m['load_avg_at_start'][0]:.1f} at start; {m['curl']}\n")
+    print("| metric | netcheck | baseline | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print(f"\nJSON: {os.path.relpath(path, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+//! The sustained-rate stream test's side of the settings and its pure parts: the `--rate` flags
+//! and the seed's bandwidth-table presets, how a rate is laid out over channels and requests
+//! (under the 4 MB wire cap and the per-channel request rate), the generated badge events, body
+//! compression, continuation-token prediction and percentiles. The check itself is
+//! [`crate::checks::rate`].
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Requests per second one channel is sent: under Snowflake's 10/s per channel, with headroom
+/// for the retries [`crate::api::Api`] makes.
+pub const REQUESTS_PER_SEC_PER_CHANNEL: u32 = 8;
+/// Uncompressed bytes per append: even incompressible data then stays under the 4 MB wire cap,
+/// and 8 requests/s stay under the documented 20 MB/s per channel.
+pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Appends one channel keeps in flight once its continuation tokens are predictable.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// The largest `--event-size`: a few events must fit in one batch.
+const MAX_EVENT_SIZE: usize = 256 * 1024;
+/// The smallest event: the badge fields themselves take about this much.
+const MIN_EVENT_SIZE: usize = 200;
+/// What padding adds besides the padding itself, newline included: `,"pad":""` and `\n`.
+const PAD_FRAME: usize = r#","pad":""}"#.len();
+
+/// The seed's bandwidth table as presets: events per second and event size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// 10 events/s of 200 B.
+    Demo,
+    /// 100 events/s of 500 B.
+    Small,
+    /// 1,000 events/s of 500 B.
+    Medium,
+    /// 10,000 events/s of 1 KB.
+    Large,
+}
+
+impl Profile {
+    /// Events per second and bytes per event.
+    #[must_use]
+    pub const fn rate_and_size(self) -> (u32, usize) {
+        match self {
+            Self::Demo => (10, 200),
+            Self::Small => (100, 500),
+            Self::Medium => (1_000, 500),
+            Self::Large => (10_000, 1_024),
+        }
+    }
+}
+
+/// How append bodies are compressed (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd level 1: the cheapest per byte.
+    #[default]
+    Zstd,
+    /// gzip, fast level.
+    Gzip,
+}
+
+impl Compression {
+    /// The `Content-Encoding` value.
+    #[must_use]
+    pub const fn header(self) -> &'static str {
+        match self {
+            Self::Zstd => "zstd",
+            Self::Gzip => "gzip",
+        }
+    }
+
+    /// Compresses one body.
+    pub fn compress(self, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+        match self {
+            Self::Zstd => zstd::bulk::compress(raw, 1),
+            Self::Gzip => {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::fast());
+                encoder.write_all(raw)?;
+                encoder.finish()
+            }
+        }
+    }
+}
+
+/// `netcheck run --full` flags of the sustained-rate stream test (`stream.rate`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RateArgs {
+    /// With --full: stream this many events per second through extra test channels
+    /// (check stream.rate).
+    #[arg(long, env = "NETCHECK_RATE", value_name = "EVENTS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub rate: Option<u32>,
+    /// Seconds the rate is held.
+    #[arg(long, env = "NETCHECK_DURATION", default_value_t = 10.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Bytes per generated event (padded badge events) [default: the profile's, else 200].
+    #[arg(long, env = "NETCHECK_EVENT_SIZE", value_name = "BYTES")]
+    pub event_size: Option<usize>,
+    /// At least this many channels (more are opened when one cannot carry the rate).
+    #[arg(long, env = "NETCHECK_CHANNELS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2000))]
+    pub channels: Option<u16>,
+    /// A row of the seed's bandwidth table: demo 10/s x 200 B, small 100/s x 500 B,
+    /// medium 1,000/s x 500 B, large 10,000/s x 1 KB (--rate and --event-size override it).
+    #[arg(long, env = "NETCHECK_PROFILE", value_enum, value_name = "NAME")]
+    pub profile: Option<Profile>,
+    /// Append body compression.
+    #[arg(long, env = "NETCHECK_COMPRESSION", value_enum, default_value_t = Compression::Zstd)]
+    pub compression: Compression,
+}
+
+impl Default for RateArgs {
+    fn default() -> Self {
+        Self { rate: None, duration: 10.0, event_size: None, channels: None, profile: None, compression: Compression::Zstd }
+    }
+}
+
+impl RateArgs {
+    /// [`RateArgs::load`] for a run: the rate test streams after the round trip, so it needs
+    /// `--full`, and it must fit in the run's deadline.
+    pub fn load_for_run(&self, full: bool, deadline: Duration) -> Result<Option<Load>, Error> {
+        match self.load()? {
+            Some(_) if !full => Err(Error::Usage("--rate and --profile stream through test channels: add --full".into())),
+            Some(load) if load.duration >= deadline => Err(Error::Usage(format!(
+                "--duration {} s does not fit in --deadline {} s (the round trip comes first): raise --deadline",
+                load.duration.as_secs_f64(),
+                deadline.as_secs_f64()
+            ))),
+            load => Ok(load),
+        }
+    }
+
+    /// The validated load, or `None` when neither `--rate` nor `--profile` was given.
+    pub fn load(&self) -> Result<Option<Load>, Error> {
+        let preset = self.profile.map(Profile::rate_and_size);
+        let Some(events_per_sec) = self.rate.or(preset.map(|p| p.0)) else {
+            if self.event_size.is_some() || self.channels.is_some() {
+                return Err(Error::Usage("--event-size and --channels need --rate or --profile".into()));
+            }
+            return Ok(None);
+        };
+        let event_size = self.event_size.or(preset.map(|p| p.1)).unwrap_or(MIN_EVENT_SIZE);
+        if !(MIN_EVENT_SIZE..=MAX_EVENT_SIZE).contains(&event_size) {
+            return Err(Error::Usage(format!("--event-size must be between {MIN_EVENT_SIZE} and {MAX_EVENT_SIZE} bytes, got {event_size}")));
+        }
+        if !(self.duration.is_finite() && self.duration > 0.0 && self.duration <= 3600.0) {
+            return Err(Error::Usage(format!("--duration must be a number of seconds between 0 and 3600, got {}", self.duration)));
+        }
+        Ok(Some(Load {
+            profile: self.profile,
+            events_per_sec,
+            duration: Duration::from_secs_f64(self.duration),
+            event_size,
+            min_channels: self.channels.unwrap_or(1),
+            compression: self.compression,
+        }))
+    }
+}
+
+/// A validated sustained-rate load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Load {
+    /// The preset it came from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+    /// The asked rate.
+    pub events_per_sec: u32,
+    /// How long the rate is held.
+    #[serde(rename = "duration_ms", serialize_with = "crate::net::serialize_ms")]
+    pub duration: Duration,
+    /// Bytes per event, newline included.
+    pub event_size: usize,
+    /// `--channels`: at least this many.
+    pub min_channels: u16,
+    /// Append body compression.
+    pub compression: Compression,
+}
+
+/// How a load is spread: channels, and the largest batch one request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Layout {
+    /// Channels opened.
+    pub channels: u32,
+    /// The most events one append carries.
+    pub max_batch_events: usize,
+    /// The interval between one channel's requests.
+    #[serde(rename = "tick_ms", serialize_with = "crate::net::serialize_ms")]
+    pub tick: Duration,
+}
+
+impl Load {
+    /// Events in the whole run.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a positive rate times at most an hour")]
+    pub fn total_events(&self) -> u64 {
+        (f64::from(self.events_per_sec) * self.duration.as_secs_f64()).round() as u64
+    }
+
+    /// Spreads the load: as many channels as asked, more when one channel's requests cannot
+    /// carry it. A channel sends at most [`REQUESTS_PER_SEC_PER_CHANNEL`] requests a second of at
+    /// most [`MAX_BATCH_BYTES`] each, and — counting on no pipelining, which needs predictable
+    /// tokens — one per `append_latency` (the round trip's measured append).
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "small positive rates")]
+    pub fn layout(&self, append_latency: Duration) -> Layout {
+        let max_batch_events = (MAX_BATCH_BYTES / self.event_size).max(1);
+        let by_latency = 1.0 / append_latency.as_secs_f64().max(1e-3);
+        let requests = by_latency.min(f64::from(REQUESTS_PER_SEC_PER_CHANNEL));
+        let per_channel = (requests * max_batch_events as f64).max(1.0) as u64;
+        let needed = u64::from(self.events_per_sec).div_ceil(per_channel);
+        Layout {
+            channels: u32::try_from(needed).unwrap_or(u32::MAX).max(u32::from(self.min_channels)),
+            max_batch_events,
+            tick: Duration::from_secs(1) / REQUESTS_PER_SEC_PER_CHANNEL,
+        }
+    }
+}
+
+/// Appends one NDJSON line: a badge event shaped like the seed's simulator's, padded with a
+/// `pad` field to about `size` bytes (never truncated: the badge fields come first). The padding
+/// is pseudo-random text, so compression and its CPU cost are not flattered by one repeated byte.
+pub(crate) fn write_event(out: &mut Vec<u8>, seq: usize, channel: &str, timestamp: &str, size: usize) {
+    let start = out.len();
+    let event = crate::checks::stream::BadgeEvent::new(seq, channel, timestamp.to_owned());
+    serde_json::to_writer(&mut *out, &event).expect("a badge event serializes");
+    let written = out.len() - start;
+    if written + PAD_FRAME <= size {
+        out.pop();
+        out.extend_from_slice(br#","pad":""#);
+        filler(seq as u64, size - written - PAD_FRAME, out);
+        out.extend_from_slice(br#""}"#);
+    }
+    out.push(b'\n');
+}
+
+/// Appends `n` pseudo-random characters of a 32-letter alphabet (5 bits each, about what random
+/// ids compress to), seeded by `seq` (xorshift64*: cheap, and different for every event).
+#[allow(clippy::cast_possible_truncation, reason = "a 5-bit index")]
+fn filler(seq: u64, n: usize, out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut state = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut left = n;
+    while left > 0 {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let mut bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        for _ in 0..left.min(12) {
+            out.push(ALPHABET[(bits & 31) as usize]);
+            bits >>= 5;
+        }
+        left = left.saturating_sub(12);
+    }
+}
+
+/// The token a server that numbers its continuation tokens would hand out next: the same text
+/// with its trailing number incremented (`7_3` → `7_4`). Tokens are opaque, so a prediction is
+/// only used after the server's answers have confirmed it, and every answer is checked.
+#[must_use]
+pub fn successor(token: &str) -> Option<String> {
+    let digits = token.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let (prefix, number) = token.split_at(token.len() - digits);
+    let next = number.parse::<u64>().ok()?.checked_add(1)?;
+    Some(format!("{prefix}{next}"))
+}
+
+/// The `p`-th percentile (0–100, nearest rank) of sorted samples.
+#[must_use]
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "ranks of a sample count")]
+pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat` (Linux; clock
+/// ticks of 1/100 s, the kernel's `USER_HZ`).
+#[must_use]
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case("7_3" => Some("7_4".to_owned()); "emulator shape")]
+    #[test_case("0_9" => Some("0_10".to_owned()); "carries")]
+    #[test_case("abc" => None; "no number")]
+    #[test_case("" => None; "empty")]
+    fn successors(token: &str) -> Option<String> {
+        successor(token)
+    }
+
+    #[test_case(Profile::Demo, 1; "demo")]
+    #[test_case(Profile::Large, 1; "large fits one channel")]
+    fn profile_layouts(profile: Profile, channels: u32) {
+        let load = RateArgs { profile: Some(profile), ..RateArgs::default() }.load().unwrap().unwrap();
+        assert_eq!(load.layout(Duration::from_millis(20)).channels, channels);
+        assert_eq!((load.events_per_sec, load.event_size), profile.rate_and_size());
+    }
+
+    #[test]
+    fn a_rate_one_channel_cannot_carry_is_spread() {
+        let load = RateArgs { rate: Some(100_000), event_size: Some(1024), ..RateArgs::default() }.load().unwrap().unwrap();
+        let layout = load.layout(Duration::from_millis(20));
+        // 100 MB/s over channels of 8 requests/s x 2 MiB.
+        assert_eq!(layout.channels, 7);
+        assert_eq!(layout.max_batch_events, 2048);
+        assert!(layout.tick >= Duration::from_millis(100), "at most 10 requests/s per channel");
+        // Appends of 500 ms: 2 requests/s of 2048 events per channel without pipelining.
+        assert_eq!(load.layout(Duration::from_millis(500)).channels, 25);
+    }
+
+    #[test]
+    fn no_rate_means_no_load_and_stray_flags_are_refused() {
+        assert_eq!(RateArgs::default().load().unwrap(), None);
+        assert!(RateArgs { channels: Some(2), ..RateArgs::default() }.load().is_err());
+        assert!(RateArgs { rate: Some(10), event_size: Some(10), ..RateArgs::default() }.load().is_err());
+        assert!(RateArgs { rate: Some(10), duration: 0.0, ..RateArgs::default() }.load().is_err());
+    }
+
+    #[test]
+    fn a_rate_needs_full_and_must_fit_the_deadline() {
+        let minute = Duration::from_secs(60);
+        let args = RateArgs { profile: Some(Profile::Small), ..RateArgs::default() };
+        assert!(args.load_for_run(false, minute).unwrap_err().to_string().contains("--full"));
+        assert!(args.load_for_run(true, minute).unwrap().is_some());
+        assert_eq!(RateArgs::default().load_for_run(false, minute).unwrap(), None);
+        let long = RateArgs { duration: 60.0, ..args };
+        assert!(long.load_for_run(true, minute).unwrap_err().to_string().contains("--deadline"));
+    }
+
+    #[test_case(200; "minimum")]
+    #[test_case(500; "small")]
+    #[test_case(1024; "one kilobyte")]
+    fn events_are_one_json_object_of_the_asked_size(size: usize) {
+        let mut out = Vec::new();
+        write_event(&mut out, 42, "netcheck_rate_1_0", "2026-11-25T09:00:00Z", size);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["seq"], 42);
+        assert_eq!(value["netcheck_channel"], "netcheck_rate_1_0");
+        // The badge fields alone take about 220 bytes here; larger sizes are padded exactly.
+        if size > 300 {
+            assert_eq!(out.len(), size, "padded to the asked size, newline included");
+        } else {
+            assert!(!value.as_object().unwrap().contains_key("pad"));
+        }
+    }
+
+    #[test_case(Compression::Zstd; "zstd")]
+    #[test_case(Compression::Gzip; "gzip")]
+    fn compressed_bodies_are_smaller(c: Compression) {
+        let mut raw = Vec::new();
+        for seq in 0..1000 {
+            write_event(&mut raw, seq, "ch", "2026-11-25T09:00:00Z", 1024);
+        }
+        let compressed = c.compress(&raw).unwrap().len();
+        // The badge fields compress well, the random padding (5 bits a byte) only so far.
+        assert!(compressed < raw.len() * 3 / 4, "{compressed} of {}", raw.len());
+        assert!(compressed > raw.len() / 4, "padding is not one repeated byte: {compressed} of {}", raw.len());
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 50.0), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&samples, 99.0), Some(Duration::from_millis(99)));
+        assert_eq!(percentile(&samples, 100.0), Some(Duration::from_millis(100)));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}
