@@ -72,6 +72,10 @@ class Emulator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        # On stop the emulator dumps every committed row: gigabytes after a rate run.
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if hasattr(self, "env"):
+            shutil.rmtree(self.env["HOME"], ignore_errors=True)
 
     def __enter__(self):
         return self

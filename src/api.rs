@@ -85,7 +85,10 @@ impl CallError {
     /// A failure before anything was sent (no credentials, nothing to send).
     #[must_use]
     pub fn local(message: impl Into<String>) -> Self {
-        Self::Transport { message: message.into(), socket: None }
+        Self::Transport {
+            message: message.into(),
+            socket: None,
+        }
     }
 }
 
@@ -100,7 +103,11 @@ impl Api {
     /// Wraps the run's HTTP client.
     #[must_use]
     pub fn new(http: reqwest::Client, timeout: Duration) -> Self {
-        Self { http, timeout, log: Mutex::default() }
+        Self {
+            http,
+            timeout,
+            log: Mutex::default(),
+        }
     }
 
     /// The client, to build requests with.
@@ -117,7 +124,11 @@ impl Api {
 
     /// Sends the request `make` builds, retrying 429, 500 and 503 with backoff and jitter
     /// (at most four attempts); each attempt is bounded by the step timeout.
-    pub async fn call(&self, call: Endpoint, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Reply, CallError> {
+    pub async fn call(
+        &self,
+        call: Endpoint,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Reply, CallError> {
         let mut backoff = FIRST_BACKOFF;
         let mut retries = 0;
         loop {
@@ -129,23 +140,45 @@ impl Api {
             }
             let wait = reply.1.unwrap_or(backoff).min(MAX_BACKOFF);
             let jitter = rand::thread_rng().gen_range(0..=wait.as_millis() / 4);
-            tokio::time::sleep(wait + Duration::from_millis(u64::try_from(jitter).unwrap_or(0))).await;
+            tokio::time::sleep(wait + Duration::from_millis(u64::try_from(jitter).unwrap_or(0)))
+                .await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             retries += 1;
         }
     }
 
     /// One attempt; returns the reply and its `Retry-After`.
-    async fn once(&self, call: Endpoint, request: reqwest::RequestBuilder, attempt: u32) -> Result<(Reply, Option<Duration>), CallError> {
-        let request = request.build().map_err(|e| CallError::local(e.to_string()))?;
-        let (method, host, path) = (request.method().to_string(), request.url().host_str().unwrap_or_default().to_owned(), request.url().path().to_owned());
+    async fn once(
+        &self,
+        call: Endpoint,
+        request: reqwest::RequestBuilder,
+        attempt: u32,
+    ) -> Result<(Reply, Option<Duration>), CallError> {
+        let request = request
+            .build()
+            .map_err(|e| CallError::local(e.to_string()))?;
+        let (method, host, path) = (
+            request.method().to_string(),
+            request.url().host_str().unwrap_or_default().to_owned(),
+            request.url().path().to_owned(),
+        );
         let start = Instant::now();
         let result = tokio::time::timeout(self.timeout, async {
             let response = self.http.execute(request).await?;
             let status = response.status().as_u16();
-            let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let date = header(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok()).map(OffsetDateTime::from);
-            let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let date = header(reqwest::header::DATE)
+                .and_then(|d| httpdate::parse_http_date(&d).ok())
+                .map(OffsetDateTime::from);
+            let retry_after = header(reqwest::header::RETRY_AFTER)
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let body = response.text().await?;
             Ok::<_, reqwest::Error>((status, date, retry_after, body))
         })
@@ -155,15 +188,37 @@ impl Api {
             Err(_) => Err(CallError::Timeout(self.timeout)),
             // reqwest's own timeout (the same bound) can fire first: it is still a timeout.
             Ok(Err(e)) if e.is_timeout() => Err(CallError::Timeout(self.timeout)),
-            Ok(Err(e)) => Err(CallError::Transport { socket: socket_failure(&e), message: describe(&e.without_url()) }),
-            Ok(Ok((status, date, retry_after, body))) => Ok((Reply { status, body, date, elapsed, retries: 0 }, retry_after)),
+            Ok(Err(e)) => Err(CallError::Transport {
+                socket: socket_failure(&e),
+                message: describe(&e.without_url()),
+            }),
+            Ok(Ok((status, date, retry_after, body))) => Ok((
+                Reply {
+                    status,
+                    body,
+                    date,
+                    elapsed,
+                    retries: 0,
+                },
+                retry_after,
+            )),
         };
         let (status, error) = match &outcome {
             Ok((r, _)) => (Some(r.status), (!r.ok()).then(|| r.error()).flatten()),
             Err(_) => (None, None),
         };
         let (error_code, message) = error.map_or((None, None), |e| (Some(e.code), e.message));
-        self.log.lock().expect("exchange log").push(Exchange { call, method, host, path, status, error_code, message, elapsed, attempt });
+        self.log.lock().expect("exchange log").push(Exchange {
+            call,
+            method,
+            host,
+            path,
+            status,
+            error_code,
+            message,
+            elapsed,
+            attempt,
+        });
         outcome
     }
 }
@@ -171,16 +226,20 @@ impl Api {
 /// The kind of socket failure underneath a reqwest error (reset mid-answer, refused …), from the
 /// `io::Error` in its source chain.
 fn socket_failure(e: &reqwest::Error) -> Option<crate::net::connect::ConnectFailureKind> {
-    use crate::net::connect::{classify, ConnectFailureKind};
+    use crate::net::connect::{ConnectFailureKind, classify};
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         // Over HTTP/2 the socket error sits inside h2's error, and a peer that kills the
         // connection shows up as a reset stream or GOAWAY.
-        let io = s.downcast_ref::<std::io::Error>().or_else(|| s.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
+        let io = s
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| s.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
         if let Some(io) = io {
             return Some(classify(io)).filter(|k| *k != ConnectFailureKind::Other);
         }
-        if s.downcast_ref::<h2::Error>().is_some_and(|h| h.is_reset() || h.is_go_away()) {
+        if s.downcast_ref::<h2::Error>()
+            .is_some_and(|h| h.is_reset() || h.is_go_away())
+        {
             return Some(ConnectFailureKind::Reset);
         }
         source = s.source();

@@ -187,19 +187,30 @@ mod tests {
     fn every_row_id_has_a_row() {
         let rows = rows();
         for id in RowId::iter() {
-            assert!(rows.iter().any(|r| r.id == id), "RowId {id} has no row in checks/*.toml");
+            assert!(
+                rows.iter().any(|r| r.id == id),
+                "RowId {id} has no row in checks/*.toml"
+            );
         }
     }
 
     #[test]
     fn unknown_row_is_rejected() {
-        let bad = [("x", "[[row]]\nid = \"no-such-row\"\nsymptom = \"s\"\ncause = \"c\"\nresolution = \"r\"\n")];
+        let bad = [(
+            "x",
+            "[[row]]\nid = \"no-such-row\"\nsymptom = \"s\"\ncause = \"c\"\nresolution = \"r\"\n",
+        )];
         assert!(parse(&bad).unwrap_err().contains("no-such-row"));
     }
 
     #[test]
     fn seed_rows_exist() {
-        for id in ["connection-refused", "tls-inspection", "timeout", "network-policy"] {
+        for id in [
+            "connection-refused",
+            "tls-inspection",
+            "timeout",
+            "network-policy",
+        ] {
             assert!(find(id).is_some(), "seed row {id} missing");
         }
     }

@@ -27,10 +27,17 @@ pub(crate) use host_check;
 
 /// The endpoint a host check looks at, or the skip that says why there is none: the ingest host
 /// needs credentials (discovery) first.
-pub(crate) fn endpoint_or_skip(ctx: &crate::context::Ctx, role: crate::context::HostRole) -> Result<crate::target::Endpoint, crate::outcome::Outcome> {
+pub(crate) fn endpoint_or_skip(
+    ctx: &crate::context::Ctx,
+    role: crate::context::HostRole,
+) -> Result<crate::target::Endpoint, crate::outcome::Outcome> {
     use crate::outcome::{Outcome, SkipReason};
     if role == crate::context::HostRole::Ingest && ctx.settings.snowflake.is_none() {
         return Err(auth::not_configured());
     }
-    ctx.endpoint(role).ok_or_else(|| Outcome::skip(SkipReason::NotConfigured("the host is not known yet".into())))
+    ctx.endpoint(role).ok_or_else(|| {
+        Outcome::skip(SkipReason::NotConfigured(
+            "the host is not known yet".into(),
+        ))
+    })
 }

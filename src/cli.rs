@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::Ctx;
-use crate::error::{exit_code, Error};
+use crate::error::{Error, exit_code};
 use crate::report::{self, RunReport};
 use crate::runner::{self, Event};
 use crate::settings::Settings;
@@ -73,10 +73,20 @@ pub struct RunArgs {
     #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
     pub noproxy: Option<String>,
     /// Seconds each network step may take.
-    #[arg(long, env = "NETCHECK_TIMEOUT", default_value_t = 10.0, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "NETCHECK_TIMEOUT",
+        default_value_t = 10.0,
+        value_name = "SECS"
+    )]
     pub timeout: f64,
     /// Seconds the whole run may take.
-    #[arg(long, env = "NETCHECK_DEADLINE", default_value_t = 60.0, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "NETCHECK_DEADLINE",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
     pub deadline: f64,
     /// JSON output of SELECT `SYSTEM$ALLOWLIST()`: check DNS and TCP for every host in it
     /// (without it, the list is read over the SQL API when a warehouse is configured).
@@ -133,7 +143,12 @@ pub fn main() -> ExitCode {
     match code {
         Ok(code) => ExitCode::from(code),
         // A closed stdout (`netcheck … | head`) is the reader's choice, not an error to report.
-        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -165,7 +180,11 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// Runs a plan with live progress on a terminal, then writes the reports; returns the exit code.
-pub async fn execute(settings: Settings, plan: &registry::Plan, output: &OutputArgs) -> anyhow::Result<u8> {
+pub async fn execute(
+    settings: Settings,
+    plan: &registry::Plan,
+    output: &OutputArgs,
+) -> anyhow::Result<u8> {
     let ctx = Ctx::new(settings.clone())?;
     let stderr_tty = std::io::stderr().is_terminal();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -179,14 +198,17 @@ pub async fn execute(settings: Settings, plan: &registry::Plan, output: &OutputA
     }
     let report = RunReport::new(&settings, &result);
     if let Some(path) = &output.junit {
-        let mut file = std::fs::File::create(path).with_context(|| format!("cannot write --junit {}", path.display()))?;
-        report::junit::write(&report, output.strict, &mut file).with_context(|| format!("cannot write {}", path.display()))?;
+        let mut file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write --junit {}", path.display()))?;
+        report::junit::write(&report, output.strict, &mut file)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
         Format::Table => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let color = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             report::table::write(&report, color, &mut out)?;
         }
     }
@@ -221,7 +243,10 @@ pub(crate) fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETCHECK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("netcheck={level}")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// `netcheck explain [ID]`.
@@ -229,14 +254,26 @@ fn explain(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
     match id {
         None => {
             for row in catalog::rows() {
-                writeln!(out, "{:<24} {:<7} {}", row.id.as_str(), row.area, row.symptom)?;
+                writeln!(
+                    out,
+                    "{:<24} {:<7} {}",
+                    row.id.as_str(),
+                    row.area,
+                    row.symptom
+                )?;
             }
         }
         Some(id) => {
             let row = catalog::find(id).ok_or_else(|| {
-                Error::Usage(format!("no catalog row `{id}`; `netcheck explain` lists them all"))
+                Error::Usage(format!(
+                    "no catalog row `{id}`; `netcheck explain` lists them all"
+                ))
             })?;
-            writeln!(out, "{} ({})\n\nSymptom:    {}\nCause:      {}\nResolution:", row.id, row.area, row.symptom, row.cause)?;
+            writeln!(
+                out,
+                "{} ({})\n\nSymptom:    {}\nCause:      {}\nResolution:",
+                row.id, row.area, row.symptom, row.cause
+            )?;
             for line in row.resolution.lines() {
                 writeln!(out, "  {line}")?;
             }

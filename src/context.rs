@@ -29,12 +29,25 @@ pub struct Ctx {
 impl Ctx {
     /// A fresh context for one run: the network layer is built once here and shared.
     pub fn new(settings: Settings) -> Result<Self, Error> {
-        let resolver = Arc::new(Resolver::new(settings.resolve.clone(), settings.dns_server, settings.timeout));
+        let resolver = Arc::new(Resolver::new(
+            settings.resolve.clone(),
+            settings.dns_server,
+            settings.timeout,
+        ));
         let trust = TrustStore::new(settings.extra_roots.clone());
-        let http = crate::net::http::client(resolver.clone(), &trust, &settings.proxy, settings.timeout)
-            .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
-        let net = Network { resolver, trust, api: Api::new(http, settings.timeout) };
-        Ok(Self { settings: Arc::new(settings), net: Arc::new(net), facts: Arc::new(Facts::default()) })
+        let http =
+            crate::net::http::client(resolver.clone(), &trust, &settings.proxy, settings.timeout)
+                .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+        let net = Network {
+            resolver,
+            trust,
+            api: Api::new(http, settings.timeout),
+        };
+        Ok(Self {
+            settings: Arc::new(settings),
+            net: Arc::new(net),
+            facts: Arc::new(Facts::default()),
+        })
     }
 
     /// The endpoint for a host role, when it is known (the ingest host only after discovery).
@@ -48,9 +61,14 @@ impl Ctx {
 
     /// A fresh key-pair JWT for the configured user (minted per use: it carries the issue time).
     pub fn jwt(&self) -> Result<Secret<String>, String> {
-        let sf = self.settings.snowflake.as_ref().ok_or("no user or private key configured")?;
+        let sf = self
+            .settings
+            .snowflake
+            .as_ref()
+            .ok_or("no user or private key configured")?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        jwt::mint(&sf.account, &sf.user, &sf.key, now, sf.role.as_deref()).map_err(|e| e.to_string())
+        jwt::mint(&sf.account, &sf.user, &sf.key, now, sf.role.as_deref())
+            .map_err(|e| e.to_string())
     }
 
     /// How HTTPS to this host is routed (curl's rules). Pure and cheap, so every check asks
@@ -63,13 +81,21 @@ impl Ctx {
     /// through the proxy's CONNECT tunnel. Every step is bounded by the step timeout.
     pub async fn open_stream(&self, role: HostRole) -> Result<TcpStream, OpenError> {
         let endpoint = self.endpoint(role).ok_or(OpenError::Unknown)?;
-        let addr = *self.host_facts(role).reachable.get().ok_or(OpenError::Unknown)?;
+        let addr = *self
+            .host_facts(role)
+            .reachable
+            .get()
+            .ok_or(OpenError::Unknown)?;
         let timeout = self.settings.timeout;
         let (stream, _) = connect::connect(addr, timeout).await?;
         match self.route(&endpoint)? {
             ProxyDecision::Direct { .. } => Ok(stream),
             ProxyDecision::Proxy { proxy, .. } => {
-                Ok(proxy::connect_tunnel(stream, &proxy, &endpoint.host, endpoint.port, timeout).await?.0)
+                Ok(
+                    proxy::connect_tunnel(stream, &proxy, &endpoint.host, endpoint.port, timeout)
+                        .await?
+                        .0,
+                )
             }
         }
     }

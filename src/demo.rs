@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cli::{execute, init_logging, OutputArgs};
-use crate::emulator::{self, defaults, Emulator, EmulatorConfig, Fault};
-use crate::snowflake::keys::PrivateKey;
+use crate::cli::{OutputArgs, execute, init_logging};
+use crate::emulator::{self, Emulator, EmulatorConfig, Fault, defaults};
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::ResolveOverride;
 use crate::net::tls::TrustStore;
 use crate::registry;
 use crate::settings::{Settings, Snowflake};
+use crate::snowflake::keys::PrivateKey;
 use crate::target;
 
 /// `netcheck demo` flags.
@@ -38,8 +38,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
     let key = emulator::default_key();
     let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem()?);
     config.faults = args.faults.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the emulator on 127.0.0.1")?;
-    let emu = emulator::spawn(listener, config).await.context("start the emulator")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("bind the emulator on 127.0.0.1")?;
+    let emu = emulator::spawn(listener, config)
+        .await
+        .context("start the emulator")?;
     let mut settings = settings_for(&emu, key, usize::from(args.rows))?;
     settings.rate = args.rate.load()?;
     let plan = registry::plan(&[], &[], true)?;
@@ -52,7 +56,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
 /// to its address (nothing asks the system resolver), its CA trusted, `--full` on.
 pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Result<Settings> {
     let port = emu.addr().port();
-    let pin = |host: &str| ResolveOverride { host: host.to_owned(), port, addrs: vec![emu.addr().ip()] };
+    let pin = |host: &str| ResolveOverride {
+        host: host.to_owned(),
+        port,
+        addrs: vec![emu.addr().ip()],
+    };
     Ok(Settings {
         account: target::parse_account(&format!("https://{}:{port}", emu.account_host()))?,
         resolve: vec![pin(emu.account_host()), pin(emu.ingest_host())],
@@ -77,8 +85,8 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
             warehouse: None,
         }),
         connection: crate::connection::Connection::default(),
-            allowlist: None,
-            concurrency: 32,
+        allowlist: None,
+        concurrency: 32,
         full: true,
         rows,
         rate: None,

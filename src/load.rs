@@ -77,7 +77,10 @@ impl Compression {
         match self {
             Self::Zstd => zstd::bulk::compress(raw, 1),
             Self::Gzip => {
-                let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::fast());
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(raw.len() / 4),
+                    flate2::Compression::fast(),
+                );
                 encoder.write_all(raw)?;
                 encoder.finish()
             }
@@ -93,7 +96,12 @@ pub struct RateArgs {
     #[arg(long, env = "NETCHECK_RATE", value_name = "EVENTS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub rate: Option<u32>,
     /// Seconds the rate is held.
-    #[arg(long, env = "NETCHECK_DURATION", default_value_t = 10.0, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "NETCHECK_DURATION",
+        default_value_t = 10.0,
+        value_name = "SECS"
+    )]
     pub duration: f64,
     /// Bytes per generated event (padded badge events) [default: the profile's, else 200].
     #[arg(long, env = "NETCHECK_EVENT_SIZE", value_name = "BYTES")]
@@ -112,7 +120,14 @@ pub struct RateArgs {
 
 impl Default for RateArgs {
     fn default() -> Self {
-        Self { rate: None, duration: 10.0, event_size: None, channels: None, profile: None, compression: Compression::Zstd }
+        Self {
+            rate: None,
+            duration: 10.0,
+            event_size: None,
+            channels: None,
+            profile: None,
+            compression: Compression::Zstd,
+        }
     }
 }
 
@@ -121,7 +136,9 @@ impl RateArgs {
     /// `--full`, and it must fit in the run's deadline.
     pub fn load_for_run(&self, full: bool, deadline: Duration) -> Result<Option<Load>, Error> {
         match self.load()? {
-            Some(_) if !full => Err(Error::Usage("--rate and --profile stream through test channels: add --full".into())),
+            Some(_) if !full => Err(Error::Usage(
+                "--rate and --profile stream through test channels: add --full".into(),
+            )),
             Some(load) if load.duration >= deadline => Err(Error::Usage(format!(
                 "--duration {} s does not fit in --deadline {} s (the round trip comes first): raise --deadline",
                 load.duration.as_secs_f64(),
@@ -136,16 +153,26 @@ impl RateArgs {
         let preset = self.profile.map(Profile::rate_and_size);
         let Some(events_per_sec) = self.rate.or(preset.map(|p| p.0)) else {
             if self.event_size.is_some() || self.channels.is_some() {
-                return Err(Error::Usage("--event-size and --channels need --rate or --profile".into()));
+                return Err(Error::Usage(
+                    "--event-size and --channels need --rate or --profile".into(),
+                ));
             }
             return Ok(None);
         };
-        let event_size = self.event_size.or(preset.map(|p| p.1)).unwrap_or(MIN_EVENT_SIZE);
+        let event_size = self
+            .event_size
+            .or(preset.map(|p| p.1))
+            .unwrap_or(MIN_EVENT_SIZE);
         if !(MIN_EVENT_SIZE..=MAX_EVENT_SIZE).contains(&event_size) {
-            return Err(Error::Usage(format!("--event-size must be between {MIN_EVENT_SIZE} and {MAX_EVENT_SIZE} bytes, got {event_size}")));
+            return Err(Error::Usage(format!(
+                "--event-size must be between {MIN_EVENT_SIZE} and {MAX_EVENT_SIZE} bytes, got {event_size}"
+            )));
         }
         if !(self.duration.is_finite() && self.duration > 0.0 && self.duration <= 3600.0) {
-            return Err(Error::Usage(format!("--duration must be a number of seconds between 0 and 3600, got {}", self.duration)));
+            return Err(Error::Usage(format!(
+                "--duration must be a number of seconds between 0 and 3600, got {}",
+                self.duration
+            )));
         }
         Ok(Some(Load {
             profile: self.profile,
@@ -192,7 +219,11 @@ pub struct Layout {
 impl Load {
     /// Events in the whole run.
     #[must_use]
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a positive rate times at most an hour")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a positive rate times at most an hour"
+    )]
     pub fn total_events(&self) -> u64 {
         (f64::from(self.events_per_sec) * self.duration.as_secs_f64()).round() as u64
     }
@@ -202,7 +233,12 @@ impl Load {
     /// most [`MAX_BATCH_BYTES`] each, and — counting on no pipelining, which needs predictable
     /// tokens — one per `append_latency` (the round trip's measured append).
     #[must_use]
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "small positive rates")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "small positive rates"
+    )]
     pub fn layout(&self, append_latency: Duration) -> Layout {
         let max_batch_events = (MAX_BATCH_BYTES / self.event_size).max(1);
         let by_latency = 1.0 / append_latency.as_secs_f64().max(1e-3);
@@ -210,7 +246,9 @@ impl Load {
         let per_channel = (requests * max_batch_events as f64).max(1.0) as u64;
         let needed = u64::from(self.events_per_sec).div_ceil(per_channel);
         Layout {
-            channels: u32::try_from(needed).unwrap_or(u32::MAX).max(u32::from(self.min_channels)),
+            channels: u32::try_from(needed)
+                .unwrap_or(u32::MAX)
+                .max(u32::from(self.min_channels)),
             max_batch_events,
             tick: Duration::from_secs(1) / REQUESTS_PER_SEC_PER_CHANNEL,
         }
@@ -220,7 +258,13 @@ impl Load {
 /// Appends one NDJSON line: a badge event shaped like the seed's simulator's, padded with a
 /// `pad` field to about `size` bytes (never truncated: the badge fields come first). The padding
 /// is pseudo-random text, so compression and its CPU cost are not flattered by one repeated byte.
-pub(crate) fn write_event(out: &mut Vec<u8>, seq: usize, channel: &str, timestamp: &str, size: usize) {
+pub(crate) fn write_event(
+    out: &mut Vec<u8>,
+    seq: usize,
+    channel: &str,
+    timestamp: &str,
+    size: usize,
+) {
     let start = out.len();
     let event = crate::checks::stream::BadgeEvent::new(seq, channel, timestamp.to_owned());
     serde_json::to_writer(&mut *out, &event).expect("a badge event serializes");
@@ -267,7 +311,12 @@ pub fn successor(token: &str) -> Option<String> {
 
 /// The `p`-th percentile (0–100, nearest rank) of sorted samples.
 #[must_use]
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "ranks of a sample count")]
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "ranks of a sample count"
+)]
 pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
@@ -306,19 +355,38 @@ mod tests {
     #[test_case(Profile::Demo, 1; "demo")]
     #[test_case(Profile::Large, 1; "large fits one channel")]
     fn profile_layouts(profile: Profile, channels: u32) {
-        let load = RateArgs { profile: Some(profile), ..RateArgs::default() }.load().unwrap().unwrap();
+        let load = RateArgs {
+            profile: Some(profile),
+            ..RateArgs::default()
+        }
+        .load()
+        .unwrap()
+        .unwrap();
         assert_eq!(load.layout(Duration::from_millis(20)).channels, channels);
-        assert_eq!((load.events_per_sec, load.event_size), profile.rate_and_size());
+        assert_eq!(
+            (load.events_per_sec, load.event_size),
+            profile.rate_and_size()
+        );
     }
 
     #[test]
     fn a_rate_one_channel_cannot_carry_is_spread() {
-        let load = RateArgs { rate: Some(100_000), event_size: Some(1024), ..RateArgs::default() }.load().unwrap().unwrap();
+        let load = RateArgs {
+            rate: Some(100_000),
+            event_size: Some(1024),
+            ..RateArgs::default()
+        }
+        .load()
+        .unwrap()
+        .unwrap();
         let layout = load.layout(Duration::from_millis(20));
         // 100 MB/s over channels of 8 requests/s x 2 MiB.
         assert_eq!(layout.channels, 7);
         assert_eq!(layout.max_batch_events, 2048);
-        assert!(layout.tick >= Duration::from_millis(100), "at most 10 requests/s per channel");
+        assert!(
+            layout.tick >= Duration::from_millis(100),
+            "at most 10 requests/s per channel"
+        );
         // Appends of 500 ms: 2 requests/s of 2048 events per channel without pipelining.
         assert_eq!(load.layout(Duration::from_millis(500)).channels, 25);
     }
@@ -326,20 +394,62 @@ mod tests {
     #[test]
     fn no_rate_means_no_load_and_stray_flags_are_refused() {
         assert_eq!(RateArgs::default().load().unwrap(), None);
-        assert!(RateArgs { channels: Some(2), ..RateArgs::default() }.load().is_err());
-        assert!(RateArgs { rate: Some(10), event_size: Some(10), ..RateArgs::default() }.load().is_err());
-        assert!(RateArgs { rate: Some(10), duration: 0.0, ..RateArgs::default() }.load().is_err());
+        assert!(
+            RateArgs {
+                channels: Some(2),
+                ..RateArgs::default()
+            }
+            .load()
+            .is_err()
+        );
+        assert!(
+            RateArgs {
+                rate: Some(10),
+                event_size: Some(10),
+                ..RateArgs::default()
+            }
+            .load()
+            .is_err()
+        );
+        assert!(
+            RateArgs {
+                rate: Some(10),
+                duration: 0.0,
+                ..RateArgs::default()
+            }
+            .load()
+            .is_err()
+        );
     }
 
     #[test]
     fn a_rate_needs_full_and_must_fit_the_deadline() {
         let minute = Duration::from_secs(60);
-        let args = RateArgs { profile: Some(Profile::Small), ..RateArgs::default() };
-        assert!(args.load_for_run(false, minute).unwrap_err().to_string().contains("--full"));
+        let args = RateArgs {
+            profile: Some(Profile::Small),
+            ..RateArgs::default()
+        };
+        assert!(
+            args.load_for_run(false, minute)
+                .unwrap_err()
+                .to_string()
+                .contains("--full")
+        );
         assert!(args.load_for_run(true, minute).unwrap().is_some());
-        assert_eq!(RateArgs::default().load_for_run(false, minute).unwrap(), None);
-        let long = RateArgs { duration: 60.0, ..args };
-        assert!(long.load_for_run(true, minute).unwrap_err().to_string().contains("--deadline"));
+        assert_eq!(
+            RateArgs::default().load_for_run(false, minute).unwrap(),
+            None
+        );
+        let long = RateArgs {
+            duration: 60.0,
+            ..args
+        };
+        assert!(
+            long.load_for_run(true, minute)
+                .unwrap_err()
+                .to_string()
+                .contains("--deadline")
+        );
     }
 
     #[test_case(200; "minimum")]
@@ -347,14 +457,24 @@ mod tests {
     #[test_case(1024; "one kilobyte")]
     fn events_are_one_json_object_of_the_asked_size(size: usize) {
         let mut out = Vec::new();
-        write_event(&mut out, 42, "netcheck_rate_1_0", "2026-11-25T09:00:00Z", size);
+        write_event(
+            &mut out,
+            42,
+            "netcheck_rate_1_0",
+            "2026-11-25T09:00:00Z",
+            size,
+        );
         assert_eq!(out.last(), Some(&b'\n'));
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["seq"], 42);
         assert_eq!(value["netcheck_channel"], "netcheck_rate_1_0");
         // The badge fields alone take about 220 bytes here; larger sizes are padded exactly.
         if size > 300 {
-            assert_eq!(out.len(), size, "padded to the asked size, newline included");
+            assert_eq!(
+                out.len(),
+                size,
+                "padded to the asked size, newline included"
+            );
         } else {
             assert!(!value.as_object().unwrap().contains_key("pad"));
         }
@@ -369,8 +489,16 @@ mod tests {
         }
         let compressed = c.compress(&raw).unwrap().len();
         // The badge fields compress well, the random padding (5 bits a byte) only so far.
-        assert!(compressed < raw.len() * 3 / 4, "{compressed} of {}", raw.len());
-        assert!(compressed > raw.len() / 4, "padding is not one repeated byte: {compressed} of {}", raw.len());
+        assert!(
+            compressed < raw.len() * 3 / 4,
+            "{compressed} of {}",
+            raw.len()
+        );
+        assert!(
+            compressed > raw.len() / 4,
+            "padding is not one repeated byte: {compressed} of {}",
+            raw.len()
+        );
     }
 
     #[test]
@@ -378,7 +506,10 @@ mod tests {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         assert_eq!(percentile(&samples, 50.0), Some(Duration::from_millis(50)));
         assert_eq!(percentile(&samples, 99.0), Some(Duration::from_millis(99)));
-        assert_eq!(percentile(&samples, 100.0), Some(Duration::from_millis(100)));
+        assert_eq!(
+            percentile(&samples, 100.0),
+            Some(Duration::from_millis(100))
+        );
         assert_eq!(percentile(&[], 50.0), None);
     }
 }

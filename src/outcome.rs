@@ -37,7 +37,10 @@ impl SkipReason {
     pub fn describe(&self) -> String {
         match self {
             Self::NotConfigured(why) => why.clone(),
-            Self::Dependency { dep, verdict: Verdict::Skip } => format!("skipped because {dep} was skipped"),
+            Self::Dependency {
+                dep,
+                verdict: Verdict::Skip,
+            } => format!("skipped because {dep} was skipped"),
             Self::Dependency { dep, .. } => format!("skipped because {dep} failed"),
             Self::Deselected { id } => format!("skipped because {id} was deselected with --skip"),
             Self::Deadline => "skipped because the run deadline (--deadline) passed".into(),
@@ -84,7 +87,15 @@ impl Outcome {
     /// report instead of bringing the run down.
     #[must_use]
     pub fn internal_error(detail: &str) -> Self {
-        Self { diagnosis: None, ..Self::new(Verdict::Fail, None, "internal error: the check panicked", serde_json::json!({ "panic": detail })) }
+        Self {
+            diagnosis: None,
+            ..Self::new(
+                Verdict::Fail,
+                None,
+                "internal error: the check panicked",
+                serde_json::json!({ "panic": detail }),
+            )
+        }
     }
 
     /// A check that did not run.
@@ -99,10 +110,21 @@ impl Outcome {
         }
     }
 
-    fn new(verdict: Verdict, diagnosis: Option<RowId>, finding: impl Into<String>, evidence: impl Serialize) -> Self {
+    fn new(
+        verdict: Verdict,
+        diagnosis: Option<RowId>,
+        finding: impl Into<String>,
+        evidence: impl Serialize,
+    ) -> Self {
         // Evidence types are plain data; a serialisation failure is a bug worth seeing, not hiding.
         let evidence = serde_json::to_value(evidence)
             .unwrap_or_else(|e| serde_json::json!({ "evidence_error": e.to_string() }));
-        Self { verdict, finding: finding.into(), evidence, diagnosis, skip: None }
+        Self {
+            verdict,
+            finding: finding.into(),
+            evidence,
+            diagnosis,
+            skip: None,
+        }
     }
 }

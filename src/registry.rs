@@ -36,8 +36,21 @@ impl CheckSpec {
     /// A check with hard dependencies only; `after`, `always` and `full` are added with the
     /// builder methods below, so a declaration says only what is special about it.
     #[must_use]
-    pub const fn new(id: &'static str, title: &'static str, deps: &'static [&'static str], run: CheckFn) -> Self {
-        Self { id, title, deps, after: &[], always: false, full: false, run }
+    pub const fn new(
+        id: &'static str,
+        title: &'static str,
+        deps: &'static [&'static str],
+        run: CheckFn,
+    ) -> Self {
+        Self {
+            id,
+            title,
+            deps,
+            after: &[],
+            always: false,
+            full: false,
+            run,
+        }
     }
 
     /// Also wait for these checks, whatever their verdict.
@@ -49,7 +62,10 @@ impl CheckSpec {
     /// Run even when the run is interrupted or out of time (cleanup).
     #[must_use]
     pub const fn always(self) -> Self {
-        Self { always: true, ..self }
+        Self {
+            always: true,
+            ..self
+        }
     }
 
     /// Planned only with `--full`.
@@ -61,7 +77,10 @@ impl CheckSpec {
 
 impl std::fmt::Debug for CheckSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckSpec").field("id", &self.id).field("deps", &self.deps).finish_non_exhaustive()
+        f.debug_struct("CheckSpec")
+            .field("id", &self.id)
+            .field("deps", &self.deps)
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,25 +128,50 @@ pub fn plan(only: &[String], skip: &[String], full: bool) -> Result<Plan, Error>
     for id in only.iter().chain(skip) {
         if find(id).is_none() {
             let known: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
-            return Err(Error::Usage(format!("unknown check id `{id}` (known: {})", known.join(", "))));
+            return Err(Error::Usage(format!(
+                "unknown check id `{id}` (known: {})",
+                known.join(", ")
+            )));
         }
     }
-    if let Some(c) = only.iter().filter_map(|id| find(id)).find(|c| c.full && !full) {
-        return Err(Error::Usage(format!("{} is part of the channel round trip: add --full", c.id)));
+    if let Some(c) = only
+        .iter()
+        .filter_map(|id| find(id))
+        .find(|c| c.full && !full)
+    {
+        return Err(Error::Usage(format!(
+            "{} is part of the channel round trip: add --full",
+            c.id
+        )));
     }
     let mut keep: BTreeSet<&'static str> = if only.is_empty() {
-        CHECKS.iter().filter(|c| full || !c.full).map(|c| c.id).collect()
+        CHECKS
+            .iter()
+            .filter(|c| full || !c.full)
+            .map(|c| c.id)
+            .collect()
     } else {
         BTreeSet::new()
     };
-    let mut stack: Vec<&'static str> = only.iter().filter_map(|id| find(id)).map(|c| c.id).collect();
+    let mut stack: Vec<&'static str> = only
+        .iter()
+        .filter_map(|id| find(id))
+        .map(|c| c.id)
+        .collect();
     while let Some(id) = stack.pop() {
         if keep.insert(id) {
             stack.extend(find(id).map(|c| c.deps).unwrap_or_default());
         }
     }
-    let deselected = skip.iter().filter_map(|id| find(id)).map(|c| c.id).collect();
-    Ok(Plan { checks: CHECKS.iter().filter(|c| keep.contains(c.id)).collect(), deselected })
+    let deselected = skip
+        .iter()
+        .filter_map(|id| find(id))
+        .map(|c| c.id)
+        .collect();
+    Ok(Plan {
+        checks: CHECKS.iter().filter(|c| keep.contains(c.id)).collect(),
+        deselected,
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +185,11 @@ mod tests {
         let mut seen = HashSet::new();
         for c in CHECKS {
             for d in c.deps.iter().chain(c.after) {
-                assert!(seen.contains(d), "{} depends on {d}, which must come before it", c.id);
+                assert!(
+                    seen.contains(d),
+                    "{} depends on {d}, which must come before it",
+                    c.id
+                );
             }
             assert!(seen.insert(c.id), "duplicate check id {}", c.id);
         }
@@ -156,7 +204,12 @@ mod tests {
 
     #[test]
     fn unknown_id_is_a_usage_error() {
-        let err = plan(&[], &["dns.acount".into()], false).unwrap_err().to_string();
-        assert!(err.contains("dns.acount") && err.contains("dns.account"), "{err}");
+        let err = plan(&[], &["dns.acount".into()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dns.acount") && err.contains("dns.account"),
+            "{err}"
+        );
     }
 }

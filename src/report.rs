@@ -79,7 +79,12 @@ pub struct Diagnosis {
 
 impl From<&Row> for Diagnosis {
     fn from(row: &Row) -> Self {
-        Self { id: row.id, symptom: row.symptom.clone(), cause: row.cause.clone(), resolution: row.resolution.clone() }
+        Self {
+            id: row.id,
+            symptom: row.symptom.clone(),
+            cause: row.cause.clone(),
+            resolution: row.resolution.clone(),
+        }
     }
 }
 
@@ -99,7 +104,11 @@ impl RunReport {
                 finding: r.outcome.finding.clone(),
                 evidence: r.outcome.evidence.clone(),
                 diagnosis: r.outcome.diagnosis.map(|id| Diagnosis::from(id.row())),
-                skip_reason: r.outcome.skip.as_ref().map(crate::outcome::SkipReason::describe),
+                skip_reason: r
+                    .outcome
+                    .skip
+                    .as_ref()
+                    .map(crate::outcome::SkipReason::describe),
             })
             .collect();
         let mut summary = Summary::default();

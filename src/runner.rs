@@ -17,8 +17,14 @@ use crate::registry::{CheckSpec, Plan};
 /// Progress events for a live display. Checks never print; the runner tells.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { id: &'static str },
-    Finished { id: &'static str, verdict: Verdict, duration: Duration },
+    Started {
+        id: &'static str,
+    },
+    Finished {
+        id: &'static str,
+        verdict: Verdict,
+        duration: Duration,
+    },
 }
 
 /// One check's result with its timing relative to the start of the run.
@@ -55,7 +61,15 @@ impl RunResult {
     pub fn critical_path(&self) -> Duration {
         let mut finish: HashMap<&str, Duration> = HashMap::new();
         for r in &self.results {
-            let before = r.spec.deps.iter().chain(r.spec.after).filter_map(|d| finish.get(d)).max().copied().unwrap_or_default();
+            let before = r
+                .spec
+                .deps
+                .iter()
+                .chain(r.spec.after)
+                .filter_map(|d| finish.get(d))
+                .max()
+                .copied()
+                .unwrap_or_default();
             finish.insert(r.spec.id, before + r.duration);
         }
         finish.into_values().max().unwrap_or_default()
@@ -64,7 +78,14 @@ impl RunResult {
 
 /// Runs the plan. `stop` resolves when the user interrupts (Ctrl-C); pass
 /// `std::future::pending()` where nothing can interrupt.
-pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, stop: impl Future<Output = ()>) -> RunResult {
+// One event loop and the three ways it ends; split up, its state would be scattered.
+#[allow(clippy::too_many_lines)]
+pub async fn run(
+    plan: &Plan,
+    ctx: Ctx,
+    events: Option<UnboundedSender<Event>>,
+    stop: impl Future<Output = ()>,
+) -> RunResult {
     let started_at = time::OffsetDateTime::now_utc();
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + ctx.settings.deadline);
@@ -75,7 +96,17 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
     };
     let planned: HashSet<&str> = plan.checks.iter().map(|c| c.id).collect();
     let mut done: HashMap<&'static str, CheckResult> = HashMap::new();
-    let mut pending: Vec<&'static CheckSpec> = plan.checks.clone();
+    // Deselected checks are settled up front; their dependents are then skipped naming them.
+    let (deselected, mut pending): (Vec<&'static CheckSpec>, Vec<_>) = plan
+        .checks
+        .iter()
+        .partition(|c| plan.deselected.contains(c.id));
+    for spec in deselected {
+        done.insert(
+            spec.id,
+            not_run(spec, SkipReason::Deselected { id: spec.id }),
+        );
+    }
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, (&'static CheckSpec, Duration)> = HashMap::new();
     let mut ending = Ending::Completed;
@@ -85,14 +116,14 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
         // Start or skip everything whose dependencies are settled.
         let mut still_pending = Vec::new();
         for spec in pending.drain(..) {
-            if plan.deselected.contains(spec.id) {
-                done.insert(spec.id, not_run(spec, SkipReason::Deselected { id: spec.id }));
-                continue;
-            }
             match readiness(spec, &done, &planned) {
                 Readiness::Waiting => still_pending.push(spec),
                 Readiness::Blocked(reason) => {
-                    emit(Event::Finished { id: spec.id, verdict: Verdict::Skip, duration: Duration::ZERO });
+                    emit(Event::Finished {
+                        id: spec.id,
+                        verdict: Verdict::Skip,
+                        duration: Duration::ZERO,
+                    });
                     done.insert(spec.id, not_run(spec, reason));
                 }
                 Readiness::Ready => {
@@ -116,9 +147,9 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
                     Err(e) => (e.id(), Outcome::internal_error(&e.to_string())),
                 };
                 let (spec, began) = in_flight.remove(&id).expect("every task is tracked");
-                let duration = start.elapsed().checked_sub(began).unwrap();
-                emit(Event::Finished { id: spec.id, verdict: outcome.verdict, duration });
-                done.insert(spec.id, CheckResult { spec, outcome, started: began, duration });
+                let result = finished(spec, outcome, began, start.elapsed());
+                emit(Event::Finished { id: spec.id, verdict: result.outcome.verdict, duration: result.duration });
+                done.insert(spec.id, result);
             }
         }
     }
@@ -131,38 +162,81 @@ pub async fn run(plan: &Plan, ctx: Ctx, events: Option<UnboundedSender<Event>>, 
         pending = rest;
         for spec in cleanup {
             let began = start.elapsed();
-            let outcome = match readiness(&CheckSpec { after: &[], ..*spec }, &done, &planned) {
-                Readiness::Ready => {
-                    emit(Event::Started { id: spec.id });
-                    match tokio::time::timeout(ctx.settings.timeout, (spec.run)(ctx.clone())).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Outcome::fail(RowId::Timeout, "cleanup did not finish within the step timeout", serde_json::json!({})),
-                    }
-                }
-                Readiness::Blocked(reason) => Outcome::skip(reason),
-                Readiness::Waiting => Outcome::skip(SkipReason::Interrupted),
-            };
-            done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: start.elapsed().checked_sub(began).unwrap() });
+            emit(Event::Started { id: spec.id });
+            let outcome = cleanup_now(spec, &ctx, &done, &planned).await;
+            done.insert(spec.id, finished(spec, outcome, began, start.elapsed()));
         }
     }
     let now = start.elapsed();
     for (spec, began) in in_flight.into_values() {
-        let outcome = match ending {
-            Ending::Interrupted => Outcome::skip(SkipReason::Interrupted),
-            _ => Outcome::fail(
-                RowId::Timeout,
-                format!("still running when the run deadline ({:?}) passed", ctx.settings.deadline),
-                serde_json::json!({ "deadline_s": ctx.settings.deadline.as_secs_f64() }),
-            ),
-        };
-        done.insert(spec.id, CheckResult { spec, outcome, started: began, duration: now.checked_sub(began).unwrap() });
+        done.insert(
+            spec.id,
+            finished(spec, cut_off(ending, ctx.settings.deadline), began, now),
+        );
     }
+    let never_started = if ending == Ending::Interrupted {
+        SkipReason::Interrupted
+    } else {
+        SkipReason::Deadline
+    };
     for spec in pending {
-        let reason = if ending == Ending::Interrupted { SkipReason::Interrupted } else { SkipReason::Deadline };
-        done.insert(spec.id, not_run(spec, reason));
+        done.insert(spec.id, not_run(spec, never_started.clone()));
     }
-    let results = plan.checks.iter().filter_map(|c| done.remove(c.id)).collect();
-    RunResult { started_at, duration: start.elapsed(), ending, results }
+    let results = plan
+        .checks
+        .iter()
+        .filter_map(|c| done.remove(c.id))
+        .collect();
+    RunResult {
+        started_at,
+        duration: start.elapsed(),
+        ending,
+        results,
+    }
+}
+
+/// Runs a cleanup check after an interrupt or the deadline, if what it depends on passed,
+/// bounded by one step timeout.
+async fn cleanup_now(
+    spec: &CheckSpec,
+    ctx: &Ctx,
+    done: &HashMap<&'static str, CheckResult>,
+    planned: &HashSet<&str>,
+) -> Outcome {
+    // Ordering (`after`) no longer matters: what it waited for was cut off.
+    match readiness(
+        &CheckSpec {
+            after: &[],
+            ..*spec
+        },
+        done,
+        planned,
+    ) {
+        Readiness::Ready => {
+            match tokio::time::timeout(ctx.settings.timeout, (spec.run)(ctx.clone())).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::fail(
+                    RowId::Timeout,
+                    "cleanup did not finish within the step timeout",
+                    serde_json::json!({}),
+                ),
+            }
+        }
+        Readiness::Blocked(reason) => Outcome::skip(reason),
+        Readiness::Waiting => Outcome::skip(SkipReason::Interrupted),
+    }
+}
+
+/// The outcome of a check that was still running when the run ended early.
+fn cut_off(ending: Ending, deadline: Duration) -> Outcome {
+    match ending {
+        Ending::Interrupted => Outcome::skip(SkipReason::Interrupted),
+        _ => Outcome::fail(
+            RowId::Timeout,
+            format!("still running when the run deadline ({deadline:?}) passed"),
+            serde_json::json!({ "deadline_s": deadline.as_secs_f64() }),
+        ),
+    }
 }
 
 enum Readiness {
@@ -173,8 +247,15 @@ enum Readiness {
 
 /// Whether a check can start. `planned` keeps `after` from waiting on a check that will never
 /// run (left out by `--only`).
-fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>, planned: &HashSet<&str>) -> Readiness {
-    let mut waiting = spec.after.iter().any(|a| planned.contains(a) && !done.contains_key(a));
+fn readiness(
+    spec: &CheckSpec,
+    done: &HashMap<&'static str, CheckResult>,
+    planned: &HashSet<&str>,
+) -> Readiness {
+    let mut waiting = spec
+        .after
+        .iter()
+        .any(|a| planned.contains(a) && !done.contains_key(a));
     for dep in spec.deps {
         match done.get(dep) {
             // A dependency outside the plan cannot happen (the plan closes over dependencies).
@@ -189,17 +270,44 @@ fn readiness(spec: &CheckSpec, done: &HashMap<&'static str, CheckResult>, planne
                     // Name the root cause (the check that failed), not the chain of skips.
                     return Readiness::Blocked(match &r.outcome.skip {
                         Some(reason @ SkipReason::Dependency { .. }) => reason.clone(),
-                        _ => SkipReason::Dependency { dep: r.spec.id, verdict: r.outcome.verdict },
+                        _ => SkipReason::Dependency {
+                            dep: r.spec.id,
+                            verdict: r.outcome.verdict,
+                        },
                     });
                 }
             }
         }
     }
-    if waiting { Readiness::Waiting } else { Readiness::Ready }
+    if waiting {
+        Readiness::Waiting
+    } else {
+        Readiness::Ready
+    }
+}
+
+/// A check that ran from `began` until `now` (both from the start of the run).
+fn finished(
+    spec: &'static CheckSpec,
+    outcome: Outcome,
+    began: Duration,
+    now: Duration,
+) -> CheckResult {
+    CheckResult {
+        spec,
+        outcome,
+        started: began,
+        duration: now.saturating_sub(began),
+    }
 }
 
 fn not_run(spec: &'static CheckSpec, reason: SkipReason) -> CheckResult {
-    CheckResult { spec, outcome: Outcome::skip(reason), started: Duration::ZERO, duration: Duration::ZERO }
+    CheckResult {
+        spec,
+        outcome: Outcome::skip(reason),
+        started: Duration::ZERO,
+        duration: Duration::ZERO,
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +328,11 @@ mod tests {
         })
     }
 
-    const fn spec(id: &'static str, deps: &'static [&'static str], run: crate::registry::CheckFn) -> CheckSpec {
+    const fn spec(
+        id: &'static str,
+        deps: &'static [&'static str],
+        run: crate::registry::CheckFn,
+    ) -> CheckSpec {
         CheckSpec::new(id, id, deps, run)
     }
 
@@ -229,10 +341,14 @@ mod tests {
     static C: CheckSpec = spec("t.c", &["t.a", "t.b"], |_| sleeper(100, Verdict::Pass));
     static FAILS: CheckSpec = spec("t.fails", &[], |_| sleeper(10, Verdict::Fail));
     static AFTER_FAIL: CheckSpec = spec("t.after", &["t.fails"], |_| sleeper(10, Verdict::Pass));
-    static ORDERED_AFTER_FAIL: CheckSpec = spec("t.ordered", &[], |_| sleeper(10, Verdict::Pass)).after(&["t.fails"]);
+    static ORDERED_AFTER_FAIL: CheckSpec =
+        spec("t.ordered", &[], |_| sleeper(10, Verdict::Pass)).after(&["t.fails"]);
     static HANGS: CheckSpec = spec("t.hangs", &[], |_| sleeper(60_000, Verdict::Pass));
-    static AFTER_HANG: CheckSpec = spec("t.after_hang", &["t.hangs"], |_| sleeper(10, Verdict::Pass));
-    static CLEANUP: CheckSpec = spec("t.cleanup", &["t.a"], |_| sleeper(10, Verdict::Pass)).after(&["t.hangs"]).always();
+    static AFTER_HANG: CheckSpec =
+        spec("t.after_hang", &["t.hangs"], |_| sleeper(10, Verdict::Pass));
+    static CLEANUP: CheckSpec = spec("t.cleanup", &["t.a"], |_| sleeper(10, Verdict::Pass))
+        .after(&["t.hangs"])
+        .always();
 
     fn ctx(deadline: Duration) -> Ctx {
         Ctx::new(Settings {
@@ -256,7 +372,10 @@ mod tests {
     }
 
     fn plan(checks: &[&'static CheckSpec]) -> Plan {
-        Plan { checks: checks.to_vec(), deselected: std::collections::BTreeSet::new() }
+        Plan {
+            checks: checks.to_vec(),
+            deselected: std::collections::BTreeSet::new(),
+        }
     }
 
     fn outcome<'a>(r: &'a RunResult, id: &str) -> &'a Outcome {
@@ -265,68 +384,144 @@ mod tests {
 
     #[tokio::test]
     async fn independent_checks_run_concurrently_and_the_critical_path_is_measured() {
-        let r = run(&plan(&[&A, &B, &C]), ctx(Duration::from_secs(10)), None, std::future::pending()).await;
+        let r = run(
+            &plan(&[&A, &B, &C]),
+            ctx(Duration::from_secs(10)),
+            None,
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(r.ending, Ending::Completed);
         // A and B overlap: 200 + 100, not 200 + 200 + 100.
-        assert!(r.duration < Duration::from_millis(450), "took {:?}", r.duration);
+        assert!(
+            r.duration < Duration::from_millis(450),
+            "took {:?}",
+            r.duration
+        );
         let cp = r.critical_path();
-        assert!(cp >= Duration::from_millis(300) && cp <= r.duration, "critical path {cp:?} of {:?}", r.duration);
+        assert!(
+            cp >= Duration::from_millis(300) && cp <= r.duration,
+            "critical path {cp:?} of {:?}",
+            r.duration
+        );
         let c = r.results.iter().find(|c| c.spec.id == "t.c").unwrap();
-        assert!(c.started >= Duration::from_millis(200), "C waited for A and B");
+        assert!(
+            c.started >= Duration::from_millis(200),
+            "C waited for A and B"
+        );
     }
 
     #[tokio::test]
     async fn a_failed_dependency_skips_its_dependents() {
-        let r = run(&plan(&[&FAILS, &AFTER_FAIL]), ctx(Duration::from_secs(10)), None, std::future::pending()).await;
+        let r = run(
+            &plan(&[&FAILS, &AFTER_FAIL]),
+            ctx(Duration::from_secs(10)),
+            None,
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(outcome(&r, "t.fails").verdict, Verdict::Fail);
         let after = outcome(&r, "t.after");
         assert_eq!(after.verdict, Verdict::Skip);
-        assert_eq!(after.skip, Some(SkipReason::Dependency { dep: "t.fails", verdict: Verdict::Fail }));
+        assert_eq!(
+            after.skip,
+            Some(SkipReason::Dependency {
+                dep: "t.fails",
+                verdict: Verdict::Fail
+            })
+        );
     }
 
     #[tokio::test]
     async fn after_orders_without_blocking() {
-        let r = run(&plan(&[&FAILS, &ORDERED_AFTER_FAIL]), ctx(Duration::from_secs(10)), None, std::future::pending()).await;
+        let r = run(
+            &plan(&[&FAILS, &ORDERED_AFTER_FAIL]),
+            ctx(Duration::from_secs(10)),
+            None,
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(outcome(&r, "t.ordered").verdict, Verdict::Pass);
         let ordered = r.results.iter().find(|c| c.spec.id == "t.ordered").unwrap();
-        assert!(ordered.started >= Duration::from_millis(10), "it waited for t.fails");
+        assert!(
+            ordered.started >= Duration::from_millis(10),
+            "it waited for t.fails"
+        );
     }
 
     #[tokio::test]
     async fn cleanup_still_runs_when_interrupted() {
         let stop = tokio::time::sleep(Duration::from_millis(300));
-        let r = run(&plan(&[&A, &HANGS, &CLEANUP]), ctx(Duration::from_secs(10)), None, stop).await;
+        let r = run(
+            &plan(&[&A, &HANGS, &CLEANUP]),
+            ctx(Duration::from_secs(10)),
+            None,
+            stop,
+        )
+        .await;
         assert_eq!(r.ending, Ending::Interrupted);
-        assert_eq!(outcome(&r, "t.cleanup").verdict, Verdict::Pass, "cleanup ran after the interrupt");
+        assert_eq!(
+            outcome(&r, "t.cleanup").verdict,
+            Verdict::Pass,
+            "cleanup ran after the interrupt"
+        );
     }
 
     #[tokio::test]
     async fn the_deadline_ends_a_hanging_run() {
         let deadline = Duration::from_millis(300);
-        let r = run(&plan(&[&A, &HANGS, &AFTER_HANG]), ctx(deadline), None, std::future::pending()).await;
+        let r = run(
+            &plan(&[&A, &HANGS, &AFTER_HANG]),
+            ctx(deadline),
+            None,
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(r.ending, Ending::DeadlineReached);
-        assert!(r.duration < deadline + Duration::from_millis(200), "took {:?}", r.duration);
+        assert!(
+            r.duration < deadline + Duration::from_millis(200),
+            "took {:?}",
+            r.duration
+        );
         assert_eq!(outcome(&r, "t.a").verdict, Verdict::Pass);
         let hung = outcome(&r, "t.hangs");
-        assert_eq!((hung.verdict, hung.diagnosis), (Verdict::Fail, Some(RowId::Timeout)));
+        assert_eq!(
+            (hung.verdict, hung.diagnosis),
+            (Verdict::Fail, Some(RowId::Timeout))
+        );
         assert_eq!(outcome(&r, "t.after_hang").skip, Some(SkipReason::Deadline));
     }
 
     #[tokio::test]
     async fn an_interrupt_stops_cleanly_and_keeps_what_finished() {
         let stop = tokio::time::sleep(Duration::from_millis(300));
-        let r = run(&plan(&[&A, &HANGS, &AFTER_HANG]), ctx(Duration::from_secs(10)), None, stop).await;
+        let r = run(
+            &plan(&[&A, &HANGS, &AFTER_HANG]),
+            ctx(Duration::from_secs(10)),
+            None,
+            stop,
+        )
+        .await;
         assert_eq!(r.ending, Ending::Interrupted);
         assert!(r.duration < Duration::from_millis(500));
         assert_eq!(outcome(&r, "t.a").verdict, Verdict::Pass);
         assert_eq!(outcome(&r, "t.hangs").skip, Some(SkipReason::Interrupted));
-        assert_eq!(outcome(&r, "t.after_hang").skip, Some(SkipReason::Interrupted));
+        assert_eq!(
+            outcome(&r, "t.after_hang").skip,
+            Some(SkipReason::Interrupted)
+        );
     }
 
     #[tokio::test]
     async fn events_report_every_start_and_finish() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _ = run(&plan(&[&FAILS, &AFTER_FAIL]), ctx(Duration::from_secs(10)), Some(tx), std::future::pending()).await;
+        let _ = run(
+            &plan(&[&FAILS, &AFTER_FAIL]),
+            ctx(Duration::from_secs(10)),
+            Some(tx),
+            std::future::pending(),
+        )
+        .await;
         let mut seen = Vec::new();
         while let Ok(e) = rx.try_recv() {
             seen.push(match e {
@@ -334,6 +529,9 @@ mod tests {
                 Event::Finished { id, verdict, .. } => format!("end {id} {verdict:?}"),
             });
         }
-        assert_eq!(seen, ["start t.fails", "end t.fails Fail", "end t.after Skip"]);
+        assert_eq!(
+            seen,
+            ["start t.fails", "end t.fails Fail", "end t.after Skip"]
+        );
     }
 }

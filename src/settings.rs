@@ -48,9 +48,12 @@ impl Snowflake {
         if conn.authenticator.value != Authenticator::SnowflakeJwt {
             return None;
         }
-        let value = |v: &Option<crate::connection::Sourced<String>>| v.as_ref().map(|s| s.value.clone());
+        let value =
+            |v: &Option<crate::connection::Sourced<String>>| v.as_ref().map(|s| s.value.clone());
         Some(Self {
-            account: value(&conn.account).or_else(|| value(&conn.host)).or_else(|| value(&conn.target))?,
+            account: value(&conn.account)
+                .or_else(|| value(&conn.host))
+                .or_else(|| value(&conn.target))?,
             user: value(&conn.user)?,
             role: value(&conn.role),
             key: Arc::new(key.key),
@@ -67,8 +70,16 @@ impl Snowflake {
     /// The pipe to stream into: the given one, else the table's default pipe.
     #[must_use]
     pub fn pipe_ref(&self) -> Option<PipeRef> {
-        let pipe = self.pipe.clone().or_else(|| self.table.as_deref().map(crate::snowflake::api::default_pipe))?;
-        Some(PipeRef::new(self.database.as_deref()?, self.schema.as_deref()?, &pipe))
+        let pipe = self.pipe.clone().or_else(|| {
+            self.table
+                .as_deref()
+                .map(crate::snowflake::api::default_pipe)
+        })?;
+        Some(PipeRef::new(
+            self.database.as_deref()?,
+            self.schema.as_deref()?,
+            &pipe,
+        ))
     }
 }
 
@@ -106,12 +117,18 @@ impl Settings {
     /// Validates the `run` arguments (flags already merged with their `NETCHECK_*` twins by
     /// clap); `env` looks up the proxy variables, so tests never touch the process environment.
     pub fn from_args(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let connection = crate::connection::resolve(&args.connection, args.account.as_deref(), &env)?;
+        let connection =
+            crate::connection::resolve(&args.connection, args.account.as_deref(), &env)?;
         let account = connection
             .target
             .as_ref()
             .map(|t| t.value.as_str())
-            .ok_or_else(|| Error::Usage("no account given: use --account ACCOUNT, --connection NAME or --config FILE".into()))
+            .ok_or_else(|| {
+                Error::Usage(
+                    "no account given: use --account ACCOUNT, --connection NAME or --config FILE"
+                        .into(),
+                )
+            })
             .and_then(target::parse_account)?;
         // May prompt for a passphrase on a terminal: before any progress output starts.
         let key = crate::connection::load_key(&connection)?;
@@ -122,12 +139,17 @@ impl Settings {
             account,
             resolve: resolver::parse_overrides(&args.resolve)?,
             extra_roots: match &args.ca_file {
-                Some(path) => TrustStore::load_pem_file(path).map_err(|e| Error::Usage(format!("--ca-file: {e}")))?,
+                Some(path) => TrustStore::load_pem_file(path)
+                    .map_err(|e| Error::Usage(format!("--ca-file: {e}")))?,
                 None => Vec::new(),
             },
             ca_file: args.ca_file.clone(),
             proxy: ProxySettings::from_env(env, args.proxy.as_deref(), args.noproxy.as_deref()),
-            dns_server: args.dns_server.as_deref().map(validate_dns_server).transpose()?,
+            dns_server: args
+                .dns_server
+                .as_deref()
+                .map(validate_dns_server)
+                .transpose()?,
             timeout,
             deadline,
             snowflake,
@@ -142,15 +164,21 @@ impl Settings {
 }
 
 fn read_allowlist(path: &std::path::Path) -> Result<Vec<crate::checks::allowlist::Entry>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile { path: path.to_owned(), source })?;
-    crate::checks::allowlist::parse(&text).map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    crate::checks::allowlist::parse(&text)
+        .map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
 }
 
 fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {
     if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
         Ok(Duration::from_secs_f64(secs))
     } else {
-        Err(Error::Usage(format!("{flag} must be a number of seconds between 0 and 3600, got {secs}")))
+        Err(Error::Usage(format!(
+            "{flag} must be a number of seconds between 0 and 3600, got {secs}"
+        )))
     }
 }
 
@@ -163,7 +191,11 @@ fn validate_dns_server(s: &str) -> Result<SocketAddr, Error> {
         .trim_end_matches(']')
         .parse::<std::net::IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| Error::Usage(format!("invalid --dns-server `{s}`: expected an IP address with an optional :PORT")))
+        .map_err(|_| {
+            Error::Usage(format!(
+                "invalid --dns-server `{s}`: expected an IP address with an optional :PORT"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -47,8 +47,16 @@ impl Endpoint {
     /// The `https://` base URL, with the port only when it is not 443.
     #[must_use]
     pub fn url(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == 443 { format!("https://{host}") } else { format!("https://{host}:{}", self.port) }
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 443 {
+            format!("https://{host}")
+        } else {
+            format!("https://{host}:{}", self.port)
+        }
     }
 }
 
@@ -62,7 +70,9 @@ const COM: &str = "snowflakecomputing.com";
 const CN: &str = "snowflakecomputing.cn";
 
 fn kind_of(host: &str) -> HostKind {
-    if host.ends_with(&format!(".privatelink.{COM}")) || host.ends_with(&format!(".privatelink.{CN}")) {
+    if host.ends_with(&format!(".privatelink.{COM}"))
+        || host.ends_with(&format!(".privatelink.{CN}"))
+    {
         HostKind::PrivateLink
     } else if host.ends_with(&format!(".{COM}")) {
         HostKind::Public
@@ -89,15 +99,24 @@ pub fn parse_account(input: &str) -> Result<Endpoint, Error> {
         return Ok(Endpoint::for_host(host_part, port.unwrap_or(443)));
     }
     if port.is_some() {
-        return Err(bad(input, "a port needs a full host or URL, e.g. https://HOST:PORT"));
+        return Err(bad(
+            input,
+            "a port needs a full host or URL, e.g. https://HOST:PORT",
+        ));
     }
-    Ok(Endpoint::for_host(&host_for_identifier(host_part, input)?, 443))
+    Ok(Endpoint::for_host(
+        &host_for_identifier(host_part, input)?,
+        443,
+    ))
 }
 
 fn parse_url(input: &str) -> Result<Endpoint, Error> {
     let url = url::Url::parse(input).map_err(|e| bad(input, &e.to_string()))?;
     if url.scheme() != "https" {
-        return Err(bad(input, "only https:// URLs are supported (Snowflake serves HTTPS only)"));
+        return Err(bad(
+            input,
+            "only https:// URLs are supported (Snowflake serves HTTPS only)",
+        ));
     }
     let host = match url.host() {
         Some(url::Host::Ipv6(a)) => a.to_string(),
@@ -113,7 +132,11 @@ fn parse_url(input: &str) -> Result<Endpoint, Error> {
 fn split_port(s: &str) -> Result<(&str, Option<u16>), Error> {
     match s.rsplit_once(':') {
         Some((h, p)) => {
-            let port = p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad(s, "invalid port"))?;
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(s, "invalid port"))?;
             Ok((h, Some(port)))
         }
         None => Ok((s, None)),
@@ -125,9 +148,15 @@ fn validate_host(host: &str, input: &str) -> Result<(), Error> {
         !label.is_empty()
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     });
-    if ok { Ok(()) } else { Err(bad(input, "not a valid host name")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(input, "not a valid host name"))
+    }
 }
 
 /// A cloud region id as used in locator URLs: `us-east-2`, `east-us-2`, `us-central1`,
@@ -137,12 +166,24 @@ fn looks_like_region(label: &str) -> bool {
 }
 
 fn host_for_identifier(id: &str, input: &str) -> Result<String, Error> {
-    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        return Err(bad(input, "an account identifier has only letters, digits, '-', '_' and '.'"));
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(bad(
+            input,
+            "an account identifier has only letters, digits, '-', '_' and '.'",
+        ));
     }
     let parts: Vec<&str> = id.split('.').collect();
-    if parts.iter().any(|p| p.is_empty() || p.starts_with('-') || p.ends_with('-')) {
-        return Err(bad(input, "empty or misplaced '-'/'.' in the account identifier"));
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || p.starts_with('-') || p.ends_with('-'))
+    {
+        return Err(bad(
+            input,
+            "empty or misplaced '-'/'.' in the account identifier",
+        ));
     }
     let host = match parts.as_slice() {
         // orgname-account_name, or a bare locator (AWS us-west-2).
@@ -150,15 +191,25 @@ fn host_for_identifier(id: &str, input: &str) -> Result<String, Error> {
         // The SQL form orgname.account_name, unless the second part is a region (locator form).
         [org, account] if !looks_like_region(account) => {
             if org.contains('-') || org.contains('_') {
-                return Err(bad(input, "an organization name has only letters and digits"));
+                return Err(bad(
+                    input,
+                    "an organization name has only letters and digits",
+                ));
             }
             format!("{org}-{}.{COM}", account.replace('_', "-"))
         }
         // locator.region[.cloud] (and the gov forms with an extra segment).
         [locator, rest @ ..] => {
-            let domain = if rest.iter().any(|p| p.starts_with("cn-")) { CN } else { COM };
+            let domain = if rest.iter().any(|p| p.starts_with("cn-")) {
+                CN
+            } else {
+                COM
+            };
             if locator.contains('-') || locator.contains('_') {
-                return Err(bad(input, "a locator has only letters and digits (e.g. xy12345.us-east-2.aws)"));
+                return Err(bad(
+                    input,
+                    "a locator has only letters and digits (e.g. xy12345.us-east-2.aws)",
+                ));
             }
             format!("{locator}.{}.{domain}", rest.join("."))
         }
@@ -220,7 +271,13 @@ mod tests {
 
     #[test]
     fn url_omits_default_port() {
-        assert_eq!(parse_account("myorg-a").unwrap().url(), "https://myorg-a.snowflakecomputing.com");
-        assert_eq!(parse_account("https://[::1]:9443").unwrap().url(), "https://[::1]:9443");
+        assert_eq!(
+            parse_account("myorg-a").unwrap().url(),
+            "https://myorg-a.snowflakecomputing.com"
+        );
+        assert_eq!(
+            parse_account("https://[::1]:9443").unwrap().url(),
+            "https://[::1]:9443"
+        );
     }
 }

@@ -19,7 +19,9 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
         "--host-record=ocsp.snowflakecomputing.com,127.0.0.1",
         "--local=/snowflakecomputing.com/",
         "--local=/example.test/",
-    ]) else { return };
+    ]) else {
+        return;
+    };
     let dir = TempDir::new("allowlist");
     let file = dir.path().join("allowlist.json");
     std::fs::write(
@@ -33,20 +35,44 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
         ),
     )
     .unwrap();
-    let r = netcheck(&["run", "--account", "myorg-myaccount", "--dns-server", &dns.addr.to_string(), "--only", "allowlist.hosts", "--allowlist", file.to_str().unwrap(), "--format", "json"]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        "myorg-myaccount",
+        "--dns-server",
+        &dns.addr.to_string(),
+        "--only",
+        "allowlist.hosts",
+        "--allowlist",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .run();
     assert_eq!(r.code, 1, "{}", r.stderr);
     let report = r.json();
-    assert_check(&report, "allowlist.hosts", "fail", Some("allowlist-unreachable"));
+    assert_check(
+        &report,
+        "allowlist.hosts",
+        "fail",
+        Some("allowlist-unreachable"),
+    );
     let c = check(&report, "allowlist.hosts");
     let finding = c["finding"].as_str().unwrap();
     assert!(finding.starts_with("2 of 4 unreachable"), "{finding}");
-    assert!(finding.contains("OCSP_CACHE") && finding.contains("OUT_OF_BAND_TELEMETRY"), "{finding}");
+    assert!(
+        finding.contains("OCSP_CACHE") && finding.contains("OUT_OF_BAND_TELEMETRY"),
+        "{finding}"
+    );
     let hosts = c["evidence"]["hosts"].as_array().unwrap();
     let by_type = |t: &str| hosts.iter().find(|h| h["type"] == t).unwrap();
     assert_eq!(by_type("STAGE")["ok"], true);
     assert_eq!(by_type("OCSP_CACHE")["failed_at"], "connect");
     assert_eq!(by_type("OUT_OF_BAND_TELEMETRY")["failed_at"], "dns");
-    assert_eq!(c["evidence"]["skipped_wildcards"], serde_json::json!(["*.myorg.snowflake.app"]));
+    assert_eq!(
+        c["evidence"]["skipped_wildcards"],
+        serde_json::json!(["*.myorg.snowflake.app"])
+    );
 }
 
 #[test]
@@ -54,7 +80,14 @@ fn a_malformed_allowlist_file_is_a_usage_error() {
     let dir = TempDir::new("allowlist-bad");
     let file = dir.path().join("bad.json");
     std::fs::write(&file, "{\"not\": \"a list\"}").unwrap();
-    let r = netcheck(&["run", "--account", "myorg-a", "--allowlist", file.to_str().unwrap()]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        "myorg-a",
+        "--allowlist",
+        file.to_str().unwrap(),
+    ])
+    .run();
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("SYSTEM$ALLOWLIST"), "{}", r.stderr);
 }
@@ -62,13 +95,19 @@ fn a_malformed_allowlist_file_is_a_usage_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_warehouse_the_list_comes_from_the_sql_api() {
     let key = netcheck::emulator::default_key();
-    let config = netcheck::emulator::EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
+    let config =
+        netcheck::emulator::EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let emu = netcheck::emulator::spawn(listener, config).await.unwrap();
     let dir = TempDir::new("allowlist-sql");
     let mut args = support::emulate::run_args(&emu, dir.path());
     args.extend(["--warehouse", "COMPUTE_WH", "--format", "json"].map(String::from));
-    let report = tokio::task::spawn_blocking(move || netcheck(&args).run().json()).await.unwrap();
+    let report = tokio::task::spawn_blocking(move || netcheck(&args).run().json())
+        .await
+        .unwrap();
     assert_check(&report, "allowlist.hosts", "pass", None);
-    assert_eq!(check(&report, "allowlist.hosts")["evidence"]["source"], "SELECT SYSTEM$ALLOWLIST()");
+    assert_eq!(
+        check(&report, "allowlist.hosts")["evidence"]["source"],
+        "SELECT SYSTEM$ALLOWLIST()"
+    );
 }

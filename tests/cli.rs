@@ -11,13 +11,32 @@ const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 fn explain_lists_every_row_and_prints_one() {
     let all = netcheck(&["explain"]).run();
     assert_eq!(all.code, 0);
-    for id in ["connection-refused", "tls-inspection", "timeout", "network-policy", "dns-nxdomain", "proxy-denied"] {
-        assert!(all.stdout.lines().any(|l| l.starts_with(id)), "{id} missing from:\n{}", all.stdout);
+    for id in [
+        "connection-refused",
+        "tls-inspection",
+        "timeout",
+        "network-policy",
+        "dns-nxdomain",
+        "proxy-denied",
+    ] {
+        assert!(
+            all.stdout.lines().any(|l| l.starts_with(id)),
+            "{id} missing from:\n{}",
+            all.stdout
+        );
     }
     let one = netcheck(&["explain", "tls-inspection"]).run();
     assert_eq!(one.code, 0);
-    assert!(one.stdout.contains("Symptom:") && one.stdout.contains("Resolution:"), "{}", one.stdout);
-    assert!(one.stdout.contains("openssl s_client"), "resolution should carry a command:\n{}", one.stdout);
+    assert!(
+        one.stdout.contains("Symptom:") && one.stdout.contains("Resolution:"),
+        "{}",
+        one.stdout
+    );
+    assert!(
+        one.stdout.contains("openssl s_client"),
+        "resolution should carry a command:\n{}",
+        one.stdout
+    );
 }
 
 #[test]
@@ -32,15 +51,34 @@ fn usage_errors_exit_2_with_the_reason() {
     for (args, needle) in [
         (vec!["run"], "no account"),
         (vec!["run", "--account", "bad acct"], "invalid --account"),
-        (vec!["run", "--account", "myorg-a", "--resolve", "x:1"], "invalid --resolve"),
-        (vec!["run", "--account", "myorg-a", "--only", "dns.acount"], "unknown check id"),
-        (vec!["run", "--account", "myorg-a", "--timeout", "0"], "--timeout"),
-        (vec!["run", "--account", "myorg-a", "--dns-server", "dns.example"], "--dns-server"),
+        (
+            vec!["run", "--account", "myorg-a", "--resolve", "x:1"],
+            "invalid --resolve",
+        ),
+        (
+            vec!["run", "--account", "myorg-a", "--only", "dns.acount"],
+            "unknown check id",
+        ),
+        (
+            vec!["run", "--account", "myorg-a", "--timeout", "0"],
+            "--timeout",
+        ),
+        (
+            vec!["run", "--account", "myorg-a", "--dns-server", "dns.example"],
+            "--dns-server",
+        ),
     ] {
         let r = netcheck(&args).run();
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
-        assert!(r.stderr.contains(needle), "{args:?}: expected `{needle}` in {}", r.stderr);
-        assert!(r.stdout.is_empty(), "{args:?}: nothing on stdout on a usage error");
+        assert!(
+            r.stderr.contains(needle),
+            "{args:?}: expected `{needle}` in {}",
+            r.stderr
+        );
+        assert!(
+            r.stdout.is_empty(),
+            "{args:?}: nothing on stdout on a usage error"
+        );
     }
 }
 
@@ -61,12 +99,26 @@ fn environment_twins_configure_a_run() {
 
 #[test]
 fn skip_skips_dependents_with_the_reason() {
-    let r = netcheck(&["run", "--account", HOST, "--resolve", &format!("{HOST}:443:127.0.0.1"), "--skip", "dns.account", "--format", "json"]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        HOST,
+        "--resolve",
+        &format!("{HOST}:443:127.0.0.1"),
+        "--skip",
+        "dns.account",
+        "--format",
+        "json",
+    ])
+    .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let report = r.json();
     assert_check(&report, "dns.account", "skip", None);
     assert_check(&report, "tcp.account", "skip", None);
-    let reason = check(&report, "tcp.account")["skip_reason"].as_str().unwrap().to_owned();
+    let reason = check(&report, "tcp.account")["skip_reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(reason.contains("dns.account"), "{reason}");
 }
 
@@ -74,10 +126,25 @@ fn skip_skips_dependents_with_the_reason() {
 fn strict_turns_a_warning_into_exit_1() {
     // A public Snowflake host answering with a private address warns; --only keeps the run to
     // DNS, so nothing ever connects to that address.
-    let args = ["run", "--account", HOST, "--resolve", &format!("{HOST}:443:10.20.30.40"), "--only", "dns.account", "--format", "json"];
+    let args = [
+        "run",
+        "--account",
+        HOST,
+        "--resolve",
+        &format!("{HOST}:443:10.20.30.40"),
+        "--only",
+        "dns.account",
+        "--format",
+        "json",
+    ];
     let relaxed = netcheck(&args).run();
     assert_eq!(relaxed.code, 0, "{}", relaxed.stderr);
-    assert_check(&relaxed.json(), "dns.account", "warn", Some("dns-private-address"));
+    assert_check(
+        &relaxed.json(),
+        "dns.account",
+        "warn",
+        Some("dns-private-address"),
+    );
     let strict = netcheck(&args).args(&["--strict"]).run();
     assert_eq!(strict.code, 1);
 }
@@ -90,7 +157,16 @@ fn closed_port() -> u16 {
 #[test]
 fn a_named_connection_runs_and_json_says_where_each_setting_came_from() {
     let emu = support::emulate::Emulate::start(&[]);
-    let mut run = netcheck(&["run", "--connection", "emulator", "--full", "--format", "json", "--role", "NETCHECK_ROLE"]);
+    let mut run = netcheck(&[
+        "run",
+        "--connection",
+        "emulator",
+        "--full",
+        "--format",
+        "json",
+        "--role",
+        "NETCHECK_ROLE",
+    ]);
     for (k, v) in emu.env() {
         run = run.env(&k, &v);
     }
@@ -101,6 +177,12 @@ fn a_named_connection_runs_and_json_says_where_each_setting_came_from() {
     let sources = &report["target"]["sources"];
     assert_eq!(sources["user"]["value"], "NETCHECK_USER");
     assert_eq!(sources["user"]["source"]["kind"], "file");
-    assert_eq!(sources["user"]["source"]["key"], "connections.emulator.user");
-    assert_eq!(sources["role"]["source"]["kind"], "flag", "a flag wins over the file");
+    assert_eq!(
+        sources["user"]["source"]["key"],
+        "connections.emulator.user"
+    );
+    assert_eq!(
+        sources["role"]["source"]["kind"], "flag",
+        "a flag wins over the file"
+    );
 }

@@ -7,7 +7,20 @@ use support::dns::{dnsmasq, silent_dns};
 use support::run::{assert_check, check, netcheck};
 
 fn dns_run(server: &str, account: &str) -> serde_json::Value {
-    let r = netcheck(&["run", "--account", account, "--dns-server", server, "--only", "dns.account", "--format", "json", "--timeout", "2"]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        account,
+        "--dns-server",
+        server,
+        "--only",
+        "dns.account",
+        "--format",
+        "json",
+        "--timeout",
+        "2",
+    ])
+    .run();
     assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
     r.json()
 }
@@ -18,32 +31,63 @@ fn resolves_and_records_the_cname_chain() {
         "--host-record=edge.myorg-myaccount.snowflakecomputing.com,127.0.0.1",
         "--cname=myorg-myaccount.snowflakecomputing.com,edge.myorg-myaccount.snowflakecomputing.com",
         "--local=/snowflakecomputing.com/",
-    ]) else { return };
+    ]) else {
+        return;
+    };
     let report = dns_run(&dns.addr.to_string(), "myorg-myaccount");
     assert_check(&report, "dns.account", "pass", None);
     let ev = &check(&report, "dns.account")["evidence"];
     assert_eq!(ev["addrs"], serde_json::json!(["127.0.0.1"]));
-    assert_eq!(ev["cnames"], serde_json::json!(["edge.myorg-myaccount.snowflakecomputing.com"]));
+    assert_eq!(
+        ev["cnames"],
+        serde_json::json!(["edge.myorg-myaccount.snowflakecomputing.com"])
+    );
     assert_eq!(ev["source"], "dns");
     assert_eq!(ev["resolver"]["mode"], "dns-server");
 }
 
 #[test]
 fn nxdomain() {
-    let Some(dns) = dnsmasq(&["--local=/snowflakecomputing.com/"]) else { return };
-    let r = netcheck(&["run", "--account", "nosuch-account", "--dns-server", &dns.addr.to_string(), "--format", "json"]).run();
+    let Some(dns) = dnsmasq(&["--local=/snowflakecomputing.com/"]) else {
+        return;
+    };
+    let r = netcheck(&[
+        "run",
+        "--account",
+        "nosuch-account",
+        "--dns-server",
+        &dns.addr.to_string(),
+        "--format",
+        "json",
+    ])
+    .run();
     assert_eq!(r.code, 1, "{}", r.stderr);
     let report = r.json();
     assert_check(&report, "dns.account", "fail", Some("dns-nxdomain"));
-    assert!(check(&report, "dns.account")["finding"].as_str().unwrap().contains("NXDOMAIN"));
+    assert!(
+        check(&report, "dns.account")["finding"]
+            .as_str()
+            .unwrap()
+            .contains("NXDOMAIN")
+    );
     // The dependent check is skipped, naming the failed one, not failed again.
     assert_check(&report, "tcp.account", "skip", None);
-    assert!(check(&report, "tcp.account")["skip_reason"].as_str().unwrap().contains("dns.account failed"));
+    assert!(
+        check(&report, "tcp.account")["skip_reason"]
+            .as_str()
+            .unwrap()
+            .contains("dns.account failed")
+    );
 }
 
 #[test]
 fn name_without_address_records() {
-    let Some(dns) = dnsmasq(&["--txt-record=myorg-noaddr.snowflakecomputing.com,hello", "--local=/snowflakecomputing.com/"]) else { return };
+    let Some(dns) = dnsmasq(&[
+        "--txt-record=myorg-noaddr.snowflakecomputing.com,hello",
+        "--local=/snowflakecomputing.com/",
+    ]) else {
+        return;
+    };
     let report = dns_run(&dns.addr.to_string(), "myorg-noaddr");
     assert_check(&report, "dns.account", "fail", Some("dns-no-answer"));
 }
@@ -55,29 +99,70 @@ fn refused_is_a_resolver_failure() {
     let report = dns_run(&dns.addr.to_string(), "myorg-myaccount");
     assert_check(&report, "dns.account", "fail", Some("dns-servfail"));
     let error = &check(&report, "dns.account")["evidence"]["error"];
-    assert!(error["message"].as_str().unwrap().contains("REFUSED"), "{error:#}");
+    assert!(
+        error["message"].as_str().unwrap().contains("REFUSED"),
+        "{error:#}"
+    );
 }
 
 #[test]
 fn silent_server_is_a_dns_timeout_within_the_timeout() {
     let silent = silent_dns();
-    let r = netcheck(&["run", "--account", "myorg-myaccount", "--dns-server", &silent.local_addr().unwrap().to_string(), "--only", "dns.account", "--format", "json", "--timeout", "1"]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        "myorg-myaccount",
+        "--dns-server",
+        &silent.local_addr().unwrap().to_string(),
+        "--only",
+        "dns.account",
+        "--format",
+        "json",
+        "--timeout",
+        "1",
+    ])
+    .run();
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_check(&r.json(), "dns.account", "fail", Some("dns-timeout"));
-    assert!(r.elapsed.as_secs_f64() < 2.5, "took {:?} with a 1 s timeout", r.elapsed);
+    assert!(
+        r.elapsed.as_secs_f64() < 2.5,
+        "took {:?} with a 1 s timeout",
+        r.elapsed
+    );
 }
 
 #[test]
 fn privatelink_host_with_a_public_address_warns() {
-    let Some(dns) = dnsmasq(&["--host-record=myorg-myaccount.privatelink.snowflakecomputing.com,52.0.0.10", "--local=/snowflakecomputing.com/"]) else { return };
-    let report = dns_run(&dns.addr.to_string(), "myorg-myaccount.privatelink.snowflakecomputing.com");
+    let Some(dns) = dnsmasq(&[
+        "--host-record=myorg-myaccount.privatelink.snowflakecomputing.com,52.0.0.10",
+        "--local=/snowflakecomputing.com/",
+    ]) else {
+        return;
+    };
+    let report = dns_run(
+        &dns.addr.to_string(),
+        "myorg-myaccount.privatelink.snowflakecomputing.com",
+    );
     assert_check(&report, "dns.account", "warn", Some("dns-public-address"));
 }
 
 #[test]
 fn a_dns_filter_answering_0_0_0_0_is_a_sinkhole() {
-    let Some(dns) = dnsmasq(&["--address=/snowflakecomputing.com/0.0.0.0"]) else { return };
-    let r = netcheck(&["run", "--account", "myorg-myaccount", "--dns-server", &dns.addr.to_string(), "--format", "json", "--timeout", "2"]).run();
+    let Some(dns) = dnsmasq(&["--address=/snowflakecomputing.com/0.0.0.0"]) else {
+        return;
+    };
+    let r = netcheck(&[
+        "run",
+        "--account",
+        "myorg-myaccount",
+        "--dns-server",
+        &dns.addr.to_string(),
+        "--format",
+        "json",
+        "--timeout",
+        "2",
+    ])
+    .run();
     assert_eq!(r.code, 1, "{}", r.stderr);
     let report = r.json();
     assert_check(&report, "dns.account", "fail", Some("dns-sinkhole"));

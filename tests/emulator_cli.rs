@@ -15,7 +15,6 @@ use netcheck::snowflake::{api, jwt, keys::PrivateKey};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 
-
 /// Kills the child if a test fails before stopping it.
 struct ChildGuard(Child);
 

@@ -32,7 +32,6 @@ use serde_json::{Value, json};
 const ORACLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle");
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 
-
 /// The interpreter from `NETCHECK_PYTHON`, if it can import `modules`; otherwise says why not.
 async fn python_with(modules: &str) -> Option<PathBuf> {
     let Some(python) = std::env::var_os("NETCHECK_PYTHON").map(PathBuf::from) else {

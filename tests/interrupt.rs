@@ -7,11 +7,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netcheck::emulator::{self, EmulatorConfig, Fault};
-use support::emulate::{run_args, TempDir};
+use support::emulate::{TempDir, run_args};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_mid_round_trip_still_drops_the_channel() {
-    let mut config = EmulatorConfig::with_user_key(&emulator::default_key().public_key().to_pem().unwrap());
+    let mut config =
+        EmulatorConfig::with_user_key(&emulator::default_key().public_key().to_pem().unwrap());
     // Rows are never committed, so the run sits in stream.commit until it is interrupted.
     config.faults = vec!["no-commit".parse::<Fault>().unwrap()];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -27,21 +28,58 @@ async fn ctrl_c_mid_round_trip_still_drops_the_channel() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !emu.request_log().iter().any(|r| r.path.contains("bulk-channel-status")) {
-        assert!(start.elapsed() < Duration::from_secs(20), "the run never reached stream.commit");
+    while !emu
+        .request_log()
+        .iter()
+        .any(|r| r.path.contains("bulk-channel-status"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the run never reached stream.commit"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let interrupted_at = Instant::now();
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    assert!(interrupted_at.elapsed() < Duration::from_secs(5), "stopping took {:?}", interrupted_at.elapsed());
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        interrupted_at.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}",
+        interrupted_at.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ending"], "interrupted");
-    let verdict = |id: &str| report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["verdict"].clone();
+    let verdict = |id: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["verdict"]
+            .clone()
+    };
     assert_eq!(verdict("stream.append"), "pass", "what finished is kept");
     assert_eq!(verdict("stream.commit"), "skip");
     assert_eq!(verdict("stream.drop"), "pass");
-    let deletes = emu.request_log().iter().filter(|r| r.method == "DELETE" && r.status == 200).count();
+    let deletes = emu
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.status == 200)
+        .count();
     assert_eq!(deletes, 1, "the test channel was dropped");
 }

@@ -16,7 +16,10 @@ const TLS_CHECK_HANDSHAKES: u64 = 2;
 const TCP_CHECK_CONNECTS: u64 = 1;
 
 /// Runs the whole suite (`--full`) in-process; returns the emulator's connection counters.
-async fn full_run(faults: Vec<Fault>, rate: Option<netcheck::load::RateArgs>) -> netcheck::emulator::ConnectionStats {
+async fn full_run(
+    faults: Vec<Fault>,
+    rate: Option<netcheck::load::RateArgs>,
+) -> netcheck::emulator::ConnectionStats {
     let key = emulator::default_key();
     let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
     config.faults = faults;
@@ -27,9 +30,21 @@ async fn full_run(faults: Vec<Fault>, rate: Option<netcheck::load::RateArgs>) ->
         settings.rate = rate.load().unwrap();
     }
     let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(&plan, Ctx::new(settings).unwrap(), None, std::future::pending()).await;
+    let result = runner::run(
+        &plan,
+        Ctx::new(settings).unwrap(),
+        None,
+        std::future::pending(),
+    )
+    .await;
     for r in &result.results {
-        assert!(matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip), "{}: {:?} {:#}", r.spec.id, r.outcome.finding, r.outcome.evidence);
+        assert!(
+            matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
+            "{}: {:?} {:#}",
+            r.spec.id,
+            r.outcome.finding,
+            r.outcome.evidence
+        );
     }
     let stats = emu.connection_stats();
     emu.shutdown().await;
@@ -41,10 +56,18 @@ fn assert_one_api_handshake_per_host(stats: &netcheck::emulator::ConnectionStats
     let account = "myorg-myaccount.snowflakecomputing.com";
     let ingest = "myorg-myaccount.us-west-2.ingest.snowflakecomputing.com";
     for host in [account, ingest] {
-        assert_eq!(stats.tls_handshakes.get(host).copied(), Some(TLS_CHECK_HANDSHAKES + 1), "{host}: {stats:#?}");
+        assert_eq!(
+            stats.tls_handshakes.get(host).copied(),
+            Some(TLS_CHECK_HANDSHAKES + 1),
+            "{host}: {stats:#?}"
+        );
     }
     assert!(stats.tls_failures.is_empty(), "{stats:#?}");
-    assert_eq!(stats.tcp_accepted, 2 * (TCP_CHECK_CONNECTS + TLS_CHECK_HANDSHAKES + 1), "{stats:#?}");
+    assert_eq!(
+        stats.tcp_accepted,
+        2 * (TCP_CHECK_CONNECTS + TLS_CHECK_HANDSHAKES + 1),
+        "{stats:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +84,12 @@ async fn added_latency_does_not_open_extra_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_test_multiplexes_its_channels_on_the_same_connection() {
-    let rate = netcheck::load::RateArgs { rate: Some(200), duration: 1.0, channels: Some(3), ..Default::default() };
+    let rate = netcheck::load::RateArgs {
+        rate: Some(200),
+        duration: 1.0,
+        channels: Some(3),
+        ..Default::default()
+    };
     assert_one_api_handshake_per_host(&full_run(Vec::new(), Some(rate)).await);
 }
 
@@ -69,15 +97,49 @@ async fn the_rate_test_multiplexes_its_channels_on_the_same_connection() {
 async fn the_critical_path_follows_ordering_edges_through_the_channel_drop() {
     let key = emulator::default_key();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = emulator::spawn(listener, EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap())).await.unwrap();
+    let emu = emulator::spawn(
+        listener,
+        EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap()),
+    )
+    .await
+    .unwrap();
     let settings = netcheck::demo::settings_for(&emu, key, 10).unwrap();
     let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(&plan, Ctx::new(settings).unwrap(), None, std::future::pending()).await;
-    let took = |id: &str| result.results.iter().find(|r| r.spec.id == id).unwrap().duration;
+    let result = runner::run(
+        &plan,
+        Ctx::new(settings).unwrap(),
+        None,
+        std::future::pending(),
+    )
+    .await;
+    let took = |id: &str| {
+        result
+            .results
+            .iter()
+            .find(|r| r.spec.id == id)
+            .unwrap()
+            .duration
+    };
     // stream.drop depends on stream.open only, but runs after stream.commit (dropping earlier
     // would discard uncommitted rows): that wait is part of the chain.
-    let chain: Duration = ["auth.scoped_token", "stream.open", "stream.append", "stream.commit", "stream.drop"].into_iter().map(took).sum();
+    let chain: Duration = [
+        "auth.scoped_token",
+        "stream.open",
+        "stream.append",
+        "stream.commit",
+        "stream.drop",
+    ]
+    .into_iter()
+    .map(took)
+    .sum();
     let cp = result.critical_path();
-    assert!(cp >= chain, "critical path {cp:?} shorter than the open→append→commit→drop chain {chain:?}");
-    assert!(cp <= result.duration, "critical path {cp:?} longer than the run {:?}", result.duration);
+    assert!(
+        cp >= chain,
+        "critical path {cp:?} shorter than the open→append→commit→drop chain {chain:?}"
+    );
+    assert!(
+        cp <= result.duration,
+        "critical path {cp:?} longer than the run {:?}",
+        result.duration
+    );
 }

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use netcheck::context::Ctx;
-use netcheck::emulator::{self, defaults, Emulator, EmulatorConfig, Fault};
+use netcheck::emulator::{self, Emulator, EmulatorConfig, Fault, defaults};
 use netcheck::load::{Profile, RateArgs};
 use netcheck::outcome::{Outcome, Verdict};
-use netcheck::snowflake::api::{default_pipe, Endpoint};
+use netcheck::snowflake::api::{Endpoint, default_pipe};
 use netcheck::{registry, runner};
 use support::emulate::Emulate;
 use support::run::{check, netcheck};
@@ -23,7 +23,12 @@ async fn emulator(faults: Vec<Fault>) -> Emulator {
     let key = emulator::default_key();
     let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
     config.faults = faults;
-    emulator::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), config).await.unwrap()
+    emulator::spawn(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        config,
+    )
+    .await
+    .unwrap()
 }
 
 /// A `--full` run with `rate`; returns the `stream.rate` outcome after checking the round trip
@@ -32,19 +37,45 @@ async fn run_rate(emu: &Emulator, rate: RateArgs) -> Outcome {
     let mut settings = netcheck::demo::settings_for(emu, emulator::default_key(), 10).unwrap();
     settings.rate = rate.load().unwrap();
     let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(&plan, Ctx::new(settings).unwrap(), None, std::future::pending()).await;
-    let of = |id: &str| result.results.iter().find(|r| r.spec.id == id).unwrap().outcome.clone();
-    assert_eq!(of("stream.commit").verdict, Verdict::Pass, "{:?}", of("stream.commit").finding);
+    let result = runner::run(
+        &plan,
+        Ctx::new(settings).unwrap(),
+        None,
+        std::future::pending(),
+    )
+    .await;
+    let of = |id: &str| {
+        result
+            .results
+            .iter()
+            .find(|r| r.spec.id == id)
+            .unwrap()
+            .outcome
+            .clone()
+    };
+    assert_eq!(
+        of("stream.commit").verdict,
+        Verdict::Pass,
+        "{:?}",
+        of("stream.commit").finding
+    );
     of("stream.rate")
 }
 
 /// The rate test's committed rows, by channel: their `seq` in commit order.
 fn rate_rows(emu: &Emulator) -> BTreeMap<String, Vec<u64>> {
     let mut by_channel: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for row in emu.rows(defaults::DATABASE, defaults::SCHEMA, &default_pipe(defaults::TABLE)) {
+    for row in emu.rows(
+        defaults::DATABASE,
+        defaults::SCHEMA,
+        &default_pipe(defaults::TABLE),
+    ) {
         let channel = row["netcheck_channel"].as_str().unwrap();
         if channel.starts_with("netcheck_rate_") {
-            by_channel.entry(channel.to_owned()).or_default().push(row["seq"].as_u64().unwrap());
+            by_channel
+                .entry(channel.to_owned())
+                .or_default()
+                .push(row["seq"].as_u64().unwrap());
         }
     }
     by_channel
@@ -52,34 +83,75 @@ fn rate_rows(emu: &Emulator) -> BTreeMap<String, Vec<u64>> {
 
 #[track_caller]
 fn count(outcome: &Outcome, field: &str) -> u64 {
-    outcome.evidence[field].as_u64().unwrap_or_else(|| panic!("{field} in {:#}", outcome.evidence))
+    outcome.evidence[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} in {:#}", outcome.evidence))
 }
 
 /// Every channel of the rate test was dropped at the end.
 #[track_caller]
 fn channels_dropped(emu: &Emulator, channels: usize) {
-    let drops = emu.request_log().iter().filter(|r| r.endpoint == Endpoint::Drop && r.path.contains("netcheck_rate_") && r.status == 200).count();
+    let drops = emu
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.endpoint == Endpoint::Drop && r.path.contains("netcheck_rate_") && r.status == 200
+        })
+        .count();
     assert_eq!(drops, channels);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_profile_holds_its_rate_and_every_event_is_committed_in_order() {
     let emu = emulator(Vec::new()).await;
-    let outcome = run_rate(&emu, RateArgs { profile: Some(Profile::Demo), duration: 2.0, channels: Some(2), ..RateArgs::default() }).await;
-    assert_eq!(outcome.verdict, Verdict::Pass, "{}: {:#}", outcome.finding, outcome.evidence);
+    let outcome = run_rate(
+        &emu,
+        RateArgs {
+            profile: Some(Profile::Demo),
+            duration: 2.0,
+            channels: Some(2),
+            ..RateArgs::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Pass,
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
     let sent = count(&outcome, "sent");
     assert_eq!(sent, 20, "10 events/s for 2 s");
-    assert_eq!((count(&outcome, "committed"), count(&outcome, "errored"), count(&outcome, "lost")), (sent, 0, 0));
+    assert_eq!(
+        (
+            count(&outcome, "committed"),
+            count(&outcome, "errored"),
+            count(&outcome, "lost")
+        ),
+        (sent, 0, 0)
+    );
     let rows = rate_rows(&emu);
     assert_eq!(rows.len(), 2, "two channels: {rows:?}");
     for seqs in rows.values() {
-        assert_eq!(*seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "in order, nothing lost or doubled");
+        assert_eq!(
+            *seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "in order, nothing lost or doubled"
+        );
     }
     assert_eq!(rows.values().map(Vec::len).sum::<usize>() as u64, sent);
     // At most 10 requests/s per channel: over 2 s, at most 20 appends on each.
     for channel in rows.keys() {
-        let appends = emu.request_log().iter().filter(|r| r.endpoint == Endpoint::Append && r.path.contains(channel.as_str())).count();
-        assert!((1..=20).contains(&appends), "{appends} appends on {channel}");
+        let appends = emu
+            .request_log()
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::Append && r.path.contains(channel.as_str()))
+            .count();
+        assert!(
+            (1..=20).contains(&appends),
+            "{appends} appends on {channel}"
+        );
     }
     channels_dropped(&emu, 2);
 }
@@ -88,14 +160,37 @@ async fn the_demo_profile_holds_its_rate_and_every_event_is_committed_in_order()
 async fn under_latency_a_channel_keeps_several_appends_in_flight_in_order() {
     // 300 ms per append and a request every 125 ms: one at a time could not keep up.
     let emu = emulator(vec!["latency=300ms@append".parse().unwrap()]).await;
-    let outcome = run_rate(&emu, RateArgs { rate: Some(400), duration: 3.0, channels: Some(1), ..RateArgs::default() }).await;
-    assert_eq!(outcome.verdict, Verdict::Pass, "{}: {:#}", outcome.finding, outcome.evidence);
-    assert!(count(&outcome, "max_in_flight") > 1, "{:#}", outcome.evidence);
+    let outcome = run_rate(
+        &emu,
+        RateArgs {
+            rate: Some(400),
+            duration: 3.0,
+            channels: Some(1),
+            ..RateArgs::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Pass,
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(
+        count(&outcome, "max_in_flight") > 1,
+        "{:#}",
+        outcome.evidence
+    );
     let sent = count(&outcome, "sent");
     assert_eq!(count(&outcome, "committed"), sent);
     let rows = rate_rows(&emu);
     let seqs = rows.values().next().unwrap();
-    assert_eq!(*seqs, (0..sent).collect::<Vec<_>>(), "the chain held: in order, nothing lost or doubled");
+    assert_eq!(
+        *seqs,
+        (0..sent).collect::<Vec<_>>(),
+        "the chain held: in order, nothing lost or doubled"
+    );
     channels_dropped(&emu, 1);
 }
 
@@ -104,15 +199,45 @@ async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for
     let emu = emulator(Vec::new()).await;
     // Throttle appends once the rate test has opened its channel (the round trip is done then).
     let watcher = async {
-        while !emu.request_log().iter().any(|r| r.endpoint == Endpoint::Open && r.path.contains("netcheck_rate_")) {
+        while !emu
+            .request_log()
+            .iter()
+            .any(|r| r.endpoint == Endpoint::Open && r.path.contains("netcheck_rate_"))
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         emu.set_faults(vec!["throttle@append".parse().unwrap()]);
     };
-    let (outcome, ()) = tokio::join!(run_rate(&emu, RateArgs { rate: Some(50), duration: 2.0, ..RateArgs::default() }), watcher);
-    assert_eq!((outcome.verdict, outcome.diagnosis.map(netcheck::catalog::RowId::as_str)), (Verdict::Fail, Some("throttled")), "{}", outcome.finding);
-    assert!(count(&outcome, "throttled_429") > 0 && count(&outcome, "retries") > 0, "{:#}", outcome.evidence);
-    let (sent, committed, errored) = (count(&outcome, "sent"), count(&outcome, "committed"), count(&outcome, "errored"));
+    let (outcome, ()) = tokio::join!(
+        run_rate(
+            &emu,
+            RateArgs {
+                rate: Some(50),
+                duration: 2.0,
+                ..RateArgs::default()
+            }
+        ),
+        watcher
+    );
+    assert_eq!(
+        (
+            outcome.verdict,
+            outcome.diagnosis.map(netcheck::catalog::RowId::as_str)
+        ),
+        (Verdict::Fail, Some("throttled")),
+        "{}",
+        outcome.finding
+    );
+    assert!(
+        count(&outcome, "throttled_429") > 0 && count(&outcome, "retries") > 0,
+        "{:#}",
+        outcome.evidence
+    );
+    let (sent, committed, errored) = (
+        count(&outcome, "sent"),
+        count(&outcome, "committed"),
+        count(&outcome, "errored"),
+    );
     assert!(errored > 0);
     assert_eq!(sent, committed + errored, "{:#}", outcome.evidence);
     channels_dropped(&emu, 1);
@@ -121,7 +246,18 @@ async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for
 #[test]
 fn across_processes_the_profile_is_reported_in_json() {
     let emu = Emulate::start(&[]);
-    let mut run = netcheck(&["run", "--connection", "emulator", "--full", "--profile", "small", "--duration", "1", "--format", "json"]);
+    let mut run = netcheck(&[
+        "run",
+        "--connection",
+        "emulator",
+        "--full",
+        "--profile",
+        "small",
+        "--duration",
+        "1",
+        "--format",
+        "json",
+    ]);
     for (k, v) in emu.env() {
         run = run.env(&k, &v);
     }
@@ -131,11 +267,20 @@ fn across_processes_the_profile_is_reported_in_json() {
     let rate = check(&report, "stream.rate");
     assert_eq!(rate["verdict"], "pass", "{rate:#}");
     let ev = &rate["evidence"];
-    assert_eq!((ev["load"]["profile"].as_str(), ev["asked_events_per_s"].as_f64()), (Some("small"), Some(100.0)));
+    assert_eq!(
+        (
+            ev["load"]["profile"].as_str(),
+            ev["asked_events_per_s"].as_f64()
+        ),
+        (Some("small"), Some(100.0))
+    );
     assert_eq!(ev["sent"], 100);
     assert_eq!(ev["committed"], ev["sent"]);
     for key in ["p50", "p95", "p99"] {
-        assert!(ev["append_latency_ms"][key].as_f64().is_some(), "{key}: {ev:#}");
+        assert!(
+            ev["append_latency_ms"][key].as_f64().is_some(),
+            "{key}: {ev:#}"
+        );
     }
 }
 
@@ -151,7 +296,11 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
     let emu = emulator(Vec::new()).await;
     // Reset the connection mid-answer for a moment: the append was stored, the client cannot know.
     let watcher = async {
-        while !emu.request_log().iter().any(|r| r.endpoint == Endpoint::Open && r.path.contains("netcheck_rate_")) {
+        while !emu
+            .request_log()
+            .iter()
+            .any(|r| r.endpoint == Endpoint::Open && r.path.contains("netcheck_rate_"))
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -161,15 +310,43 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
         }
         emu.set_faults(Vec::new());
     };
-    let (outcome, ()) = tokio::join!(run_rate(&emu, RateArgs { rate: Some(200), duration: 2.0, channels: Some(1), ..RateArgs::default() }), watcher);
+    let (outcome, ()) = tokio::join!(
+        run_rate(
+            &emu,
+            RateArgs {
+                rate: Some(200),
+                duration: 2.0,
+                channels: Some(1),
+                ..RateArgs::default()
+            }
+        ),
+        watcher
+    );
     // Warned with the row of the transport failure (which row a reset maps to is the API layer's).
     assert_eq!(outcome.verdict, Verdict::Warn, "{}", outcome.finding);
-    assert!(outcome.diagnosis.is_some() && outcome.finding.contains("got no answer"), "{}", outcome.finding);
+    assert!(
+        outcome.diagnosis.is_some() && outcome.finding.contains("got no answer"),
+        "{}",
+        outcome.finding
+    );
     assert!(count(&outcome, "reopens") >= 1, "{:#}", outcome.evidence);
     let sent = count(&outcome, "sent");
-    assert_eq!((count(&outcome, "committed"), count(&outcome, "errored"), count(&outcome, "lost")), (sent, 0, 0), "{:#}", outcome.evidence);
+    assert_eq!(
+        (
+            count(&outcome, "committed"),
+            count(&outcome, "errored"),
+            count(&outcome, "lost")
+        ),
+        (sent, 0, 0),
+        "{:#}",
+        outcome.evidence
+    );
     let rows = rate_rows(&emu);
     let seqs = rows.values().next().unwrap();
-    assert_eq!(*seqs, (0..sent).collect::<Vec<_>>(), "in order, nothing lost or doubled");
+    assert_eq!(
+        *seqs,
+        (0..sent).collect::<Vec<_>>(),
+        "in order, nothing lost or doubled"
+    );
     channels_dropped(&emu, 1);
 }

@@ -12,10 +12,25 @@ const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 /// A run with one pass (DNS), one failure (TCP refused) and a skip (`--skip` of a dependent
 /// would remove it, so skip is produced by deselecting DNS in a second run).
 fn failing_run(junit: &std::path::Path) -> support::run::Run {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    netcheck(&["run", "--account", &format!("https://{HOST}:{port}"), "--resolve", &format!("{HOST}:{port}:127.0.0.1"), "--only", "tls.account", "--format", "json", "--junit"])
-        .args(&[junit.to_str().unwrap()])
-        .run()
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    netcheck(&[
+        "run",
+        "--account",
+        &format!("https://{HOST}:{port}"),
+        "--resolve",
+        &format!("{HOST}:{port}:127.0.0.1"),
+        "--only",
+        "tls.account",
+        "--format",
+        "json",
+        "--junit",
+    ])
+    .args(&[junit.to_str().unwrap()])
+    .run()
 }
 
 fn temp_path(name: &str) -> PathBuf {
@@ -33,14 +48,30 @@ fn json_document_has_the_documented_fields() {
     assert!(doc["started_at"].as_str().unwrap().ends_with('Z'));
     assert!(doc["duration_ms"].as_f64().unwrap() >= doc["critical_path_ms"].as_f64().unwrap());
     // proxy.env and dns.account pass, tcp.account fails, proxy.connect and tls.account are skipped.
-    assert_eq!(doc["summary"], serde_json::json!({"pass": 2, "warn": 0, "fail": 1, "skip": 2}));
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"pass": 2, "warn": 0, "fail": 1, "skip": 2})
+    );
     for c in doc["checks"].as_array().unwrap() {
-        for field in ["id", "title", "verdict", "duration_ms", "evidence", "diagnosis", "skip_reason"] {
+        for field in [
+            "id",
+            "title",
+            "verdict",
+            "duration_ms",
+            "evidence",
+            "diagnosis",
+            "skip_reason",
+        ] {
             assert!(c.get(field).is_some(), "check {} lacks `{field}`", c["id"]);
         }
         assert!(c["evidence"].is_object());
     }
-    let tcp = doc["checks"].as_array().unwrap().iter().find(|c| c["id"] == "tcp.account").unwrap();
+    let tcp = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "tcp.account")
+        .unwrap();
     assert_eq!(tcp["diagnosis"]["id"], "connection-refused");
     for field in ["symptom", "cause", "resolution"] {
         assert!(!tcp["diagnosis"][field].as_str().unwrap().is_empty());
@@ -55,17 +86,39 @@ fn junit_loads_in_a_real_parser_with_failure_details() {
     assert_eq!(r.code, 1);
     let xml = std::fs::read_to_string(&path).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("JUnit is well-formed XML");
-    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
     assert_eq!(suite.attribute("tests"), Some("5"));
     assert_eq!(suite.attribute("failures"), Some("1"));
-    let case = |name: &str| suite.children().find(|n| n.attribute("name") == Some(name)).unwrap();
-    assert!(case("dns.account").children().all(|n| !n.is_element()), "dns.account passes");
+    let case = |name: &str| {
+        suite
+            .children()
+            .find(|n| n.attribute("name") == Some(name))
+            .unwrap()
+    };
+    assert!(
+        case("dns.account").children().all(|n| !n.is_element()),
+        "dns.account passes"
+    );
     let tcp = case("tcp.account");
-    let failure = tcp.children().find(|n| n.has_tag_name("failure")).expect("tcp.account fails");
+    let failure = tcp
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("tcp.account fails");
     assert_eq!(failure.attribute("type"), Some("connection-refused"));
-    assert!(failure.attribute("message").unwrap().contains("Connection refused"));
+    assert!(
+        failure
+            .attribute("message")
+            .unwrap()
+            .contains("Connection refused")
+    );
     let body = failure.text().unwrap_or_default();
-    assert!(body.contains("cause:") && body.contains("resolution:") && body.contains("evidence:"), "{body}");
+    assert!(
+        body.contains("cause:") && body.contains("resolution:") && body.contains("evidence:"),
+        "{body}"
+    );
     let secs: f64 = tcp.attribute("time").unwrap().parse().unwrap();
     assert!(secs < 5.0, "time is in seconds: {secs}");
     validate_with_xmllint(&path);
@@ -75,7 +128,18 @@ fn junit_loads_in_a_real_parser_with_failure_details() {
 #[test]
 fn junit_marks_skipped_checks_skipped() {
     let path = temp_path("skip.xml");
-    let r = netcheck(&["run", "--account", HOST, "--only", "tls.account", "--skip", "dns.account", "--junit", path.to_str().unwrap()]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        HOST,
+        "--only",
+        "tls.account",
+        "--skip",
+        "dns.account",
+        "--junit",
+        path.to_str().unwrap(),
+    ])
+    .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let xml = std::fs::read_to_string(&path).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
@@ -85,8 +149,16 @@ fn junit_marks_skipped_checks_skipped() {
         .collect();
     assert_eq!(cases.len(), 4);
     for case in cases {
-        assert!(case.children().any(|n| n.has_tag_name("skipped")), "{:?} should be skipped", case.attribute("name"));
-        let out = case.children().find(|n| n.has_tag_name("system-out")).and_then(|n| n.text()).unwrap_or_default();
+        assert!(
+            case.children().any(|n| n.has_tag_name("skipped")),
+            "{:?} should be skipped",
+            case.attribute("name")
+        );
+        let out = case
+            .children()
+            .find(|n| n.has_tag_name("system-out"))
+            .and_then(|n| n.text())
+            .unwrap_or_default();
         assert!(out.contains("skipped because"), "the reason is kept: {out}");
     }
     validate_with_xmllint(&path);
@@ -97,10 +169,15 @@ fn junit_marks_skipped_checks_skipped() {
 /// accept), when xmllint and the schema are both present.
 fn validate_with_xmllint(path: &std::path::Path) {
     let Some(xmllint) = support::dns::which("xmllint") else {
-        eprintln!("skipped schema validation: xmllint not installed (apt-get install libxml2-utils)");
+        eprintln!(
+            "skipped schema validation: xmllint not installed (apt-get install libxml2-utils)"
+        );
         return;
     };
-    let home = std::env::var("CARGO_HOME").map_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"), PathBuf::from);
+    let home = std::env::var("CARGO_HOME").map_or_else(
+        |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"),
+        PathBuf::from,
+    );
     let Some(xsd) = std::fs::read_dir(home.join("registry/src"))
         .into_iter()
         .flatten()
@@ -108,9 +185,20 @@ fn validate_with_xmllint(path: &std::path::Path) {
         .map(|d| d.path().join("junit-report-0.9.1/tests/JUnit.xsd"))
         .find(|p| p.is_file())
     else {
-        eprintln!("skipped schema validation: junit-report's JUnit.xsd not found in the cargo registry");
+        eprintln!(
+            "skipped schema validation: junit-report's JUnit.xsd not found in the cargo registry"
+        );
         return;
     };
-    let out = std::process::Command::new(xmllint).args(["--noout", "--schema"]).arg(&xsd).arg(path).output().unwrap();
-    assert!(out.status.success(), "JUnit XML fails the schema:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(xmllint)
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "JUnit XML fails the schema:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -21,17 +21,32 @@ fn every_output(args: &[String], env: &[(String, String)], dir: &TempDir) -> Vec
     .enumerate()
     {
         let junit = dir.path().join(format!("junit-{i}.xml"));
-        let mut run = netcheck(args).args(&extra).args(&["--junit", junit.to_str().unwrap()]);
+        let mut run = netcheck(args)
+            .args(&extra)
+            .args(&["--junit", junit.to_str().unwrap()]);
         for (k, v) in env {
             run = run.env(k, v);
         }
         // The most verbose logging there is, from every crate, not just netcheck's.
-        let run = if i == 3 { run.env("NETCHECK_LOG", "trace") } else { run };
+        let run = if i == 3 {
+            run.env("NETCHECK_LOG", "trace")
+        } else {
+            run
+        };
         let r = run.run();
-        assert!(r.code == 0, "run {i} failed ({}):\n{}\n{}", r.code, r.stdout, r.stderr);
+        assert!(
+            r.code == 0,
+            "run {i} failed ({}):\n{}\n{}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
         outputs.push((format!("stdout {extra:?}"), r.stdout));
         outputs.push((format!("stderr {extra:?}"), r.stderr));
-        outputs.push((format!("junit {extra:?}"), std::fs::read_to_string(&junit).unwrap()));
+        outputs.push((
+            format!("junit {extra:?}"),
+            std::fs::read_to_string(&junit).unwrap(),
+        ));
     }
     outputs
 }
@@ -42,29 +57,59 @@ fn no_key_passphrase_jwt_or_token_in_any_output() {
     let dir = TempDir::new("secrets");
     // The state directory's key, re-encrypted with a passphrase that comes from the environment.
     let key = netcheck::snowflake::keys::PrivateKey::from_file(&emu.key_file(), None).unwrap();
-    let pem = key.to_encrypted_pkcs8_pem(&netcheck::secret::Secret::new(PASSPHRASE.to_owned())).unwrap();
+    let pem = key
+        .to_encrypted_pkcs8_pem(&netcheck::secret::Secret::new(PASSPHRASE.to_owned()))
+        .unwrap();
     let encrypted = dir.path().join("encrypted.p8");
     std::fs::write(&encrypted, pem.expose()).unwrap();
-    std::fs::set_permissions(&encrypted, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &encrypted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut env = emu.env();
     env.push(("PRIVATE_KEY_PASSPHRASE".into(), PASSPHRASE.into()));
-    let args: Vec<String> = ["run", "--connection", "emulator", "--full", "--private-key-file", encrypted.to_str().unwrap()].map(String::from).to_vec();
+    let args: Vec<String> = [
+        "run",
+        "--connection",
+        "emulator",
+        "--full",
+        "--private-key-file",
+        encrypted.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
 
     // What must never show: the passphrase, any 16-byte run of either key file's base64 body,
     // and any JWT (the key-pair JWT and the scoped token are both JWTs: base64url JSON headers
     // start with "eyJ").
-    let mut needles = vec![PASSPHRASE.to_owned(), "eyJ".to_owned(), "PRIVATE KEY".to_owned()];
+    let mut needles = vec![
+        PASSPHRASE.to_owned(),
+        "eyJ".to_owned(),
+        "PRIVATE KEY".to_owned(),
+    ];
     for file in [emu.key_file(), encrypted.clone()] {
         let text = std::fs::read_to_string(file).unwrap();
         for line in text.lines().filter(|l| !l.starts_with("-----")) {
-            needles.extend(line.as_bytes().chunks(16).filter(|c| c.len() == 16).map(|c| String::from_utf8_lossy(c).into_owned()));
+            needles.extend(
+                line.as_bytes()
+                    .chunks(16)
+                    .filter(|c| c.len() == 16)
+                    .map(|c| String::from_utf8_lossy(c).into_owned()),
+            );
         }
     }
     let outputs = every_output(&args, &env, &dir);
-    assert!(outputs.iter().any(|(_, o)| o.contains("stream.drop")), "the runs reached the round trip");
+    assert!(
+        outputs.iter().any(|(_, o)| o.contains("stream.drop")),
+        "the runs reached the round trip"
+    );
     for (name, output) in &outputs {
         for needle in &needles {
-            assert!(!output.contains(needle.as_str()), "{name} contains secret material {needle:?}");
+            assert!(
+                !output.contains(needle.as_str()),
+                "{name} contains secret material {needle:?}"
+            );
         }
     }
 }

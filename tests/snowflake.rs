@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use netcheck::context::Ctx;
-use netcheck::emulator::{self, defaults, EmulatorConfig};
+use netcheck::emulator::{self, EmulatorConfig, defaults};
 use netcheck::outcome::Verdict;
 use netcheck::snowflake::api::default_pipe;
 use netcheck::{registry, runner};
@@ -29,7 +29,10 @@ fn others_pass_or_skip(report: &serde_json::Value, expect: &[&str]) {
     for c in report["checks"].as_array().unwrap() {
         let id = c["id"].as_str().unwrap();
         if !expect.contains(&id) {
-            assert!(matches!(c["verdict"].as_str(), Some("pass" | "skip")), "{id} should pass or skip:\n{c:#}");
+            assert!(
+                matches!(c["verdict"].as_str(), Some("pass" | "skip")),
+                "{id} should pass or skip:\n{c:#}"
+            );
         }
     }
 }
@@ -38,12 +41,37 @@ fn others_pass_or_skip(report: &serde_json::Value, expect: &[&str]) {
 fn healthy_emulator_passes_every_check_including_the_round_trip() {
     let (code, report) = demo(&[]);
     assert_eq!(code, 0, "{report:#}");
-    for id in ["auth.keypair", "auth.jwt", "clock.skew", "policy.network", "discovery.hostname", "auth.scoped_token", "dns.ingest", "tcp.ingest", "tls.ingest", "stream.open", "stream.append", "stream.commit", "stream.drop"] {
+    for id in [
+        "auth.keypair",
+        "auth.jwt",
+        "clock.skew",
+        "policy.network",
+        "discovery.hostname",
+        "auth.scoped_token",
+        "dns.ingest",
+        "tcp.ingest",
+        "tls.ingest",
+        "stream.open",
+        "stream.append",
+        "stream.commit",
+        "stream.drop",
+    ] {
         assert_check(&report, id, "pass", None);
     }
-    assert_eq!(check(&report, "discovery.hostname")["evidence"]["ingest_host"]["host"], "myorg-myaccount.us-west-2.ingest.snowflakecomputing.com");
-    assert_eq!(check(&report, "policy.network")["evidence"]["egress_ip"], "127.0.0.1");
-    assert!(check(&report, "auth.scoped_token")["evidence"]["lifetime_s"].as_i64().unwrap() > 0);
+    assert_eq!(
+        check(&report, "discovery.hostname")["evidence"]["ingest_host"]["host"],
+        "myorg-myaccount.us-west-2.ingest.snowflakecomputing.com"
+    );
+    assert_eq!(
+        check(&report, "policy.network")["evidence"]["egress_ip"],
+        "127.0.0.1"
+    );
+    assert!(
+        check(&report, "auth.scoped_token")["evidence"]["lifetime_s"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
 }
 
 #[test]
@@ -55,16 +83,41 @@ fn faults_are_diagnosed_with_their_rows() {
         ("missing-privilege", "stream.open", "fail", "pipe-not-found"),
         ("channel-status", "stream.open", "fail", "channel-status"),
         ("throttle@open", "stream.open", "fail", "throttled"),
-        ("server-error=500@append", "stream.append", "fail", "server-error"),
+        (
+            "server-error=500@append",
+            "stream.append",
+            "fail",
+            "server-error",
+        ),
         ("reset@status", "stream.commit", "fail", "tcp-reset"),
         ("latency=6s@status", "stream.commit", "fail", "timeout"),
-        ("reopened", "stream.append", "fail", "stale-continuation-token"),
-        ("latency=400ms@open", "stream.open", "warn", "latency-budget"),
-        ("latency=300ms@token", "auth.scoped_token", "warn", "latency-budget"),
+        (
+            "reopened",
+            "stream.append",
+            "fail",
+            "stale-continuation-token",
+        ),
+        (
+            "latency=400ms@open",
+            "stream.open",
+            "warn",
+            "latency-budget",
+        ),
+        (
+            "latency=300ms@token",
+            "auth.scoped_token",
+            "warn",
+            "latency-budget",
+        ),
         ("tls12-only@ingest", "tls.ingest", "warn", "tls-legacy-only"),
         ("unknown-ca@ingest", "tls.ingest", "fail", "tls-untrusted"),
         ("expired-cert@account", "tls.account", "fail", "tls-expired"),
-        ("network-policy@ingest", "stream.open", "fail", "network-policy"),
+        (
+            "network-policy@ingest",
+            "stream.open",
+            "fail",
+            "network-policy",
+        ),
     ] {
         let (code, report) = demo(&[fault]);
         assert_check(&report, id, verdict, Some(row));
@@ -85,10 +138,19 @@ fn a_network_policy_names_the_egress_ip_and_the_fix() {
     assert_check(&report, "policy.network", "fail", Some("network-policy"));
     let ev = &check(&report, "policy.network")["evidence"];
     assert_eq!(ev["egress_ip"], "127.0.0.1");
-    assert!(ev["allow_sql"][1].as_str().unwrap().contains("'127.0.0.1/32'"));
+    assert!(
+        ev["allow_sql"][1]
+            .as_str()
+            .unwrap()
+            .contains("'127.0.0.1/32'")
+    );
     // Everything after the refused JWT is skipped with the reason, not failed again.
     assert_check(&report, "discovery.hostname", "skip", None);
-    assert_eq!(check(&report, "stream.open")["skip_reason"], "skipped because auth.jwt failed", "the root cause is named");
+    assert_eq!(
+        check(&report, "stream.open")["skip_reason"],
+        "skipped because auth.jwt failed",
+        "the root cause is named"
+    );
 }
 
 #[test]
@@ -96,24 +158,55 @@ fn rows_never_committed_time_out_with_a_clear_finding() {
     let (code, report) = demo(&["no-commit"]);
     assert_eq!(code, 1);
     assert_check(&report, "stream.commit", "fail", Some("commit-timeout"));
-    assert!(check(&report, "stream.commit")["finding"].as_str().unwrap().contains("not committed"));
+    assert!(
+        check(&report, "stream.commit")["finding"]
+            .as_str()
+            .unwrap()
+            .contains("not committed")
+    );
     assert_check(&report, "stream.drop", "pass", None);
 }
 
 #[test]
 fn without_credentials_snowflake_checks_are_skipped_and_network_checks_run() {
     let pki = support::pki::TestPki::new();
-    let server = support::tls_servers::TlsServer::start(support::tls_servers::TlsServerSpec::new(pki.good()));
+    let server = support::tls_servers::TlsServer::start(support::tls_servers::TlsServerSpec::new(
+        pki.good(),
+    ));
     let host = "myorg-myaccount.snowflakecomputing.com";
     let port = server.addr.port();
     let ca = pki.root_pem_file();
-    let r = netcheck(&["run", "--account", &format!("https://{host}:{port}"), "--resolve", &format!("{host}:{port}:127.0.0.1"), "--format", "json", "--ca-file", ca.path().to_str().unwrap()]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        &format!("https://{host}:{port}"),
+        "--resolve",
+        &format!("{host}:{port}:127.0.0.1"),
+        "--format",
+        "json",
+        "--ca-file",
+        ca.path().to_str().unwrap(),
+    ])
+    .run();
     assert_eq!(r.code, 0, "a skip is not a failure: {}", r.stdout);
     let report = r.json();
     assert_check(&report, "tls.account", "pass", None);
-    for id in ["auth.keypair", "auth.jwt", "policy.network", "discovery.hostname", "auth.scoped_token", "dns.ingest", "tcp.ingest", "tls.ingest"] {
+    for id in [
+        "auth.keypair",
+        "auth.jwt",
+        "policy.network",
+        "discovery.hostname",
+        "auth.scoped_token",
+        "dns.ingest",
+        "tcp.ingest",
+        "tls.ingest",
+    ] {
         assert_check(&report, id, "skip", None);
-        assert_eq!(check(&report, id)["skip_reason"], "no user or private key configured", "{id}");
+        assert_eq!(
+            check(&report, id)["skip_reason"],
+            "no user or private key configured",
+            "{id}"
+        );
     }
 }
 
@@ -127,35 +220,73 @@ async fn committed_rows_are_exactly_the_rows_sent() {
     let rows = 1234;
     let settings = netcheck::demo::settings_for(&emu, key, rows).unwrap();
     let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(&plan, Ctx::new(settings).unwrap(), None, std::future::pending()).await;
+    let result = runner::run(
+        &plan,
+        Ctx::new(settings).unwrap(),
+        None,
+        std::future::pending(),
+    )
+    .await;
     for r in &result.results {
-        assert!(matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip), "{}: {:?}", r.spec.id, r.outcome.finding);
+        assert!(
+            matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
+            "{}: {:?}",
+            r.spec.id,
+            r.outcome.finding
+        );
     }
-    let channel = result.results.iter().find(|r| r.spec.id == "stream.open").unwrap().outcome.evidence["channel"].as_str().unwrap().to_owned();
-    let stored = emu.rows(defaults::DATABASE, defaults::SCHEMA, &default_pipe(defaults::TABLE));
-    let ours: Vec<&serde_json::Value> = stored.iter().filter(|r| r["netcheck_channel"] == channel.as_str()).collect();
+    let channel = result
+        .results
+        .iter()
+        .find(|r| r.spec.id == "stream.open")
+        .unwrap()
+        .outcome
+        .evidence["channel"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = emu.rows(
+        defaults::DATABASE,
+        defaults::SCHEMA,
+        &default_pipe(defaults::TABLE),
+    );
+    let ours: Vec<&serde_json::Value> = stored
+        .iter()
+        .filter(|r| r["netcheck_channel"] == channel.as_str())
+        .collect();
     let seqs: Vec<u64> = ours.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs.len(), rows, "nothing lost, nothing doubled");
     assert_eq!(seqs.iter().copied().collect::<BTreeSet<_>>().len(), rows);
     assert_eq!(seqs, (0..rows as u64).collect::<Vec<_>>(), "in order");
-    let appends = emu.request_log().iter().filter(|r| r.path.ends_with("/rows")).count();
+    let appends = emu
+        .request_log()
+        .iter()
+        .filter(|r| r.path.ends_with("/rows"))
+        .count();
     assert_eq!(appends, 3, "1234 rows in batches of 500");
 }
 
 /// Runs the binary (JSON) against an in-process emulator configured by `configure`.
 async fn run_against(configure: impl FnOnce(&mut EmulatorConfig)) -> serde_json::Value {
-    let mut config = EmulatorConfig::with_user_key(&emulator::default_key().public_key().to_pem().unwrap());
+    let mut config =
+        EmulatorConfig::with_user_key(&emulator::default_key().public_key().to_pem().unwrap());
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let emu = emulator::spawn(listener, config).await.unwrap();
     let dir = support::emulate::TempDir::new("sf");
     let mut args = support::emulate::run_args(&emu, dir.path());
     args.extend(["--format", "json"].map(String::from));
-    tokio::task::spawn_blocking(move || netcheck(&args).run().json()).await.unwrap()
+    tokio::task::spawn_blocking(move || netcheck(&args).run().json())
+        .await
+        .unwrap()
 }
 
 fn other_key_pem() -> String {
-    netcheck::snowflake::keys::PrivateKey::generate(2048).unwrap().public_key().to_pem().unwrap()
+    netcheck::snowflake::keys::PrivateKey::generate(2048)
+        .unwrap()
+        .public_key()
+        .to_pem()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,10 +294,21 @@ async fn an_unregistered_key_is_jwt_rejected_with_both_fingerprints_to_compare()
     let other = other_key_pem();
     let report = run_against(|c| c.users[0].rsa_public_key = Some(other)).await;
     assert_check(&report, "auth.jwt", "fail", Some("jwt-rejected"));
-    let finding = check(&report, "auth.jwt")["finding"].as_str().unwrap().to_owned();
+    let finding = check(&report, "auth.jwt")["finding"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let ours = emulator::default_key().public_key().fingerprint();
-    assert!(finding.contains(&ours) && finding.contains("RSA_PUBLIC_KEY_FP"), "{finding}");
-    assert!(check(&report, "auth.keypair")["evidence"]["register_sql"].as_str().unwrap().starts_with("ALTER USER NETCHECK_USER SET RSA_PUBLIC_KEY='MII"));
+    assert!(
+        finding.contains(&ours) && finding.contains("RSA_PUBLIC_KEY_FP"),
+        "{finding}"
+    );
+    assert!(
+        check(&report, "auth.keypair")["evidence"]["register_sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("ALTER USER NETCHECK_USER SET RSA_PUBLIC_KEY='MII")
+    );
     assert_check(&report, "discovery.hostname", "skip", None);
 }
 
@@ -186,9 +328,15 @@ async fn a_key_registered_as_rsa_public_key_2_is_accepted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_level_network_policy_is_network_policy() {
     let report = run_against(|c| {
-        c.users[0].network_policy = Some(netcheck::emulator::NetworkPolicy { allowed: vec!["192.0.2.0/24".parse().unwrap()], blocked: vec![] });
+        c.users[0].network_policy = Some(netcheck::emulator::NetworkPolicy {
+            allowed: vec!["192.0.2.0/24".parse().unwrap()],
+            blocked: vec![],
+        });
     })
     .await;
     assert_check(&report, "policy.network", "fail", Some("network-policy"));
-    assert_eq!(check(&report, "policy.network")["evidence"]["egress_ip"], "127.0.0.1");
+    assert_eq!(
+        check(&report, "policy.network")["evidence"]["egress_ip"],
+        "127.0.0.1"
+    );
 }

@@ -8,7 +8,18 @@ use support::run::{assert_check, check, netcheck};
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
 fn tcp_run(port: u16) -> (i32, serde_json::Value) {
-    let r = netcheck(&["run", "--account", &format!("{HOST}:{port}"), "--resolve", &format!("{HOST}:{port}:127.0.0.1"), "--only", "tcp.account", "--format", "json"]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        &format!("{HOST}:{port}"),
+        "--resolve",
+        &format!("{HOST}:{port}:127.0.0.1"),
+        "--only",
+        "tcp.account",
+        "--format",
+        "json",
+    ])
+    .run();
     (r.code, r.json())
 }
 
@@ -25,9 +36,16 @@ fn open_port_passes_with_the_address_and_time() {
 
 #[test]
 fn closed_port_is_connection_refused() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (code, report) = tcp_run(port);
     assert_eq!(code, 1);
     assert_check(&report, "tcp.account", "fail", Some("connection-refused"));
-    assert_eq!(check(&report, "tcp.account")["evidence"]["attempts"][0]["error"]["kind"], "refused");
+    assert_eq!(
+        check(&report, "tcp.account")["evidence"]["attempts"][0]["error"]["kind"],
+        "refused"
+    );
 }

@@ -4,10 +4,10 @@
 
 mod support;
 
-use support::pki::{self, ServerCert, TempFile, TestPki};
-use support::run::{assert_check, check, netcheck, Run};
-use support::tls_servers::{OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec};
 use netcheck::net::tls::TlsVersions;
+use support::pki::{self, ServerCert, TempFile, TestPki};
+use support::run::{Run, assert_check, check, netcheck};
+use support::tls_servers::{OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
@@ -47,14 +47,24 @@ fn healthy_target_passes_every_check_with_exit_0() {
         assert_check(&report, id, "pass", None);
     }
     assert_check(&report, "proxy.connect", "skip", None);
-    assert!(check(&report, "proxy.connect")["skip_reason"].as_str().unwrap().contains("no proxy"));
+    assert!(
+        check(&report, "proxy.connect")["skip_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no proxy")
+    );
     let tls = &check(&report, "tls.account")["evidence"];
     assert_eq!(tls["handshakes"][0]["negotiated"]["version"], "TLSv1.3");
     assert_eq!(tls["handshakes"][1]["negotiated"]["version"], "TLSv1.2");
     let chain = tls["chain"].as_array().unwrap();
     assert_eq!(chain.len(), 2, "leaf and intermediate are recorded");
     assert!(chain[0]["sha256"].as_str().unwrap().len() == 64);
-    assert!(chain[1]["subject"].as_str().unwrap().contains("Intermediate"));
+    assert!(
+        chain[1]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("Intermediate")
+    );
 }
 
 #[test]
@@ -63,14 +73,34 @@ fn the_table_report_shows_every_check() {
     let server = serve(pki.good(), TlsVersions::Both);
     let port = server.addr.port();
     let ca = pki.root_pem_file();
-    let r = netcheck(&["run", "--account", &format!("https://{HOST}:{port}"), "--resolve", &format!("{HOST}:{port}:127.0.0.1"), "--ca-file"])
-        .args(&[ca.path().to_str().unwrap()])
-        .run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        &format!("https://{HOST}:{port}"),
+        "--resolve",
+        &format!("{HOST}:{port}:127.0.0.1"),
+        "--ca-file",
+    ])
+    .args(&[ca.path().to_str().unwrap()])
+    .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for id in ["proxy.env", "dns.account", "tcp.account", "proxy.connect", "tls.account"] {
-        assert!(r.stdout.contains(id), "{id} missing from the table:\n{}", r.stdout);
+    for id in [
+        "proxy.env",
+        "dns.account",
+        "tcp.account",
+        "proxy.connect",
+        "tls.account",
+    ] {
+        assert!(
+            r.stdout.contains(id),
+            "{id} missing from the table:\n{}",
+            r.stdout
+        );
     }
-    assert!(!r.stdout.contains("\x1b["), "no colour when stdout is not a terminal");
+    assert!(
+        !r.stdout.contains("\x1b["),
+        "no colour when stdout is not a terminal"
+    );
 }
 
 #[test]
@@ -89,13 +119,20 @@ fn tls13_only_server_passes_with_a_note() {
     let r = run_against(server.addr, Some(&pki.root_pem_file()), &[]);
     let report = r.json();
     assert_check(&report, "tls.account", "pass", None);
-    assert!(check(&report, "tls.account")["finding"].as_str().unwrap().contains("TLS 1.3 only"));
+    assert!(
+        check(&report, "tls.account")["finding"]
+            .as_str()
+            .unwrap()
+            .contains("TLS 1.3 only")
+    );
 }
 
 #[test]
 fn old_protocols_only_fail_tls_version() {
     let pki = TestPki::new();
-    let Some(server) = OpensslServer::start(&pki.good(), &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]) else {
+    let Some(server) =
+        OpensslServer::start(&pki.good(), &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"])
+    else {
         eprintln!("skipped: openssl is not installed");
         return;
     };
@@ -120,7 +157,13 @@ fn certificate_problems_map_to_their_rows() {
         assert_check(&report, "tls.account", verdict, Some(row));
         assert_eq!(r.code, i32::from(verdict == "fail"), "{row}");
         // The chain is evidence even when verification failed.
-        assert!(!check(&report, "tls.account")["evidence"]["chain"].as_array().unwrap().is_empty(), "{row}");
+        assert!(
+            !check(&report, "tls.account")["evidence"]["chain"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{row}"
+        );
     }
 }
 
@@ -131,7 +174,12 @@ fn unknown_ca_is_untrusted_without_a_proxy() {
     let r = run_against(server.addr, None, &[]);
     let report = r.json();
     assert_check(&report, "tls.account", "fail", Some("tls-untrusted"));
-    assert!(check(&report, "tls.account")["finding"].as_str().unwrap().contains("Unknown Test Root CA"));
+    assert!(
+        check(&report, "tls.account")["finding"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown Test Root CA")
+    );
 }
 
 #[test]
@@ -153,12 +201,23 @@ fn a_corporate_ca_only_the_os_trusts_is_tls_inspection() {
     let os_store = TempFile::with_contents("os-store.pem", ca.pem().as_bytes());
     let server = serve(cert, TlsVersions::Both);
     let port = server.addr.port();
-    let r = netcheck(&["run", "--account", &format!("https://{HOST}:{port}"), "--resolve", &format!("{HOST}:{port}:127.0.0.1"), "--format", "json"])
-        .env("SSL_CERT_FILE", os_store.path().to_str().unwrap())
-        .run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        &format!("https://{HOST}:{port}"),
+        "--resolve",
+        &format!("{HOST}:{port}:127.0.0.1"),
+        "--format",
+        "json",
+    ])
+    .env("SSL_CERT_FILE", os_store.path().to_str().unwrap())
+    .run();
     let report = r.json();
     assert_check(&report, "tls.account", "fail", Some("tls-inspection"));
-    assert_eq!(check(&report, "tls.account")["evidence"]["trusted_by_os_store"], true);
+    assert_eq!(
+        check(&report, "tls.account")["evidence"]["trusted_by_os_store"],
+        true
+    );
 }
 
 #[test]
@@ -181,9 +240,26 @@ fn silent_server_times_out_within_the_step_timeout() {
 fn the_run_deadline_bounds_everything() {
     let server = RawServer::start(RawBehaviour::Silent);
     let port = server.addr.port();
-    let r = netcheck(&["run", "--account", &format!("https://{HOST}:{port}"), "--resolve", &format!("{HOST}:{port}:127.0.0.1"), "--format", "json", "--timeout", "5", "--deadline", "1"]).run();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        &format!("https://{HOST}:{port}"),
+        "--resolve",
+        &format!("{HOST}:{port}:127.0.0.1"),
+        "--format",
+        "json",
+        "--timeout",
+        "5",
+        "--deadline",
+        "1",
+    ])
+    .run();
     let report = r.json();
     assert_eq!(report["ending"], "deadline");
     assert_check(&report, "tls.account", "fail", Some("timeout"));
-    assert!(r.elapsed.as_secs_f64() < 2.5, "a 1 s deadline took {:?}", r.elapsed);
+    assert!(
+        r.elapsed.as_secs_f64() < 2.5,
+        "a 1 s deadline took {:?}",
+        r.elapsed
+    );
 }

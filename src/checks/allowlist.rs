@@ -19,7 +19,13 @@ use crate::registry::CheckSpec;
 use crate::snowflake::api::Endpoint;
 
 // After auth.jwt: the list may come from the SQL API, with the key-pair JWT.
-pub const HOSTS: CheckSpec = CheckSpec::new("allowlist.hosts", "Allowlist: every host Snowflake clients need", &["proxy.env"], |ctx| Box::pin(run(ctx))).after(&["auth.jwt"]);
+pub const HOSTS: CheckSpec = CheckSpec::new(
+    "allowlist.hosts",
+    "Allowlist: every host Snowflake clients need",
+    &["proxy.env"],
+    |ctx| Box::pin(run(ctx)),
+)
+.after(&["auth.jwt"]);
 
 /// One entry of `SYSTEM$ALLOWLIST()`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,17 +64,33 @@ struct Evidence {
 async fn run(ctx: Ctx) -> Outcome {
     let (entries, source) = match list(&ctx).await {
         Ok(Some(x)) => x,
-        Ok(None) => return Outcome::skip(SkipReason::NotConfigured("no --allowlist file and no warehouse configured".into())),
+        Ok(None) => {
+            return Outcome::skip(SkipReason::NotConfigured(
+                "no --allowlist file and no warehouse configured".into(),
+            ));
+        }
         Err(outcome) => return outcome,
     };
-    let (wildcards, entries): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.host.starts_with('*'));
+    let (wildcards, entries): (Vec<Entry>, Vec<Entry>) =
+        entries.into_iter().partition(|e| e.host.starts_with('*'));
     let concurrency = ctx.settings.concurrency;
-    let probes: Vec<Probe> = futures::stream::iter(entries.into_iter().map(|e| probe(&ctx, e))).buffered(concurrency).collect().await;
+    let probes: Vec<Probe> = futures::stream::iter(entries.into_iter().map(|e| probe(&ctx, e)))
+        .buffered(concurrency)
+        .collect()
+        .await;
     let failed: Vec<&Probe> = probes.iter().filter(|p| !p.ok).collect();
     let summary: Vec<String> = failed
         .iter()
         .take(5)
-        .map(|p| format!("{} {}:{} ({} failed)", p.entry.kind, p.entry.host, p.entry.port, p.failed_at.unwrap_or("?")))
+        .map(|p| {
+            format!(
+                "{} {}:{} ({} failed)",
+                p.entry.kind,
+                p.entry.host,
+                p.entry.port,
+                p.failed_at.unwrap_or("?")
+            )
+        })
         .collect();
     let evidence = Evidence {
         source,
@@ -78,12 +100,23 @@ async fn run(ctx: Ctx) -> Outcome {
         hosts: Vec::new(),
     };
     let (n, total) = (failed.len(), probes.len());
-    let evidence = Evidence { hosts: probes, ..evidence };
+    let evidence = Evidence {
+        hosts: probes,
+        ..evidence
+    };
     if n == 0 {
         return Outcome::pass(format!("all {total} listed hosts reachable"), evidence);
     }
-    let more = if n > summary.len() { format!(" and {} more", n - summary.len()) } else { String::new() };
-    Outcome::fail(RowId::AllowlistUnreachable, format!("{n} of {total} unreachable: {}{more}", summary.join(", ")), evidence)
+    let more = if n > summary.len() {
+        format!(" and {} more", n - summary.len())
+    } else {
+        String::new()
+    };
+    Outcome::fail(
+        RowId::AllowlistUnreachable,
+        format!("{n} of {total} unreachable: {}{more}", summary.join(", ")),
+        evidence,
+    )
 }
 
 /// The allowlist, from the file or the SQL API; `None` when neither is configured.
@@ -91,7 +124,12 @@ async fn list(ctx: &Ctx) -> Result<Option<(Vec<Entry>, String)>, Outcome> {
     if let Some(entries) = &ctx.settings.allowlist {
         return Ok(Some((entries.clone(), "--allowlist".into())));
     }
-    if ctx.settings.snowflake.as_ref().is_none_or(|s| s.warehouse.is_none()) {
+    if ctx
+        .settings
+        .snowflake
+        .as_ref()
+        .is_none_or(|s| s.warehouse.is_none())
+    {
         return Ok(None);
     }
     let result = policy::statement(ctx, "SELECT SYSTEM$ALLOWLIST()").await;
@@ -101,43 +139,79 @@ async fn list(ctx: &Ctx) -> Result<Option<(Vec<Entry>, String)>, Outcome> {
         parsed = Some(parse(&text).map_err(|e| (RowId::ApiError, e))?);
         Ok(String::new())
     });
-    parsed.map(|entries| Some((entries, "SELECT SYSTEM$ALLOWLIST()".into()))).ok_or(outcome)
+    parsed
+        .map(|entries| Some((entries, "SELECT SYSTEM$ALLOWLIST()".into())))
+        .ok_or(outcome)
 }
 
 /// Parses the JSON output of `SYSTEM$ALLOWLIST()` (also the `_PRIVATELINK` variant).
 pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
-    serde_json::from_str(text).map_err(|e| format!("not the JSON output of SYSTEM$ALLOWLIST(): {e}"))
+    serde_json::from_str(text)
+        .map_err(|e| format!("not the JSON output of SYSTEM$ALLOWLIST(): {e}"))
 }
 
 /// DNS then TCP (through the proxy's CONNECT tunnel when one applies to HTTPS hosts).
 async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
     let start = Instant::now();
     let timeout = ctx.settings.timeout;
-    let scheme = if entry.port == 80 { TargetScheme::Http } else { TargetScheme::Https };
+    let scheme = if entry.port == 80 {
+        TargetScheme::Http
+    } else {
+        TargetScheme::Https
+    };
     let route = proxy::decide(&ctx.settings.proxy, scheme, &entry.host);
     let failure = |at, error: String| (Some(at), Some(error));
     let (failed_at, error) = match route {
         Ok(ProxyDecision::Proxy { proxy, .. }) if scheme == TargetScheme::Https => {
-            match ctx.net.resolver.resolve(&proxy.host, proxy.port, timeout).await {
+            match ctx
+                .net
+                .resolver
+                .resolve(&proxy.host, proxy.port, timeout)
+                .await
+            {
                 Err(e) => failure("proxy", e.message),
-                Ok(res) => match connect::connect(SocketAddr::new(res.addrs[0], proxy.port), timeout).await {
-                    Err(e) => failure("proxy", e.to_string()),
-                    Ok((stream, _)) => match proxy::connect_tunnel(stream, &proxy, &entry.host, entry.port, timeout).await {
+                Ok(res) => {
+                    match connect::connect(SocketAddr::new(res.addrs[0], proxy.port), timeout).await
+                    {
                         Err(e) => failure("proxy", e.to_string()),
-                        Ok(_) => (None, None),
-                    },
-                },
+                        Ok((stream, _)) => match proxy::connect_tunnel(
+                            stream,
+                            &proxy,
+                            &entry.host,
+                            entry.port,
+                            timeout,
+                        )
+                        .await
+                        {
+                            Err(e) => failure("proxy", e.to_string()),
+                            Ok(_) => (None, None),
+                        },
+                    }
+                }
             }
         }
-        _ => match ctx.net.resolver.resolve(&entry.host, entry.port, timeout).await {
+        _ => match ctx
+            .net
+            .resolver
+            .resolve(&entry.host, entry.port, timeout)
+            .await
+        {
             Err(e) => failure("dns", e.message),
-            Ok(res) => match connect::connect(SocketAddr::new(res.addrs[0], entry.port), timeout).await {
-                Err(e) => failure("connect", e.to_string()),
-                Ok(_) => (None, None),
-            },
+            Ok(res) => {
+                match connect::connect(SocketAddr::new(res.addrs[0], entry.port), timeout).await {
+                    Err(e) => failure("connect", e.to_string()),
+                    Ok(_) => (None, None),
+                }
+            }
         },
     };
-    Probe { ok: failed_at.is_none(), entry, failed_at, error, elapsed: start.elapsed() }
+    Probe {
+        ok: failed_at.is_none(),
+        entry,
+        failed_at,
+        error,
+        elapsed: start.elapsed(),
+    }
 }
 
 #[cfg(test)]
@@ -146,10 +220,16 @@ mod tests {
 
     #[test]
     fn parses_the_documented_shape() {
-        let list = parse(r#"[{"type":"SNOWFLAKE_DEPLOYMENT","host":"xy12345.snowflakecomputing.com","port":443},
-            {"type":"OCSP_RESPONDER","host":"o.ss2.us","port":80}]"#).unwrap();
+        let list = parse(
+            r#"[{"type":"SNOWFLAKE_DEPLOYMENT","host":"xy12345.snowflakecomputing.com","port":443},
+            {"type":"OCSP_RESPONDER","host":"o.ss2.us","port":80}]"#,
+        )
+        .unwrap();
         assert_eq!(list.len(), 2);
-        assert_eq!((list[1].kind.as_str(), list[1].port), ("OCSP_RESPONDER", 80));
+        assert_eq!(
+            (list[1].kind.as_str(), list[1].port),
+            ("OCSP_RESPONDER", 80)
+        );
         assert!(parse("{}").is_err());
     }
 }

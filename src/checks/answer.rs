@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::api::{CallError, Reply};
 use crate::catalog::RowId;
 use crate::outcome::Outcome;
-use crate::snowflake::api::{codes, Endpoint};
+use crate::snowflake::api::{Endpoint, codes};
 
 /// The upper end of each phase's typical latency (seed's latency table).
 #[must_use]
@@ -61,16 +61,35 @@ fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 impl CallEvidence {
     fn new(call: Endpoint, result: &Result<Reply, CallError>) -> Self {
         let (status, elapsed, retries, error, transport_error) = match result {
-            Ok(r) => (Some(r.status), r.elapsed, r.retries, (!r.ok()).then(|| r.error()).flatten(), None),
+            Ok(r) => (
+                Some(r.status),
+                r.elapsed,
+                r.retries,
+                (!r.ok()).then(|| r.error()).flatten(),
+                None,
+            ),
             Err(e) => (None, Duration::ZERO, 0, None, Some(e.clone())),
         };
         let (error_code, message) = error.map_or((None, None), |e| (Some(e.code), e.message));
-        Self { call, status, elapsed, budget: budget(call), retries, error_code, message, transport_error, extra: serde_json::Map::new() }
+        Self {
+            call,
+            status,
+            elapsed,
+            budget: budget(call),
+            retries,
+            error_code,
+            message,
+            transport_error,
+            extra: serde_json::Map::new(),
+        }
     }
 
     /// Adds a field to the evidence.
     pub fn add(&mut self, key: &str, value: impl Serialize) {
-        self.extra.insert(key.to_owned(), serde_json::to_value(value).unwrap_or_default());
+        self.extra.insert(
+            key.to_owned(),
+            serde_json::to_value(value).unwrap_or_default(),
+        );
     }
 }
 
@@ -79,7 +98,11 @@ pub type Judged = Result<String, (RowId, String)>;
 
 /// Turns one call's result into an outcome: no answer and refusals are classified here; a 2xx
 /// answer is judged by `on_ok`; a pass that took longer than the phase's budget is a warning.
-pub fn judge(call: Endpoint, result: &Result<Reply, CallError>, on_ok: impl FnOnce(&Reply, &mut CallEvidence) -> Judged) -> Outcome {
+pub fn judge(
+    call: Endpoint,
+    result: &Result<Reply, CallError>,
+    on_ok: impl FnOnce(&Reply, &mut CallEvidence) -> Judged,
+) -> Outcome {
     let mut evidence = CallEvidence::new(call, result);
     let reply = match result {
         Err(e) => return Outcome::fail(call_failure(e), format!("{call}: {e}"), evidence),
@@ -93,7 +116,11 @@ pub fn judge(call: Endpoint, result: &Result<Reply, CallError>, on_ok: impl FnOn
         Err((row, finding)) => Outcome::fail(row, finding, evidence),
         Ok(finding) => match budget(call) {
             Some(b) if reply.elapsed > b => {
-                let over = format!("{finding}; {call} took {:.0} ms, over its {} ms budget", crate::net::ms(reply.elapsed), b.as_millis());
+                let over = format!(
+                    "{finding}; {call} took {:.0} ms, over its {} ms budget",
+                    crate::net::ms(reply.elapsed),
+                    b.as_millis()
+                );
                 Outcome::warn(RowId::LatencyBudget, over, evidence)
             }
             _ => Outcome::pass(finding, evidence),
@@ -106,7 +133,9 @@ pub fn judge(call: Endpoint, result: &Result<Reply, CallError>, on_ok: impl FnOn
 pub fn call_failure(e: &CallError) -> RowId {
     match e {
         CallError::Timeout(_) => RowId::Timeout,
-        CallError::Transport { socket: Some(kind), .. } => crate::checks::tcp::classify(*kind),
+        CallError::Transport {
+            socket: Some(kind), ..
+        } => crate::checks::tcp::classify(*kind),
         CallError::Transport { socket: None, .. } => RowId::ApiUnreachable,
     }
 }
@@ -116,23 +145,38 @@ pub fn call_failure(e: &CallError) -> RowId {
 pub fn classify(reply: &Reply) -> (RowId, String) {
     let error = reply.error();
     let code = error.as_ref().map(|e| e.code.as_str()).unwrap_or_default();
-    let message = error.as_ref().and_then(|e| e.message.clone()).unwrap_or_else(|| code.to_owned());
+    let message = error
+        .as_ref()
+        .and_then(|e| e.message.clone())
+        .unwrap_or_else(|| code.to_owned());
     let said = |what: &str| format!("{} {what}: {message}", reply.status);
     if let Some(ip) = policy_block(reply) {
-        return (RowId::NetworkPolicy, format!("{} network policy: Snowflake does not allow requests from {ip}", reply.status));
+        return (
+            RowId::NetworkPolicy,
+            format!(
+                "{} network policy: Snowflake does not allow requests from {ip}",
+                reply.status
+            ),
+        );
     }
     let row = match (reply.status, code) {
         (401, codes::JWT_TOKEN_INVALID) => RowId::JwtRejected,
         (401, _) => RowId::TokenRejected,
         (403, _) => RowId::Forbidden,
-        (404, c) if c.contains("DOES_NOT_EXIST") || c.contains("NOT_AUTHORIZED") => RowId::PipeNotFound,
+        (404, c) if c.contains("DOES_NOT_EXIST") || c.contains("NOT_AUTHORIZED") => {
+            RowId::PipeNotFound
+        }
         (409, _) => RowId::ChannelConflict,
         (429, _) => RowId::Throttled,
         (_, codes::STALE_CONTINUATION_TOKEN_SEQUENCER) => RowId::StaleContinuationToken,
         (s, _) if s >= 500 => RowId::ServerError,
         _ => RowId::ApiError,
     };
-    let retried = if reply.retries > 0 { format!(" (after {} retries)", reply.retries) } else { String::new() };
+    let retried = if reply.retries > 0 {
+        format!(" (after {} retries)", reply.retries)
+    } else {
+        String::new()
+    };
     (row, format!("{}{retried}", said(code)))
 }
 
@@ -144,9 +188,16 @@ pub fn policy_block(reply: &Reply) -> Option<String> {
         return None;
     }
     let error = reply.error();
-    let message = error.as_ref().and_then(|e| e.message.as_deref()).unwrap_or(&reply.body);
-    let blocked = error.as_ref().is_some_and(|e| e.code == codes::IP_NOT_ALLOWED) || message.contains("is not allowed to access Snowflake");
-    blocked.then(|| quoted_ip(message).unwrap_or_else(|| "an address Snowflake did not quote".into()))
+    let message = error
+        .as_ref()
+        .and_then(|e| e.message.as_deref())
+        .unwrap_or(&reply.body);
+    let blocked = error
+        .as_ref()
+        .is_some_and(|e| e.code == codes::IP_NOT_ALLOWED)
+        || message.contains("is not allowed to access Snowflake");
+    blocked
+        .then(|| quoted_ip(message).unwrap_or_else(|| "an address Snowflake did not quote".into()))
 }
 
 /// `Incoming request with IP/Token 1.2.3.4 is not allowed …` → `1.2.3.4`.
@@ -163,7 +214,13 @@ mod tests {
     use super::*;
 
     fn reply(status: u16, body: &str) -> Reply {
-        Reply { status, body: body.into(), date: None, elapsed: Duration::ZERO, retries: 0 }
+        Reply {
+            status,
+            body: body.into(),
+            date: None,
+            elapsed: Duration::ZERO,
+            retries: 0,
+        }
     }
 
     #[test_case(401, r#"{"code":"390144","message":"JWT token is invalid. [x]"}"#, RowId::JwtRejected; "jwt")]
@@ -183,7 +240,10 @@ mod tests {
 
     #[test]
     fn quotes_the_egress_ip() {
-        let r = reply(401, r#"{"code":"390422","message":"Incoming request with IP/Token 203.0.113.7 is not allowed to access Snowflake."}"#);
+        let r = reply(
+            401,
+            r#"{"code":"390422","message":"Incoming request with IP/Token 203.0.113.7 is not allowed to access Snowflake."}"#,
+        );
         assert_eq!(policy_block(&r).as_deref(), Some("203.0.113.7"));
         assert_eq!(policy_block(&reply(200, "")), None);
     }

@@ -15,13 +15,30 @@ use crate::secret::Secret;
 use crate::snowflake::account::{jwt_account, jwt_user};
 use crate::snowflake::api::{self as sf, Endpoint};
 
-pub const KEYPAIR: CheckSpec = CheckSpec::new("auth.keypair", "Auth: private key and fingerprint", &[], |ctx| Box::pin(keypair(ctx)));
-pub const JWT: CheckSpec = CheckSpec::new("auth.jwt", "Auth: account accepts the key-pair JWT", &["auth.keypair", "tls.account"], |ctx| Box::pin(jwt(ctx)));
-pub const SCOPED_TOKEN: CheckSpec = CheckSpec::new("auth.scoped_token", "Auth: token scoped to the ingest host", &["discovery.hostname"], |ctx| Box::pin(scoped_token(ctx)));
+pub const KEYPAIR: CheckSpec = CheckSpec::new(
+    "auth.keypair",
+    "Auth: private key and fingerprint",
+    &[],
+    |ctx| Box::pin(keypair(ctx)),
+);
+pub const JWT: CheckSpec = CheckSpec::new(
+    "auth.jwt",
+    "Auth: account accepts the key-pair JWT",
+    &["auth.keypair", "tls.account"],
+    |ctx| Box::pin(jwt(ctx)),
+);
+pub const SCOPED_TOKEN: CheckSpec = CheckSpec::new(
+    "auth.scoped_token",
+    "Auth: token scoped to the ingest host",
+    &["discovery.hostname"],
+    |ctx| Box::pin(scoped_token(ctx)),
+);
 
 /// The skip of every Snowflake check when no credentials are configured.
 pub(crate) fn not_configured() -> Outcome {
-    Outcome::skip(SkipReason::NotConfigured("no user or private key configured".into()))
+    Outcome::skip(SkipReason::NotConfigured(
+        "no user or private key configured".into(),
+    ))
 }
 
 #[derive(Serialize)]
@@ -41,7 +58,9 @@ struct KeyEvidence<'a> {
 
 #[allow(clippy::unused_async)] // every check has the async signature the registry dispatches
 async fn keypair(ctx: Ctx) -> Outcome {
-    let Some(sf) = &ctx.settings.snowflake else { return not_configured() };
+    let Some(sf) = &ctx.settings.snowflake else {
+        return not_configured();
+    };
     let public = sf.key.public_key();
     let fingerprint = public.fingerprint();
     let body: String = public
@@ -57,19 +76,26 @@ async fn keypair(ctx: Ctx) -> Outcome {
         bits: sf.key.bits(),
         fingerprint: &fingerprint,
         register_sql: format!("ALTER USER {user} SET RSA_PUBLIC_KEY='{body}';"),
-        compare_sql: format!("DESC USER {user};  -- RSA_PUBLIC_KEY_FP or RSA_PUBLIC_KEY_2_FP must be {fingerprint}"),
+        compare_sql: format!(
+            "DESC USER {user};  -- RSA_PUBLIC_KEY_FP or RSA_PUBLIC_KEY_2_FP must be {fingerprint}"
+        ),
         warnings: &sf.key_warnings,
         user,
     };
     match sf.key_warnings.first() {
         Some(w) => Outcome::warn(RowId::KeyPermissions, w.clone(), evidence),
-        None => Outcome::pass(format!("{}-bit RSA key, fingerprint {fingerprint}", sf.key.bits()), evidence),
+        None => Outcome::pass(
+            format!("{}-bit RSA key, fingerprint {fingerprint}", sf.key.bits()),
+            evidence,
+        ),
     }
 }
 
 /// `GET /v2/streaming/hostname` with a fresh key-pair JWT, as the SDK sends it.
 async fn jwt(ctx: Ctx) -> Outcome {
-    let Some(sf) = &ctx.settings.snowflake else { return not_configured() };
+    let Some(sf) = &ctx.settings.snowflake else {
+        return not_configured();
+    };
     let token = match ctx.jwt() {
         Ok(t) => t,
         Err(e) => return Outcome::fail(RowId::JwtRejected, format!("cannot mint a JWT: {e}"), ()),
@@ -92,14 +118,25 @@ async fn jwt(ctx: Ctx) -> Outcome {
     let fingerprint = sf.key.public_key().fingerprint();
     let outcome = answer::judge(Endpoint::Hostname, &result, |_, ev| {
         ev.add("fingerprint", &fingerprint);
-        Ok(format!("{} accepted the JWT of {} (key {fingerprint})", ctx.settings.account.host, jwt_user(&sf.user)))
+        Ok(format!(
+            "{} accepted the JWT of {} (key {fingerprint})",
+            ctx.settings.account.host,
+            jwt_user(&sf.user)
+        ))
     });
     // The discovery phase's latency is judged by discovery.hostname, which reports that phase.
     match outcome.diagnosis {
-        Some(RowId::LatencyBudget) => Outcome { verdict: crate::outcome::Verdict::Pass, diagnosis: None, ..outcome },
+        Some(RowId::LatencyBudget) => Outcome {
+            verdict: crate::outcome::Verdict::Pass,
+            diagnosis: None,
+            ..outcome
+        },
         Some(RowId::JwtRejected) => {
             let mut o = outcome;
-            o.finding = format!("{}; compare DESC USER's RSA_PUBLIC_KEY_FP with {fingerprint}, then check account/user and clock.skew", o.finding);
+            o.finding = format!(
+                "{}; compare DESC USER's RSA_PUBLIC_KEY_FP with {fingerprint}, then check account/user and clock.skew",
+                o.finding
+            );
             o
         }
         _ => outcome,
@@ -113,7 +150,9 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
         return not_configured();
     }
     let Some(ingest) = ctx.endpoint(HostRole::Ingest) else {
-        return Outcome::skip(SkipReason::NotConfigured("no ingest host was discovered".into()));
+        return Outcome::skip(SkipReason::NotConfigured(
+            "no ingest host was discovered".into(),
+        ));
     };
     let jwt = match ctx.jwt() {
         Ok(t) => t,
@@ -135,9 +174,13 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
     answer::judge(Endpoint::Token, &result, |reply, ev| -> Judged {
         let token = sf::bare_or_json_field(&reply.body, "token")
             .filter(|t| !t.is_empty())
-            .ok_or((RowId::ApiError, "the token exchange answered 200 without a token".to_owned()))?;
+            .ok_or((
+                RowId::ApiError,
+                "the token exchange answered 200 without a token".to_owned(),
+            ))?;
         ev.add("scope", &ingest.host);
-        let lifetime = sf::scoped_token_expiry(&token).map(|exp| exp - time::OffsetDateTime::now_utc().unix_timestamp());
+        let lifetime = sf::scoped_token_expiry(&token)
+            .map(|exp| exp - time::OffsetDateTime::now_utc().unix_timestamp());
         if let Some(secs) = lifetime {
             ev.add("lifetime_s", secs);
         }

@@ -13,7 +13,13 @@ use crate::registry::CheckSpec;
 use crate::snowflake::api::{self as sf, Endpoint};
 
 // After auth.jwt: its answer carries a Date (a 401 too), and reading it saves a round trip.
-pub const SKEW: CheckSpec = CheckSpec::new("clock.skew", "Clock: local time vs Snowflake's", &["tls.account"], |ctx| Box::pin(run(ctx))).after(&["auth.jwt"]);
+pub const SKEW: CheckSpec = CheckSpec::new(
+    "clock.skew",
+    "Clock: local time vs Snowflake's",
+    &["tls.account"],
+    |ctx| Box::pin(run(ctx)),
+)
+.after(&["auth.jwt"]);
 
 /// Past this the clock is worth fixing; past [`FAIL_SECS`] Snowflake refuses JWTs.
 const WARN_SECS: i64 = 30;
@@ -31,25 +37,61 @@ struct Evidence {
 }
 
 async fn run(ctx: Ctx) -> Outcome {
-    let (server, source) = if let Some(date) = ctx.facts.hostname_reply.get().and_then(|r| r.date) { (date, "auth.jwt answer") } else {
+    let (server, source) = if let Some(date) = ctx.facts.hostname_reply.get().and_then(|r| r.date) {
+        (date, "auth.jwt answer")
+    } else {
         // No JWT answer (no credentials): an unauthenticated request still gets a Date.
         let url = format!("{}{}", ctx.settings.account.url(), sf::HOSTNAME_PATH);
         let http = ctx.net.api.http();
-        match ctx.net.api.call(Endpoint::Hostname, || http.get(&url).header(ACCEPT, "application/json")).await {
+        match ctx
+            .net
+            .api
+            .call(Endpoint::Hostname, || {
+                http.get(&url).header(ACCEPT, "application/json")
+            })
+            .await
+        {
             Ok(reply) => match reply.date {
                 Some(d) => (d, "unauthenticated request"),
-                None => return Outcome::skip(SkipReason::NotConfigured("the server sent no Date header".into())),
+                None => {
+                    return Outcome::skip(SkipReason::NotConfigured(
+                        "the server sent no Date header".into(),
+                    ));
+                }
             },
-            Err(e) => return Outcome::fail(answer::call_failure(&e), format!("no answer to read the server's clock from: {e}"), ()),
+            Err(e) => {
+                return Outcome::fail(
+                    answer::call_failure(&e),
+                    format!("no answer to read the server's clock from: {e}"),
+                    (),
+                );
+            }
         }
     };
     let local = OffsetDateTime::now_utc();
     let skew_s = (local - server).whole_seconds();
-    let evidence = Evidence { local, server, skew_s, source };
-    let finding = format!("local clock is {} s {} Snowflake's", skew_s.abs(), if skew_s >= 0 { "ahead of" } else { "behind" });
+    let evidence = Evidence {
+        local,
+        server,
+        skew_s,
+        source,
+    };
+    let finding = format!(
+        "local clock is {} s {} Snowflake's",
+        skew_s.abs(),
+        if skew_s >= 0 { "ahead of" } else { "behind" }
+    );
     match skew_s.abs() {
-        s if s > FAIL_SECS => Outcome::fail(RowId::ClockSkew, format!("{finding}: JWTs will be refused (limit {FAIL_SECS} s)"), evidence),
-        s if s > WARN_SECS => Outcome::warn(RowId::ClockSkew, format!("{finding}: close to the {FAIL_SECS} s limit"), evidence),
+        s if s > FAIL_SECS => Outcome::fail(
+            RowId::ClockSkew,
+            format!("{finding}: JWTs will be refused (limit {FAIL_SECS} s)"),
+            evidence,
+        ),
+        s if s > WARN_SECS => Outcome::warn(
+            RowId::ClockSkew,
+            format!("{finding}: close to the {FAIL_SECS} s limit"),
+            evidence,
+        ),
         _ => Outcome::pass(finding, evidence),
     }
 }

@@ -11,7 +11,12 @@ use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{self as sf, Endpoint};
 use crate::target::{self, HostKind};
 
-pub const HOSTNAME: CheckSpec = CheckSpec::new("discovery.hostname", "Discovery: streaming ingest host", &["auth.jwt"], |ctx| Box::pin(run(ctx)));
+pub const HOSTNAME: CheckSpec = CheckSpec::new(
+    "discovery.hostname",
+    "Discovery: streaming ingest host",
+    &["auth.jwt"],
+    |ctx| Box::pin(run(ctx)),
+);
 
 #[allow(clippy::unused_async)] // every check has the async signature the registry dispatches
 async fn run(ctx: Ctx) -> Outcome {
@@ -19,24 +24,36 @@ async fn run(ctx: Ctx) -> Outcome {
         return not_configured();
     }
     let Some(reply) = ctx.facts.hostname_reply.get().cloned() else {
-        return Outcome::skip(SkipReason::NotConfigured("no discovery answer to read".into()));
+        return Outcome::skip(SkipReason::NotConfigured(
+            "no discovery answer to read".into(),
+        ));
     };
     let mut unexpected = false;
     let outcome = answer::judge(Endpoint::Hostname, &Ok(reply), |reply, ev| -> Judged {
         let raw = sf::bare_or_json_field(&reply.body, "hostname").unwrap_or_default();
         let host = normalize_host(&raw);
         if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
-            return Err((RowId::DiscoveryFailed, format!("discovery answered {:?}, not a host name", truncate(&reply.body))));
+            return Err((
+                RowId::DiscoveryFailed,
+                format!(
+                    "discovery answered {:?}, not a host name",
+                    truncate(&reply.body)
+                ),
+            ));
         }
         let endpoint = target::Endpoint::for_host(&host, ctx.settings.account.port);
         ev.add("raw", &raw);
         ev.add("ingest_host", &endpoint);
-        unexpected = endpoint.kind == HostKind::Custom && ctx.settings.account.kind != HostKind::Custom;
+        unexpected =
+            endpoint.kind == HostKind::Custom && ctx.settings.account.kind != HostKind::Custom;
         let _ = ctx.facts.ingest_host.set(endpoint);
         Ok(format!("ingest host {host}"))
     });
     if unexpected && outcome.verdict == crate::outcome::Verdict::Pass {
-        let finding = format!("{}: not under snowflakecomputing.com or .cn", outcome.finding);
+        let finding = format!(
+            "{}: not under snowflakecomputing.com or .cn",
+            outcome.finding
+        );
         return Outcome::warn(RowId::DiscoveryUnexpectedHost, finding, outcome.evidence);
     }
     outcome

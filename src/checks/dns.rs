@@ -14,8 +14,20 @@ use crate::net::resolver::{DnsFailure, DnsFailureKind, Resolution, ResolverInfo}
 use crate::outcome::Outcome;
 use crate::target::HostKind;
 
-host_check!(ACCOUNT, "dns.account", "DNS: account host resolves", [], HostRole::Account);
-host_check!(INGEST, "dns.ingest", "DNS: ingest host resolves", ["discovery.hostname"], HostRole::Ingest);
+host_check!(
+    ACCOUNT,
+    "dns.account",
+    "DNS: account host resolves",
+    [],
+    HostRole::Account
+);
+host_check!(
+    INGEST,
+    "dns.ingest",
+    "DNS: ingest host resolves",
+    ["discovery.hostname"],
+    HostRole::Ingest
+);
 
 #[derive(Serialize)]
 struct Evidence<'a> {
@@ -39,26 +51,63 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
     };
     let resolver = &ctx.net.resolver;
     let host = endpoint.host.as_str();
-    match resolver.resolve(host, endpoint.port, ctx.settings.timeout).await {
+    match resolver
+        .resolve(host, endpoint.port, ctx.settings.timeout)
+        .await
+    {
         Ok(res) => {
             let _ = ctx.host_facts(role).addrs.set(res.addrs.clone());
-            let evidence = Evidence { host, resolver: resolver.info(), answer: Answer::Resolved(&res) };
-            let list = res.addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            let evidence = Evidence {
+                host,
+                resolver: resolver.info(),
+                answer: Answer::Resolved(&res),
+            };
+            let list = res
+                .addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
             if let Some(addr) = res.addrs.iter().find(|a| a.is_unspecified()) {
-                return Outcome::fail(RowId::DnsSinkhole, format!("{host} → {addr}: blocked by a DNS filter"), evidence);
+                return Outcome::fail(
+                    RowId::DnsSinkhole,
+                    format!("{host} → {addr}: blocked by a DNS filter"),
+                    evidence,
+                );
             }
             match misplaced_address(endpoint.kind, &res.addrs) {
-                Some((row, addr)) => Outcome::warn(row, format!("{host} → {addr}: {}", row.row().symptom), evidence),
-                None => Outcome::pass(format!("{host} → {list} in {:.1} ms", crate::net::ms(res.elapsed)), evidence),
+                Some((row, addr)) => Outcome::warn(
+                    row,
+                    format!("{host} → {addr}: {}", row.row().symptom),
+                    evidence,
+                ),
+                None => Outcome::pass(
+                    format!("{host} → {list} in {:.1} ms", crate::net::ms(res.elapsed)),
+                    evidence,
+                ),
             }
         }
         Err(err) => {
-            let evidence = Evidence { host, resolver: resolver.info(), answer: Answer::Failed { error: &err } };
+            let evidence = Evidence {
+                host,
+                resolver: resolver.info(),
+                answer: Answer::Failed { error: &err },
+            };
             // Through a proxy, the proxy resolves the name: a local failure is information.
             if let Ok(ProxyDecision::Proxy { proxy, .. }) = ctx.route(&endpoint) {
-                return Outcome::pass(format!("{host}: {} locally; the proxy {proxy} resolves it", err.message), evidence);
+                return Outcome::pass(
+                    format!(
+                        "{host}: {} locally; the proxy {proxy} resolves it",
+                        err.message
+                    ),
+                    evidence,
+                );
             }
-            Outcome::fail(classify(err.kind), format!("{host}: {}", err.message), evidence)
+            Outcome::fail(
+                classify(err.kind),
+                format!("{host}: {}", err.message),
+                evidence,
+            )
         }
     }
 }
@@ -76,8 +125,14 @@ fn classify(kind: DnsFailureKind) -> RowId {
 /// A public host answering with a private address, or a `PrivateLink` host with a public one.
 fn misplaced_address(kind: HostKind, addrs: &[IpAddr]) -> Option<(RowId, IpAddr)> {
     match kind {
-        HostKind::Public | HostKind::China => addrs.iter().find(|a| is_private(**a)).map(|a| (RowId::DnsPrivateAddress, *a)),
-        HostKind::PrivateLink => addrs.iter().find(|a| is_public(**a)).map(|a| (RowId::DnsPublicAddress, *a)),
+        HostKind::Public | HostKind::China => addrs
+            .iter()
+            .find(|a| is_private(**a))
+            .map(|a| (RowId::DnsPrivateAddress, *a)),
+        HostKind::PrivateLink => addrs
+            .iter()
+            .find(|a| is_public(**a))
+            .map(|a| (RowId::DnsPublicAddress, *a)),
         HostKind::Custom => None,
     }
 }

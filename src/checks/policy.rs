@@ -15,9 +15,15 @@ use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason, Verdict};
 use crate::registry::CheckSpec;
 use crate::snowflake::account::jwt_user;
-use crate::snowflake::api::{self as sf, codes, Endpoint};
+use crate::snowflake::api::{self as sf, Endpoint, codes};
 
-pub const NETWORK: CheckSpec = CheckSpec::new("policy.network", "Network policy: egress IP allowed", &["tls.account"], |ctx| Box::pin(run(ctx))).after(&["auth.jwt"]);
+pub const NETWORK: CheckSpec = CheckSpec::new(
+    "policy.network",
+    "Network policy: egress IP allowed",
+    &["tls.account"],
+    |ctx| Box::pin(run(ctx)),
+)
+.after(&["auth.jwt"]);
 
 /// How often to poll a statement that answered 202, at most.
 const MAX_POLLS: u32 = 10;
@@ -30,27 +36,52 @@ struct Blocked<'a> {
 }
 
 async fn run(ctx: Ctx) -> Outcome {
-    let Some(sf) = &ctx.settings.snowflake else { return not_configured() };
+    let Some(sf) = &ctx.settings.snowflake else {
+        return not_configured();
+    };
     let user = jwt_user(&sf.user);
     let blocked = |ip: &str, endpoint| {
         let evidence = Blocked {
             egress_ip: ip,
             endpoint,
             allow_sql: [
-                format!("ALTER NETWORK POLICY <policy> SET ALLOWED_IP_LIST = (<current entries>, '{ip}/32');"),
-                format!("CREATE NETWORK POLICY allow_streaming ALLOWED_IP_LIST = ('{ip}/32'); ALTER USER {user} SET NETWORK_POLICY = allow_streaming;"),
+                format!(
+                    "ALTER NETWORK POLICY <policy> SET ALLOWED_IP_LIST = (<current entries>, '{ip}/32');"
+                ),
+                format!(
+                    "CREATE NETWORK POLICY allow_streaming ALLOWED_IP_LIST = ('{ip}/32'); ALTER USER {user} SET NETWORK_POLICY = allow_streaming;"
+                ),
             ],
         };
-        Outcome::fail(RowId::NetworkPolicy, format!("Snowflake refused {endpoint} from {ip}: not allowed by a network policy"), evidence)
+        Outcome::fail(
+            RowId::NetworkPolicy,
+            format!("Snowflake refused {endpoint} from {ip}: not allowed by a network policy"),
+            evidence,
+        )
     };
-    if let Some(x) = ctx.net.api.exchanges().into_iter().find(|x| x.error_code.as_deref() == Some(codes::IP_NOT_ALLOWED)) {
-        let ip = x.message.as_deref().and_then(answer::quoted_ip).unwrap_or_else(|| "?".into());
+    if let Some(x) = ctx
+        .net
+        .api
+        .exchanges()
+        .into_iter()
+        .find(|x| x.error_code.as_deref() == Some(codes::IP_NOT_ALLOWED))
+    {
+        let ip = x
+            .message
+            .as_deref()
+            .and_then(answer::quoted_ip)
+            .unwrap_or_else(|| "?".into());
         return blocked(&ip, x.call);
     }
     // A JWT the account refused for another reason fails the SQL API the same way: say so once.
     match ctx.facts.hostname_reply.get() {
         Some(reply) if reply.ok() => {}
-        _ => return Outcome::skip(SkipReason::Dependency { dep: "auth.jwt", verdict: Verdict::Fail }),
+        _ => {
+            return Outcome::skip(SkipReason::Dependency {
+                dep: "auth.jwt",
+                verdict: Verdict::Fail,
+            });
+        }
     }
     let result = statement(&ctx, "SELECT CURRENT_IP_ADDRESS()").await;
     if let Ok(reply) = &result {
@@ -67,7 +98,11 @@ async fn run(ctx: Ctx) -> Outcome {
 
 /// Runs one statement over the SQL API with the key-pair JWT, following a 202 to its result.
 pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api::CallError> {
-    let sf = ctx.settings.snowflake.as_ref().ok_or_else(|| crate::api::CallError::local("no user or private key configured"))?;
+    let sf = ctx
+        .settings
+        .snowflake
+        .as_ref()
+        .ok_or_else(|| crate::api::CallError::local("no user or private key configured"))?;
     let jwt = ctx.jwt().map_err(crate::api::CallError::local)?;
     let base = ctx.settings.account.url();
     let mut body = serde_json::json!({ "statement": sql, "timeout": 30 });
@@ -78,26 +113,47 @@ pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api:
     }
     let http = ctx.net.api.http();
     let authed = |rb: reqwest::RequestBuilder| {
-        rb.bearer_auth(jwt.expose()).header(sf::TOKEN_TYPE_HEADER, sf::TOKEN_TYPE_KEYPAIR_JWT).header(ACCEPT, "application/json")
+        rb.bearer_auth(jwt.expose())
+            .header(sf::TOKEN_TYPE_HEADER, sf::TOKEN_TYPE_KEYPAIR_JWT)
+            .header(ACCEPT, "application/json")
     };
     let url = format!("{base}{}", sf::STATEMENTS_PATH);
-    let mut reply = ctx.net.api.call(Endpoint::Statements, || authed(http.post(&url)).header(CONTENT_TYPE, "application/json").json(&body)).await?;
+    let mut reply = ctx
+        .net
+        .api
+        .call(Endpoint::Statements, || {
+            authed(http.post(&url))
+                .header(CONTENT_TYPE, "application/json")
+                .json(&body)
+        })
+        .await?;
     for _ in 0..MAX_POLLS {
         if reply.status != 202 {
             break;
         }
         let status_url = serde_json::from_str::<serde_json::Value>(&reply.body)
             .ok()
-            .and_then(|v| v.get("statementStatusUrl").and_then(|u| u.as_str()).map(str::to_owned));
+            .and_then(|v| {
+                v.get("statementStatusUrl")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_owned)
+            });
         let Some(path) = status_url else { break };
         tokio::time::sleep(Duration::from_millis(200)).await;
         let url = format!("{base}{path}");
-        reply = ctx.net.api.call(Endpoint::Statements, || authed(http.get(&url))).await?;
+        reply = ctx
+            .net
+            .api
+            .call(Endpoint::Statements, || authed(http.get(&url)))
+            .await?;
     }
     Ok(reply)
 }
 
 /// The first column of the first row of a statement's result.
 pub(crate) fn first_cell(reply: &Reply) -> Option<String> {
-    serde_json::from_str::<sf::StatementResponse>(&reply.body).ok()?.first_value().map(str::to_owned)
+    serde_json::from_str::<sf::StatementResponse>(&reply.body)
+        .ok()?
+        .first_value()
+        .map(str::to_owned)
 }

@@ -8,11 +8,24 @@ use crate::catalog::RowId;
 use crate::checks::host_check;
 use crate::context::{Ctx, HostRole};
 use crate::net::connect;
-use crate::net::proxy::{self, DirectReason, NoProxyEntries, ProxyDecision, ProxySettings, TunnelError};
+use crate::net::proxy::{
+    self, DirectReason, NoProxyEntries, ProxyDecision, ProxySettings, TunnelError,
+};
 use crate::outcome::{Outcome, SkipReason};
 
-host_check!(ENV, "proxy.env", "Proxy: which proxy applies", [], HostRole::Account);
-pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec::new("proxy.connect", "Proxy: CONNECT tunnel to the account host", &["proxy.env", "tcp.account"], |ctx| Box::pin(run_connect(ctx, HostRole::Account)));
+host_check!(
+    ENV,
+    "proxy.env",
+    "Proxy: which proxy applies",
+    [],
+    HostRole::Account
+);
+pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec::new(
+    "proxy.connect",
+    "Proxy: CONNECT tunnel to the account host",
+    &["proxy.env", "tcp.account"],
+    |ctx| Box::pin(run_connect(ctx, HostRole::Account)),
+);
 
 #[derive(Serialize)]
 struct EnvEvidence<'a> {
@@ -38,13 +51,27 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         Err(skip) => return skip,
     };
     let settings = &ctx.settings.proxy;
-    let ineffective = settings.no_proxy.as_ref().map(|n| NoProxyEntries::parse(&n.value).ineffective()).unwrap_or_default();
-    let evidence = |decision| EnvEvidence { host: &endpoint.host, settings, ineffective_no_proxy: ineffective.clone(), decision };
+    let ineffective = settings
+        .no_proxy
+        .as_ref()
+        .map(|n| NoProxyEntries::parse(&n.value).ineffective())
+        .unwrap_or_default();
+    let evidence = |decision| EnvEvidence {
+        host: &endpoint.host,
+        settings,
+        ineffective_no_proxy: ineffective.clone(),
+        decision,
+    };
     match ctx.route(&endpoint) {
         Ok(decision) => {
             let finding = match &decision {
-                ProxyDecision::Proxy { proxy, variable } => format!("HTTPS to {} goes through {proxy} ({variable})", endpoint.host),
-                ProxyDecision::Direct { reason: DirectReason::NoProxyConfigured } => {
+                ProxyDecision::Proxy { proxy, variable } => format!(
+                    "HTTPS to {} goes through {proxy} ({variable})",
+                    endpoint.host
+                ),
+                ProxyDecision::Direct {
+                    reason: DirectReason::NoProxyConfigured,
+                } => {
                     // Set but not for HTTPS: say so, or "no proxy configured" reads as a lie.
                     let unused: Vec<&str> = settings
                         .http_proxy
@@ -55,17 +82,36 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
                     if unused.is_empty() {
                         "direct: no proxy configured".into()
                     } else {
-                        format!("direct: no proxy for HTTPS ({} set but not used for https://)", unused.join(", "))
+                        format!(
+                            "direct: no proxy for HTTPS ({} set but not used for https://)",
+                            unused.join(", ")
+                        )
                     }
                 }
-                ProxyDecision::Direct { reason: DirectReason::DisabledByFlag { .. } } => "direct: proxies disabled with --proxy \"\"".into(),
-                ProxyDecision::Direct { reason: DirectReason::NoProxyMatched { entry, variable } } => {
-                    format!("direct: {variable} entry `{entry}` matches {}", endpoint.host)
+                ProxyDecision::Direct {
+                    reason: DirectReason::DisabledByFlag { .. },
+                } => "direct: proxies disabled with --proxy \"\"".into(),
+                ProxyDecision::Direct {
+                    reason: DirectReason::NoProxyMatched { entry, variable },
+                } => {
+                    format!(
+                        "direct: {variable} entry `{entry}` matches {}",
+                        endpoint.host
+                    )
                 }
             };
-            Outcome::pass(finding, evidence(Decision::Decided { decision: &decision }))
+            Outcome::pass(
+                finding,
+                evidence(Decision::Decided {
+                    decision: &decision,
+                }),
+            )
         }
-        Err(error) => Outcome::fail(RowId::ProxyBadUrl, error.to_string(), evidence(Decision::Failed { error: &error })),
+        Err(error) => Outcome::fail(
+            RowId::ProxyBadUrl,
+            error.to_string(),
+            evidence(Decision::Failed { error: &error }),
+        ),
     }
 }
 
@@ -88,7 +134,10 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
         Err(skip) => return skip,
     };
     let Ok(ProxyDecision::Proxy { proxy, variable }) = ctx.route(&endpoint) else {
-        return Outcome::skip(SkipReason::NotConfigured(format!("no proxy applies to {}", endpoint.host)));
+        return Outcome::skip(SkipReason::NotConfigured(format!(
+            "no proxy applies to {}",
+            endpoint.host
+        )));
     };
     if !proxy.scheme.supports_connect() {
         return Outcome::skip(SkipReason::NotConfigured(format!(
@@ -97,21 +146,39 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
         )));
     }
     let Some(addr) = ctx.host_facts(role).reachable.get().copied() else {
-        return Outcome::skip(SkipReason::NotConfigured("the proxy's address is not known".into()));
+        return Outcome::skip(SkipReason::NotConfigured(
+            "the proxy's address is not known".into(),
+        ));
     };
     let timeout = ctx.settings.timeout;
     let target = endpoint.to_string();
-    let mut evidence = ConnectEvidence { proxy: &proxy, variable: &variable, target, reply: None, error: None, preview: None };
+    let mut evidence = ConnectEvidence {
+        proxy: &proxy,
+        variable: &variable,
+        target,
+        reply: None,
+        error: None,
+        preview: None,
+    };
     let stream = match connect::connect(addr, timeout).await {
         Ok((s, _)) => s,
         Err(e) => {
             evidence.error = Some(e.to_string());
-            return Outcome::fail(RowId::ProxyUnreachable, format!("cannot reach the proxy: {e}"), evidence);
+            return Outcome::fail(
+                RowId::ProxyUnreachable,
+                format!("cannot reach the proxy: {e}"),
+                evidence,
+            );
         }
     };
     match proxy::connect_tunnel(stream, &proxy, &endpoint.host, endpoint.port, timeout).await {
         Ok((_, reply)) => {
-            let finding = format!("{} {} from {proxy} in {:.0} ms", reply.status, reply.reason, crate::net::ms(reply.elapsed));
+            let finding = format!(
+                "{} {} from {proxy} in {:.0} ms",
+                reply.status,
+                reply.reason,
+                crate::net::ms(reply.elapsed)
+            );
             evidence.reply = Some(&reply);
             Outcome::pass(finding, evidence)
         }
@@ -136,7 +203,9 @@ pub(crate) fn classify(err: &TunnelError) -> RowId {
         TunnelError::Status(reply) if matches!(reply.status, 401 | 407) => RowId::ProxyAuthRequired,
         TunnelError::Status(reply) if reply.status >= 500 => RowId::ProxyError,
         TunnelError::Status(_) => RowId::ProxyDenied,
-        TunnelError::NotHttp { .. } | TunnelError::HeadTooLong { .. } | TunnelError::UnsupportedScheme(_) => RowId::ProxyNotHttp,
+        TunnelError::NotHttp { .. }
+        | TunnelError::HeadTooLong { .. }
+        | TunnelError::UnsupportedScheme(_) => RowId::ProxyNotHttp,
         TunnelError::Timeout(_) => RowId::Timeout,
         TunnelError::Closed | TunnelError::Io(_) | TunnelError::BadTarget(_) => RowId::ProxyError,
     }

@@ -35,7 +35,9 @@ use crate::load::{self, Layout, Load};
 use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
 use crate::secret::Secret;
-use crate::snowflake::api::{self as sf, ChannelRef, ChannelStatus, Endpoint, OpenChannelResponse, codes};
+use crate::snowflake::api::{
+    self as sf, ChannelRef, ChannelStatus, Endpoint, OpenChannelResponse, codes,
+};
 
 /// The sustained-rate stream test.
 pub const RATE: CheckSpec = CheckSpec {
@@ -55,25 +57,55 @@ const HELD: f64 = 0.9;
 /// A channel stops after this many appends in a row failed.
 const GIVE_UP_AFTER: u32 = 3;
 
+#[allow(clippy::too_many_lines)] // the whole streaming run, phase by phase
 async fn rate(ctx: Ctx) -> Outcome {
     let Some(load) = ctx.settings.rate.clone() else {
-        return Outcome::skip(SkipReason::NotConfigured("no --rate or --profile asked".into()));
+        return Outcome::skip(SkipReason::NotConfigured(
+            "no --rate or --profile asked".into(),
+        ));
     };
     let (base, token) = match ingest(&ctx) {
         Ok((base, token)) => (base, token.clone()),
         Err(skip) => return skip,
     };
-    let Some(pipe) = ctx.settings.snowflake.as_ref().and_then(crate::settings::Snowflake::pipe_ref) else {
-        return Outcome::skip(SkipReason::NotConfigured("no database, schema and table (or pipe) configured".into()));
+    let Some(pipe) = ctx
+        .settings
+        .snowflake
+        .as_ref()
+        .and_then(crate::settings::Snowflake::pipe_ref)
+    else {
+        return Outcome::skip(SkipReason::NotConfigured(
+            "no database, schema and table (or pipe) configured".into(),
+        ));
     };
     // The round trip's appends tell how long one takes on this path.
-    let append_latency = ctx.net.api.exchanges().iter().filter(|x| x.call == Endpoint::Append).map(|x| x.elapsed).max().unwrap_or_default();
+    let append_latency = ctx
+        .net
+        .api
+        .exchanges()
+        .iter()
+        .filter(|x| x.call == Endpoint::Append)
+        .map(|x| x.elapsed)
+        .max()
+        .unwrap_or_default();
     let layout = load.layout(append_latency);
-    let run_id = format!("netcheck_rate_{}_{:08x}", std::process::id(), rand::random::<u32>());
-    let channels: Vec<ChannelRef> = (0..layout.channels).map(|i| pipe.channel(&format!("{run_id}_{i}"))).collect();
-    let mut guard = DropGuard { ctx: ctx.clone(), base: base.clone(), token: token.clone(), channels: channels.clone() };
+    let run_id = format!(
+        "netcheck_rate_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let channels: Vec<ChannelRef> = (0..layout.channels)
+        .map(|i| pipe.channel(&format!("{run_id}_{i}")))
+        .collect();
+    let mut guard = DropGuard {
+        ctx: ctx.clone(),
+        base: base.clone(),
+        token: token.clone(),
+        channels: channels.clone(),
+    };
 
-    let opens = futures::future::join_all(channels.iter().map(|c| open(&ctx, &base, &token, c))).await;
+    let opens =
+        futures::future::join_all(channels.iter().map(|c| open(&ctx, &base, &token, c))).await;
     let mut tokens = Vec::with_capacity(opens.len());
     for opened in opens {
         match opened {
@@ -86,10 +118,22 @@ async fn rate(ctx: Ctx) -> Outcome {
     }
 
     let cpu_before = load::process_cpu_time();
-    let run = Arc::new(Run { ctx: ctx.clone(), base: base.clone(), token, layout, start: Instant::now(), load });
+    let run = Arc::new(Run {
+        ctx: ctx.clone(),
+        base: base.clone(),
+        token,
+        layout,
+        start: Instant::now(),
+        load,
+    });
     let (targets_tx, targets_rx) = watch::channel(None);
     let names = channels.iter().map(|c| c.channel.clone()).collect();
-    let commits = poll_commits(run.clone(), format!("{base}{}", pipe.bulk_status_path()), names, targets_rx);
+    let commits = poll_commits(
+        run.clone(),
+        format!("{base}{}", pipe.bulk_status_path()),
+        names,
+        targets_rx,
+    );
     let senders = async {
         // One task per channel, so batches are built on every core; the set aborts them if this
         // check is cut off.
@@ -99,18 +143,32 @@ async fn rate(ctx: Ctx) -> Outcome {
         let total = run.load.total_events();
         for (i, (channel, first)) in channels.iter().cloned().zip(tokens).enumerate() {
             let share = total / n + u64::from((i as u64) < total % n);
-            index.insert(tasks.spawn(send_channel(run.clone(), channel, first, share)).id(), i);
+            index.insert(
+                tasks
+                    .spawn(send_channel(run.clone(), channel, first, share))
+                    .id(),
+                i,
+            );
         }
-        let mut reports: Vec<ChannelReport> = std::iter::repeat_with(ChannelReport::default).take(channels.len()).collect();
+        let mut reports: Vec<ChannelReport> = std::iter::repeat_with(ChannelReport::default)
+            .take(channels.len())
+            .collect();
         while let Some(joined) = tasks.join_next_with_id().await {
             let (id, report) = joined.unwrap_or_else(|e| (e.id(), ChannelReport::panicked(&e)));
             reports[index[&id]] = report;
         }
-        let _ = targets_tx.send(Some(reports.iter().map(|r| r.acked.iter().map(|a| a.0.end - 1).max()).collect()));
+        let _ = targets_tx.send(Some(
+            reports
+                .iter()
+                .map(|r| r.acked.iter().map(|a| a.0.end - 1).max())
+                .collect(),
+        ));
         reports
     };
     let (reports, polled) = tokio::join!(senders, commits);
-    let cpu = cpu_before.zip(load::process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
+    let cpu = cpu_before
+        .zip(load::process_cpu_time())
+        .map(|(a, b)| b.saturating_sub(a));
     guard.drop_all().await;
     judge(&run, &run_id, &reports, &polled, cpu)
 }
@@ -134,19 +192,35 @@ impl Run {
 }
 
 /// Opens (or reopens) a channel; the failure is the check's outcome.
-async fn open(ctx: &Ctx, base: &str, token: &Secret<String>, channel: &ChannelRef) -> Result<OpenChannelResponse, Outcome> {
+async fn open(
+    ctx: &Ctx,
+    base: &str,
+    token: &Secret<String>,
+    channel: &ChannelRef,
+) -> Result<OpenChannelResponse, Outcome> {
     let url = format!("{base}{}", channel.channel_path());
     let result = ctx
         .net
         .api
-        .call(Endpoint::Open, || request(ctx, reqwest::Method::PUT, &url, token).header(CONTENT_TYPE, "application/json").body("{}"))
+        .call(Endpoint::Open, || {
+            request(ctx, reqwest::Method::PUT, &url, token)
+                .header(CONTENT_TYPE, "application/json")
+                .body("{}")
+        })
         .await;
     let mut opened = None;
     let outcome = answer::judge(Endpoint::Open, &result, |reply, ev| {
         ev.add("channel", &channel.channel);
-        let r: OpenChannelResponse = serde_json::from_str(&reply.body).map_err(|e| (RowId::ApiError, format!("unexpected open answer ({e})")))?;
+        let r: OpenChannelResponse = serde_json::from_str(&reply.body)
+            .map_err(|e| (RowId::ApiError, format!("unexpected open answer ({e})")))?;
         if r.channel_status.channel_status_code != sf::CHANNEL_STATUS_SUCCESS {
-            return Err((RowId::ChannelStatus, format!("open answered 200 with channel_status_code {}", r.channel_status.channel_status_code)));
+            return Err((
+                RowId::ChannelStatus,
+                format!(
+                    "open answered 200 with channel_status_code {}",
+                    r.channel_status.channel_status_code
+                ),
+            ));
         }
         opened = Some(r);
         Ok(String::new())
@@ -165,7 +239,13 @@ struct DropGuard {
 
 impl DropGuard {
     async fn drop_all(&mut self) {
-        drop_channels(&self.ctx, &self.base, &self.token, &std::mem::take(&mut self.channels)).await;
+        drop_channels(
+            &self.ctx,
+            &self.base,
+            &self.token,
+            &std::mem::take(&mut self.channels),
+        )
+        .await;
     }
 }
 
@@ -175,7 +255,12 @@ impl Drop for DropGuard {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (ctx, base, token, channels) = (self.ctx.clone(), self.base.clone(), self.token.clone(), std::mem::take(&mut self.channels));
+            let (ctx, base, token, channels) = (
+                self.ctx.clone(),
+                self.base.clone(),
+                self.token.clone(),
+                std::mem::take(&mut self.channels),
+            );
             runtime.spawn(async move { drop_channels(&ctx, &base, &token, &channels).await });
         }
     }
@@ -184,7 +269,14 @@ impl Drop for DropGuard {
 async fn drop_channels(ctx: &Ctx, base: &str, token: &Secret<String>, channels: &[ChannelRef]) {
     futures::future::join_all(channels.iter().map(|c| {
         let url = format!("{base}{}", c.channel_path());
-        async move { ctx.net.api.call(Endpoint::Drop, || request(ctx, reqwest::Method::DELETE, &url, token)).await }
+        async move {
+            ctx.net
+                .api
+                .call(Endpoint::Drop, || {
+                    request(ctx, reqwest::Method::DELETE, &url, token)
+                })
+                .await
+        }
     }))
     .await;
 }
@@ -225,7 +317,13 @@ struct ChannelReport {
 
 impl ChannelReport {
     fn panicked(e: &tokio::task::JoinError) -> Self {
-        Self { failure: Some((RowId::Timeout, format!("internal error: a channel sender panicked: {e}"))), ..Self::default() }
+        Self {
+            failure: Some((
+                RowId::Timeout,
+                format!("internal error: a channel sender panicked: {e}"),
+            )),
+            ..Self::default()
+        }
     }
 
     fn acked_events(&self) -> u64 {
@@ -240,13 +338,32 @@ impl ChannelReport {
 
 /// The server refused the append's continuation token (it was not stored).
 fn sequencer_error(reply: &Reply) -> bool {
-    reply.error().is_some_and(|e| matches!(e.code.as_str(), codes::STALE_CONTINUATION_TOKEN_SEQUENCER | codes::ERR_CHANNEL_HAS_INVALID_ROW_SEQUENCER))
+    reply.error().is_some_and(|e| {
+        matches!(
+            e.code.as_str(),
+            codes::STALE_CONTINUATION_TOKEN_SEQUENCER
+                | codes::ERR_CHANNEL_HAS_INVALID_ROW_SEQUENCER
+        )
+    })
 }
 
 /// Streams `total` events through one open channel at its share of the rate.
-#[allow(clippy::too_many_lines, reason = "one state machine; its states read best together")]
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "event counts and rates")]
-async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, mut total: u64) -> ChannelReport {
+#[allow(
+    clippy::too_many_lines,
+    reason = "one state machine; its states read best together"
+)]
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "event counts and rates"
+)]
+async fn send_channel(
+    run: Arc<Run>,
+    channel: ChannelRef,
+    first_token: String,
+    mut total: u64,
+) -> ChannelReport {
     let url = format!("{}{}", run.base, channel.rows_path());
     let rate = f64::from(run.load.events_per_sec) / f64::from(run.layout.channels);
     let mut report = ChannelReport::default();
@@ -267,7 +384,13 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
         let elapsed = run.start.elapsed();
         if elapsed > run.cutoff() && (next < total || !requeued.is_empty()) {
             for r in std::mem::take(&mut requeued) {
-                report.fail(&r, (RowId::LatencyBudget, "the channel could not send its backlog in time".into()));
+                report.fail(
+                    &r,
+                    (
+                        RowId::LatencyBudget,
+                        "the channel could not send its backlog in time".into(),
+                    ),
+                );
             }
             total = next;
         }
@@ -275,7 +398,11 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
         if !pending && in_flight.is_empty() {
             break;
         }
-        let depth = if confirmations >= 2 { load::MAX_IN_FLIGHT } else { 1 };
+        let depth = if confirmations >= 2 {
+            load::MAX_IN_FLIGHT
+        } else {
+            1
+        };
         let can_send = pending && !draining && in_flight.len() < depth;
         tokio::select! {
             _ = ticker.tick(), if can_send => {
@@ -392,9 +519,16 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
                         confirmed = opened.next_continuation_token;
                         // A reopen discards what was appended but not committed: send it again.
                         // What it reports committed is stored, answered or not.
-                        let committed = opened.channel_status.last_committed_offset_token.and_then(|t| t.parse::<u64>().ok());
+                        let committed = opened
+                            .channel_status
+                            .last_committed_offset_token
+                            .and_then(|t| t.parse::<u64>().ok());
                         let stored = |r: &Range<u64>| committed.is_some_and(|c| r.end - 1 <= c);
-                        let (kept, mut again): (Vec<_>, Vec<_>) = report.acked.drain(..).chain(in_doubt.drain(..)).partition(|(r, _)| stored(r));
+                        let (kept, mut again): (Vec<_>, Vec<_>) = report
+                            .acked
+                            .drain(..)
+                            .chain(in_doubt.drain(..))
+                            .partition(|(r, _)| stored(r));
                         report.acked = kept;
                         again.extend(requeued.drain(..).map(|r| (r, run.start)));
                         again.sort_by_key(|(r, _)| r.start);
@@ -402,8 +536,17 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
                     }
                     Err(outcome) => {
                         total = next;
-                        for r in std::mem::take(&mut requeued).into_iter().chain(in_doubt.drain(..).map(|(r, _)| r)) {
-                            report.fail(&r, (outcome.diagnosis.unwrap_or(RowId::StaleContinuationToken), format!("reopen: {}", outcome.finding)));
+                        for r in std::mem::take(&mut requeued)
+                            .into_iter()
+                            .chain(in_doubt.drain(..).map(|(r, _)| r))
+                        {
+                            report.fail(
+                                &r,
+                                (
+                                    outcome.diagnosis.unwrap_or(RowId::StaleContinuationToken),
+                                    format!("reopen: {}", outcome.finding),
+                                ),
+                            );
                         }
                     }
                 }
@@ -412,7 +555,13 @@ async fn send_channel(run: Arc<Run>, channel: ChannelRef, first_token: String, m
         if failures_in_row >= GIVE_UP_AFTER && !draining {
             total = next;
             for r in std::mem::take(&mut requeued) {
-                report.fail(&r, (RowId::ApiError, "the channel gave up after repeated failures".into()));
+                report.fail(
+                    &r,
+                    (
+                        RowId::ApiError,
+                        "the channel gave up after repeated failures".into(),
+                    ),
+                );
             }
         }
     }
@@ -433,16 +582,36 @@ struct Polled {
 
 /// Polls the channels' status until the senders are done (`targets`: the last acknowledged offset
 /// per channel) and those offsets are committed, or the step timeout after that.
-async fn poll_commits(run: Arc<Run>, url: String, names: Vec<String>, targets: watch::Receiver<Option<Vec<Option<u64>>>>) -> Polled {
-    let body = sf::BulkChannelStatusRequest { channel_names: names.clone() };
-    let mut polled = Polled { samples: Vec::new(), last: vec![None; names.len()], polls: 0, complete: false, failure: None };
+async fn poll_commits(
+    run: Arc<Run>,
+    url: String,
+    names: Vec<String>,
+    targets: watch::Receiver<Option<Vec<Option<u64>>>>,
+) -> Polled {
+    let body = sf::BulkChannelStatusRequest {
+        channel_names: names.clone(),
+    };
+    let mut polled = Polled {
+        samples: Vec::new(),
+        last: vec![None; names.len()],
+        polls: 0,
+        complete: false,
+        failure: None,
+    };
     let mut done_at: Option<Instant> = None;
     let mut ticker = tokio::time::interval(POLL_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let wanted = targets.borrow().clone();
-        let result = run.ctx.net.api.call(Endpoint::Status, || request(&run.ctx, reqwest::Method::POST, &url, &run.token).json(&body)).await;
+        let result = run
+            .ctx
+            .net
+            .api
+            .call(Endpoint::Status, || {
+                request(&run.ctx, reqwest::Method::POST, &url, &run.token).json(&body)
+            })
+            .await;
         polled.polls += 1;
         let answer = match &result {
             Ok(r) if r.ok() => serde_json::from_str::<sf::BulkChannelStatusResponse>(&r.body).ok(),
@@ -451,14 +620,31 @@ async fn poll_commits(run: Arc<Run>, url: String, names: Vec<String>, targets: w
         if let Some(answer) = answer {
             // A failed poll that a later one made up for is no finding.
             polled.failure = None;
-            polled.last = names.iter().map(|n| answer.channel_statuses.get(n).cloned()).collect();
-            let offsets = polled.last.iter().map(|s| s.as_ref().and_then(|s| s.last_committed_offset_token.as_deref()?.parse().ok())).collect();
+            polled.last = names
+                .iter()
+                .map(|n| answer.channel_statuses.get(n).cloned())
+                .collect();
+            let offsets = polled
+                .last
+                .iter()
+                .map(|s| {
+                    s.as_ref()
+                        .and_then(|s| s.last_committed_offset_token.as_deref()?.parse().ok())
+                })
+                .collect();
             polled.samples.push((Instant::now(), offsets));
         } else {
-            polled.failure = Some(answer::judge(Endpoint::Status, &result, |_, _| Err((RowId::ApiError, "unexpected status answer".into()))));
+            polled.failure = Some(answer::judge(Endpoint::Status, &result, |_, _| {
+                Err((RowId::ApiError, "unexpected status answer".into()))
+            }));
         }
         let Some(wanted) = wanted else { continue };
-        let committed = polled.samples.last().is_some_and(|(_, got)| wanted.iter().zip(got).all(|(w, g)| w.is_none_or(|w| g.is_some_and(|g| g >= w))));
+        let committed = polled.samples.last().is_some_and(|(_, got)| {
+            wanted
+                .iter()
+                .zip(got)
+                .all(|(w, g)| w.is_none_or(|w| g.is_some_and(|g| g >= w)))
+        });
         if committed {
             polled.complete = true;
             return polled;
@@ -482,7 +668,12 @@ impl Percentiles {
     fn of(mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         let p = |q| load::percentile(&samples, q).map(crate::net::ms);
-        Self { p50: p(50.0), p95: p(95.0), p99: p(99.0), max: p(100.0) }
+        Self {
+            p50: p(50.0),
+            p95: p(95.0),
+            p99: p(99.0),
+            max: p(100.0),
+        }
     }
 }
 
@@ -516,30 +707,58 @@ struct RateEvidence<'a> {
 }
 
 #[allow(clippy::cast_precision_loss, reason = "counts shown as rates")]
-fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cpu: Option<Duration>) -> Outcome {
+#[allow(clippy::too_many_lines)] // one verdict table over every figure of the run
+fn judge(
+    run: &Run,
+    run_id: &str,
+    reports: &[ChannelReport],
+    polled: &Polled,
+    cpu: Option<Duration>,
+) -> Outcome {
     let sum = |f: fn(&ChannelReport) -> u64| reports.iter().map(f).sum::<u64>();
     let sent = sum(|r| r.sent);
     let acked = sum(ChannelReport::acked_events);
     let committed: u64 = polled.last.iter().flatten().map(|s| s.rows_inserted).sum();
-    let rows_errored: u64 = polled.last.iter().flatten().map(|s| s.rows_error_count).sum();
+    let rows_errored: u64 = polled
+        .last
+        .iter()
+        .flatten()
+        .map(|s| s.rows_error_count)
+        .sum();
     let errored = sum(|r| r.failed) + rows_errored;
     let lost = sent.saturating_sub(committed + errored);
     // The span the rate is measured on: the asked duration, or longer when sending fell behind
     // (the last batch waiting for its tick is batching, not falling behind).
-    let last_send = reports.iter().filter_map(|r| r.last_send).max().map(|t| t - run.start);
-    let span = last_send.unwrap_or_default().saturating_sub(run.layout.tick).max(run.load.duration).as_secs_f64();
+    let last_send = reports
+        .iter()
+        .filter_map(|r| r.last_send)
+        .max()
+        .map(|t| t - run.start);
+    let span = last_send
+        .unwrap_or_default()
+        .saturating_sub(run.layout.tick)
+        .max(run.load.duration)
+        .as_secs_f64();
     let mb = |bytes: u64| bytes as f64 / 1e6 / span;
     let commit_lags = reports
         .iter()
         .enumerate()
         .flat_map(|(i, r)| {
             r.acked.iter().filter_map(move |(range, sent_at)| {
-                let seen = polled.samples.iter().find(|(_, got)| got.get(i).copied().flatten().is_some_and(|c| c >= range.end - 1))?;
+                let seen = polled.samples.iter().find(|(_, got)| {
+                    got.get(i)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|c| c >= range.end - 1)
+                })?;
                 Some(seen.0.saturating_duration_since(*sent_at))
             })
         })
         .collect();
-    let latencies: Vec<Duration> = reports.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+    let latencies: Vec<Duration> = reports
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
     let asked_rate = f64::from(run.load.events_per_sec);
     let evidence = RateEvidence {
         load: &run.load,
@@ -550,10 +769,23 @@ fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cp
         achieved_mb_per_s: mb(sum(|r| r.raw_bytes)),
         wire_mb_per_s: mb(sum(|r| r.wire_bytes)),
         requests: sum(|r| r.requests),
-        max_in_flight: reports.iter().map(|r| r.max_in_flight).max().unwrap_or_default(),
+        max_in_flight: reports
+            .iter()
+            .map(|r| r.max_in_flight)
+            .max()
+            .unwrap_or_default(),
         append_latency_ms: Percentiles::of(latencies),
         commit_lag_ms: Percentiles::of(commit_lags),
-        throttled_429: run.ctx.net.api.exchanges().iter().filter(|x| x.call == Endpoint::Append && x.status == Some(429) && x.path.contains(run_id)).count(),
+        throttled_429: run
+            .ctx
+            .net
+            .api
+            .exchanges()
+            .iter()
+            .filter(|x| {
+                x.call == Endpoint::Append && x.status == Some(429) && x.path.contains(run_id)
+            })
+            .count(),
         retries: sum(|r| r.retries),
         resent_requests: sum(|r| r.resent),
         reopens: sum(|r| r.reopens),
@@ -571,32 +803,73 @@ fn judge(run: &Run, run_id: &str, reports: &[ChannelReport], polled: &Polled, cp
         evidence.achieved_mb_per_s,
         run.layout.channels,
         span,
-        [evidence.append_latency_ms.p50, evidence.append_latency_ms.p95, evidence.append_latency_ms.p99].map(show).join("/"),
+        [
+            evidence.append_latency_ms.p50,
+            evidence.append_latency_ms.p95,
+            evidence.append_latency_ms.p99
+        ]
+        .map(show)
+        .join("/"),
         show(evidence.commit_lag_ms.p50),
-        if lost > 0 { format!(" + lost {lost}") } else { String::new() },
+        if lost > 0 {
+            format!(" + lost {lost}")
+        } else {
+            String::new()
+        },
     );
     if lost > 0 {
-        let why = if polled.complete { "were not committed" } else { "were not committed within the wait" };
-        return Outcome::fail(RowId::CommitTimeout, format!("{lost} event(s) {why}: {summary}"), evidence);
+        let why = if polled.complete {
+            "were not committed"
+        } else {
+            "were not committed within the wait"
+        };
+        return Outcome::fail(
+            RowId::CommitTimeout,
+            format!("{lost} event(s) {why}: {summary}"),
+            evidence,
+        );
     }
     if rows_errored > 0 {
-        return Outcome::fail(RowId::RowsErrored, format!("{rows_errored} row(s) errored: {summary}"), evidence);
+        return Outcome::fail(
+            RowId::RowsErrored,
+            format!("{rows_errored} row(s) errored: {summary}"),
+            evidence,
+        );
     }
     if let Some((row, why)) = reports.iter().find_map(|r| r.failure.clone()) {
         return Outcome::fail(row, format!("{why}; {summary}"), evidence);
     }
     if let Some(failure) = &polled.failure {
-        return Outcome::fail(failure.diagnosis.unwrap_or(RowId::ApiError), format!("{}; {summary}", failure.finding), evidence);
+        return Outcome::fail(
+            failure.diagnosis.unwrap_or(RowId::ApiError),
+            format!("{}; {summary}", failure.finding),
+            evidence,
+        );
     }
     if let Some((row, why)) = reports.iter().find_map(|r| r.recovered.clone()) {
         return Outcome::warn(row, format!("{why}; {summary}"), evidence);
     }
     let budget = answer::budget(Endpoint::Append).unwrap_or(Duration::MAX);
-    if evidence.append_latency_ms.p95.is_some_and(|p| p > crate::net::ms(budget)) {
-        return Outcome::warn(RowId::LatencyBudget, format!("appends over the {} ms budget at p95: {summary}", budget.as_millis()), evidence);
+    if evidence
+        .append_latency_ms
+        .p95
+        .is_some_and(|p| p > crate::net::ms(budget))
+    {
+        return Outcome::warn(
+            RowId::LatencyBudget,
+            format!(
+                "appends over the {} ms budget at p95: {summary}",
+                budget.as_millis()
+            ),
+            evidence,
+        );
     }
     if evidence.achieved_events_per_s < HELD * asked_rate {
-        return Outcome::warn(RowId::LatencyBudget, format!("the asked rate was not held: {summary}"), evidence);
+        return Outcome::warn(
+            RowId::LatencyBudget,
+            format!("the asked rate was not held: {summary}"),
+            evidence,
+        );
     }
     Outcome::pass(summary, evidence)
 }

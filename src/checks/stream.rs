@@ -16,19 +16,40 @@ use crate::checks::auth::not_configured;
 use crate::context::{Channel, Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
-use crate::snowflake::api::{self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse};
+use crate::snowflake::api::{
+    self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse,
+};
 
-pub const OPEN: CheckSpec =
-    CheckSpec::new("stream.open", "Stream: open a test channel", &["auth.scoped_token", "tls.ingest"], |ctx| Box::pin(open(ctx))).full();
-pub const APPEND: CheckSpec =
-    CheckSpec::new("stream.append", "Stream: append test rows", &["stream.open"], |ctx| Box::pin(append(ctx))).full();
-pub const COMMIT: CheckSpec =
-    CheckSpec::new("stream.commit", "Stream: rows committed", &["stream.append"], |ctx| Box::pin(commit(ctx))).full();
-pub const DROP: CheckSpec =
-    CheckSpec::new("stream.drop", "Stream: drop the test channel", &["stream.open"], |ctx| Box::pin(drop_channel(ctx)))
-        .after(&["stream.commit"])
-        .always()
-        .full();
+pub const OPEN: CheckSpec = CheckSpec::new(
+    "stream.open",
+    "Stream: open a test channel",
+    &["auth.scoped_token", "tls.ingest"],
+    |ctx| Box::pin(open(ctx)),
+)
+.full();
+pub const APPEND: CheckSpec = CheckSpec::new(
+    "stream.append",
+    "Stream: append test rows",
+    &["stream.open"],
+    |ctx| Box::pin(append(ctx)),
+)
+.full();
+pub const COMMIT: CheckSpec = CheckSpec::new(
+    "stream.commit",
+    "Stream: rows committed",
+    &["stream.append"],
+    |ctx| Box::pin(commit(ctx)),
+)
+.full();
+pub const DROP: CheckSpec = CheckSpec::new(
+    "stream.drop",
+    "Stream: drop the test channel",
+    &["stream.open"],
+    |ctx| Box::pin(drop_channel(ctx)),
+)
+.after(&["stream.commit"])
+.always()
+.full();
 
 /// Rows per append request: far under the 4 MB cap, and more than one request for large `--rows`
 /// so continuation tokens are really followed.
@@ -42,13 +63,24 @@ pub(crate) fn ingest(ctx: &Ctx) -> Result<(String, &crate::secret::Secret<String
         return Err(not_configured());
     }
     let skip = |why: &str| Outcome::skip(SkipReason::NotConfigured(why.into()));
-    let endpoint = ctx.endpoint(HostRole::Ingest).ok_or_else(|| skip("no ingest host"))?;
-    let token = ctx.facts.scoped_token.get().ok_or_else(|| skip("no scoped token"))?;
+    let endpoint = ctx
+        .endpoint(HostRole::Ingest)
+        .ok_or_else(|| skip("no ingest host"))?;
+    let token = ctx
+        .facts
+        .scoped_token
+        .get()
+        .ok_or_else(|| skip("no scoped token"))?;
     Ok((endpoint.url(), token))
 }
 
 /// The request every stream call starts from: scoped token, JSON accepted.
-pub(crate) fn request(ctx: &Ctx, method: reqwest::Method, url: &str, token: &crate::secret::Secret<String>) -> reqwest::RequestBuilder {
+pub(crate) fn request(
+    ctx: &Ctx,
+    method: reqwest::Method,
+    url: &str,
+    token: &crate::secret::Secret<String>,
+) -> reqwest::RequestBuilder {
     ctx.net
         .api
         .http()
@@ -63,27 +95,49 @@ async fn open(ctx: Ctx) -> Outcome {
         Ok(x) => x,
         Err(skip) => return skip,
     };
-    let Some(pipe) = ctx.settings.snowflake.as_ref().and_then(crate::settings::Snowflake::pipe_ref) else {
-        return Outcome::skip(SkipReason::NotConfigured("no database, schema and table (or pipe) configured".into()));
+    let Some(pipe) = ctx
+        .settings
+        .snowflake
+        .as_ref()
+        .and_then(crate::settings::Snowflake::pipe_ref)
+    else {
+        return Outcome::skip(SkipReason::NotConfigured(
+            "no database, schema and table (or pipe) configured".into(),
+        ));
     };
-    let name = format!("netcheck_{}_{:08x}", std::process::id(), rand::random::<u32>());
+    let name = format!(
+        "netcheck_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let channel = pipe.channel(&name);
     let url = format!("{base}{}", channel.channel_path());
     let result = ctx
         .net
         .api
         .call(Endpoint::Open, || {
-            request(&ctx, reqwest::Method::PUT, &url, token).header(CONTENT_TYPE, "application/json").body("{}")
+            request(&ctx, reqwest::Method::PUT, &url, token)
+                .header(CONTENT_TYPE, "application/json")
+                .body("{}")
         })
         .await;
     answer::judge(Endpoint::Open, &result, |reply, ev| -> Judged {
         let opened: OpenChannelResponse = parse(reply)?;
         let status = &opened.channel_status;
         ev.add("channel", &name);
-        ev.add("pipe", format!("{}.{}.{}", pipe.database, pipe.schema, pipe.pipe));
+        ev.add(
+            "pipe",
+            format!("{}.{}.{}", pipe.database, pipe.schema, pipe.pipe),
+        );
         ev.add("channel_status_code", &status.channel_status_code);
         if status.channel_status_code != sf::CHANNEL_STATUS_SUCCESS {
-            return Err((RowId::ChannelStatus, format!("open answered 200 with channel_status_code {}", status.channel_status_code)));
+            return Err((
+                RowId::ChannelStatus,
+                format!(
+                    "open answered 200 with channel_status_code {}",
+                    status.channel_status_code
+                ),
+            ));
         }
         let _ = ctx.facts.channel.set(Channel {
             channel: channel.clone(),
@@ -136,15 +190,23 @@ async fn append(ctx: Ctx) -> Outcome {
     };
     let url = format!("{base}{}", ch.channel.rows_path());
     let total = ctx.settings.rows;
-    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let mut last: Option<Result<Reply, CallError>> = None;
     let mut elapsed = Duration::ZERO;
     let mut requests = 0;
-    for (batch, rows) in (0..total).collect::<Vec<_>>().chunks(ROWS_PER_REQUEST).enumerate() {
+    for (batch, rows) in (0..total)
+        .collect::<Vec<_>>()
+        .chunks(ROWS_PER_REQUEST)
+        .enumerate()
+    {
         let body: String = rows
             .iter()
             .map(|&seq| {
-                serde_json::to_string(&BadgeEvent::new(seq, &ch.channel.channel, now.clone())).unwrap_or_default() + "\n"
+                serde_json::to_string(&BadgeEvent::new(seq, &ch.channel.channel, now.clone()))
+                    .unwrap_or_default()
+                    + "\n"
             })
             .collect();
         let (first, end) = (rows[0], rows[rows.len() - 1]);
@@ -159,7 +221,9 @@ async fn append(ctx: Ctx) -> Outcome {
             .net
             .api
             .call(Endpoint::Append, || {
-                request(&ctx, reqwest::Method::POST, &target, token).header(CONTENT_TYPE, "application/x-ndjson").body(body.clone())
+                request(&ctx, reqwest::Method::POST, &target, token)
+                    .header(CONTENT_TYPE, "application/x-ndjson")
+                    .body(body.clone())
             })
             .await;
         requests = batch + 1;
@@ -180,17 +244,31 @@ async fn append(ctx: Ctx) -> Outcome {
     let outcome = answer::judge(Endpoint::Append, &result, |reply, ev| -> Judged {
         let appended: sf::AppendRowsResponse = parse(reply)?;
         if appended.status_code != 0 {
-            return Err((RowId::ApiError, format!("append answered 200 with status_code {}: {:?}", appended.status_code, appended.message)));
+            return Err((
+                RowId::ApiError,
+                format!(
+                    "append answered 200 with status_code {}: {:?}",
+                    appended.status_code, appended.message
+                ),
+            ));
         }
         let _ = ch.last_offset.set((total - 1).to_string());
         ev.add("rows", total);
         ev.add("requests", requests);
         ev.add("append_ms_total", crate::net::ms(elapsed));
         ev.add("first_event_ms", crate::net::ms(first_event));
-        Ok(format!("{total} rows in {requests} request(s); first event in {:.0} ms", crate::net::ms(first_event)))
+        Ok(format!(
+            "{total} rows in {requests} request(s); first event in {:.0} ms",
+            crate::net::ms(first_event)
+        ))
     });
-    if outcome.verdict == crate::outcome::Verdict::Pass && first_event > answer::FIRST_EVENT_BUDGET {
-        let finding = format!("{}: over the {} ms first-event budget", outcome.finding, answer::FIRST_EVENT_BUDGET.as_millis());
+    if outcome.verdict == crate::outcome::Verdict::Pass && first_event > answer::FIRST_EVENT_BUDGET
+    {
+        let finding = format!(
+            "{}: over the {} ms first-event budget",
+            outcome.finding,
+            answer::FIRST_EVENT_BUDGET.as_millis()
+        );
         return Outcome::warn(RowId::LatencyBudget, finding, outcome.evidence);
     }
     outcome
@@ -200,7 +278,10 @@ async fn append(ctx: Ctx) -> Outcome {
 fn first_event_latency(ctx: &Ctx) -> Duration {
     let mut firsts = std::collections::HashMap::new();
     for x in ctx.net.api.exchanges() {
-        if matches!(x.call, Endpoint::Hostname | Endpoint::Token | Endpoint::Open | Endpoint::Append) {
+        if matches!(
+            x.call,
+            Endpoint::Hostname | Endpoint::Token | Endpoint::Open | Endpoint::Append
+        ) {
             firsts.entry(x.call).or_insert(x.elapsed);
         }
     }
@@ -225,11 +306,16 @@ async fn commit(ctx: Ctx) -> Outcome {
         Ok(x) => x,
         Err(skip) => return skip,
     };
-    let (Some(ch), Some(awaited)) = (ctx.facts.channel.get(), ctx.facts.channel.get().and_then(|c| c.last_offset.get())) else {
+    let (Some(ch), Some(awaited)) = (
+        ctx.facts.channel.get(),
+        ctx.facts.channel.get().and_then(|c| c.last_offset.get()),
+    ) else {
         return Outcome::skip(SkipReason::NotConfigured("nothing was appended".into()));
     };
     let url = format!("{base}{}", ch.channel.pipe.bulk_status_path());
-    let body = BulkChannelStatusRequest { channel_names: vec![ch.channel.channel.clone()] };
+    let body = BulkChannelStatusRequest {
+        channel_names: vec![ch.channel.channel.clone()],
+    };
     let start = Instant::now();
     // Ingestion typically commits within seconds; wait as long as the step timeout allows.
     let wait = ctx.settings.timeout;
@@ -239,16 +325,29 @@ async fn commit(ctx: Ctx) -> Outcome {
         let result = ctx
             .net
             .api
-            .call(Endpoint::Status, || request(&ctx, reqwest::Method::POST, &url, token).json(&body))
+            .call(Endpoint::Status, || {
+                request(&ctx, reqwest::Method::POST, &url, token).json(&body)
+            })
             .await;
         let status = match &result {
             Ok(r) if r.ok() => serde_json::from_str::<BulkChannelStatusResponse>(&r.body)
                 .ok()
                 .and_then(|s| s.channel_statuses.get(&ch.channel.channel).cloned()),
-            _ => return answer::judge(Endpoint::Status, &result, |_, _| Err((RowId::ApiError, "unreachable".into()))),
+            _ => {
+                return answer::judge(Endpoint::Status, &result, |_, _| {
+                    Err((RowId::ApiError, "unreachable".into()))
+                });
+            }
         };
         let Some(status) = status else {
-            return Outcome::fail(RowId::ChannelStatus, format!("the channel {} is missing from the status answer", ch.channel.channel), ());
+            return Outcome::fail(
+                RowId::ChannelStatus,
+                format!(
+                    "the channel {} is missing from the status answer",
+                    ch.channel.channel
+                ),
+                (),
+            );
         };
         let evidence = CommitEvidence {
             channel: ch.channel.channel.clone(),
@@ -260,18 +359,41 @@ async fn commit(ctx: Ctx) -> Outcome {
             commit_lag: start.elapsed(),
         };
         if status.channel_status_code != sf::CHANNEL_STATUS_SUCCESS {
-            return Outcome::fail(RowId::ChannelStatus, format!("channel status {}", status.channel_status_code), evidence);
+            return Outcome::fail(
+                RowId::ChannelStatus,
+                format!("channel status {}", status.channel_status_code),
+                evidence,
+            );
         }
         if status.rows_error_count > ch.errors_at_open {
             let n = status.rows_error_count - ch.errors_at_open;
-            return Outcome::fail(RowId::RowsErrored, format!("{n} row(s) errored: {}", status.last_error_message.unwrap_or_default()), evidence);
+            return Outcome::fail(
+                RowId::RowsErrored,
+                format!(
+                    "{n} row(s) errored: {}",
+                    status.last_error_message.unwrap_or_default()
+                ),
+                evidence,
+            );
         }
-        let committed = status.last_committed_offset_token.as_deref().and_then(|t| t.parse::<u64>().ok());
+        let committed = status
+            .last_committed_offset_token
+            .as_deref()
+            .and_then(|t| t.parse::<u64>().ok());
         if committed.is_some_and(|c| awaited.parse::<u64>().is_ok_and(|a| c >= a)) {
-            return Outcome::pass(format!("offset {awaited} committed after {:.0} ms ({polls} polls)", crate::net::ms(start.elapsed())), evidence);
+            return Outcome::pass(
+                format!(
+                    "offset {awaited} committed after {:.0} ms ({polls} polls)",
+                    crate::net::ms(start.elapsed())
+                ),
+                evidence,
+            );
         }
         if start.elapsed() + POLL_EVERY > wait {
-            let finding = format!("offset {awaited} not committed within {wait:?} (last committed: {:?})", status.last_committed_offset_token);
+            let finding = format!(
+                "offset {awaited} not committed within {wait:?} (last committed: {:?})",
+                status.last_committed_offset_token
+            );
             return Outcome::fail(RowId::CommitTimeout, finding, evidence);
         }
         tokio::time::sleep(POLL_EVERY).await;
@@ -287,7 +409,13 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
         return Outcome::skip(SkipReason::NotConfigured("no channel was opened".into()));
     };
     let url = format!("{base}{}", ch.channel.channel_path());
-    let result = ctx.net.api.call(Endpoint::Drop, || request(&ctx, reqwest::Method::DELETE, &url, token)).await;
+    let result = ctx
+        .net
+        .api
+        .call(Endpoint::Drop, || {
+            request(&ctx, reqwest::Method::DELETE, &url, token)
+        })
+        .await;
     answer::judge(Endpoint::Drop, &result, |_, ev| {
         ev.add("channel", &ch.channel.channel);
         Ok(format!("dropped {}", ch.channel.channel))
@@ -295,5 +423,6 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, (RowId, String)> {
-    serde_json::from_str(&reply.body).map_err(|e| (RowId::ApiError, format!("unexpected answer ({e})")))
+    serde_json::from_str(&reply.body)
+        .map_err(|e| (RowId::ApiError, format!("unexpected answer ({e})")))
 }

@@ -14,8 +14,20 @@ use crate::net::proxy::ProxyDecision;
 use crate::net::resolver::DnsFailure;
 use crate::outcome::{Outcome, SkipReason};
 
-host_check!(ACCOUNT, "tcp.account", "TCP: account host port open", ["proxy.env", "dns.account"], HostRole::Account);
-host_check!(INGEST, "tcp.ingest", "TCP: ingest host port open", ["proxy.env", "dns.ingest"], HostRole::Ingest);
+host_check!(
+    ACCOUNT,
+    "tcp.account",
+    "TCP: account host port open",
+    ["proxy.env", "dns.account"],
+    HostRole::Account
+);
+host_check!(
+    INGEST,
+    "tcp.ingest",
+    "TCP: ingest host port open",
+    ["proxy.env", "dns.ingest"],
+    HostRole::Ingest
+);
 
 #[derive(Serialize)]
 struct Attempt {
@@ -45,18 +57,30 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
     let timeout = ctx.settings.timeout;
     let (via, port, addrs) = match ctx.route(&endpoint) {
         Ok(ProxyDecision::Proxy { proxy, .. }) => {
-            match ctx.net.resolver.resolve(&proxy.host, proxy.port, timeout).await {
+            match ctx
+                .net
+                .resolver
+                .resolve(&proxy.host, proxy.port, timeout)
+                .await
+            {
                 Ok(res) => (proxy.to_string(), proxy.port, res.addrs),
                 Err(e) => {
                     let finding = format!("proxy {proxy}: {}", e.message);
-                    let evidence = Evidence { via: proxy.to_string(), port: proxy.port, attempts: vec![], proxy_dns_error: Some(e) };
+                    let evidence = Evidence {
+                        via: proxy.to_string(),
+                        port: proxy.port,
+                        attempts: vec![],
+                        proxy_dns_error: Some(e),
+                    };
                     return Outcome::fail(RowId::ProxyUnreachable, finding, evidence);
                 }
             }
         }
         Ok(ProxyDecision::Direct { .. }) => match ctx.host_facts(role).addrs.get() {
             Some(addrs) => ("direct".to_owned(), endpoint.port, addrs.clone()),
-            None => return Outcome::skip(SkipReason::NotConfigured("no address to connect to".into())),
+            None => {
+                return Outcome::skip(SkipReason::NotConfigured("no address to connect to".into()));
+            }
         },
         Err(e) => return Outcome::skip(SkipReason::NotConfigured(format!("no usable route: {e}"))),
     };
@@ -66,22 +90,52 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         let addr = SocketAddr::new(*ip, port);
         async move {
             match connect::connect(addr, timeout).await {
-                Ok((_stream, elapsed)) => Attempt { addr, ok: true, elapsed, error: None },
-                Err(e) => Attempt { addr, ok: false, elapsed: e.elapsed, error: Some(e) },
+                Ok((_stream, elapsed)) => Attempt {
+                    addr,
+                    ok: true,
+                    elapsed,
+                    error: None,
+                },
+                Err(e) => Attempt {
+                    addr,
+                    ok: false,
+                    elapsed: e.elapsed,
+                    error: Some(e),
+                },
             }
         }
     }))
     .await;
-    let evidence = Evidence { via, port, attempts, proxy_dns_error: None };
+    let evidence = Evidence {
+        via,
+        port,
+        attempts,
+        proxy_dns_error: None,
+    };
     if let Some(first) = evidence.attempts.iter().find(|a| a.ok) {
         let _ = ctx.host_facts(role).reachable.set(first.addr);
         let failed = evidence.attempts.iter().filter(|a| !a.ok).count();
-        let note = if failed > 0 { format!(" ({failed} other address(es) failed)") } else { String::new() };
-        let to = if through_proxy { format!("proxy {}", evidence.via) } else { first.addr.to_string() };
-        let finding = format!("connected to {to} in {:.1} ms{note}", crate::net::ms(first.elapsed));
+        let note = if failed > 0 {
+            format!(" ({failed} other address(es) failed)")
+        } else {
+            String::new()
+        };
+        let to = if through_proxy {
+            format!("proxy {}", evidence.via)
+        } else {
+            first.addr.to_string()
+        };
+        let finding = format!(
+            "connected to {to} in {:.1} ms{note}",
+            crate::net::ms(first.elapsed)
+        );
         return Outcome::pass(finding, evidence);
     }
-    let first_err = evidence.attempts.iter().find_map(|a| a.error.as_ref()).expect("at least one address");
+    let first_err = evidence
+        .attempts
+        .iter()
+        .find_map(|a| a.error.as_ref())
+        .expect("at least one address");
     if through_proxy {
         let finding = format!("cannot reach the proxy {}: {first_err}", evidence.via);
         return Outcome::fail(RowId::ProxyUnreachable, finding, evidence);

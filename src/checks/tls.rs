@@ -12,8 +12,20 @@ use crate::context::{Ctx, HostRole, OpenError};
 use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
 use crate::outcome::{Outcome, Verdict};
 
-host_check!(ACCOUNT, "tls.account", "TLS: handshake and certificate chain", ["tcp.account", "proxy.connect"], HostRole::Account);
-host_check!(INGEST, "tls.ingest", "TLS: ingest host handshake and chain", ["tcp.ingest"], HostRole::Ingest);
+host_check!(
+    ACCOUNT,
+    "tls.account",
+    "TLS: handshake and certificate chain",
+    ["tcp.account", "proxy.connect"],
+    HostRole::Account
+);
+host_check!(
+    INGEST,
+    "tls.ingest",
+    "TLS: ingest host handshake and chain",
+    ["tcp.ingest"],
+    HostRole::Ingest
+);
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -57,14 +69,24 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         Ok(e) => e,
         Err(skip) => return skip,
     };
-    let via_proxy = matches!(ctx.route(&endpoint), Ok(crate::net::proxy::ProxyDecision::Proxy { .. }));
+    let via_proxy = matches!(
+        ctx.route(&endpoint),
+        Ok(crate::net::proxy::ProxyDecision::Proxy { .. })
+    );
     let attempt = |versions, offered| {
         let ctx = ctx.clone();
         let host = endpoint.host.clone();
         async move {
             match ctx.open_stream(role).await {
                 Ok(stream) => {
-                    let p = tls::probe(stream, &host, &ctx.net.trust, versions, ctx.settings.timeout).await;
+                    let p = tls::probe(
+                        stream,
+                        &host,
+                        &ctx.net.trust,
+                        versions,
+                        ctx.settings.timeout,
+                    )
+                    .await;
                     Attempt {
                         offered,
                         elapsed: p.elapsed,
@@ -89,14 +111,37 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
             }
         }
     };
-    let (modern, legacy) =
-        tokio::join!(attempt(TlsVersions::Both, "TLSv1.3+TLSv1.2"), attempt(TlsVersions::Tls12Only, "TLSv1.2"));
-    let seen = if modern.chain.is_empty() { &legacy } else { &modern };
-    let issuer = seen.chain.last().map(|c| c.issuer.as_str()).unwrap_or_default();
-    let product = seen.chain.iter().find_map(|c| tls::inspection_product(&c.issuer));
+    let (modern, legacy) = tokio::join!(
+        attempt(TlsVersions::Both, "TLSv1.3+TLSv1.2"),
+        attempt(TlsVersions::Tls12Only, "TLSv1.2")
+    );
+    let seen = if modern.chain.is_empty() {
+        &legacy
+    } else {
+        &modern
+    };
+    let issuer = seen
+        .chain
+        .last()
+        .map(|c| c.issuer.as_str())
+        .unwrap_or_default();
+    let product = seen
+        .chain
+        .iter()
+        .find_map(|c| tls::inspection_product(&c.issuer));
     let os_trusts = matches!(modern.failure, Some(TlsFailure::UnknownIssuer { .. }))
         && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
-    let judgement = judge(&modern, &legacy, Inspection { via_proxy, product, os_trusts, issuer }, OffsetDateTime::now_utc());
+    let judgement = judge(
+        &modern,
+        &legacy,
+        Inspection {
+            via_proxy,
+            product,
+            os_trusts,
+            issuer,
+        },
+        OffsetDateTime::now_utc(),
+    );
     let evidence = Evidence {
         server_name: &endpoint.host,
         via_proxy,
@@ -122,23 +167,44 @@ struct Inspection<'a> {
 }
 
 /// The verdict, catalog row and finding for a pair of handshakes.
-fn judge(modern: &Attempt, legacy: &Attempt, insp: Inspection<'_>, now: OffsetDateTime) -> (Verdict, Option<RowId>, String) {
+fn judge(
+    modern: &Attempt,
+    legacy: &Attempt,
+    insp: Inspection<'_>,
+    now: OffsetDateTime,
+) -> (Verdict, Option<RowId>, String) {
     if let (Some(row), Some(err)) = (modern.open_row, &modern.open_error) {
-        return (Verdict::Fail, Some(row), format!("could not open a connection for the handshake: {err}"));
+        return (
+            Verdict::Fail,
+            Some(row),
+            format!("could not open a connection for the handshake: {err}"),
+        );
     }
-    let version_refused = |a: &Attempt| matches!(a.failure, Some(TlsFailure::ProtocolVersion { .. }));
+    let version_refused =
+        |a: &Attempt| matches!(a.failure, Some(TlsFailure::ProtocolVersion { .. }));
     match (&modern.negotiated, &modern.failure) {
         (Some(n), _) => {
             if let Some(leaf) = modern.chain.first() {
                 let left = leaf.not_after - now;
                 if left < time::Duration::days(EXPIRY_WARNING_DAYS) {
                     let days = left.whole_days();
-                    return (Verdict::Warn, Some(RowId::TlsExpiring), format!("{} expires in {days} day(s) ({})", leaf.subject, leaf.not_after));
+                    return (
+                        Verdict::Warn,
+                        Some(RowId::TlsExpiring),
+                        format!(
+                            "{} expires in {days} day(s) ({})",
+                            leaf.subject, leaf.not_after
+                        ),
+                    );
                 }
             }
             let suite = &n.cipher_suite;
             if n.version == "TLSv1.2" {
-                return (Verdict::Warn, Some(RowId::TlsLegacyOnly), format!("TLS 1.3 offered but TLSv1.2 negotiated ({suite})"));
+                return (
+                    Verdict::Warn,
+                    Some(RowId::TlsLegacyOnly),
+                    format!("TLS 1.3 offered but TLSv1.2 negotiated ({suite})"),
+                );
             }
             let also = if legacy.negotiated.is_some() {
                 "TLS 1.2 also accepted"
@@ -147,17 +213,36 @@ fn judge(modern: &Attempt, legacy: &Attempt, insp: Inspection<'_>, now: OffsetDa
             } else {
                 "TLS 1.2 not confirmed"
             };
-            (Verdict::Pass, None, format!("{} {suite}; {also}; chain verified", n.version))
+            (
+                Verdict::Pass,
+                None,
+                format!("{} {suite}; {also}; chain verified", n.version),
+            )
         }
-        (None, Some(TlsFailure::ProtocolVersion { detail })) => match (&legacy.negotiated, &legacy.failure) {
-            (Some(n), _) => (Verdict::Warn, Some(RowId::TlsLegacyOnly), format!("only a TLS 1.2-only ClientHello succeeds ({})", n.cipher_suite)),
-            (None, Some(TlsFailure::ProtocolVersion { .. }) | None) => {
-                (Verdict::Fail, Some(RowId::TlsVersion), format!("no TLS 1.2 or 1.3 handshake: {detail}"))
+        (None, Some(TlsFailure::ProtocolVersion { detail })) => {
+            match (&legacy.negotiated, &legacy.failure) {
+                (Some(n), _) => (
+                    Verdict::Warn,
+                    Some(RowId::TlsLegacyOnly),
+                    format!(
+                        "only a TLS 1.2-only ClientHello succeeds ({})",
+                        n.cipher_suite
+                    ),
+                ),
+                (None, Some(TlsFailure::ProtocolVersion { .. }) | None) => (
+                    Verdict::Fail,
+                    Some(RowId::TlsVersion),
+                    format!("no TLS 1.2 or 1.3 handshake: {detail}"),
+                ),
+                (None, Some(other)) => classify(other, &insp),
             }
-            (None, Some(other)) => classify(other, &insp),
-        },
+        }
         (None, Some(failure)) => classify(failure, &insp),
-        (None, None) => (Verdict::Fail, Some(RowId::TlsHandshake), "the handshake neither completed nor failed".into()),
+        (None, None) => (
+            Verdict::Fail,
+            Some(RowId::TlsHandshake),
+            "the handshake neither completed nor failed".into(),
+        ),
     }
 }
 
@@ -177,9 +262,18 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Verdict, Option<Row
                 let why = match (insp.product, insp.via_proxy, insp.os_trusts) {
                     (Some(p), _, _) => format!("the issuer looks like {p}"),
                     (None, true, _) => "a proxy is in the path".to_owned(),
-                    _ => "only this machine's OS trust store (a corporate CA) accepts it".to_owned(),
+                    _ => {
+                        "only this machine's OS trust store (a corporate CA) accepts it".to_owned()
+                    }
                 };
-                return (Verdict::Fail, Some(RowId::TlsInspection), format!("certificate issued by {}: TLS inspection ({why})", insp.issuer));
+                return (
+                    Verdict::Fail,
+                    Some(RowId::TlsInspection),
+                    format!(
+                        "certificate issued by {}: TLS inspection ({why})",
+                        insp.issuer
+                    ),
+                );
             }
             RowId::TlsUntrusted
         }
@@ -220,15 +314,24 @@ mod tests {
     }
 
     fn plain() -> Inspection<'static> {
-        Inspection { via_proxy: false, product: None, os_trusts: false, issuer: "CN=Some CA" }
+        Inspection {
+            via_proxy: false,
+            product: None,
+            os_trusts: false,
+            issuer: "CN=Some CA",
+        }
     }
 
     fn version_refused() -> TlsFailure {
-        TlsFailure::ProtocolVersion { detail: "alert".into() }
+        TlsFailure::ProtocolVersion {
+            detail: "alert".into(),
+        }
     }
 
     fn unknown() -> TlsFailure {
-        TlsFailure::UnknownIssuer { issuer: "CN=Some CA".into() }
+        TlsFailure::UnknownIssuer {
+            issuer: "CN=Some CA".into(),
+        }
     }
 
     fn row(j: &(Verdict, Option<RowId>, String)) -> (Verdict, Option<RowId>) {
@@ -238,28 +341,67 @@ mod tests {
     #[test]
     fn judges_version_support() {
         let now = OffsetDateTime::now_utc();
-        let both = judge(&attempt(Some("TLSv1.3"), None), &attempt(Some("TLSv1.2"), None), plain(), now);
+        let both = judge(
+            &attempt(Some("TLSv1.3"), None),
+            &attempt(Some("TLSv1.2"), None),
+            plain(),
+            now,
+        );
         assert_eq!(row(&both), (Verdict::Pass, None));
-        let only13 = judge(&attempt(Some("TLSv1.3"), None), &attempt(None, Some(version_refused())), plain(), now);
+        let only13 = judge(
+            &attempt(Some("TLSv1.3"), None),
+            &attempt(None, Some(version_refused())),
+            plain(),
+            now,
+        );
         assert_eq!(only13.0, Verdict::Pass);
         assert!(only13.2.contains("TLS 1.3 only"));
-        let only12 = judge(&attempt(Some("TLSv1.2"), None), &attempt(Some("TLSv1.2"), None), plain(), now);
+        let only12 = judge(
+            &attempt(Some("TLSv1.2"), None),
+            &attempt(Some("TLSv1.2"), None),
+            plain(),
+            now,
+        );
         assert_eq!(row(&only12), (Verdict::Warn, Some(RowId::TlsLegacyOnly)));
-        let none = judge(&attempt(None, Some(version_refused())), &attempt(None, Some(version_refused())), plain(), now);
+        let none = judge(
+            &attempt(None, Some(version_refused())),
+            &attempt(None, Some(version_refused())),
+            plain(),
+            now,
+        );
         assert_eq!(row(&none), (Verdict::Fail, Some(RowId::TlsVersion)));
     }
 
     #[test]
     fn tells_inspection_from_untrusted() {
         let now = OffsetDateTime::now_utc();
-        let untrusted = judge(&attempt(None, Some(unknown())), &attempt(None, Some(unknown())), plain(), now);
+        let untrusted = judge(
+            &attempt(None, Some(unknown())),
+            &attempt(None, Some(unknown())),
+            plain(),
+            now,
+        );
         assert_eq!(row(&untrusted), (Verdict::Fail, Some(RowId::TlsUntrusted)));
         for insp in [
-            Inspection { via_proxy: true, ..plain() },
-            Inspection { product: Some("Zscaler"), ..plain() },
-            Inspection { os_trusts: true, ..plain() },
+            Inspection {
+                via_proxy: true,
+                ..plain()
+            },
+            Inspection {
+                product: Some("Zscaler"),
+                ..plain()
+            },
+            Inspection {
+                os_trusts: true,
+                ..plain()
+            },
         ] {
-            let j = judge(&attempt(None, Some(unknown())), &attempt(None, Some(unknown())), insp, now);
+            let j = judge(
+                &attempt(None, Some(unknown())),
+                &attempt(None, Some(unknown())),
+                insp,
+                now,
+            );
             assert_eq!(row(&j), (Verdict::Fail, Some(RowId::TlsInspection)));
         }
     }

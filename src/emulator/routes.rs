@@ -480,7 +480,12 @@ impl Call {
         let parsed = parse_ndjson(&body);
         if self.has_fault(&Fault::Reopened) {
             // The competing client's open is a real reopen: it bumps the channel's sequencer.
-            let _ = self.shared.open_channel(key.clone(), channel, &OpenChannelRequest::default(), None);
+            let _ = self.shared.open_channel(
+                key.clone(),
+                channel,
+                &OpenChannelRequest::default(),
+                None,
+            );
         }
         let commit = !self.has_fault(&Fault::NoCommit);
         match self

@@ -36,9 +36,17 @@ pub struct ConnectFailure {
 }
 
 /// Connects to `addr`, giving up after `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, Duration), ConnectFailure> {
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(TcpStream, Duration), ConnectFailure> {
     let start = Instant::now();
-    let fail = |kind, message: String| ConnectFailure { addr, kind, message, elapsed: start.elapsed() };
+    let fail = |kind, message: String| ConnectFailure {
+        addr,
+        kind,
+        message,
+        elapsed: start.elapsed(),
+    };
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             // Small probes and API calls are latency-bound; Nagle only delays them.
@@ -46,7 +54,10 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, 
             Ok((stream, start.elapsed()))
         }
         Ok(Err(e)) => Err(fail(classify(&e), e.to_string())),
-        Err(_) => Err(fail(ConnectFailureKind::TimedOut, format!("no answer within {timeout:?}"))),
+        Err(_) => Err(fail(
+            ConnectFailureKind::TimedOut,
+            format!("no answer within {timeout:?}"),
+        )),
     }
 }
 

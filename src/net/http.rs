@@ -9,16 +9,25 @@ use std::time::Duration;
 
 use crate::net::proxy::{self, ProxyDecision, ProxySettings, TargetScheme};
 use crate::net::resolver::Resolver;
-use crate::net::tls::{TlsVersions, TrustStore, PROBE_ALPN};
+use crate::net::tls::{PROBE_ALPN, TlsVersions, TrustStore};
 
 /// Builds the run's HTTP client.
-pub fn client(resolver: Arc<Resolver>, trust: &TrustStore, proxies: &ProxySettings, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+pub fn client(
+    resolver: Arc<Resolver>,
+    trust: &TrustStore,
+    proxies: &ProxySettings,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
     let tls = rustls::ClientConfig::clone(&trust.client_config(TlsVersions::Both, PROBE_ALPN));
     let settings = proxies.clone();
     // netcheck's own proxy decision (curl's rules), never reqwest's reading of the environment.
     let proxy = reqwest::Proxy::custom(move |url| {
         let host = url.host_str()?;
-        match proxy::decide(&settings, TargetScheme::Https, host.trim_start_matches('[').trim_end_matches(']')) {
+        match proxy::decide(
+            &settings,
+            TargetScheme::Https,
+            host.trim_start_matches('[').trim_end_matches(']'),
+        ) {
             Ok(ProxyDecision::Proxy { proxy, .. }) => Some(proxy.connect_url()),
             _ => None,
         }
@@ -47,9 +56,16 @@ impl reqwest::dns::Resolve for ClientResolver {
         Box::pin(async move {
             let addrs = match resolver.override_for_host(&host) {
                 Some(addrs) => addrs.to_vec(),
-                None => resolver.resolve(&host, 0, timeout).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?.addrs,
+                None => {
+                    resolver
+                        .resolve(&host, 0, timeout)
+                        .await
+                        .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?
+                        .addrs
+                }
             };
-            let addrs: Vec<SocketAddr> = addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            let addrs: Vec<SocketAddr> =
+                addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

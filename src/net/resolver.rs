@@ -6,13 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::system_conf::read_system_conf;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::TokioResolver;
+use hickory_resolver::system_conf::read_system_conf;
 use serde::Serialize;
 
 use crate::error::Error;
@@ -37,29 +39,51 @@ impl ResolveOverride {
 /// written in brackets.
 pub fn parse_overrides<S: AsRef<str>>(values: &[S]) -> Result<Vec<ResolveOverride>, Error> {
     let mut out: Vec<ResolveOverride> = Vec::new();
-    for token in values.iter().flat_map(|v| v.as_ref().split([',', ' ', '\n', '\t'])).filter(|t| !t.is_empty()) {
-        let bad = |why: &str| Error::Usage(format!("invalid --resolve `{token}`: {why} (expected HOST:PORT:ADDR)"));
+    for token in values
+        .iter()
+        .flat_map(|v| v.as_ref().split([',', ' ', '\n', '\t']))
+        .filter(|t| !t.is_empty())
+    {
+        let bad = |why: &str| {
+            Error::Usage(format!(
+                "invalid --resolve `{token}`: {why} (expected HOST:PORT:ADDR)"
+            ))
+        };
         if token.starts_with('[') || !token.contains(':') {
             // A further address of the previous entry.
-            let prev = out.last_mut().ok_or_else(|| bad("an address with no HOST:PORT before it"))?;
-            prev.addrs.push(parse_addr(token).ok_or_else(|| bad("not an IP address"))?);
+            let prev = out
+                .last_mut()
+                .ok_or_else(|| bad("an address with no HOST:PORT before it"))?;
+            prev.addrs
+                .push(parse_addr(token).ok_or_else(|| bad("not an IP address"))?);
             continue;
         }
         let mut parts = token.splitn(3, ':');
-        let (host, port, addr) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next());
+        let (host, port, addr) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next(),
+        );
         let addr = addr.ok_or_else(|| bad("missing address"))?;
         if host.is_empty() {
             return Err(bad("empty host"));
         }
         let port = port.parse::<u16>().map_err(|_| bad("invalid port"))?;
         let addr = parse_addr(addr).ok_or_else(|| bad("not an IP address"))?;
-        out.push(ResolveOverride { host: host.to_ascii_lowercase(), port, addrs: vec![addr] });
+        out.push(ResolveOverride {
+            host: host.to_ascii_lowercase(),
+            port,
+            addrs: vec![addr],
+        });
     }
     Ok(out)
 }
 
 fn parse_addr(s: &str) -> Option<IpAddr> {
-    let s = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
+    let s = s
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(s);
     IpAddr::from_str(s).ok()
 }
 
@@ -130,7 +154,11 @@ impl Resolver {
     /// Builds the resolver. A system configuration that cannot be read is not an error here: a
     /// run that only uses `--resolve` or IP literals never needs it, and a lookup reports it.
     #[must_use]
-    pub fn new(overrides: Vec<ResolveOverride>, dns_server: Option<SocketAddr>, timeout: Duration) -> Self {
+    pub fn new(
+        overrides: Vec<ResolveOverride>,
+        dns_server: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Self {
         let (config, mut opts, mode) = match dns_server {
             Some(server) => {
                 let mut ns = NameServerConfig::udp_and_tcp(server.ip());
@@ -140,11 +168,19 @@ impl Resolver {
                 // Only that server: no /etc/hosts either, so the answer is the server's.
                 let mut opts = ResolverOpts::default();
                 opts.use_hosts_file = ResolveHosts::Never;
-                (Ok(ResolverConfig::from_parts(None, vec![], vec![ns])), opts, "dns-server")
+                (
+                    Ok(ResolverConfig::from_parts(None, vec![], vec![ns])),
+                    opts,
+                    "dns-server",
+                )
             }
             None => match read_system_conf() {
                 Ok((config, opts)) => (Ok(config), opts, "system"),
-                Err(e) => (Err(format!("system resolver configuration: {e}")), ResolverOpts::default(), "system"),
+                Err(e) => (
+                    Err(format!("system resolver configuration: {e}")),
+                    ResolverOpts::default(),
+                    "system",
+                ),
             },
         };
         opts.timeout = timeout;
@@ -163,7 +199,11 @@ impl Resolver {
                 .map_err(|e| e.to_string())
         });
         let info = ResolverInfo { mode, nameservers };
-        Self { overrides, inner, info }
+        Self {
+            overrides,
+            inner,
+            info,
+        }
     }
 
     /// Which resolver answers lookups.
@@ -175,31 +215,62 @@ impl Resolver {
     /// The `--resolve` addresses for `host:port`, if any.
     #[must_use]
     pub fn override_for(&self, host: &str, port: u16) -> Option<&[IpAddr]> {
-        self.overrides.iter().find(|o| o.matches(host, port)).map(|o| o.addrs.as_slice())
+        self.overrides
+            .iter()
+            .find(|o| o.matches(host, port))
+            .map(|o| o.addrs.as_slice())
     }
 
     /// The `--resolve` addresses for `host` on any port (for clients that ask by name only).
     #[must_use]
     pub fn override_for_host(&self, host: &str) -> Option<&[IpAddr]> {
-        self.overrides.iter().find(|o| o.host == "*" || o.host.eq_ignore_ascii_case(host)).map(|o| o.addrs.as_slice())
+        self.overrides
+            .iter()
+            .find(|o| o.host == "*" || o.host.eq_ignore_ascii_case(host))
+            .map(|o| o.addrs.as_slice())
     }
 
     /// Resolves `host` for a connection to `port`, bounded by `timeout`.
-    pub async fn resolve(&self, host: &str, port: u16, timeout: Duration) -> Result<Resolution, DnsFailure> {
+    pub async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Resolution, DnsFailure> {
         let start = Instant::now();
-        let done = |addrs: Vec<IpAddr>, cnames, source| Resolution { addrs, cnames, source, elapsed: start.elapsed() };
+        let done = |addrs: Vec<IpAddr>, cnames, source| Resolution {
+            addrs,
+            cnames,
+            source,
+            elapsed: start.elapsed(),
+        };
         if let Some(addrs) = self.override_for(host, port) {
             return Ok(done(addrs.to_vec(), vec![], AnswerSource::Override));
         }
         if let Some(ip) = parse_addr(host) {
             return Ok(done(vec![ip], vec![], AnswerSource::Literal));
         }
-        let fail = |kind, message: String| DnsFailure { host: host.to_owned(), kind, message, elapsed: start.elapsed() };
-        let resolver = self.inner.as_ref().map_err(|e| fail(DnsFailureKind::Other, e.clone()))?;
+        let fail = |kind, message: String| DnsFailure {
+            host: host.to_owned(),
+            kind,
+            message,
+            elapsed: start.elapsed(),
+        };
+        let resolver = self
+            .inner
+            .as_ref()
+            .map_err(|e| fail(DnsFailureKind::Other, e.clone()))?;
         // A trailing dot keeps the search list out of it: Snowflake hosts are fully qualified.
-        let fqdn = if host.ends_with('.') { host.to_owned() } else { format!("{host}.") };
+        let fqdn = if host.ends_with('.') {
+            host.to_owned()
+        } else {
+            format!("{host}.")
+        };
         match tokio::time::timeout(timeout, resolver.lookup_ip(fqdn.as_str())).await {
-            Err(_) => Err(fail(DnsFailureKind::Timeout, format!("no answer within {timeout:?}"))),
+            Err(_) => Err(fail(
+                DnsFailureKind::Timeout,
+                format!("no answer within {timeout:?}"),
+            )),
             Ok(Err(e)) => {
                 let kind = classify(&e);
                 Err(fail(kind, describe(kind, &e)))
@@ -230,7 +301,9 @@ fn describe(kind: DnsFailureKind, e: &NetError) -> String {
     match (kind, e) {
         (DnsFailureKind::NxDomain, _) => "NXDOMAIN: the name does not exist".into(),
         (DnsFailureKind::NoAnswer, _) => "NOERROR but no A or AAAA record".into(),
-        (_, NetError::Dns(DnsError::ResponseCode(code))) => format!("the server answered {}", code.to_str().to_uppercase()),
+        (_, NetError::Dns(DnsError::ResponseCode(code))) => {
+            format!("the server answered {}", code.to_str().to_uppercase())
+        }
         (DnsFailureKind::Timeout, _) => "no answer from the DNS server".into(),
         _ => e.to_string(),
     }
@@ -241,7 +314,9 @@ fn classify(e: &NetError) -> DnsFailureKind {
     match e {
         _ if e.is_nx_domain() => DnsFailureKind::NxDomain,
         NetError::Dns(DnsError::NoRecordsFound(_)) => DnsFailureKind::NoAnswer,
-        NetError::Dns(DnsError::ResponseCode(code)) if *code != ResponseCode::NoError => DnsFailureKind::ServFail,
+        NetError::Dns(DnsError::ResponseCode(code)) if *code != ResponseCode::NoError => {
+            DnsFailureKind::ServFail
+        }
         NetError::Timeout => DnsFailureKind::Timeout,
         NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => DnsFailureKind::Timeout,
         _ => DnsFailureKind::Other,
@@ -261,11 +336,25 @@ mod tests {
     #[test_case(&["*:443:127.0.0.1"], &[("*", 443, &["127.0.0.1"])]; "wildcard")]
     fn parses_overrides(input: &[&str], want: &[(&str, u16, &[&str])]) {
         let got = parse_overrides(input).unwrap();
-        let got: Vec<(String, u16, Vec<String>)> =
-            got.into_iter().map(|o| (o.host, o.port, o.addrs.iter().map(ToString::to_string).collect())).collect();
+        let got: Vec<(String, u16, Vec<String>)> = got
+            .into_iter()
+            .map(|o| {
+                (
+                    o.host,
+                    o.port,
+                    o.addrs.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect();
         let want: Vec<(String, u16, Vec<String>)> = want
             .iter()
-            .map(|(h, p, a)| ((*h).to_owned(), *p, a.iter().map(|s| (*s).to_owned()).collect()))
+            .map(|(h, p, a)| {
+                (
+                    (*h).to_owned(),
+                    *p,
+                    a.iter().map(|s| (*s).to_owned()).collect(),
+                )
+            })
             .collect();
         assert_eq!(got, want);
     }
@@ -284,20 +373,33 @@ mod tests {
     async fn override_wins_and_sends_no_query() {
         // A resolver pointed at a closed loopback port: any query would fail, so success proves
         // the override answered.
-        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let overrides = parse_overrides(&["x.snowflakecomputing.com:443:127.0.0.9"]).unwrap();
         let r = Resolver::new(overrides, Some(closed), Duration::from_millis(300));
-        let got = r.resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1)).await.unwrap();
+        let got = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(got.addrs, vec!["127.0.0.9".parse::<IpAddr>().unwrap()]);
         assert_eq!(got.source, AnswerSource::Override);
         // Same host, another port: the override does not apply (curl semantics), so DNS is asked.
-        let err = r.resolve("x.snowflakecomputing.com", 8443, Duration::from_secs(1)).await.unwrap_err();
+        let err = r
+            .resolve("x.snowflakecomputing.com", 8443, Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert_ne!(err.kind, DnsFailureKind::NxDomain);
     }
 
     #[tokio::test]
     async fn ip_literal_needs_no_dns() {
-        let r = Resolver::new(vec![], Some("127.0.0.1:9".parse().unwrap()), Duration::from_millis(100));
+        let r = Resolver::new(
+            vec![],
+            Some("127.0.0.1:9".parse().unwrap()),
+            Duration::from_millis(100),
+        );
         let got = r.resolve("::1", 443, Duration::from_secs(1)).await.unwrap();
         assert_eq!(got.source, AnswerSource::Literal);
     }

@@ -9,14 +9,24 @@ use super::{CheckReport, RunReport};
 use crate::outcome::Verdict;
 
 /// Writes the report as `JUnit` XML. `strict` makes warnings failures, as it does for the exit code.
-pub fn write(report: &RunReport, strict: bool, out: &mut dyn Write) -> Result<(), junit_report::Error> {
+pub fn write(
+    report: &RunReport,
+    strict: bool,
+    out: &mut dyn Write,
+) -> Result<(), junit_report::Error> {
     let cases: Vec<TestCase> = report.checks.iter().map(|c| case(c, strict)).collect();
     let mut suite = TestSuiteBuilder::new(&format!("netcheck {}", report.target.account.host));
     suite.add_testcases(cases);
-    if let Ok(ts) = time::OffsetDateTime::parse(&report.started_at, &time::format_description::well_known::Rfc3339) {
+    if let Ok(ts) = time::OffsetDateTime::parse(
+        &report.started_at,
+        &time::format_description::well_known::Rfc3339,
+    ) {
         suite.set_timestamp(ts);
     }
-    ReportBuilder::new().add_testsuite(suite.build()).build().write_xml(out)
+    ReportBuilder::new()
+        .add_testsuite(suite.build())
+        .build()
+        .write_xml(out)
 }
 
 fn case(c: &CheckReport, strict: bool) -> TestCase {
@@ -24,7 +34,12 @@ fn case(c: &CheckReport, strict: bool) -> TestCase {
     let time = Duration::microseconds((c.duration_ms * 1000.0) as i64);
     let mut builder = match (c.verdict, &c.diagnosis) {
         (Verdict::Fail | Verdict::Warn, Some(d)) if c.verdict == Verdict::Fail || strict => {
-            let mut b = TestCaseBuilder::failure(c.id, time, d.id.as_str(), &format!("{}: {}", d.symptom, c.finding));
+            let mut b = TestCaseBuilder::failure(
+                c.id,
+                time,
+                d.id.as_str(),
+                &format!("{}: {}", d.symptom, c.finding),
+            );
             b.set_trace(&details(c));
             b
         }
@@ -52,8 +67,16 @@ fn details(c: &CheckReport) -> String {
     use std::fmt::Write as _;
     let mut s = format!("{}\n", c.finding);
     if let Some(d) = &c.diagnosis {
-        let _ = writeln!(s, "diagnosis: {}\nsymptom: {}\ncause: {}\nresolution:\n{}", d.id, d.symptom, d.cause, d.resolution);
+        let _ = writeln!(
+            s,
+            "diagnosis: {}\nsymptom: {}\ncause: {}\nresolution:\n{}",
+            d.id, d.symptom, d.cause, d.resolution
+        );
     }
-    let _ = writeln!(s, "evidence: {}", serde_json::to_string_pretty(&c.evidence).unwrap_or_default());
+    let _ = writeln!(
+        s,
+        "evidence: {}",
+        serde_json::to_string_pretty(&c.evidence).unwrap_or_default()
+    );
     s
 }

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
 use super::RunReport;
 use crate::outcome::Verdict;
@@ -11,23 +11,53 @@ use crate::outcome::Verdict;
 /// Writes the table and the diagnoses.
 pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let mut table = Table::new();
-    table.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table
+        .load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     if !color {
         table.force_no_tty();
     }
     table.set_header(vec!["check", "verdict", "time", "finding"]);
     for c in &report.checks {
         let verdict = Cell::new(label(c.verdict));
-        let verdict = if color { verdict.fg(colour(c.verdict)).add_attribute(Attribute::Bold) } else { verdict };
-        let time = if c.verdict == Verdict::Skip { String::new() } else { format!("{:.0} ms", c.duration_ms) };
-        table.add_row(vec![Cell::new(c.id), verdict, Cell::new(time), Cell::new(&c.finding)]);
+        let verdict = if color {
+            verdict.fg(colour(c.verdict)).add_attribute(Attribute::Bold)
+        } else {
+            verdict
+        };
+        let time = if c.verdict == Verdict::Skip {
+            String::new()
+        } else {
+            format!("{:.0} ms", c.duration_ms)
+        };
+        table.add_row(vec![
+            Cell::new(c.id),
+            verdict,
+            Cell::new(time),
+            Cell::new(&c.finding),
+        ]);
     }
-    writeln!(out, "netcheck {} ({})", report.target.url, report.started_at)?;
+    writeln!(
+        out,
+        "netcheck {} ({})",
+        report.target.url, report.started_at
+    )?;
     writeln!(out, "{table}")?;
-    for c in report.checks.iter().filter(|c| matches!(c.verdict, Verdict::Warn | Verdict::Fail)) {
+    for c in report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Warn | Verdict::Fail))
+    {
         let Some(d) = &c.diagnosis else { continue };
         writeln!(out)?;
-        writeln!(out, "{} {} [{}]: {}", label(c.verdict), c.id, d.id, d.symptom)?;
+        writeln!(
+            out,
+            "{} {} [{}]: {}",
+            label(c.verdict),
+            c.id,
+            d.id,
+            d.symptom
+        )?;
         writeln!(out, "  found:  {}", c.finding)?;
         writeln!(out, "  cause:  {}", d.cause)?;
         writeln!(out, "  fix:")?;

@@ -16,7 +16,9 @@ pub struct Dnsmasq {
 /// `--host-record=a.example,127.0.0.1`. Returns `None` (and says why) when dnsmasq is missing.
 pub fn dnsmasq(records: &[&str]) -> Option<Dnsmasq> {
     let Some(bin) = which("dnsmasq") else {
-        eprintln!("skipped: dnsmasq is not installed (apt-get install dnsmasq; .ci/run installs it)");
+        eprintln!(
+            "skipped: dnsmasq is not installed (apt-get install dnsmasq; .ci/run installs it)"
+        );
         return None;
     };
     let port = free_port();
@@ -42,7 +44,10 @@ pub fn dnsmasq(records: &[&str]) -> Option<Dnsmasq> {
     let server = Dnsmasq { addr, child };
     let start = Instant::now();
     while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(5), "dnsmasq did not start listening on {addr}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "dnsmasq did not start listening on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Some(server)

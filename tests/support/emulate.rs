@@ -12,8 +12,12 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("netcheck-{tag}-{}-{nanos}", std::process::id()));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("netcheck-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -45,12 +49,20 @@ impl Emulate {
         for f in faults {
             cmd.args(["--fault", f]);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start netcheck emulate");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start netcheck emulate");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
         // Keep reading: a closed pipe would kill the emulator at its next line of output.
         std::thread::spawn(move || lines.for_each(drop));
-        let addr = first.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {first}")).parse().unwrap();
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .parse()
+            .unwrap();
         Self { addr, dir, child }
     }
 
@@ -69,12 +81,13 @@ impl Emulate {
     pub fn key_file(&self) -> PathBuf {
         self.dir.path().join("rsa_key.p8")
     }
-
 }
 
 impl Drop for Emulate {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..50 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
@@ -100,7 +113,11 @@ pub fn run_args(emu: &netcheck::emulator::Emulator, dir: &Path) -> Vec<String> {
         "--account".into(),
         format!("https://{}:{port}", emu.account_host()),
         "--resolve".into(),
-        format!("{}:{port}:127.0.0.1,{}:{port}:127.0.0.1", emu.account_host(), emu.ingest_host()),
+        format!(
+            "{}:{port}:127.0.0.1,{}:{port}:127.0.0.1",
+            emu.account_host(),
+            emu.ingest_host()
+        ),
         "--ca-file".into(),
         ca.display().to_string(),
         "--user".into(),

@@ -18,8 +18,12 @@ pub struct Run {
 impl Run {
     /// The stdout parsed as the JSON report (panics with the output when it is not JSON).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -32,7 +36,11 @@ pub struct Netcheck {
 
 /// Starts building an invocation.
 pub fn netcheck<S: AsRef<str>>(args: &[S]) -> Netcheck {
-    Netcheck { args: args.iter().map(|s| s.as_ref().to_owned()).collect(), env: HashMap::new(), via: Vec::new() }
+    Netcheck {
+        args: args.iter().map(|s| s.as_ref().to_owned()).collect(),
+        env: HashMap::new(),
+        via: Vec::new(),
+    }
 }
 
 impl Netcheck {
@@ -67,7 +75,11 @@ impl Netcheck {
             }
             None => Command::new(binary),
         };
-        let Output { status, stdout, stderr } = command
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command
             .args(&self.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -98,6 +110,9 @@ pub fn assert_check(report: &Value, id: &str, verdict: &str, row: Option<&str>) 
     assert_eq!(c["verdict"], verdict, "{id} verdict; check:\n{c:#}");
     match row {
         Some(row) => assert_eq!(c["diagnosis"]["id"], row, "{id} diagnosis; check:\n{c:#}"),
-        None => assert!(c["diagnosis"].is_null(), "{id} has an unexpected diagnosis:\n{c:#}"),
+        None => assert!(
+            c["diagnosis"].is_null(),
+            "{id} has an unexpected diagnosis:\n{c:#}"
+        ),
     }
 }

@@ -157,7 +157,7 @@ impl ProxyUrl {
     /// the password leaves its wrapper, to be sent to the proxy as Basic auth.
     #[must_use]
     pub fn connect_url(&self) -> String {
-        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         let userinfo = self.auth.as_ref().map_or_else(String::new, |a| {
             format!(
                 "{}:{}@",

@@ -117,7 +117,10 @@ impl TrustStore {
         Self::parse_pem_from(pem.as_bytes(), Path::new("(in memory)"))
     }
 
-    fn parse_pem_from(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    fn parse_pem_from(
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
         let invalid = |detail: String| TlsSetupError::Invalid {
             path: path.to_owned(),
             detail,
