@@ -232,6 +232,37 @@ def bench_rss_and_size():
     return {"peak_rss_mb_max_of_3": max(peaks)}, size
 
 
+def bench_allowlist(hosts=500, dns_delay_ms=50):
+    """`allowlist.hosts` with 1 host and with `hosts` hosts, every name resolved by a DNS server
+    that answers after `dns_delay_ms` (bench/slow_dns.py), all connecting to one loopback
+    listener: the check's duration and the process's peak RSS."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4096)
+    port = listener.getsockname()[1]
+    dns = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "slow_dns.py"), str(dns_delay_ms)], stdout=subprocess.PIPE, text=True)
+    dns_port = int(dns.stdout.readline().split()[1])
+    home = tempfile.mkdtemp(prefix="netcheck-bench-allowlist-")
+    out = {}
+    try:
+        for n in (1, hosts):
+            path = os.path.join(home, f"allowlist-{n}.json")
+            json.dump([{"type": "STAGE", "host": f"h{i}.stage.example.test", "port": port} for i in range(n)], open(path, "w"))
+            args = ["run", "--account", HOST, "--dns-server", f"127.0.0.1:{dns_port}", "--only", "allowlist.hosts",
+                    "--allowlist", path, "--format", "json"]
+            samples = [run_netcheck(args, clean_env()) for _ in range(3 if QUICK else 7)]
+            out[n] = {"check_ms": median([check(r, "allowlist.hosts")["duration_ms"] for r, _, _ in samples]),
+                      "unreachable": max(check(r, "allowlist.hosts")["evidence"]["unreachable"] for r, _, _ in samples),
+                      "peak_rss_mb": max(u.ru_maxrss / 1024 for _, _, u in samples)}
+    finally:
+        dns.terminate()
+        dns.wait()
+        listener.close()
+        shutil.rmtree(home, ignore_errors=True)
+    return {"hosts": hosts, "dns_delay_ms": dns_delay_ms, "one_host": out[1], "many_hosts": out[hosts]}
+
+
 # --- 4. sustained rate ---------------------------------------------------------------------
 
 def bench_rate(extra, timeout_s):
@@ -305,6 +336,12 @@ def main():
     results["rss"], results["size"] = rss, size
     rows.append(("peak RSS of `run --full` (MB)", fmt(rss["peak_rss_mb_max_of_3"]), "", "", "< 30 MB"))
     rows.append(("release binary (MB)", fmt(size["binary_mb"]), f"stripped {fmt(size['stripped_mb'])}", "", "< 20 MB"))
+
+    allow = bench_allowlist()
+    results["allowlist"] = allow
+    one, many = allow["one_host"], allow["many_hosts"]
+    rows.append((f"`allowlist.hosts`, {allow['hosts']} hosts vs 1, DNS +{allow['dns_delay_ms']} ms (median, ms)", fmt(many["check_ms"], 1), f"1 host {fmt(one['check_ms'], 1)}", fmt(ratio(many["check_ms"], one["check_ms"]), 2), "< 3×"))
+    rows.append((f"`allowlist.hosts` peak RSS, {allow['hosts']} hosts vs 1 (MB)", fmt(many["peak_rss_mb"]), f"1 host {fmt(one['peak_rss_mb'])}", fmt(ratio(many["peak_rss_mb"], one["peak_rss_mb"]), 2), "flat"))
 
     large = bench_rate(["--profile", "large", "--duration", "3" if QUICK else "10"], 10)
     results["rate_large"] = large

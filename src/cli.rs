@@ -93,7 +93,7 @@ pub struct RunArgs {
     #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
     pub allowlist: Option<PathBuf>,
     /// How many allowlist hosts to check at once.
-    #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
     #[arg(long, env = "NETCHECK_FULL")]

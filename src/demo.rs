@@ -86,7 +86,7 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         }),
         connection: crate::connection::Connection::default(),
         allowlist: None,
-        concurrency: 32,
+        concurrency: 256,
         full: true,
         rows,
         rate: None,

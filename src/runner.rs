@@ -363,7 +363,7 @@ mod tests {
             snowflake: None,
             connection: crate::connection::Connection::default(),
             allowlist: None,
-            concurrency: 32,
+            concurrency: 256,
             full: false,
             rows: 1,
             rate: None,

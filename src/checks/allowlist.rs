@@ -74,10 +74,18 @@ async fn run(ctx: Ctx) -> Outcome {
     let (wildcards, entries): (Vec<Entry>, Vec<Entry>) =
         entries.into_iter().partition(|e| e.host.starts_with('*'));
     let concurrency = ctx.settings.concurrency;
-    let probes: Vec<Probe> = futures::stream::iter(entries.into_iter().map(|e| probe(&ctx, e)))
-        .buffered(concurrency)
-        .collect()
-        .await;
+    // Unordered, so one slow host does not hold back the ones behind it; listed in file order.
+    let mut probes: Vec<(usize, Probe)> = futures::stream::iter(
+        entries.into_iter().enumerate().map(|(i, e)| {
+            let ctx = &ctx;
+            async move { (i, probe(ctx, e).await) }
+        }),
+    )
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
+    probes.sort_by_key(|(i, _)| *i);
+    let probes: Vec<Probe> = probes.into_iter().map(|(_, p)| p).collect();
     let failed: Vec<&Probe> = probes.iter().filter(|p| !p.ok).collect();
     let summary: Vec<String> = failed
         .iter()
