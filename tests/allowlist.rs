@@ -94,11 +94,7 @@ fn a_malformed_allowlist_file_is_a_usage_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_warehouse_the_list_comes_from_the_sql_api() {
-    let key = netcheck::emulator::default_key();
-    let config =
-        netcheck::emulator::EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = netcheck::emulator::spawn(listener, config).await.unwrap();
+    let emu = support::emulate::spawn_emulator(|_| {}).await;
     let dir = TempDir::new("allowlist-sql");
     let mut args = support::emulate::run_args(&emu, dir.path());
     args.extend(["--warehouse", "COMPUTE_WH", "--format", "json"].map(String::from));

@@ -6,17 +6,16 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netcheck::emulator::{self, EmulatorConfig, Fault};
+use netcheck::emulator::Fault;
 use support::emulate::{TempDir, run_args};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_mid_round_trip_still_drops_the_channel() {
-    let mut config =
-        EmulatorConfig::with_user_key(&emulator::default_key().public_key().to_pem().unwrap());
     // Rows are never committed, so the run sits in stream.commit until it is interrupted.
-    config.faults = vec!["no-commit".parse::<Fault>().unwrap()];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = emulator::spawn(listener, config).await.unwrap();
+    let emu = support::emulate::spawn_emulator(|c| {
+        c.faults = vec!["no-commit".parse::<Fault>().unwrap()];
+    })
+    .await;
     let dir = TempDir::new("interrupt");
     let mut args = run_args(&emu, dir.path());
     args.extend(["--full", "--format", "json", "--timeout", "30"].map(String::from));

@@ -3,12 +3,12 @@
 //! once, `tls.*` handshakes twice: TLS 1.3 and TLS 1.2-only), counted by the emulator itself —
 //! with and without added latency, and with the sustained-rate check's extra channels.
 
+mod support;
+
 use std::time::Duration;
 
-use netcheck::context::Ctx;
-use netcheck::emulator::{self, EmulatorConfig, Fault};
+use netcheck::emulator::{self, Fault};
 use netcheck::outcome::Verdict;
-use netcheck::{registry, runner};
 
 /// Handshakes `tls.*` makes per host (TLS 1.3 and TLS 1.2-only).
 const TLS_CHECK_HANDSHAKES: u64 = 2;
@@ -20,23 +20,12 @@ async fn full_run(
     faults: Vec<Fault>,
     rate: Option<netcheck::load::RateArgs>,
 ) -> netcheck::emulator::ConnectionStats {
-    let key = emulator::default_key();
-    let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
-    config.faults = faults;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = emulator::spawn(listener, config).await.unwrap();
-    let mut settings = netcheck::demo::settings_for(&emu, key, 1234).unwrap();
+    let emu = support::emulate::spawn_emulator(|c| c.faults = faults).await;
+    let mut settings = netcheck::demo::settings_for(&emu, emulator::default_key(), 1234).unwrap();
     if let Some(rate) = rate {
         settings.rate = rate.load().unwrap();
     }
-    let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(
-        &plan,
-        Ctx::new(settings).unwrap(),
-        None,
-        std::future::pending(),
-    )
-    .await;
+    let result = support::emulate::run_all(settings).await;
     for r in &result.results {
         assert!(
             matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
@@ -95,23 +84,9 @@ async fn the_rate_test_multiplexes_its_channels_on_the_same_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_critical_path_follows_ordering_edges_through_the_channel_drop() {
-    let key = emulator::default_key();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = emulator::spawn(
-        listener,
-        EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap()),
-    )
-    .await
-    .unwrap();
-    let settings = netcheck::demo::settings_for(&emu, key, 10).unwrap();
-    let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(
-        &plan,
-        Ctx::new(settings).unwrap(),
-        None,
-        std::future::pending(),
-    )
-    .await;
+    let emu = support::emulate::spawn_emulator(|_| {}).await;
+    let settings = netcheck::demo::settings_for(&emu, emulator::default_key(), 10).unwrap();
+    let result = support::emulate::run_all(settings).await;
     let took = |id: &str| {
         result
             .results

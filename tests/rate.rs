@@ -10,25 +10,15 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use netcheck::context::Ctx;
-use netcheck::emulator::{self, Emulator, EmulatorConfig, Fault, defaults};
+use netcheck::emulator::{self, Emulator, Fault, defaults};
 use netcheck::load::{Profile, RateArgs};
 use netcheck::outcome::{Outcome, Verdict};
 use netcheck::snowflake::api::{Endpoint, default_pipe};
-use netcheck::{registry, runner};
 use support::emulate::Emulate;
 use support::run::{check, netcheck};
 
 async fn emulator(faults: Vec<Fault>) -> Emulator {
-    let key = emulator::default_key();
-    let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
-    config.faults = faults;
-    emulator::spawn(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        config,
-    )
-    .await
-    .unwrap()
+    support::emulate::spawn_emulator(|c| c.faults = faults).await
 }
 
 /// A `--full` run with `rate`; returns the `stream.rate` outcome after checking the round trip
@@ -36,14 +26,7 @@ async fn emulator(faults: Vec<Fault>) -> Emulator {
 async fn run_rate(emu: &Emulator, rate: RateArgs) -> Outcome {
     let mut settings = netcheck::demo::settings_for(emu, emulator::default_key(), 10).unwrap();
     settings.rate = rate.load().unwrap();
-    let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(
-        &plan,
-        Ctx::new(settings).unwrap(),
-        None,
-        std::future::pending(),
-    )
-    .await;
+    let result = support::emulate::run_all(settings).await;
     let of = |id: &str| {
         result
             .results

@@ -6,11 +6,9 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use netcheck::context::Ctx;
 use netcheck::emulator::{self, EmulatorConfig, defaults};
 use netcheck::outcome::Verdict;
 use netcheck::snowflake::api::default_pipe;
-use netcheck::{registry, runner};
 use support::run::{assert_check, check, netcheck};
 
 /// `netcheck demo --fault FAULT --format json`.
@@ -213,20 +211,11 @@ fn without_credentials_snowflake_checks_are_skipped_and_network_checks_run() {
 #[tokio::test]
 async fn committed_rows_are_exactly_the_rows_sent() {
     let key = emulator::default_key();
-    let config = EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = emulator::spawn(listener, config).await.unwrap();
+    let emu = support::emulate::spawn_emulator(|_| {}).await;
     // More rows than one request carries, so continuation tokens are followed.
     let rows = 1234;
     let settings = netcheck::demo::settings_for(&emu, key, rows).unwrap();
-    let plan = registry::plan(&[], &[], true).unwrap();
-    let result = runner::run(
-        &plan,
-        Ctx::new(settings).unwrap(),
-        None,
-        std::future::pending(),
-    )
-    .await;
+    let result = support::emulate::run_all(settings).await;
     for r in &result.results {
         assert!(
             matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
@@ -268,11 +257,7 @@ async fn committed_rows_are_exactly_the_rows_sent() {
 
 /// Runs the binary (JSON) against an in-process emulator configured by `configure`.
 async fn run_against(configure: impl FnOnce(&mut EmulatorConfig)) -> serde_json::Value {
-    let mut config =
-        EmulatorConfig::with_user_key(&emulator::default_key().public_key().to_pem().unwrap());
-    configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = emulator::spawn(listener, config).await.unwrap();
+    let emu = support::emulate::spawn_emulator(configure).await;
     let dir = support::emulate::TempDir::new("sf");
     let mut args = support::emulate::run_args(&emu, dir.path());
     args.extend(["--format", "json"].map(String::from));

@@ -75,15 +75,14 @@ async fn run(ctx: Ctx) -> Outcome {
         entries.into_iter().partition(|e| e.host.starts_with('*'));
     let concurrency = ctx.settings.concurrency;
     // Unordered, so one slow host does not hold back the ones behind it; listed in file order.
-    let mut probes: Vec<(usize, Probe)> = futures::stream::iter(
-        entries.into_iter().enumerate().map(|(i, e)| {
+    let mut probes: Vec<(usize, Probe)> =
+        futures::stream::iter(entries.into_iter().enumerate().map(|(i, e)| {
             let ctx = &ctx;
             async move { (i, probe(ctx, e).await) }
-        }),
-    )
-    .buffer_unordered(concurrency)
-    .collect()
-    .await;
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     probes.sort_by_key(|(i, _)| *i);
     let probes: Vec<Probe> = probes.into_iter().map(|(_, p)| p).collect();
     let failed: Vec<&Probe> = probes.iter().filter(|p| !p.ok).collect();

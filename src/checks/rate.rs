@@ -68,15 +68,9 @@ async fn rate(ctx: Ctx) -> Outcome {
         Ok((base, token)) => (base, token.clone()),
         Err(skip) => return skip,
     };
-    let Some(pipe) = ctx
-        .settings
-        .snowflake
-        .as_ref()
-        .and_then(crate::settings::Snowflake::pipe_ref)
-    else {
-        return Outcome::skip(SkipReason::NotConfigured(
-            "no database, schema and table (or pipe) configured".into(),
-        ));
+    let pipe = match crate::checks::stream::pipe(&ctx) {
+        Ok(p) => p,
+        Err(skip) => return skip,
     };
     // The round trip's appends tell how long one takes on this path.
     let append_latency = ctx

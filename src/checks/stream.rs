@@ -74,6 +74,19 @@ pub(crate) fn ingest(ctx: &Ctx) -> Result<(String, &crate::secret::Secret<String
     Ok((endpoint.url(), token))
 }
 
+/// The pipe to stream into, or why there is none.
+pub(crate) fn pipe(ctx: &Ctx) -> Result<sf::PipeRef, Outcome> {
+    ctx.settings
+        .snowflake
+        .as_ref()
+        .and_then(crate::settings::Snowflake::pipe_ref)
+        .ok_or_else(|| {
+            Outcome::skip(SkipReason::NotConfigured(
+                "no database, schema and table (or pipe) configured".into(),
+            ))
+        })
+}
+
 /// The request every stream call starts from: scoped token, JSON accepted.
 pub(crate) fn request(
     ctx: &Ctx,
@@ -95,15 +108,9 @@ async fn open(ctx: Ctx) -> Outcome {
         Ok(x) => x,
         Err(skip) => return skip,
     };
-    let Some(pipe) = ctx
-        .settings
-        .snowflake
-        .as_ref()
-        .and_then(crate::settings::Snowflake::pipe_ref)
-    else {
-        return Outcome::skip(SkipReason::NotConfigured(
-            "no database, schema and table (or pipe) configured".into(),
-        ));
+    let pipe = match pipe(&ctx) {
+        Ok(p) => p,
+        Err(skip) => return skip,
     };
     let name = format!(
         "netcheck_{}_{:08x}",

@@ -135,3 +135,22 @@ pub fn run_args(emu: &netcheck::emulator::Emulator, dir: &Path) -> Vec<String> {
     ]
     .to_vec()
 }
+
+/// An in-process emulator with the default user's key registered, configured by `configure`.
+pub async fn spawn_emulator(
+    configure: impl FnOnce(&mut netcheck::emulator::EmulatorConfig),
+) -> netcheck::emulator::Emulator {
+    use netcheck::emulator::{self, EmulatorConfig};
+    let key = emulator::default_key().public_key().to_pem().unwrap();
+    let mut config = EmulatorConfig::with_user_key(&key);
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    emulator::spawn(listener, config).await.unwrap()
+}
+
+/// Runs every check, `--full` included, in-process with `settings` (nothing can interrupt it).
+pub async fn run_all(settings: netcheck::settings::Settings) -> netcheck::runner::RunResult {
+    let plan = netcheck::registry::plan(&[], &[], true).unwrap();
+    let ctx = netcheck::context::Ctx::new(settings).unwrap();
+    netcheck::runner::run(&plan, ctx, None, std::future::pending()).await
+}
