@@ -6,7 +6,7 @@ mod support;
 
 use support::pki::{self, TestPki};
 use support::proxies::{FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
-use support::run::{Run, assert_check, check, netcheck};
+use support::run::{Run, assert_check, check, netcheck, run_at};
 use support::tls_servers::{TlsServer, TlsServerSpec};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
@@ -209,20 +209,11 @@ fn a_malformed_proxy_variable_fails_proxy_env_naming_it() {
 fn no_proxy_sends_the_host_direct() {
     let (server, ca) = target();
     let port = server.addr.port();
-    let r = netcheck(&[
-        "run",
-        "--account",
-        &format!("https://{HOST}:{port}"),
-        "--resolve",
-        &format!("{HOST}:{port}:127.0.0.1"),
-        "--format",
-        "json",
-        "--ca-file",
-        ca.path().to_str().unwrap(),
-    ])
-    .env("HTTPS_PROXY", "http://127.0.0.1:9")
-    .env("NO_PROXY", "localhost,.snowflakecomputing.com")
-    .run();
+    let r = run_at(HOST, port)
+        .args(&["--ca-file", ca.path().to_str().unwrap()])
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "localhost,.snowflakecomputing.com")
+        .run();
     assert_eq!(r.code, 0, "{}", r.stdout);
     let report = r.json();
     assert!(

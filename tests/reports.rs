@@ -5,7 +5,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::run::netcheck;
+use support::run::{netcheck, run_at};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
@@ -17,20 +17,9 @@ fn failing_run(junit: &std::path::Path) -> support::run::Run {
         .local_addr()
         .unwrap()
         .port();
-    netcheck(&[
-        "run",
-        "--account",
-        &format!("https://{HOST}:{port}"),
-        "--resolve",
-        &format!("{HOST}:{port}:127.0.0.1"),
-        "--only",
-        "tls.account",
-        "--format",
-        "json",
-        "--junit",
-    ])
-    .args(&[junit.to_str().unwrap()])
-    .run()
+    run_at(HOST, port)
+        .args(&["--only", "tls.account", "--junit", junit.to_str().unwrap()])
+        .run()
 }
 
 fn temp_path(name: &str) -> PathBuf {

@@ -6,7 +6,7 @@ mod support;
 
 use netcheck::net::tls::TlsVersions;
 use support::pki::{self, ServerCert, TempFile, TestPki};
-use support::run::{Run, assert_check, check, netcheck};
+use support::run::{Run, assert_check, check, netcheck, run_at};
 use support::tls_servers::{OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
@@ -14,22 +14,14 @@ const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 /// Runs netcheck against `addr` under the Snowflake-like name, trusting `ca` (if any).
 fn run_against(addr: std::net::SocketAddr, ca: Option<&TempFile>, extra: &[&str]) -> Run {
     let port = addr.port();
-    let mut args = vec![
-        "run".to_owned(),
-        "--account".into(),
-        format!("https://{HOST}:{port}"),
-        "--resolve".into(),
-        format!("{HOST}:{port}:127.0.0.1"),
-        "--format".into(),
-        "json".into(),
-    ];
+    let mut run = run_at(HOST, port).args(extra);
     if !extra.contains(&"--timeout") {
-        args.extend(["--timeout".into(), "2".into()]);
+        run = run.args(&["--timeout", "2"]);
     }
     if let Some(ca) = ca {
-        args.extend(["--ca-file".into(), ca.path().display().to_string()]);
+        run = run.args(&["--ca-file", ca.path().to_str().unwrap()]);
     }
-    netcheck(&args).args(extra).run()
+    run.run()
 }
 
 fn serve(cert: ServerCert, versions: TlsVersions) -> TlsServer {
@@ -201,17 +193,9 @@ fn a_corporate_ca_only_the_os_trusts_is_tls_inspection() {
     let os_store = TempFile::with_contents("os-store.pem", ca.pem().as_bytes());
     let server = serve(cert, TlsVersions::Both);
     let port = server.addr.port();
-    let r = netcheck(&[
-        "run",
-        "--account",
-        &format!("https://{HOST}:{port}"),
-        "--resolve",
-        &format!("{HOST}:{port}:127.0.0.1"),
-        "--format",
-        "json",
-    ])
-    .env("SSL_CERT_FILE", os_store.path().to_str().unwrap())
-    .run();
+    let r = run_at(HOST, port)
+        .env("SSL_CERT_FILE", os_store.path().to_str().unwrap())
+        .run();
     let report = r.json();
     assert_check(&report, "tls.account", "fail", Some("tls-inspection"));
     assert_eq!(
@@ -240,20 +224,9 @@ fn silent_server_times_out_within_the_step_timeout() {
 fn the_run_deadline_bounds_everything() {
     let server = RawServer::start(RawBehaviour::Silent);
     let port = server.addr.port();
-    let r = netcheck(&[
-        "run",
-        "--account",
-        &format!("https://{HOST}:{port}"),
-        "--resolve",
-        &format!("{HOST}:{port}:127.0.0.1"),
-        "--format",
-        "json",
-        "--timeout",
-        "5",
-        "--deadline",
-        "1",
-    ])
-    .run();
+    let r = run_at(HOST, port)
+        .args(&["--timeout", "5", "--deadline", "1"])
+        .run();
     let report = r.json();
     assert_eq!(report["ending"], "deadline");
     assert_check(&report, "tls.account", "fail", Some("timeout"));

@@ -116,3 +116,17 @@ pub fn assert_check(report: &Value, id: &str, verdict: &str, row: Option<&str>) 
         ),
     }
 }
+
+/// `netcheck run --format json` against a loopback server under the Snowflake-like name `host`,
+/// pinned with `--resolve` so no DNS query leaves the machine.
+pub fn run_at(host: &str, port: u16) -> Netcheck {
+    netcheck(&[
+        "run",
+        "--account",
+        &format!("https://{host}:{port}"),
+        "--resolve",
+        &format!("{host}:{port}:127.0.0.1"),
+        "--format",
+        "json",
+    ])
+}
