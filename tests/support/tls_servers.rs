@@ -86,14 +86,9 @@ impl TlsServer {
 }
 
 fn server_config(spec: TlsServerSpec) -> Arc<ServerConfig> {
-    let versions: &[&rustls::SupportedProtocolVersion] = match spec.versions {
-        TlsVersions::Both => rustls::ALL_VERSIONS,
-        TlsVersions::Tls12Only => &[&rustls::version::TLS12],
-        TlsVersions::Tls13Only => &[&rustls::version::TLS13],
-    };
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(versions)
+            .with_protocol_versions(spec.versions.protocol_versions())
             .expect("ring supports TLS 1.2 and 1.3")
             .with_no_client_auth()
             .with_single_cert(spec.cert.chain, spec.cert.key)

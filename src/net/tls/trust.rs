@@ -56,8 +56,9 @@ pub enum TlsVersions {
 }
 
 impl TlsVersions {
-    /// The rustls protocol versions to offer.
-    pub(crate) fn rustls(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    /// The rustls protocol versions, for client and server configurations alike.
+    #[must_use]
+    pub fn protocol_versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
         use rustls::version::{TLS12, TLS13};
         static TLS12_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&TLS12];
         static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&TLS13];
@@ -189,7 +190,7 @@ fn build_config(
     verifier: Arc<dyn ServerCertVerifier>,
 ) -> Arc<ClientConfig> {
     let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions.rustls())
+        .with_protocol_versions(versions.protocol_versions())
         .expect("the ring provider supports TLS 1.2 and TLS 1.3")
         .dangerous()
         // Not a weakened verifier: `verifier` is either rustls's own WebPkiServerVerifier or
