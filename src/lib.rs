@@ -17,6 +17,7 @@
 //! - [`outcome`]: verdicts, findings, skip reasons.
 //! - [`catalog`]: the troubleshooting table (`checks/*.toml`) and its row ids.
 //! - [`report`]: the run report and its renderers; the exit code.
+//! - [`load`]: the sustained-rate stream test's settings, profiles and batching (`stream.rate`).
 //! - [`api`]: Snowflake REST calls, timed, logged and retried within bounds.
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
 //! - [`error`]: the library error type and the documented exit codes.
