@@ -12,11 +12,15 @@ use support::run::{assert_check, check, netcheck};
 fn every_listed_host_is_checked_and_failures_name_their_type() {
     let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open_port = open.local_addr().unwrap().port();
+    // A host with only an AAAA record is still reachable: the bulk lookup falls back to it.
+    let open6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let open6_port = open6.local_addr().unwrap().port();
     let closed_port = support::tls_servers::closed_port().port();
     let Some(dns) = dnsmasq(&[
         "--host-record=myorg-myaccount.snowflakecomputing.com,127.0.0.1",
         "--host-record=sfc-stage.s3.example.test,127.0.0.1",
         "--host-record=ocsp.snowflakecomputing.com,127.0.0.1",
+        "--host-record=v6only.example.test,::1",
         "--local=/snowflakecomputing.com/",
         "--local=/example.test/",
     ]) else {
@@ -29,6 +33,7 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
         format!(
             r#"[{{"type":"SNOWFLAKE_DEPLOYMENT","host":"myorg-myaccount.snowflakecomputing.com","port":{open_port}}},
                {{"type":"STAGE","host":"sfc-stage.s3.example.test","port":{open_port}}},
+               {{"type":"CLIENT_FAILOVER","host":"v6only.example.test","port":{open6_port}}},
                {{"type":"OCSP_CACHE","host":"ocsp.snowflakecomputing.com","port":{closed_port}}},
                {{"type":"OUT_OF_BAND_TELEMETRY","host":"nosuch.snowflakecomputing.com","port":{open_port}}},
                {{"type":"APP_SERVICE_PUBLIC_WILDCARD","host":"*.myorg.snowflake.app","port":443}}]"#
@@ -59,7 +64,7 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
     );
     let c = check(&report, "allowlist.hosts");
     let finding = c["finding"].as_str().unwrap();
-    assert!(finding.starts_with("2 of 4 unreachable"), "{finding}");
+    assert!(finding.starts_with("2 of 5 unreachable"), "{finding}");
     assert!(
         finding.contains("OCSP_CACHE") && finding.contains("OUT_OF_BAND_TELEMETRY"),
         "{finding}"
@@ -67,6 +72,7 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
     let hosts = c["evidence"]["hosts"].as_array().unwrap();
     let by_type = |t: &str| hosts.iter().find(|h| h["type"] == t).unwrap();
     assert_eq!(by_type("STAGE")["ok"], true);
+    assert_eq!(by_type("CLIENT_FAILOVER")["ok"], true, "AAAA-only host");
     assert_eq!(by_type("OCSP_CACHE")["failed_at"], "connect");
     assert_eq!(by_type("OUT_OF_BAND_TELEMETRY")["failed_at"], "dns");
     assert_eq!(

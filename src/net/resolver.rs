@@ -13,7 +13,7 @@ use hickory_resolver::config::{
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::system_conf::read_system_conf;
 use serde::Serialize;
 
@@ -237,6 +237,28 @@ impl Resolver {
         port: u16,
         timeout: Duration,
     ) -> Result<Resolution, DnsFailure> {
+        self.resolve_with(host, port, timeout, Families::Both).await
+    }
+
+    /// Resolves `host` for a reachability probe: A, and AAAA only when there is no A record —
+    /// half the queries of [`Resolver::resolve`], for checks that try hundreds of hosts.
+    pub async fn resolve_reachable(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Resolution, DnsFailure> {
+        self.resolve_with(host, port, timeout, Families::FirstFound)
+            .await
+    }
+
+    async fn resolve_with(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+        families: Families,
+    ) -> Result<Resolution, DnsFailure> {
         let start = Instant::now();
         let done = |addrs: Vec<IpAddr>, cnames, source| Resolution {
             addrs,
@@ -266,7 +288,21 @@ impl Resolver {
         } else {
             format!("{host}.")
         };
-        match tokio::time::timeout(timeout, resolver.lookup_ip(fqdn.as_str())).await {
+        let lookup = async {
+            match families {
+                Families::Both => resolver
+                    .lookup_ip(fqdn.as_str())
+                    .await
+                    .map(|l| l.as_lookup().clone()),
+                Families::FirstFound => match resolver.lookup(fqdn.as_str(), RecordType::A).await {
+                    Err(e) if e.is_no_records_found() && !e.is_nx_domain() => {
+                        resolver.lookup(fqdn.as_str(), RecordType::AAAA).await
+                    }
+                    other => other,
+                },
+            }
+        };
+        match tokio::time::timeout(timeout, lookup).await {
             Err(_) => Err(fail(
                 DnsFailureKind::Timeout,
                 format!("no answer within {timeout:?}"),
@@ -276,16 +312,18 @@ impl Resolver {
                 Err(fail(kind, describe(kind, &e)))
             }
             Ok(Ok(lookup)) => {
-                let cnames = lookup
-                    .as_lookup()
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::CNAME(c) => Some(c.0.to_string().trim_end_matches('.').to_owned()),
-                        _ => None,
-                    })
-                    .collect();
-                let addrs: Vec<IpAddr> = lookup.iter().collect();
+                let mut cnames = Vec::new();
+                let mut addrs: Vec<IpAddr> = Vec::new();
+                for record in lookup.answers() {
+                    match &record.data {
+                        RData::CNAME(c) => {
+                            cnames.push(c.0.to_string().trim_end_matches('.').to_owned())
+                        }
+                        RData::A(a) => addrs.push(IpAddr::V4(a.0)),
+                        RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
+                        _ => {}
+                    }
+                }
                 if addrs.is_empty() {
                     return Err(fail(DnsFailureKind::NoAnswer, "no A or AAAA record".into()));
                 }
@@ -293,6 +331,15 @@ impl Resolver {
             }
         }
     }
+}
+
+/// Which address families a lookup asks for.
+#[derive(Clone, Copy)]
+enum Families {
+    /// A and AAAA at once (what the DNS checks report).
+    Both,
+    /// A, then AAAA only when the name has no A record.
+    FirstFound,
 }
 
 /// A short, plain description: the resolver's debug-heavy text is only kept where no better
