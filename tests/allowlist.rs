@@ -13,8 +13,8 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
     let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open_port = open.local_addr().unwrap().port();
     // A host with only an AAAA record is still reachable: the bulk lookup falls back to it.
-    let open6 = std::net::TcpListener::bind("[::1]:0").unwrap();
-    let open6_port = open6.local_addr().unwrap().port();
+    let v6_listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let v6_port = v6_listener.local_addr().unwrap().port();
     let closed_port = support::tls_servers::closed_port().port();
     let Some(dns) = dnsmasq(&[
         "--host-record=myorg-myaccount.snowflakecomputing.com,127.0.0.1",
@@ -33,7 +33,7 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
         format!(
             r#"[{{"type":"SNOWFLAKE_DEPLOYMENT","host":"myorg-myaccount.snowflakecomputing.com","port":{open_port}}},
                {{"type":"STAGE","host":"sfc-stage.s3.example.test","port":{open_port}}},
-               {{"type":"CLIENT_FAILOVER","host":"v6only.example.test","port":{open6_port}}},
+               {{"type":"CLIENT_FAILOVER","host":"v6only.example.test","port":{v6_port}}},
                {{"type":"OCSP_CACHE","host":"ocsp.snowflakecomputing.com","port":{closed_port}}},
                {{"type":"OUT_OF_BAND_TELEMETRY","host":"nosuch.snowflakecomputing.com","port":{open_port}}},
                {{"type":"APP_SERVICE_PUBLIC_WILDCARD","host":"*.myorg.snowflake.app","port":443}}]"#

@@ -317,7 +317,7 @@ impl Resolver {
                 for record in lookup.answers() {
                     match &record.data {
                         RData::CNAME(c) => {
-                            cnames.push(c.0.to_string().trim_end_matches('.').to_owned())
+                            cnames.push(c.0.to_string().trim_end_matches('.').to_owned());
                         }
                         RData::A(a) => addrs.push(IpAddr::V4(a.0)),
                         RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
