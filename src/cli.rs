@@ -31,10 +31,10 @@ pub enum Command {
     Run(RunArgs),
     /// Print a troubleshooting catalog row, or list them all.
     Explain {
-        /// A catalog id, e.g. `tls-inspection`.
+        /// A catalog id, e.g. tls-inspection.
         id: Option<String>,
     },
-    /// Start the embedded emulator and run every check (`--full` included) against it.
+    /// Start the embedded emulator and run every check (--full included) against it.
     Demo(crate::demo::DemoArgs),
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
     Emulate(crate::emulator::EmulateArgs),
@@ -48,6 +48,8 @@ pub enum Format {
 }
 
 /// `netcheck run` flags.
+// Field docs are --help text: plain words, no Markdown.
+#[allow(clippy::doc_markdown)]
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws, or the
@@ -66,10 +68,10 @@ pub struct RunArgs {
     /// Ask this DNS server (an IP address, optionally with a port) instead of the system's resolver.
     #[arg(long, env = "NETCHECK_DNS_SERVER", value_name = "ADDR[:PORT]")]
     pub dns_server: Option<String>,
-    /// Proxy URL for HTTPS, overriding `HTTPS_PROXY/ALL_PROXY` (curl's --proxy; "" disables proxies).
+    /// Proxy URL for HTTPS, overriding HTTPS_PROXY and ALL_PROXY (curl's --proxy; "" disables proxies).
     #[arg(long, env = "NETCHECK_PROXY", value_name = "URL")]
     pub proxy: Option<String>,
-    /// Hosts to reach directly, overriding `NO_PROXY` (curl's --noproxy syntax).
+    /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
     #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
     pub noproxy: Option<String>,
     /// Seconds each network step may take.
@@ -88,7 +90,7 @@ pub struct RunArgs {
         value_name = "SECS"
     )]
     pub deadline: f64,
-    /// JSON output of SELECT `SYSTEM$ALLOWLIST()`: check DNS and TCP for every host in it
+    /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
     /// (without it, the list is read over the SQL API when a warehouse is configured).
     #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
     pub allowlist: Option<PathBuf>,
@@ -114,15 +116,17 @@ pub struct RunArgs {
 }
 
 /// How a run reports: shared by `run` and `demo`.
+// Field docs are --help text: plain words, no Markdown.
+#[allow(clippy::doc_markdown)]
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
     /// Output format on stdout.
     #[arg(long, env = "NETCHECK_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Also write a `JUnit` XML report to FILE.
+    /// Also write a JUnit XML report to FILE.
     #[arg(long, env = "NETCHECK_JUNIT", value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Treat warnings as failures (exit code and `JUnit`).
+    /// Treat warnings as failures (exit code and JUnit).
     #[arg(long, env = "NETCHECK_STRICT")]
     pub strict: bool,
     /// More detail on stderr (-v, -vv). Never prints secrets.

@@ -21,7 +21,7 @@ use crate::target;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// An emulator fault, as listed by netcheck emulate --list-faults; repeatable.
-    #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE]")]
+    #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE][#N]")]
     pub faults: Vec<Fault>,
     /// Rows to stream through the test channel.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=10000))]

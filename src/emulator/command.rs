@@ -16,19 +16,21 @@ use super::{Emulator, EmulatorConfig, EmulatorError, Fault, defaults, spawn};
 use crate::snowflake::keys::PrivateKey;
 
 /// Arguments of `netcheck emulate`.
+// Field docs are --help text: plain words, no Markdown.
+#[allow(clippy::doc_markdown)]
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmulateArgs {
     /// Address to listen on [default: 127.0.0.1:0, a free port].
     #[arg(long, env = "NETCHECK_EMULATE_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Directory for `ca.pem`, `rsa_key.p8`, `connections.toml` and `netcheck.env`
+    /// Directory for ca.pem, rsa_key.p8, connections.toml and netcheck.env
     /// [default: a new directory under the system temp dir].
     #[arg(long, env = "NETCHECK_EMULATE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// A fault, `NAME[=VALUE][@SCOPE][#N]`; repeatable. See --list-faults.
+    /// A fault, NAME=VALUE@SCOPE#N (all but NAME optional); repeatable. See --list-faults.
     #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE][#N]")]
     pub faults: Vec<Fault>,
-    /// A TOML file with `faults = ["latency=200ms@token", ...]`, added to --fault.
+    /// A TOML file with faults = ["latency=200ms@token", ...], added to --fault.
     #[arg(long, value_name = "FILE")]
     pub fault_file: Option<PathBuf>,
     /// How long appended rows stay in flight before they are committed, in milliseconds.
