@@ -32,6 +32,15 @@ async fn tunnel(
     connect_tunnel(stream, &url, host, port, timeout).await
 }
 
+/// A tunnel through the proxy at `proxy` (`url`) to the echo target, with the test timeout.
+async fn to_target(
+    proxy: SocketAddr,
+    url: &str,
+    target: &EchoTarget,
+) -> Result<(TcpStream, ConnectReply), TunnelError> {
+    tunnel(proxy, url, "127.0.0.1", target.addr().port(), TIMEOUT).await
+}
+
 /// Proves the tunnel reaches the echo target and that nothing was left unread or over-read.
 async fn assert_round_trip(stream: &mut TcpStream) {
     let message = b"bytes through the tunnel";
@@ -71,15 +80,9 @@ macro_rules! start_or_skip {
 async fn tinyproxy_allows_connect_and_tunnels_bytes() {
     let proxy = start_or_skip!(Tinyproxy, ProxyOpts::default());
     let target = EchoTarget::start().await;
-    let (mut stream, reply) = tunnel(
-        proxy.addr(),
-        &proxy.url(),
-        "127.0.0.1",
-        target.addr().port(),
-        TIMEOUT,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
+    let (mut stream, reply) = to_target(proxy.addr(), &proxy.url(), &target)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
     assert_eq!(reply.status, 200);
     assert!(
         reply
@@ -123,16 +126,7 @@ async fn squid_allows_connect_to_a_pinned_name_and_tunnels_bytes() {
 async fn tinyproxy_denial_is_a_403_with_the_proxy_named() {
     let proxy = start_or_skip!(Tinyproxy, ProxyOpts::deny());
     let target = EchoTarget::start().await;
-    let reply = expect_status(
-        tunnel(
-            proxy.addr(),
-            &proxy.url(),
-            "127.0.0.1",
-            target.addr().port(),
-            TIMEOUT,
-        )
-        .await,
-    );
+    let reply = expect_status(to_target(proxy.addr(), &proxy.url(), &target).await);
     assert_eq!(reply.status, 403, "{reply:?}");
     assert!(
         reply
@@ -148,16 +142,7 @@ async fn tinyproxy_denial_is_a_403_with_the_proxy_named() {
 async fn squid_denial_is_a_403_with_the_proxy_named() {
     let proxy = start_or_skip!(Squid, ProxyOpts::deny());
     let target = EchoTarget::start().await;
-    let reply = expect_status(
-        tunnel(
-            proxy.addr(),
-            &proxy.url(),
-            "127.0.0.1",
-            target.addr().port(),
-            TIMEOUT,
-        )
-        .await,
-    );
+    let reply = expect_status(to_target(proxy.addr(), &proxy.url(), &target).await);
     assert_eq!(reply.status, 403, "{reply:?}");
     assert!(
         reply
