@@ -4,10 +4,10 @@ records) after a fixed delay: the latency of a distant resolver, which the kerne
 (no netem). Benchmarks only. Usage: slow_dns.py DELAY_MS; prints "listening PORT"."""
 
 import collections
+import select
 import socket
 import struct
 import sys
-import threading
 import time
 
 
@@ -33,27 +33,28 @@ def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
     print(f"listening {sock.getsockname()[1]}", flush=True)
-    # One sender thread and a FIFO (every answer has the same delay, so due times are in order):
-    # a thread per answer would make the server, not the client, the bottleneck.
+    # One thread, one FIFO (every answer has the same delay, so due times are in order), and
+    # every waiting query drained per wake-up: the server's own CPU shares the machine with the
+    # client under test, so it must stay small next to the client's (threads contending for the
+    # GIL made a burst of queries wait on the server, not on the delay).
     due = collections.deque()
-    ready = threading.Condition()
-
-    def sender():
-        while True:
-            with ready:
-                while not due:
-                    ready.wait()
-                when, data, peer = due.popleft()
-            time.sleep(max(0.0, when - time.monotonic()))
-            sock.sendto(data, peer)
-
-    threading.Thread(target=sender, daemon=True).start()
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
     while True:
-        query, peer = sock.recvfrom(512)
-        with ready:
-            due.append((time.monotonic() + delay, answer(query), peer))
-            ready.notify()
+        wait_ms = None if not due else max(0.0, (due[0][0] - time.monotonic()) * 1000)
+        if poller.poll(wait_ms):
+            while True:
+                try:
+                    query, peer = sock.recvfrom(512)
+                except BlockingIOError:
+                    break
+                due.append((time.monotonic() + delay, answer(query), peer))
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            _, data, peer = due.popleft()
+            sock.sendto(data, peer)
 
 
 if __name__ == "__main__":

@@ -202,12 +202,16 @@ pub async fn execute(
     }
     let report = RunReport::new(&settings, &result);
     if let Some(path) = &output.junit {
-        let mut file = std::fs::File::create(path)
+        let file = std::fs::File::create(path)
             .with_context(|| format!("cannot write --junit {}", path.display()))?;
+        let mut file = std::io::BufWriter::new(file);
         report::junit::write(&report, output.strict, &mut file)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(file.flush()?))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout is line-buffered, and a JSON report is thousands of lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
         Format::Table => {

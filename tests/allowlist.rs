@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use support::dns::dnsmasq;
 use support::emulate::TempDir;
 use support::run::{assert_check, check, netcheck};
@@ -112,4 +114,93 @@ async fn with_a_warehouse_the_list_comes_from_the_sql_api() {
         check(&report, "allowlist.hosts")["evidence"]["source"],
         "SELECT SYSTEM$ALLOWLIST()"
     );
+}
+
+/// A DNS server that never answers records when each query arrives, for which name and record
+/// type: with `--concurrency 2`, six hosts must reach it two at a time (a slot frees only when a
+/// lookup times out), and a reachability probe asks for the A record alone.
+#[test]
+fn at_most_concurrency_hosts_are_probed_at_once() {
+    const HOSTS: usize = 6;
+    const TIMEOUT: Duration = Duration::from_millis(600);
+    let dns = support::dns::silent_dns();
+    let dns_addr = dns.local_addr().unwrap();
+    let listener = std::thread::spawn(move || {
+        let start = Instant::now();
+        // Quiet for two timeouts: netcheck has given up on every host.
+        dns.set_read_timeout(Some(TIMEOUT * 2)).unwrap();
+        let mut queries = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = dns.recv(&mut buf) {
+            let (name, qtype) = question(&buf[..n]);
+            queries.push((start.elapsed(), name, qtype));
+        }
+        queries
+    });
+    let dir = TempDir::new("allowlist-concurrency");
+    let file = dir.path().join("allowlist.json");
+    let entries: Vec<String> = (0..HOSTS)
+        .map(|i| format!(r#"{{"type":"STAGE","host":"h{i}.example.test","port":443}}"#))
+        .collect();
+    std::fs::write(&file, format!("[{}]", entries.join(","))).unwrap();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        "myorg-myaccount",
+        "--dns-server",
+        &dns_addr.to_string(),
+        "--only",
+        "allowlist.hosts",
+        "--allowlist",
+        file.to_str().unwrap(),
+        "--concurrency",
+        "2",
+        "--timeout",
+        &TIMEOUT.as_secs_f64().to_string(),
+        "--format",
+        "json",
+    ])
+    .run();
+    let queries = listener.join().unwrap();
+    let report = r.json();
+    assert_check(
+        &report,
+        "allowlist.hosts",
+        "fail",
+        Some("allowlist-unreachable"),
+    );
+    assert!(
+        queries.iter().all(|(_, _, qtype)| *qtype == 1),
+        "A queries only: {queries:?}"
+    );
+    // When each host was first asked for (the resolver may retransmit within the timeout).
+    let mut first: Vec<(Duration, &str)> = Vec::new();
+    for (at, name, _) in &queries {
+        if first.iter().all(|(_, n)| n != name) {
+            first.push((*at, name));
+        }
+    }
+    assert_eq!(first.len(), HOSTS, "every host asked for: {queries:?}");
+    // Pairs start together; the next pair only once the previous one has timed out.
+    for pair in first.chunks(2) {
+        assert!(pair[1].0 - pair[0].0 < TIMEOUT / 2, "{first:?}");
+    }
+    for (a, b) in first.iter().zip(&first[2..]) {
+        assert!(b.0 - a.0 >= TIMEOUT * 9 / 10, "{first:?}");
+    }
+}
+
+/// The name and QTYPE of a DNS query's first question.
+fn question(query: &[u8]) -> (String, u16) {
+    let mut labels = Vec::new();
+    let mut i = 12;
+    while query[i] != 0 {
+        let len = usize::from(query[i]);
+        labels.push(String::from_utf8_lossy(&query[i + 1..=i + len]).into_owned());
+        i += len + 1;
+    }
+    (
+        labels.join("."),
+        u16::from_be_bytes([query[i + 1], query[i + 2]]),
+    )
 }

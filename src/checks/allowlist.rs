@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::RowId;
@@ -73,18 +72,7 @@ async fn run(ctx: Ctx) -> Outcome {
     };
     let (wildcards, entries): (Vec<Entry>, Vec<Entry>) =
         entries.into_iter().partition(|e| e.host.starts_with('*'));
-    let concurrency = ctx.settings.concurrency;
-    // Unordered, so one slow host does not hold back the ones behind it; listed in file order.
-    let mut probes: Vec<(usize, Probe)> =
-        futures::stream::iter(entries.into_iter().enumerate().map(|(i, e)| {
-            let ctx = &ctx;
-            async move { (i, probe(ctx, e).await) }
-        }))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    probes.sort_by_key(|(i, _)| *i);
-    let probes: Vec<Probe> = probes.into_iter().map(|(_, p)| p).collect();
+    let probes = probe_all(&ctx, entries).await;
     let failed: Vec<&Probe> = probes.iter().filter(|p| !p.ok).collect();
     let summary: Vec<String> = failed
         .iter()
@@ -157,6 +145,32 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         .map_err(|e| format!("not the JSON output of SYSTEM$ALLOWLIST(): {e}"))
 }
 
+/// Probes every entry, at most `--concurrency` at once, each in its own task so the work spreads
+/// over the runtime's threads; results in file order. Unordered completion, so one slow host does
+/// not hold back the ones behind it. Dropping the future (deadline, Ctrl-C) aborts every probe.
+async fn probe_all(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Probe> {
+    let mut results: Vec<Option<Probe>> = Vec::new();
+    results.resize_with(entries.len(), || None);
+    let mut pending = entries.into_iter().enumerate();
+    let mut running = tokio::task::JoinSet::new();
+    let mut spawn_next = |running: &mut tokio::task::JoinSet<_>| {
+        if let Some((i, entry)) = pending.next() {
+            let ctx = ctx.clone();
+            running.spawn(async move { (i, probe(&ctx, entry).await) });
+        }
+    };
+    for _ in 0..ctx.settings.concurrency {
+        spawn_next(&mut running);
+    }
+    while let Some(joined) = running.join_next().await {
+        // A probe only panics on a bug; the runner reports the check's own panic the same way.
+        let (i, probe) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        results[i] = Some(probe);
+        spawn_next(&mut running);
+    }
+    results.into_iter().flatten().collect()
+}
+
 /// DNS then TCP (through the proxy's CONNECT tunnel when one applies to HTTPS hosts).
 async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
     let start = Instant::now();
@@ -200,7 +214,7 @@ async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
         _ => match ctx
             .net
             .resolver
-            .resolve(&entry.host, entry.port, timeout)
+            .resolve_reachable(&entry.host, entry.port, timeout)
             .await
         {
             Err(e) => failure("dns", e.message),
