@@ -152,6 +152,60 @@ pub struct Facts {
     pub scoped_token: OnceLock<Secret<String>>,
     /// The test channel of a `--full` run, once opened.
     pub channel: OnceLock<Channel>,
+    /// Every test channel that may exist server-side, for `stream.drop`.
+    pub test_channels: TestChannels,
+}
+
+/// The test channels a run may have created (the round trip's and `stream.rate`'s). A channel is
+/// listed before its open request leaves: an open cut off by Ctrl-C or the deadline may still
+/// have created it, so `stream.drop` drops it too.
+#[derive(Default)]
+pub struct TestChannels(std::sync::Mutex<Vec<TestChannel>>);
+
+/// One channel to drop.
+#[derive(Debug, Clone)]
+pub struct TestChannel {
+    pub channel: ChannelRef,
+    /// The open was answered with success (else its outcome is unknown).
+    pub opened: bool,
+}
+
+impl TestChannels {
+    /// Lists a channel whose open (or reopen) request is about to be sent.
+    pub fn opening(&self, channel: &ChannelRef) {
+        let mut list = self.lock();
+        if list.iter().all(|c| c.channel != *channel) {
+            list.push(TestChannel {
+                channel: channel.clone(),
+                opened: false,
+            });
+        }
+    }
+
+    /// Records how an open was answered: success marks the channel opened; a refusal of a first
+    /// open unlists it (nothing was created), while a refused reopen leaves it to be dropped.
+    pub fn answered(&self, channel: &ChannelRef, opened: bool) {
+        let mut list = self.lock();
+        if opened {
+            list.iter_mut()
+                .filter(|c| c.channel == *channel)
+                .for_each(|c| c.opened = true);
+        } else {
+            list.retain(|c| c.channel != *channel || c.opened);
+        }
+    }
+
+    /// Every listed channel, in the order opened; the list is left empty.
+    pub fn take(&self) -> Vec<TestChannel> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TestChannel>> {
+        // A panic while holding the lock cannot leave the list half-written.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The `--full` test channel and where the round trip stands.

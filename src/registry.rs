@@ -134,6 +134,13 @@ pub fn plan(only: &[String], skip: &[String], full: bool) -> Result<Plan, Error>
             )));
         }
     }
+    if let Some(c) = skip.iter().filter_map(|id| find(id)).find(|c| c.always) {
+        return Err(Error::Usage(format!(
+            "{} cleans up after the round trip and cannot be skipped (without --full there is \
+             nothing to clean up)",
+            c.id
+        )));
+    }
     if let Some(c) = only
         .iter()
         .filter_map(|id| find(id))
@@ -161,6 +168,17 @@ pub fn plan(only: &[String], skip: &[String], full: bool) -> Result<Plan, Error>
     while let Some(id) = stack.pop() {
         if keep.insert(id) {
             stack.extend(find(id).map(|c| c.deps).unwrap_or_default());
+        }
+        if stack.is_empty() {
+            // Cleanup comes with what it cleans up after: `--only stream.append` still drops
+            // the channel its stream.open creates.
+            stack.extend(
+                CHECKS
+                    .iter()
+                    .filter(|c| c.always && !keep.contains(c.id))
+                    .filter(|c| c.after.iter().any(|a| keep.contains(a)))
+                    .map(|c| c.id),
+            );
         }
     }
     let deselected = skip
@@ -200,6 +218,26 @@ mod tests {
         let p = plan(&["tcp.account".into()], &[], false).unwrap();
         let ids: Vec<&str> = p.checks.iter().map(|c| c.id).collect();
         assert_eq!(ids, ["proxy.env", "dns.account", "tcp.account"]);
+    }
+
+    #[test]
+    fn cleanup_comes_with_what_it_cleans_up_after() {
+        let p = plan(&["stream.append".into()], &[], true).unwrap();
+        let ids: Vec<&str> = p.checks.iter().map(|c| c.id).collect();
+        assert!(
+            ids.contains(&"stream.open") && ids.contains(&"stream.drop"),
+            "{ids:?}"
+        );
+        let p = plan(&["tls.ingest".into()], &[], true).unwrap();
+        assert!(p.checks.iter().all(|c| c.id != "stream.drop"));
+    }
+
+    #[test]
+    fn cleanup_cannot_be_skipped() {
+        let err = plan(&[], &["stream.drop".into()], true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stream.drop"), "{err}");
     }
 
     #[test]

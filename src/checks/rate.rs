@@ -12,8 +12,8 @@
 //! error and not stored, so it is simply sent again in order. A sequencer error on a confirmed
 //! token, or an append that got no answer (stored or not?), is settled by reopening the channel:
 //! the reopen discards what was not committed and reports what was, and the rest is sent again —
-//! nothing lost, nothing doubled. The channels are dropped at the end, also after a failure, and
-//! (best effort) when the run is cut off.
+//! nothing lost, nothing doubled. `stream.drop` drops the channels after this check, however it
+//! ended (a failure, the deadline, Ctrl-C).
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -40,15 +40,13 @@ use crate::snowflake::api::{
 };
 
 /// The sustained-rate stream test.
-pub const RATE: CheckSpec = CheckSpec {
-    id: "stream.rate",
-    title: "Stream: sustained rate",
-    deps: &["stream.commit"],
-    after: &[],
-    always: false,
-    full: true,
-    run: |ctx| Box::pin(rate(ctx)),
-};
+pub const RATE: CheckSpec = CheckSpec::new(
+    "stream.rate",
+    "Stream: sustained rate",
+    &["stream.commit"],
+    |ctx| Box::pin(rate(ctx)),
+)
+.full();
 
 /// How often commit progress is polled (as the official clients do).
 const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -91,23 +89,14 @@ async fn rate(ctx: Ctx) -> Outcome {
     let channels: Vec<ChannelRef> = (0..layout.channels)
         .map(|i| pipe.channel(&format!("{run_id}_{i}")))
         .collect();
-    let mut guard = DropGuard {
-        ctx: ctx.clone(),
-        base: base.clone(),
-        token: token.clone(),
-        channels: channels.clone(),
-    };
-
+    // Their drop is stream.drop's, which runs after this check however it ends.
     let opens =
         futures::future::join_all(channels.iter().map(|c| open(&ctx, &base, &token, c))).await;
     let mut tokens = Vec::with_capacity(opens.len());
     for opened in opens {
         match opened {
             Ok(r) => tokens.push(r.next_continuation_token),
-            Err(failed) => {
-                guard.drop_all().await;
-                return failed;
-            }
+            Err(failed) => return failed,
         }
     }
 
@@ -163,7 +152,6 @@ async fn rate(ctx: Ctx) -> Outcome {
     let cpu = cpu_before
         .zip(load::process_cpu_time())
         .map(|(a, b)| b.saturating_sub(a));
-    guard.drop_all().await;
     judge(&run, &run_id, &reports, &polled, cpu)
 }
 
@@ -192,87 +180,8 @@ async fn open(
     token: &Secret<String>,
     channel: &ChannelRef,
 ) -> Result<OpenChannelResponse, Outcome> {
-    let url = format!("{base}{}", channel.channel_path());
-    let result = ctx
-        .net
-        .api
-        .call(Endpoint::Open, || {
-            request(ctx, reqwest::Method::PUT, &url, token)
-                .header(CONTENT_TYPE, "application/json")
-                .body("{}")
-        })
-        .await;
-    let mut opened = None;
-    let outcome = answer::judge(Endpoint::Open, &result, |reply, ev| {
-        ev.add("channel", &channel.channel);
-        let r: OpenChannelResponse = serde_json::from_str(&reply.body)
-            .map_err(|e| (RowId::ApiError, format!("unexpected open answer ({e})")))?;
-        if r.channel_status.channel_status_code != sf::CHANNEL_STATUS_SUCCESS {
-            return Err((
-                RowId::ChannelStatus,
-                format!(
-                    "open answered 200 with channel_status_code {}",
-                    r.channel_status.channel_status_code
-                ),
-            ));
-        }
-        opened = Some(r);
-        Ok(String::new())
-    });
+    let (outcome, opened) = crate::checks::stream::open_channel(ctx, base, token, channel).await;
     opened.ok_or(outcome)
-}
-
-/// Drops the rate test's channels: explicitly at the end, and from `Drop` (spawned, best effort)
-/// when the check is cut off by the run deadline or Ctrl-C.
-struct DropGuard {
-    ctx: Ctx,
-    base: String,
-    token: Secret<String>,
-    channels: Vec<ChannelRef>,
-}
-
-impl DropGuard {
-    async fn drop_all(&mut self) {
-        drop_channels(
-            &self.ctx,
-            &self.base,
-            &self.token,
-            &std::mem::take(&mut self.channels),
-        )
-        .await;
-    }
-}
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        if self.channels.is_empty() {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (ctx, base, token, channels) = (
-                self.ctx.clone(),
-                self.base.clone(),
-                self.token.clone(),
-                std::mem::take(&mut self.channels),
-            );
-            runtime.spawn(async move { drop_channels(&ctx, &base, &token, &channels).await });
-        }
-    }
-}
-
-async fn drop_channels(ctx: &Ctx, base: &str, token: &Secret<String>, channels: &[ChannelRef]) {
-    futures::future::join_all(channels.iter().map(|c| {
-        let url = format!("{base}{}", c.channel_path());
-        async move {
-            ctx.net
-                .api
-                .call(Endpoint::Drop, || {
-                    request(ctx, reqwest::Method::DELETE, &url, token)
-                })
-                .await
-        }
-    }))
-    .await;
 }
 
 /// One append on its way.

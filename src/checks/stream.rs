@@ -1,8 +1,9 @@
 //! `--full`: a real channel round trip on the ingest host with the scoped token —
 //! `stream.open` (a uniquely named test channel), `stream.append` (N badge-shaped NDJSON rows,
 //! following continuation tokens), `stream.commit` (status until the last offset is committed,
-//! with no new row errors) and `stream.drop` (always: also after a failure or Ctrl-C; the REST
-//! API has no close). Each phase is judged against its latency budget.
+//! with no new row errors) and `stream.drop` (always: also after a failure, the deadline or
+//! Ctrl-C, and for `stream.rate`'s channels too; the REST API has no close). Each phase is judged
+//! against its latency budget.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use crate::catalog::RowId;
 use crate::checks::answer::{self, Judged};
 use crate::checks::auth::not_configured;
 use crate::context::{Channel, Ctx, HostRole};
-use crate::outcome::{Outcome, SkipReason};
+use crate::outcome::{Outcome, SkipReason, Verdict};
 use crate::registry::CheckSpec;
 use crate::snowflake::api::{
     self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse,
@@ -41,13 +42,15 @@ pub const COMMIT: CheckSpec = CheckSpec::new(
     |ctx| Box::pin(commit(ctx)),
 )
 .full();
+// Not dependent on stream.open: an open cut off by Ctrl-C or the deadline may still have created
+// its channel. Last, so no test channel is dropped while in use.
 pub const DROP: CheckSpec = CheckSpec::new(
     "stream.drop",
-    "Stream: drop the test channel",
-    &["stream.open"],
+    "Stream: drop the test channels",
+    &["auth.scoped_token", "tls.ingest"],
     |ctx| Box::pin(drop_channel(ctx)),
 )
-.after(&["stream.commit"])
+.after(&["stream.open", "stream.commit", "stream.rate"])
 .always()
 .full();
 
@@ -118,20 +121,47 @@ async fn open(ctx: Ctx) -> Outcome {
         rand::random::<u32>()
     );
     let channel = pipe.channel(&name);
+    let (outcome, opened) = open_channel(&ctx, &base, token, &channel).await;
+    if let Some(opened) = opened {
+        let _ = ctx.facts.channel.set(Channel {
+            channel,
+            continuation: std::sync::Mutex::new(opened.next_continuation_token),
+            last_offset: std::sync::OnceLock::new(),
+            errors_at_open: opened.channel_status.rows_error_count,
+        });
+    }
+    outcome
+}
+
+/// Opens a test channel, listed for `stream.drop` before the request leaves. The open's answer
+/// when it succeeded (a 200 with channel status `SUCCESS`), and the outcome either way.
+pub(crate) async fn open_channel(
+    ctx: &Ctx,
+    base: &str,
+    token: &crate::secret::Secret<String>,
+    channel: &sf::ChannelRef,
+) -> (Outcome, Option<OpenChannelResponse>) {
     let url = format!("{base}{}", channel.channel_path());
+    ctx.facts.test_channels.opening(channel);
     let result = ctx
         .net
         .api
         .call(Endpoint::Open, || {
-            request(&ctx, reqwest::Method::PUT, &url, token)
+            request(ctx, reqwest::Method::PUT, &url, token)
                 .header(CONTENT_TYPE, "application/json")
                 .body("{}")
         })
         .await;
-    answer::judge(Endpoint::Open, &result, |reply, ev| -> Judged {
-        let opened: OpenChannelResponse = parse(reply)?;
-        let status = &opened.channel_status;
-        ev.add("channel", &name);
+    // No answer at all leaves it listed: the server may have created it.
+    if let Ok(reply) = &result {
+        ctx.facts.test_channels.answered(channel, reply.ok());
+    }
+    let mut opened = None;
+    let outcome = answer::judge(Endpoint::Open, &result, |reply, ev| -> Judged {
+        let answer: OpenChannelResponse = parse(reply)?;
+        let status = &answer.channel_status;
+        let pipe = &channel.pipe;
+        ev.add("channel", &channel.channel);
         ev.add(
             "pipe",
             format!("{}.{}.{}", pipe.database, pipe.schema, pipe.pipe),
@@ -146,14 +176,11 @@ async fn open(ctx: Ctx) -> Outcome {
                 ),
             ));
         }
-        let _ = ctx.facts.channel.set(Channel {
-            channel: channel.clone(),
-            continuation: std::sync::Mutex::new(opened.next_continuation_token),
-            last_offset: std::sync::OnceLock::new(),
-            errors_at_open: status.rows_error_count,
-        });
-        Ok(format!("opened {name} on {}", pipe.pipe))
-    })
+        let finding = format!("opened {} on {}", channel.channel, pipe.pipe);
+        opened = Some(answer);
+        Ok(finding)
+    });
+    (outcome, opened)
 }
 
 /// One RFID badge event, shaped like the seed's event simulator's (plus the run's marker).
@@ -407,26 +434,73 @@ async fn commit(ctx: Ctx) -> Outcome {
     }
 }
 
+/// Drops every test channel the run may have created: the round trip's, `stream.rate`'s, and one
+/// whose open was cut off. The round trip's drop is judged against the phase's budget; any other
+/// failure fails the check too, since it leaves a channel behind.
 async fn drop_channel(ctx: Ctx) -> Outcome {
     let (base, token) = match ingest(&ctx) {
         Ok(x) => x,
         Err(skip) => return skip,
     };
-    let Some(ch) = ctx.facts.channel.get() else {
+    let channels = ctx.facts.test_channels.take();
+    if channels.is_empty() {
         return Outcome::skip(SkipReason::NotConfigured("no channel was opened".into()));
+    }
+    let results = futures::future::join_all(channels.iter().map(|c| {
+        let url = format!("{base}{}", c.channel.channel_path());
+        let ctx = &ctx;
+        async move {
+            ctx.net
+                .api
+                .call(Endpoint::Drop, || {
+                    request(ctx, reqwest::Method::DELETE, &url, token)
+                })
+                .await
+        }
+    }))
+    .await;
+    let mut dropped = Vec::new();
+    let mut not_created = Vec::new();
+    let mut first = None;
+    for (c, result) in channels.iter().zip(&results) {
+        let name = &c.channel.channel;
+        // An open that never answered may not have created the channel: nothing to drop.
+        if !c.opened && matches!(result, Ok(r) if r.status == 404) {
+            not_created.push(name.clone());
+            continue;
+        }
+        let outcome = answer::judge(Endpoint::Drop, result, |_, ev| {
+            ev.add("channel", name);
+            Ok(format!("dropped {name}"))
+        });
+        if outcome.verdict == Verdict::Fail {
+            return outcome;
+        }
+        if first.is_none() {
+            first = Some(outcome);
+        } else {
+            dropped.push(name.clone());
+        }
+    }
+    let Some(mut outcome) = first else {
+        return Outcome::pass(
+            format!(
+                "{} was never created (its open was cut off)",
+                not_created.join(", ")
+            ),
+            serde_json::json!({ "not_created": not_created }),
+        );
     };
-    let url = format!("{base}{}", ch.channel.channel_path());
-    let result = ctx
-        .net
-        .api
-        .call(Endpoint::Drop, || {
-            request(&ctx, reqwest::Method::DELETE, &url, token)
-        })
-        .await;
-    answer::judge(Endpoint::Drop, &result, |_, ev| {
-        ev.add("channel", &ch.channel.channel);
-        Ok(format!("dropped {}", ch.channel.channel))
-    })
+    if let Some(ev) = outcome.evidence.as_object_mut() {
+        if !dropped.is_empty() {
+            outcome.finding = format!("{} and {} more", outcome.finding, dropped.len());
+            ev.insert("also_dropped".into(), dropped.into());
+        }
+        if !not_created.is_empty() {
+            ev.insert("not_created".into(), not_created.into());
+        }
+    }
+    outcome
 }
 
 fn parse<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, (RowId, String)> {
