@@ -116,6 +116,21 @@ fn faults_are_diagnosed_with_their_rows() {
             "fail",
             "network-policy",
         ),
+        (
+            "invalid-token@open",
+            "stream.open",
+            "fail",
+            "token-rejected",
+        ),
+        ("forbidden@hostname", "auth.jwt", "fail", "forbidden"),
+        ("conflict@open", "stream.open", "fail", "channel-conflict"),
+        ("row-errors", "stream.commit", "fail", "rows-errored"),
+        (
+            "hostname=",
+            "discovery.hostname",
+            "fail",
+            "discovery-failed",
+        ),
     ] {
         let (code, report) = demo(&[fault]);
         assert_check(&report, id, verdict, Some(row));
@@ -257,13 +272,72 @@ async fn committed_rows_are_exactly_the_rows_sent() {
 
 /// Runs the binary (JSON) against an in-process emulator configured by `configure`.
 async fn run_against(configure: impl FnOnce(&mut EmulatorConfig)) -> serde_json::Value {
+    run_against_with(configure, |_, _| Vec::new()).await
+}
+
+/// As [`run_against`], with more arguments (`extra` sees the emulator and the directory holding
+/// its CA and the key).
+async fn run_against_with(
+    configure: impl FnOnce(&mut EmulatorConfig),
+    extra: impl FnOnce(&emulator::Emulator, &std::path::Path) -> Vec<String>,
+) -> serde_json::Value {
     let emu = support::emulate::spawn_emulator(configure).await;
     let dir = support::emulate::TempDir::new("sf");
     let mut args = support::emulate::run_args(&emu, dir.path());
+    args.extend(extra(&emu, dir.path()));
     args.extend(["--format", "json"].map(String::from));
     tokio::task::spawn_blocking(move || netcheck(&args).run().json())
         .await
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_file_others_can_read_is_key_permissions() {
+    let report = run_against_with(
+        |_| {},
+        |_, dir| {
+            let key = dir.join(support::emulate::KEY_FILE);
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .unwrap();
+            Vec::new()
+        },
+    )
+    .await;
+    assert_check(&report, "auth.keypair", "warn", Some("key-permissions"));
+    let finding = check(&report, "auth.keypair")["finding"].as_str().unwrap();
+    assert!(finding.contains("chmod 600"), "{finding}");
+    assert_check(&report, "auth.jwt", "pass", None);
+}
+
+/// Discovery answers a host outside Snowflake's domains (as a rewriting proxy would): discovery
+/// warns, the token exchange for that scope is refused, and the host's certificate does not match.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rewritten_discovery_answer_is_an_unexpected_host() {
+    const ELSEWHERE: &str = "ingest.example.net";
+    let report = run_against_with(
+        |c| c.faults = vec![format!("hostname={ELSEWHERE}").parse().unwrap()],
+        // The rewritten name is answered too, so no query leaves for the system resolver.
+        |emu, _| {
+            vec![
+                "--resolve".into(),
+                format!("{ELSEWHERE}:{}:127.0.0.1", emu.addr().port()),
+            ]
+        },
+    )
+    .await;
+    assert_check(
+        &report,
+        "discovery.hostname",
+        "warn",
+        Some("discovery-unexpected-host"),
+    );
+    assert_check(&report, "auth.scoped_token", "fail", Some("api-error"));
+    let finding = check(&report, "auth.scoped_token")["finding"]
+        .as_str()
+        .unwrap();
+    assert!(finding.contains("invalid_scope"), "{finding}");
+    assert_check(&report, "dns.ingest", "pass", None);
+    assert_check(&report, "tls.ingest", "fail", Some("tls-hostname"));
 }
 
 fn other_key_pem() -> String {

@@ -60,17 +60,18 @@ fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 
 impl CallEvidence {
     fn new(call: Endpoint, result: &Result<Reply, CallError>) -> Self {
-        let (status, elapsed, retries, error, transport_error) = match result {
-            Ok(r) => (
-                Some(r.status),
-                r.elapsed,
-                r.retries,
-                (!r.ok()).then(|| r.error()).flatten(),
-                None,
-            ),
-            Err(e) => (None, Duration::ZERO, 0, None, Some(e.clone())),
+        let (status, elapsed, retries, transport_error) = match result {
+            Ok(r) => (Some(r.status), r.elapsed, r.retries, None),
+            Err(e) => (None, Duration::ZERO, 0, Some(e.clone())),
         };
-        let (error_code, message) = error.map_or((None, None), |e| (Some(e.code), e.message));
+        // A refusal's code and message; a body that is no Snowflake error is quoted instead.
+        let (error_code, message) = match result {
+            Ok(r) if !r.ok() => match r.error() {
+                Some(e) => (Some(e.code), e.message),
+                None => (None, Some(excerpt(&r.body)).filter(|m| !m.is_empty())),
+            },
+            _ => (None, None),
+        };
         Self {
             call,
             status,
@@ -145,11 +146,15 @@ pub fn call_failure(e: &CallError) -> RowId {
 pub fn classify(reply: &Reply) -> (RowId, String) {
     let error = reply.error();
     let code = error.as_ref().map(|e| e.code.as_str()).unwrap_or_default();
-    let message = error
-        .as_ref()
-        .and_then(|e| e.message.clone())
-        .unwrap_or_else(|| code.to_owned());
-    let said = |what: &str| format!("{} {what}: {message}", reply.status);
+    let message = match &error {
+        Some(e) => e.message.clone().unwrap_or_else(|| code.to_owned()),
+        None => excerpt(&reply.body),
+    };
+    let said = |what: &str| match (what, message.as_str()) {
+        ("", "") => format!("{} with an empty body", reply.status),
+        ("", _) => format!("{} (not a Snowflake error): {message}", reply.status),
+        _ => format!("{} {what}: {message}", reply.status),
+    };
     if let Some(ip) = policy_block(reply) {
         return (
             RowId::NetworkPolicy,
@@ -178,6 +183,22 @@ pub fn classify(reply: &Reply) -> (RowId, String) {
         String::new()
     };
     (row, format!("{}{retried}", said(code)))
+}
+
+/// The start of a body that is not a Snowflake error (a proxy's or WAF's page), on one line.
+/// Anything shaped like a JWT is left out: a server that echoes the request would echo the token.
+#[must_use]
+pub fn excerpt(body: &str) -> String {
+    const MAX: usize = 160;
+    let words: Vec<&str> = body
+        .split_whitespace()
+        .map(|w| if w.contains("eyJ") { "[redacted]" } else { w })
+        .collect();
+    let line = words.join(" ");
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
 }
 
 /// The client IP Snowflake quotes when a network policy blocks a request (390422, or the
@@ -236,6 +257,21 @@ mod tests {
     #[test_case(418, "", RowId::ApiError; "other")]
     fn classifies(status: u16, body: &str, row: RowId) {
         assert_eq!(classify(&reply(status, body)).0, row);
+    }
+
+    #[test_case(403, "<html><body>\n  Request   blocked\n</body></html>", "403 (not a Snowflake error): <html><body> Request blocked </body></html>"; "a page on one line")]
+    #[test_case(418, "", "418 with an empty body"; "empty")]
+    #[test_case(400, r#"{"error":"invalid_scope","error_description":"bad scope"}"#, "400 invalid_scope: bad scope"; "oauth error")]
+    #[test_case(400, "echo: Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln", "400 (not a Snowflake error): echo: Authorization: Bearer [redacted]"; "a token echoed back")]
+    fn findings_quote_what_the_server_said(status: u16, body: &str, want: &str) {
+        assert_eq!(classify(&reply(status, body)).1, want);
+    }
+
+    #[test]
+    fn long_pages_are_cut() {
+        let page = "x ".repeat(500);
+        let cut = excerpt(&page);
+        assert!(cut.chars().count() <= 161 && cut.ends_with('…'), "{cut}");
     }
 
     #[test]

@@ -94,6 +94,18 @@ pub enum Fault {
     /// Another client reopens the channel just before each append: the appender's continuation
     /// token goes stale for real (the server's own sequencer check refuses it).
     Reopened,
+    /// Requests made with an OAuth (scoped) token: 401 390303 `Invalid OAuth access token`.
+    InvalidToken,
+    /// 403 with a plain-text body: something in front of Snowflake (a WAF, or an API that is not
+    /// enabled) refuses the request, with no network-policy message.
+    Forbidden,
+    /// 409 with this code (default `ERR_OPEN_CHANNEL_IN_PROGRESS`).
+    Conflict(String),
+    /// Appends are accepted but every row fails to load (`rows_error_count` grows), as when the
+    /// table has a NOT NULL column the rows leave out.
+    RowErrors,
+    /// `GET /v2/streaming/hostname` answers this text instead of the ingest host (empty: nothing).
+    Hostname(String),
     /// A fault limited to one endpoint or host.
     Scoped(Box<Fault>, FaultScope),
     /// A fault applied to the first N matching requests (or handshakes) only — a failure that
@@ -170,6 +182,26 @@ const CATALOG: &[FaultHelp] = &[
     FaultHelp {
         syntax: "reopened",
         meaning: "another client reopens the channel before each append: continuation tokens go stale",
+    },
+    FaultHelp {
+        syntax: "invalid-token",
+        meaning: "401 390303 Invalid OAuth access token, for requests made with the scoped token",
+    },
+    FaultHelp {
+        syntax: "forbidden",
+        meaning: "403 with a plain-text body and no network-policy message (a WAF in front)",
+    },
+    FaultHelp {
+        syntax: "conflict[=CODE]",
+        meaning: "409 with CODE (default ERR_OPEN_CHANNEL_IN_PROGRESS)",
+    },
+    FaultHelp {
+        syntax: "row-errors",
+        meaning: "appends answer 200 but every row fails to load (rows_error_count grows)",
+    },
+    FaultHelp {
+        syntax: "hostname=TEXT",
+        meaning: "hostname discovery answers TEXT (empty: an empty body)",
     },
 ];
 
@@ -278,6 +310,11 @@ impl Fault {
             Self::ChannelStatus(_) => "channel-status",
             Self::NoCommit => "no-commit",
             Self::Reopened => "reopened",
+            Self::InvalidToken => "invalid-token",
+            Self::Forbidden => "forbidden",
+            Self::Conflict(_) => "conflict",
+            Self::RowErrors => "row-errors",
+            Self::Hostname(_) => "hostname",
             Self::Scoped(inner, _) | Self::Limited(inner, _) => inner.name(),
         }
     }
@@ -329,104 +366,113 @@ impl FromStr for Fault {
 
 /// `NAME[=VALUE][@SCOPE]`.
 fn parse_scoped(spec: &str) -> Result<Fault, FaultParseError> {
-    {
-        let (body, scope) = match spec.rsplit_once('@') {
-            Some((b, s)) => (b, Some(s)),
-            None => (spec, None),
-        };
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (body, None),
-        };
-        let bad = |reason| FaultParseError::BadValue {
-            name: name.to_owned(),
-            value: value.unwrap_or_default().to_owned(),
-            reason,
-        };
-        let fault = match (name, value) {
-            ("latency", Some(v)) => Fault::Latency(
-                parse_duration(v).ok_or_else(|| bad("a duration such as 200ms or 2s"))?,
-            ),
-            ("latency", None) => return Err(bad("a duration such as 200ms or 2s")),
-            ("throttle", v) => Fault::Throttle {
-                retry_after: v
-                    .map(str::parse)
-                    .transpose()
-                    .map_err(|_| bad("whole seconds"))?,
-            },
-            ("server-error", None) => Fault::ServerError(503),
-            ("server-error", Some(v @ ("500" | "503"))) => {
-                Fault::ServerError(v.parse().unwrap_or(503))
-            }
-            ("server-error", Some(_)) => return Err(bad("500 or 503")),
-            ("clock-offset", Some(v)) => {
-                let (sign, magnitude) = match v.strip_prefix('-') {
-                    Some(m) => (-1, m),
-                    None => (1, v.strip_prefix('+').unwrap_or(v)),
-                };
-                let d = parse_duration(magnitude)
-                    .ok_or_else(|| bad("a signed duration such as -5m or 90s"))?;
-                Fault::ClockOffset(
-                    sign * i64::try_from(d.as_secs()).map_err(|_| bad("a smaller duration"))?,
-                )
-            }
-            ("clock-offset", None) => return Err(bad("a signed duration such as -5m or 90s")),
-            ("network-policy", None) => Fault::NetworkPolicy(Vec::new()),
-            ("network-policy", Some(v)) => Fault::NetworkPolicy(
-                v.split(',')
-                    .map(|n| {
-                        n.trim()
-                            .parse()
-                            .or_else(|_| n.trim().parse::<std::net::IpAddr>().map(IpNet::from))
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| bad("CIDR list such as 127.0.0.1/32"))?,
-            ),
-            ("channel-status", v) => {
-                Fault::ChannelStatus(v.unwrap_or(codes::ERR_CHANNEL_NO_LONGER_EXISTS).to_owned())
-            }
-            (flag, None) => match flag {
-                "reset" => Fault::Reset,
-                "tls12-only" => Fault::Tls12Only,
-                "expired-cert" => Fault::ExpiredCert,
-                "wrong-host-cert" => Fault::WrongHostCert,
-                "unknown-ca" => Fault::UnknownCa,
-                "missing-pipe" => Fault::MissingPipe,
-                "missing-privilege" => Fault::MissingPrivilege,
-                "no-commit" => Fault::NoCommit,
-                "reopened" => Fault::Reopened,
-                other => return Err(FaultParseError::UnknownName(other.to_owned())),
-            },
-            (flag, Some(_)) if CATALOG.iter().any(|h| h.syntax == flag) => {
-                return Err(bad("no value"));
-            }
-            (other, Some(_)) => return Err(FaultParseError::UnknownName(other.to_owned())),
-        };
-        let Some(scope) = scope else { return Ok(fault) };
-        let bad_scope = |reason| FaultParseError::BadScope {
-            name: name.to_owned(),
-            scope: scope.to_owned(),
-            reason,
-        };
-        let scope = match scope {
-            "account" => FaultScope::AccountHost,
-            "ingest" => FaultScope::IngestHost,
-            other => FaultScope::Endpoint(
-                other
-                    .parse::<Endpoint>()
-                    .ok()
-                    .filter(|e| *e != Endpoint::Other)
-                    .ok_or_else(|| bad_scope("an endpoint or host, see --list-faults"))?,
-            ),
-        };
-        if matches!(fault, Fault::ClockOffset(_)) {
-            return Err(bad_scope("the clock is global"));
-        }
-        if fault.is_tls() && matches!(scope, FaultScope::Endpoint(_)) {
-            return Err(bad_scope("TLS faults apply per host: @account or @ingest"));
-        }
-        Ok(fault.on(scope))
+    let (body, scope) = match spec.rsplit_once('@') {
+        Some((b, s)) => (b, Some(s)),
+        None => (spec, None),
+    };
+    let (name, value) = match body.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (body, None),
+    };
+    let fault = parse_named(name, value)?;
+    let Some(scope) = scope else { return Ok(fault) };
+    let bad_scope = |reason| FaultParseError::BadScope {
+        name: name.to_owned(),
+        scope: scope.to_owned(),
+        reason,
+    };
+    let scope = match scope {
+        "account" => FaultScope::AccountHost,
+        "ingest" => FaultScope::IngestHost,
+        other => FaultScope::Endpoint(
+            other
+                .parse::<Endpoint>()
+                .ok()
+                .filter(|e| *e != Endpoint::Other)
+                .ok_or_else(|| bad_scope("an endpoint or host, see --list-faults"))?,
+        ),
+    };
+    if matches!(fault, Fault::ClockOffset(_)) {
+        return Err(bad_scope("the clock is global"));
     }
+    if fault.is_tls() && matches!(scope, FaultScope::Endpoint(_)) {
+        return Err(bad_scope("TLS faults apply per host: @account or @ingest"));
+    }
+    Ok(fault.on(scope))
+}
+
+/// `NAME[=VALUE]`, without scope or count.
+fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError> {
+    let bad = |reason| FaultParseError::BadValue {
+        name: name.to_owned(),
+        value: value.unwrap_or_default().to_owned(),
+        reason,
+    };
+    Ok(match (name, value) {
+        ("latency", Some(v)) => {
+            Fault::Latency(parse_duration(v).ok_or_else(|| bad("a duration such as 200ms or 2s"))?)
+        }
+        ("latency", None) => return Err(bad("a duration such as 200ms or 2s")),
+        ("throttle", v) => Fault::Throttle {
+            retry_after: v
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| bad("whole seconds"))?,
+        },
+        ("server-error", None) => Fault::ServerError(503),
+        ("server-error", Some(v @ ("500" | "503"))) => Fault::ServerError(v.parse().unwrap_or(503)),
+        ("server-error", Some(_)) => return Err(bad("500 or 503")),
+        ("clock-offset", Some(v)) => {
+            let (sign, magnitude) = match v.strip_prefix('-') {
+                Some(m) => (-1, m),
+                None => (1, v.strip_prefix('+').unwrap_or(v)),
+            };
+            let d = parse_duration(magnitude)
+                .ok_or_else(|| bad("a signed duration such as -5m or 90s"))?;
+            Fault::ClockOffset(
+                sign * i64::try_from(d.as_secs()).map_err(|_| bad("a smaller duration"))?,
+            )
+        }
+        ("clock-offset", None) => return Err(bad("a signed duration such as -5m or 90s")),
+        ("network-policy", None) => Fault::NetworkPolicy(Vec::new()),
+        ("network-policy", Some(v)) => Fault::NetworkPolicy(
+            v.split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .or_else(|_| n.trim().parse::<std::net::IpAddr>().map(IpNet::from))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad("CIDR list such as 127.0.0.1/32"))?,
+        ),
+        ("channel-status", v) => {
+            Fault::ChannelStatus(v.unwrap_or(codes::ERR_CHANNEL_NO_LONGER_EXISTS).to_owned())
+        }
+        ("conflict", v) => {
+            Fault::Conflict(v.unwrap_or(codes::ERR_OPEN_CHANNEL_IN_PROGRESS).to_owned())
+        }
+        ("hostname", Some(v)) => Fault::Hostname(v.to_owned()),
+        ("hostname", None) => return Err(bad("the text to answer (may be empty)")),
+        (flag, None) => match flag {
+            "reset" => Fault::Reset,
+            "tls12-only" => Fault::Tls12Only,
+            "expired-cert" => Fault::ExpiredCert,
+            "wrong-host-cert" => Fault::WrongHostCert,
+            "unknown-ca" => Fault::UnknownCa,
+            "missing-pipe" => Fault::MissingPipe,
+            "missing-privilege" => Fault::MissingPrivilege,
+            "no-commit" => Fault::NoCommit,
+            "reopened" => Fault::Reopened,
+            "invalid-token" => Fault::InvalidToken,
+            "forbidden" => Fault::Forbidden,
+            "row-errors" => Fault::RowErrors,
+            other => return Err(FaultParseError::UnknownName(other.to_owned())),
+        },
+        (flag, Some(_)) if CATALOG.iter().any(|h| h.syntax == flag) => {
+            return Err(bad("no value"));
+        }
+        (other, Some(_)) => return Err(FaultParseError::UnknownName(other.to_owned())),
+    })
 }
 
 impl fmt::Display for Fault {
@@ -444,7 +490,8 @@ impl fmt::Display for Fault {
                 let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
                 write!(f, "={}", list.join(","))?;
             }
-            Self::ChannelStatus(code) => write!(f, "={code}")?,
+            Self::ChannelStatus(code) | Self::Conflict(code) => write!(f, "={code}")?,
+            Self::Hostname(text) => write!(f, "={text}")?,
             _ => {}
         }
         match scope {
@@ -526,6 +573,15 @@ impl FaultSet {
             })
     }
 
+    /// What hostname discovery answers instead of the ingest host, if anything.
+    pub(crate) fn hostname(&self, endpoint: Endpoint, host: HostKind) -> Option<String> {
+        self.matching(Some(endpoint), host)
+            .find_map(|e| match &e.fault {
+                Fault::Hostname(text) if e.take() => Some(text.clone()),
+                _ => None,
+            })
+    }
+
     /// The clock offset in seconds.
     pub(crate) fn clock_offset(&self) -> i64 {
         self.0
@@ -538,8 +594,8 @@ impl FaultSet {
     }
 }
 
-/// The fault layer: latency, network-policy block, throttle, server error and reset, in that
-/// order, for the request's endpoint and host; plus the (possibly skewed) `Date` header.
+/// The fault layer: latency, then the first of invalid token, 403, 409, network-policy block,
+/// throttle, server error and reset, for the request's endpoint and host; plus the (possibly skewed) `Date` header.
 pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next) -> Response {
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
         return next.run(req).await;
@@ -558,8 +614,33 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     }
     let mut reset = false;
     let mut response = None;
+    let oauth = super::server::token_type(req.headers()).as_deref() == Some("OAUTH");
     for entry in faults.matching(endpoint, ctx.host_kind) {
         match &entry.fault {
+            Fault::InvalidToken if oauth && entry.take() => {
+                response = Some(json_error(
+                    StatusCode::UNAUTHORIZED,
+                    codes::INVALID_OAUTH_TOKEN,
+                    "Invalid OAuth access token. [emulator]",
+                ));
+            }
+            Fault::Forbidden if entry.take() => {
+                response = Some(
+                    (
+                        StatusCode::FORBIDDEN,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        "403 Forbidden: request blocked",
+                    )
+                        .into_response(),
+                );
+            }
+            Fault::Conflict(code) if entry.take() => {
+                response = Some(json_error(
+                    StatusCode::CONFLICT,
+                    code,
+                    "The channel is busy; retry.",
+                ));
+            }
             Fault::NetworkPolicy(nets)
                 if (nets.is_empty()
                     || nets
@@ -678,6 +759,13 @@ mod tests {
     #[test_case("reopened" => Fault::Reopened)]
     #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(Endpoint::Append)).times(2))]
     #[test_case("reset#1" => Fault::Reset.times(1))]
+    #[test_case("invalid-token" => Fault::InvalidToken)]
+    #[test_case("forbidden@account" => Fault::Forbidden.on(FaultScope::AccountHost))]
+    #[test_case("conflict" => Fault::Conflict("ERR_OPEN_CHANNEL_IN_PROGRESS".into()))]
+    #[test_case("conflict=ERR_PIPE_IN_INVALID_STATE@open" => Fault::Conflict("ERR_PIPE_IN_INVALID_STATE".into()).on(FaultScope::Endpoint(Endpoint::Open)))]
+    #[test_case("row-errors" => Fault::RowErrors)]
+    #[test_case("hostname=" => Fault::Hostname(String::new()))]
+    #[test_case("hostname=ingest.example.net" => Fault::Hostname("ingest.example.net".into()))]
     fn parses(spec: &str) -> Fault {
         spec.parse().unwrap()
     }
@@ -693,6 +781,8 @@ mod tests {
     #[test_case("clock-offset=5s#2"; "counted clock")]
     #[test_case("reset#0"; "zero count")]
     #[test_case("reset#x"; "bad count")]
+    #[test_case("hostname"; "hostname without text")]
+    #[test_case("row-errors=3"; "value on row-errors")]
     fn refuses(spec: &str) {
         assert!(spec.parse::<Fault>().is_err(), "{spec} parsed");
     }
@@ -708,6 +798,10 @@ mod tests {
             "clock-offset=-60s",
             "server-error=503@append#2",
             "tls12-only@ingest#1",
+            "conflict=ERR_PIPE_IN_INVALID_STATE@open",
+            "hostname=ingest.example.net@hostname",
+            "hostname=",
+            "invalid-token#1",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
@@ -721,6 +815,7 @@ mod tests {
             let spec = match name {
                 "latency" => "latency=1ms",
                 "clock-offset" => "clock-offset=1s",
+                "hostname" => "hostname=x",
                 other => other,
             };
             assert!(spec.parse::<Fault>().is_ok(), "{spec}");

@@ -350,6 +350,13 @@ impl Call {
         if let Err(r) = self.keypair(self.bearer_token()) {
             return r;
         }
+        if let Some(answer) = self
+            .shared
+            .faults()
+            .hostname(self.ctx.endpoint, self.ctx.host_kind)
+        {
+            return text(answer);
+        }
         // A client that came by address is handed that address, so nothing needs resolving.
         let host = if self.ctx.host_kind == HostKind::Address {
             self.ctx.host.clone()
@@ -477,7 +484,10 @@ impl Call {
             Ok(b) => b,
             Err(r) => return r,
         };
-        let parsed = parse_ndjson(&body);
+        let mut parsed = parse_ndjson(&body);
+        if self.has_fault(&Fault::RowErrors) {
+            parsed.reject_all("NULL result in a non-nullable column");
+        }
         if self.has_fault(&Fault::Reopened) {
             // The competing client's open is a real reopen: it bumps the channel's sequencer.
             let _ = self.shared.open_channel(

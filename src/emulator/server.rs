@@ -308,7 +308,7 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
 }
 
 /// The token type header, or the kind of bearer token by its algorithm.
-fn token_type(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token_type(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers.get(TOKEN_TYPE_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(v.to_owned());
     }

@@ -86,6 +86,19 @@ pub(crate) struct ParsedRows {
     pub(crate) first_error: Option<String>,
 }
 
+impl ParsedRows {
+    /// Every row fails to load with `why` (the `row-errors` fault).
+    pub(crate) fn reject_all(&mut self, why: &str) {
+        if self.rows.is_empty() {
+            return;
+        }
+        self.errors += self.rows.len() as u64;
+        self.first_error
+            .get_or_insert_with(|| format!("Error loading row 1: {why}"));
+        self.rows.clear();
+    }
+}
+
 /// An ingest-call failure: HTTP status plus error body.
 pub(crate) type IngestError = (u16, ApiError);
 

@@ -53,6 +53,8 @@ pub mod codes {
     pub const JWT_TOKEN_INVALID: &str = "390144";
     /// Scoped/OAuth token refused.
     pub const INVALID_OAUTH_TOKEN: &str = "390303";
+    /// 409 on open: another open of the same channel is in progress.
+    pub const ERR_OPEN_CHANNEL_IN_PROGRESS: &str = "ERR_OPEN_CHANNEL_IN_PROGRESS";
     /// Network policy refused the client IP.
     pub const IP_NOT_ALLOWED: &str = "390422";
     /// Throttled.
@@ -416,8 +418,9 @@ impl ApiError {
         }
     }
 
-    /// Reads an error body: `{"code":..}`, `{"error_code":..}` (code may be a number), or a bare
-    /// JSON string such as `"ERR_GENERAL_EXCEPTION_RETRY_REQUEST"`.
+    /// Reads an error body: `{"code":..}`, `{"error_code":..}` (code may be a number), an OAuth
+    /// error (`{"error":..,"error_description":..}`, RFC 6749), or a bare JSON string such as
+    /// `"ERR_GENERAL_EXCEPTION_RETRY_REQUEST"`.
     #[must_use]
     pub fn parse(body: &str) -> Option<Self> {
         let value: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
@@ -427,7 +430,7 @@ impl ApiError {
                 message: None,
             });
         }
-        let code = ["code", "error_code"]
+        let code = ["code", "error_code", "error"]
             .iter()
             .find_map(|k| value.get(k))
             .and_then(|c| match c {
@@ -435,8 +438,9 @@ impl ApiError {
                 serde_json::Value::Number(n) => Some(n.to_string()),
                 _ => None,
             })?;
-        let message = value
-            .get("message")
+        let message = ["message", "error_description"]
+            .iter()
+            .find_map(|k| value.get(k))
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned);
         Some(Self { code, message })
@@ -594,6 +598,7 @@ mod tests {
     #[test_case(r#"{"error_code":"ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED"}"# => Some(("ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED".into(), None)))]
     #[test_case(r#""ERR_GENERAL_EXCEPTION_RETRY_REQUEST""# => Some(("ERR_GENERAL_EXCEPTION_RETRY_REQUEST".into(), None)))]
     #[test_case(r#"{"code":390144}"# => Some(("390144".into(), None)))]
+    #[test_case(r#"{"error":"invalid_scope","error_description":"d"}"# => Some(("invalid_scope".into(), Some("d".into()))); "oauth")]
     #[test_case("not json" => None)]
     fn error_bodies(body: &str) -> Option<(String, Option<String>)> {
         ApiError::parse(body).map(|e| (e.code, e.message))

@@ -237,6 +237,7 @@ pub fn nginx(
         TlsPolicy::Tls13Only => "ssl_protocols TLSv1.3;",
         // OpenSSL 3 refuses TLS 1.0/1.1 above security level 0.
         TlsPolicy::OldOnly => "ssl_protocols TLSv1 TLSv1.1; ssl_ciphers DEFAULT:@SECLEVEL=0;",
+        TlsPolicy::LegacyCiphers => "ssl_protocols TLSv1.2; ssl_ciphers AES128-SHA:AES256-SHA;",
     };
     let (d, chain, key) = (d.display(), chain.display(), key.display());
     let conf = format!(

@@ -345,6 +345,7 @@ fn describe_server(server: &Server) -> String {
         TlsPolicy::Tls12Only => "TLS 1.2 only",
         TlsPolicy::Tls13Only => "TLS 1.3 only",
         TlsPolicy::OldOnly => "TLS 1.0 and 1.1 only",
+        TlsPolicy::LegacyCiphers => "TLS 1.2 with only RSA-key-exchange CBC suites",
     };
     let cert = match server.cert {
         CertKind::Good => "valid certificate from the lab CA, full chain",

@@ -187,6 +187,8 @@ pub enum TlsPolicy {
     Tls13Only,
     /// TLS 1.0 and 1.1 only (OpenSSL at security level 0).
     OldOnly,
+    /// TLS 1.2 with only RSA-key-exchange CBC suites, which rustls does not offer.
+    LegacyCiphers,
 }
 
 /// The certificate nginx presents.
