@@ -256,5 +256,9 @@ fn describe(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
+    // rustls appends a link to its manual to some errors: not for a network engineer's report.
+    if let Some(link) = text.find(": https://docs.rs/") {
+        text.truncate(link);
+    }
     text
 }

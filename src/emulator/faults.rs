@@ -71,6 +71,9 @@ pub enum Fault {
     ServerError(u16),
     /// Send the status line, headers and half the body, then reset the TCP connection.
     Reset,
+    /// Drop the connection on receiving the request: no answer, no TLS `close_notify`, a FIN (a
+    /// middlebox that lets the handshake through but not the API call).
+    HangUp,
     /// Serve TLS 1.2 only.
     Tls12Only,
     /// Serve a certificate that expired yesterday.
@@ -138,6 +141,10 @@ const CATALOG: &[FaultHelp] = &[
     FaultHelp {
         syntax: "reset",
         meaning: "send headers and half the body, then reset the TCP connection",
+    },
+    FaultHelp {
+        syntax: "hang-up",
+        meaning: "drop the connection on the request: no answer, no TLS close_notify",
     },
     FaultHelp {
         syntax: "tls12-only",
@@ -299,6 +306,7 @@ impl Fault {
             Self::Throttle { .. } => "throttle",
             Self::ServerError(_) => "server-error",
             Self::Reset => "reset",
+            Self::HangUp => "hang-up",
             Self::Tls12Only => "tls12-only",
             Self::ExpiredCert => "expired-cert",
             Self::WrongHostCert => "wrong-host-cert",
@@ -455,6 +463,7 @@ fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError
         ("hostname", None) => return Err(bad("the text to answer (may be empty)")),
         (flag, None) => match flag {
             "reset" => Fault::Reset,
+            "hang-up" => Fault::HangUp,
             "tls12-only" => Fault::Tls12Only,
             "expired-cert" => Fault::ExpiredCert,
             "wrong-host-cert" => Fault::WrongHostCert,
@@ -670,6 +679,11 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
                 );
             }
             Fault::Reset if entry.take() => reset = true,
+            Fault::HangUp if entry.take() => {
+                ctx.hang_up.notify_one();
+                // The connection task drops the connection, and this request with it.
+                return std::future::pending().await;
+            }
             _ => continue,
         }
         break;
@@ -764,6 +778,7 @@ mod tests {
     #[test_case("conflict" => Fault::Conflict("ERR_OPEN_CHANNEL_IN_PROGRESS".into()))]
     #[test_case("conflict=ERR_PIPE_IN_INVALID_STATE@open" => Fault::Conflict("ERR_PIPE_IN_INVALID_STATE".into()).on(FaultScope::Endpoint(Endpoint::Open)))]
     #[test_case("row-errors" => Fault::RowErrors)]
+    #[test_case("hang-up@hostname" => Fault::HangUp.on(FaultScope::Endpoint(Endpoint::Hostname)))]
     #[test_case("hostname=" => Fault::Hostname(String::new()))]
     #[test_case("hostname=ingest.example.net" => Fault::Hostname("ingest.example.net".into()))]
     fn parses(spec: &str) -> Fault {

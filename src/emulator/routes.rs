@@ -49,6 +49,8 @@ pub(crate) struct RequestCtx {
     pub(crate) client_ip: IpAddr,
     /// Notified to reset the TCP connection (the `reset` fault).
     pub(crate) reset: Arc<Notify>,
+    /// Notified to drop the connection without an answer (the `hang-up` fault).
+    pub(crate) hang_up: Arc<Notify>,
 }
 
 /// A JSON error body `{"code":..,"message":..}`.

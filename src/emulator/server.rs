@@ -216,6 +216,8 @@ async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: 
     };
     let reset = Arc::new(Notify::new());
     let conn_reset = reset.clone();
+    let hang_up = Arc::new(Notify::new());
+    let conn_hang_up = hang_up.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         handle(
             shared.clone(),
@@ -224,6 +226,7 @@ async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: 
             sni.clone(),
             peer.ip(),
             conn_reset.clone(),
+            conn_hang_up.clone(),
         )
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -241,6 +244,8 @@ async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: 
                 let _ = socket.set_linger(Some(Duration::ZERO));
             }
         }
+        // Dropped mid-request: no answer, no TLS close_notify, an ordinary FIN.
+        () = hang_up.notified() => {}
     }
     // `connection` (owning the original socket) is gone; closing the twin, the last handle,
     // sends the RST when linger is zero.
@@ -255,6 +260,7 @@ async fn handle(
     sni: Option<String>,
     client_ip: IpAddr,
     reset: Arc<Notify>,
+    hang_up: Arc<Notify>,
 ) -> Result<axum::response::Response, std::convert::Infallible> {
     let host = request_host(&req)
         .or_else(|| sni.clone())
@@ -287,6 +293,7 @@ async fn handle(
         route,
         client_ip,
         reset,
+        hang_up,
     };
     let mut req = req.map(axum::body::Body::new);
     req.extensions_mut().insert(ctx);
