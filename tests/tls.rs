@@ -133,6 +133,24 @@ fn old_protocols_only_fail_tls_version() {
     assert_check(&r.json(), "tls.account", "fail", Some("tls-version"));
 }
 
+/// A TLS 1.2 server that demands a client certificate (a mutual-TLS proxy) refuses the handshake
+/// after its own certificate: no more specific row fits, so the generic one is cited with the
+/// TLS library's words.
+#[test]
+fn a_demanded_client_certificate_is_a_handshake_failure() {
+    let pki = TestPki::new();
+    let Some(server) = OpensslServer::start(&pki.good(), &["-tls1_2", "-Verify", "1"]) else {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    };
+    let r = run_against(server.addr, Some(&pki.root_pem_file()), &[]);
+    assert_eq!(r.code, 1);
+    let report = r.json();
+    assert_check(&report, "tls.account", "fail", Some("tls-handshake"));
+    let finding = check(&report, "tls.account")["finding"].as_str().unwrap();
+    assert!(finding.contains("alert"), "{finding}");
+}
+
 #[test]
 fn certificate_problems_map_to_their_rows() {
     let pki = TestPki::new();

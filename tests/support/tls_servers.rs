@@ -191,6 +191,9 @@ impl OpensslServer {
         let mut child = match std::process::Command::new("openssl")
             .args(["s_server", "-accept", "127.0.0.1:0", "-cert"])
             .arg(files.0.path())
+            // `-cert` takes the file's first certificate only; the rest is the chain.
+            .arg("-cert_chain")
+            .arg(files.0.path())
             .arg("-key")
             .arg(files.1.path())
             .args(extra_args)
