@@ -4,7 +4,7 @@
 //!
 //! Client and server share this process (and the machine's cores), so the numbers are a floor
 //! for the server alone; peak RSS covers both. Committed rows are not retained
-//! (`retain_rows = false`), as a long-running emulator would be configured for load.
+//! (`keep_rows = 0`), as a long-running emulator would be configured for load.
 //!
 //! Measured on the project's 2-core VM (release, load average ~3 from other builds):
 //! 200 channels x 10 x 256 KiB -> 3.69 M rows in 6.2 s, 595 k rows/s, 84.5 MB/s, peak RSS 37 MiB.
@@ -190,7 +190,7 @@ async fn stream_channel(
 async fn setup() -> (emulator::Emulator, reqwest::Client, String) {
     let config = EmulatorConfig {
         commit_delay: Duration::ZERO,
-        retain_rows: false,
+        keep_rows: 0,
         ..EmulatorConfig::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

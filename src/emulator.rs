@@ -179,8 +179,9 @@ pub struct EmulatorConfig {
     pub grants: Vec<Grant>,
     /// How long appended rows stay in flight before they count as committed.
     pub commit_delay: Duration,
-    /// Keep committed rows in memory for [`Emulator::rows`]; a load test turns this off.
-    pub retain_rows: bool,
+    /// How many committed rows per pipe are kept in memory for [`Emulator::rows`]; later rows
+    /// are counted in the channel status only. Tests keep all; a load test keeps none.
+    pub keep_rows: usize,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
 }
@@ -250,7 +251,7 @@ impl EmulatorConfig {
                 table: TABLE.to_owned(),
             }],
             commit_delay: Duration::from_millis(100),
-            retain_rows: true,
+            keep_rows: usize::MAX,
             faults: Vec::new(),
         }
     }

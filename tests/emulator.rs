@@ -1139,6 +1139,37 @@ async fn channel_status_fault_answers_200_with_a_failure_code() {
 }
 
 #[tokio::test]
+async fn rows_past_keep_rows_are_committed_and_counted_but_not_kept() {
+    let h = Harness::start(EmulatorConfig {
+        keep_rows: 25,
+        ..quick_config()
+    })
+    .await;
+    let token = h.scoped_token().await;
+    let channel = pipe().channel("bounded");
+    let mut cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    for batch in 0..4u32 {
+        cont = h
+            .append(
+                &token,
+                &channel,
+                &cont,
+                &batch.to_string(),
+                &rows(batch * 10..batch * 10 + 10),
+            )
+            .await;
+    }
+    let status = h.wait_committed(&token, &channel, "3").await;
+    assert_eq!(status.rows_inserted, 40);
+    assert_eq!(
+        h.emu
+            .rows(defaults::DATABASE, defaults::SCHEMA, &channel.pipe.pipe),
+        rows(0..25),
+        "the first 25 rows are kept"
+    );
+}
+
+#[tokio::test]
 async fn no_commit_accepts_rows_and_never_commits_them() {
     let h = Harness::default().await;
     let token = h.scoped_token().await;

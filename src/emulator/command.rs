@@ -36,6 +36,16 @@ pub struct EmulateArgs {
     /// How long appended rows stay in flight before they are committed, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub commit_delay_ms: u64,
+    /// How many committed rows to keep per pipe (the first N; rows.jsonl lists the default
+    /// pipe's); later rows are still committed and counted, so a long rate test does not grow
+    /// memory.
+    #[arg(
+        long,
+        env = "NETCHECK_EMULATE_KEEP_ROWS",
+        value_name = "N",
+        default_value_t = 100_000
+    )]
+    pub keep_rows: usize,
     /// List the fault modes, one line each, and exit.
     #[arg(long)]
     pub list_faults: bool,
@@ -110,6 +120,7 @@ pub async fn run_emulate(
     let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem()?);
     config.faults = faults;
     config.commit_delay = std::time::Duration::from_millis(args.commit_delay_ms);
+    config.keep_rows = args.keep_rows;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(io_err(format!("listen on {}", args.listen)))?;

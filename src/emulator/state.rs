@@ -114,7 +114,7 @@ pub(crate) struct State {
     account_policy: NetworkPolicy,
     pipes: HashMap<PipeKey, PipeEntry>,
     commit_delay: Duration,
-    retain_rows: bool,
+    keep_rows: usize,
     /// Swapped whole by `set_faults`; readers take a cheap `Arc` clone per request.
     faults: RwLock<Arc<FaultSet>>,
     ingest: Mutex<Ingest>,
@@ -203,7 +203,7 @@ impl State {
             account_policy: config.network_policy,
             pipes,
             commit_delay: config.commit_delay,
-            retain_rows: config.retain_rows,
+            keep_rows: config.keep_rows,
             faults: RwLock::new(Arc::new(FaultSet::new(config.faults))),
             ingest: Mutex::new(Ingest::default()),
             log: Mutex::default(),
@@ -336,7 +336,7 @@ impl State {
         let mut ingest = lock(&self.ingest);
         ingest.commit_due(
             Instant::now(),
-            self.retain_rows,
+            self.keep_rows,
             unix_millis(self.now()),
             self.commit_delay,
         );
@@ -497,7 +497,7 @@ impl State {
 }
 
 impl Ingest {
-    fn commit_due(&mut self, now: Instant, retain: bool, now_ms: i64, delay: Duration) {
+    fn commit_due(&mut self, now: Instant, keep_rows: usize, now_ms: i64, delay: Duration) {
         while self.pending.front().is_some_and(|b| b.ready_at <= now) {
             let Some(batch) = self.pending.pop_front() else {
                 break;
@@ -525,12 +525,9 @@ impl Ingest {
             if batch.offset_token.is_some() {
                 s.last_committed_offset_token = batch.offset_token;
             }
-            if retain {
-                self.rows
-                    .entry(batch.channel.0)
-                    .or_default()
-                    .extend(batch.rows);
-            }
+            let kept = self.rows.entry(batch.channel.0).or_default();
+            let room = keep_rows.saturating_sub(kept.len());
+            kept.extend(batch.rows.into_iter().take(room));
         }
     }
 }
