@@ -43,7 +43,7 @@ pub struct EmulateArgs {
         long,
         env = "NETCHECK_EMULATE_KEEP_ROWS",
         value_name = "N",
-        default_value_t = 100_000
+        default_value_t = 10_000
     )]
     pub keep_rows: usize,
     /// List the fault modes, one line each, and exit.
