@@ -130,7 +130,7 @@ pub struct OutputArgs {
     #[arg(long, env = "NETCHECK_STRICT")]
     pub strict: bool,
     /// More detail on stderr (-v, -vv). Never prints secrets.
-    #[arg(short, long, action = clap::ArgAction::Count)]
+    #[arg(short, long, env = "NETCHECK_VERBOSE", action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 

@@ -98,6 +98,42 @@ fn environment_twins_configure_a_run() {
 }
 
 #[test]
+fn every_run_flag_has_an_environment_twin() {
+    let help = netcheck(&["run", "--help"]).run().stdout;
+    let mut flag: Option<String> = None;
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    // A flag's block runs from its `--name` line to the next flag's.
+    for line in help.lines().chain(std::iter::once("  --end")) {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim_start();
+        let starts_flag =
+            (2..=6).contains(&indent) && (trimmed.starts_with("--") || trimmed.starts_with("-v, "));
+        if starts_flag {
+            if let Some(done) = flag.take() {
+                missing.push(done);
+            }
+            let name = trimmed
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .unwrap_or_default();
+            if !matches!(name, "--help" | "--end") {
+                seen += 1;
+                flag = Some(name.to_owned());
+            }
+        }
+        if line.contains("[env: NETCHECK_") {
+            flag = None;
+        }
+    }
+    assert!(seen > 30, "parsed only {seen} flags from:\n{help}");
+    assert!(
+        missing.is_empty(),
+        "flags without a NETCHECK_* twin: {missing:?}"
+    );
+}
+
+#[test]
 fn skip_skips_dependents_with_the_reason() {
     let r = netcheck(&[
         "run",
