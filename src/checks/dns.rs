@@ -10,7 +10,7 @@ use crate::catalog::RowId;
 use crate::checks::host_check;
 use crate::context::{Ctx, HostRole};
 use crate::net::proxy::ProxyDecision;
-use crate::net::resolver::{DnsFailure, DnsFailureKind, Resolution, ResolverInfo};
+use crate::net::resolver::{AnswerSource, DnsFailure, DnsFailureKind, Resolution, ResolverInfo};
 use crate::outcome::Outcome;
 use crate::target::HostKind;
 
@@ -68,21 +68,30 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ");
+            // A pinned line in /etc/hosts is fixed on this machine, not in the DNS.
+            let from = if res.source == AnswerSource::HostsFile {
+                " (from /etc/hosts)"
+            } else {
+                ""
+            };
             if let Some(addr) = res.addrs.iter().find(|a| a.is_unspecified()) {
                 return Outcome::fail(
                     RowId::DnsSinkhole,
-                    format!("{host} → {addr}: blocked by a DNS filter"),
+                    format!("{host} → {addr}{from}: blocked by a DNS filter"),
                     evidence,
                 );
             }
             match misplaced_address(endpoint.kind, &res.addrs) {
                 Some((row, addr)) => Outcome::warn(
                     row,
-                    format!("{host} → {addr}: {}", row.row().symptom),
+                    format!("{host} → {addr}{from}: {}", row.row().symptom),
                     evidence,
                 ),
                 None => Outcome::pass(
-                    format!("{host} → {list} in {:.1} ms", crate::net::ms(res.elapsed)),
+                    format!(
+                        "{host} → {list}{from} in {:.1} ms",
+                        crate::net::ms(res.elapsed)
+                    ),
                     evidence,
                 ),
             }

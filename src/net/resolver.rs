@@ -1,20 +1,21 @@
 //! Name resolution: `--resolve` overrides first (curl's semantics), then `--dns-server` when
-//! given, otherwise the system configuration (`/etc/resolv.conf` and `/etc/hosts`) via hickory.
+//! given, otherwise the system configuration (`/etc/resolv.conf` and `/etc/hosts`) via hickory;
+//! an answer says which of these it came from.
 //! A failure is classified (NXDOMAIN, SERVFAIL, no answer, timeout) because each has its own cause.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::op::{Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::system_conf::read_system_conf;
+use hickory_resolver::{Hosts, TokioResolver};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -95,7 +96,9 @@ pub enum AnswerSource {
     Override,
     /// The host is an IP address literal.
     Literal,
-    /// A DNS answer (or `/etc/hosts` with the system configuration).
+    /// A line of `/etc/hosts` (system configuration only).
+    HostsFile,
+    /// A DNS answer.
     Dns,
 }
 
@@ -147,6 +150,8 @@ pub struct ResolverInfo {
 pub struct Resolver {
     overrides: Vec<ResolveOverride>,
     inner: Result<TokioResolver, String>,
+    /// `/etc/hosts` as hickory reads it, to tell its answers from the DNS's.
+    hosts: Option<Hosts>,
     info: ResolverInfo,
 }
 
@@ -192,6 +197,9 @@ impl Resolver {
             .as_ref()
             .map(|c| c.name_servers().iter().map(|n| n.ip.to_string()).collect())
             .unwrap_or_default();
+        let hosts = (opts.use_hosts_file != ResolveHosts::Never)
+            .then(Hosts::from_system)
+            .and_then(Result::ok);
         let inner = config.and_then(|config| {
             TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
                 .with_options(opts)
@@ -202,6 +210,7 @@ impl Resolver {
         Self {
             overrides,
             inner,
+            hosts,
             info,
         }
     }
@@ -327,9 +336,34 @@ impl Resolver {
                 if addrs.is_empty() {
                     return Err(fail(DnsFailureKind::NoAnswer, "no A or AAAA record".into()));
                 }
-                Ok(done(addrs, cnames, AnswerSource::Dns))
+                let source = if self.in_hosts_file(&fqdn, &addrs) {
+                    AnswerSource::HostsFile
+                } else {
+                    AnswerSource::Dns
+                };
+                Ok(done(addrs, cnames, source))
             }
         }
+    }
+}
+
+impl Resolver {
+    /// Whether every address came from `/etc/hosts` (which hickory reads before asking the DNS).
+    fn in_hosts_file(&self, fqdn: &str, addrs: &[IpAddr]) -> bool {
+        let (Some(hosts), Ok(name)) = (&self.hosts, Name::from_ascii(fqdn)) else {
+            return false;
+        };
+        let listed: Vec<IpAddr> = [RecordType::A, RecordType::AAAA]
+            .into_iter()
+            .filter_map(|t| hosts.lookup_static_host(&Query::query(name.clone(), t)))
+            .flat_map(|l| l.answers().to_vec())
+            .filter_map(|r| match r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect();
+        !listed.is_empty() && addrs.iter().all(|a| listed.contains(a))
     }
 }
 
