@@ -21,6 +21,10 @@ pub struct CheckSpec {
     pub title: &'static str,
     /// Checks that must pass (or warn) first; if one fails, this one is skipped.
     pub deps: &'static [&'static str],
+    /// Dependencies it does not wait for: it starts beside them, so their round trips and its
+    /// own overlap, and its result stands only once they pass. If one fails it is stopped (or
+    /// its result set aside) and skipped, as if it had waited.
+    pub early: &'static [&'static str],
     /// Checks that must have finished first, whatever their verdict (ordering only: e.g. the
     /// clock check reads the `Date` of the JWT check's answer, and a 401 still has one).
     pub after: &'static [&'static str],
@@ -46,11 +50,18 @@ impl CheckSpec {
             id,
             title,
             deps,
+            early: &[],
             after: &[],
             always: false,
             full: false,
             run,
         }
+    }
+
+    /// Depend on these checks without waiting for them (see [`CheckSpec::early`]).
+    #[must_use]
+    pub const fn early(self, early: &'static [&'static str]) -> Self {
+        Self { early, ..self }
     }
 
     /// Also wait for these checks, whatever their verdict.
@@ -167,7 +178,9 @@ pub fn plan(only: &[String], skip: &[String], full: bool) -> Result<Plan, Error>
         .collect();
     while let Some(id) = stack.pop() {
         if keep.insert(id) {
-            stack.extend(find(id).map(|c| c.deps).unwrap_or_default());
+            if let Some(c) = find(id) {
+                stack.extend(c.deps.iter().chain(c.early));
+            }
         }
         if stack.is_empty() {
             // Cleanup comes with what it cleans up after: `--only stream.append` still drops
@@ -202,7 +215,7 @@ mod tests {
     fn ids_are_unique_and_dependencies_come_first() {
         let mut seen = HashSet::new();
         for c in CHECKS {
-            for d in c.deps.iter().chain(c.after) {
+            for d in c.deps.iter().chain(c.early).chain(c.after) {
                 assert!(
                     seen.contains(d),
                     "{} depends on {d}, which must come before it",

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::catalog::RowId;
 use crate::context::Ctx;
@@ -56,21 +56,21 @@ pub struct RunResult {
 
 impl RunResult {
     /// The longest chain of dependent checks, measured: the floor no scheduling can beat.
-    /// Ordering-only edges (`after`: drop the channel once the commit is confirmed) are part of it.
+    /// Ordering-only edges (`after`: drop the channel once the commit is confirmed) are part of it;
+    /// an `early` dependency runs beside its dependent, whose result stands once both are done.
     #[must_use]
     pub fn critical_path(&self) -> Duration {
         let mut finish: HashMap<&str, Duration> = HashMap::new();
-        for r in &self.results {
-            let before = r
-                .spec
-                .deps
-                .iter()
-                .chain(r.spec.after)
-                .filter_map(|d| finish.get(d))
+        let latest = |ids: &mut dyn Iterator<Item = &&str>, finish: &HashMap<&str, Duration>| {
+            ids.filter_map(|d| finish.get(d))
                 .max()
                 .copied()
-                .unwrap_or_default();
-            finish.insert(r.spec.id, before + r.duration);
+                .unwrap_or_default()
+        };
+        for r in &self.results {
+            let before = latest(&mut r.spec.deps.iter().chain(r.spec.after), &finish);
+            let beside = latest(&mut r.spec.early.iter(), &finish);
+            finish.insert(r.spec.id, (before + r.duration).max(beside));
         }
         finish.into_values().max().unwrap_or_default()
     }
@@ -108,11 +108,15 @@ pub async fn run(
         );
     }
     let mut running: JoinSet<Outcome> = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, (&'static CheckSpec, Duration)> = HashMap::new();
+    let mut in_flight: HashMap<tokio::task::Id, (&'static CheckSpec, Duration, AbortHandle)> =
+        HashMap::new();
+    // Finished checks whose `early` dependencies are still running.
+    let mut held: Vec<CheckResult> = Vec::new();
     let mut ending = Ending::Completed;
     tokio::pin!(stop);
 
     loop {
+        settle(&mut held, &mut done, &mut in_flight, start.elapsed(), &emit);
         // Start or skip everything whose dependencies are settled.
         let mut still_pending = Vec::new();
         for spec in pending.drain(..) {
@@ -129,11 +133,13 @@ pub async fn run(
                 Readiness::Ready => {
                     emit(Event::Started { id: spec.id });
                     let handle = running.spawn((spec.run)(ctx.clone()));
-                    in_flight.insert(handle.id(), (spec, start.elapsed()));
+                    in_flight.insert(handle.id(), (spec, start.elapsed(), handle));
                 }
             }
         }
         pending = still_pending;
+        // A skip just recorded may stop a check that started beside it (`early`).
+        settle(&mut held, &mut done, &mut in_flight, start.elapsed(), &emit);
         if running.is_empty() {
             break;
         }
@@ -146,10 +152,9 @@ pub async fn run(
                     Ok((id, outcome)) => (id, outcome),
                     Err(e) => (e.id(), Outcome::internal_error(&e.to_string())),
                 };
-                let (spec, began) = in_flight.remove(&id).expect("every task is tracked");
-                let result = finished(spec, outcome, began, start.elapsed());
-                emit(Event::Finished { id: spec.id, verdict: result.outcome.verdict, duration: result.duration });
-                done.insert(spec.id, result);
+                // A task stopped because an `early` dependency failed is already settled.
+                let Some((spec, began, _)) = in_flight.remove(&id) else { continue };
+                held.push(finished(spec, outcome, began, start.elapsed()));
             }
         }
     }
@@ -168,7 +173,11 @@ pub async fn run(
         }
     }
     let now = start.elapsed();
-    for (spec, began) in in_flight.into_values() {
+    // Their `early` dependencies were cut off: what they found themselves stands.
+    for result in held {
+        done.insert(result.spec.id, result);
+    }
+    for (spec, began, _) in in_flight.into_values() {
         done.insert(
             spec.id,
             finished(spec, cut_off(ending, ctx.settings.deadline), began, now),
@@ -192,6 +201,66 @@ pub async fn run(
         duration: start.elapsed(),
         ending,
         results,
+    }
+}
+
+/// Moves finished checks into `done` once their `early` dependencies are done — skipped, with
+/// the root cause, when one of those failed — and stops running checks whose `early` dependency
+/// just failed. Repeats until nothing changes, since each settled check can settle others.
+fn settle<E: Fn(Event)>(
+    held: &mut Vec<CheckResult>,
+    done: &mut HashMap<&'static str, CheckResult>,
+    in_flight: &mut HashMap<tokio::task::Id, (&'static CheckSpec, Duration, AbortHandle)>,
+    now: Duration,
+    emit: &E,
+) {
+    loop {
+        let ready = held
+            .iter()
+            .position(|r| r.spec.early.iter().all(|e| done.contains_key(e)));
+        let stopped = in_flight.iter().find_map(|(id, (spec, _, _))| {
+            spec.early
+                .iter()
+                .find_map(|e| done.get(e).and_then(blocking))
+                .map(|reason| (*id, reason))
+        });
+        let mut result = match (ready, stopped) {
+            (Some(i), _) => held.swap_remove(i),
+            (None, Some((id, reason))) => {
+                let (spec, began, handle) = in_flight.remove(&id).expect("found above");
+                handle.abort();
+                finished(spec, Outcome::skip(reason), began, now)
+            }
+            (None, None) => return,
+        };
+        if let Some(reason) = result
+            .spec
+            .early
+            .iter()
+            .find_map(|e| done.get(e).and_then(blocking))
+        {
+            result.outcome = Outcome::skip(reason);
+        }
+        emit(Event::Finished {
+            id: result.spec.id,
+            verdict: result.outcome.verdict,
+            duration: result.duration,
+        });
+        done.insert(result.spec.id, result);
+    }
+}
+
+/// Why a result keeps its dependents from running, naming the root cause (the check that
+/// failed), not the chain of skips; `None` when it passed, warned or was skipped harmlessly.
+fn blocking(r: &CheckResult) -> Option<SkipReason> {
+    match (&r.outcome.verdict, &r.outcome.skip) {
+        (Verdict::Skip, Some(reason @ SkipReason::Dependency { .. })) => Some(reason.clone()),
+        (Verdict::Skip, Some(reason)) if !reason.blocks_dependents() => None,
+        (Verdict::Fail, _) | (Verdict::Skip, Some(_)) => Some(SkipReason::Dependency {
+            dep: r.spec.id,
+            verdict: r.outcome.verdict,
+        }),
+        _ => None,
     }
 }
 
@@ -256,27 +325,13 @@ fn readiness(
         .after
         .iter()
         .any(|a| planned.contains(a) && !done.contains_key(a));
-    for dep in spec.deps {
-        match done.get(dep) {
+    for dep in spec.deps.iter().chain(spec.early) {
+        match done.get(dep).map(blocking) {
             // A dependency outside the plan cannot happen (the plan closes over dependencies).
-            None => waiting = true,
-            Some(r) => {
-                let blocks = match (&r.outcome.verdict, &r.outcome.skip) {
-                    (Verdict::Fail, _) => true,
-                    (Verdict::Skip, Some(reason)) => reason.blocks_dependents(),
-                    _ => false,
-                };
-                if blocks {
-                    // Name the root cause (the check that failed), not the chain of skips.
-                    return Readiness::Blocked(match &r.outcome.skip {
-                        Some(reason @ SkipReason::Dependency { .. }) => reason.clone(),
-                        _ => SkipReason::Dependency {
-                            dep: r.spec.id,
-                            verdict: r.outcome.verdict,
-                        },
-                    });
-                }
-            }
+            // An `early` one that is not done yet is not waited for.
+            None => waiting |= spec.deps.contains(dep),
+            Some(Some(reason)) => return Readiness::Blocked(reason),
+            Some(None) => {}
         }
     }
     if waiting {
@@ -349,6 +404,18 @@ mod tests {
     static CLEANUP: CheckSpec = spec("t.cleanup", &["t.a"], |_| sleeper(10, Verdict::Pass))
         .after(&["t.hangs"])
         .always();
+
+    // t.guess starts beside its early dependency and is slower or quicker than it.
+    static SLOW_FAIL: CheckSpec = spec("t.slow_fail", &[], |_| sleeper(150, Verdict::Fail));
+    static GUESS_LONG: CheckSpec =
+        spec("t.guess", &[], |_| sleeper(5_000, Verdict::Pass)).early(&["t.slow_fail"]);
+    static GUESS_SHORT: CheckSpec =
+        spec("t.guess", &[], |_| sleeper(10, Verdict::Pass)).early(&["t.slow_fail"]);
+    static GUESS_ON_A: CheckSpec =
+        spec("t.guess", &[], |_| sleeper(100, Verdict::Pass)).early(&["t.a"]);
+    static AFTER_GUESS: CheckSpec = spec("t.after_guess", &["t.guess"], |_| {
+        sleeper(10, Verdict::Pass)
+    });
 
     fn ctx(deadline: Duration) -> Ctx {
         Ctx::new(Settings {
@@ -538,6 +605,90 @@ mod tests {
         assert_eq!(
             seen,
             ["start t.fails", "end t.fails Fail", "end t.after Skip"]
+        );
+    }
+
+    fn result<'a>(r: &'a RunResult, id: &str) -> &'a CheckResult {
+        r.results.iter().find(|c| c.spec.id == id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_early_dependency_runs_beside_and_its_pass_lets_the_result_stand() {
+        let r = run(
+            &plan(&[&A, &GUESS_ON_A, &AFTER_GUESS]),
+            ctx(Duration::from_secs(10)),
+            None,
+            std::future::pending(),
+        )
+        .await;
+        let (a, guess, after) = (
+            result(&r, "t.a"),
+            result(&r, "t.guess"),
+            result(&r, "t.after_guess"),
+        );
+        assert_eq!(guess.outcome.verdict, Verdict::Pass);
+        assert!(
+            guess.started < a.started + a.duration,
+            "it started beside t.a"
+        );
+        // Its dependents wait until its result stands, i.e. until t.a passed too.
+        assert!(
+            after.started >= a.started + a.duration,
+            "{after:?} started before t.a finished"
+        );
+        // Both ran at once: the critical path is t.a then t.after_guess, not the sum.
+        let cp = r.critical_path();
+        assert!(
+            cp >= a.duration + after.duration && cp < a.duration + guess.duration + after.duration,
+            "critical path {cp:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_early_dependency_stops_a_check_still_running() {
+        let r = run(
+            &plan(&[&SLOW_FAIL, &GUESS_LONG, &AFTER_GUESS]),
+            ctx(Duration::from_secs(10)),
+            None,
+            std::future::pending(),
+        )
+        .await;
+        let guess = result(&r, "t.guess");
+        assert_eq!(
+            guess.outcome.skip,
+            Some(SkipReason::Dependency {
+                dep: "t.slow_fail",
+                verdict: Verdict::Fail
+            })
+        );
+        assert!(
+            r.duration < Duration::from_secs(2),
+            "stopped, not waited for"
+        );
+        assert_eq!(outcome(&r, "t.after_guess").verdict, Verdict::Skip);
+    }
+
+    #[tokio::test]
+    async fn a_failing_early_dependency_sets_aside_a_finished_result() {
+        let r = run(
+            &plan(&[&SLOW_FAIL, &GUESS_SHORT]),
+            ctx(Duration::from_secs(10)),
+            None,
+            std::future::pending(),
+        )
+        .await;
+        let guess = result(&r, "t.guess");
+        assert_eq!(
+            guess.outcome.verdict,
+            Verdict::Skip,
+            "its pass does not stand"
+        );
+        assert_eq!(
+            guess.outcome.skip,
+            Some(SkipReason::Dependency {
+                dep: "t.slow_fail",
+                verdict: Verdict::Fail
+            })
         );
     }
 }

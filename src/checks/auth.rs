@@ -21,12 +21,16 @@ pub const KEYPAIR: CheckSpec = CheckSpec::new(
     &[],
     |ctx| Box::pin(keypair(ctx)),
 );
+// Its request opens the API client's own connection, so it need not wait for the network checks
+// to finish: it runs beside them and its result stands once tls.account passed (same route, same
+// trust store, so a handshake tls.account refuses is refused here too).
 pub const JWT: CheckSpec = CheckSpec::new(
     "auth.jwt",
     "Auth: account accepts the key-pair JWT",
-    &["auth.keypair", "tls.account"],
+    &["auth.keypair", "dns.account"],
     |ctx| Box::pin(jwt(ctx)),
-);
+)
+.early(&["tls.account"]);
 pub const SCOPED_TOKEN: CheckSpec = CheckSpec::new(
     "auth.scoped_token",
     "Auth: token scoped to the ingest host",

@@ -237,19 +237,35 @@ async fn serve_connection(shared: Shared, router: Router, tcp: TcpStream, peer: 
         .header_read_timeout(HEADER_READ_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
     let connection = builder.serve_connection(TokioIo::new(tls), service);
-    tokio::select! {
-        _ = connection => {}
+    let quiet_end = tokio::select! {
+        _ = connection => false,
         () = reset.notified() => {
             if let Some(socket) = &twin {
                 let _ = socket.set_linger(Some(Duration::ZERO));
             }
+            false
         }
-        // Dropped mid-request: no answer, no TLS close_notify, an ordinary FIN.
-        () = hang_up.notified() => {}
-    }
+        () = hang_up.notified() => true,
+    };
     // `connection` (owning the original socket) is gone; closing the twin, the last handle,
     // sends the RST when linger is zero.
-    drop(twin);
+    if let (true, Some(socket)) = (quiet_end, twin) {
+        hang_up_quietly(socket).await;
+    }
+}
+
+/// Ends a connection with a FIN and no answer (no TLS `close_notify` either), then reads and
+/// discards whatever the client still sends until it closes: data arriving on a closed socket
+/// would make the kernel answer with a RST, and the client would see a reset instead.
+async fn hang_up_quietly(socket: socket2::Socket) {
+    use tokio::io::AsyncReadExt as _;
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let Ok(mut stream) = TcpStream::from_std(socket.into()) else {
+        return;
+    };
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, drain).await;
 }
 
 /// Builds the request context, runs the router, and logs the outcome.
