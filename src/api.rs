@@ -78,6 +78,9 @@ pub enum CallError {
         /// What the socket underneath said, when it said something a network engineer names.
         #[serde(skip_serializing_if = "Option::is_none")]
         socket: Option<crate::net::connect::ConnectFailureKind>,
+        /// It failed while connecting (TCP, proxy CONNECT or TLS), so the request never left.
+        #[serde(skip)]
+        unsent: bool,
     },
 }
 
@@ -88,7 +91,14 @@ impl CallError {
         Self::Transport {
             message: message.into(),
             socket: None,
+            unsent: true,
         }
+    }
+
+    /// Whether the request certainly never reached the server.
+    #[must_use]
+    pub fn unsent(&self) -> bool {
+        matches!(self, Self::Transport { unsent: true, .. })
     }
 }
 
@@ -189,6 +199,7 @@ impl Api {
             // reqwest's own timeout (the same bound) can fire first: it is still a timeout.
             Ok(Err(e)) if e.is_timeout() => Err(CallError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(CallError::Transport {
+                unsent: e.is_connect(),
                 socket: socket_failure(&e),
                 message: describe(&e.without_url()),
             }),

@@ -22,8 +22,8 @@ pub struct CheckSpec {
     /// Checks that must pass (or warn) first; if one fails, this one is skipped.
     pub deps: &'static [&'static str],
     /// Dependencies it does not wait for: it starts beside them, so their round trips and its
-    /// own overlap, and its result stands only once they pass. If one fails it is stopped (or
-    /// its result set aside) and skipped, as if it had waited.
+    /// own overlap, and its result stands only once they pass. If one fails, its result is set
+    /// aside when it ends and it is reported skipped, as if it had waited.
     pub early: &'static [&'static str],
     /// Checks that must have finished first, whatever their verdict (ordering only: e.g. the
     /// clock check reads the `Date` of the JWT check's answer, and a 401 still has one).
@@ -189,7 +189,12 @@ pub fn plan(only: &[String], skip: &[String], full: bool) -> Result<Plan, Error>
                 CHECKS
                     .iter()
                     .filter(|c| c.always && !keep.contains(c.id))
-                    .filter(|c| c.after.iter().any(|a| keep.contains(a)))
+                    // Only the round trip's checks open something to clean up.
+                    .filter(|c| {
+                        c.after
+                            .iter()
+                            .any(|a| keep.contains(a) && find(a).is_some_and(|x| x.full))
+                    })
                     .map(|c| c.id),
             );
         }

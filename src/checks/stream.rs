@@ -21,12 +21,15 @@ use crate::snowflake::api::{
     self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse,
 };
 
+// Beside tls.ingest, as auth.jwt is beside tls.account: the API connection's handshakes overlap
+// the TLS check's. An open whose connection fails never left, so it leaves nothing to drop.
 pub const OPEN: CheckSpec = CheckSpec::new(
     "stream.open",
     "Stream: open a test channel",
-    &["auth.scoped_token", "tls.ingest"],
+    &["auth.scoped_token", "dns.ingest"],
     |ctx| Box::pin(open(ctx)),
 )
+.early(&["tls.ingest"])
 .full();
 pub const APPEND: CheckSpec = CheckSpec::new(
     "stream.append",
@@ -42,15 +45,16 @@ pub const COMMIT: CheckSpec = CheckSpec::new(
     |ctx| Box::pin(commit(ctx)),
 )
 .full();
-// Not dependent on stream.open: an open cut off by Ctrl-C or the deadline may still have created
-// its channel. Last, so no test channel is dropped while in use.
+// Not dependent on stream.open, nor on tls.ingest: an open cut off by Ctrl-C or the deadline, or
+// one that got through while the TLS check did not (a lossy path), may still have created its
+// channel. Last, so no test channel is dropped while in use.
 pub const DROP: CheckSpec = CheckSpec::new(
     "stream.drop",
     "Stream: drop the test channels",
-    &["auth.scoped_token", "tls.ingest"],
+    &["auth.scoped_token", "dns.ingest"],
     |ctx| Box::pin(drop_channel(ctx)),
 )
-.after(&["stream.open", "stream.commit", "stream.rate"])
+.after(&["tls.ingest", "stream.open", "stream.commit", "stream.rate"])
 .always()
 .full();
 
@@ -152,9 +156,12 @@ pub(crate) async fn open_channel(
                 .body("{}")
         })
         .await;
-    // No answer at all leaves it listed: the server may have created it.
-    if let Ok(reply) = &result {
-        ctx.facts.test_channels.answered(channel, reply.ok());
+    // An answer settles it; without one it stays listed (the server may have created it),
+    // unless the request never left (the connection or its handshake failed).
+    match &result {
+        Ok(reply) => ctx.facts.test_channels.answered(channel, reply.ok()),
+        Err(e) if e.unsent() => ctx.facts.test_channels.answered(channel, false),
+        Err(_) => {}
     }
     let mut opened = None;
     let outcome = answer::judge(Endpoint::Open, &result, |reply, ev| -> Judged {
