@@ -442,19 +442,24 @@ mod tests {
         }
     }
 
+    /// Runs `checks` with nothing to interrupt them and a deadline they never reach.
+    async fn run_to_end(checks: &[&'static CheckSpec]) -> RunResult {
+        run(
+            &plan(checks),
+            ctx(Duration::from_secs(10)),
+            None,
+            std::future::pending(),
+        )
+        .await
+    }
+
     fn outcome<'a>(r: &'a RunResult, id: &str) -> &'a Outcome {
         &r.results.iter().find(|c| c.spec.id == id).unwrap().outcome
     }
 
     #[tokio::test]
     async fn independent_checks_run_concurrently_and_the_critical_path_is_measured() {
-        let r = run(
-            &plan(&[&A, &B, &C]),
-            ctx(Duration::from_secs(10)),
-            None,
-            std::future::pending(),
-        )
-        .await;
+        let r = run_to_end(&[&A, &B, &C]).await;
         assert_eq!(r.ending, Ending::Completed);
         // A and B overlap: each started before the other finished (not a wall-clock bound,
         // which a loaded machine can stretch).
@@ -483,13 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_dependency_skips_its_dependents() {
-        let r = run(
-            &plan(&[&FAILS, &AFTER_FAIL]),
-            ctx(Duration::from_secs(10)),
-            None,
-            std::future::pending(),
-        )
-        .await;
+        let r = run_to_end(&[&FAILS, &AFTER_FAIL]).await;
         assert_eq!(outcome(&r, "t.fails").verdict, Verdict::Fail);
         let after = outcome(&r, "t.after");
         assert_eq!(after.verdict, Verdict::Skip);
@@ -504,13 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn after_orders_without_blocking() {
-        let r = run(
-            &plan(&[&FAILS, &ORDERED_AFTER_FAIL]),
-            ctx(Duration::from_secs(10)),
-            None,
-            std::future::pending(),
-        )
-        .await;
+        let r = run_to_end(&[&FAILS, &ORDERED_AFTER_FAIL]).await;
         assert_eq!(outcome(&r, "t.ordered").verdict, Verdict::Pass);
         let ordered = r.results.iter().find(|c| c.spec.id == "t.ordered").unwrap();
         assert!(
@@ -611,13 +604,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_early_dependency_runs_beside_and_its_pass_lets_the_result_stand() {
-        let r = run(
-            &plan(&[&A, &GUESS_ON_A, &AFTER_GUESS]),
-            ctx(Duration::from_secs(10)),
-            None,
-            std::future::pending(),
-        )
-        .await;
+        let r = run_to_end(&[&A, &GUESS_ON_A, &AFTER_GUESS]).await;
         let (a, guess, after) = (
             result(&r, "t.a"),
             result(&r, "t.guess"),
@@ -643,13 +630,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_early_dependency_sets_aside_a_result_that_comes_later() {
-        let r = run(
-            &plan(&[&SLOW_FAIL, &GUESS_LONG, &AFTER_GUESS]),
-            ctx(Duration::from_secs(10)),
-            None,
-            std::future::pending(),
-        )
-        .await;
+        let r = run_to_end(&[&SLOW_FAIL, &GUESS_LONG, &AFTER_GUESS]).await;
         let guess = result(&r, "t.guess");
         assert_eq!(
             guess.outcome.skip,
@@ -665,13 +646,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_early_dependency_sets_aside_a_finished_result() {
-        let r = run(
-            &plan(&[&SLOW_FAIL, &GUESS_SHORT]),
-            ctx(Duration::from_secs(10)),
-            None,
-            std::future::pending(),
-        )
-        .await;
+        let r = run_to_end(&[&SLOW_FAIL, &GUESS_SHORT]).await;
         let guess = result(&r, "t.guess");
         assert_eq!(
             guess.outcome.verdict,
