@@ -60,16 +60,19 @@ impl RunResult {
     /// an `early` dependency runs beside its dependent, whose result stands once both are done.
     #[must_use]
     pub fn critical_path(&self) -> Duration {
-        let mut finish: HashMap<&str, Duration> = HashMap::new();
-        let latest = |ids: &mut dyn Iterator<Item = &&str>, finish: &HashMap<&str, Duration>| {
+        fn latest<'a>(
+            ids: impl Iterator<Item = &'a &'static str>,
+            finish: &HashMap<&str, Duration>,
+        ) -> Duration {
             ids.filter_map(|d| finish.get(d))
                 .max()
                 .copied()
                 .unwrap_or_default()
-        };
+        }
+        let mut finish: HashMap<&str, Duration> = HashMap::new();
         for r in &self.results {
-            let before = latest(&mut r.spec.deps.iter().chain(r.spec.after), &finish);
-            let beside = latest(&mut r.spec.early.iter(), &finish);
+            let before = latest(r.spec.deps.iter().chain(r.spec.after), &finish);
+            let beside = latest(r.spec.early.iter(), &finish);
             finish.insert(r.spec.id, (before + r.duration).max(beside));
         }
         finish.into_values().max().unwrap_or_default()

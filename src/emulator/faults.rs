@@ -575,20 +575,29 @@ impl FaultSet {
 
     /// The channel status override, if any.
     pub(crate) fn channel_status(&self, endpoint: Endpoint, host: HostKind) -> Option<String> {
-        self.matching(Some(endpoint), host)
-            .find_map(|e| match &e.fault {
-                Fault::ChannelStatus(code) if e.take() => Some(code.clone()),
-                _ => None,
-            })
+        self.text(endpoint, host, |f| match f {
+            Fault::ChannelStatus(code) => Some(code),
+            _ => None,
+        })
     }
 
     /// What hostname discovery answers instead of the ingest host, if anything.
     pub(crate) fn hostname(&self, endpoint: Endpoint, host: HostKind) -> Option<String> {
+        self.text(endpoint, host, |f| match f {
+            Fault::Hostname(text) => Some(text),
+            _ => None,
+        })
+    }
+
+    /// The text of the first applying fault `pick` recognises (using one application of it).
+    fn text(
+        &self,
+        endpoint: Endpoint,
+        host: HostKind,
+        pick: impl Fn(&Fault) -> Option<&String>,
+    ) -> Option<String> {
         self.matching(Some(endpoint), host)
-            .find_map(|e| match &e.fault {
-                Fault::Hostname(text) if e.take() => Some(text.clone()),
-                _ => None,
-            })
+            .find_map(|e| pick(&e.fault).filter(|_| e.take()).cloned())
     }
 
     /// The clock offset in seconds.

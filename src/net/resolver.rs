@@ -324,14 +324,10 @@ impl Resolver {
                 let mut cnames = Vec::new();
                 let mut addrs: Vec<IpAddr> = Vec::new();
                 for record in lookup.answers() {
-                    match &record.data {
-                        RData::CNAME(c) => {
-                            cnames.push(c.0.to_string().trim_end_matches('.').to_owned());
-                        }
-                        RData::A(a) => addrs.push(IpAddr::V4(a.0)),
-                        RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
-                        _ => {}
+                    if let RData::CNAME(c) = &record.data {
+                        cnames.push(c.0.to_string().trim_end_matches('.').to_owned());
                     }
+                    addrs.extend(address(&record.data));
                 }
                 if addrs.is_empty() {
                     return Err(fail(DnsFailureKind::NoAnswer, "no A or AAAA record".into()));
@@ -345,9 +341,7 @@ impl Resolver {
             }
         }
     }
-}
 
-impl Resolver {
     /// Whether every address came from `/etc/hosts` (which hickory reads before asking the DNS).
     fn in_hosts_file(&self, fqdn: &str, addrs: &[IpAddr]) -> bool {
         let (Some(hosts), Ok(name)) = (&self.hosts, Name::from_ascii(fqdn)) else {
@@ -357,13 +351,18 @@ impl Resolver {
             .into_iter()
             .filter_map(|t| hosts.lookup_static_host(&Query::query(name.clone(), t)))
             .flat_map(|l| l.answers().to_vec())
-            .filter_map(|r| match r.data {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                _ => None,
-            })
+            .filter_map(|r| address(&r.data))
             .collect();
         !listed.is_empty() && addrs.iter().all(|a| listed.contains(a))
+    }
+}
+
+/// The address an A or AAAA record holds.
+fn address(data: &RData) -> Option<IpAddr> {
+    match data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+        _ => None,
     }
 }
 
