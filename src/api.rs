@@ -34,7 +34,7 @@ pub struct Exchange {
     /// The server's error message (it quotes the client IP for a network-policy block).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     pub elapsed: std::time::Duration,
     pub attempt: u32,
 }
@@ -71,7 +71,7 @@ impl Reply {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CallError {
     #[error("no answer within {0:?}")]
-    Timeout(#[serde(serialize_with = "crate::net::serialize_ms")] Duration),
+    Timeout(#[serde(serialize_with = "crate::units::serialize_ms")] Duration),
     #[error("{message}")]
     Transport {
         message: String,

@@ -45,3 +45,4 @@ pub mod secret;
 pub mod settings;
 pub mod snowflake;
 pub mod target;
+pub mod units;

@@ -194,7 +194,7 @@ pub struct Load {
     /// The asked rate.
     pub events_per_sec: u32,
     /// How long the rate is held.
-    #[serde(rename = "duration_ms", serialize_with = "crate::net::serialize_ms")]
+    #[serde(rename = "duration_ms", serialize_with = "crate::units::serialize_ms")]
     pub duration: Duration,
     /// Bytes per event, newline included.
     pub event_size: usize,
@@ -212,7 +212,7 @@ pub struct Layout {
     /// The most events one append carries.
     pub max_batch_events: usize,
     /// The interval between one channel's requests.
-    #[serde(rename = "tick_ms", serialize_with = "crate::net::serialize_ms")]
+    #[serde(rename = "tick_ms", serialize_with = "crate::units::serialize_ms")]
     pub tick: Duration,
 }
 

@@ -12,16 +12,3 @@ pub mod http;
 pub mod proxy;
 pub mod resolver;
 pub mod tls;
-
-use std::time::Duration;
-
-/// Serialises a duration as milliseconds with microsecond precision, the unit every report uses.
-pub(crate) fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(ms(*d))
-}
-
-/// A duration in milliseconds, rounded to the microsecond.
-#[must_use]
-pub fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}

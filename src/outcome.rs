@@ -1,11 +1,14 @@
-//! What a check found: a verdict, a one-line finding, typed evidence and, for a warning or a
-//! failure, the catalog row that explains it. A failing network is an `Outcome`, never an `Err`.
+//! What a check found: one [`Status`] (pass, warn or fail with the catalog row that explains it,
+//! timed out, netcheck's own error, or skipped with the reason), a one-line finding and typed
+//! evidence. A failing network is an `Outcome`, never an `Err`; impossible combinations (a
+//! failure without a row, a pass with one, a skip that says nothing of why) cannot be built.
 
 use serde::Serialize;
 
 use crate::catalog::RowId;
 
-/// The verdict of one check.
+/// The verdict of one check as reports count it: a timeout and an internal error are failures
+/// there, while the [`Status`] keeps them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -13,6 +16,81 @@ pub enum Verdict {
     Warn,
     Fail,
     Skip,
+}
+
+/// How one check ended (nextest keeps its results apart the same way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    /// It works, with a problem the catalog row explains.
+    Warn(RowId),
+    /// It does not work, for the reason the catalog row explains.
+    Fail(RowId),
+    /// The check itself did not finish in time (the step timeout or the run's deadline cut it
+    /// off) — unlike a `Fail(Timeout)`, where the check saw the network not answer.
+    TimedOut,
+    /// netcheck's own bug (a check panicked), kept in the report instead of bringing the run down.
+    InternalError,
+    /// It did not run.
+    Skip(SkipReason),
+}
+
+/// The kind of a [`Status`] without its payload, as the JSON report's `outcome` field spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusKind {
+    Pass,
+    Warn,
+    Fail,
+    TimedOut,
+    InternalError,
+    Skip,
+}
+
+impl Status {
+    /// The verdict reports count.
+    #[must_use]
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Self::Pass => Verdict::Pass,
+            Self::Warn(_) => Verdict::Warn,
+            Self::Fail(_) | Self::TimedOut | Self::InternalError => Verdict::Fail,
+            Self::Skip(_) => Verdict::Skip,
+        }
+    }
+
+    /// The status without its payload.
+    #[must_use]
+    pub fn kind(&self) -> StatusKind {
+        match self {
+            Self::Pass => StatusKind::Pass,
+            Self::Warn(_) => StatusKind::Warn,
+            Self::Fail(_) => StatusKind::Fail,
+            Self::TimedOut => StatusKind::TimedOut,
+            Self::InternalError => StatusKind::InternalError,
+            Self::Skip(_) => StatusKind::Skip,
+        }
+    }
+
+    /// The catalog row that explains it: a warning's or failure's own, the `timeout` row for a
+    /// check that ran out of time, none otherwise.
+    #[must_use]
+    pub fn row(&self) -> Option<RowId> {
+        match self {
+            Self::Warn(row) | Self::Fail(row) => Some(*row),
+            Self::TimedOut => Some(RowId::Timeout),
+            Self::Pass | Self::InternalError | Self::Skip(_) => None,
+        }
+    }
+
+    /// Why it did not run, for a skip.
+    #[must_use]
+    pub fn skip_reason(&self) -> Option<&SkipReason> {
+        match self {
+            Self::Skip(reason) => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 /// Why a check did not run. Kept apart because "not configured" is fine and "a dependency
@@ -27,7 +105,7 @@ pub enum SkipReason {
     Deselected { id: &'static str },
     /// The run's `--deadline` passed before it could start.
     Deadline,
-    /// The run was interrupted (Ctrl-C) before it could start.
+    /// The run was interrupted (a signal) before it could start.
     Interrupted,
 }
 
@@ -59,72 +137,84 @@ impl SkipReason {
 /// The result of running one check.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub verdict: Verdict,
+    pub status: Status,
     /// One line for the table; the details are in the evidence.
     pub finding: String,
     pub evidence: serde_json::Value,
-    pub diagnosis: Option<RowId>,
-    pub skip: Option<SkipReason>,
 }
 
 impl Outcome {
     /// A passing check.
     pub fn pass(finding: impl Into<String>, evidence: impl Serialize) -> Self {
-        Self::new(Verdict::Pass, None, finding, evidence)
+        Self::new(Status::Pass, finding, evidence)
     }
 
     /// A warning explained by `row`.
     pub fn warn(row: RowId, finding: impl Into<String>, evidence: impl Serialize) -> Self {
-        Self::new(Verdict::Warn, Some(row), finding, evidence)
+        Self::new(Status::Warn(row), finding, evidence)
     }
 
     /// A failure explained by `row`.
     pub fn fail(row: RowId, finding: impl Into<String>, evidence: impl Serialize) -> Self {
-        Self::new(Verdict::Fail, Some(row), finding, evidence)
+        Self::new(Status::Fail(row), finding, evidence)
     }
 
-    /// netcheck's own bug (a check panicked): a failure no catalog row explains, kept in the
-    /// report instead of bringing the run down.
+    /// A check cut off by its step timeout or the run's deadline.
+    pub fn timed_out(finding: impl Into<String>, evidence: impl Serialize) -> Self {
+        Self::new(Status::TimedOut, finding, evidence)
+    }
+
+    /// netcheck's own bug (a check panicked).
     #[must_use]
     pub fn internal_error(detail: &str) -> Self {
-        Self {
-            diagnosis: None,
-            ..Self::new(
-                Verdict::Fail,
-                None,
-                "internal error: the check panicked",
-                serde_json::json!({ "panic": detail }),
-            )
-        }
+        Self::new(
+            Status::InternalError,
+            "internal error: the check panicked",
+            serde_json::json!({ "panic": detail }),
+        )
     }
 
     /// A check that did not run.
     #[must_use]
     pub fn skip(reason: SkipReason) -> Self {
         Self {
-            verdict: Verdict::Skip,
             finding: reason.describe(),
             evidence: serde_json::Value::Object(serde_json::Map::new()),
-            diagnosis: None,
-            skip: Some(reason),
+            status: Status::Skip(reason),
         }
     }
 
-    fn new(
-        verdict: Verdict,
-        diagnosis: Option<RowId>,
-        finding: impl Into<String>,
-        evidence: impl Serialize,
-    ) -> Self {
+    /// The verdict reports count.
+    #[must_use]
+    pub fn verdict(&self) -> Verdict {
+        self.status.verdict()
+    }
+
+    /// The catalog row that explains it, if any.
+    #[must_use]
+    pub fn row(&self) -> Option<RowId> {
+        self.status.row()
+    }
+
+    /// The same outcome with another finding (a check adding what it knows to a shared
+    /// judgement).
+    #[must_use]
+    pub fn with_finding(self, finding: impl Into<String>) -> Self {
+        Self {
+            finding: finding.into(),
+            ..self
+        }
+    }
+
+    /// An outcome of a status judged elsewhere (a check's own verdict function).
+    pub fn new(status: Status, finding: impl Into<String>, evidence: impl Serialize) -> Self {
         // Evidence types are plain data; a serialisation failure is a bug worth seeing, not hiding.
         let evidence = serde_json::to_value(evidence)
             .unwrap_or_else(|e| serde_json::json!({ "evidence_error": e.to_string() }));
         Self {
-            verdict,
+            status,
             finding: finding.into(),
             evidence,
-            diagnosis,
-            skip: None,
         }
     }
 }

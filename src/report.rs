@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::catalog::{Row, RowId};
 use crate::error::exit_code;
-use crate::net::ms;
-use crate::outcome::Verdict;
+use crate::outcome::{StatusKind, Verdict};
 use crate::runner::{Ending, RunResult};
 use crate::settings::Settings;
 use crate::target::Endpoint;
+use crate::units::ms;
 
 /// The JSON schema id. Bump it on any incompatible change to the document.
 pub const SCHEMA: &str = "netcheck/1";
@@ -29,8 +29,7 @@ pub struct RunReport {
     pub duration_ms: f64,
     /// The longest chain of dependent checks, as measured.
     pub critical_path_ms: f64,
-    /// `completed`, `deadline` or `interrupted`.
-    pub ending: &'static str,
+    pub ending: Ending,
     pub summary: Summary,
     pub checks: Vec<CheckReport>,
 }
@@ -58,7 +57,11 @@ pub struct Summary {
 pub struct CheckReport {
     pub id: &'static str,
     pub title: &'static str,
+    /// What reports count: `pass`, `warn`, `fail` or `skip`.
     pub verdict: Verdict,
+    /// How the check ended, finer than the verdict: a `fail` is `fail`, `timed_out` (the check
+    /// itself ran out of time) or `internal_error` (netcheck's own bug).
+    pub outcome: StatusKind,
     pub duration_ms: f64,
     /// When it started, from the start of the run.
     pub started_ms: f64,
@@ -98,16 +101,17 @@ impl RunReport {
             .map(|r| CheckReport {
                 id: r.spec.id,
                 title: r.spec.title,
-                verdict: r.outcome.verdict,
+                verdict: r.outcome.verdict(),
+                outcome: r.outcome.status.kind(),
                 duration_ms: ms(r.duration),
                 started_ms: ms(r.started),
                 finding: r.outcome.finding.clone(),
                 evidence: r.outcome.evidence.clone(),
-                diagnosis: r.outcome.diagnosis.map(|id| Diagnosis::from(id.row())),
+                diagnosis: r.outcome.row().map(|id| Diagnosis::from(id.row())),
                 skip_reason: r
                     .outcome
-                    .skip
-                    .as_ref()
+                    .status
+                    .skip_reason()
                     .map(crate::outcome::SkipReason::describe),
             })
             .collect();
@@ -135,11 +139,7 @@ impl RunReport {
             started_at,
             duration_ms: ms(run.duration),
             critical_path_ms: ms(run.critical_path()),
-            ending: match run.ending {
-                Ending::Completed => "completed",
-                Ending::DeadlineReached => "deadline",
-                Ending::Interrupted => "interrupted",
-            },
+            ending: run.ending,
             summary,
             checks,
         }
@@ -149,7 +149,7 @@ impl RunReport {
     /// unless `strict`), 1 when a check failed, 130 when interrupted.
     #[must_use]
     pub fn exit_code(&self, strict: bool) -> u8 {
-        if self.ending == "interrupted" {
+        if self.ending == Ending::Interrupted {
             exit_code::INTERRUPTED
         } else if self.summary.fail > 0 || (strict && self.summary.warn > 0) {
             exit_code::CHECK_FAILED

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use crate::catalog::RowId;
 use crate::context::Ctx;
-use crate::outcome::{Outcome, SkipReason, Verdict};
+use crate::outcome::{Outcome, SkipReason, Status, Verdict};
 use crate::registry::{CheckSpec, Plan};
 
 /// Progress events for a live display. Checks never print; the runner tells.
@@ -37,10 +36,12 @@ pub struct CheckResult {
     pub duration: Duration,
 }
 
-/// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the run ended (the JSON report's `ending`: `completed`, `deadline` or `interrupted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Ending {
     Completed,
+    #[serde(rename = "deadline")]
     DeadlineReached,
     Interrupted,
 }
@@ -227,7 +228,7 @@ fn settle<E: Fn(Event)>(
         let result = set_aside_if_blocked(held.swap_remove(i), done);
         emit(Event::Finished {
             id: result.spec.id,
-            verdict: result.outcome.verdict,
+            verdict: result.outcome.verdict(),
             duration: result.duration,
         });
         done.insert(result.spec.id, result);
@@ -253,14 +254,14 @@ fn set_aside_if_blocked(
 /// Why a result keeps its dependents from running, naming the root cause (the check that
 /// failed), not the chain of skips; `None` when it passed, warned or was skipped harmlessly.
 fn blocking(r: &CheckResult) -> Option<SkipReason> {
-    match (&r.outcome.verdict, &r.outcome.skip) {
-        (Verdict::Skip, Some(reason @ SkipReason::Dependency { .. })) => Some(reason.clone()),
-        (Verdict::Skip, Some(reason)) if !reason.blocks_dependents() => None,
-        (Verdict::Fail, _) | (Verdict::Skip, Some(_)) => Some(SkipReason::Dependency {
+    match &r.outcome.status {
+        Status::Skip(reason @ SkipReason::Dependency { .. }) => Some(reason.clone()),
+        Status::Skip(reason) if !reason.blocks_dependents() => None,
+        Status::Pass | Status::Warn(_) => None,
+        _ => Some(SkipReason::Dependency {
             dep: r.spec.id,
-            verdict: r.outcome.verdict,
+            verdict: r.outcome.verdict(),
         }),
-        _ => None,
     }
 }
 
@@ -284,8 +285,7 @@ async fn cleanup_now(
         Readiness::Ready => {
             match tokio::time::timeout(ctx.settings.timeout, (spec.run)(ctx.clone())).await {
                 Ok(outcome) => outcome,
-                Err(_) => Outcome::fail(
-                    RowId::Timeout,
+                Err(_) => Outcome::timed_out(
                     "cleanup did not finish within the step timeout",
                     serde_json::json!({}),
                 ),
@@ -300,8 +300,7 @@ async fn cleanup_now(
 fn cut_off(ending: Ending, deadline: Duration) -> Outcome {
     match ending {
         Ending::Interrupted => Outcome::skip(SkipReason::Interrupted),
-        _ => Outcome::fail(
-            RowId::Timeout,
+        _ => Outcome::timed_out(
             format!("still running when the run deadline ({deadline:?}) passed"),
             serde_json::json!({ "deadline_s": deadline.as_secs_f64() }),
         ),
@@ -370,6 +369,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::catalog::RowId;
     use crate::registry::CheckSpec;
     use crate::settings::Settings;
 
@@ -492,12 +492,11 @@ mod tests {
     #[tokio::test]
     async fn a_failed_dependency_skips_its_dependents() {
         let r = run_to_end(&[&FAILS, &AFTER_FAIL]).await;
-        assert_eq!(outcome(&r, "t.fails").verdict, Verdict::Fail);
+        assert_eq!(outcome(&r, "t.fails").verdict(), Verdict::Fail);
         let after = outcome(&r, "t.after");
-        assert_eq!(after.verdict, Verdict::Skip);
         assert_eq!(
-            after.skip,
-            Some(SkipReason::Dependency {
+            after.status,
+            Status::Skip(SkipReason::Dependency {
                 dep: "t.fails",
                 verdict: Verdict::Fail
             })
@@ -507,7 +506,7 @@ mod tests {
     #[tokio::test]
     async fn after_orders_without_blocking() {
         let r = run_to_end(&[&FAILS, &ORDERED_AFTER_FAIL]).await;
-        assert_eq!(outcome(&r, "t.ordered").verdict, Verdict::Pass);
+        assert_eq!(outcome(&r, "t.ordered").verdict(), Verdict::Pass);
         let ordered = r.results.iter().find(|c| c.spec.id == "t.ordered").unwrap();
         assert!(
             ordered.started >= Duration::from_millis(10),
@@ -527,7 +526,7 @@ mod tests {
         .await;
         assert_eq!(r.ending, Ending::Interrupted);
         assert_eq!(
-            outcome(&r, "t.cleanup").verdict,
+            outcome(&r, "t.cleanup").verdict(),
             Verdict::Pass,
             "cleanup ran after the interrupt"
         );
@@ -549,13 +548,14 @@ mod tests {
             "took {:?}",
             r.duration
         );
-        assert_eq!(outcome(&r, "t.a").verdict, Verdict::Pass);
+        assert_eq!(outcome(&r, "t.a").verdict(), Verdict::Pass);
         let hung = outcome(&r, "t.hangs");
+        assert_eq!(hung.status, Status::TimedOut);
+        assert_eq!(hung.row(), Some(RowId::Timeout));
         assert_eq!(
-            (hung.verdict, hung.diagnosis),
-            (Verdict::Fail, Some(RowId::Timeout))
+            outcome(&r, "t.after_hang").status,
+            Status::Skip(SkipReason::Deadline)
         );
-        assert_eq!(outcome(&r, "t.after_hang").skip, Some(SkipReason::Deadline));
     }
 
     #[tokio::test]
@@ -570,11 +570,14 @@ mod tests {
         .await;
         assert_eq!(r.ending, Ending::Interrupted);
         assert!(r.duration < Duration::from_millis(500));
-        assert_eq!(outcome(&r, "t.a").verdict, Verdict::Pass);
-        assert_eq!(outcome(&r, "t.hangs").skip, Some(SkipReason::Interrupted));
+        assert_eq!(outcome(&r, "t.a").verdict(), Verdict::Pass);
         assert_eq!(
-            outcome(&r, "t.after_hang").skip,
-            Some(SkipReason::Interrupted)
+            outcome(&r, "t.hangs").status,
+            Status::Skip(SkipReason::Interrupted)
+        );
+        assert_eq!(
+            outcome(&r, "t.after_hang").status,
+            Status::Skip(SkipReason::Interrupted)
         );
     }
 
@@ -613,7 +616,7 @@ mod tests {
             result(&r, "t.guess"),
             result(&r, "t.after_guess"),
         );
-        assert_eq!(guess.outcome.verdict, Verdict::Pass);
+        assert_eq!(guess.outcome.status, Status::Pass);
         assert!(
             guess.started < a.started + a.duration,
             "it started beside t.a"
@@ -636,15 +639,15 @@ mod tests {
         let r = run_to_end(&[&SLOW_FAIL, &GUESS_LONG, &AFTER_GUESS]).await;
         let guess = result(&r, "t.guess");
         assert_eq!(
-            guess.outcome.skip,
-            Some(SkipReason::Dependency {
+            guess.outcome.status,
+            Status::Skip(SkipReason::Dependency {
                 dep: "t.slow_fail",
                 verdict: Verdict::Fail
             })
         );
         // It was let finish (its end may have side effects to record), not cut off.
         assert!(guess.duration >= Duration::from_millis(300), "{guess:?}");
-        assert_eq!(outcome(&r, "t.after_guess").verdict, Verdict::Skip);
+        assert_eq!(outcome(&r, "t.after_guess").verdict(), Verdict::Skip);
     }
 
     #[tokio::test]
@@ -652,13 +655,8 @@ mod tests {
         let r = run_to_end(&[&SLOW_FAIL, &GUESS_SHORT]).await;
         let guess = result(&r, "t.guess");
         assert_eq!(
-            guess.outcome.verdict,
-            Verdict::Skip,
-            "its pass does not stand"
-        );
-        assert_eq!(
-            guess.outcome.skip,
-            Some(SkipReason::Dependency {
+            guess.outcome.status,
+            Status::Skip(SkipReason::Dependency {
                 dep: "t.slow_fail",
                 verdict: Verdict::Fail
             })

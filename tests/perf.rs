@@ -28,7 +28,7 @@ async fn full_run(
     let result = support::emulate::run_all(settings).await;
     for r in &result.results {
         assert!(
-            matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
+            matches!(r.outcome.verdict(), Verdict::Pass | Verdict::Skip),
             "{}: {:?} {:#}",
             r.spec.id,
             r.outcome.finding,

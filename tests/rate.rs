@@ -37,7 +37,7 @@ async fn run_rate(emu: &Emulator, rate: RateArgs) -> Outcome {
             .clone()
     };
     assert_eq!(
-        of("stream.commit").verdict,
+        of("stream.commit").verdict(),
         Verdict::Pass,
         "{:?}",
         of("stream.commit").finding
@@ -98,7 +98,7 @@ async fn the_demo_profile_holds_its_rate_and_every_event_is_committed_in_order()
     )
     .await;
     assert_eq!(
-        outcome.verdict,
+        outcome.verdict(),
         Verdict::Pass,
         "{}: {:#}",
         outcome.finding,
@@ -154,7 +154,7 @@ async fn under_latency_a_channel_keeps_several_appends_in_flight_in_order() {
     )
     .await;
     assert_eq!(
-        outcome.verdict,
+        outcome.verdict(),
         Verdict::Pass,
         "{}: {:#}",
         outcome.finding,
@@ -204,8 +204,8 @@ async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for
     );
     assert_eq!(
         (
-            outcome.verdict,
-            outcome.diagnosis.map(netcheck::catalog::RowId::as_str)
+            outcome.verdict(),
+            outcome.row().map(netcheck::catalog::RowId::as_str)
         ),
         (Verdict::Fail, Some("throttled")),
         "{}",
@@ -306,9 +306,9 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
         watcher
     );
     // Warned with the row of the transport failure (which row a reset maps to is the API layer's).
-    assert_eq!(outcome.verdict, Verdict::Warn, "{}", outcome.finding);
+    assert_eq!(outcome.verdict(), Verdict::Warn, "{}", outcome.finding);
     assert!(
-        outcome.diagnosis.is_some() && outcome.finding.contains("got no answer"),
+        outcome.row().is_some() && outcome.finding.contains("got no answer"),
         "{}",
         outcome.finding
     );

@@ -233,7 +233,7 @@ async fn committed_rows_are_exactly_the_rows_sent() {
     let result = support::emulate::run_all(settings).await;
     for r in &result.results {
         assert!(
-            matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
+            matches!(r.outcome.verdict(), Verdict::Pass | Verdict::Skip),
             "{}: {:?}",
             r.spec.id,
             r.outcome.finding

@@ -46,7 +46,7 @@ struct Probe {
     failed_at: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     elapsed: Duration,
 }
 

@@ -33,7 +33,7 @@ pub struct CallEvidence {
     pub call: Endpoint,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     pub elapsed: Duration,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_ms")]
     pub budget: Option<Duration>,
@@ -53,7 +53,7 @@ pub struct CallEvidence {
 #[allow(clippy::ref_option)]
 fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
-        Some(d) => crate::net::serialize_ms(d, s),
+        Some(d) => crate::units::serialize_ms(d, s),
         None => s.serialize_none(),
     }
 }
@@ -119,7 +119,7 @@ pub fn judge(
             Some(b) if reply.elapsed > b => {
                 let over = format!(
                     "{finding}; {call} took {:.0} ms, over its {} ms budget",
-                    crate::net::ms(reply.elapsed),
+                    crate::units::ms(reply.elapsed),
                     b.as_millis()
                 );
                 Outcome::warn(RowId::LatencyBudget, over, evidence)

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::catalog::RowId;
 use crate::checks::answer::{self, Judged};
 use crate::context::{Ctx, HostRole};
-use crate::outcome::{Outcome, SkipReason};
+use crate::outcome::{Outcome, SkipReason, Status};
 use crate::registry::CheckSpec;
 use crate::secret::Secret;
 use crate::snowflake::account::{jwt_account, jwt_user};
@@ -129,19 +129,17 @@ async fn jwt(ctx: Ctx) -> Outcome {
         ))
     });
     // The discovery phase's latency is judged by discovery.hostname, which reports that phase.
-    match outcome.diagnosis {
-        Some(RowId::LatencyBudget) => Outcome {
-            verdict: crate::outcome::Verdict::Pass,
-            diagnosis: None,
+    match outcome.status {
+        Status::Warn(RowId::LatencyBudget) => Outcome {
+            status: Status::Pass,
             ..outcome
         },
-        Some(RowId::JwtRejected) => {
-            let mut o = outcome;
-            o.finding = format!(
+        Status::Fail(RowId::JwtRejected) => {
+            let finding = format!(
                 "{}; compare DESC USER's RSA_PUBLIC_KEY_FP with {fingerprint}, then check account/user and clock.skew",
-                o.finding
+                outcome.finding
             );
-            o
+            outcome.with_finding(finding)
         }
         _ => outcome,
     }

@@ -49,7 +49,7 @@ async fn run(ctx: Ctx) -> Outcome {
         let _ = ctx.facts.ingest_host.set(endpoint);
         Ok(format!("ingest host {host}"))
     });
-    if unexpected && outcome.verdict == crate::outcome::Verdict::Pass {
+    if unexpected && outcome.status == crate::outcome::Status::Pass {
         let finding = format!(
             "{}: not under snowflakecomputing.com or .cn",
             outcome.finding

@@ -90,7 +90,7 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
                 None => Outcome::pass(
                     format!(
                         "{host} → {list}{from} in {:.1} ms",
-                        crate::net::ms(res.elapsed)
+                        crate::units::ms(res.elapsed)
                     ),
                     evidence,
                 ),

@@ -177,7 +177,7 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
                 "{} {} from {proxy} in {:.0} ms",
                 reply.status,
                 reply.reason,
-                crate::net::ms(reply.elapsed)
+                crate::units::ms(reply.elapsed)
             );
             evidence.reply = Some(&reply);
             Outcome::pass(finding, evidence)

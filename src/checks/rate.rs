@@ -446,7 +446,7 @@ async fn send_channel(
                             report.fail(
                                 &r,
                                 (
-                                    outcome.diagnosis.unwrap_or(RowId::StaleContinuationToken),
+                                    outcome.row().unwrap_or(RowId::StaleContinuationToken),
                                     format!("reopen: {}", outcome.finding),
                                 ),
                             );
@@ -570,7 +570,7 @@ struct Percentiles {
 impl Percentiles {
     fn of(mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
-        let p = |q| load::percentile(&samples, q).map(crate::net::ms);
+        let p = |q| load::percentile(&samples, q).map(crate::units::ms);
         Self {
             p50: p(50.0),
             p95: p(95.0),
@@ -697,7 +697,7 @@ fn judge(
         errored,
         lost,
         status_polls: polled.polls,
-        client_cpu_ms: cpu.map(crate::net::ms),
+        client_cpu_ms: cpu.map(crate::units::ms),
         client_cpu_percent_of_one_core: cpu.map(|c| 100.0 * c.as_secs_f64() / span),
     };
     let summary = format!(
@@ -744,7 +744,7 @@ fn judge(
     }
     if let Some(failure) = &polled.failure {
         return Outcome::fail(
-            failure.diagnosis.unwrap_or(RowId::ApiError),
+            failure.row().unwrap_or(RowId::ApiError),
             format!("{}; {summary}", failure.finding),
             evidence,
         );
@@ -756,7 +756,7 @@ fn judge(
     if evidence
         .append_latency_ms
         .p95
-        .is_some_and(|p| p > crate::net::ms(budget))
+        .is_some_and(|p| p > crate::units::ms(budget))
     {
         return Outcome::warn(
             RowId::LatencyBudget,

@@ -15,7 +15,7 @@ use crate::catalog::RowId;
 use crate::checks::answer::{self, Judged};
 use crate::checks::auth::not_configured;
 use crate::context::{Channel, Ctx, HostRole};
-use crate::outcome::{Outcome, SkipReason, Verdict};
+use crate::outcome::{Outcome, SkipReason, Status, Verdict};
 use crate::registry::CheckSpec;
 use crate::snowflake::api::{
     self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse,
@@ -296,14 +296,14 @@ async fn append(ctx: Ctx) -> Outcome {
         let _ = ch.last_offset.set((total - 1).to_string());
         ev.add("rows", total);
         ev.add("requests", requests);
-        ev.add("append_ms_total", crate::net::ms(elapsed));
-        ev.add("first_event_ms", crate::net::ms(first_event));
+        ev.add("append_ms_total", crate::units::ms(elapsed));
+        ev.add("first_event_ms", crate::units::ms(first_event));
         Ok(format!(
             "{total} rows in {requests} request(s); first event in {:.0} ms",
-            crate::net::ms(first_event)
+            crate::units::ms(first_event)
         ))
     });
-    if outcome.verdict == crate::outcome::Verdict::Pass && first_event > answer::FIRST_EVENT_BUDGET
+    if outcome.status == Status::Pass && first_event > answer::FIRST_EVENT_BUDGET
     {
         let finding = format!(
             "{}: over the {} ms first-event budget",
@@ -338,7 +338,7 @@ struct CommitEvidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error_message: Option<String>,
     polls: u32,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     commit_lag: Duration,
 }
 
@@ -425,7 +425,7 @@ async fn commit(ctx: Ctx) -> Outcome {
             return Outcome::pass(
                 format!(
                     "offset {awaited} committed after {:.0} ms ({polls} polls)",
-                    crate::net::ms(start.elapsed())
+                    crate::units::ms(start.elapsed())
                 ),
                 evidence,
             );
@@ -480,7 +480,7 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
             ev.add("channel", name);
             Ok(format!("dropped {name}"))
         });
-        if outcome.verdict == Verdict::Fail {
+        if outcome.verdict() == Verdict::Fail {
             return outcome;
         }
         if first.is_none() {

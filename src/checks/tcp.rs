@@ -33,7 +33,7 @@ host_check!(
 struct Attempt {
     addr: SocketAddr,
     ok: bool,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     elapsed: std::time::Duration,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ConnectFailure>,
@@ -127,7 +127,7 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         };
         let finding = format!(
             "connected to {to} in {:.1} ms{note}",
-            crate::net::ms(first.elapsed)
+            crate::units::ms(first.elapsed)
         );
         return Outcome::pass(finding, evidence);
     }

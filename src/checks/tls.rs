@@ -10,7 +10,7 @@ use crate::catalog::RowId;
 use crate::checks::{host_check, proxy, tcp};
 use crate::context::{Ctx, HostRole, OpenError};
 use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
-use crate::outcome::{Outcome, Verdict};
+use crate::outcome::{Outcome, Status};
 
 host_check!(
     ACCOUNT,
@@ -34,7 +34,7 @@ const EXPIRY_WARNING_DAYS: i64 = 14;
 #[derive(Serialize)]
 struct Attempt {
     offered: &'static str,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     elapsed: std::time::Duration,
     #[serde(skip_serializing_if = "Option::is_none")]
     negotiated: Option<Negotiated>,
@@ -150,11 +150,8 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         inspection_product: product,
         trusted_by_os_store: os_trusts,
     };
-    match judgement {
-        (Verdict::Pass, _, finding) => Outcome::pass(finding, evidence),
-        (Verdict::Warn, Some(row), finding) => Outcome::warn(row, finding, evidence),
-        (_, row, finding) => Outcome::fail(row.unwrap_or(RowId::TlsHandshake), finding, evidence),
-    }
+    let (status, finding) = judgement;
+    Outcome::new(status, finding, evidence)
 }
 
 /// What tells TLS inspection apart from a merely untrusted certificate.
@@ -172,11 +169,10 @@ fn judge(
     legacy: &Attempt,
     insp: Inspection<'_>,
     now: OffsetDateTime,
-) -> (Verdict, Option<RowId>, String) {
+) -> (Status, String) {
     if let (Some(row), Some(err)) = (modern.open_row, &modern.open_error) {
         return (
-            Verdict::Fail,
-            Some(row),
+            Status::Fail(row),
             format!("could not open a connection for the handshake: {err}"),
         );
     }
@@ -189,8 +185,7 @@ fn judge(
                 if left < time::Duration::days(EXPIRY_WARNING_DAYS) {
                     let days = left.whole_days();
                     return (
-                        Verdict::Warn,
-                        Some(RowId::TlsExpiring),
+                        Status::Warn(RowId::TlsExpiring),
                         format!(
                             "{} expires in {days} day(s) ({})",
                             leaf.subject, leaf.not_after
@@ -201,8 +196,7 @@ fn judge(
             let suite = &n.cipher_suite;
             if n.version == "TLSv1.2" {
                 return (
-                    Verdict::Warn,
-                    Some(RowId::TlsLegacyOnly),
+                    Status::Warn(RowId::TlsLegacyOnly),
                     format!("TLS 1.3 offered but TLSv1.2 negotiated ({suite})"),
                 );
             }
@@ -214,24 +208,21 @@ fn judge(
                 "TLS 1.2 not confirmed"
             };
             (
-                Verdict::Pass,
-                None,
+                Status::Pass,
                 format!("{} {suite}; {also}; chain verified", n.version),
             )
         }
         (None, Some(TlsFailure::ProtocolVersion { detail })) => {
             match (&legacy.negotiated, &legacy.failure) {
                 (Some(n), _) => (
-                    Verdict::Warn,
-                    Some(RowId::TlsLegacyOnly),
+                    Status::Warn(RowId::TlsLegacyOnly),
                     format!(
                         "only a TLS 1.2-only ClientHello succeeds ({})",
                         n.cipher_suite
                     ),
                 ),
                 (None, Some(TlsFailure::ProtocolVersion { .. }) | None) => (
-                    Verdict::Fail,
-                    Some(RowId::TlsVersion),
+                    Status::Fail(RowId::TlsVersion),
                     format!("no TLS 1.2 or 1.3 handshake: {detail}"),
                 ),
                 (None, Some(other)) => classify(other, &insp),
@@ -239,15 +230,14 @@ fn judge(
         }
         (None, Some(failure)) => classify(failure, &insp),
         (None, None) => (
-            Verdict::Fail,
-            Some(RowId::TlsHandshake),
+            Status::Fail(RowId::TlsHandshake),
             "the handshake neither completed nor failed".into(),
         ),
     }
 }
 
 /// The catalog row and finding for a failed handshake.
-fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Verdict, Option<RowId>, String) {
+fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Status, String) {
     let row = match failure {
         TlsFailure::Expired { .. } => RowId::TlsExpired,
         TlsFailure::NotYetValid { .. } => RowId::TlsNotYetValid,
@@ -267,8 +257,7 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Verdict, Option<Row
                     }
                 };
                 return (
-                    Verdict::Fail,
-                    Some(RowId::TlsInspection),
+                    Status::Fail(RowId::TlsInspection),
                     format!(
                         "certificate issued by {}: TLS inspection ({why})",
                         insp.issuer
@@ -278,7 +267,7 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Verdict, Option<Row
             RowId::TlsUntrusted
         }
     };
-    (Verdict::Fail, Some(row), failure.to_string())
+    (Status::Fail(row), failure.to_string())
 }
 
 /// The catalog row when no stream could be opened for the handshake.
@@ -334,8 +323,8 @@ mod tests {
         }
     }
 
-    fn row(j: &(Verdict, Option<RowId>, String)) -> (Verdict, Option<RowId>) {
-        (j.0, j.1)
+    fn row(j: &(Status, String)) -> Status {
+        j.0.clone()
     }
 
     #[test]
@@ -347,29 +336,29 @@ mod tests {
             plain(),
             now,
         );
-        assert_eq!(row(&both), (Verdict::Pass, None));
+        assert_eq!(row(&both), Status::Pass);
         let only13 = judge(
             &attempt(Some("TLSv1.3"), None),
             &attempt(None, Some(version_refused())),
             plain(),
             now,
         );
-        assert_eq!(only13.0, Verdict::Pass);
-        assert!(only13.2.contains("TLS 1.3 only"));
+        assert_eq!(only13.0, Status::Pass);
+        assert!(only13.1.contains("TLS 1.3 only"));
         let only12 = judge(
             &attempt(Some("TLSv1.2"), None),
             &attempt(Some("TLSv1.2"), None),
             plain(),
             now,
         );
-        assert_eq!(row(&only12), (Verdict::Warn, Some(RowId::TlsLegacyOnly)));
+        assert_eq!(row(&only12), Status::Warn(RowId::TlsLegacyOnly));
         let none = judge(
             &attempt(None, Some(version_refused())),
             &attempt(None, Some(version_refused())),
             plain(),
             now,
         );
-        assert_eq!(row(&none), (Verdict::Fail, Some(RowId::TlsVersion)));
+        assert_eq!(row(&none), Status::Fail(RowId::TlsVersion));
     }
 
     #[test]
@@ -381,7 +370,7 @@ mod tests {
             plain(),
             now,
         );
-        assert_eq!(row(&untrusted), (Verdict::Fail, Some(RowId::TlsUntrusted)));
+        assert_eq!(row(&untrusted), Status::Fail(RowId::TlsUntrusted));
         for insp in [
             Inspection {
                 via_proxy: true,
@@ -402,7 +391,7 @@ mod tests {
                 insp,
                 now,
             );
-            assert_eq!(row(&j), (Verdict::Fail, Some(RowId::TlsInspection)));
+            assert_eq!(row(&j), Status::Fail(RowId::TlsInspection));
         }
     }
 }

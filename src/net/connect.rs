@@ -31,7 +31,7 @@ pub struct ConnectFailure {
     pub addr: SocketAddr,
     pub kind: ConnectFailureKind,
     pub message: String,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     pub elapsed: Duration,
 }
 

@@ -109,7 +109,7 @@ pub struct Resolution {
     /// The CNAME chain, in order, from the answer section.
     pub cnames: Vec<String>,
     pub source: AnswerSource,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     pub elapsed: Duration,
 }
 
@@ -134,7 +134,7 @@ pub struct DnsFailure {
     pub host: String,
     pub kind: DnsFailureKind,
     pub message: String,
-    #[serde(serialize_with = "crate::net::serialize_ms")]
+    #[serde(serialize_with = "crate::units::serialize_ms")]
     pub elapsed: Duration,
 }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use junit_report::{Duration, ReportBuilder, TestCase, TestCaseBuilder, TestSuiteBuilder};
 
 use super::{CheckReport, RunReport};
-use crate::outcome::Verdict;
+use crate::outcome::{StatusKind, Verdict};
 
 /// Writes the report as `JUnit` XML. `strict` makes warnings failures, as it does for the exit code.
 pub fn write(
@@ -33,6 +33,9 @@ fn case(c: &CheckReport, strict: bool) -> TestCase {
     #[allow(clippy::cast_possible_truncation)]
     let time = Duration::microseconds((c.duration_ms * 1000.0) as i64);
     let mut builder = match (c.verdict, &c.diagnosis) {
+        // Not a finding about the network: the check could not finish (JUnit's <error>).
+        _ if c.outcome == StatusKind::TimedOut => error(c, time, "timed-out"),
+        _ if c.outcome == StatusKind::InternalError => error(c, time, "internal-error"),
         (Verdict::Fail | Verdict::Warn, Some(d)) if c.verdict == Verdict::Fail || strict => {
             let mut b = TestCaseBuilder::failure(
                 c.id,
@@ -60,6 +63,12 @@ fn case(c: &CheckReport, strict: bool) -> TestCase {
     };
     builder.set_classname(c.id.split('.').next().unwrap_or(c.id));
     builder.build()
+}
+
+fn error(c: &CheckReport, time: Duration, kind: &str) -> TestCaseBuilder {
+    let mut b = TestCaseBuilder::error(c.id, time, kind, &c.finding);
+    b.set_trace(&details(c));
+    b
 }
 
 /// The diagnosis and evidence as text for the failure body.

@@ -6,7 +6,8 @@ use std::io::{self, Write};
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
 use super::RunReport;
-use crate::outcome::Verdict;
+use crate::outcome::{StatusKind, Verdict};
+use crate::runner::Ending;
 
 /// Writes the table and the diagnoses.
 pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
@@ -19,7 +20,7 @@ pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result
     }
     table.set_header(vec!["check", "verdict", "time", "finding"]);
     for c in &report.checks {
-        let verdict = Cell::new(label(c.verdict));
+        let verdict = Cell::new(label(c.outcome));
         let verdict = if color {
             verdict.fg(colour(c.verdict)).add_attribute(Attribute::Bold)
         } else {
@@ -53,7 +54,7 @@ pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result
         writeln!(
             out,
             "{} {} [{}]: {}",
-            label(c.verdict),
+            label(c.outcome),
             c.id,
             d.id,
             d.symptom
@@ -78,19 +79,21 @@ pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result
         report.duration_ms,
         report.critical_path_ms,
         match report.ending {
-            "deadline" => "; the run deadline was reached",
-            "interrupted" => "; interrupted",
-            _ => "",
+            Ending::DeadlineReached => "; the run deadline was reached",
+            Ending::Interrupted => "; interrupted",
+            Ending::Completed => "",
         }
     )
 }
 
-fn label(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "PASS",
-        Verdict::Warn => "WARN",
-        Verdict::Fail => "FAIL",
-        Verdict::Skip => "SKIP",
+fn label(kind: StatusKind) -> &'static str {
+    match kind {
+        StatusKind::Pass => "PASS",
+        StatusKind::Warn => "WARN",
+        StatusKind::Fail => "FAIL",
+        StatusKind::TimedOut => "TIMEOUT",
+        StatusKind::InternalError => "ERROR",
+        StatusKind::Skip => "SKIP",
     }
 }
 

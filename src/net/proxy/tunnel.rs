@@ -42,7 +42,7 @@ pub struct ConnectReply {
     /// `401 Unauthorized` and this header instead of 407 and `Proxy-Authenticate`.
     pub www_authenticate: Vec<String>,
     /// From sending CONNECT to the end of the reply head.
-    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::units::serialize_ms")]
     pub elapsed: Duration,
 }
 
@@ -293,11 +293,6 @@ fn sanitize(bytes: &[u8]) -> String {
         text.push('…');
     }
     text
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with signature
-fn as_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
 }
 
 #[cfg(test)]

@@ -1,0 +1,16 @@
+//! The units reports speak: durations as milliseconds with microsecond precision. A leaf module,
+//! so the network layer, the checks' evidence and the report render time alike.
+
+use std::time::Duration;
+
+/// A duration in milliseconds, rounded to the microsecond.
+#[must_use]
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// Serialises a duration as [`ms`] (for serde's `serialize_with`).
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with signature
+pub(crate) fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(ms(*d))
+}
