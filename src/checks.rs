@@ -1,5 +1,5 @@
 //! The checks. Each module pairs with a catalog file (`checks/*.toml`): it declares its
-//! [`CheckSpec`](crate::registry::CheckSpec)s, runs, and maps what it saw to a
+//! [`CheckSpec`](crate::check::CheckSpec)s, runs, and maps what it saw to a
 //! [`RowId`](crate::catalog::RowId) in one `classify` function.
 
 pub mod allowlist;
@@ -19,8 +19,8 @@ pub mod tls;
 /// ingest variants stay one function.
 macro_rules! host_check {
     ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], $role:expr) => {
-        pub const $name: $crate::registry::CheckSpec =
-            $crate::registry::CheckSpec::new($id, $title, &[$($dep),*], |ctx| Box::pin(run(ctx, $role)));
+        pub const $name: $crate::check::CheckSpec =
+            $crate::check::CheckSpec::new($id, $title, &[$($dep),*], |ctx| Box::pin(run(ctx, $role)));
     };
 }
 pub(crate) use host_check;

@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::context::Ctx;
 use crate::error::{Error, exit_code};
-use crate::report::{self, RunReport};
-use crate::runner::{self, Event};
-use crate::settings::Settings;
-use crate::{catalog, registry};
+use crate::report;
+use crate::runner::Event;
+use crate::settings::{Settings, SettingsArgs};
+use crate::{app, catalog, registry};
 
 /// netcheck: can this machine stream rows into this Snowflake account, and if not, why?
 #[derive(Debug, Parser)]
@@ -35,7 +34,7 @@ pub enum Command {
         id: Option<String>,
     },
     /// Start the embedded emulator and run every check (--full included) against it.
-    Demo(crate::demo::DemoArgs),
+    Demo(DemoArgs),
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
     Emulate(crate::emulator::EmulateArgs),
 }
@@ -47,68 +46,30 @@ pub enum Format {
     Json,
 }
 
-/// `netcheck run` flags.
-// Field docs are --help text: plain words, no Markdown.
-#[allow(clippy::doc_markdown)]
+/// `netcheck run` flags: what to check (the settings' flags), which checks, how to report.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws, or the
-    /// account URL with an optional port.
-    #[arg(long, env = "NETCHECK_ACCOUNT")]
-    pub account: Option<String>,
     #[command(flatten)]
-    pub connection: crate::connection::ConnectionArgs,
-    /// HOST:PORT:ADDR[,ADDR…] — use these addresses for HOST:PORT instead of DNS (curl's
-    /// --resolve). Repeatable; the environment twin takes a comma-separated list.
-    #[arg(long, env = "NETCHECK_RESOLVE", value_name = "HOST:PORT:ADDR")]
-    pub resolve: Vec<String>,
-    /// PEM file of extra trust roots, trusted like public ones (private deployments, the emulator).
-    #[arg(long, env = "NETCHECK_CA_FILE", value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-    /// Ask this DNS server (an IP address, optionally with a port) instead of the system's resolver.
-    #[arg(long, env = "NETCHECK_DNS_SERVER", value_name = "ADDR[:PORT]")]
-    pub dns_server: Option<String>,
-    /// Proxy URL for HTTPS, overriding HTTPS_PROXY and ALL_PROXY (curl's --proxy; "" disables proxies).
-    #[arg(long, env = "NETCHECK_PROXY", value_name = "URL")]
-    pub proxy: Option<String>,
-    /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
-    #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
-    pub noproxy: Option<String>,
-    /// Seconds each network step may take.
-    #[arg(
-        long,
-        env = "NETCHECK_TIMEOUT",
-        default_value_t = 10.0,
-        value_name = "SECS"
-    )]
-    pub timeout: f64,
-    /// Seconds the whole run may take.
-    #[arg(
-        long,
-        env = "NETCHECK_DEADLINE",
-        default_value_t = 60.0,
-        value_name = "SECS"
-    )]
-    pub deadline: f64,
-    /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
-    /// (without it, the list is read over the SQL API when a warehouse is configured).
-    #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
-    pub allowlist: Option<PathBuf>,
-    /// How many allowlist hosts to check at once.
-    #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub concurrency: u16,
-    /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
-    #[arg(long, env = "NETCHECK_FULL")]
-    pub full: bool,
-    /// Rows to append with --full.
-    #[arg(long, env = "NETCHECK_ROWS", default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
-    pub rows: u16,
+    pub settings: SettingsArgs,
     /// Run only these checks (and what they depend on). Comma-separated or repeated.
     #[arg(long, env = "NETCHECK_ONLY", value_delimiter = ',', value_name = "ID")]
     pub only: Vec<String>,
     /// Skip these checks (their dependents are skipped too). Comma-separated or repeated.
     #[arg(long, env = "NETCHECK_SKIP", value_delimiter = ',', value_name = "ID")]
     pub skip: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `netcheck demo` flags.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// An emulator fault, as listed by netcheck emulate --list-faults; repeatable.
+    #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE][#N]")]
+    pub faults: Vec<crate::emulator::Fault>,
+    /// Rows to stream through the test channel.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub rows: u16,
     #[command(flatten)]
     pub rate: crate::load::RateArgs,
     #[command(flatten)]
@@ -140,9 +101,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => with_runtime(run(args)),
-        Command::Demo(args) => with_runtime(crate::demo::demo(args)),
+        Command::Demo(args) => with_runtime(demo(args)),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
-        Command::Emulate(args) => return crate::emulator::emulate(args),
+        Command::Emulate(args) => with_runtime(async {
+            crate::emulator::emulate(args).await?;
+            Ok(exit_code::OK)
+        }),
     };
     match code {
         Ok(code) => ExitCode::from(code),
@@ -173,34 +137,43 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 /// `netcheck run`.
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
-    let settings = Settings::from_args(&args, |k| std::env::var(k).ok())?;
+    let settings = Settings::from_args(&args.settings, |k| std::env::var(k).ok())?;
     if args.output.verbose > 0 {
         for (key, value, source) in settings.connection.sources() {
             eprintln!("netcheck: {key} = {value} (from {source})");
         }
     }
-    let plan = registry::plan(&args.only, &args.skip, args.full)?;
+    let plan = registry::plan(&args.only, &args.skip, args.settings.full)?;
     execute(settings, &plan, &args.output).await
 }
 
+/// `netcheck demo`: the whole suite, `--full` included, against the embedded emulator.
+async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
+    init_logging(args.output.verbose);
+    let demo = crate::demo::start(args.faults, usize::from(args.rows), args.rate.load()?).await?;
+    let plan = registry::plan(&[], &[], true)?;
+    let code = execute(demo.settings, &plan, &args.output).await;
+    demo.emulator.shutdown().await;
+    code
+}
+
 /// Runs a plan with live progress on a terminal, then writes the reports; returns the exit code.
-pub async fn execute(
+async fn execute(
     settings: Settings,
     plan: &registry::Plan,
     output: &OutputArgs,
 ) -> anyhow::Result<u8> {
-    let ctx = Ctx::new(settings.clone())?;
     let stderr_tty = std::io::stderr().is_terminal();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = stderr_tty.then(|| tokio::spawn(show_progress(rx, plan.checks.len())));
     let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let result = runner::run(plan, ctx, progress.as_ref().map(|_| tx), interrupted).await;
+    let finished = app::run_plan(settings, plan, progress.as_ref().map(|_| tx), interrupted).await;
     if let Some(p) = progress {
         let _ = p.await;
     }
-    let report = RunReport::new(&settings, &result);
+    let report = finished?.report;
     if let Some(path) = &output.junit {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot write --junit {}", path.display()))?;
@@ -243,7 +216,7 @@ async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, tota
     let _ = write!(err, "\r\x1b[2K");
 }
 
-pub(crate) fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",

@@ -7,49 +7,36 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cli::{OutputArgs, execute, init_logging};
 use crate::emulator::{self, Emulator, EmulatorConfig, Fault, defaults};
+use crate::load::Load;
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::ResolveOverride;
 use crate::net::tls::TrustStore;
-use crate::registry;
 use crate::settings::{Settings, Snowflake};
 use crate::snowflake::keys::PrivateKey;
 use crate::target;
 
-/// `netcheck demo` flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
-    /// An emulator fault, as listed by netcheck emulate --list-faults; repeatable.
-    #[arg(long = "fault", value_name = "NAME[=VALUE][@SCOPE][#N]")]
-    pub faults: Vec<Fault>,
-    /// Rows to stream through the test channel.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=10000))]
-    pub rows: u16,
-    #[command(flatten)]
-    pub rate: crate::load::RateArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+/// The emulator a demo runs against, and the settings that point every check at it.
+pub struct Demo {
+    pub emulator: Emulator,
+    pub settings: Settings,
 }
 
-/// Runs the demo and returns the exit code of the run.
-pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
-    init_logging(args.output.verbose);
+/// Starts the emulator on loopback with `faults`, with a throwaway key registered for its
+/// default user; `rows` and `rate` as `run --full` takes them.
+pub async fn start(faults: Vec<Fault>, rows: usize, rate: Option<Load>) -> anyhow::Result<Demo> {
     let key = emulator::default_key();
     let mut config = EmulatorConfig::with_user_key(&key.public_key().to_pem()?);
-    config.faults = args.faults.clone();
+    config.faults = faults;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("bind the emulator on 127.0.0.1")?;
-    let emu = emulator::spawn(listener, config)
+    let emulator = emulator::spawn(listener, config)
         .await
         .context("start the emulator")?;
-    let mut settings = settings_for(&emu, key, usize::from(args.rows))?;
-    settings.rate = args.rate.load()?;
-    let plan = registry::plan(&[], &[], true)?;
-    let code = execute(settings, &plan, &args.output).await?;
-    emu.shutdown().await;
-    Ok(code)
+    let mut settings = settings_for(&emulator, key, rows)?;
+    settings.rate = rate;
+    Ok(Demo { emulator, settings })
 }
 
 /// Settings that point every check at a running emulator as its default user: both hosts pinned

@@ -5,11 +5,13 @@
 //! exit code. Checks never print and never read flags; renderers never run checks.
 //!
 //! Module map:
+//! - [`app`]: the run's top level and the library's front door: settings in, a report out.
 //! - [`cli`]: command-line arguments and the subcommands (`run`, `explain`, `demo`, `emulate`).
 //! - [`settings`]: flags + environment → validated settings.
 //! - [`connection`]: Snowflake connection settings (flags, connections.toml, env, the seed's
 //!   JSON) with where each value came from, and loading the private key.
 //! - [`target`]: account identifier → host, port and URL.
+//! - [`check`]: what a check is (id, dependencies, one async function).
 //! - [`registry`]: the one list of checks, and `--only`/`--skip` selection.
 //! - [`runner`]: dependency-aware concurrent run with a deadline and Ctrl-C.
 //! - [`checks`]: the checks themselves, one module per family.
@@ -27,7 +29,9 @@
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
 
 pub mod api;
+pub mod app;
 pub mod catalog;
+pub mod check;
 pub mod checks;
 pub mod cli;
 pub mod connection;

@@ -266,7 +266,7 @@ pub(crate) fn write_event(
     size: usize,
 ) {
     let start = out.len();
-    let event = crate::checks::stream::BadgeEvent::new(seq, channel, timestamp.to_owned());
+    let event = BadgeEvent::new(seq, channel, timestamp.to_owned());
     serde_json::to_writer(&mut *out, &event).expect("a badge event serializes");
     let written = out.len() - start;
     if written + PAD_FRAME <= size {
@@ -336,6 +336,37 @@ pub fn process_cpu_time() -> Option<Duration> {
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some(Duration::from_millis((user + system) * 10))
+}
+
+/// One RFID badge event, shaped like the seed's event simulator's (plus the run's marker).
+#[derive(serde::Serialize)]
+pub(crate) struct BadgeEvent<'a> {
+    badge_id: String,
+    user_id: String,
+    zone_id: &'static str,
+    reader_id: &'static str,
+    event_timestamp: String,
+    signal_strength: i32,
+    direction: &'static str,
+    netcheck_channel: &'a str,
+    seq: usize,
+}
+
+impl<'a> BadgeEvent<'a> {
+    /// The `seq`-th event of a test channel.
+    pub(crate) fn new(seq: usize, channel: &'a str, event_timestamp: String) -> Self {
+        Self {
+            badge_id: format!("BADGE-{:05}", seq % 100_000),
+            user_id: format!("USR-{:04}", seq % 10_000),
+            zone_id: "ZONE-NETCHECK",
+            reader_id: "RDR-NETCHECK",
+            event_timestamp,
+            signal_strength: -60,
+            direction: if seq % 2 == 0 { "IN" } else { "OUT" },
+            netcheck_channel: channel,
+            seq,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
+use crate::check::CheckSpec;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason, Status, Verdict};
-use crate::registry::{CheckSpec, Plan};
+use crate::registry::Plan;
 
 /// Progress events for a live display. Checks never print; the runner tells.
 #[derive(Debug, Clone)]
@@ -370,7 +371,7 @@ mod tests {
 
     use super::*;
     use crate::catalog::RowId;
-    use crate::registry::CheckSpec;
+    use crate::check::CheckSpec;
     use crate::settings::Settings;
 
     fn sleeper(ms: u64, verdict: Verdict) -> futures::future::BoxFuture<'static, Outcome> {
@@ -386,7 +387,7 @@ mod tests {
     const fn spec(
         id: &'static str,
         deps: &'static [&'static str],
-        run: crate::registry::CheckFn,
+        run: crate::check::CheckFn,
     ) -> CheckSpec {
         CheckSpec::new(id, id, deps, run)
     }

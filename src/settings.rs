@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
-use crate::cli::RunArgs;
 use crate::connection::{Authenticator, Connection, LoadedKey};
 use crate::error::Error;
 use crate::net::proxy::ProxySettings;
@@ -17,6 +16,67 @@ use crate::net::tls::TrustStore;
 use crate::snowflake::api::PipeRef;
 use crate::snowflake::keys::PrivateKey;
 use crate::target::{self, Endpoint};
+
+/// The `netcheck run` flags that make the settings (every one has a `NETCHECK_*` twin); the
+/// command line flattens them beside its own.
+// Field docs are --help text: plain words, no Markdown.
+#[allow(clippy::doc_markdown)]
+#[derive(Debug, Clone, clap::Args)]
+pub struct SettingsArgs {
+    /// Account identifier, host or URL: myorg-myaccount, xy12345.us-east-2.aws, or the
+    /// account URL with an optional port.
+    #[arg(long, env = "NETCHECK_ACCOUNT")]
+    pub account: Option<String>,
+    #[command(flatten)]
+    pub connection: crate::connection::ConnectionArgs,
+    /// HOST:PORT:ADDR[,ADDR…] — use these addresses for HOST:PORT instead of DNS (curl's
+    /// --resolve). Repeatable; the environment twin takes a comma-separated list.
+    #[arg(long, env = "NETCHECK_RESOLVE", value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
+    /// PEM file of extra trust roots, trusted like public ones (private deployments, the emulator).
+    #[arg(long, env = "NETCHECK_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Ask this DNS server (an IP address, optionally with a port) instead of the system's resolver.
+    #[arg(long, env = "NETCHECK_DNS_SERVER", value_name = "ADDR[:PORT]")]
+    pub dns_server: Option<String>,
+    /// Proxy URL for HTTPS, overriding HTTPS_PROXY and ALL_PROXY (curl's --proxy; "" disables proxies).
+    #[arg(long, env = "NETCHECK_PROXY", value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
+    #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// Seconds each network step may take.
+    #[arg(
+        long,
+        env = "NETCHECK_TIMEOUT",
+        default_value_t = 10.0,
+        value_name = "SECS"
+    )]
+    pub timeout: f64,
+    /// Seconds the whole run may take.
+    #[arg(
+        long,
+        env = "NETCHECK_DEADLINE",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
+    pub deadline: f64,
+    /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
+    /// (without it, the list is read over the SQL API when a warehouse is configured).
+    #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+    /// How many allowlist hosts to check at once.
+    #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
+    #[arg(long, env = "NETCHECK_FULL")]
+    pub full: bool,
+    /// Rows to append with --full.
+    #[arg(long, env = "NETCHECK_ROWS", default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub rows: u16,
+    #[command(flatten)]
+    pub rate: crate::load::RateArgs,
+}
 
 /// The Snowflake side of a run: who connects, with which key, to stream into what. Absent when
 /// no user or key is configured: the Snowflake checks are then skipped, the network ones run.
@@ -102,7 +162,7 @@ pub struct Settings {
     /// Where every connection setting came from (shown with `-v` and in JSON `target.sources`).
     pub connection: Connection,
     /// Entries of `--allowlist FILE` (the JSON output of `SYSTEM$ALLOWLIST()`).
-    pub allowlist: Option<Vec<crate::checks::allowlist::Entry>>,
+    pub allowlist: Option<Vec<crate::snowflake::allowlist::Entry>>,
     /// How many hosts `allowlist.hosts` checks at once.
     pub concurrency: usize,
     /// `--full`: the channel round trip (open, append, commit, drop).
@@ -116,7 +176,10 @@ pub struct Settings {
 impl Settings {
     /// Validates the `run` arguments (flags already merged with their `NETCHECK_*` twins by
     /// clap); `env` looks up the proxy variables, so tests never touch the process environment.
-    pub fn from_args(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    pub fn from_args(
+        args: &SettingsArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
         let connection =
             crate::connection::resolve(&args.connection, args.account.as_deref(), &env)?;
         let account = connection
@@ -163,12 +226,14 @@ impl Settings {
     }
 }
 
-fn read_allowlist(path: &std::path::Path) -> Result<Vec<crate::checks::allowlist::Entry>, Error> {
+fn read_allowlist(
+    path: &std::path::Path,
+) -> Result<Vec<crate::snowflake::allowlist::Entry>, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
         path: path.to_owned(),
         source,
     })?;
-    crate::checks::allowlist::parse(&text)
+    crate::snowflake::allowlist::parse(&text)
         .map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
 }
 

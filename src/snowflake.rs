@@ -2,6 +2,7 @@
 //! and the embedded emulator cannot drift apart.
 //!
 //! - [`account`]: account identifier → JWT account, user and host normalisation.
+//! - [`allowlist`]: the `SYSTEM$ALLOWLIST()` JSON.
 //! - [`keys`]: RSA private/public keys, the `SHA256:` fingerprint, test key generation.
 //! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
 //! - [`api`]: REST paths, endpoints and typed request/response/error bodies.
@@ -10,6 +11,7 @@
 //! integration tests additionally run clients that did not come from this code.
 
 pub mod account;
+pub mod allowlist;
 pub mod api;
 pub mod jwt;
 pub mod keys;

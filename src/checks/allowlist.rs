@@ -6,15 +6,16 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::catalog::RowId;
+use crate::check::CheckSpec;
 use crate::checks::policy;
 use crate::context::Ctx;
 use crate::net::connect;
 use crate::net::proxy::{self, ProxyDecision, TargetScheme};
 use crate::outcome::{Outcome, SkipReason};
-use crate::registry::CheckSpec;
+use crate::snowflake::allowlist::Entry;
 use crate::snowflake::api::Endpoint;
 
 // After auth.jwt: the list may come from the SQL API, with the key-pair JWT.
@@ -25,15 +26,6 @@ pub const HOSTS: CheckSpec = CheckSpec::new(
     |ctx| Box::pin(run(ctx)),
 )
 .after(&["auth.jwt"]);
-
-/// One entry of `SYSTEM$ALLOWLIST()`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Entry {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub host: String,
-    pub port: u16,
-}
 
 /// What happened to one entry.
 #[derive(Serialize)]
@@ -131,18 +123,12 @@ async fn list(ctx: &Ctx) -> Result<Option<(Vec<Entry>, String)>, Outcome> {
     let mut parsed = None;
     let outcome = crate::checks::answer::judge(Endpoint::Statements, &result, |reply, _| {
         let text = policy::first_cell(reply).unwrap_or_default();
-        parsed = Some(parse(&text).map_err(|e| (RowId::ApiError, e))?);
+        parsed = Some(crate::snowflake::allowlist::parse(&text).map_err(|e| (RowId::ApiError, e))?);
         Ok(String::new())
     });
     parsed
         .map(|entries| Some((entries, "SELECT SYSTEM$ALLOWLIST()".into())))
         .ok_or(outcome)
-}
-
-/// Parses the JSON output of `SYSTEM$ALLOWLIST()` (also the `_PRIVATELINK` variant).
-pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
-    serde_json::from_str(text)
-        .map_err(|e| format!("not the JSON output of SYSTEM$ALLOWLIST(): {e}"))
 }
 
 /// Probes every entry, at most `--concurrency` at once, each in its own task so the work spreads
@@ -232,25 +218,5 @@ async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
         failed_at,
         error,
         elapsed: start.elapsed(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_documented_shape() {
-        let list = parse(
-            r#"[{"type":"SNOWFLAKE_DEPLOYMENT","host":"xy12345.snowflakecomputing.com","port":443},
-            {"type":"OCSP_RESPONDER","host":"o.ss2.us","port":80}]"#,
-        )
-        .unwrap();
-        assert_eq!(list.len(), 2);
-        assert_eq!(
-            (list[1].kind.as_str(), list[1].port),
-            ("OCSP_RESPONDER", 80)
-        );
-        assert!(parse("{}").is_err());
     }
 }

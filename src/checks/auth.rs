@@ -7,10 +7,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Serialize;
 
 use crate::catalog::RowId;
+use crate::check::CheckSpec;
 use crate::checks::answer::{self, Judged};
 use crate::context::{Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason, Status};
-use crate::registry::CheckSpec;
 use crate::secret::Secret;
 use crate::snowflake::account::{jwt_account, jwt_user};
 use crate::snowflake::api::{self as sf, Endpoint};

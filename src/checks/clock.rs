@@ -6,10 +6,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::catalog::RowId;
+use crate::check::CheckSpec;
 use crate::checks::answer;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason};
-use crate::registry::CheckSpec;
 use crate::snowflake::api::{self as sf, Endpoint};
 
 // After auth.jwt: its answer carries a Date (a 401 too), and reading it saves a round trip.

@@ -2,11 +2,11 @@
 //! normalised as official clients do (`_` → `-`, lower case), on the account URL's port.
 
 use crate::catalog::RowId;
+use crate::check::CheckSpec;
 use crate::checks::answer::{self, Judged};
 use crate::checks::auth::not_configured;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason};
-use crate::registry::CheckSpec;
 use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{self as sf, Endpoint};
 use crate::target::{self, HostKind};

@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::api::Reply;
 use crate::catalog::RowId;
+use crate::check::CheckSpec;
 use crate::checks::answer;
 use crate::checks::auth::not_configured;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason, Verdict};
-use crate::registry::CheckSpec;
 use crate::snowflake::account::jwt_user;
 use crate::snowflake::api::{self as sf, Endpoint, codes};
 

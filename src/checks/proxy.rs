@@ -20,7 +20,7 @@ host_check!(
     [],
     HostRole::Account
 );
-pub const CONNECT: crate::registry::CheckSpec = crate::registry::CheckSpec::new(
+pub const CONNECT: crate::check::CheckSpec = crate::check::CheckSpec::new(
     "proxy.connect",
     "Proxy: CONNECT tunnel to the account host",
     &["proxy.env", "tcp.account"],

@@ -28,12 +28,12 @@ use tokio::sync::watch;
 
 use crate::api::{CallError, Reply};
 use crate::catalog::RowId;
+use crate::check::CheckSpec;
 use crate::checks::answer;
 use crate::checks::stream::{ingest, request};
 use crate::context::Ctx;
 use crate::load::{self, Layout, Load};
 use crate::outcome::{Outcome, SkipReason};
-use crate::registry::CheckSpec;
 use crate::secret::Secret;
 use crate::snowflake::api::{
     self as sf, ChannelRef, ChannelStatus, Endpoint, OpenChannelResponse, codes,

@@ -12,11 +12,11 @@ use serde::Serialize;
 
 use crate::api::{CallError, Reply};
 use crate::catalog::RowId;
+use crate::check::CheckSpec;
 use crate::checks::answer::{self, Judged};
 use crate::checks::auth::not_configured;
 use crate::context::{Channel, Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason, Status, Verdict};
-use crate::registry::CheckSpec;
 use crate::snowflake::api::{
     self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse,
 };
@@ -190,37 +190,6 @@ pub(crate) async fn open_channel(
     (outcome, opened)
 }
 
-/// One RFID badge event, shaped like the seed's event simulator's (plus the run's marker).
-#[derive(Serialize)]
-pub(crate) struct BadgeEvent<'a> {
-    badge_id: String,
-    user_id: String,
-    zone_id: &'static str,
-    reader_id: &'static str,
-    event_timestamp: String,
-    signal_strength: i32,
-    direction: &'static str,
-    netcheck_channel: &'a str,
-    seq: usize,
-}
-
-impl<'a> BadgeEvent<'a> {
-    /// The `seq`-th event of a test channel.
-    pub(crate) fn new(seq: usize, channel: &'a str, event_timestamp: String) -> Self {
-        Self {
-            badge_id: format!("BADGE-{:05}", seq % 100_000),
-            user_id: format!("USR-{:04}", seq % 10_000),
-            zone_id: "ZONE-NETCHECK",
-            reader_id: "RDR-NETCHECK",
-            event_timestamp,
-            signal_strength: -60,
-            direction: if seq % 2 == 0 { "IN" } else { "OUT" },
-            netcheck_channel: channel,
-            seq,
-        }
-    }
-}
-
 async fn append(ctx: Ctx) -> Outcome {
     let (base, token) = match ingest(&ctx) {
         Ok(x) => x,
@@ -245,8 +214,12 @@ async fn append(ctx: Ctx) -> Outcome {
         let body: String = rows
             .iter()
             .map(|&seq| {
-                serde_json::to_string(&BadgeEvent::new(seq, &ch.channel.channel, now.clone()))
-                    .unwrap_or_default()
+                serde_json::to_string(&crate::load::BadgeEvent::new(
+                    seq,
+                    &ch.channel.channel,
+                    now.clone(),
+                ))
+                .unwrap_or_default()
                     + "\n"
             })
             .collect();
@@ -303,8 +276,7 @@ async fn append(ctx: Ctx) -> Outcome {
             crate::units::ms(first_event)
         ))
     });
-    if outcome.status == Status::Pass && first_event > answer::FIRST_EVENT_BUDGET
-    {
+    if outcome.status == Status::Pass && first_event > answer::FIRST_EVENT_BUDGET {
         let finding = format!(
             "{}: over the {} ms first-event budget",
             outcome.finding,

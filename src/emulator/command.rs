@@ -9,7 +9,6 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use super::faults::{COUNT_HELP, SCOPE_HELP};
 use super::{Emulator, EmulatorConfig, EmulatorError, Fault, defaults, spawn};
@@ -51,25 +50,9 @@ pub struct EmulateArgs {
     pub list_faults: bool,
 }
 
-/// Runs `netcheck emulate` on its own runtime; prints errors to stderr. Exit code 0 after a
-/// clean SIGINT/SIGTERM stop, 2 when it could not start.
-#[must_use]
-pub fn emulate(args: EmulateArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(crate::error::exit_code::USAGE);
-        }
-    };
-    let mut stdout = std::io::stdout();
-    match runtime.block_on(run_emulate(args, &mut stdout, shutdown_signal())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(crate::error::exit_code::USAGE)
-        }
-    }
+/// `netcheck emulate`: serves until SIGINT or SIGTERM, printing where everything is to stdout.
+pub async fn emulate(args: EmulateArgs) -> Result<(), EmulatorError> {
+    run_emulate(args, &mut std::io::stdout(), shutdown_signal()).await
 }
 
 /// Resolves on SIGINT or SIGTERM.

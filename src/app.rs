@@ -1,0 +1,56 @@
+//! The run's top level, and the library's front door: settings in, a [`RunReport`] out.
+//!
+//! The command line, `demo` and any program that embeds netcheck (a connector's "check
+//! connection", a test) go through here, so they run the same plan the same way:
+//!
+//! ```no_run
+//! # async fn example(settings: netcheck::settings::Settings) -> Result<(), netcheck::error::Error> {
+//! let report = netcheck::app::run(settings).await?;
+//! println!("{} checks failed", report.summary.fail);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::context::Ctx;
+use crate::error::Error;
+use crate::registry::{self, Plan};
+use crate::report::RunReport;
+use crate::runner::{self, Event, RunResult};
+use crate::settings::Settings;
+
+/// A finished run: the typed results (outcomes as the checks made them) and the report built
+/// from them (what renderers and the exit code read).
+#[derive(Debug)]
+pub struct Finished {
+    pub result: RunResult,
+    pub report: RunReport,
+}
+
+/// Runs every check that applies to `settings` (the channel round trip when `settings.full`),
+/// bounded by `settings.deadline`, and returns the report. Nothing is printed; nothing reads
+/// flags or the environment. `Err` only when netcheck itself cannot run (e.g. no usable trust
+/// roots); a failing network is in the report.
+pub async fn run(settings: Settings) -> Result<RunReport, Error> {
+    let plan = registry::plan(&[], &[], settings.full)?;
+    Ok(run_plan(settings, &plan, None, std::future::pending())
+        .await?
+        .report)
+}
+
+/// Runs a chosen plan, sending progress events to `events` when given; `stop` resolving (a
+/// signal) ends the run early, cleanup included.
+pub async fn run_plan(
+    settings: Settings,
+    plan: &Plan,
+    events: Option<UnboundedSender<Event>>,
+    stop: impl Future<Output = ()>,
+) -> Result<Finished, Error> {
+    let ctx = Ctx::new(settings.clone())?;
+    let result = runner::run(plan, ctx, events, stop).await;
+    let report = RunReport::new(&settings, &result);
+    Ok(Finished { result, report })
+}
