@@ -22,11 +22,13 @@
 //!
 //! Modules:
 //! - `ca`: the CA and server certificates (rcgen) and the rustls configs the TLS faults pick.
-//! - `faults`: the [`Fault`] enum, its `NAME[=VALUE][@SCOPE]` syntax and the fault layer.
+//! - `faults`: the [`Fault`] enum, its `NAME[=VALUE][@SCOPE][#N]` syntax, the set in force.
+//! - `fault_layer`: applies the HTTP-level faults before a request reaches its handler.
+//! - `request`: what is known of a request before any handler runs; the JSON error body.
 //! - `server`: the accept loop, TLS with SNI, hyper connections, reset-mid-response.
 //! - `state`: accounts, users, objects, channels, committed rows, logs.
 //! - `routes`: the request handlers.
-//! - `statements`: the SQL API subset netcheck uses.
+//! - `routes::statements`: the SQL API subset netcheck uses.
 //! - `command`: `netcheck emulate`.
 //!
 //! ```no_run
@@ -39,11 +41,12 @@
 
 mod ca;
 mod command;
+mod fault_layer;
 mod faults;
+mod request;
 mod routes;
 mod server;
 mod state;
-mod statements;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

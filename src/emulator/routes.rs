@@ -8,9 +8,9 @@
 // size of `Response` does not matter on this path.
 #![allow(clippy::result_large_err)]
 
+mod statements;
+
 use std::io::Read as _;
-use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,16 +18,17 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
-use super::faults::{Fault, HostKind, ip_not_allowed};
+use super::fault_layer::ip_not_allowed;
+use super::faults::{Fault, HostKind};
+use super::request::{RequestCtx, json_error};
 use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
-use super::{JwtFailure, Shared, statements};
+use super::{JwtFailure, Shared};
 use crate::snowflake::account::normalize_host;
 use crate::snowflake::api::{
     self, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse, ChannelRef,
-    DropChannelResponse, Endpoint, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse,
-    PipeRef, Route, codes,
+    DropChannelResponse, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse, PipeRef, Route,
+    codes,
 };
 use crate::snowflake::jwt::{self, VerifiedJwt};
 
@@ -37,26 +38,6 @@ const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_OTHER_BODY_BYTES: usize = 1024 * 1024;
 /// Lifetime of a scoped token.
 const SCOPED_TOKEN_SECS: i64 = 3600;
-
-/// What the connection layer knows about a request, for the fault layer and the handlers.
-#[derive(Clone)]
-pub(crate) struct RequestCtx {
-    /// Host the request is for (authority or `Host`, else SNI), lower case, no port.
-    pub(crate) host: String,
-    pub(crate) host_kind: HostKind,
-    pub(crate) endpoint: Endpoint,
-    pub(crate) route: Option<Route>,
-    pub(crate) client_ip: IpAddr,
-    /// Notified to reset the TCP connection (the `reset` fault).
-    pub(crate) reset: Arc<Notify>,
-    /// Notified to drop the connection without an answer (the `hang-up` fault).
-    pub(crate) hang_up: Arc<Notify>,
-}
-
-/// A JSON error body `{"code":..,"message":..}`.
-pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(api::ApiError::new(code, message))).into_response()
-}
 
 fn ingest_error((status, error): IngestError) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);

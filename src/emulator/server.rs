@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderMap, Request, header};
+use axum::http::{Request, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,13 +18,14 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
 
-use super::faults::{self, ResetMarker};
-use super::routes::{self, RequestCtx};
+use super::fault_layer::{self, ResetMarker};
+use super::request::{RequestCtx, token_type};
+use super::routes;
 use super::state::{State, lock};
 use super::{
     ConnectionStats, EmulatorConfig, EmulatorError, Fault, JwtFailure, LoggedRequest, Shared,
 };
-use crate::snowflake::api::{Endpoint, PipeRef, Route, TOKEN_TYPE_HEADER};
+use crate::snowflake::api::{Endpoint, PipeRef, Route};
 
 /// Bound on the TLS handshake, so a silent client cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +58,7 @@ pub async fn spawn(
         .fallback(routes::dispatch)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
-            faults::layer,
+            fault_layer::layer,
         ))
         .with_state(shared.clone());
     let (stop, stopped) = watch::channel(false);
@@ -328,21 +329,4 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
         uri.host().map(str::to_owned)
     })?;
     Some(raw.trim_matches(['[', ']']).to_ascii_lowercase())
-}
-
-/// The token type header, or the kind of bearer token by its algorithm.
-pub(crate) fn token_type(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(TOKEN_TYPE_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(v.to_owned());
-    }
-    let token = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    match jsonwebtoken::decode_header(token.trim()).ok()?.alg {
-        jsonwebtoken::Algorithm::RS256 => Some("KEYPAIR_JWT".to_owned()),
-        jsonwebtoken::Algorithm::HS256 => Some("OAUTH".to_owned()),
-        _ => None,
-    }
 }

@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::routes::Call;
-use super::state::{State, lock, unix_millis};
+use super::Call;
+use crate::emulator::request::json_error;
+use crate::emulator::state::{State, lock, unix_millis};
 use crate::snowflake::api::StatementRequest;
 
 /// Uppercases and collapses whitespace so `select  current_user( ), current_role()` matches.
@@ -45,7 +46,9 @@ fn execute(call: &Call, sql: &str, user: &str, role: &str) -> Option<(Vec<Value>
         "SELECT 1" => (vec![column("1", "fixed")], vec![row(&["1".to_owned()])]),
         "SELECT CURRENT_IP_ADDRESS()" => (
             vec![column("CURRENT_IP_ADDRESS()", "text")],
-            vec![row(&[super::canonical_ip(call.ctx.client_ip).to_string()])],
+            vec![row(&[
+                crate::emulator::canonical_ip(call.ctx.client_ip).to_string()
+            ])],
         ),
         "SELECT SYSTEM$ALLOWLIST()" | "SELECT SYSTEM$WHITELIST()" => {
             // The emulator's port, not 443, so a client following the list reaches it.
@@ -81,14 +84,14 @@ pub(crate) fn submit(call: &Call) -> Response {
         Err(r) => return r,
     };
     let Ok(request) = serde_json::from_slice::<StatementRequest>(&call.body) else {
-        return super::routes::json_error(
+        return json_error(
             StatusCode::BAD_REQUEST,
             crate::snowflake::api::codes::INVALID_PAYLOAD,
             "Incoming request does not contain a valid payload.",
         );
     };
     let Some(role) = call.statement_role(&verified, request.role.as_deref()) else {
-        return super::routes::json_error(
+        return json_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "390189",
             "Role specified in the request is not granted to the user.",
@@ -144,7 +147,7 @@ pub(crate) fn status(call: &Call, handle: &str) -> Response {
     }
     match lock(&call.shared.statements).get(handle).cloned() {
         Some((status, body)) => respond(status, body),
-        None => super::routes::json_error(
+        None => json_error(
             StatusCode::NOT_FOUND,
             "000709",
             &format!("Statement {handle} not found."),
