@@ -2,16 +2,14 @@
 //! real proxies do not give on demand. Every target is a loopback echo server, so a 200 is
 //! proven by bytes making the round trip through the tunnel.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::proxies::{EchoTarget, FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
 use base64::Engine as _;
 use netcheck::net::proxy::{ConnectReply, ProxyScheme, ProxyUrl, TunnelError, connect_tunnel};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use support::proxies::{EchoTarget, FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

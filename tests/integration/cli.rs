@@ -1,9 +1,7 @@
 //! The command line as a user meets it: usage errors exit 2 with a clear message, `explain`
 //! prints catalog rows, every `run` flag has a `NETCHECK_*` twin, `--only`/`--skip` select.
 
-mod support;
-
-use support::run::{assert_check, check, netcheck};
+use crate::support::run::{assert_check, check, netcheck};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
@@ -192,7 +190,7 @@ fn closed_port() -> u16 {
 
 #[test]
 fn a_named_connection_runs_and_json_says_where_each_setting_came_from() {
-    let emu = support::emulate::Emulate::start(&[]);
+    let emu = crate::support::emulate::Emulate::start(&[]);
     let mut run = netcheck(&[
         "run",
         "--connection",

@@ -2,17 +2,15 @@
 //! tinyproxy) started on loopback, plus small fakes for answers no real proxy gives on demand.
 //! Each scenario asserts the check id, the verdict and the catalog row.
 
-mod support;
-
-use support::pki::{self, TestPki};
-use support::proxies::{FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
-use support::run::{Run, assert_check, check, netcheck, run_at};
-use support::tls_servers::{TlsServer, TlsServerSpec};
+use crate::support::pki::{self, TestPki};
+use crate::support::proxies::{FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
+use crate::support::run::{Run, assert_check, check, netcheck, run_at};
+use crate::support::tls_servers::{TlsServer, TlsServerSpec};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
 /// A healthy HTTPS target and the root that trusts it.
-fn target() -> (TlsServer, support::pki::TempFile) {
+fn target() -> (TlsServer, crate::support::pki::TempFile) {
     let pki = TestPki::new();
     (
         TlsServer::start(TlsServerSpec::new(pki.good())),
@@ -23,8 +21,13 @@ fn target() -> (TlsServer, support::pki::TempFile) {
 /// Runs netcheck for HOST on the target's port with `HTTPS_PROXY=proxy`. No --resolve: through
 /// a proxy, the proxy resolves the name (squid from its `hosts_file`), and the local DNS check asks
 /// a silent loopback resolver so nothing reaches the machine's own.
-fn via_proxy(target_port: u16, ca: &support::pki::TempFile, proxy: &str, extra: &[&str]) -> Run {
-    let silent = support::dns::silent_dns();
+fn via_proxy(
+    target_port: u16,
+    ca: &crate::support::pki::TempFile,
+    proxy: &str,
+    extra: &[&str],
+) -> Run {
+    let silent = crate::support::dns::silent_dns();
     let timeout: &[&str] = if extra.contains(&"--timeout") {
         &[]
     } else {
@@ -177,7 +180,7 @@ fn through_tinyproxy_to_an_address() {
 #[test]
 fn a_proxy_that_is_down_is_proxy_unreachable() {
     let (server, ca) = target();
-    let closed = support::tls_servers::closed_port();
+    let closed = crate::support::tls_servers::closed_port();
     let r = via_proxy(server.addr.port(), &ca, &format!("http://{closed}"), &[]);
     assert_eq!(r.code, 1);
     let report = r.json();
