@@ -408,7 +408,7 @@ async fn os_store_recognises_a_ca_installed_on_the_machine() {
     for (store, expect) in [(&installed, "true"), (&unrelated, "false")] {
         let output = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
-                "os_store_child",
+                "tls_probe::os_store_child",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",

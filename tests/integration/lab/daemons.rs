@@ -134,6 +134,25 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon has printed `needle`: `netcheck emulate` accepts connections as
+    /// soon as it has bound its port, but writes its state directory (which netcheck reads
+    /// through `--connection emulator`) before it prints its first line.
+    fn wait_for_output(mut self, needle: &str) -> Result<Self, SetupError> {
+        let start = std::time::Instant::now();
+        while !self.output().contains(needle) {
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || start.elapsed() > STARTUP {
+                return Err(SetupError::Failed(format!(
+                    "{} did not print {needle:?}:\n{}",
+                    self.name,
+                    self.output()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(self)
+    }
+
     /// What the daemon printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -278,7 +297,9 @@ pub fn emulator(topo: &Topology, dir: &Workdir, faults: &[String]) -> Result<Dae
     for f in faults {
         c.args(["--fault", f]);
     }
-    Daemon::spawn("emulator", c, dir)?.wait(topo, Side::Snowflake, listen)
+    Daemon::spawn("emulator", c, dir)?
+        .wait(topo, Side::Snowflake, listen)?
+        .wait_for_output("listening on ")
 }
 
 /// The emulator's state directory (`SNOWFLAKE_HOME` for `--connection emulator`).
