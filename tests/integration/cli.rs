@@ -82,7 +82,7 @@ fn usage_errors_exit_2_with_the_reason() {
 
 #[test]
 fn environment_twins_configure_a_run() {
-    let closed = closed_port();
+    let closed = crate::support::tls_servers::closed_port().port();
     let r = netcheck(&[] as &[&str])
         .args(&["run"])
         .env("NETCHECK_ACCOUNT", &format!("https://{HOST}:{closed}"))
@@ -181,11 +181,6 @@ fn strict_turns_a_warning_into_exit_1() {
     );
     let strict = netcheck(&args).args(&["--strict"]).run();
     assert_eq!(strict.code, 1);
-}
-
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 #[test]

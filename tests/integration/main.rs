@@ -23,5 +23,6 @@ mod reports;
 mod secrets;
 mod snowflake;
 mod tcp;
+mod terminal;
 mod tls;
 mod tls_probe;
