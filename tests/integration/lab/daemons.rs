@@ -20,6 +20,7 @@ use super::scenario::{
     TlsPolicy,
 };
 use crate::support::dns::which;
+use crate::support::proxies::{apr1_hash, squid_auth_helper};
 
 /// How long a daemon may take to start listening.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -340,16 +341,15 @@ fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError
     if let Some(auth) = &p.auth {
         std::fs::write(
             d.join("htpasswd"),
-            format!("{}:{}\n", auth.user, apr1_hash(&auth.password)?),
+            format!(
+                "{}:{}\n",
+                auth.user,
+                apr1_hash(&auth.password).map_err(SetupError::Unavailable)?
+            ),
         )
         .map_err(|e| e.to_string())?;
-        let helper = ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
-            .iter()
-            .map(|dir| format!("{dir}/basic_ncsa_auth"))
-            .find(|p| Path::new(p).is_file())
-            .ok_or_else(|| {
-                SetupError::Unavailable("squid's basic_ncsa_auth helper is missing".into())
-            })?;
+        let helper = squid_auth_helper().map_err(SetupError::Unavailable)?;
+        let helper = helper.display();
         writeln!(
             conf,
             "auth_param basic program {helper} {ds}/htpasswd\nauth_param basic realm corp-proxy\n\
@@ -488,15 +488,4 @@ fn wrapped(topo: &Topology, hosts: &Path, resolv: &Path, bin: &Path) -> Command 
     let mut c = Command::new(&words[0]);
     c.args(&words[1..]).arg(bin);
     c
-}
-
-/// An htpasswd hash squid's `basic_ncsa_auth` accepts.
-fn apr1_hash(password: &str) -> Result<String, SetupError> {
-    let out = Command::new("openssl")
-        .args(["passwd", "-apr1", password])
-        .output()
-        .map_err(|e| {
-            SetupError::Unavailable(format!("openssl is needed for a squid password file: {e}"))
-        })?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

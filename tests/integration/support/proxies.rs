@@ -283,12 +283,14 @@ fn squid(binary: PathBuf, opts: &ProxyOpts, dir: &PrivateDir, port: u16) -> Comm
          cache_effective_user proxy\nacl CONNECT method CONNECT\n"
     );
     if let Some((user, password)) = &opts.basic_auth {
-        dir.write("htpasswd", &format!("{user}:{}\n", apr1_hash(password)));
+        let hash = apr1_hash(password).unwrap_or_else(|e| panic!("{e}"));
+        dir.write("htpasswd", &format!("{user}:{hash}\n"));
+        let helper = squid_auth_helper().unwrap_or_else(|e| panic!("{e}"));
         writeln!(
             conf,
             "auth_param basic program {} {d}/htpasswd\nauth_param basic realm netcheck-test\n\
              acl authenticated proxy_auth REQUIRED\nhttp_access deny !authenticated",
-            squid_helper("basic_ncsa_auth")
+            helper.display()
         )
         .unwrap();
     }
@@ -367,22 +369,28 @@ impl Drop for PrivateDir {
     }
 }
 
-fn squid_helper(name: &str) -> String {
+/// squid's `basic_ncsa_auth` helper, wherever the distribution put it (also used by the lab).
+pub fn squid_auth_helper() -> Result<PathBuf, String> {
     ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
         .iter()
-        .map(|dir| format!("{dir}/{name}"))
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or_else(|| panic!("squid helper {name} not found"))
+        .map(|dir| Path::new(dir).join("basic_ncsa_auth"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "squid's basic_ncsa_auth helper is missing".to_owned())
 }
 
-/// An htpasswd hash squid's `basic_ncsa_auth` accepts.
-fn apr1_hash(password: &str) -> String {
+/// An htpasswd hash squid's `basic_ncsa_auth` accepts (also used by the lab).
+pub fn apr1_hash(password: &str) -> Result<String, String> {
     let out = Command::new("openssl")
         .args(["passwd", "-apr1", password])
         .output()
-        .expect("openssl is needed to make a squid htpasswd file");
-    assert!(out.status.success(), "openssl passwd failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        .map_err(|e| format!("openssl is needed for a squid password file: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl passwd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// What a [`FakeProxy`] does with each connection.
