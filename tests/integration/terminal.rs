@@ -1,10 +1,11 @@
 //! What a person reads, pinned by snapshots (insta, in `snapshots/`): the table of `netcheck
 //! run` and `netcheck demo` (stdout is not a terminal, so no colour), `netcheck explain` and the
 //! help. What differs from run to run — timings, ports, timestamps, channel names, key
-//! fingerprints, clock skew, commit polls — becomes a placeholder; since the table's column
-//! widths follow those values, its padding is collapsed too. After a deliberate change:
-//! `INSTA_UPDATE=always cargo test --test integration terminal::`, then review the `.snap` diff
-//! (or use `cargo insta review`). CI (`CI=true`) never writes snapshots: a mismatch fails.
+//! fingerprints, clock skew, commit polls, token lifetimes — becomes a placeholder; since the
+//! table's column widths follow those values, its padding is collapsed too. After a deliberate
+//! change: `INSTA_UPDATE=always cargo test --test integration terminal::`, then review the
+//! `.snap` diff (or use `cargo insta review`). CI (`CI=true`) never writes snapshots: a mismatch
+//! fails.
 
 use insta::assert_snapshot;
 
@@ -24,6 +25,8 @@ fn stable() -> insta::Settings {
         (r"SHA256:[A-Za-z0-9+/]{43}=", "SHA256:[fingerprint]"),
         (r"netcheck_\d+_[0-9a-f]+", "netcheck_[channel]"),
         (r"\(\d+ polls?\)", "([n] polls)"),
+        // The token's lifetime is counted from its issue time, so it can round down to 59 min.
+        (r"valid for \d+ min", "valid for [n] min"),
         (
             r"local clock is \d+ s (ahead of|behind)",
             "local clock is [skew]",
