@@ -2,8 +2,9 @@
 """Oracle: the official Snowpipe Streaming SDK (PyPI `snowpipe-streaming`) against the emulator.
 
 Snowflake's own client code, not netcheck's, so a misunderstanding shared by netcheck and its
-emulator cannot hide. Run by tests/emulator_oracles.rs inside a network namespace that has only
-loopback; the SDK trusts the emulator CA through SSL_CERT_FILE (it ignores REQUESTS_CA_BUNDLE).
+emulator cannot hide. Run by tests/integration/emulator_oracles.rs inside a network namespace
+that has only loopback; the SDK trusts the emulator CA through SSL_CERT_FILE (it ignores
+REQUESTS_CA_BUNDLE).
 
 Prints one JSON object per stage on stdout ({"stage", "ok", "detail"}) and exits 0 if every
 stage it attempted passed. Stages: client (hostname, oauth/token, pipe-info happen inside the

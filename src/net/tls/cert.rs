@@ -147,7 +147,8 @@ mod tests {
         assert_eq!(info.sha256, sha256_hex(leaf.der()));
         assert_eq!(info.sha256.len(), 64);
         assert!(!info.is_ca && !info.self_issued);
-        // AIA parsing is proven end to end by tests/tls_probe.rs (the missing-intermediate leaf).
+        // AIA parsing is proven end to end by tests/integration/tls_probe.rs (the
+        // missing-intermediate leaf).
         assert!(info.aia_ca_issuers.is_empty());
     }
 

@@ -313,7 +313,7 @@ mod tests {
             config.alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         );
-        // The versions are proven against real servers in tests/tls_probe.rs.
+        // The versions are proven against real servers in tests/integration/tls_probe.rs.
     }
 
     #[test]

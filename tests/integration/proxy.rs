@@ -2,17 +2,17 @@
 //! tinyproxy) started on loopback, plus small fakes for answers no real proxy gives on demand.
 //! Each scenario asserts the check id, the verdict and the catalog row.
 
-mod support;
-
-use support::pki::{self, TestPki};
-use support::proxies::{FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
-use support::run::{Run, assert_check, check, netcheck, run_at};
-use support::tls_servers::{TlsServer, TlsServerSpec};
+use crate::support::pki::{self, TempFile, TestPki};
+use crate::support::proxies::ProxyKind::{self, Squid, Tinyproxy};
+use crate::support::proxies::{FakeBehaviour, FakeProxy, Proxy, ProxyOpts};
+use crate::support::run::{Run, assert_check, check, netcheck, run_at};
+use crate::support::tls_servers::{TlsServer, TlsServerSpec};
+use test_case::test_case;
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
 /// A healthy HTTPS target and the root that trusts it.
-fn target() -> (TlsServer, support::pki::TempFile) {
+fn target() -> (TlsServer, TempFile) {
     let pki = TestPki::new();
     (
         TlsServer::start(TlsServerSpec::new(pki.good())),
@@ -20,11 +20,22 @@ fn target() -> (TlsServer, support::pki::TempFile) {
     )
 }
 
-/// Runs netcheck for HOST on the target's port with `HTTPS_PROXY=proxy`. No --resolve: through
-/// a proxy, the proxy resolves the name (squid from its `hosts_file`), and the local DNS check asks
-/// a silent loopback resolver so nothing reaches the machine's own.
-fn via_proxy(target_port: u16, ca: &support::pki::TempFile, proxy: &str, extra: &[&str]) -> Run {
-    let silent = support::dns::silent_dns();
+/// Runs netcheck for `host` on the target's port with `HTTPS_PROXY=proxy`. No --resolve: through
+/// a proxy, the proxy resolves the name (squid from its `hosts_file`), and the local DNS check
+/// asks a silent loopback resolver so nothing reaches the machine's own.
+fn via_proxy(host: &str, target_port: u16, ca: &TempFile, proxy: &str, extra: &[&str]) -> Run {
+    via_proxy_variable(host, target_port, ca, ("HTTPS_PROXY", proxy), extra)
+}
+
+/// [`via_proxy`] with the proxy in the variable `variable.0`.
+fn via_proxy_variable(
+    host: &str,
+    target_port: u16,
+    ca: &TempFile,
+    variable: (&str, &str),
+    extra: &[&str],
+) -> Run {
+    let silent = crate::support::dns::silent_dns();
     let timeout: &[&str] = if extra.contains(&"--timeout") {
         &[]
     } else {
@@ -33,7 +44,7 @@ fn via_proxy(target_port: u16, ca: &support::pki::TempFile, proxy: &str, extra: 
     netcheck(&[
         "run",
         "--account",
-        &format!("https://{HOST}:{target_port}"),
+        &format!("https://{host}:{target_port}"),
         "--format",
         "json",
     ])
@@ -45,24 +56,42 @@ fn via_proxy(target_port: u16, ca: &support::pki::TempFile, proxy: &str, extra: 
         ca.path().to_str().unwrap(),
     ])
     .args(extra)
-    .env("HTTPS_PROXY", proxy)
+    .env(variable.0, variable.1)
     .run()
 }
 
-fn squid_for_host(opts: ProxyOpts) -> Option<Squid> {
-    Squid::start(&ProxyOpts {
+/// A real proxy of `kind` and the account host netcheck is given through it: squid resolves
+/// HOST from its `hosts_file`; tinyproxy resolves names with the system resolver, so it is
+/// only ever given an address.
+fn real_proxy(kind: ProxyKind, opts: ProxyOpts) -> Option<(Proxy, &'static str)> {
+    let host = match kind {
+        ProxyKind::Squid => HOST,
+        ProxyKind::Tinyproxy => "127.0.0.1",
+    };
+    let opts = ProxyOpts {
         hosts: vec![(HOST.to_owned(), "127.0.0.1".parse().unwrap())],
         ..opts
-    })
+    };
+    Proxy::start(kind, &opts).map(|proxy| (proxy, host))
 }
 
-#[test]
-fn through_squid_everything_passes_and_local_dns_failure_is_information() {
+/// Through a proxy the local DNS check is information: for a name, its local failure (the
+/// silent resolver) is not one, as the proxy resolves it; an address needs no lookup. tinyproxy
+/// names itself in a `Proxy-agent` header, which the evidence keeps.
+#[test_case(Squid, "HTTPS_PROXY", "the proxy", None ; "squid resolving the name")]
+#[test_case(Tinyproxy, "https_proxy", "127.0.0.1", Some("tinyproxy/") ; "tinyproxy to an address named in lower case")]
+fn through_a_real_proxy_every_check_passes(
+    kind: ProxyKind,
+    variable: &str,
+    dns_finding: &str,
+    agent: Option<&str>,
+) {
     let (server, ca) = target();
-    let Some(squid) = squid_for_host(ProxyOpts::default()) else {
+    let Some((proxy, host)) = real_proxy(kind, ProxyOpts::default()) else {
         return;
     };
-    let r = via_proxy(server.addr.port(), &ca, &squid.url(), &[]);
+    let port = server.addr.port();
+    let r = via_proxy_variable(host, port, &ca, (variable, &proxy.url()), &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let report = r.json();
     for id in [
@@ -74,38 +103,39 @@ fn through_squid_everything_passes_and_local_dns_failure_is_information() {
     ] {
         assert_check(&report, id, "pass", None);
     }
-    assert!(
-        check(&report, "dns.account")["finding"]
-            .as_str()
-            .unwrap()
-            .contains("the proxy")
-    );
+    let dns = check(&report, "dns.account")["finding"].as_str().unwrap();
+    assert!(dns.contains(dns_finding), "{dns}");
     assert_eq!(
         check(&report, "proxy.env")["evidence"]["decision"]["variable"],
-        "HTTPS_PROXY"
+        variable
     );
     assert_eq!(
         check(&report, "tcp.account")["evidence"]["via"],
-        squid.url().trim_end_matches('/')
+        proxy.url().trim_end_matches('/')
     );
-    assert_eq!(
-        check(&report, "proxy.connect")["evidence"]["reply"]["status"],
-        200
-    );
+    let reply = &check(&report, "proxy.connect")["evidence"]["reply"];
+    assert_eq!(reply["status"], 200);
+    if let Some(agent) = agent {
+        let got = reply["proxy_agent"].as_str().unwrap_or_default();
+        assert!(got.starts_with(agent), "{reply}");
+    }
     assert_eq!(check(&report, "tls.account")["evidence"]["via_proxy"], true);
     assert!(
-        squid.access_log().contains(HOST),
-        "the tunnel really went through squid"
+        proxy.logged(&format!("CONNECT {host}:{port}")),
+        "the tunnel really went through {}:\n{}",
+        kind.name(),
+        proxy.log()
     );
 }
 
-#[test]
-fn squid_denying_connect_is_proxy_denied() {
+#[test_case(Squid ; "squid")]
+#[test_case(Tinyproxy ; "tinyproxy")]
+fn a_proxy_denying_connect_is_proxy_denied(kind: ProxyKind) {
     let (server, ca) = target();
-    let Some(squid) = squid_for_host(ProxyOpts::deny()) else {
+    let Some((proxy, host)) = real_proxy(kind, ProxyOpts::deny()) else {
         return;
     };
-    let r = via_proxy(server.addr.port(), &ca, &squid.url(), &[]);
+    let r = via_proxy(host, server.addr.port(), &ca, &proxy.url(), &[]);
     assert_eq!(r.code, 1);
     let report = r.json();
     assert_check(&report, "proxy.connect", "fail", Some("proxy-denied"));
@@ -116,13 +146,16 @@ fn squid_denying_connect_is_proxy_denied() {
     assert_check(&report, "tls.account", "skip", None);
 }
 
-#[test]
-fn squid_demanding_auth_is_proxy_auth_required_and_credentials_work() {
+#[test_case(Squid ; "squid")]
+#[test_case(Tinyproxy ; "tinyproxy")]
+fn a_proxy_demanding_auth_is_proxy_auth_required_and_credentials_work(kind: ProxyKind) {
     let (server, ca) = target();
-    let Some(squid) = squid_for_host(ProxyOpts::with_auth("alice", "s3cret-proxy-pw")) else {
+    let password = "s3cret-proxy-pw";
+    let Some((proxy, host)) = real_proxy(kind, ProxyOpts::with_auth("alice", password)) else {
         return;
     };
-    let without = via_proxy(server.addr.port(), &ca, &squid.url(), &[]);
+    let port = server.addr.port();
+    let without = via_proxy(host, port, &ca, &proxy.url(), &[]);
     assert_check(
         &without.json(),
         "proxy.connect",
@@ -130,55 +163,31 @@ fn squid_demanding_auth_is_proxy_auth_required_and_credentials_work() {
         Some("proxy-auth-required"),
     );
     let with = via_proxy(
-        server.addr.port(),
+        host,
+        port,
         &ca,
-        &squid.url_with_auth("alice", "s3cret-proxy-pw"),
+        &proxy.url_with_auth("alice", password),
         &[],
     );
     assert_eq!(with.code, 0, "{}", with.stdout);
     assert_check(&with.json(), "proxy.connect", "pass", None);
     assert!(
-        !with.stdout.contains("s3cret-proxy-pw") && !with.stderr.contains("s3cret-proxy-pw"),
+        !with.stdout.contains(password) && !with.stderr.contains(password),
         "the proxy password leaked"
     );
 }
 
 #[test]
-fn through_tinyproxy_to_an_address() {
-    // tinyproxy resolves names with the system resolver, so it is only ever given an address.
-    let (server, ca) = target();
-    let Some(tiny) = Tinyproxy::start(&ProxyOpts::default()) else {
-        return;
-    };
-    let port = server.addr.port();
-    let r = netcheck(&[
-        "run",
-        "--account",
-        &format!("https://127.0.0.1:{port}"),
-        "--format",
-        "json",
-        "--ca-file",
-        ca.path().to_str().unwrap(),
-    ])
-    .env("https_proxy", &tiny.url())
-    .run();
-    assert_eq!(r.code, 0, "{}", r.stdout);
-    let report = r.json();
-    assert_check(&report, "proxy.connect", "pass", None);
-    assert!(
-        check(&report, "proxy.connect")["evidence"]["reply"]["proxy_agent"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("tinyproxy")
-    );
-    assert_check(&report, "tls.account", "pass", None);
-}
-
-#[test]
 fn a_proxy_that_is_down_is_proxy_unreachable() {
     let (server, ca) = target();
-    let closed = support::tls_servers::closed_port();
-    let r = via_proxy(server.addr.port(), &ca, &format!("http://{closed}"), &[]);
+    let closed = crate::support::tls_servers::closed_port();
+    let r = via_proxy(
+        HOST,
+        server.addr.port(),
+        &ca,
+        &format!("http://{closed}"),
+        &[],
+    );
     assert_eq!(r.code, 1);
     let report = r.json();
     assert_check(&report, "tcp.account", "fail", Some("proxy-unreachable"));
@@ -189,7 +198,13 @@ fn a_proxy_that_is_down_is_proxy_unreachable() {
 #[test]
 fn a_malformed_proxy_variable_fails_proxy_env_naming_it() {
     let (server, ca) = target();
-    let r = via_proxy(server.addr.port(), &ca, "http://user:hunter2@:8080", &[]);
+    let r = via_proxy(
+        HOST,
+        server.addr.port(),
+        &ca,
+        "http://user:hunter2@:8080",
+        &[],
+    );
     assert_eq!(r.code, 1);
     let report = r.json();
     assert_check(&report, "proxy.env", "fail", Some("proxy-bad-url"));
@@ -235,7 +250,7 @@ async fn a_peer_that_does_not_speak_http_is_proxy_not_http() {
     .await;
     let port = server.addr.port();
     let proxy = format!("http://{}", fake.addr());
-    let r = tokio::task::spawn_blocking(move || via_proxy(port, &ca, &proxy, &[]))
+    let r = tokio::task::spawn_blocking(move || via_proxy(HOST, port, &ca, &proxy, &[]))
         .await
         .unwrap();
     assert_check(&r.json(), "proxy.connect", "fail", Some("proxy-not-http"));
@@ -247,9 +262,11 @@ async fn a_silent_proxy_times_out_within_the_step_timeout() {
     let fake = FakeProxy::start(FakeBehaviour::Silent).await;
     let port = server.addr.port();
     let proxy = format!("http://{}", fake.addr());
-    let r = tokio::task::spawn_blocking(move || via_proxy(port, &ca, &proxy, &["--timeout", "1"]))
-        .await
-        .unwrap();
+    let r = tokio::task::spawn_blocking(move || {
+        via_proxy(HOST, port, &ca, &proxy, &["--timeout", "1"])
+    })
+    .await
+    .unwrap();
     assert_check(&r.json(), "proxy.connect", "fail", Some("timeout"));
     assert!(r.elapsed.as_secs_f64() < 4.0, "took {:?}", r.elapsed);
 }
@@ -260,10 +277,10 @@ fn tls_interception_through_a_proxy_is_tls_inspection() {
     // proxy in the path, that is what an inspecting proxy looks like.
     let (cert, _) = pki::unknown_ca();
     let server = TlsServer::start(TlsServerSpec::new(cert));
-    let Some(squid) = squid_for_host(ProxyOpts::default()) else {
+    let Some((squid, host)) = real_proxy(Squid, ProxyOpts::default()) else {
         return;
     };
     let ca = TestPki::new().root_pem_file();
-    let r = via_proxy(server.addr.port(), &ca, &squid.url(), &[]);
+    let r = via_proxy(host, server.addr.port(), &ca, &squid.url(), &[]);
     assert_check(&r.json(), "tls.account", "fail", Some("tls-inspection"));
 }

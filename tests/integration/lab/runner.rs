@@ -1,5 +1,5 @@
 //! The fault lab runner: every scenario in `tests/scenarios/*.toml` is built in its own network
-//! namespaces with real servers, proxies and packet filters (see `tests/lab/mod.rs`), netcheck
+//! namespaces with real servers, proxies and packet filters (see [`super`]), netcheck
 //! runs inside it, and its verdicts, catalog rows, skip reasons, exit code and run time are
 //! held to the scenario's expectations. Then `docs/scenarios.md` is rendered from the
 //! scenarios and their real outcomes and compared with the committed page.
@@ -10,21 +10,16 @@
 //! - `NETCHECK_LAB_JOBS=N` scenarios at once (default 6: most of a run is waiting).
 //! - `NETCHECK_LAB_DUMP=DIR` writes each scenario's JSON report to `DIR/<id>.json`.
 
-mod support;
-
-#[path = "lab/mod.rs"]
-mod lab;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lab::daemons::SetupError;
-use lab::docs::Outcome;
-use lab::scenario::{self, CheckExpect, Scenario};
+use super::daemons::SetupError;
+use super::docs::Outcome;
+use super::scenario::{self, CheckExpect, Scenario};
+use crate::support::pki::TestPki;
 use serde_json::Value;
-use support::pki::TestPki;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -78,14 +73,14 @@ fn scenario_files_are_consistent() {
             );
         }
         assert!(
-            lab::docs::GROUPS.contains(&s.group.as_str()),
+            super::docs::GROUPS.contains(&s.group.as_str()),
             "{}: group {} is not one of {:?}",
             s.id,
             s.group,
-            lab::docs::GROUPS
+            super::docs::GROUPS
         );
         assert!(
-            s.setup.emulator.is_none() || s.setup.server == lab::scenario::Server::default(),
+            s.setup.emulator.is_none() || s.setup.server == super::scenario::Server::default(),
             "{}: [setup.server] configures nginx, which the emulator replaces",
             s.id
         );
@@ -106,7 +101,7 @@ fn scenario_files_are_consistent() {
     for s in &all {
         assert!(
             page.contains(&format!("id=\"{}\"", s.id)),
-            "docs/scenarios.md lacks {}: regenerate it (NETCHECK_BLESS=1 cargo test --test lab)",
+            "docs/scenarios.md lacks {}: regenerate it (NETCHECK_BLESS=1 cargo test --test integration lab::runner)",
             s.id
         );
     }
@@ -114,11 +109,11 @@ fn scenario_files_are_consistent() {
 
 #[test]
 fn every_scenario_is_diagnosed_right() {
-    if let Some(why) = lab::netns::unavailable() {
+    if let Some(why) = super::netns::unavailable() {
         eprintln!("skipped: {why}");
         return;
     }
-    lab::netns::sweep_stale();
+    super::netns::sweep_stale();
     let only: Vec<String> = std::env::var("NETCHECK_LAB_ONLY")
         .map(|v| {
             v.split(',')
@@ -201,7 +196,7 @@ fn every_scenario_is_diagnosed_right() {
 /// Builds the lab for one scenario, runs netcheck in it and lists every way the outcome differs
 /// from the expectation.
 fn run_one(n: usize, s: &Scenario, pki: &TestPki, root: &Path) -> Outcome {
-    let lab = match lab::Lab::build(n, s, pki, root) {
+    let lab = match super::Lab::build(n, s, pki, root) {
         Ok(lab) => lab,
         Err(SetupError::Unavailable(why)) => return Outcome::Skipped(why),
         Err(SetupError::Failed(e)) => return Outcome::Broken(e),
@@ -345,7 +340,7 @@ fn secrets(s: &Scenario) -> Vec<String> {
 /// Renders the page from this run; rewrites it under `NETCHECK_BLESS=1`, else fails when the
 /// committed one differs.
 fn check_docs(selected: &[&Scenario], results: &[Outcome]) -> Result<(), String> {
-    let page = lab::docs::render(selected, results);
+    let page = super::docs::render(selected, results);
     let path = manifest_dir().join("docs/scenarios.md");
     if std::env::var_os("NETCHECK_BLESS").is_some() {
         std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -354,6 +349,6 @@ fn check_docs(selected: &[&Scenario], results: &[Outcome]) -> Result<(), String>
     }
     match std::fs::read_to_string(&path) {
         Ok(committed) if committed == page => Ok(()),
-        _ => Err("docs/scenarios.md is stale: regenerate it with `NETCHECK_BLESS=1 cargo test --test lab`".into()),
+        _ => Err("docs/scenarios.md is stale: regenerate it with `NETCHECK_BLESS=1 cargo test --test integration lab::runner`".into()),
     }
 }

@@ -1,17 +1,15 @@
 //! The machine-readable reports, parsed back with real parsers: the `netcheck/1` JSON document
 //! and `JUnit` XML (an XML parser, and the Jenkins `JUnit` schema via xmllint when present).
 
-mod support;
-
 use std::path::PathBuf;
 
-use support::run::{netcheck, run_at};
+use crate::support::run::{netcheck, run_at};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
 /// A run with one pass (DNS), one failure (TCP refused) and a skip (`--skip` of a dependent
 /// would remove it, so skip is produced by deselecting DNS in a second run).
-fn failing_run(junit: &std::path::Path) -> support::run::Run {
+fn failing_run(junit: &std::path::Path) -> crate::support::run::Run {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -157,7 +155,7 @@ fn junit_marks_skipped_checks_skipped() {
 /// Validates against the Jenkins-style `JUnit` schema junit-report ships (what CI consumers
 /// accept), when xmllint and the schema are both present.
 fn validate_with_xmllint(path: &std::path::Path) {
-    let Some(xmllint) = support::dns::which("xmllint") else {
+    let Some(xmllint) = crate::support::dns::which("xmllint") else {
         eprintln!(
             "skipped schema validation: xmllint not installed (apt-get install libxml2-utils)"
         );

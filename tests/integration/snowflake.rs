@@ -2,14 +2,12 @@
 //! through the real binary (`netcheck demo --fault …`): each asserts the check id, the verdict
 //! and the catalog row. An in-process run proves the committed rows are exactly those sent.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::run::{assert_check, check, netcheck};
 use netcheck::emulator::{self, EmulatorConfig, defaults};
 use netcheck::outcome::Verdict;
 use netcheck::snowflake::api::default_pipe;
-use support::run::{assert_check, check, netcheck};
 
 /// `netcheck demo --fault FAULT --format json`.
 fn demo(faults: &[&str]) -> (i32, serde_json::Value) {
@@ -182,10 +180,10 @@ fn rows_never_committed_time_out_with_a_clear_finding() {
 
 #[test]
 fn without_credentials_snowflake_checks_are_skipped_and_network_checks_run() {
-    let pki = support::pki::TestPki::new();
-    let server = support::tls_servers::TlsServer::start(support::tls_servers::TlsServerSpec::new(
-        pki.good(),
-    ));
+    let pki = crate::support::pki::TestPki::new();
+    let server = crate::support::tls_servers::TlsServer::start(
+        crate::support::tls_servers::TlsServerSpec::new(pki.good()),
+    );
     let host = "myorg-myaccount.snowflakecomputing.com";
     let port = server.addr.port();
     let ca = pki.root_pem_file();
@@ -226,11 +224,11 @@ fn without_credentials_snowflake_checks_are_skipped_and_network_checks_run() {
 #[tokio::test]
 async fn committed_rows_are_exactly_the_rows_sent() {
     let key = emulator::default_key();
-    let emu = support::emulate::spawn_emulator(|_| {}).await;
+    let emu = crate::support::emulate::spawn_emulator(|_| {}).await;
     // More rows than one request carries, so continuation tokens are followed.
     let rows = 1234;
     let settings = netcheck::demo::settings_for(&emu, key, rows).unwrap();
-    let result = support::emulate::run_all(settings).await;
+    let result = crate::support::emulate::run_all(settings).await;
     for r in &result.results {
         assert!(
             matches!(r.outcome.verdict(), Verdict::Pass | Verdict::Skip),
@@ -281,9 +279,9 @@ async fn run_against_with(
     configure: impl FnOnce(&mut EmulatorConfig),
     extra: impl FnOnce(&emulator::Emulator, &std::path::Path) -> Vec<String>,
 ) -> serde_json::Value {
-    let emu = support::emulate::spawn_emulator(configure).await;
-    let dir = support::emulate::TempDir::new("sf");
-    let mut args = support::emulate::run_args(&emu, dir.path());
+    let emu = crate::support::emulate::spawn_emulator(configure).await;
+    let dir = crate::support::emulate::TempDir::new("sf");
+    let mut args = crate::support::emulate::run_args(&emu, dir.path());
     args.extend(extra(&emu, dir.path()));
     args.extend(["--format", "json"].map(String::from));
     tokio::task::spawn_blocking(move || netcheck(&args).run().json())
@@ -296,7 +294,7 @@ async fn a_key_file_others_can_read_is_key_permissions() {
     let report = run_against_with(
         |_| {},
         |_, dir| {
-            let key = dir.join(support::emulate::KEY_FILE);
+            let key = dir.join(crate::support::emulate::KEY_FILE);
             std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
                 .unwrap();
             Vec::new()

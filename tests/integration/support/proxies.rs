@@ -9,7 +9,7 @@
 //! stays on loopback.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::net::{IpAddr, SocketAddr, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use super::dns::{free_port, which};
 
 /// How long a proxy may take to accept connections after it is started.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -74,184 +76,110 @@ impl ProxyOpts {
     }
 }
 
-/// A running tinyproxy.
-pub struct Tinyproxy(RunningProxy);
+/// Which real proxy to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Tinyproxy,
+    Squid,
+}
 
-/// A running squid.
-pub struct Squid(RunningProxy);
-
-impl Tinyproxy {
-    /// Starts tinyproxy, or returns `None` (saying why on stderr) when it is not installed.
-    /// Panics, with its log, when it is installed but does not come up.
-    pub fn start(opts: &ProxyOpts) -> Option<Self> {
-        let binary = find_binary("tinyproxy")?;
-        let dir = PrivateDir::new("tinyproxy");
-        let port = free_port();
-        let d = dir.path().display();
-        let mut conf = format!(
-            "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 30\n\
-             PidFile \"{d}/tinyproxy.pid\"\nLogFile \"{d}/tinyproxy.log\"\nLogLevel Info\n\
-             MaxClients 50\nAllow 127.0.0.1\n"
-        );
-        match &opts.policy {
-            Policy::AllowAll => {}
-            Policy::DenyConnect => conf.push_str("ConnectPort 1\n"),
-            Policy::DenyHosts(hosts) => {
-                let mut patterns = String::new();
-                for host in hosts {
-                    writeln!(patterns, "^{}$", host.replace('.', "\\.")).unwrap();
-                }
-                dir.write("filter", &patterns);
-                writeln!(
-                    conf,
-                    "Filter \"{d}/filter\"\nFilterExtended On\nFilterDefaultDeny No"
-                )
-                .unwrap();
-            }
+impl ProxyKind {
+    /// The program's name, which is also its Debian package's and the start of its `Server` /
+    /// `Proxy-agent` header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tinyproxy => "tinyproxy",
+            Self::Squid => "squid",
         }
-        if let Some((user, password)) = &opts.basic_auth {
-            writeln!(conf, "BasicAuth {user} {password}").unwrap();
-        }
-        dir.write("tinyproxy.conf", &conf);
-        // tinyproxy drops to `nobody`, which must be able to write its log.
-        dir.chown("nobody:nogroup");
-        let mut command = Command::new(binary);
-        command
-            .arg("-d")
-            .arg("-c")
-            .arg(dir.path().join("tinyproxy.conf"));
-        Some(Self(RunningProxy::spawn(
-            command,
-            port,
-            dir,
-            "tinyproxy.log",
-        )))
-    }
-
-    /// The proxy's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.0.addr
-    }
-
-    /// `http://127.0.0.1:PORT`, for `--proxy` or `HTTPS_PROXY`.
-    pub fn url(&self) -> String {
-        self.0.url(None)
-    }
-
-    /// `http://USER:PASSWORD@127.0.0.1:PORT`.
-    pub fn url_with_auth(&self, user: &str, password: &str) -> String {
-        self.0.url(Some((user, password)))
-    }
-
-    /// The proxy's log so far (for assertions and failure messages).
-    pub fn log(&self) -> String {
-        self.0.log()
     }
 }
 
-impl Squid {
-    /// Starts squid, or returns `None` (saying why on stderr) when it is not installed.
-    /// Panics, with its log, when it is installed but does not come up.
-    pub fn start(opts: &ProxyOpts) -> Option<Self> {
-        let binary = find_binary("squid")?;
-        let dir = PrivateDir::new("squid");
-        let port = free_port();
-        let d = dir.path().display();
-        let mut conf = format!(
-            "http_port 127.0.0.1:{port}\nvisible_hostname netcheck-test\n\
-             pid_filename {d}/squid.pid\ncache_log {d}/cache.log\n\
-             access_log stdio:{d}/access.log\ncache deny all\ncoredump_dir {d}\n\
-             hosts_file {d}/hosts\ndns_nameservers 127.0.0.1\nshutdown_lifetime 1 seconds\n\
-             cache_effective_user proxy\nacl CONNECT method CONNECT\n"
-        );
-        if let Some((user, password)) = &opts.basic_auth {
-            dir.write("htpasswd", &format!("{user}:{}\n", apr1_hash(password)));
-            writeln!(
-                conf,
-                "auth_param basic program {} {d}/htpasswd\nauth_param basic realm netcheck-test\n\
-                 acl authenticated proxy_auth REQUIRED\nhttp_access deny !authenticated",
-                squid_helper("basic_ncsa_auth")
-            )
-            .unwrap();
-        }
-        match &opts.policy {
-            Policy::AllowAll => {}
-            Policy::DenyConnect => conf.push_str("http_access deny CONNECT\n"),
-            Policy::DenyHosts(hosts) => writeln!(
-                conf,
-                "acl netcheck_denied dstdomain -n {}\nhttp_access deny CONNECT netcheck_denied",
-                hosts.join(" ")
-            )
-            .unwrap(),
-        }
-        conf.push_str("http_access allow localhost\nhttp_access deny all\n");
-        let mut hosts = String::from("127.0.0.1 localhost\n");
-        for (name, ip) in &opts.hosts {
-            writeln!(hosts, "{ip} {name}").unwrap();
-        }
-        dir.write("hosts", &hosts);
-        dir.write("squid.conf", &conf);
-        dir.chown("proxy:proxy");
-        let mut command = Command::new(binary);
-        // A unique service name keeps concurrent squids from sharing IPC names.
-        command
-            .arg("-N")
-            .arg("-n")
-            .arg(dir.service_name())
-            .arg("-f")
-            .arg(dir.path().join("squid.conf"));
-        Some(Self(RunningProxy::spawn(command, port, dir, "cache.log")))
-    }
-
-    /// The proxy's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.0.addr
-    }
-
-    /// `http://127.0.0.1:PORT`, for `--proxy` or `HTTPS_PROXY`.
-    pub fn url(&self) -> String {
-        self.0.url(None)
-    }
-
-    /// `http://USER:PASSWORD@127.0.0.1:PORT`.
-    pub fn url_with_auth(&self, user: &str, password: &str) -> String {
-        self.0.url(Some((user, password)))
-    }
-
-    /// squid's `cache.log` so far.
-    pub fn log(&self) -> String {
-        self.0.log()
-    }
-
-    /// squid's `access.log` so far (`TCP_TUNNEL/200`, `TCP_DENIED/403`, …).
-    pub fn access_log(&self) -> String {
-        std::fs::read_to_string(self.0.dir.path().join("access.log")).unwrap_or_default()
-    }
-
-    /// Waits (up to 5 s) for `needle` in `access.log`: squid logs a transaction only after it
-    /// ends, a moment after the client sees the reply or closes the tunnel.
-    pub async fn access_log_shows(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.access_log().contains(needle) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-}
-
-/// A proxy process in its own process group, killed (with any helpers) on drop.
-struct RunningProxy {
+/// A real proxy process in its own process group, killed (with any helpers) on drop.
+pub struct Proxy {
     child: Child,
     addr: SocketAddr,
     dir: PrivateDir,
-    log_file: &'static str,
+    kind: ProxyKind,
 }
 
-impl RunningProxy {
-    fn spawn(mut command: Command, port: u16, dir: PrivateDir, log_file: &'static str) -> Self {
+impl Proxy {
+    /// Starts `kind` configured by `opts`, or returns `None` (saying `skipped: …` on stderr)
+    /// when it is not installed. Panics, with its log, when it is installed but does not come
+    /// up.
+    pub fn start(kind: ProxyKind, opts: &ProxyOpts) -> Option<Self> {
+        let Some(binary) = which(kind.name()) else {
+            eprintln!(
+                "skipped: {0} is not installed (apt-get install {0}; .ci/run installs it)",
+                kind.name()
+            );
+            return None;
+        };
+        let dir = PrivateDir::new(kind.name());
+        let port = free_port();
+        let command = match kind {
+            ProxyKind::Tinyproxy => tinyproxy(binary, opts, &dir, port),
+            ProxyKind::Squid => squid(binary, opts, &dir, port),
+        };
+        Some(Self::spawn(kind, command, port, dir))
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, for `--proxy` or `HTTPS_PROXY`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://USER:PASSWORD@127.0.0.1:PORT`.
+    pub fn url_with_auth(&self, user: &str, password: &str) -> String {
+        format!("http://{user}:{password}@{}", self.addr)
+    }
+
+    /// Waits (up to 5 s) for `needle` in the proxy's record of its requests (squid's
+    /// `access.log`: `TCP_TUNNEL/200`, `TCP_DENIED/403`, …; tinyproxy's log: `CONNECT host:port`,
+    /// `Refused CONNECT …`). squid logs a transaction only after it ends, a moment after the
+    /// client sees the reply or closes the tunnel; it closes its side of a tunnel itself, so
+    /// this blocking wait needs nothing else to run meanwhile.
+    pub fn logged(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.requests_log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the proxy logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        match self.kind {
+            ProxyKind::Tinyproxy => format!("{}{}", read("tinyproxy.log"), read("stderr.log")),
+            ProxyKind::Squid => format!(
+                "{}{}{}",
+                read("access.log"),
+                read("cache.log"),
+                read("stderr.log")
+            ),
+        }
+    }
+
+    fn requests_log(&self) -> String {
+        let file = match self.kind {
+            ProxyKind::Tinyproxy => "tinyproxy.log",
+            ProxyKind::Squid => "access.log",
+        };
+        std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_default()
+    }
+
+    fn spawn(kind: ProxyKind, mut command: Command, port: u16, dir: PrivateDir) -> Self {
         use std::os::unix::process::CommandExt as _;
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let child = command
@@ -265,7 +193,7 @@ impl RunningProxy {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
-            log_file,
+            kind,
         };
         proxy.wait_until_listening();
         proxy
@@ -279,34 +207,23 @@ impl RunningProxy {
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
-                    "proxy exited with {status} before listening:\n{}",
+                    "{} exited with {status} before listening:\n{}",
+                    self.kind.name(),
                     self.log()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "proxy not listening on {} after {STARTUP:?}:\n{}",
+            "{} not listening on {} after {STARTUP:?}:\n{}",
+            self.kind.name(),
             self.addr,
             self.log()
         );
     }
-
-    fn url(&self, auth: Option<(&str, &str)>) -> String {
-        match auth {
-            Some((user, password)) => format!("http://{user}:{password}@{}", self.addr),
-            None => format!("http://{}", self.addr),
-        }
-    }
-
-    fn log(&self) -> String {
-        let read =
-            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!("{}{}", read(self.log_file), read("stderr.log"))
-    }
 }
 
-impl Drop for RunningProxy {
+impl Drop for Proxy {
     fn drop(&mut self) {
         // The negative pid addresses the process group: squid's auth helpers die with it.
         let _ = Command::new("kill")
@@ -315,6 +232,95 @@ impl Drop for RunningProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// tinyproxy in the foreground with its config and log in `dir`.
+fn tinyproxy(binary: PathBuf, opts: &ProxyOpts, dir: &PrivateDir, port: u16) -> Command {
+    let d = dir.path().display();
+    let mut conf = format!(
+        "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 30\n\
+         PidFile \"{d}/tinyproxy.pid\"\nLogFile \"{d}/tinyproxy.log\"\nLogLevel Info\n\
+         MaxClients 50\nAllow 127.0.0.1\n"
+    );
+    match &opts.policy {
+        Policy::AllowAll => {}
+        Policy::DenyConnect => conf.push_str("ConnectPort 1\n"),
+        Policy::DenyHosts(hosts) => {
+            let mut patterns = String::new();
+            for host in hosts {
+                writeln!(patterns, "^{}$", host.replace('.', "\\.")).unwrap();
+            }
+            dir.write("filter", &patterns);
+            writeln!(
+                conf,
+                "Filter \"{d}/filter\"\nFilterExtended On\nFilterDefaultDeny No"
+            )
+            .unwrap();
+        }
+    }
+    if let Some((user, password)) = &opts.basic_auth {
+        writeln!(conf, "BasicAuth {user} {password}").unwrap();
+    }
+    dir.write("tinyproxy.conf", &conf);
+    // tinyproxy drops to `nobody`, which must be able to write its log.
+    dir.chown("nobody:nogroup");
+    let mut command = Command::new(binary);
+    command
+        .arg("-d")
+        .arg("-c")
+        .arg(dir.path().join("tinyproxy.conf"));
+    command
+}
+
+/// squid in the foreground with its config, logs and `hosts_file` in `dir`.
+fn squid(binary: PathBuf, opts: &ProxyOpts, dir: &PrivateDir, port: u16) -> Command {
+    let d = dir.path().display();
+    let mut conf = format!(
+        "http_port 127.0.0.1:{port}\nvisible_hostname netcheck-test\n\
+         pid_filename {d}/squid.pid\ncache_log {d}/cache.log\n\
+         access_log stdio:{d}/access.log\ncache deny all\ncoredump_dir {d}\n\
+         hosts_file {d}/hosts\ndns_nameservers 127.0.0.1\nshutdown_lifetime 1 seconds\n\
+         cache_effective_user proxy\nacl CONNECT method CONNECT\n"
+    );
+    if let Some((user, password)) = &opts.basic_auth {
+        let hash = apr1_hash(password).unwrap_or_else(|e| panic!("{e}"));
+        dir.write("htpasswd", &format!("{user}:{hash}\n"));
+        let helper = squid_auth_helper().unwrap_or_else(|e| panic!("{e}"));
+        writeln!(
+            conf,
+            "auth_param basic program {} {d}/htpasswd\nauth_param basic realm netcheck-test\n\
+             acl authenticated proxy_auth REQUIRED\nhttp_access deny !authenticated",
+            helper.display()
+        )
+        .unwrap();
+    }
+    match &opts.policy {
+        Policy::AllowAll => {}
+        Policy::DenyConnect => conf.push_str("http_access deny CONNECT\n"),
+        Policy::DenyHosts(hosts) => writeln!(
+            conf,
+            "acl netcheck_denied dstdomain -n {}\nhttp_access deny CONNECT netcheck_denied",
+            hosts.join(" ")
+        )
+        .unwrap(),
+    }
+    conf.push_str("http_access allow localhost\nhttp_access deny all\n");
+    let mut hosts = String::from("127.0.0.1 localhost\n");
+    for (name, ip) in &opts.hosts {
+        writeln!(hosts, "{ip} {name}").unwrap();
+    }
+    dir.write("hosts", &hosts);
+    dir.write("squid.conf", &conf);
+    dir.chown("proxy:proxy");
+    let mut command = Command::new(binary);
+    // A unique service name keeps concurrent squids from sharing IPC names.
+    command
+        .arg("-N")
+        .arg("-n")
+        .arg(dir.service_name())
+        .arg("-f")
+        .arg(dir.path().join("squid.conf"));
+    command
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -363,43 +369,28 @@ impl Drop for PrivateDir {
     }
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        eprintln!("{name} not found on PATH or in /usr/sbin (apt-get install {name})");
-    }
-    found
-}
-
-fn squid_helper(name: &str) -> String {
+/// squid's `basic_ncsa_auth` helper, wherever the distribution put it (also used by the lab).
+pub fn squid_auth_helper() -> Result<PathBuf, String> {
     ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
         .iter()
-        .map(|dir| format!("{dir}/{name}"))
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or_else(|| panic!("squid helper {name} not found"))
+        .map(|dir| Path::new(dir).join("basic_ncsa_auth"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "squid's basic_ncsa_auth helper is missing".to_owned())
 }
 
-/// An htpasswd hash squid's `basic_ncsa_auth` accepts.
-fn apr1_hash(password: &str) -> String {
+/// An htpasswd hash squid's `basic_ncsa_auth` accepts (also used by the lab).
+pub fn apr1_hash(password: &str) -> Result<String, String> {
     let out = Command::new("openssl")
         .args(["passwd", "-apr1", password])
         .output()
-        .expect("openssl is needed to make a squid htpasswd file");
-    assert!(out.status.success(), "openssl passwd failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// A loopback port that was free a moment ago (the proxies take a port number, not a socket).
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .map_err(|e| format!("openssl is needed for a squid password file: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl passwd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// What a [`FakeProxy`] does with each connection.

@@ -17,9 +17,7 @@
 //! the stage (file mode) would need S3/Azure/GCS, which the emulator does not serve; the
 //! placeholder credentials it hands out are not keys, and the namespace keeps any attempt local.
 
-mod support;
-
-use support::emulate::TempDir;
+use crate::support::emulate::TempDir;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

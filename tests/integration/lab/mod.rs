@@ -4,7 +4,7 @@
 //! router, nftables on the client), and where nothing packaged fits, small userspace elements
 //! ([`userspace`]: a delay relay, a SERVFAIL upstream, a banner service). netcheck then runs in
 //! the client namespace with its system resolver pointed at the lab's dnsmasq, and the runner
-//! (`tests/lab.rs`) compares its JSON report with the scenario's expectations ([`scenario`]).
+//! ([`runner`]) compares its JSON report with the scenario's expectations ([`scenario`]).
 //! [`docs`] renders `docs/scenarios.md` from the scenarios and their outcomes.
 //!
 //! Nothing here is part of netcheck; nothing here reaches beyond the namespaces it made.
@@ -12,6 +12,7 @@
 pub mod daemons;
 pub mod docs;
 pub mod netns;
+mod runner;
 pub mod scenario;
 pub mod userspace;
 

@@ -5,20 +5,18 @@
 //! Across processes, `netcheck run --full --profile …` against `netcheck emulate` reports it in
 //! JSON, and a rate without `--full` is a usage error.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::emulate::Emulate;
+use crate::support::run::{check, netcheck};
 use netcheck::emulator::{self, Emulator, Fault, defaults};
 use netcheck::load::{Profile, RateArgs};
 use netcheck::outcome::{Outcome, Verdict};
 use netcheck::snowflake::api::{Endpoint, default_pipe};
-use support::emulate::Emulate;
-use support::run::{check, netcheck};
 
 async fn emulator(faults: Vec<Fault>) -> Emulator {
-    support::emulate::spawn_emulator(|c| c.faults = faults).await
+    crate::support::emulate::spawn_emulator(|c| c.faults = faults).await
 }
 
 /// A `--full` run with `rate`; returns the `stream.rate` outcome after checking the round trip
@@ -26,7 +24,7 @@ async fn emulator(faults: Vec<Fault>) -> Emulator {
 async fn run_rate(emu: &Emulator, rate: RateArgs) -> Outcome {
     let mut settings = netcheck::demo::settings_for(emu, emulator::default_key(), 10).unwrap();
     settings.rate = rate.load().unwrap();
-    let result = support::emulate::run_all(settings).await;
+    let result = crate::support::emulate::run_all(settings).await;
     let of = |id: &str| {
         result
             .results

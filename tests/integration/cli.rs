@@ -1,9 +1,7 @@
 //! The command line as a user meets it: usage errors exit 2 with a clear message, `explain`
 //! prints catalog rows, every `run` flag has a `NETCHECK_*` twin, `--only`/`--skip` select.
 
-mod support;
-
-use support::run::{assert_check, check, netcheck};
+use crate::support::run::{assert_check, check, netcheck};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
@@ -84,7 +82,7 @@ fn usage_errors_exit_2_with_the_reason() {
 
 #[test]
 fn environment_twins_configure_a_run() {
-    let closed = closed_port();
+    let closed = crate::support::tls_servers::closed_port().port();
     let r = netcheck(&[] as &[&str])
         .args(&["run"])
         .env("NETCHECK_ACCOUNT", &format!("https://{HOST}:{closed}"))
@@ -185,14 +183,9 @@ fn strict_turns_a_warning_into_exit_1() {
     assert_eq!(strict.code, 1);
 }
 
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[test]
 fn a_named_connection_runs_and_json_says_where_each_setting_came_from() {
-    let emu = support::emulate::Emulate::start(&[]);
+    let emu = crate::support::emulate::Emulate::start(&[]);
     let mut run = netcheck(&[
         "run",
         "--connection",

@@ -2,16 +2,16 @@
 //! real proxies do not give on demand. Every target is a loopback echo server, so a 200 is
 //! proven by bytes making the round trip through the tunnel.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::proxies::ProxyKind::{self, Squid, Tinyproxy};
+use crate::support::proxies::{EchoTarget, FakeBehaviour, FakeProxy, Proxy, ProxyOpts};
 use base64::Engine as _;
 use netcheck::net::proxy::{ConnectReply, ProxyScheme, ProxyUrl, TunnelError, connect_tunnel};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use support::proxies::{EchoTarget, FakeBehaviour, FakeProxy, ProxyOpts, Squid, Tinyproxy};
+use test_case::test_case;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -61,47 +61,24 @@ fn expect_status(result: Result<(TcpStream, ConnectReply), TunnelError>) -> Conn
     }
 }
 
-macro_rules! start_or_skip {
-    ($proxy:ident, $opts:expr) => {
-        match $proxy::start(&$opts) {
-            Some(proxy) => proxy,
-            None => {
-                eprintln!(
-                    "skipped: {} not installed",
-                    stringify!($proxy).to_lowercase()
-                );
-                return;
-            }
-        }
-    };
-}
-
+/// squid is given a name its `hosts_file` pins; tinyproxy resolves names with the system
+/// resolver, so it is only ever given an address.
+#[test_case(Tinyproxy, "127.0.0.1", "Established connection to host \"127.0.0.1\"", Some("tinyproxy/") ; "tinyproxy to an address")]
+#[test_case(Squid, "xy12345.snowflakecomputing.com", "TCP_TUNNEL/200", None ; "squid to a pinned name")]
 #[tokio::test]
-async fn tinyproxy_allows_connect_and_tunnels_bytes() {
-    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::default());
-    let target = EchoTarget::start().await;
-    let (mut stream, reply) = to_target(proxy.addr(), &proxy.url(), &target)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
-    assert_eq!(reply.status, 200);
-    assert!(
-        reply
-            .proxy_agent
-            .as_deref()
-            .is_some_and(|a| a.starts_with("tinyproxy/")),
-        "{reply:?}"
-    );
-    assert_round_trip(&mut stream).await;
-}
-
-#[tokio::test]
-async fn squid_allows_connect_to_a_pinned_name_and_tunnels_bytes() {
-    let host = "xy12345.snowflakecomputing.com";
+async fn allows_connect_and_tunnels_bytes(
+    kind: ProxyKind,
+    host: &str,
+    logged: &str,
+    agent: Option<&str>,
+) {
     let opts = ProxyOpts {
         hosts: vec![(host.to_owned(), "127.0.0.1".parse().unwrap())],
         ..ProxyOpts::default()
     };
-    let proxy = start_or_skip!(Squid, opts);
+    let Some(proxy) = Proxy::start(kind, &opts) else {
+        return;
+    };
     let target = EchoTarget::start().await;
     let (mut stream, reply) = tunnel(
         proxy.addr(),
@@ -113,18 +90,27 @@ async fn squid_allows_connect_to_a_pinned_name_and_tunnels_bytes() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", proxy.log()));
     assert_eq!(reply.status, 200);
+    if let Some(agent) = agent {
+        assert!(
+            reply
+                .proxy_agent
+                .as_deref()
+                .is_some_and(|a| a.starts_with(agent)),
+            "{reply:?}"
+        );
+    }
     assert_round_trip(&mut stream).await;
     drop(stream);
-    assert!(
-        proxy.access_log_shows("TCP_TUNNEL/200").await,
-        "{}",
-        proxy.access_log()
-    );
+    assert!(proxy.logged(logged), "{}", proxy.log());
 }
 
+#[test_case(Tinyproxy, "Refused CONNECT method" ; "tinyproxy")]
+#[test_case(Squid, "TCP_DENIED/403" ; "squid")]
 #[tokio::test]
-async fn tinyproxy_denial_is_a_403_with_the_proxy_named() {
-    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::deny());
+async fn denial_is_a_403_with_the_proxy_named(kind: ProxyKind, logged: &str) {
+    let Some(proxy) = Proxy::start(kind, &ProxyOpts::deny()) else {
+        return;
+    };
     let target = EchoTarget::start().await;
     let reply = expect_status(to_target(proxy.addr(), &proxy.url(), &target).await);
     assert_eq!(reply.status, 403, "{reply:?}");
@@ -133,65 +119,45 @@ async fn tinyproxy_denial_is_a_403_with_the_proxy_named() {
             .server
             .iter()
             .chain(&reply.proxy_agent)
-            .any(|v| v.contains("tinyproxy")),
+            .any(|v| v.starts_with(kind.name())),
         "{reply:?}"
     );
-}
-
-#[tokio::test]
-async fn squid_denial_is_a_403_with_the_proxy_named() {
-    let proxy = start_or_skip!(Squid, ProxyOpts::deny());
-    let target = EchoTarget::start().await;
-    let reply = expect_status(to_target(proxy.addr(), &proxy.url(), &target).await);
-    assert_eq!(reply.status, 403, "{reply:?}");
-    assert!(
-        reply
-            .server
-            .as_deref()
-            .is_some_and(|s| s.starts_with("squid")),
-        "{reply:?}"
-    );
-    assert!(
-        proxy.access_log_shows("TCP_DENIED/403").await,
-        "{}",
-        proxy.access_log()
-    );
+    assert!(proxy.logged(logged), "{}", proxy.log());
 }
 
 /// A destination ACL refuses one host and lets another through the same proxy. IP literals
 /// keep both proxies away from any resolver.
-async fn check_destination_acl(addr: SocketAddr, url: &str) {
+#[test_case(Tinyproxy ; "tinyproxy")]
+#[test_case(Squid ; "squid")]
+#[tokio::test]
+async fn destination_acl(kind: ProxyKind) {
+    let Some(proxy) = Proxy::start(kind, &ProxyOpts::deny_hosts(&["127.0.0.2"])) else {
+        return;
+    };
+    let (addr, url) = (proxy.addr(), proxy.url());
     let target = EchoTarget::start().await;
     let port = target.addr().port();
-    let reply = expect_status(tunnel(addr, url, "127.0.0.2", port, TIMEOUT).await);
+    let reply = expect_status(tunnel(addr, &url, "127.0.0.2", port, TIMEOUT).await);
     assert_eq!(reply.status, 403, "{reply:?}");
-    let (mut stream, _) = tunnel(addr, url, "127.0.0.1", port, TIMEOUT).await.unwrap();
+    let (mut stream, _) = tunnel(addr, &url, "127.0.0.1", port, TIMEOUT)
+        .await
+        .unwrap();
     assert_round_trip(&mut stream).await;
-}
-
-#[tokio::test]
-async fn tinyproxy_destination_acl() {
-    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::deny_hosts(&["127.0.0.2"]));
-    check_destination_acl(proxy.addr(), &proxy.url()).await;
-}
-
-#[tokio::test]
-async fn squid_destination_acl() {
-    let proxy = start_or_skip!(Squid, ProxyOpts::deny_hosts(&["127.0.0.2"]));
-    check_destination_acl(proxy.addr(), &proxy.url()).await;
 }
 
 /// Without credentials: 407 and a Basic challenge; wrong ones: `wrong_status`; right ones: a
 /// tunnel.
-async fn check_basic_auth(
-    addr: SocketAddr,
-    plain: &str,
-    (wrong, wrong_status): (&str, u16),
-    right: &str,
-) {
+#[test_case(Tinyproxy, 401 ; "tinyproxy answers wrong credentials with 401")]
+#[test_case(Squid, 407 ; "squid answers wrong credentials with 407")]
+#[tokio::test]
+async fn basic_auth(kind: ProxyKind, wrong_status: u16) {
+    let Some(proxy) = Proxy::start(kind, &ProxyOpts::with_auth(USER, PASSWORD)) else {
+        return;
+    };
+    let addr = proxy.addr();
     let target = EchoTarget::start().await;
     let port = target.addr().port();
-    let reply = expect_status(tunnel(addr, plain, "127.0.0.1", port, TIMEOUT).await);
+    let reply = expect_status(tunnel(addr, &proxy.url(), "127.0.0.1", port, TIMEOUT).await);
     assert_eq!(reply.status, 407, "{reply:?}");
     assert!(
         reply
@@ -200,40 +166,15 @@ async fn check_basic_auth(
             .any(|c| c.starts_with("Basic")),
         "{reply:?}"
     );
-    let reply = expect_status(tunnel(addr, wrong, "127.0.0.1", port, TIMEOUT).await);
+    let wrong = proxy.url_with_auth(USER, "wrong");
+    let reply = expect_status(tunnel(addr, &wrong, "127.0.0.1", port, TIMEOUT).await);
     assert_eq!(reply.status, wrong_status, "{reply:?}");
-    let (mut stream, reply) = tunnel(addr, right, "127.0.0.1", port, TIMEOUT)
+    let right = proxy.url_with_auth(USER, PASSWORD);
+    let (mut stream, reply) = tunnel(addr, &right, "127.0.0.1", port, TIMEOUT)
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
     assert_round_trip(&mut stream).await;
-}
-
-/// tinyproxy 1.11 answers wrong credentials with `401 Unauthorized` + `WWW-Authenticate`.
-#[tokio::test]
-async fn tinyproxy_basic_auth() {
-    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::with_auth(USER, PASSWORD));
-    let wrong = proxy.url_with_auth(USER, "wrong");
-    check_basic_auth(
-        proxy.addr(),
-        &proxy.url(),
-        (&wrong, 401),
-        &proxy.url_with_auth(USER, PASSWORD),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn squid_basic_auth() {
-    let proxy = start_or_skip!(Squid, ProxyOpts::with_auth(USER, PASSWORD));
-    let wrong = proxy.url_with_auth(USER, "wrong");
-    check_basic_auth(
-        proxy.addr(),
-        &proxy.url(),
-        (&wrong, 407),
-        &proxy.url_with_auth(USER, PASSWORD),
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -452,9 +393,13 @@ async fn tls_echo_target() -> (
     (addr, ca.der().clone(), task)
 }
 
+#[test_case(Tinyproxy ; "tinyproxy")]
+#[test_case(Squid ; "squid")]
 #[tokio::test]
-async fn the_tunnel_carries_a_tls_handshake_and_data() {
-    let proxy = start_or_skip!(Tinyproxy, ProxyOpts::default());
+async fn the_tunnel_carries_a_tls_handshake_and_data(kind: ProxyKind) {
+    let Some(proxy) = Proxy::start(kind, &ProxyOpts::default()) else {
+        return;
+    };
     let (target, ca, server) = tls_echo_target().await;
     let (stream, _) = tunnel(
         proxy.addr(),

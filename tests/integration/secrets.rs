@@ -1,10 +1,8 @@
 //! Secrets never leave: for every output format and verbosity, no byte sequence of the private
 //! key, its passphrase, a JWT or a token appears on stdout, stderr or in the `JUnit` file.
 
-mod support;
-
-use support::emulate::{Emulate, TempDir};
-use support::run::netcheck;
+use crate::support::emulate::{Emulate, TempDir};
+use crate::support::run::netcheck;
 
 const PASSPHRASE: &str = "correct horse battery staple 42";
 

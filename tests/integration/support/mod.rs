@@ -1,7 +1,5 @@
 //! Test support shared by the integration tests: running the real `netcheck` binary, a PKI made
-//! at test time, and real servers on loopback (dnsmasq, TLS servers, proxies). Each test binary
-//! uses a subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! at test time, and real servers on loopback (dnsmasq, TLS servers, proxies).
 
 pub mod dns;
 pub mod emulate;

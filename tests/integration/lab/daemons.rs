@@ -20,6 +20,7 @@ use super::scenario::{
     TlsPolicy,
 };
 use crate::support::dns::which;
+use crate::support::proxies::{apr1_hash, squid_auth_helper};
 
 /// How long a daemon may take to start listening.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -132,6 +133,25 @@ impl Daemon {
                 )));
             }
         }
+    }
+
+    /// Waits until the daemon has printed `needle`: `netcheck emulate` accepts connections as
+    /// soon as it has bound its port, but writes its state directory (which netcheck reads
+    /// through `--connection emulator`) before it prints its first line.
+    fn wait_for_output(mut self, needle: &str) -> Result<Self, SetupError> {
+        let start = std::time::Instant::now();
+        while !self.output().contains(needle) {
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || start.elapsed() > STARTUP {
+                return Err(SetupError::Failed(format!(
+                    "{} did not print {needle:?}:\n{}",
+                    self.name,
+                    self.output()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(self)
     }
 
     /// What the daemon printed so far.
@@ -278,7 +298,9 @@ pub fn emulator(topo: &Topology, dir: &Workdir, faults: &[String]) -> Result<Dae
     for f in faults {
         c.args(["--fault", f]);
     }
-    Daemon::spawn("emulator", c, dir)?.wait(topo, Side::Snowflake, listen)
+    Daemon::spawn("emulator", c, dir)?
+        .wait(topo, Side::Snowflake, listen)?
+        .wait_for_output("listening on ")
 }
 
 /// The emulator's state directory (`SNOWFLAKE_HOME` for `--connection emulator`).
@@ -319,16 +341,15 @@ fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError
     if let Some(auth) = &p.auth {
         std::fs::write(
             d.join("htpasswd"),
-            format!("{}:{}\n", auth.user, apr1_hash(&auth.password)?),
+            format!(
+                "{}:{}\n",
+                auth.user,
+                apr1_hash(&auth.password).map_err(SetupError::Unavailable)?
+            ),
         )
         .map_err(|e| e.to_string())?;
-        let helper = ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
-            .iter()
-            .map(|dir| format!("{dir}/basic_ncsa_auth"))
-            .find(|p| Path::new(p).is_file())
-            .ok_or_else(|| {
-                SetupError::Unavailable("squid's basic_ncsa_auth helper is missing".into())
-            })?;
+        let helper = squid_auth_helper().map_err(SetupError::Unavailable)?;
+        let helper = helper.display();
         writeln!(
             conf,
             "auth_param basic program {helper} {ds}/htpasswd\nauth_param basic realm corp-proxy\n\
@@ -467,15 +488,4 @@ fn wrapped(topo: &Topology, hosts: &Path, resolv: &Path, bin: &Path) -> Command 
     let mut c = Command::new(&words[0]);
     c.args(&words[1..]).arg(bin);
     c
-}
-
-/// An htpasswd hash squid's `basic_ncsa_auth` accepts.
-fn apr1_hash(password: &str) -> Result<String, SetupError> {
-    let out = Command::new("openssl")
-        .args(["passwd", "-apr1", password])
-        .output()
-        .map_err(|e| {
-            SetupError::Unavailable(format!("openssl is needed for a squid password file: {e}"))
-        })?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

@@ -1,9 +1,7 @@
 //! `netcheck emulate` as a user runs it: the built binary, its state directory, its first
 //! line, a client configured only from the files it wrote, and a clean stop on SIGTERM.
 
-mod support;
-
-use support::emulate::TempDir;
+use crate::support::emulate::TempDir;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;

@@ -3,8 +3,6 @@
 //! once, `tls.*` handshakes twice: TLS 1.3 and TLS 1.2-only), counted by the emulator itself —
 //! with and without added latency, and with the sustained-rate check's extra channels.
 
-mod support;
-
 use std::time::Duration;
 
 use netcheck::emulator::{self, Fault};
@@ -20,12 +18,12 @@ async fn full_run(
     faults: Vec<Fault>,
     rate: Option<netcheck::load::RateArgs>,
 ) -> netcheck::emulator::ConnectionStats {
-    let emu = support::emulate::spawn_emulator(|c| c.faults = faults).await;
+    let emu = crate::support::emulate::spawn_emulator(|c| c.faults = faults).await;
     let mut settings = netcheck::demo::settings_for(&emu, emulator::default_key(), 1234).unwrap();
     if let Some(rate) = rate {
         settings.rate = rate.load().unwrap();
     }
-    let result = support::emulate::run_all(settings).await;
+    let result = crate::support::emulate::run_all(settings).await;
     for r in &result.results {
         assert!(
             matches!(r.outcome.verdict(), Verdict::Pass | Verdict::Skip),
@@ -84,9 +82,9 @@ async fn the_rate_test_multiplexes_its_channels_on_the_same_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_critical_path_follows_ordering_edges_through_the_channel_drop() {
-    let emu = support::emulate::spawn_emulator(|_| {}).await;
+    let emu = crate::support::emulate::spawn_emulator(|_| {}).await;
     let settings = netcheck::demo::settings_for(&emu, emulator::default_key(), 10).unwrap();
-    let result = support::emulate::run_all(settings).await;
+    let result = crate::support::emulate::run_all(settings).await;
     let took = |id: &str| {
         result
             .results

@@ -1,9 +1,7 @@
 //! `tcp.account` against real loopback sockets: an open port passes, a closed one is refused.
 //! (Timeouts and ICMP-unreachable need packet filters: the fault lab covers them in namespaces.)
 
-mod support;
-
-use support::run::{assert_check, check, netcheck};
+use crate::support::run::{assert_check, check, netcheck};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 

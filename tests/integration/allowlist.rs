@@ -2,13 +2,11 @@
 //! dnsmasq, connected to on loopback; a failure names the host type and what failed. And the
 //! SQL-API path against the emulator when a warehouse is configured.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::dns::dnsmasq;
-use support::emulate::TempDir;
-use support::run::{assert_check, check, netcheck};
+use crate::support::dns::dnsmasq;
+use crate::support::emulate::TempDir;
+use crate::support::run::{assert_check, check, netcheck};
 
 #[test]
 fn every_listed_host_is_checked_and_failures_name_their_type() {
@@ -17,7 +15,7 @@ fn every_listed_host_is_checked_and_failures_name_their_type() {
     // A host with only an AAAA record is still reachable: the bulk lookup falls back to it.
     let v6_listener = std::net::TcpListener::bind("[::1]:0").unwrap();
     let v6_port = v6_listener.local_addr().unwrap().port();
-    let closed_port = support::tls_servers::closed_port().port();
+    let closed_port = crate::support::tls_servers::closed_port().port();
     let Some(dns) = dnsmasq(&[
         "--host-record=myorg-myaccount.snowflakecomputing.com,127.0.0.1",
         "--host-record=sfc-stage.s3.example.test,127.0.0.1",
@@ -102,9 +100,9 @@ fn a_malformed_allowlist_file_is_a_usage_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_warehouse_the_list_comes_from_the_sql_api() {
-    let emu = support::emulate::spawn_emulator(|_| {}).await;
+    let emu = crate::support::emulate::spawn_emulator(|_| {}).await;
     let dir = TempDir::new("allowlist-sql");
-    let mut args = support::emulate::run_args(&emu, dir.path());
+    let mut args = crate::support::emulate::run_args(&emu, dir.path());
     args.extend(["--warehouse", "COMPUTE_WH", "--format", "json"].map(String::from));
     let report = tokio::task::spawn_blocking(move || netcheck(&args).run().json())
         .await
@@ -123,7 +121,7 @@ async fn with_a_warehouse_the_list_comes_from_the_sql_api() {
 fn at_most_concurrency_hosts_are_probed_at_once() {
     const HOSTS: usize = 6;
     const TIMEOUT: Duration = Duration::from_millis(600);
-    let dns = support::dns::silent_dns();
+    let dns = crate::support::dns::silent_dns();
     let dns_addr = dns.local_addr().unwrap();
     let listener = std::thread::spawn(move || {
         let start = Instant::now();

@@ -35,7 +35,6 @@ impl Drop for TempDir {
 
 /// A running `netcheck emulate`.
 pub struct Emulate {
-    pub addr: SocketAddr,
     pub dir: TempDir,
     child: Child,
 }
@@ -58,12 +57,12 @@ impl Emulate {
         let first = lines.next().unwrap().unwrap();
         // Keep reading: a closed pipe would kill the emulator at its next line of output.
         std::thread::spawn(move || lines.for_each(drop));
-        let addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .unwrap();
-        Self { addr, dir, child }
+        let listening = first.strip_prefix("listening on ");
+        assert!(
+            listening.is_some_and(|a| a.parse::<SocketAddr>().is_ok()),
+            "unexpected first line: {first}"
+        );
+        Self { dir, child }
     }
 
     /// The `export K='V'` lines of `netcheck.env`, as pairs.

@@ -2,14 +2,12 @@
 //! drops every test channel it may have created: mid round trip, with the open itself still in
 //! flight, and in the middle of `stream.rate`.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::emulate::{TempDir, run_args};
 use netcheck::emulator::{Emulator, Fault, LoggedRequest};
 use serde_json::Value;
-use support::emulate::{TempDir, run_args};
 
 /// Runs `netcheck run --full` with `extra` arguments against `emu`, sends SIGINT once `ready`
 /// holds for the emulator's request log (plus `settle`), and returns the JSON report after
@@ -80,7 +78,7 @@ async fn interrupt_when(
 }
 
 fn verdict<'a>(report: &'a Value, id: &str) -> &'a Value {
-    &support::run::check(report, id)["verdict"]
+    &crate::support::run::check(report, id)["verdict"]
 }
 
 /// Every channel the emulator opened was dropped again; returns how many.
@@ -104,7 +102,7 @@ fn every_opened_channel_dropped(emu: &Emulator) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_mid_round_trip_still_drops_the_channel() {
     // Rows are never committed, so the run sits in stream.commit until it is interrupted.
-    let emu = support::emulate::spawn_emulator(|c| {
+    let emu = crate::support::emulate::spawn_emulator(|c| {
         c.faults = vec!["no-commit".parse::<Fault>().unwrap()];
     })
     .await;
@@ -129,7 +127,7 @@ async fn ctrl_c_mid_round_trip_still_drops_the_channel() {
 async fn ctrl_c_while_the_open_is_in_flight_still_drops_its_channel() {
     // The open is answered only after 10 s: the run is interrupted with it in flight, so
     // netcheck cannot know whether the channel was created, and must drop it all the same.
-    let emu = support::emulate::spawn_emulator(|c| {
+    let emu = crate::support::emulate::spawn_emulator(|c| {
         c.faults = vec!["latency=10s@open".parse::<Fault>().unwrap()];
     })
     .await;
@@ -154,7 +152,7 @@ async fn ctrl_c_while_the_open_is_in_flight_still_drops_its_channel() {
     // The emulator sleeps before it acts, so the cut-off open created nothing: the drop finds
     // no channel, and the report says so instead of failing.
     assert_eq!(deletes[0].status, 404);
-    let drop = support::run::check(&report, "stream.drop");
+    let drop = crate::support::run::check(&report, "stream.drop");
     assert_eq!(
         drop["evidence"]["not_created"].as_array().map(Vec::len),
         Some(1),
@@ -164,7 +162,7 @@ async fn ctrl_c_while_the_open_is_in_flight_still_drops_its_channel() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_the_rate_test_drops_every_channel() {
-    let emu = support::emulate::spawn_emulator(|_| {}).await;
+    let emu = crate::support::emulate::spawn_emulator(|_| {}).await;
     let report = interrupt_when(
         &emu,
         &["--rate", "200", "--duration", "60", "--channels", "3"],

@@ -1,10 +1,8 @@
 //! `dns.account` against a real DNS server (dnsmasq on loopback, via `--dns-server`) and a
 //! silent one: each answer and each failure, with the check id, verdict and catalog row.
 
-mod support;
-
-use support::dns::{dnsmasq, silent_dns};
-use support::run::{assert_check, check, netcheck};
+use crate::support::dns::{dnsmasq, silent_dns};
+use crate::support::run::{assert_check, check, netcheck};
 
 fn dns_run(server: &str, account: &str) -> serde_json::Value {
     let r = netcheck(&[

@@ -2,20 +2,18 @@
 //! problem, with certificates made at test time. Asserts the measured facts: negotiated
 //! parameters, the recorded chain, and the exact `TlsFailure`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::pki::{self, INTERMEDIATE_URL, ServerCert, TempFile, TestPki};
+use crate::support::tls_servers::{
+    OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec, closed_port,
+};
 use netcheck::net::tls::{
     self, CertInfo, TlsFailure, TlsProbe, TlsSetupError, TlsVersions, TrustStore,
     inspection_product, trusted_by_os_store,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use support::pki::{self, INTERMEDIATE_URL, ServerCert, TempFile, TestPki};
-use support::tls_servers::{
-    OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec, closed_port,
-};
 use tokio::net::TcpStream;
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
@@ -410,7 +408,7 @@ async fn os_store_recognises_a_ca_installed_on_the_machine() {
     for (store, expect) in [(&installed, "true"), (&unrelated, "false")] {
         let output = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
-                "os_store_child",
+                "tls_probe::os_store_child",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",

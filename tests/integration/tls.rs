@@ -2,12 +2,12 @@
 //! with certificates made at test time: each scenario asserts the check id, the verdict and the
 //! catalog row. Also: a healthy loopback target passes every check with exit 0.
 
-mod support;
-
+use crate::support::pki::{self, ServerCert, TempFile, TestPki};
+use crate::support::run::{Run, assert_check, check, netcheck, run_at};
+use crate::support::tls_servers::{
+    OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec,
+};
 use netcheck::net::tls::TlsVersions;
-use support::pki::{self, ServerCert, TempFile, TestPki};
-use support::run::{Run, assert_check, check, netcheck, run_at};
-use support::tls_servers::{OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec};
 
 const HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 
