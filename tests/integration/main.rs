@@ -13,6 +13,7 @@ mod dns;
 mod emulator;
 mod emulator_cli;
 mod emulator_oracles;
+mod examples;
 mod interrupt;
 mod lab;
 mod perf;
