@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netcheck::emulator::{self, EmulatorConfig, defaults};
-use netcheck::snowflake::api::{self, PipeRef};
 use netcheck::snowflake::jwt;
+use netcheck::snowflake::rest::{self, PipeRef};
 
 /// Hard limit on the whole run, so the benchmark always ends.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
@@ -78,7 +78,7 @@ async fn main() {
     let pipe = PipeRef::new(
         defaults::DATABASE,
         defaults::SCHEMA,
-        &api::default_pipe(defaults::TABLE),
+        &rest::default_pipe(defaults::TABLE),
     );
     let ingest = format!("https://{}:{port}", emu.ingest_host());
     let sent_bytes = Arc::new(AtomicU64::new(0));
@@ -103,7 +103,7 @@ async fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     // One status call per channel confirms the server committed what it accepted.
     let names: Vec<String> = (0..channels).map(|c| format!("load-{c}")).collect();
-    let status: api::BulkChannelStatusResponse = http
+    let status: rest::BulkChannelStatusResponse = http
         .post(format!("{ingest}{}", pipe.bulk_status_path()))
         .bearer_auth(&token)
         .json(&serde_json::json!({ "channel_names": names }))
@@ -145,13 +145,13 @@ async fn stream_channel(
     http: reqwest::Client,
     token: String,
     ingest: String,
-    channel: api::ChannelRef,
+    channel: rest::ChannelRef,
     body: bytes::Bytes,
     batches: usize,
     start: Instant,
     (sent_bytes, sent_rows, rows_per_batch): (Arc<AtomicU64>, Arc<AtomicU64>, u64),
 ) -> Result<(), reqwest::Error> {
-    let opened: api::OpenChannelResponse = http
+    let opened: rest::OpenChannelResponse = http
         .put(format!("{ingest}{}", channel.channel_path()))
         .bearer_auth(&token)
         .json(&serde_json::json!({}))
@@ -165,7 +165,7 @@ async fn stream_channel(
         if start.elapsed() > TIME_LIMIT {
             break;
         }
-        let r: api::AppendRowsResponse = http
+        let r: rest::AppendRowsResponse = http
             .post(format!(
                 "{ingest}{}?continuationToken={cont}&offsetToken={b}",
                 channel.rows_path()
@@ -224,11 +224,11 @@ async fn setup() -> (emulator::Emulator, reqwest::Client, String) {
             "https://{}:{}{}",
             emu.account_host(),
             emu.addr().port(),
-            api::OAUTH_TOKEN_PATH
+            rest::OAUTH_TOKEN_PATH
         ))
         .bearer_auth(jwt.expose())
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(api::token_request_form(emu.ingest_host(), None))
+        .body(rest::token_request_form(emu.ingest_host(), None))
         .send()
         .await
         .unwrap()

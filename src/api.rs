@@ -11,7 +11,7 @@ use rand::Rng;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::snowflake::api::{ApiError, Endpoint};
+use crate::snowflake::rest::{ApiCall, ApiError};
 
 /// At most this many attempts of one call (the first included).
 const MAX_ATTEMPTS: u32 = 4;
@@ -22,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(4);
 /// One request/response as evidence: what was called, how it ended, how long it took.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
-    pub call: Endpoint,
+    pub call: ApiCall,
     pub method: String,
     pub host: String,
     /// The path without its query (the query may carry offset and continuation tokens).
@@ -136,7 +136,7 @@ impl Api {
     /// (at most four attempts); each attempt is bounded by the step timeout.
     pub async fn call(
         &self,
-        call: Endpoint,
+        call: ApiCall,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Reply, CallError> {
         let mut backoff = FIRST_BACKOFF;
@@ -160,7 +160,7 @@ impl Api {
     /// One attempt; returns the reply and its `Retry-After`.
     async fn once(
         &self,
-        call: Endpoint,
+        call: ApiCall,
         request: reqwest::RequestBuilder,
         attempt: u32,
     ) -> Result<(Reply, Option<Duration>), CallError> {

@@ -30,7 +30,7 @@ pub(crate) use host_check;
 pub(crate) fn endpoint_or_skip(
     ctx: &crate::context::Ctx,
     role: crate::context::HostRole,
-) -> Result<crate::target::Endpoint, crate::outcome::Outcome> {
+) -> Result<crate::snowflake::account::Endpoint, crate::outcome::Outcome> {
     use crate::outcome::{Outcome, SkipReason};
     if role == crate::context::HostRole::Ingest && ctx.settings.snowflake.is_none() {
         return Err(auth::not_configured());

@@ -189,7 +189,7 @@ impl Serialize for Authenticator {
 pub struct Connection {
     /// The named connection that was read, if any (and what chose it).
     pub name: Option<Sourced<String>>,
-    /// What netcheck connects to, ready for `target::parse_account`: the host (as a URL when a
+    /// What netcheck connects to, ready for `snowflake::account::parse_account`: the host (as a URL when a
     /// port is set) or the account, whichever was set with the higher precedence.
     pub target: Option<Sourced<String>>,
     /// Account identifier (the JWT's account; derive it from `host` when unset).

@@ -14,9 +14,9 @@ use crate::net::resolver::Resolver;
 use crate::net::tls::TrustStore;
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::snowflake::api::ChannelRef;
+use crate::snowflake::account::Endpoint;
 use crate::snowflake::jwt;
-use crate::target::Endpoint;
+use crate::snowflake::rest::ChannelRef;
 
 /// The context handed to every check. Cheap to clone.
 #[derive(Clone)]

@@ -13,8 +13,8 @@ use crate::net::proxy::ProxySettings;
 use crate::net::resolver::ResolveOverride;
 use crate::net::tls::TrustStore;
 use crate::settings::{Settings, Snowflake};
+use crate::snowflake::account::parse_account;
 use crate::snowflake::keys::PrivateKey;
-use crate::target;
 
 /// The emulator a demo runs against, and the settings that point every check at it.
 pub struct Demo {
@@ -49,7 +49,7 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         addrs: vec![emu.addr().ip()],
     };
     Ok(Settings {
-        account: target::parse_account(&format!("https://{}:{port}", emu.account_host()))?,
+        account: parse_account(&format!("https://{}:{port}", emu.account_host()))?,
         resolve: vec![pin(emu.account_host()), pin(emu.ingest_host())],
         ca_file: None,
         extra_roots: TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?,

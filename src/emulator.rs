@@ -60,9 +60,9 @@ pub use command::{EmulateArgs, emulate, run_emulate};
 pub use faults::{Fault, FaultScope, HostKind};
 pub use server::{Emulator, spawn};
 
-use crate::snowflake::api::{Endpoint, default_pipe};
 use crate::snowflake::jwt::JwtRejection;
 use crate::snowflake::keys::{KeyError, PrivateKey};
+use crate::snowflake::rest::{ApiCall, default_pipe};
 
 /// Why the emulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +282,7 @@ pub struct LoggedRequest {
     /// Query string, if any.
     pub query: Option<String>,
     /// Which API call it was.
-    pub endpoint: Endpoint,
+    pub endpoint: ApiCall,
     /// Response status.
     pub status: u16,
     /// Token type: the `X-Snowflake-Authorization-Token-Type` header, else inferred from the
@@ -306,7 +306,7 @@ pub struct JwtFailure {
     /// The incident id quoted in the client's message (`JWT token is invalid. [id]`).
     pub incident: String,
     /// Which call carried the token.
-    pub endpoint: Endpoint,
+    pub endpoint: ApiCall,
     /// The client address.
     pub client_ip: IpAddr,
 }

@@ -10,7 +10,6 @@
 //! - [`settings`]: flags + environment → validated settings.
 //! - [`connection`]: Snowflake connection settings (flags, connections.toml, env, the seed's
 //!   JSON) with where each value came from, and loading the private key.
-//! - [`target`]: account identifier → host, port and URL.
 //! - [`check`]: what a check is (id, dependencies, one async function).
 //! - [`registry`]: the one list of checks, and `--only`/`--skip` selection.
 //! - [`runner`]: dependency-aware concurrent run with a deadline and Ctrl-C.
@@ -48,5 +47,4 @@ pub mod runner;
 pub mod secret;
 pub mod settings;
 pub mod snowflake;
-pub mod target;
 pub mod units;

@@ -12,7 +12,7 @@ use crate::error::exit_code;
 use crate::outcome::{StatusKind, Verdict};
 use crate::runner::{Ending, RunResult};
 use crate::settings::Settings;
-use crate::target::Endpoint;
+use crate::snowflake::account::Endpoint;
 use crate::units::ms;
 
 /// The JSON schema id. Bump it on any incompatible change to the document.

@@ -420,7 +420,7 @@ mod tests {
 
     fn ctx(deadline: Duration) -> Ctx {
         Ctx::new(Settings {
-            account: crate::target::parse_account("myorg-test").unwrap(),
+            account: crate::snowflake::account::parse_account("myorg-test").unwrap(),
             resolve: vec![],
             ca_file: None,
             extra_roots: vec![],

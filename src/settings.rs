@@ -13,9 +13,9 @@ use crate::error::Error;
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::{self, ResolveOverride};
 use crate::net::tls::TrustStore;
-use crate::snowflake::api::PipeRef;
+use crate::snowflake::account::{Endpoint, parse_account};
 use crate::snowflake::keys::PrivateKey;
-use crate::target::{self, Endpoint};
+use crate::snowflake::rest::PipeRef;
 
 /// The `netcheck run` flags that make the settings (every one has a `NETCHECK_*` twin); the
 /// command line flattens them beside its own.
@@ -133,7 +133,7 @@ impl Snowflake {
         let pipe = self.pipe.clone().or_else(|| {
             self.table
                 .as_deref()
-                .map(crate::snowflake::api::default_pipe)
+                .map(crate::snowflake::rest::default_pipe)
         })?;
         Some(PipeRef::new(
             self.database.as_deref()?,
@@ -192,7 +192,7 @@ impl Settings {
                         .into(),
                 )
             })
-            .and_then(target::parse_account)?;
+            .and_then(parse_account)?;
         // May prompt for a passphrase on a terminal: before any progress output starts.
         let key = crate::connection::load_key(&connection)?;
         let snowflake = Snowflake::from_connection(&connection, key);

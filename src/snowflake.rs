@@ -5,15 +5,15 @@
 //! - [`allowlist`]: the `SYSTEM$ALLOWLIST()` JSON.
 //! - [`keys`]: RSA private/public keys, the `SHA256:` fingerprint, test key generation.
 //! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
-//! - [`api`]: REST paths, endpoints and typed request/response/error bodies.
+//! - [`rest`]: REST paths, the API's calls and typed request/response/error bodies.
 //!
 //! Everything here is pure (no I/O except reading a key file) and unit-tested; the emulator's
 //! integration tests additionally run clients that did not come from this code.
 
 pub mod account;
 pub mod allowlist;
-pub mod api;
 pub mod jwt;
 pub mod keys;
+pub mod rest;
 
 pub use crate::secret::Secret;

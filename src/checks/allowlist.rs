@@ -16,7 +16,7 @@ use crate::net::connect;
 use crate::net::proxy::{self, ProxyDecision, TargetScheme};
 use crate::outcome::{Outcome, SkipReason};
 use crate::snowflake::allowlist::Entry;
-use crate::snowflake::api::Endpoint;
+use crate::snowflake::rest::ApiCall;
 
 // After auth.jwt: the list may come from the SQL API, with the key-pair JWT.
 pub const HOSTS: CheckSpec = CheckSpec::new(
@@ -121,7 +121,7 @@ async fn list(ctx: &Ctx) -> Result<Option<(Vec<Entry>, String)>, Outcome> {
     }
     let result = policy::statement(ctx, "SELECT SYSTEM$ALLOWLIST()").await;
     let mut parsed = None;
-    let outcome = crate::checks::answer::judge(Endpoint::Statements, &result, |reply, _| {
+    let outcome = crate::checks::answer::judge(ApiCall::Statements, &result, |reply, _| {
         let text = policy::first_cell(reply).unwrap_or_default();
         parsed = Some(crate::snowflake::allowlist::parse(&text).map_err(|e| (RowId::ApiError, e))?);
         Ok(String::new())

@@ -9,15 +9,15 @@ use serde::Serialize;
 use crate::api::{CallError, Reply};
 use crate::catalog::RowId;
 use crate::outcome::Outcome;
-use crate::snowflake::api::{Endpoint, codes};
+use crate::snowflake::rest::{ApiCall, codes};
 
 /// The upper end of each phase's typical latency (seed's latency table).
 #[must_use]
-pub fn budget(call: Endpoint) -> Option<Duration> {
+pub fn budget(call: ApiCall) -> Option<Duration> {
     let ms = match call {
-        Endpoint::Hostname | Endpoint::Token => 200,
-        Endpoint::Open | Endpoint::Drop => 300,
-        Endpoint::Append => 500,
+        ApiCall::Hostname | ApiCall::Token => 200,
+        ApiCall::Open | ApiCall::Drop => 300,
+        ApiCall::Append => 500,
         _ => return None,
     };
     Some(Duration::from_millis(ms))
@@ -30,7 +30,7 @@ pub const FIRST_EVENT_BUDGET: Duration = Duration::from_secs(1);
 /// answer's status, code and message, which carry none.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallEvidence {
-    pub call: Endpoint,
+    pub call: ApiCall,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(serialize_with = "crate::units::serialize_ms")]
@@ -59,7 +59,7 @@ fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 }
 
 impl CallEvidence {
-    fn new(call: Endpoint, result: &Result<Reply, CallError>) -> Self {
+    fn new(call: ApiCall, result: &Result<Reply, CallError>) -> Self {
         let (status, elapsed, retries, transport_error) = match result {
             Ok(r) => (Some(r.status), r.elapsed, r.retries, None),
             Err(e) => (None, Duration::ZERO, 0, Some(e.clone())),
@@ -100,7 +100,7 @@ pub type Judged = Result<String, (RowId, String)>;
 /// Turns one call's result into an outcome: no answer and refusals are classified here; a 2xx
 /// answer is judged by `on_ok`; a pass that took longer than the phase's budget is a warning.
 pub fn judge(
-    call: Endpoint,
+    call: ApiCall,
     result: &Result<Reply, CallError>,
     on_ok: impl FnOnce(&Reply, &mut CallEvidence) -> Judged,
 ) -> Outcome {

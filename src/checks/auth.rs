@@ -13,7 +13,7 @@ use crate::context::{Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason, Status};
 use crate::secret::Secret;
 use crate::snowflake::account::{jwt_account, jwt_user};
-use crate::snowflake::api::{self as sf, Endpoint};
+use crate::snowflake::rest::{self as sf, ApiCall};
 
 pub const KEYPAIR: CheckSpec = CheckSpec::new(
     "auth.keypair",
@@ -109,7 +109,7 @@ async fn jwt(ctx: Ctx) -> Outcome {
     let result = ctx
         .net
         .api
-        .call(Endpoint::Hostname, || {
+        .call(ApiCall::Hostname, || {
             http.get(&url)
                 .bearer_auth(token.expose())
                 .header(sf::TOKEN_TYPE_HEADER, sf::TOKEN_TYPE_KEYPAIR_JWT)
@@ -120,7 +120,7 @@ async fn jwt(ctx: Ctx) -> Outcome {
         let _ = ctx.facts.hostname_reply.set(reply.clone());
     }
     let fingerprint = sf.key.public_key().fingerprint();
-    let outcome = answer::judge(Endpoint::Hostname, &result, |_, ev| {
+    let outcome = answer::judge(ApiCall::Hostname, &result, |_, ev| {
         ev.add("fingerprint", &fingerprint);
         Ok(format!(
             "{} accepted the JWT of {} (key {fingerprint})",
@@ -166,14 +166,14 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
     let result = ctx
         .net
         .api
-        .call(Endpoint::Token, || {
+        .call(ApiCall::Token, || {
             http.post(&url)
                 .bearer_auth(jwt.expose())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(form.clone())
         })
         .await;
-    answer::judge(Endpoint::Token, &result, |reply, ev| -> Judged {
+    answer::judge(ApiCall::Token, &result, |reply, ev| -> Judged {
         let token = sf::bare_or_json_field(&reply.body, "token")
             .filter(|t| !t.is_empty())
             .ok_or((

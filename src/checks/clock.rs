@@ -10,7 +10,7 @@ use crate::check::CheckSpec;
 use crate::checks::answer;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason};
-use crate::snowflake::api::{self as sf, Endpoint};
+use crate::snowflake::rest::{self as sf, ApiCall};
 
 // After auth.jwt: its answer carries a Date (a 401 too), and reading it saves a round trip.
 pub const SKEW: CheckSpec = CheckSpec::new(
@@ -46,7 +46,7 @@ async fn run(ctx: Ctx) -> Outcome {
         match ctx
             .net
             .api
-            .call(Endpoint::Hostname, || {
+            .call(ApiCall::Hostname, || {
                 http.get(&url).header(ACCEPT, "application/json")
             })
             .await

@@ -8,8 +8,8 @@ use crate::checks::auth::not_configured;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason};
 use crate::snowflake::account::normalize_host;
-use crate::snowflake::api::{self as sf, Endpoint};
-use crate::target::{self, HostKind};
+use crate::snowflake::account::{Endpoint, HostKind};
+use crate::snowflake::rest::{self as sf, ApiCall};
 
 pub const HOSTNAME: CheckSpec = CheckSpec::new(
     "discovery.hostname",
@@ -29,7 +29,7 @@ async fn run(ctx: Ctx) -> Outcome {
         ));
     };
     let mut unexpected = false;
-    let outcome = answer::judge(Endpoint::Hostname, &Ok(reply), |reply, ev| -> Judged {
+    let outcome = answer::judge(ApiCall::Hostname, &Ok(reply), |reply, ev| -> Judged {
         let raw = sf::bare_or_json_field(&reply.body, "hostname").unwrap_or_default();
         let host = normalize_host(&raw);
         if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
@@ -41,7 +41,7 @@ async fn run(ctx: Ctx) -> Outcome {
                 ),
             ));
         }
-        let endpoint = target::Endpoint::for_host(&host, ctx.settings.account.port);
+        let endpoint = Endpoint::for_host(&host, ctx.settings.account.port);
         ev.add("raw", &raw);
         ev.add("ingest_host", &endpoint);
         unexpected =

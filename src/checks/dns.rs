@@ -12,7 +12,7 @@ use crate::context::{Ctx, HostRole};
 use crate::net::proxy::ProxyDecision;
 use crate::net::resolver::{AnswerSource, DnsFailure, DnsFailureKind, Resolution, ResolverInfo};
 use crate::outcome::Outcome;
-use crate::target::HostKind;
+use crate::snowflake::account::HostKind;
 
 host_check!(
     ACCOUNT,

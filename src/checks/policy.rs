@@ -15,7 +15,7 @@ use crate::checks::auth::not_configured;
 use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason, Verdict};
 use crate::snowflake::account::jwt_user;
-use crate::snowflake::api::{self as sf, Endpoint, codes};
+use crate::snowflake::rest::{self as sf, ApiCall, codes};
 
 pub const NETWORK: CheckSpec = CheckSpec::new(
     "policy.network",
@@ -31,7 +31,7 @@ const MAX_POLLS: u32 = 10;
 #[derive(Serialize)]
 struct Blocked<'a> {
     egress_ip: &'a str,
-    endpoint: Endpoint,
+    endpoint: ApiCall,
     allow_sql: [String; 2],
 }
 
@@ -86,10 +86,10 @@ async fn run(ctx: Ctx) -> Outcome {
     let result = statement(&ctx, "SELECT CURRENT_IP_ADDRESS()").await;
     if let Ok(reply) = &result {
         if let Some(ip) = answer::policy_block(reply) {
-            return blocked(&ip, Endpoint::Statements);
+            return blocked(&ip, ApiCall::Statements);
         }
     }
-    answer::judge(Endpoint::Statements, &result, |reply, ev| {
+    answer::judge(ApiCall::Statements, &result, |reply, ev| {
         let ip = first_cell(reply).unwrap_or_default();
         ev.add("egress_ip", &ip);
         Ok(format!("allowed; Snowflake sees this machine as {ip}"))
@@ -121,7 +121,7 @@ pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api:
     let mut reply = ctx
         .net
         .api
-        .call(Endpoint::Statements, || {
+        .call(ApiCall::Statements, || {
             authed(http.post(&url))
                 .header(CONTENT_TYPE, "application/json")
                 .json(&body)
@@ -144,7 +144,7 @@ pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api:
         reply = ctx
             .net
             .api
-            .call(Endpoint::Statements, || authed(http.get(&url)))
+            .call(ApiCall::Statements, || authed(http.get(&url)))
             .await?;
     }
     Ok(reply)

@@ -35,8 +35,8 @@ use crate::context::Ctx;
 use crate::load::{self, Layout, Load};
 use crate::outcome::{Outcome, SkipReason};
 use crate::secret::Secret;
-use crate::snowflake::api::{
-    self as sf, ChannelRef, ChannelStatus, Endpoint, OpenChannelResponse, codes,
+use crate::snowflake::rest::{
+    self as sf, ApiCall, ChannelRef, ChannelStatus, OpenChannelResponse, codes,
 };
 
 /// The sustained-rate stream test.
@@ -76,7 +76,7 @@ async fn rate(ctx: Ctx) -> Outcome {
         .api
         .exchanges()
         .iter()
-        .filter(|x| x.call == Endpoint::Append)
+        .filter(|x| x.call == ApiCall::Append)
         .map(|x| x.elapsed)
         .max()
         .unwrap_or_default();
@@ -354,7 +354,7 @@ async fn send_channel(
                         .ctx
                         .net
                         .api
-                        .call(Endpoint::Append, || {
+                        .call(ApiCall::Append, || {
                             request(&run.ctx, reqwest::Method::POST, &target, &run.token)
                                 .header(CONTENT_TYPE, "application/x-ndjson")
                                 .header(CONTENT_ENCODING, encoding)
@@ -511,7 +511,7 @@ async fn poll_commits(
             .ctx
             .net
             .api
-            .call(Endpoint::Status, || {
+            .call(ApiCall::Status, || {
                 request(&run.ctx, reqwest::Method::POST, &url, &run.token).json(&body)
             })
             .await;
@@ -537,7 +537,7 @@ async fn poll_commits(
                 .collect();
             polled.samples.push((Instant::now(), offsets));
         } else {
-            polled.failure = Some(answer::judge(Endpoint::Status, &result, |_, _| {
+            polled.failure = Some(answer::judge(ApiCall::Status, &result, |_, _| {
                 Err((RowId::ApiError, "unexpected status answer".into()))
             }));
         }
@@ -686,7 +686,7 @@ fn judge(
             .exchanges()
             .iter()
             .filter(|x| {
-                x.call == Endpoint::Append && x.status == Some(429) && x.path.contains(run_id)
+                x.call == ApiCall::Append && x.status == Some(429) && x.path.contains(run_id)
             })
             .count(),
         retries: sum(|r| r.retries),
@@ -752,7 +752,7 @@ fn judge(
     if let Some((row, why)) = reports.iter().find_map(|r| r.recovered.clone()) {
         return Outcome::warn(row, format!("{why}; {summary}"), evidence);
     }
-    let budget = answer::budget(Endpoint::Append).unwrap_or(Duration::MAX);
+    let budget = answer::budget(ApiCall::Append).unwrap_or(Duration::MAX);
     if evidence
         .append_latency_ms
         .p95

@@ -17,8 +17,8 @@ use crate::checks::answer::{self, Judged};
 use crate::checks::auth::not_configured;
 use crate::context::{Channel, Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason, Status, Verdict};
-use crate::snowflake::api::{
-    self as sf, BulkChannelStatusRequest, BulkChannelStatusResponse, Endpoint, OpenChannelResponse,
+use crate::snowflake::rest::{
+    self as sf, ApiCall, BulkChannelStatusRequest, BulkChannelStatusResponse, OpenChannelResponse,
 };
 
 // Beside tls.ingest, as auth.jwt is beside tls.account: the API connection's handshakes overlap
@@ -150,7 +150,7 @@ pub(crate) async fn open_channel(
     let result = ctx
         .net
         .api
-        .call(Endpoint::Open, || {
+        .call(ApiCall::Open, || {
             request(ctx, reqwest::Method::PUT, &url, token)
                 .header(CONTENT_TYPE, "application/json")
                 .body("{}")
@@ -164,7 +164,7 @@ pub(crate) async fn open_channel(
         Err(_) => {}
     }
     let mut opened = None;
-    let outcome = answer::judge(Endpoint::Open, &result, |reply, ev| -> Judged {
+    let outcome = answer::judge(ApiCall::Open, &result, |reply, ev| -> Judged {
         let answer: OpenChannelResponse = parse(reply)?;
         let status = &answer.channel_status;
         let pipe = &channel.pipe;
@@ -234,7 +234,7 @@ async fn append(ctx: Ctx) -> Outcome {
         let result = ctx
             .net
             .api
-            .call(Endpoint::Append, || {
+            .call(ApiCall::Append, || {
                 request(&ctx, reqwest::Method::POST, &target, token)
                     .header(CONTENT_TYPE, "application/x-ndjson")
                     .body(body.clone())
@@ -255,7 +255,7 @@ async fn append(ctx: Ctx) -> Outcome {
     }
     let result = last.unwrap_or(Err(CallError::local("nothing to append (--rows 0)")));
     let first_event = first_event_latency(&ctx);
-    let outcome = answer::judge(Endpoint::Append, &result, |reply, ev| -> Judged {
+    let outcome = answer::judge(ApiCall::Append, &result, |reply, ev| -> Judged {
         let appended: sf::AppendRowsResponse = parse(reply)?;
         if appended.status_code != 0 {
             return Err((
@@ -293,7 +293,7 @@ fn first_event_latency(ctx: &Ctx) -> Duration {
     for x in ctx.net.api.exchanges() {
         if matches!(
             x.call,
-            Endpoint::Hostname | Endpoint::Token | Endpoint::Open | Endpoint::Append
+            ApiCall::Hostname | ApiCall::Token | ApiCall::Open | ApiCall::Append
         ) {
             firsts.entry(x.call).or_insert(x.elapsed);
         }
@@ -338,7 +338,7 @@ async fn commit(ctx: Ctx) -> Outcome {
         let result = ctx
             .net
             .api
-            .call(Endpoint::Status, || {
+            .call(ApiCall::Status, || {
                 request(&ctx, reqwest::Method::POST, &url, token).json(&body)
             })
             .await;
@@ -347,7 +347,7 @@ async fn commit(ctx: Ctx) -> Outcome {
                 .ok()
                 .and_then(|s| s.channel_statuses.get(&ch.channel.channel).cloned()),
             _ => {
-                return answer::judge(Endpoint::Status, &result, |_, _| {
+                return answer::judge(ApiCall::Status, &result, |_, _| {
                     Err((RowId::ApiError, "unreachable".into()))
                 });
             }
@@ -431,7 +431,7 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
         async move {
             ctx.net
                 .api
-                .call(Endpoint::Drop, || {
+                .call(ApiCall::Drop, || {
                     request(ctx, reqwest::Method::DELETE, &url, token)
                 })
                 .await
@@ -448,7 +448,7 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
             not_created.push(name.clone());
             continue;
         }
-        let outcome = answer::judge(Endpoint::Drop, result, |_, ev| {
+        let outcome = answer::judge(ApiCall::Drop, result, |_, ev| {
             ev.add("channel", name);
             Ok(format!("dropped {name}"))
         });

@@ -122,7 +122,7 @@ pub async fn run_emulate(
     print(out).map_err(io_err("write to stdout".to_owned()))?;
     stop.await;
     write_json_lines(&dir.join("requests.jsonl"), &emulator.request_log())?;
-    let pipe = crate::snowflake::api::default_pipe(defaults::TABLE);
+    let pipe = crate::snowflake::rest::default_pipe(defaults::TABLE);
     let rows = emulator.rows(defaults::DATABASE, defaults::SCHEMA, &pipe);
     write_json_lines(&dir.join("rows.jsonl"), &rows)?;
     emulator.shutdown().await;

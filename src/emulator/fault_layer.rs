@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::Shared;
 use super::faults::Fault;
 use super::request::{RequestCtx, json_error, token_type};
-use crate::snowflake::api::codes;
+use crate::snowflake::rest::codes;
 
 /// The fault layer: latency, then the first of invalid token, 403, 409, network-policy block,
 /// throttle, server error and reset, for the request's endpoint and host; plus the (possibly skewed) `Date` header.

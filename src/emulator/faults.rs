@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::snowflake::api::{Endpoint, codes};
+use crate::snowflake::rest::{ApiCall, codes};
 
 /// Which of the emulator's hosts a request or TLS connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,7 +31,7 @@ pub enum HostKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultScope {
     /// One API call (`@token`, `@append`, ...).
-    Endpoint(Endpoint),
+    Endpoint(ApiCall),
     /// Every request and TLS handshake for the account host (`@account`).
     AccountHost,
     /// Every request and TLS handshake for the ingest host (`@ingest`).
@@ -39,7 +39,7 @@ pub enum FaultScope {
 }
 
 impl FaultScope {
-    fn matches(self, endpoint: Option<Endpoint>, host: HostKind) -> bool {
+    fn matches(self, endpoint: Option<ApiCall>, host: HostKind) -> bool {
         match self {
             Self::Endpoint(e) => endpoint == Some(e),
             Self::AccountHost => matches!(host, HostKind::Account | HostKind::Address),
@@ -386,9 +386,9 @@ fn parse_scoped(spec: &str) -> Result<Fault, FaultParseError> {
         "ingest" => FaultScope::IngestHost,
         other => FaultScope::Endpoint(
             other
-                .parse::<Endpoint>()
+                .parse::<ApiCall>()
                 .ok()
-                .filter(|e| *e != Endpoint::Other)
+                .filter(|e| *e != ApiCall::Other)
                 .ok_or_else(|| bad_scope("an endpoint or host, see --list-faults"))?,
         ),
     };
@@ -551,7 +551,7 @@ impl FaultSet {
     /// The faults that apply to a request (or, with no endpoint, a TLS handshake) by scope.
     pub(crate) fn matching(
         &self,
-        endpoint: Option<Endpoint>,
+        endpoint: Option<ApiCall>,
         host: HostKind,
     ) -> impl Iterator<Item = &Entry> {
         self.0
@@ -560,13 +560,13 @@ impl FaultSet {
     }
 
     /// Whether a flag-like fault applies (and uses one application of it).
-    pub(crate) fn has(&self, endpoint: Endpoint, host: HostKind, wanted: &Fault) -> bool {
+    pub(crate) fn has(&self, endpoint: ApiCall, host: HostKind, wanted: &Fault) -> bool {
         self.matching(Some(endpoint), host)
             .any(|e| e.fault == *wanted && e.take())
     }
 
     /// The channel status override, if any.
-    pub(crate) fn channel_status(&self, endpoint: Endpoint, host: HostKind) -> Option<String> {
+    pub(crate) fn channel_status(&self, endpoint: ApiCall, host: HostKind) -> Option<String> {
         self.text(endpoint, host, |f| match f {
             Fault::ChannelStatus(code) => Some(code),
             _ => None,
@@ -574,7 +574,7 @@ impl FaultSet {
     }
 
     /// What hostname discovery answers instead of the ingest host, if anything.
-    pub(crate) fn hostname(&self, endpoint: Endpoint, host: HostKind) -> Option<String> {
+    pub(crate) fn hostname(&self, endpoint: ApiCall, host: HostKind) -> Option<String> {
         self.text(endpoint, host, |f| match f {
             Fault::Hostname(text) => Some(text),
             _ => None,
@@ -584,7 +584,7 @@ impl FaultSet {
     /// The text of the first applying fault `pick` recognises (using one application of it).
     fn text(
         &self,
-        endpoint: Endpoint,
+        endpoint: ApiCall,
         host: HostKind,
         pick: impl Fn(&Fault) -> Option<&String>,
     ) -> Option<String> {
@@ -611,9 +611,9 @@ mod tests {
     use super::*;
 
     #[test_case("latency=200ms" => Fault::Latency(Duration::from_millis(200)))]
-    #[test_case("latency=2s@token" => Fault::Latency(Duration::from_secs(2)).on(FaultScope::Endpoint(Endpoint::Token)))]
+    #[test_case("latency=2s@token" => Fault::Latency(Duration::from_secs(2)).on(FaultScope::Endpoint(ApiCall::Token)))]
     #[test_case("throttle" => Fault::Throttle { retry_after: None })]
-    #[test_case("throttle=5@append" => Fault::Throttle { retry_after: Some(5) }.on(FaultScope::Endpoint(Endpoint::Append)))]
+    #[test_case("throttle=5@append" => Fault::Throttle { retry_after: Some(5) }.on(FaultScope::Endpoint(ApiCall::Append)))]
     #[test_case("server-error" => Fault::ServerError(503))]
     #[test_case("server-error=500" => Fault::ServerError(500))]
     #[test_case("tls12-only@ingest" => Fault::Tls12Only.on(FaultScope::IngestHost))]
@@ -621,16 +621,16 @@ mod tests {
     #[test_case("clock-offset=+90s" => Fault::ClockOffset(90))]
     #[test_case("network-policy=10.0.0.0/8,127.0.0.1" => Fault::NetworkPolicy(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()]))]
     #[test_case("channel-status" => Fault::ChannelStatus("ERR_CHANNEL_NO_LONGER_EXISTS".into()))]
-    #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(Endpoint::Append)))]
+    #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(ApiCall::Append)))]
     #[test_case("reopened" => Fault::Reopened)]
-    #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(Endpoint::Append)).times(2))]
+    #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(ApiCall::Append)).times(2))]
     #[test_case("reset#1" => Fault::Reset.times(1))]
     #[test_case("invalid-token" => Fault::InvalidToken)]
     #[test_case("forbidden@account" => Fault::Forbidden.on(FaultScope::AccountHost))]
     #[test_case("conflict" => Fault::Conflict("ERR_OPEN_CHANNEL_IN_PROGRESS".into()))]
-    #[test_case("conflict=ERR_PIPE_IN_INVALID_STATE@open" => Fault::Conflict("ERR_PIPE_IN_INVALID_STATE".into()).on(FaultScope::Endpoint(Endpoint::Open)))]
+    #[test_case("conflict=ERR_PIPE_IN_INVALID_STATE@open" => Fault::Conflict("ERR_PIPE_IN_INVALID_STATE".into()).on(FaultScope::Endpoint(ApiCall::Open)))]
     #[test_case("row-errors" => Fault::RowErrors)]
-    #[test_case("hang-up@hostname" => Fault::HangUp.on(FaultScope::Endpoint(Endpoint::Hostname)))]
+    #[test_case("hang-up@hostname" => Fault::HangUp.on(FaultScope::Endpoint(ApiCall::Hostname)))]
     #[test_case("hostname=" => Fault::Hostname(String::new()))]
     #[test_case("hostname=ingest.example.net" => Fault::Hostname("ingest.example.net".into()))]
     fn parses(spec: &str) -> Fault {
@@ -693,7 +693,7 @@ mod tests {
     fn counted_faults_run_out() {
         let set = FaultSet::new(vec![Fault::MissingPipe.times(2)]);
         let hits: Vec<bool> = (0..3)
-            .map(|_| set.has(Endpoint::Open, HostKind::Ingest, &Fault::MissingPipe))
+            .map(|_| set.has(ApiCall::Open, HostKind::Ingest, &Fault::MissingPipe))
             .collect();
         assert_eq!(hits, [true, true, false]);
     }
@@ -701,16 +701,16 @@ mod tests {
     #[test]
     fn scopes_select_requests() {
         let set = FaultSet::new(vec![
-            Fault::Reset.on(FaultScope::Endpoint(Endpoint::Append)),
+            Fault::Reset.on(FaultScope::Endpoint(ApiCall::Append)),
             Fault::Tls12Only.on(FaultScope::IngestHost),
         ]);
         assert_eq!(
-            set.matching(Some(Endpoint::Append), HostKind::Ingest)
+            set.matching(Some(ApiCall::Append), HostKind::Ingest)
                 .count(),
             2
         );
         assert_eq!(
-            set.matching(Some(Endpoint::Token), HostKind::Account)
+            set.matching(Some(ApiCall::Token), HostKind::Account)
                 .count(),
             0
         );

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
 use super::faults::HostKind;
-use crate::snowflake::api::{self, Endpoint, Route, TOKEN_TYPE_HEADER};
+use crate::snowflake::rest::{self as rest, ApiCall, Route, TOKEN_TYPE_HEADER};
 
 /// What the connection layer knows about a request, for the fault layer and the handlers.
 #[derive(Clone)]
@@ -19,7 +19,7 @@ pub(crate) struct RequestCtx {
     /// Host the request is for (authority or `Host`, else SNI), lower case, no port.
     pub(crate) host: String,
     pub(crate) host_kind: HostKind,
-    pub(crate) endpoint: Endpoint,
+    pub(crate) endpoint: ApiCall,
     pub(crate) route: Option<Route>,
     pub(crate) client_ip: IpAddr,
     /// Notified to reset the TCP connection (the `reset` fault).
@@ -30,7 +30,7 @@ pub(crate) struct RequestCtx {
 
 /// A JSON error body `{"code":..,"message":..}`.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(api::ApiError::new(code, message))).into_response()
+    (status, Json(rest::ApiError::new(code, message))).into_response()
 }
 
 /// The token type header, or the kind of bearer token by its algorithm.

@@ -25,12 +25,12 @@ use super::request::{RequestCtx, json_error};
 use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
 use super::{JwtFailure, Shared};
 use crate::snowflake::account::normalize_host;
-use crate::snowflake::api::{
-    self, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse, ChannelRef,
-    DropChannelResponse, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse, PipeRef, Route,
-    codes,
-};
 use crate::snowflake::jwt::{self, VerifiedJwt};
+use crate::snowflake::rest::{
+    self as rest, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse,
+    ChannelRef, DropChannelResponse, MAX_APPEND_BYTES, OpenChannelRequest, OpenChannelResponse,
+    PipeRef, Route, codes,
+};
 
 /// Decompressed append bodies larger than this are refused, to keep memory bounded.
 const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
@@ -358,7 +358,7 @@ impl Call {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        if field("grant_type") != Some(api::JWT_BEARER_GRANT) {
+        if field("grant_type") != Some(rest::JWT_BEARER_GRANT) {
             return bad_payload();
         }
         let verified = match self.keypair(self.bearer_token().or(field("assertion"))) {

@@ -25,7 +25,7 @@ use super::state::{State, lock};
 use super::{
     ConnectionStats, EmulatorConfig, EmulatorError, Fault, JwtFailure, LoggedRequest, Shared,
 };
-use crate::snowflake::api::{Endpoint, PipeRef, Route};
+use crate::snowflake::rest::{ApiCall, PipeRef, Route};
 
 /// Bound on the TLS handshake, so a silent client cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -284,7 +284,7 @@ async fn handle(
         .unwrap_or_default();
     let host_kind = shared.host_kind((!host.is_empty()).then_some(host.as_str()));
     let route = Route::parse(req.method().as_str(), req.uri().path());
-    let endpoint = route.as_ref().map_or(Endpoint::Other, Route::endpoint);
+    let endpoint = route.as_ref().map_or(ApiCall::Other, Route::endpoint);
     let mut entry = LoggedRequest {
         method: req.method().to_string(),
         version: format!("{:?}", req.version()),

@@ -19,11 +19,11 @@ use super::{
     ConnectionStats, EmulatorConfig, EmulatorError, JwtFailure, LoggedRequest, NetworkPolicy,
 };
 use crate::snowflake::account::{account_host, jwt_user, normalize_host};
-use crate::snowflake::api::{
+use crate::snowflake::keys::PublicKey;
+use crate::snowflake::rest::{
     ApiError, CHANNEL_STATUS_SUCCESS, ChannelRef, ChannelStatus, OpenChannelRequest, PipeRef,
     codes, default_pipe,
 };
-use crate::snowflake::keys::PublicKey;
 
 /// Locks a mutex, recovering from poisoning: a panicking handler must not take the emulator
 /// down with it, and every update here leaves the data consistent between statements.

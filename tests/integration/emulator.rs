@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use netcheck::emulator::{
     self, Emulator, EmulatorConfig, Fault, FaultScope, NetworkPolicy, UserConfig, defaults,
 };
-use netcheck::snowflake::api::{
-    self, ApiError, BulkChannelStatusResponse, ChannelRef, Endpoint, OpenChannelResponse, PipeRef,
-};
 use netcheck::snowflake::jwt::{self, Claims, JwtRejection};
 use netcheck::snowflake::keys::PrivateKey;
+use netcheck::snowflake::rest::{
+    self, ApiCall, ApiError, BulkChannelStatusResponse, ChannelRef, OpenChannelResponse, PipeRef,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -86,9 +86,9 @@ impl Harness {
 
     async fn hostname(&self, jwt: &str) -> reqwest::Response {
         self.http
-            .get(self.account_url(api::HOSTNAME_PATH))
+            .get(self.account_url(rest::HOSTNAME_PATH))
             .bearer_auth(jwt)
-            .header(api::TOKEN_TYPE_HEADER, "KEYPAIR_JWT")
+            .header(rest::TOKEN_TYPE_HEADER, "KEYPAIR_JWT")
             .header("accept", "application/json")
             .send()
             .await
@@ -97,10 +97,10 @@ impl Harness {
 
     async fn token_response(&self, jwt: &str, scope: &str) -> reqwest::Response {
         self.http
-            .post(self.account_url(api::OAUTH_TOKEN_PATH))
+            .post(self.account_url(rest::OAUTH_TOKEN_PATH))
             .bearer_auth(jwt)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(api::token_request_form(scope, None))
+            .body(rest::token_request_form(scope, None))
             .send()
             .await
             .unwrap()
@@ -197,7 +197,7 @@ impl Harness {
         token: &str,
         channel: &ChannelRef,
         offset: &str,
-    ) -> api::ChannelStatus {
+    ) -> rest::ChannelStatus {
         for _ in 0..100 {
             let s = self.status(token, &channel.pipe, &[&channel.channel]).await;
             let status = s.channel_statuses[&channel.channel].clone();
@@ -236,7 +236,7 @@ fn pipe() -> PipeRef {
     PipeRef::new(
         defaults::DATABASE,
         defaults::SCHEMA,
-        &api::default_pipe(defaults::TABLE),
+        &rest::default_pipe(defaults::TABLE),
     )
 }
 
@@ -262,7 +262,7 @@ async fn discovery_returns_the_ingest_host_as_bare_text() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), h.emu.ingest_host());
     let log = h.emu.request_log();
-    assert_eq!(log[0].endpoint, Endpoint::Hostname);
+    assert_eq!(log[0].endpoint, ApiCall::Hostname);
     assert_eq!(log[0].host, h.emu.account_host());
     assert_eq!(log[0].sni.as_deref(), Some(h.emu.account_host()));
     assert_eq!(log[0].token_type.as_deref(), Some("KEYPAIR_JWT"));
@@ -277,7 +277,7 @@ async fn a_client_that_came_by_address_is_handed_the_address() {
         .get(format!(
             "https://127.0.0.1:{}{}",
             h.port(),
-            api::HOSTNAME_PATH
+            rest::HOSTNAME_PATH
         ))
         .bearer_auth(fresh_jwt())
         .send()
@@ -300,10 +300,10 @@ async fn token_exchange_returns_a_scoped_jwt_with_exp() {
     // The JWT may also travel as the RFC 7523 `assertion` field.
     let r = h
         .http
-        .post(h.account_url(api::OAUTH_TOKEN_PATH))
+        .post(h.account_url(rest::OAUTH_TOKEN_PATH))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[
-            ("grant_type", api::JWT_BEARER_GRANT),
+            ("grant_type", rest::JWT_BEARER_GRANT),
             ("scope", h.emu.ingest_host()),
             ("assertion", &fresh_jwt()),
         ]))
@@ -330,7 +330,7 @@ async fn token_exchange_refuses_bad_scope_grant_and_role() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = h
         .http
-        .post(h.account_url(api::OAUTH_TOKEN_PATH))
+        .post(h.account_url(rest::OAUTH_TOKEN_PATH))
         .bearer_auth(fresh_jwt())
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[
@@ -602,7 +602,7 @@ async fn bodies_over_four_megabytes_on_the_wire_are_refused() {
     let channel = pipe().channel("big");
     let cont = h.open_ok(&token, &channel).await.next_continuation_token;
     let line = format!("{}\n", json!({"pad": "x".repeat(1000)}));
-    let exact: String = line.repeat(api::MAX_APPEND_BYTES / line.len());
+    let exact: String = line.repeat(rest::MAX_APPEND_BYTES / line.len());
     let r = h
         .append_raw(
             &token,
@@ -617,7 +617,7 @@ async fn bodies_over_four_megabytes_on_the_wire_are_refused() {
         .as_str()
         .unwrap()
         .to_owned();
-    let over = "x".repeat(api::MAX_APPEND_BYTES + 1);
+    let over = "x".repeat(rest::MAX_APPEND_BYTES + 1);
     let r = h
         .append_raw(
             &token,
@@ -877,7 +877,7 @@ async fn every_endpoint(
     ));
     out.push((
         "statements",
-        http.post(h.account_url(api::STATEMENTS_PATH))
+        http.post(h.account_url(rest::STATEMENTS_PATH))
             .bearer_auth(jwt)
             .json(&json!({"statement":"select 1"}))
             .send()
@@ -987,7 +987,7 @@ async fn missing_pipe_or_privilege_answers_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     for fault in [Fault::MissingPipe, Fault::MissingPrivilege] {
         h.emu
-            .set_faults(vec![fault.on(FaultScope::Endpoint(Endpoint::Open))]);
+            .set_faults(vec![fault.on(FaultScope::Endpoint(ApiCall::Open))]);
         let (status, err) = error_of(h.open(&token, &pipe().channel("c"), json!({})).await).await;
         assert_eq!(
             (status, err.code.as_str()),
@@ -1210,9 +1210,9 @@ async fn bulk_status_works_on_the_account_host_with_the_keypair_jwt() {
 
 async fn statement(h: &Harness, sql: &str, query: &str) -> reqwest::Response {
     h.http
-        .post(format!("{}{query}", h.account_url(api::STATEMENTS_PATH)))
+        .post(format!("{}{query}", h.account_url(rest::STATEMENTS_PATH)))
         .bearer_auth(fresh_jwt())
-        .header(api::TOKEN_TYPE_HEADER, "KEYPAIR_JWT")
+        .header(rest::TOKEN_TYPE_HEADER, "KEYPAIR_JWT")
         .json(&json!({"statement": sql, "timeout": 60}))
         .send()
         .await
@@ -1285,7 +1285,11 @@ async fn handshake_error(
     configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
 ) -> Option<String> {
     let client = client_for(emu, configure);
-    let url = format!("https://{host}:{}{}", emu.addr().port(), api::HOSTNAME_PATH);
+    let url = format!(
+        "https://{host}:{}{}",
+        emu.addr().port(),
+        rest::HOSTNAME_PATH
+    );
     client.get(url).send().await.err().map(|e| format!("{e:?}"))
 }
 

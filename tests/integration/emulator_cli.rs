@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use netcheck::snowflake::{api, jwt, keys::PrivateKey};
+use netcheck::snowflake::{jwt, keys::PrivateKey, rest};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 
@@ -202,7 +202,7 @@ async fn discover_from_files(
         .get(format!(
             "https://{host}:{}{}",
             addr.port(),
-            api::HOSTNAME_PATH
+            rest::HOSTNAME_PATH
         ))
         .bearer_auth(token.expose())
         .send()

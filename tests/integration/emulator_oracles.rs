@@ -24,7 +24,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use netcheck::emulator::{self, EmulatorConfig, defaults};
-use netcheck::snowflake::api::{Endpoint, default_pipe};
+use netcheck::snowflake::rest::{ApiCall, default_pipe};
 use serde_json::{Value, json};
 
 const ORACLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle");
@@ -144,15 +144,13 @@ async fn rest_tutorial_oracle_commits_every_row() {
         "every row, once, in order"
     );
     let log = emu.request_log();
-    assert_eq!(log[0].endpoint, Endpoint::Hostname);
+    assert_eq!(log[0].endpoint, ApiCall::Hostname);
     assert_eq!(log[0].sni.as_deref(), Some(emu.account_host()));
-    assert_eq!(log[1].endpoint, Endpoint::Token);
-    assert_eq!(log[2].endpoint, Endpoint::Open);
+    assert_eq!(log[1].endpoint, ApiCall::Token);
+    assert_eq!(log[2].endpoint, ApiCall::Open);
     assert_eq!(log[2].sni.as_deref(), Some(emu.ingest_host()));
     assert_eq!(
-        log.iter()
-            .filter(|r| r.endpoint == Endpoint::Append)
-            .count(),
+        log.iter().filter(|r| r.endpoint == ApiCall::Append).count(),
         10
     );
     assert!(log.iter().all(|r| r.status == 200), "{log:#?}");

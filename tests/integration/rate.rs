@@ -13,7 +13,7 @@ use crate::support::run::{check, netcheck};
 use netcheck::emulator::{self, Emulator, Fault, defaults};
 use netcheck::load::{Profile, RateArgs};
 use netcheck::outcome::{Outcome, Verdict};
-use netcheck::snowflake::api::{Endpoint, default_pipe};
+use netcheck::snowflake::rest::{ApiCall, default_pipe};
 
 async fn emulator(faults: Vec<Fault>) -> Emulator {
     crate::support::emulate::spawn_emulator(|c| c.faults = faults).await
@@ -76,7 +76,7 @@ fn channels_dropped(emu: &Emulator, channels: usize) {
         .request_log()
         .iter()
         .filter(|r| {
-            r.endpoint == Endpoint::Drop && r.path.contains("netcheck_rate_") && r.status == 200
+            r.endpoint == ApiCall::Drop && r.path.contains("netcheck_rate_") && r.status == 200
         })
         .count();
     assert_eq!(drops, channels);
@@ -127,7 +127,7 @@ async fn the_demo_profile_holds_its_rate_and_every_event_is_committed_in_order()
         let appends = emu
             .request_log()
             .iter()
-            .filter(|r| r.endpoint == Endpoint::Append && r.path.contains(channel.as_str()))
+            .filter(|r| r.endpoint == ApiCall::Append && r.path.contains(channel.as_str()))
             .count();
         assert!(
             (1..=20).contains(&appends),
@@ -183,7 +183,7 @@ async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for
         while !emu
             .request_log()
             .iter()
-            .any(|r| r.endpoint == Endpoint::Open && r.path.contains("netcheck_rate_"))
+            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -280,7 +280,7 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
         while !emu
             .request_log()
             .iter()
-            .any(|r| r.endpoint == Endpoint::Open && r.path.contains("netcheck_rate_"))
+            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use crate::support::run::{assert_check, check, netcheck};
 use netcheck::emulator::{self, EmulatorConfig, defaults};
 use netcheck::outcome::Verdict;
-use netcheck::snowflake::api::default_pipe;
+use netcheck::snowflake::rest::default_pipe;
 
 /// `netcheck demo --fault FAULT --format json`.
 fn demo(faults: &[&str]) -> (i32, serde_json::Value) {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::Call;
 use crate::emulator::request::json_error;
 use crate::emulator::state::{State, lock, unix_millis};
-use crate::snowflake::api::StatementRequest;
+use crate::snowflake::rest::StatementRequest;
 
 /// Uppercases and collapses whitespace so `select  current_user( ), current_role()` matches.
 fn normalize(sql: &str) -> String {
@@ -86,7 +86,7 @@ pub(crate) fn submit(call: &Call) -> Response {
     let Ok(request) = serde_json::from_slice::<StatementRequest>(&call.body) else {
         return json_error(
             StatusCode::BAD_REQUEST,
-            crate::snowflake::api::codes::INVALID_PAYLOAD,
+            crate::snowflake::rest::codes::INVALID_PAYLOAD,
             "Incoming request does not contain a valid payload.",
         );
     };

@@ -80,7 +80,7 @@ pub mod codes {
 )]
 #[strum(serialize_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
-pub enum Endpoint {
+pub enum ApiCall {
     /// `GET /v2/streaming/hostname`.
     Hostname,
     /// `POST /oauth/token`.
@@ -290,17 +290,17 @@ impl Route {
 
     /// The endpoint this route belongs to.
     #[must_use]
-    pub fn endpoint(&self) -> Endpoint {
+    pub fn endpoint(&self) -> ApiCall {
         match self {
-            Self::Hostname => Endpoint::Hostname,
-            Self::Token => Endpoint::Token,
-            Self::SubmitStatement | Self::StatementStatus(_) => Endpoint::Statements,
-            Self::Telemetry => Endpoint::Telemetry,
-            Self::PipeInfo(_) => Endpoint::PipeInfo,
-            Self::Open(_) => Endpoint::Open,
-            Self::Append(_) => Endpoint::Append,
-            Self::Status(_) => Endpoint::Status,
-            Self::Drop(_) => Endpoint::Drop,
+            Self::Hostname => ApiCall::Hostname,
+            Self::Token => ApiCall::Token,
+            Self::SubmitStatement | Self::StatementStatus(_) => ApiCall::Statements,
+            Self::Telemetry => ApiCall::Telemetry,
+            Self::PipeInfo(_) => ApiCall::PipeInfo,
+            Self::Open(_) => ApiCall::Open,
+            Self::Append(_) => ApiCall::Append,
+            Self::Status(_) => ApiCall::Status,
+            Self::Drop(_) => ApiCall::Drop,
         }
     }
 }
@@ -583,14 +583,14 @@ mod tests {
         );
     }
 
-    #[test_case("GET", "/v2/streaming/hostname" => Some(Endpoint::Hostname))]
-    #[test_case("POST", "/oauth/token" => Some(Endpoint::Token))]
-    #[test_case("GET", "/api/v2/statements/abc" => Some(Endpoint::Statements))]
-    #[test_case("POST", "/telemetry/send/sessionless" => Some(Endpoint::Telemetry))]
+    #[test_case("GET", "/v2/streaming/hostname" => Some(ApiCall::Hostname))]
+    #[test_case("POST", "/oauth/token" => Some(ApiCall::Token))]
+    #[test_case("GET", "/api/v2/statements/abc" => Some(ApiCall::Statements))]
+    #[test_case("POST", "/telemetry/send/sessionless" => Some(ApiCall::Telemetry))]
     #[test_case("POST", "/v2/streaming/databases/D/schemas/S/pipes/P/channels/C" => None; "post on channel")]
     #[test_case("PUT", "/v2/streaming/data/databases/D/schemas/S/pipes/P/channels/C" => None; "open with data")]
     #[test_case("GET", "/nope" => None)]
-    fn routes(method: &str, path: &str) -> Option<Endpoint> {
+    fn routes(method: &str, path: &str) -> Option<ApiCall> {
         Route::parse(method, path).map(|r| r.endpoint())
     }
 
