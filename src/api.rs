@@ -97,7 +97,7 @@ pub enum CallError {
     #[error("no answer within {0:?}")]
     Timeout(#[serde(serialize_with = "crate::net::serialize_ms")] Duration),
     /// The answer ran past [`answer_cap`]; the rest was not read.
-    #[error("the {call} answer is larger than {} KiB, the most netcheck reads of it", cap / KIB)]
+    #[error("answer larger than {} KiB, the most netcheck reads of a {call} answer", cap / KIB)]
     TooLarge { call: Endpoint, cap: usize },
     /// A 3xx (never followed), or an answer pointing to another host for the next request.
     #[error("{status} pointing to {location} (not followed)")]
@@ -304,7 +304,10 @@ async fn read_capped(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+    // In place when it is UTF-8 (it always is from Snowflake): no second copy of a large body.
+    Ok(Some(String::from_utf8(body).unwrap_or_else(|e| {
+        String::from_utf8_lossy(e.as_bytes()).into_owned()
+    })))
 }
 
 /// The kind of socket failure underneath a reqwest error (reset mid-answer, refused …), from the

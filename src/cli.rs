@@ -218,7 +218,12 @@ pub async fn execute(
     let color = output.format == Format::Table
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let mut out = Sink::styled(stdout, if color { Style::Colour } else { Style::Plain });
+    let style = match output.format {
+        Format::Json => Style::Json,
+        Format::Table if color => Style::Colour,
+        Format::Table => Style::Plain,
+    };
+    let mut out = Sink::styled(stdout, style);
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
         Format::Table => report::table::write(&report, color, &mut out)?,

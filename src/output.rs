@@ -12,8 +12,11 @@ use std::io::{self, Write};
 /// What a [`Sink`] lets through besides text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
-    /// Plain text: every control character but newline and tab is escaped.
+    /// Plain text: every control character but newline and tab is escaped, as `\u{1b}`.
     Plain,
+    /// JSON: the same characters, in JSON's own escape (`\u009b`), since they can only stand
+    /// inside a string (serde escapes C0 itself, but not DEL, C1 or the bidi overrides).
+    Json,
     /// A colour terminal: SGR sequences (`ESC [ digits ; … m`, colour and weight only) pass so
     /// the table can colour its verdicts; every other control, and every other escape sequence
     /// (cursor moves, clearing, titles, OSC links), is escaped.
@@ -91,7 +94,9 @@ pub fn clean(text: &str, style: Style) -> Cow<'_, str> {
                 continue;
             }
         }
-        if needs_escape(c) {
+        if needs_escape(c) && style == Style::Json {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else if needs_escape(c) {
             let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
@@ -136,6 +141,17 @@ mod tests {
     #[test_case("x\u{202e}y\u{ffff}", "x\\u{202e}y\\u{ffff}"; "bidi override and non-character")]
     fn plain_text_escapes_controls(input: &str, want: &str) {
         assert_eq!(clean(input, Style::Plain), want);
+    }
+
+    #[test]
+    fn json_gets_json_escapes() {
+        let json = serde_json::to_string("a\u{1b}b\u{9b}c\u{202e}").unwrap();
+        let clean = clean(&json, Style::Json);
+        assert_eq!(clean, r#""a\u001bb\u009bc\u202e""#);
+        assert_eq!(
+            serde_json::from_str::<String>(&clean).unwrap(),
+            "a\u{1b}b\u{9b}c\u{202e}"
+        );
     }
 
     #[test]
