@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde::{Serialize, Serializer};
 
 /// What a registered value is replaced with.
@@ -71,8 +71,8 @@ impl<T> Serialize for Secret<T> {
     }
 }
 
-/// The registered values and a matcher built from them (rebuilt on each registration, which is
-/// rare: a handful of values per run, against many scrubbed lines).
+/// The registered values and a matcher built from them (when first needed after a registration:
+/// a handful of values per run, against many scrubbed lines).
 #[derive(Default)]
 struct Registry {
     values: Vec<String>,
@@ -110,37 +110,54 @@ pub fn register(value: &str) {
         return;
     }
     let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
-    let before = registry.values.len();
     for form in forms {
         if !registry.values.contains(&form) {
             registry.values.push(form);
+            // Rebuilt at the next scrub: registering stays cheap (the emulator registers the keys
+            // it writes while its port is already open).
+            registry.matcher = None;
         }
-    }
-    if registry.values.len() != before {
-        // Leftmost-longest: a whole PEM is masked as one, not line by line around it.
-        registry.matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&registry.values)
-            .ok()
-            .map(Arc::new);
     }
 }
 
 /// `text` with every registered secret replaced by `***`.
 #[must_use]
 pub fn scrub(text: &str) -> Cow<'_, str> {
-    let matcher = REGISTRY
+    let Some(matcher) = matcher() else {
+        return Cow::Borrowed(text);
+    };
+    if matcher.is_match(text) {
+        let masks = vec![MASK; matcher.patterns_len()];
+        Cow::Owned(matcher.replace_all(text, &masks))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The matcher of every registered value, built once after the last registration.
+fn matcher() -> Option<Arc<AhoCorasick>> {
+    if let Some(m) = &REGISTRY
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .matcher
-        .clone();
-    match matcher {
-        Some(m) if m.is_match(text) => {
-            let masks = vec![MASK; m.patterns_len()];
-            Cow::Owned(m.replace_all(text, &masks))
-        }
-        _ => Cow::Borrowed(text),
+    {
+        return Some(m.clone());
     }
+    let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+    if registry.values.is_empty() {
+        return None;
+    }
+    if registry.matcher.is_none() {
+        // Leftmost-longest: a whole PEM is masked as one, not line by line around it. A
+        // contiguous NFA builds fast and searches a report's lines fast enough.
+        registry.matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&registry.values)
+            .ok()
+            .map(Arc::new);
+    }
+    registry.matcher.clone()
 }
 
 fn json_escaped(text: &str) -> String {
