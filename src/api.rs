@@ -3,6 +3,11 @@
 //! [`Exchange`] (never with its headers or body: those carry JWTs and tokens). Throttling and
 //! retryable server errors are retried with exponential backoff and jitter, a bounded number of
 //! times, honouring `Retry-After` up to a cap.
+//!
+//! Nothing a server sends is trusted to be small or to come from Snowflake: an answer is read as a
+//! stream and cut at [`answer_cap`] (inside the step timeout, so a drip-feed ends too), and a
+//! redirect is never followed (the client is built with `redirect::Policy::none()`): a 3xx is
+//! [`CallError::Redirected`], so no verdict is ever drawn from another host's answer.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,6 +23,25 @@ const MAX_ATTEMPTS: u32 = 4;
 /// The first backoff; it doubles, with jitter, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// The most netcheck reads of an answer to `call` (after decompression). Real answers are far
+/// smaller: a host name or a token is under 4 KiB, a channel call's answer under 8 KiB, and a SQL
+/// result of the statements netcheck runs (`SYSTEM$ALLOWLIST()` the largest) under 1 MiB.
+/// Anything past the cap is a middlebox's page or garbage, and reading on would only cost memory.
+#[must_use]
+pub const fn answer_cap(call: ApiCall) -> usize {
+    match call {
+        ApiCall::Statements | ApiCall::Status => 8 * MIB,
+        ApiCall::Open | ApiCall::Append | ApiCall::Drop | ApiCall::PipeInfo => MIB,
+        ApiCall::Hostname | ApiCall::Token | ApiCall::Telemetry | ApiCall::Other => 64 * KIB,
+    }
+}
+
+/// The most of a redirect's `Location` kept as evidence.
+const MAX_LOCATION: usize = 256;
 
 /// One request/response as evidence: what was called, how it ended, how long it took.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +96,12 @@ impl Reply {
 pub enum CallError {
     #[error("no answer within {0:?}")]
     Timeout(#[serde(serialize_with = "crate::units::serialize_ms")] Duration),
+    /// The answer ran past [`answer_cap`]; the rest was not read.
+    #[error("answer larger than {} KiB, the most netcheck reads of a {call} answer", cap / KIB)]
+    TooLarge { call: ApiCall, cap: usize },
+    /// A 3xx (never followed), or an answer pointing to another host for the next request.
+    #[error("{status} pointing to {location} (not followed)")]
+    Redirected { status: u16, location: String },
     #[error("{message}")]
     Transport {
         message: String,
@@ -93,6 +123,19 @@ impl CallError {
             socket: None,
             unsent: true,
         }
+    }
+
+    /// A redirect to `location` (cut to a length fit for a report).
+    #[must_use]
+    pub fn redirected(status: u16, location: Option<&str>) -> Self {
+        let location = location.map_or_else(
+            || "no Location".to_owned(),
+            |l| match l.char_indices().nth(MAX_LOCATION) {
+                Some((at, _)) => format!("{}…", &l[..at]),
+                None => l.to_owned(),
+            },
+        );
+        Self::Redirected { status, location }
     }
 
     /// Whether the request certainly never reached the server.
@@ -173,6 +216,7 @@ impl Api {
             request.url().path().to_owned(),
         );
         let start = Instant::now();
+        let cap = answer_cap(call);
         let result = tokio::time::timeout(self.timeout, async {
             let response = self.http.execute(request).await?;
             let status = response.status().as_u16();
@@ -180,17 +224,22 @@ impl Api {
                 response
                     .headers()
                     .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             };
+            if response.status().is_redirection() {
+                let location = header(reqwest::header::LOCATION);
+                return Ok(Err(CallError::redirected(status, location.as_deref())));
+            }
             let date = header(reqwest::header::DATE)
                 .and_then(|d| httpdate::parse_http_date(&d).ok())
                 .map(OffsetDateTime::from);
             let retry_after = header(reqwest::header::RETRY_AFTER)
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body = response.text().await?;
-            Ok::<_, reqwest::Error>((status, date, retry_after, body))
+            let Some(body) = read_capped(response, cap).await? else {
+                return Ok(Err(CallError::TooLarge { call, cap }));
+            };
+            Ok::<_, reqwest::Error>(Ok((status, date, retry_after, body)))
         })
         .await;
         let elapsed = start.elapsed();
@@ -203,7 +252,8 @@ impl Api {
                 socket: socket_failure(&e),
                 message: describe(&e.without_url()),
             }),
-            Ok(Ok((status, date, retry_after, body))) => Ok((
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Ok(Ok((status, date, retry_after, body)))) => Ok((
                 Reply {
                     status,
                     body,
@@ -216,6 +266,7 @@ impl Api {
         };
         let (status, error) = match &outcome {
             Ok((r, _)) => (Some(r.status), (!r.ok()).then(|| r.error()).flatten()),
+            Err(CallError::Redirected { status, .. }) => (Some(*status), None),
             Err(_) => (None, None),
         };
         let (error_code, message) = error.map_or((None, None), |e| (Some(e.code), e.message));
@@ -232,6 +283,31 @@ impl Api {
         });
         outcome
     }
+}
+
+/// The body, read chunk by chunk (decompressed) until it ends or passes `cap`: `None` past the
+/// cap, without reading further. A declared length over the cap is refused before reading.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Option<String>, reqwest::Error> {
+    // `content_length` is `None` for a compressed answer, whose declared length says nothing of
+    // what it inflates to.
+    let declared = response.content_length().unwrap_or(0);
+    if usize::try_from(declared).map_or(true, |n| n > cap) {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // In place when it is UTF-8 (it always is from Snowflake): no second copy of a large body.
+    Ok(Some(String::from_utf8(body).unwrap_or_else(|e| {
+        String::from_utf8_lossy(e.as_bytes()).into_owned()
+    })))
 }
 
 /// The kind of socket failure underneath a reqwest error (reset mid-answer, refused …), from the

@@ -84,6 +84,8 @@ pub enum RowId {
     LatencyBudget,
     ApiUnreachable,
     ApiError,
+    AnswerTooLarge,
+    Redirected,
     AllowlistUnreachable,
 }
 
@@ -229,7 +231,8 @@ mod tests {
              network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
-             latency-budget api-unreachable api-error allowlist-unreachable"
+             latency-budget api-unreachable api-error answer-too-large redirected \
+             allowlist-unreachable"
         );
     }
 }

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, exit_code};
+use crate::output::{Sink, Style};
 use crate::report;
 use crate::runner::Event;
 use crate::settings::{Settings, SettingsArgs};
@@ -120,7 +121,8 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("netcheck: error: {e:#}");
+            // An error can quote what a file or a server said: it leaves through the sink too.
+            let _ = writeln!(Sink::new(std::io::stderr()), "netcheck: error: {e:#}");
             ExitCode::from(exit_code::USAGE)
         }
     }
@@ -139,8 +141,9 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
     let settings = Settings::from_args(&args.settings, |k| std::env::var(k).ok())?;
     if args.output.verbose > 0 {
+        let mut err = Sink::new(std::io::stderr());
         for (key, value, source) in settings.connection.sources() {
-            eprintln!("netcheck: {key} = {value} (from {source})");
+            writeln!(err, "netcheck: {key} = {value} (from {source})")?;
         }
     }
     let plan = registry::plan(&args.only, &args.skip, args.settings.full)?;
@@ -177,21 +180,26 @@ async fn execute(
     if let Some(path) = &output.junit {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot write --junit {}", path.display()))?;
-        let mut file = std::io::BufWriter::new(file);
+        let mut file = Sink::new(std::io::BufWriter::new(file));
         report::junit::write(&report, output.strict, &mut file)
             .map_err(anyhow::Error::from)
             .and_then(|()| Ok(file.flush()?))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     // Buffered: stdout is line-buffered, and a JSON report is thousands of lines.
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let color = output.format == Format::Table
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let style = match output.format {
+        Format::Json => Style::Json,
+        Format::Table if color => Style::Colour,
+        Format::Table => Style::Plain,
+    };
+    let mut out = Sink::styled(stdout, style);
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
-        Format::Table => {
-            let color = std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            report::table::write(&report, color, &mut out)?;
-        }
+        Format::Table => report::table::write(&report, color, &mut out)?,
     }
     out.flush()?;
     Ok(report.exit_code(output.strict))
@@ -224,9 +232,12 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETCHECK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("netcheck={level}")));
+    // Every event through the sink: a log line at debug level can quote a server's answer.
+    // No ANSI styling, which the sink would show escaped.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_writer(|| Sink::new(std::io::stderr()))
         .try_init();
 }
 

@@ -22,7 +22,10 @@
 //! - [`api`]: Snowflake REST calls, timed, logged and retried within bounds.
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
 //! - [`error`]: the library error type and the documented exit codes.
-//! - [`secret`]: the one wrapper for keys, passphrases, tokens and passwords (prints `***`).
+//! - [`secret`]: the one wrapper for keys, passphrases, tokens and passwords (prints `***`), and
+//!   the registry of every secret value held.
+//! - [`output`]: the output boundary every report, log line and error passes (secrets masked,
+//!   control characters escaped).
 //! - [`demo`]: `netcheck demo`, the whole suite against the embedded emulator.
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
@@ -41,6 +44,7 @@ pub mod error;
 pub mod load;
 pub mod net;
 pub mod outcome;
+pub mod output;
 pub mod registry;
 pub mod report;
 pub mod runner;

@@ -62,6 +62,9 @@ impl CallEvidence {
     fn new(call: ApiCall, result: &Result<Reply, CallError>) -> Self {
         let (status, elapsed, retries, transport_error) = match result {
             Ok(r) => (Some(r.status), r.elapsed, r.retries, None),
+            Err(e @ CallError::Redirected { status, .. }) => {
+                (Some(*status), Duration::ZERO, 0, Some(e.clone()))
+            }
             Err(e) => (None, Duration::ZERO, 0, Some(e.clone())),
         };
         // A refusal's code and message; a body that is no Snowflake error is quoted instead.
@@ -138,6 +141,8 @@ pub fn call_failure(e: &CallError) -> RowId {
             socket: Some(kind), ..
         } => crate::checks::tcp::classify(*kind),
         CallError::Transport { socket: None, .. } => RowId::ApiUnreachable,
+        CallError::TooLarge { .. } => RowId::AnswerTooLarge,
+        CallError::Redirected { .. } => RowId::Redirected,
     }
 }
 

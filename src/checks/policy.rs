@@ -90,7 +90,14 @@ async fn run(ctx: Ctx) -> Outcome {
         }
     }
     answer::judge(ApiCall::Statements, &result, |reply, ev| {
-        let ip = first_cell(reply).unwrap_or_default();
+        // No verdict on an answer that could not be read: a pass must name the address.
+        let ip = first_cell(reply).filter(|ip| !ip.trim().is_empty()).ok_or((
+            RowId::ApiError,
+            format!(
+                "the SQL API answered {} without a readable result, so the egress IP is unknown",
+                reply.status
+            ),
+        ))?;
         ev.add("egress_ip", &ip);
         Ok(format!("allowed; Snowflake sees this machine as {ip}"))
     })
@@ -139,8 +146,9 @@ pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api:
                     .map(str::to_owned)
             });
         let Some(path) = status_url else { break };
+        let url = same_origin(&base, &path)
+            .ok_or_else(|| crate::api::CallError::redirected(reply.status, Some(&path)))?;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let url = format!("{base}{path}");
         reply = ctx
             .net
             .api
@@ -150,10 +158,33 @@ pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api:
     Ok(reply)
 }
 
+/// `path` resolved against `base`, when it stays on `base`'s scheme, host and port: the status
+/// URL comes from the answer, and the JWT must not follow it anywhere else.
+fn same_origin(base: &str, path: &str) -> Option<String> {
+    let base = url::Url::parse(base).ok()?;
+    let url = base.join(path).ok()?;
+    (url.origin() == base.origin()).then(|| url.to_string())
+}
+
 /// The first column of the first row of a statement's result.
 pub(crate) fn first_cell(reply: &Reply) -> Option<String> {
     serde_json::from_str::<sf::StatementResponse>(&reply.body)
         .ok()?
         .first_value()
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    #[test_case("/api/v2/statements/h" => Some("https://a.example:8443/api/v2/statements/h".to_owned()); "a path")]
+    #[test_case("https://a.example:8443/api/v2/statements/h" => Some("https://a.example:8443/api/v2/statements/h".to_owned()); "same origin")]
+    #[test_case("//evil.example/x" => None; "scheme relative")]
+    #[test_case("@evil.example/x" => Some("https://a.example:8443/@evil.example/x".to_owned()); "userinfo trick stays a path")]
+    #[test_case("http://a.example:8443/x" => None; "plain http")]
+    #[test_case("https://evil.example/x" => None; "another host")]
+    fn status_urls_stay_on_the_account_host(path: &str) -> Option<String> {
+        super::same_origin("https://a.example:8443", path)
+    }
 }

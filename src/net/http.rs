@@ -39,6 +39,9 @@ pub fn client(
         .dns_resolver(Arc::new(ClientResolver(resolver, timeout)))
         .connect_timeout(timeout)
         .timeout(timeout)
+        // A redirect is a finding (a captive portal, a proxy, a wrong host), never followed:
+        // following it would send the JWT or token to whoever answered.
+        .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("netcheck/", env!("CARGO_PKG_VERSION")))
         .build()

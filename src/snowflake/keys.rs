@@ -76,6 +76,8 @@ impl PrivateKey {
     /// Parses a PEM private key: `PRIVATE KEY` (PKCS#8), `ENCRYPTED PRIVATE KEY` (needs the
     /// passphrase) or `RSA PRIVATE KEY` (PKCS#1). Keys under 2048 bits are refused.
     pub fn from_pem(pem: &str, passphrase: Option<&Secret<String>>) -> Result<Self, KeyError> {
+        // Key material from now on: no output may carry it.
+        crate::secret::register(pem);
         let (label, doc) =
             SecretDocument::from_pem(pem.trim()).map_err(|e| KeyError::Malformed(e.to_string()))?;
         let key = match label {

@@ -14,6 +14,7 @@ mod emulator;
 mod emulator_cli;
 mod emulator_oracles;
 mod examples;
+mod hostile;
 mod interrupt;
 mod lab;
 mod perf;

@@ -83,6 +83,32 @@ pub struct ProxyAuth {
     pub password: Secret<String>,
 }
 
+impl ProxyAuth {
+    /// Credentials, registered as secrets in each form they leave netcheck in: the password, its
+    /// percent-encoding in a URL (what reqwest is handed) and the `Basic` header value.
+    fn new(username: String, password: String) -> Self {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        crate::secret::register(&utf8_percent_encode(&password, NON_ALPHANUMERIC).to_string());
+        let auth = Self {
+            username,
+            password: Secret::new(password),
+        };
+        crate::secret::register(&auth.basic());
+        auth
+    }
+
+    /// The `Basic` credentials: base64 of `user:password`.
+    #[must_use]
+    pub fn basic(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.username,
+            self.password.expose()
+        ))
+    }
+}
+
 /// A proxy URL that curl would accept. Renders as `scheme://user:***@host:port`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyUrl {
@@ -140,9 +166,10 @@ impl ProxyUrl {
         // The url crate drops a port equal to the scheme's well-known one (`http://p:80`),
         // but curl's default is 1080, so read the port from the authority as written.
         let explicit = explicit_port(rest)?;
-        let auth = (!url.username().is_empty() || url.password().is_some()).then(|| ProxyAuth {
-            username: decode(url.username()),
-            password: Secret::new(decode(url.password().unwrap_or(""))),
+        let auth = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            // As written too: a percent-encoded password is a password.
+            crate::secret::register(url.password().unwrap_or(""));
+            ProxyAuth::new(decode(url.username()), decode(url.password().unwrap_or("")))
         });
         Ok(Self {
             scheme,

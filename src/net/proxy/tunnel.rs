@@ -8,13 +8,11 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::proxy_url::{ProxyScheme, ProxyUrl, authority};
+use super::proxy_url::{ProxyAuth, ProxyScheme, ProxyUrl, authority};
 
 /// The longest reply head accepted; real proxies send a few hundred bytes.
 const MAX_HEAD: usize = 16 * 1024;
@@ -102,10 +100,7 @@ pub async fn connect_tunnel(
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(TunnelError::BadTarget(host.escape_debug().to_string()));
     }
-    let credentials = proxy
-        .auth
-        .as_ref()
-        .map(|auth| BASE64.encode(format!("{}:{}", auth.username, auth.password.expose())));
+    let credentials = proxy.auth.as_ref().map(ProxyAuth::basic);
     let request = connect_request(&authority(host, port), credentials.as_deref());
     let started = Instant::now();
     let exchange = async {
@@ -298,6 +293,8 @@ fn sanitize(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
     use test_case::test_case;
 
     #[test_case(b"HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy/1.11.1\r\n\r\n", 200, "Connection established", Some("tinyproxy/1.11.1"), None ; "tinyproxy")]

@@ -104,14 +104,24 @@ pub const KEY_FILE: &str = "rsa_key.p8";
 /// `netcheck run` flags that point at an in-process emulator as its default user, with the CA and
 /// the key written into `dir`: for tests that need the emulator's live request log.
 pub fn run_args(emu: &netcheck::emulator::Emulator, dir: &Path) -> Vec<String> {
+    run_args_at(emu, dir, emu.addr().port(), emu.ca_pem())
+}
+
+/// [`run_args`] for a server in front of the emulator (same host names), listening on loopback
+/// `port` with a certificate under `ca_pem`.
+pub fn run_args_at(
+    emu: &netcheck::emulator::Emulator,
+    dir: &Path,
+    port: u16,
+    ca_pem: &str,
+) -> Vec<String> {
     use netcheck::emulator::{default_key, defaults};
     let ca = dir.join("ca.pem");
-    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    std::fs::write(&ca, ca_pem).unwrap();
     let key = dir.join(KEY_FILE);
     std::fs::write(&key, default_key().to_pkcs8_pem().unwrap().expose()).unwrap();
     // Owner-only, as a deployed key should be (looser modes make auth.keypair warn).
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let port = emu.addr().port();
     [
         "run".to_owned(),
         "--account".into(),

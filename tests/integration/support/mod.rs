@@ -3,6 +3,7 @@
 
 pub mod dns;
 pub mod emulate;
+pub mod hostile;
 pub mod pki;
 pub mod proxies;
 pub mod run;

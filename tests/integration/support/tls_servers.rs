@@ -239,7 +239,7 @@ pub fn closed_port() -> SocketAddr {
     listener.local_addr().expect("bound address")
 }
 
-async fn accept_loop<F, Fut>(listener: TcpListener, handle: F)
+pub async fn accept_loop<F, Fut>(listener: TcpListener, handle: F)
 where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -250,14 +250,14 @@ where
 }
 
 /// A server's thread and runtime; dropping it stops the server and every connection task.
-struct Background {
+pub struct Background {
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Background {
     /// Binds 127.0.0.1:0 and runs `serve(listener)` on a new thread until dropped.
-    fn spawn<F, Fut>(serve: F) -> (SocketAddr, Self)
+    pub fn spawn<F, Fut>(serve: F) -> (SocketAddr, Self)
     where
         F: FnOnce(TcpListener) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static,
