@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use crate::api::{CallError, Reply};
 use crate::catalog::RowId;
 use crate::checks::answer;
+use crate::checks::stream::commits::{Poller, committed_offset};
 use crate::checks::stream::{ingest, request};
 use crate::context::Ctx;
 use crate::load::{self, Layout, Load};
@@ -36,7 +37,7 @@ use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
 use crate::secret::Secret;
 use crate::snowflake::api::{
-    self as sf, ChannelRef, ChannelStatus, Endpoint, OpenChannelResponse, codes,
+    self as sf, ChannelRef, ChannelStatus, Endpoint, OpenChannelResponse, PipeRef, codes,
 };
 
 /// The sustained-rate stream test.
@@ -48,8 +49,6 @@ pub const RATE: CheckSpec = CheckSpec::new(
 )
 .full();
 
-/// How often commit progress is polled (as the official clients do).
-const POLL_EVERY: Duration = Duration::from_millis(250);
 /// Below this share of the asked rate, the rate was not held.
 const HELD: f64 = 0.9;
 /// A channel stops after this many appends in a row failed.
@@ -111,12 +110,7 @@ async fn rate(ctx: Ctx) -> Outcome {
     });
     let (targets_tx, targets_rx) = watch::channel(None);
     let names = channels.iter().map(|c| c.channel.clone()).collect();
-    let commits = poll_commits(
-        run.clone(),
-        format!("{base}{}", pipe.bulk_status_path()),
-        names,
-        targets_rx,
-    );
+    let commits = poll_commits(&run, &pipe, names, targets_rx);
     let senders = async {
         // One task per channel, so batches are built on every core; the set aborts them if this
         // check is cut off.
@@ -422,10 +416,7 @@ async fn send_channel(
                         confirmed = opened.next_continuation_token;
                         // A reopen discards what was appended but not committed: send it again.
                         // What it reports committed is stored, answered or not.
-                        let committed = opened
-                            .channel_status
-                            .last_committed_offset_token
-                            .and_then(|t| t.parse::<u64>().ok());
+                        let committed = committed_offset(&opened.channel_status);
                         let stored = |r: &Range<u64>| committed.is_some_and(|c| r.end - 1 <= c);
                         let (kept, mut again): (Vec<_>, Vec<_>) = report
                             .acked
@@ -486,14 +477,11 @@ struct Polled {
 /// Polls the channels' status until the senders are done (`targets`: the last acknowledged offset
 /// per channel) and those offsets are committed, or the step timeout after that.
 async fn poll_commits(
-    run: Arc<Run>,
-    url: String,
+    run: &Run,
+    pipe: &PipeRef,
     names: Vec<String>,
     targets: watch::Receiver<Option<Vec<Option<u64>>>>,
 ) -> Polled {
-    let body = sf::BulkChannelStatusRequest {
-        channel_names: names.clone(),
-    };
     let mut polled = Polled {
         samples: Vec::new(),
         last: vec![None; names.len()],
@@ -501,47 +489,27 @@ async fn poll_commits(
         complete: false,
         failure: None,
     };
+    let mut channels = Poller::new(&run.ctx, &run.base, &run.token, pipe, names);
     let mut done_at: Option<Instant> = None;
-    let mut ticker = tokio::time::interval(POLL_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
-        let wanted = targets.borrow().clone();
-        let result = run
-            .ctx
-            .net
-            .api
-            .call(Endpoint::Status, || {
-                request(&run.ctx, reqwest::Method::POST, &url, &run.token).json(&body)
-            })
-            .await;
-        polled.polls += 1;
-        let answer = match &result {
-            Ok(r) if r.ok() => serde_json::from_str::<sf::BulkChannelStatusResponse>(&r.body).ok(),
-            _ => None,
-        };
-        if let Some(answer) = answer {
+        let poll = channels.poll().await;
+        polled.polls = channels.polls();
+        if let Some(statuses) = poll.statuses {
             // A failed poll that a later one made up for is no finding.
             polled.failure = None;
-            polled.last = names
+            let offsets = statuses
                 .iter()
-                .map(|n| answer.channel_statuses.get(n).cloned())
+                .map(|s| s.as_ref().and_then(committed_offset))
                 .collect();
-            let offsets = polled
-                .last
-                .iter()
-                .map(|s| {
-                    s.as_ref()
-                        .and_then(|s| s.last_committed_offset_token.as_deref()?.parse().ok())
-                })
-                .collect();
-            polled.samples.push((Instant::now(), offsets));
+            polled.last = statuses;
+            polled.samples.push((poll.at, offsets));
         } else {
-            polled.failure = Some(answer::judge(Endpoint::Status, &result, |_, _| {
-                Err((RowId::ApiError, "unexpected status answer".into()))
-            }));
+            polled.failure = Some(poll.failure());
         }
-        let Some(wanted) = wanted else { continue };
+        // Read after the answer: a poll that already covers what the senders settled ends the wait.
+        let Some(wanted) = targets.borrow().clone() else {
+            continue;
+        };
         let committed = polled.samples.last().is_some_and(|(_, got)| {
             wanted
                 .iter()
