@@ -33,7 +33,7 @@ use crate::secret::Secret;
 use crate::snowflake::api::{ChannelRef, Endpoint, OpenChannelResponse};
 use commits::poll_commits;
 use judge::judge;
-use sender::{ChannelReport, send_channel};
+use sender::{ChannelReport, Sender};
 
 /// The sustained-rate stream test.
 pub const RATE: CheckSpec = CheckSpec::new(
@@ -112,7 +112,7 @@ async fn rate(ctx: Ctx) -> Outcome {
             let share = total / n + u64::from((i as u64) < total % n);
             index.insert(
                 tasks
-                    .spawn(send_channel(run.clone(), channel, first, share))
+                    .spawn(Sender::new(run.clone(), channel, first, share).run())
                     .id(),
                 i,
             );
