@@ -33,7 +33,7 @@ use crate::secret::Secret;
 use crate::snowflake::api::{ChannelRef, Endpoint, OpenChannelResponse};
 use commits::poll_commits;
 use judge::judge;
-use sender::{ChannelReport, Sender};
+use sender::{ChannelReport, send_all};
 
 /// The sustained-rate stream test.
 pub const RATE: CheckSpec = CheckSpec::new(
@@ -44,7 +44,6 @@ pub const RATE: CheckSpec = CheckSpec::new(
 )
 .full();
 
-#[allow(clippy::too_many_lines)] // the whole streaming run, phase by phase
 async fn rate(ctx: Ctx) -> Outcome {
     let Some(load) = ctx.settings.rate.clone() else {
         return Outcome::skip(SkipReason::NotConfigured(
@@ -102,33 +101,9 @@ async fn rate(ctx: Ctx) -> Outcome {
     let names = channels.iter().map(|c| c.channel.clone()).collect();
     let commits = poll_commits(&run, &pipe, names, targets_rx);
     let senders = async {
-        // One task per channel, so batches are built on every core; the set aborts them if this
-        // check is cut off.
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut index = std::collections::HashMap::new();
-        let n = u64::from(layout.channels);
-        let total = run.load.total_events();
-        for (i, (channel, first)) in channels.iter().cloned().zip(tokens).enumerate() {
-            let share = total / n + u64::from((i as u64) < total % n);
-            index.insert(
-                tasks
-                    .spawn(Sender::new(run.clone(), channel, first, share).run())
-                    .id(),
-                i,
-            );
-        }
-        let mut reports: Vec<ChannelReport> = std::iter::repeat_with(ChannelReport::default)
-            .take(channels.len())
-            .collect();
-        while let Some(joined) = tasks.join_next_with_id().await {
-            let (id, report) = joined.unwrap_or_else(|e| (e.id(), ChannelReport::panicked(&e)));
-            reports[index[&id]] = report;
-        }
+        let reports = send_all(&run, channels, tokens).await;
         let _ = targets_tx.send(Some(
-            reports
-                .iter()
-                .map(|r| r.acked.iter().map(|a| a.0.end - 1).max())
-                .collect(),
+            reports.iter().map(ChannelReport::last_acked).collect(),
         ));
         reports
     };

@@ -71,6 +71,11 @@ impl ChannelReport {
         }
     }
 
+    /// The offset of the last event acknowledged: what the commit wait waits for.
+    pub(super) fn last_acked(&self) -> Option<u64> {
+        self.acked.iter().map(|a| a.0.end - 1).max()
+    }
+
     pub(super) fn acked_events(&self) -> u64 {
         self.acked.iter().map(|(r, _)| r.end - r.start).sum()
     }
@@ -92,6 +97,39 @@ fn sequencer_error(reply: &Reply) -> bool {
     })
 }
 
+/// Streams the events through `channels` (opened with `tokens`), each its share; what each did,
+/// in the channels' order.
+pub(super) async fn send_all(
+    run: &Arc<Run>,
+    channels: Vec<ChannelRef>,
+    tokens: Vec<String>,
+) -> Vec<ChannelReport> {
+    // One task per channel, so batches are built on every core; the set aborts them if this
+    // check is cut off.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut index = std::collections::HashMap::new();
+    let n = u64::from(run.layout.channels);
+    let total = run.load.total_events();
+    let count = channels.len();
+    for (i, (channel, first)) in channels.into_iter().zip(tokens).enumerate() {
+        let share = total / n + u64::from((i as u64) < total % n);
+        index.insert(
+            tasks
+                .spawn(Sender::new(run.clone(), channel, first, share).run())
+                .id(),
+            i,
+        );
+    }
+    let mut reports: Vec<ChannelReport> = std::iter::repeat_with(ChannelReport::default)
+        .take(count)
+        .collect();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (id, report) = joined.unwrap_or_else(|e| (e.id(), ChannelReport::panicked(&e)));
+        reports[index[&id]] = report;
+    }
+    reports
+}
+
 /// An append's answer, or that it got none.
 struct Answer {
     sent: Sent,
@@ -102,7 +140,7 @@ struct Answer {
 }
 
 /// Streams one open channel's share of the events at its share of the rate.
-pub(super) struct Sender {
+struct Sender {
     run: Arc<Run>,
     channel: ChannelRef,
     /// The channel's append URL, without the query.
@@ -133,7 +171,7 @@ pub(super) struct Sender {
 
 impl Sender {
     /// A sender of events `0..total` through `channel`, opened with `first_token`.
-    pub(super) fn new(run: Arc<Run>, channel: ChannelRef, first_token: String, total: u64) -> Self {
+    fn new(run: Arc<Run>, channel: ChannelRef, first_token: String, total: u64) -> Self {
         Self {
             url: format!("{}{}", run.base, channel.rows_path()),
             rate: f64::from(run.load.events_per_sec) / f64::from(run.layout.channels),
@@ -156,7 +194,7 @@ impl Sender {
     /// Sends one batch per tick while any is due and the chain allows another in flight, takes
     /// the answers in order, and settles after a refusal or a missing answer; until every event
     /// was answered or the channel stopped.
-    pub(super) async fn run(mut self) -> ChannelReport {
+    async fn run(mut self) -> ChannelReport {
         let mut in_flight = FuturesOrdered::new();
         let mut ticker = tokio::time::interval(self.run.layout.tick);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
