@@ -5,6 +5,8 @@
 //! Ctrl-C, and for `stream.rate`'s channels too; the REST API has no close). Each phase is judged
 //! against its latency budget.
 
+pub(crate) mod commits;
+
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -17,9 +19,8 @@ use crate::checks::answer::{self, Judged};
 use crate::checks::auth::not_configured;
 use crate::context::{Channel, Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason, Status, Verdict};
-use crate::snowflake::rest::{
-    self as sf, ApiCall, BulkChannelStatusRequest, BulkChannelStatusResponse, OpenChannelResponse,
-};
+use crate::snowflake::rest::{self as sf, ApiCall, OpenChannelResponse};
+use commits::{POLL_EVERY, Poller, committed_offset};
 
 // Beside tls.ingest, as auth.jwt is beside tls.account: the API connection's handshakes overlap
 // the TLS check's. An open whose connection fails never left, so it leaves nothing to drop.
@@ -61,8 +62,6 @@ pub const DROP: CheckSpec = CheckSpec::new(
 /// Rows per append request: far under the 4 MB cap, and more than one request for large `--rows`
 /// so continuation tokens are really followed.
 const ROWS_PER_REQUEST: usize = 500;
-/// How often commit progress is polled (as the official clients do).
-const POLL_EVERY: Duration = Duration::from_millis(250);
 
 /// The ingest base URL and scoped token, or why the stream checks cannot run.
 pub(crate) fn ingest(ctx: &Ctx) -> Result<(String, &crate::secret::Secret<String>), Outcome> {
@@ -325,34 +324,22 @@ async fn commit(ctx: Ctx) -> Outcome {
     ) else {
         return Outcome::skip(SkipReason::NotConfigured("nothing was appended".into()));
     };
-    let url = format!("{base}{}", ch.channel.pipe.bulk_status_path());
-    let body = BulkChannelStatusRequest {
-        channel_names: vec![ch.channel.channel.clone()],
-    };
+    let mut poller = Poller::new(
+        &ctx,
+        &base,
+        token,
+        &ch.channel.pipe,
+        vec![ch.channel.channel.clone()],
+    );
     let start = Instant::now();
     // Ingestion typically commits within seconds; wait as long as the step timeout allows.
     let wait = ctx.settings.timeout;
-    let mut polls = 0;
     loop {
-        polls += 1;
-        let result = ctx
-            .net
-            .api
-            .call(ApiCall::Status, || {
-                request(&ctx, reqwest::Method::POST, &url, token).json(&body)
-            })
-            .await;
-        let status = match &result {
-            Ok(r) if r.ok() => serde_json::from_str::<BulkChannelStatusResponse>(&r.body)
-                .ok()
-                .and_then(|s| s.channel_statuses.get(&ch.channel.channel).cloned()),
-            _ => {
-                return answer::judge(ApiCall::Status, &result, |_, _| {
-                    Err((RowId::ApiError, "unreachable".into()))
-                });
-            }
-        };
-        let Some(status) = status else {
+        let poll = poller.poll().await;
+        if !poll.answered() {
+            return poll.failure();
+        }
+        let Some(status) = poll.statuses.and_then(|s| s.into_iter().next().flatten()) else {
             return Outcome::fail(
                 RowId::ChannelStatus,
                 format!(
@@ -362,6 +349,7 @@ async fn commit(ctx: Ctx) -> Outcome {
                 (),
             );
         };
+        let polls = poller.polls();
         let evidence = CommitEvidence {
             channel: ch.channel.channel.clone(),
             awaited_offset: awaited.clone(),
@@ -389,11 +377,7 @@ async fn commit(ctx: Ctx) -> Outcome {
                 evidence,
             );
         }
-        let committed = status
-            .last_committed_offset_token
-            .as_deref()
-            .and_then(|t| t.parse::<u64>().ok());
-        if committed.is_some_and(|c| awaited.parse::<u64>().is_ok_and(|a| c >= a)) {
+        if committed_offset(&status).is_some_and(|c| awaited.parse::<u64>().is_ok_and(|a| c >= a)) {
             return Outcome::pass(
                 format!(
                     "offset {awaited} committed after {:.0} ms ({polls} polls)",
@@ -409,7 +393,6 @@ async fn commit(ctx: Ctx) -> Outcome {
             );
             return Outcome::fail(RowId::CommitTimeout, finding, evidence);
         }
-        tokio::time::sleep(POLL_EVERY).await;
     }
 }
 

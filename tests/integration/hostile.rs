@@ -5,14 +5,13 @@
 //! secret (key material, JWT, token) into stdout, stderr (logs at trace level) or the `JUnit`
 //! file, writes well-formed `JUnit`, and names the right check, verdict and catalog row.
 
-
 use std::time::Duration;
 
-use netcheck::snowflake::rest::ApiCall;
-use serde_json::Value;
 use crate::support::emulate::{KEY_FILE, TempDir, run_args_at, spawn_emulator};
 use crate::support::hostile::{Answer, Hostile, Tls};
 use crate::support::run::{Run, assert_check, check, netcheck};
+use netcheck::snowflake::rest::ApiCall;
+use serde_json::Value;
 
 /// The step timeout and the run deadline of every run here (seconds).
 const TIMEOUT: &str = "2";

@@ -1,0 +1,242 @@
+//! The rate test's verdict: every figure of the run (events and bytes per second against asked,
+//! append latency, commit lag, 429s, retries, CPU) and the accounting `sent = committed +
+//! errored`, judged in order of gravity.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Run;
+use super::commits::Polled;
+use super::sender::ChannelReport;
+use crate::catalog::RowId;
+use crate::checks::answer;
+use crate::load::{self, Layout, Load};
+use crate::outcome::Outcome;
+use crate::snowflake::rest::ApiCall;
+
+/// Below this share of the asked rate, the rate was not held.
+const HELD: f64 = 0.9;
+
+/// Latency percentiles, in milliseconds.
+#[derive(Serialize)]
+struct Percentiles {
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Percentiles {
+    fn of(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let p = |q| load::percentile(&samples, q).map(crate::units::ms);
+        Self {
+            p50: p(50.0),
+            p95: p(95.0),
+            p99: p(99.0),
+            max: p(100.0),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RateEvidence<'a> {
+    load: &'a Load,
+    layout: &'a Layout,
+    asked_events_per_s: f64,
+    achieved_events_per_s: f64,
+    asked_mb_per_s: f64,
+    achieved_mb_per_s: f64,
+    wire_mb_per_s: f64,
+    requests: u64,
+    max_in_flight: usize,
+    append_latency_ms: Percentiles,
+    /// From sending an append to the first status poll whose committed offset covers it.
+    commit_lag_ms: Percentiles,
+    throttled_429: usize,
+    retries: u64,
+    resent_requests: u64,
+    reopens: u64,
+    sent: u64,
+    committed: u64,
+    errored: u64,
+    lost: u64,
+    status_polls: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_cpu_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_cpu_percent_of_one_core: Option<f64>,
+}
+
+#[allow(clippy::cast_precision_loss, reason = "counts shown as rates")]
+#[allow(clippy::too_many_lines)] // one verdict table over every figure of the run
+pub(super) fn judge(
+    run: &Run,
+    run_id: &str,
+    reports: &[ChannelReport],
+    polled: &Polled,
+    cpu: Option<Duration>,
+) -> Outcome {
+    let sum = |f: fn(&ChannelReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let sent = sum(|r| r.sent);
+    let acked = sum(ChannelReport::acked_events);
+    let committed: u64 = polled.last.iter().flatten().map(|s| s.rows_inserted).sum();
+    let rows_errored: u64 = polled
+        .last
+        .iter()
+        .flatten()
+        .map(|s| s.rows_error_count)
+        .sum();
+    let errored = sum(|r| r.failed) + rows_errored;
+    let lost = sent.saturating_sub(committed + errored);
+    // The span the rate is measured on: the asked duration, or longer when sending fell behind
+    // (the last batch waiting for its tick is batching, not falling behind).
+    let last_send = reports
+        .iter()
+        .filter_map(|r| r.last_send)
+        .max()
+        .map(|t| t - run.start);
+    let span = last_send
+        .unwrap_or_default()
+        .saturating_sub(run.layout.tick)
+        .max(run.load.duration)
+        .as_secs_f64();
+    let mb = |bytes: u64| bytes as f64 / 1e6 / span;
+    let commit_lags = reports
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.acked.iter().filter_map(move |(range, sent_at)| {
+                let seen = polled.samples.iter().find(|(_, got)| {
+                    got.get(i)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|c| c >= range.end - 1)
+                })?;
+                Some(seen.0.saturating_duration_since(*sent_at))
+            })
+        })
+        .collect();
+    let latencies: Vec<Duration> = reports
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
+    let asked_rate = f64::from(run.load.events_per_sec);
+    let evidence = RateEvidence {
+        load: &run.load,
+        layout: &run.layout,
+        asked_events_per_s: asked_rate,
+        achieved_events_per_s: acked as f64 / span,
+        asked_mb_per_s: asked_rate * run.load.event_size as f64 / 1e6,
+        achieved_mb_per_s: mb(sum(|r| r.raw_bytes)),
+        wire_mb_per_s: mb(sum(|r| r.wire_bytes)),
+        requests: sum(|r| r.requests),
+        max_in_flight: reports
+            .iter()
+            .map(|r| r.max_in_flight)
+            .max()
+            .unwrap_or_default(),
+        append_latency_ms: Percentiles::of(latencies),
+        commit_lag_ms: Percentiles::of(commit_lags),
+        throttled_429: run
+            .ctx
+            .net
+            .api
+            .exchanges()
+            .iter()
+            .filter(|x| {
+                x.call == ApiCall::Append && x.status == Some(429) && x.path.contains(run_id)
+            })
+            .count(),
+        retries: sum(|r| r.retries),
+        resent_requests: sum(|r| r.resent),
+        reopens: sum(|r| r.reopens),
+        sent,
+        committed,
+        errored,
+        lost,
+        status_polls: polled.polls,
+        client_cpu_ms: cpu.map(crate::units::ms),
+        client_cpu_percent_of_one_core: cpu.map(|c| 100.0 * c.as_secs_f64() / span),
+    };
+    let summary = format!(
+        "{:.0} of {asked_rate:.0} events/s ({:.2} MB/s) over {} channel(s) for {:.1} s; append p50/p95/p99 {} ms; commit lag p50 {} ms; sent {sent} = committed {committed} + errored {errored}{}",
+        evidence.achieved_events_per_s,
+        evidence.achieved_mb_per_s,
+        run.layout.channels,
+        span,
+        [
+            evidence.append_latency_ms.p50,
+            evidence.append_latency_ms.p95,
+            evidence.append_latency_ms.p99
+        ]
+        .map(show)
+        .join("/"),
+        show(evidence.commit_lag_ms.p50),
+        if lost > 0 {
+            format!(" + lost {lost}")
+        } else {
+            String::new()
+        },
+    );
+    if lost > 0 {
+        let why = if polled.complete {
+            "were not committed"
+        } else {
+            "were not committed within the wait"
+        };
+        return Outcome::fail(
+            RowId::CommitTimeout,
+            format!("{lost} event(s) {why}: {summary}"),
+            evidence,
+        );
+    }
+    if rows_errored > 0 {
+        return Outcome::fail(
+            RowId::RowsErrored,
+            format!("{rows_errored} row(s) errored: {summary}"),
+            evidence,
+        );
+    }
+    if let Some((row, why)) = reports.iter().find_map(|r| r.failure.clone()) {
+        return Outcome::fail(row, format!("{why}; {summary}"), evidence);
+    }
+    if let Some(failure) = &polled.failure {
+        return Outcome::fail(
+            failure.row().unwrap_or(RowId::ApiError),
+            format!("{}; {summary}", failure.finding),
+            evidence,
+        );
+    }
+    if let Some((row, why)) = reports.iter().find_map(|r| r.recovered.clone()) {
+        return Outcome::warn(row, format!("{why}; {summary}"), evidence);
+    }
+    let budget = answer::budget(ApiCall::Append).unwrap_or(Duration::MAX);
+    if evidence
+        .append_latency_ms
+        .p95
+        .is_some_and(|p| p > crate::units::ms(budget))
+    {
+        return Outcome::warn(
+            RowId::LatencyBudget,
+            format!(
+                "appends over the {} ms budget at p95: {summary}",
+                budget.as_millis()
+            ),
+            evidence,
+        );
+    }
+    if evidence.achieved_events_per_s < HELD * asked_rate {
+        return Outcome::warn(
+            RowId::LatencyBudget,
+            format!("the asked rate was not held: {summary}"),
+            evidence,
+        );
+    }
+    Outcome::pass(summary, evidence)
+}
+
+fn show(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "-".into(), |m| format!("{m:.0}"))
+}
