@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Proxy URL for HTTPS, overriding HTTPS_PROXY and ALL_PROXY (curl's --proxy; "" disables proxies).
     #[arg(long, env = "NETCHECK_PROXY", value_name = "URL")]
     pub proxy: Option<String>,
+    /// PEM file of extra roots for an https:// proxy's own certificate (curl's --proxy-cacert),
+    /// trusted for the proxy only, beside the public roots and --ca-file.
+    #[arg(long, env = "NETCHECK_PROXY_CACERT", value_name = "PEM")]
+    pub proxy_cacert: Option<PathBuf>,
     /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
     #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
     pub noproxy: Option<String>,

@@ -94,6 +94,8 @@ pub struct Settings {
     pub dns_server: Option<SocketAddr>,
     /// Proxy variables and `--proxy`/`--noproxy`, as curl reads them.
     pub proxy: ProxySettings,
+    /// The roots read from `--proxy-cacert`, trusted for an `https://` proxy's certificate only.
+    pub proxy_roots: Vec<CertificateDer<'static>>,
     /// Bound on each network step (a DNS query, a connect, a handshake, an HTTP exchange).
     pub timeout: Duration,
     /// Bound on the whole run.
@@ -145,6 +147,11 @@ impl Settings {
             },
             ca_file: args.ca_file.clone(),
             proxy: ProxySettings::from_env(env, args.proxy.as_deref(), args.noproxy.as_deref()),
+            proxy_roots: match &args.proxy_cacert {
+                Some(path) => TrustStore::load_pem_file(path)
+                    .map_err(|e| Error::Usage(format!("--proxy-cacert: {e}")))?,
+                None => Vec::new(),
+            },
             dns_server: args
                 .dns_server
                 .as_deref()
