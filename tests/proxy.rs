@@ -89,7 +89,7 @@ fn through_squid_everything_passes_and_local_dns_failure_is_information() {
         squid.url().trim_end_matches('/')
     );
     assert_eq!(
-        check(&report, "proxy.connect")["evidence"]["reply"]["status"],
+        check(&report, "proxy.connect")["evidence"]["tunnel"]["reply"]["status"],
         200
     );
     assert_eq!(check(&report, "tls.account")["evidence"]["via_proxy"], true);
@@ -166,7 +166,7 @@ fn through_tinyproxy_to_an_address() {
     let report = r.json();
     assert_check(&report, "proxy.connect", "pass", None);
     assert!(
-        check(&report, "proxy.connect")["evidence"]["reply"]["proxy_agent"]
+        check(&report, "proxy.connect")["evidence"]["tunnel"]["reply"]["proxy_agent"]
             .as_str()
             .unwrap_or_default()
             .contains("tinyproxy")
@@ -266,4 +266,32 @@ fn tls_interception_through_a_proxy_is_tls_inspection() {
     let ca = TestPki::new().root_pem_file();
     let r = via_proxy(server.addr.port(), &ca, &squid.url(), &[]);
     assert_check(&r.json(), "tls.account", "fail", Some("tls-inspection"));
+}
+
+#[test]
+fn an_https_proxy_whose_certificate_names_another_host_is_a_proxy_tls_failure() {
+    // A TLS server stands in for the proxy: the failure is the first leg, before any CONNECT.
+    let (server, ca) = target();
+    let pki = TestPki::new();
+    let proxy = TlsServer::start(TlsServerSpec::new(pki.wrong_host()));
+    let proxy_ca = pki.root_pem_file();
+    let r = via_proxy(
+        server.addr.port(),
+        &ca,
+        &format!("https://{}", proxy.addr),
+        &["--proxy-cacert", proxy_ca.path().to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let report = r.json();
+    assert_check(
+        &report,
+        "proxy.connect",
+        "fail",
+        Some("proxy-tls-handshake"),
+    );
+    assert_eq!(
+        check(&report, "proxy.connect")["evidence"]["proxy_tls"]["kind"],
+        "hostname_mismatch"
+    );
+    assert_check(&report, "tls.account", "skip", None);
 }

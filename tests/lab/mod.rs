@@ -22,12 +22,15 @@ use std::time::Duration;
 
 use daemons::{Daemon, SetupError, Workdir};
 use netns::{ACCOUNT_IP, EDGE_IP, RELAY_IP, Side, Topology};
-use scenario::{ACCOUNT_HOST, CertKind, PRIVATELINK_HOST, Scenario, Trust};
+use scenario::{ACCOUNT_HOST, CertKind, PRIVATELINK_HOST, ProxyKind, Scenario, TlsFront, Trust};
 use time::OffsetDateTime;
 use userspace::Element;
 
 use crate::support::pki::{self, INTERMEDIATE_URL, LeafSpec, ServerCert, TestPki};
 use crate::support::run::Netcheck;
+
+/// The title of the block-page proxy's page (scenarios look for it in the evidence).
+pub const BLOCK_PAGE_TITLE: &str = "Access Denied by Corporate Web Policy";
 
 /// The names the lab's certificates are issued for.
 const CERT_HOSTS: &[&str] = &[ACCOUNT_HOST, PRIVATELINK_HOST];
@@ -44,6 +47,8 @@ pub struct Lab {
     ca_file: PathBuf,
     /// The emulator's state directory, for `--connection emulator` (`SNOWFLAKE_HOME`).
     snowflake_home: Option<PathBuf>,
+    /// The lab root's PEM file, for `--proxy-cacert`.
+    lab_root: PathBuf,
 }
 
 impl Lab {
@@ -106,7 +111,32 @@ impl Lab {
         }
         let mut ca_file = snowflake_ca.clone();
         if let Some(proxy) = &setup.proxy {
-            daemons.push(daemons::proxy(&topo, &dir, proxy, &snowflake_ca)?);
+            if proxy.kind == ProxyKind::BlockPage {
+                let listen = SocketAddr::new(EDGE_IP.parse().expect("constant"), proxy.kind.port());
+                elements.push(userspace::block_page_proxy(
+                    topo.name(Side::Edge),
+                    listen,
+                    BLOCK_PAGE_TITLE.into(),
+                )?);
+            } else {
+                daemons.push(daemons::proxy(&topo, &dir, proxy, &snowflake_ca)?);
+            }
+            if let Some(front) = proxy.tls_front {
+                let cert = match front {
+                    TlsFront::Lab => pki.for_hosts(&[EDGE_IP]),
+                    TlsFront::PrivateCa => pki::unknown_ca().0,
+                };
+                let (chain, key) = cert.write_pem_files();
+                let chain = copy_into(&dir, "proxy-chain.pem", chain.path());
+                let key = copy_into(&dir, "proxy-key.pem", key.path());
+                daemons.push(daemons::stunnel(
+                    &topo,
+                    &dir,
+                    proxy.kind.port(),
+                    &chain,
+                    &key,
+                )?);
+            }
             if scenario.run.trust == Trust::LabAndMitmproxy {
                 let mitm = std::fs::read_to_string(daemons::mitmproxy_ca(&dir))
                     .map_err(|e| format!("mitmproxy CA: {e}"))?;
@@ -145,6 +175,7 @@ impl Lab {
             client_resolv,
             ca_file,
             snowflake_home,
+            lab_root: root.to_path_buf(),
         })
     }
 
@@ -164,6 +195,9 @@ impl Lab {
                 "--private-key-file".into(),
                 self.dir.path().join("foreign_key.p8").display().to_string(),
             ]);
+        }
+        if run.proxy_cacert {
+            args.extend(["--proxy-cacert".into(), self.lab_root.display().to_string()]);
         }
         if let Some(json) = &run.allowlist {
             let file = self.dir.write("allowlist.json", json);
@@ -200,6 +234,7 @@ impl Lab {
             "squid/cache.log",
             "squid/access.log",
             "tinyproxy/tinyproxy.log",
+            "danted.log",
             "nginx/error.log",
         ] {
             if let Ok(text) = std::fs::read_to_string(self.dir.path().join(name)) {
