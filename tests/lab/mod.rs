@@ -48,7 +48,7 @@ pub struct Lab {
     /// The emulator's state directory, for `--connection emulator` (`SNOWFLAKE_HOME`).
     snowflake_home: Option<PathBuf>,
     /// The lab root's PEM file, for `--proxy-cacert`.
-    lab_root: PathBuf,
+    root_pem: PathBuf,
 }
 
 impl Lab {
@@ -111,32 +111,15 @@ impl Lab {
         }
         let mut ca_file = snowflake_ca.clone();
         if let Some(proxy) = &setup.proxy {
-            if proxy.kind == ProxyKind::BlockPage {
-                let listen = SocketAddr::new(EDGE_IP.parse().expect("constant"), proxy.kind.port());
-                elements.push(userspace::block_page_proxy(
-                    topo.name(Side::Edge),
-                    listen,
-                    BLOCK_PAGE_TITLE.into(),
-                )?);
-            } else {
-                daemons.push(daemons::proxy(&topo, &dir, proxy, &snowflake_ca)?);
-            }
-            if let Some(front) = proxy.tls_front {
-                let cert = match front {
-                    TlsFront::Lab => pki.for_hosts(&[EDGE_IP]),
-                    TlsFront::PrivateCa => pki::unknown_ca().0,
-                };
-                let (chain, key) = cert.write_pem_files();
-                let chain = copy_into(&dir, "proxy-chain.pem", chain.path());
-                let key = copy_into(&dir, "proxy-key.pem", key.path());
-                daemons.push(daemons::stunnel(
-                    &topo,
-                    &dir,
-                    proxy.kind.port(),
-                    &chain,
-                    &key,
-                )?);
-            }
+            start_proxy(
+                &topo,
+                &dir,
+                proxy,
+                pki,
+                &snowflake_ca,
+                &mut daemons,
+                &mut elements,
+            )?;
             if scenario.run.trust == Trust::LabAndMitmproxy {
                 let mitm = std::fs::read_to_string(daemons::mitmproxy_ca(&dir))
                     .map_err(|e| format!("mitmproxy CA: {e}"))?;
@@ -175,7 +158,7 @@ impl Lab {
             client_resolv,
             ca_file,
             snowflake_home,
-            lab_root: root.to_path_buf(),
+            root_pem: root.to_path_buf(),
         })
     }
 
@@ -197,7 +180,7 @@ impl Lab {
             ]);
         }
         if run.proxy_cacert {
-            args.extend(["--proxy-cacert".into(), self.lab_root.display().to_string()]);
+            args.extend(["--proxy-cacert".into(), self.root_pem.display().to_string()]);
         }
         if let Some(json) = &run.allowlist {
             let file = self.dir.write("allowlist.json", json);
@@ -243,6 +226,46 @@ impl Lab {
         }
         out
     }
+}
+
+/// The scenario's proxy (a daemon, or the block-page element) and its TLS front, if any.
+/// `snowflake_ca` is what an intercepting proxy verifies the Snowflake side with.
+fn start_proxy(
+    topo: &netns::Topology,
+    dir: &Workdir,
+    proxy: &scenario::Proxy,
+    pki: &TestPki,
+    snowflake_ca: &Path,
+    daemons: &mut Vec<Daemon>,
+    elements: &mut Vec<Element>,
+) -> Result<(), SetupError> {
+    if proxy.kind == ProxyKind::BlockPage {
+        let listen = SocketAddr::new(EDGE_IP.parse().expect("constant"), proxy.kind.port());
+        elements.push(userspace::block_page_proxy(
+            topo.name(Side::Edge),
+            listen,
+            BLOCK_PAGE_TITLE.into(),
+        )?);
+    } else {
+        daemons.push(daemons::proxy(topo, dir, proxy, snowflake_ca)?);
+    }
+    if let Some(front) = proxy.tls_front {
+        let cert = match front {
+            TlsFront::Lab => pki.for_hosts(&[EDGE_IP]),
+            TlsFront::PrivateCa => pki::unknown_ca().0,
+        };
+        let (chain, key) = cert.write_pem_files();
+        let chain = copy_into(dir, "proxy-chain.pem", chain.path());
+        let key = copy_into(dir, "proxy-key.pem", key.path());
+        daemons.push(daemons::stunnel(
+            topo,
+            dir,
+            proxy.kind.port(),
+            &chain,
+            &key,
+        )?);
+    }
+    Ok(())
 }
 
 /// The last `n` lines of a log.

@@ -276,7 +276,7 @@ pub enum ProxyKind {
     /// Dante (SOCKS4/4a/5/5h) on 198.18.1.1:1080.
     Dante,
     /// A small proxy of the lab's own on 198.18.1.1:3130 that answers CONNECT with 200, then
-    /// answers the ClientHello with an HTML block page and closes, as filtering appliances do.
+    /// answers the `ClientHello` with an HTML block page and closes, as filtering appliances do.
     BlockPage,
 }
 

@@ -416,6 +416,44 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_root_vouches_for_the_proxy_only() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = params.self_signed(&key).unwrap();
+        let issuer = rcgen::Issuer::new(params, key);
+        let leaf = |name: &str| {
+            rcgen::CertificateParams::new(vec![name.to_owned()])
+                .unwrap()
+                .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+                .unwrap()
+                .der()
+                .clone()
+        };
+        let trust = TrustStore::new(Vec::new());
+        let proxy_trust = trust.with_roots(vec![root.der().clone()]);
+        // What client_config_with_proxy installs.
+        let verifier = SplitVerifier {
+            target: trust.webpki_verifier(),
+            proxy: proxy_trust.webpki_verifier(),
+            proxy_hosts: vec![ServerName::try_from("proxy.corp.example").unwrap()],
+        };
+        let verify = |name: &str| {
+            verifier
+                .verify_server_cert(
+                    &leaf(name),
+                    &[],
+                    &ServerName::try_from(name.to_owned()).unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .is_ok()
+        };
+        assert!(verify("proxy.corp.example"));
+        assert!(!verify("acct.snowflakecomputing.com"));
+    }
+
+    #[test]
     fn os_store_rejects_an_empty_chain_and_a_bad_name() {
         assert!(!trusted_by_os_store(&[], "localhost"));
         assert!(!trusted_by_os_store(
