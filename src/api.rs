@@ -16,6 +16,7 @@ use rand::Rng;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::net::proxy::{self, ProxyDecision, ProxySettings, TargetScheme};
 use crate::snowflake::rest::{ApiCall, ApiError};
 
 /// At most this many attempts of one call (the first included).
@@ -102,6 +103,17 @@ pub enum CallError {
     /// A 3xx (never followed), or an answer pointing to another host for the next request.
     #[error("{status} pointing to {location} (not followed)")]
     Redirected { status: u16, location: String },
+    /// The proxy's tunnel closed while the answer was awaited, after the request had waited
+    /// long enough for an idle timeout (not a refusal).
+    #[error("the proxy {proxy} closed the tunnel after the request had waited {:.1} s for the answer ({message})", waited.as_secs_f64())]
+    TunnelClosed {
+        /// The proxy the request went through.
+        proxy: String,
+        /// From sending the request to the close.
+        #[serde(rename = "waited_ms", serialize_with = "crate::units::serialize_ms")]
+        waited: Duration,
+        message: String,
+    },
     #[error("{message}")]
     Transport {
         message: String,
@@ -145,20 +157,27 @@ impl CallError {
     }
 }
 
+/// A connection that closes this long after the request or later, through a proxy, is taken
+/// for the proxy's idle timeout rather than a refusal (which comes at once).
+const IDLE_CLOSE_AFTER: Duration = Duration::from_millis(500);
+
 /// The run's API client and its exchange log.
 pub struct Api {
     http: reqwest::Client,
     timeout: Duration,
+    /// The proxy decision the client follows, to name the proxy when a tunnel closes.
+    proxies: ProxySettings,
     log: Mutex<Vec<Exchange>>,
 }
 
 impl Api {
-    /// Wraps the run's HTTP client.
+    /// Wraps the run's HTTP client, built to follow `proxies`.
     #[must_use]
-    pub fn new(http: reqwest::Client, timeout: Duration) -> Self {
+    pub fn new(http: reqwest::Client, timeout: Duration, proxies: ProxySettings) -> Self {
         Self {
             http,
             timeout,
+            proxies,
             log: Mutex::default(),
         }
     }
@@ -247,10 +266,19 @@ impl Api {
             Err(_) => Err(CallError::Timeout(self.timeout)),
             // reqwest's own timeout (the same bound) can fire first: it is still a timeout.
             Ok(Err(e)) if e.is_timeout() => Err(CallError::Timeout(self.timeout)),
-            Ok(Err(e)) => Err(CallError::Transport {
-                unsent: e.is_connect(),
-                socket: socket_failure(&e),
-                message: describe(&e.without_url()),
+            Ok(Err(e)) => Err(match self.proxy_for(&host) {
+                Some(proxy) if !e.is_connect() && elapsed >= IDLE_CLOSE_AFTER && closed(&e) => {
+                    CallError::TunnelClosed {
+                        proxy,
+                        waited: elapsed,
+                        message: describe(&e.without_url()),
+                    }
+                }
+                _ => CallError::Transport {
+                    unsent: e.is_connect(),
+                    socket: socket_failure(&e),
+                    message: describe(&e.without_url()),
+                },
             }),
             Ok(Ok(Err(e))) => Err(e),
             Ok(Ok(Ok((status, date, retry_after, body)))) => Ok((
@@ -308,6 +336,44 @@ async fn read_capped(
     Ok(Some(String::from_utf8(body).unwrap_or_else(|e| {
         String::from_utf8_lossy(e.as_bytes()).into_owned()
     })))
+}
+
+impl Api {
+    /// The proxy requests to `host` go through, as the client decides it.
+    fn proxy_for(&self, host: &str) -> Option<String> {
+        match proxy::decide(&self.proxies, TargetScheme::Https, host) {
+            Ok(ProxyDecision::Proxy { proxy, .. }) => Some(proxy.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the connection ended under the request: closed mid-answer (hyper's incomplete
+/// message, an end of stream without TLS `close_notify`) or reset.
+fn closed(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        let io = s
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| s.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
+        if io.is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        }) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The kind of socket failure underneath a reqwest error (reset mid-answer, refused …), from the

@@ -41,6 +41,7 @@ pub enum RowId {
     Timeout,
     TcpUnreachable,
     TcpReset,
+    PathMtuBlackhole,
     DnsNxdomain,
     DnsServfail,
     DnsNoAnswer,
@@ -65,6 +66,12 @@ pub enum RowId {
     ProxyDenied,
     ProxyError,
     ProxyNotHttp,
+    ProxySchemeMismatch,
+    ProxyAuthScheme,
+    ProxyTlsUntrusted,
+    ProxyTlsHandshake,
+    ProxyBlockPage,
+    ProxyIdleTimeout,
     NetworkPolicy,
     Forbidden,
     JwtRejected,
@@ -223,12 +230,13 @@ mod tests {
         let ids: Vec<&str> = RowId::iter().map(RowId::as_str).collect();
         assert_eq!(
             ids.join(" "),
-            "connection-refused timeout tcp-unreachable tcp-reset dns-nxdomain dns-servfail \
+            "connection-refused timeout tcp-unreachable tcp-reset path-mtu-blackhole dns-nxdomain dns-servfail \
              dns-no-answer dns-timeout dns-private-address dns-public-address dns-sinkhole tls-inspection \
              tls-untrusted tls-incomplete-chain tls-expired tls-not-yet-valid tls-expiring \
              tls-hostname tls-version tls-legacy-only tls-reset tls-handshake proxy-bad-url \
              proxy-unreachable proxy-auth-required proxy-denied proxy-error proxy-not-http \
-             network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
+             proxy-scheme-mismatch proxy-auth-scheme proxy-tls-untrusted proxy-tls-handshake \
+             proxy-block-page proxy-idle-timeout network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
              latency-budget api-unreachable api-error answer-too-large redirected \

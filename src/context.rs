@@ -4,12 +4,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use tokio::net::TcpStream;
-
 use crate::api::{Api, Reply};
 use crate::error::Error;
 use crate::net::connect;
-use crate::net::proxy::{self, ProxyDecision, ProxyError, TargetScheme};
+use crate::net::proxy::{self, ProxyDecision, ProxyError, RouteStream, TargetScheme};
 use crate::net::resolver::Resolver;
 use crate::net::tls::TrustStore;
 use crate::secret::Secret;
@@ -35,13 +33,20 @@ impl Ctx {
             settings.timeout,
         ));
         let trust = TrustStore::new(settings.extra_roots.clone());
-        let http =
-            crate::net::http::client(resolver.clone(), &trust, &settings.proxy, settings.timeout)
-                .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+        let proxy_trust = trust.with_roots(settings.proxy_roots.clone());
+        let http = crate::net::http::client(
+            resolver.clone(),
+            &trust,
+            &proxy_trust,
+            &settings.proxy,
+            settings.timeout,
+        )
+        .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
         let net = Network {
             resolver,
             trust,
-            api: Api::new(http, settings.timeout),
+            proxy_trust,
+            api: Api::new(http, settings.timeout, settings.proxy.clone()),
         };
         Ok(Self {
             settings: Arc::new(settings),
@@ -77,9 +82,17 @@ impl Ctx {
         proxy::decide(&self.settings.proxy, TargetScheme::Https, &endpoint.host)
     }
 
-    /// Opens a TCP stream to the host along its route: to the address `tcp.*` reached, or
-    /// through the proxy's CONNECT tunnel. Every step is bounded by the step timeout.
-    pub async fn open_stream(&self, role: HostRole) -> Result<TcpStream, OpenError> {
+    /// Opens a stream to the host along its route: to the address `tcp.*` reached, or through
+    /// the proxy's tunnel (whatever its kind). Every step is bounded by the step timeout.
+    pub async fn open_stream(&self, role: HostRole) -> Result<RouteStream, OpenError> {
+        Ok(self.open_tunnel(role).await?.0)
+    }
+
+    /// Like [`Ctx::open_stream`], with the proxy's answer when the route goes through one.
+    pub async fn open_tunnel(
+        &self,
+        role: HostRole,
+    ) -> Result<(RouteStream, Option<proxy::Tunnel>), OpenError> {
         let endpoint = self.endpoint(role).ok_or(OpenError::Unknown)?;
         let addr = *self
             .host_facts(role)
@@ -87,15 +100,24 @@ impl Ctx {
             .get()
             .ok_or(OpenError::Unknown)?;
         let timeout = self.settings.timeout;
-        let (stream, _) = connect::connect(addr, timeout).await?;
         match self.route(&endpoint)? {
-            ProxyDecision::Direct { .. } => Ok(stream),
+            ProxyDecision::Direct { .. } => {
+                let (stream, _) = connect::connect(addr, timeout).await?;
+                Ok((RouteStream::Tcp(stream), None))
+            }
             ProxyDecision::Proxy { proxy, .. } => {
-                Ok(
-                    proxy::connect_tunnel(stream, &proxy, &endpoint.host, endpoint.port, timeout)
-                        .await?
-                        .0,
-                )
+                let to = proxy::Destination {
+                    host: &endpoint.host,
+                    port: endpoint.port,
+                    resolved: self
+                        .host_facts(role)
+                        .addrs
+                        .get()
+                        .and_then(|a| a.first().copied()),
+                };
+                let (stream, tunnel) =
+                    proxy::open_tunnel(addr, &proxy, to, &self.net.proxy_trust, timeout).await?;
+                Ok((stream, Some(tunnel)))
             }
         }
     }
@@ -127,6 +149,9 @@ pub enum OpenError {
 pub struct Network {
     pub resolver: Arc<Resolver>,
     pub trust: TrustStore,
+    /// The roots an `https://` proxy's certificate is verified with: `trust` plus
+    /// `--proxy-cacert`.
+    pub proxy_trust: TrustStore,
     pub api: Api,
 }
 

@@ -53,6 +53,7 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         resolve: vec![pin(emu.account_host()), pin(emu.ingest_host())],
         ca_file: None,
         extra_roots: TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?,
+        proxy_roots: vec![],
         dns_server: None,
         // The demo shows the emulator, not this machine's proxy settings.
         proxy: ProxySettings::from_env(|_| None, None, None),

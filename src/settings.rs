@@ -42,6 +42,10 @@ pub struct SettingsArgs {
     /// Proxy URL for HTTPS, overriding HTTPS_PROXY and ALL_PROXY (curl's --proxy; "" disables proxies).
     #[arg(long, env = "NETCHECK_PROXY", value_name = "URL")]
     pub proxy: Option<String>,
+    /// PEM file of extra roots for an https:// proxy's own certificate (curl's --proxy-cacert),
+    /// trusted for the proxy only, beside the public roots and --ca-file.
+    #[arg(long, env = "NETCHECK_PROXY_CACERT", value_name = "PEM")]
+    pub proxy_cacert: Option<PathBuf>,
     /// Hosts to reach directly, overriding NO_PROXY (curl's --noproxy syntax).
     #[arg(long, env = "NETCHECK_NOPROXY", value_name = "LIST")]
     pub noproxy: Option<String>,
@@ -154,6 +158,8 @@ pub struct Settings {
     pub dns_server: Option<SocketAddr>,
     /// Proxy variables and `--proxy`/`--noproxy`, as curl reads them.
     pub proxy: ProxySettings,
+    /// The roots read from `--proxy-cacert`, trusted for an `https://` proxy's certificate only.
+    pub proxy_roots: Vec<CertificateDer<'static>>,
     /// Bound on each network step (a DNS query, a connect, a handshake, an HTTP exchange).
     pub timeout: Duration,
     /// Bound on the whole run.
@@ -208,6 +214,11 @@ impl Settings {
             },
             ca_file: args.ca_file.clone(),
             proxy: ProxySettings::from_env(env, args.proxy.as_deref(), args.noproxy.as_deref()),
+            proxy_roots: match &args.proxy_cacert {
+                Some(path) => TrustStore::load_pem_file(path)
+                    .map_err(|e| Error::Usage(format!("--proxy-cacert: {e}")))?,
+                None => Vec::new(),
+            },
             dns_server: args
                 .dns_server
                 .as_deref()

@@ -157,7 +157,7 @@ async fn probe_all(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Probe> {
     results.into_iter().flatten().collect()
 }
 
-/// DNS then TCP (through the proxy's CONNECT tunnel when one applies to HTTPS hosts).
+/// DNS then TCP (through the proxy's tunnel when one applies to HTTPS hosts).
 async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
     let start = Instant::now();
     let timeout = ctx.settings.timeout;
@@ -170,31 +170,9 @@ async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
     let failure = |at, error: String| (Some(at), Some(error));
     let (failed_at, error) = match route {
         Ok(ProxyDecision::Proxy { proxy, .. }) if scheme == TargetScheme::Https => {
-            match ctx
-                .net
-                .resolver
-                .resolve(&proxy.host, proxy.port, timeout)
-                .await
-            {
-                Err(e) => failure("proxy", e.message),
-                Ok(res) => {
-                    match connect::connect(SocketAddr::new(res.addrs[0], proxy.port), timeout).await
-                    {
-                        Err(e) => failure("proxy", e.to_string()),
-                        Ok((stream, _)) => match proxy::connect_tunnel(
-                            stream,
-                            &proxy,
-                            &entry.host,
-                            entry.port,
-                            timeout,
-                        )
-                        .await
-                        {
-                            Err(e) => failure("proxy", e.to_string()),
-                            Ok(_) => (None, None),
-                        },
-                    }
-                }
+            match through_proxy(ctx, &proxy, &entry, timeout).await {
+                Ok(()) => (None, None),
+                Err((at, error)) => failure(at, error),
             }
         }
         _ => match ctx
@@ -219,4 +197,38 @@ async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
         error,
         elapsed: start.elapsed(),
     }
+}
+
+/// The tunnel to `entry` through `proxy`, of whatever kind; `Err` says at which step it failed.
+async fn through_proxy(
+    ctx: &Ctx,
+    proxy: &proxy::ProxyUrl,
+    entry: &Entry,
+    timeout: Duration,
+) -> Result<(), (&'static str, String)> {
+    let dns = &ctx.net.resolver;
+    let at_proxy = dns
+        .resolve(&proxy.host, proxy.port, timeout)
+        .await
+        .map_err(|e| ("proxy", e.message))?;
+    // Through socks4 and socks5 the client resolves the destination and sends its address.
+    let resolved = if proxy.scheme.resolves_remotely() {
+        None
+    } else {
+        let local = dns
+            .resolve(&entry.host, entry.port, timeout)
+            .await
+            .map_err(|e| ("dns", e.message))?;
+        local.addrs.first().copied()
+    };
+    let to = proxy::Destination {
+        host: &entry.host,
+        port: entry.port,
+        resolved,
+    };
+    let addr = SocketAddr::new(at_proxy.addrs[0], proxy.port);
+    proxy::open_tunnel(addr, proxy, to, &ctx.net.proxy_trust, timeout)
+        .await
+        .map(drop)
+        .map_err(|e| ("proxy", e.to_string()))
 }

@@ -137,6 +137,7 @@ pub fn judge(
 pub fn call_failure(e: &CallError) -> RowId {
     match e {
         CallError::Timeout(_) => RowId::Timeout,
+        CallError::TunnelClosed { .. } => RowId::ProxyIdleTimeout,
         CallError::Transport {
             socket: Some(kind), ..
         } => crate::checks::tcp::classify(*kind),

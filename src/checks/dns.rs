@@ -1,6 +1,6 @@
 //! `dns.account`: resolve the host (A and AAAA), record the addresses, the CNAME chain and the
 //! time, and judge the answer against the kind of host (public vs `PrivateLink`). Through a
-//! proxy a local failure is not one: the proxy resolves the name.
+//! proxy that resolves the name (HTTP, `socks4a`, `socks5h`) a local failure is not one.
 
 use std::net::IpAddr;
 
@@ -102,15 +102,18 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
                 resolver: resolver.info(),
                 answer: Answer::Failed { error: &err },
             };
-            // Through a proxy, the proxy resolves the name: a local failure is information.
+            // Through a proxy that resolves the name (not socks4/socks5), a local failure is
+            // information.
             if let Ok(ProxyDecision::Proxy { proxy, .. }) = ctx.route(&endpoint) {
-                return Outcome::pass(
-                    format!(
-                        "{host}: {} locally; the proxy {proxy} resolves it",
-                        err.message
-                    ),
-                    evidence,
-                );
+                if proxy.scheme.resolves_remotely() {
+                    return Outcome::pass(
+                        format!(
+                            "{host}: {} locally; the proxy {proxy} resolves it",
+                            err.message
+                        ),
+                        evidence,
+                    );
+                }
             }
             Outcome::fail(
                 classify(err.kind),

@@ -1,16 +1,18 @@
-//! `proxy.env` (which proxy, if any, applies to the host and why) and `proxy.connect` (an HTTP
-//! CONNECT through it, with the proxy's own status code: 407, 403 and 5xx each mean something
-//! else). Pairs with `checks/proxy.toml`.
+//! `proxy.env` (which proxy, if any, applies to the host and why) and `proxy.connect` (the
+//! tunnel through it: HTTP CONNECT, over TLS for an `https://` proxy, or the SOCKS handshake,
+//! with the proxy's own answer as evidence: 407, 403 and 5xx, or SOCKS's reply codes, each mean
+//! something else). Pairs with `checks/proxy.toml`.
 
 use serde::Serialize;
 
 use crate::catalog::RowId;
 use crate::checks::host_check;
-use crate::context::{Ctx, HostRole};
-use crate::net::connect;
+use crate::context::{Ctx, HostRole, OpenError};
 use crate::net::proxy::{
-    self, DirectReason, NoProxyEntries, ProxyDecision, ProxySettings, TunnelError,
+    self, DirectReason, NoProxyEntries, ProxyDecision, ProxySettings, SocksFailureKind,
+    TunnelError, TunnelReply,
 };
+use crate::net::tls::TlsFailure;
 use crate::outcome::{Outcome, SkipReason};
 
 host_check!(
@@ -22,7 +24,7 @@ host_check!(
 );
 pub const CONNECT: crate::check::CheckSpec = crate::check::CheckSpec::new(
     "proxy.connect",
-    "Proxy: CONNECT tunnel to the account host",
+    "Proxy: tunnel to the account host",
     &["proxy.env", "tcp.account"],
     |ctx| Box::pin(run_connect(ctx, HostRole::Account)),
 );
@@ -121,7 +123,14 @@ struct ConnectEvidence<'a> {
     variable: &'a str,
     target: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<&'a proxy::Tunnel>,
+    /// The refusal, when the proxy answered CONNECT with an error status.
+    #[serde(skip_serializing_if = "Option::is_none")]
     reply: Option<&'a proxy::ConnectReply>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    socks: Option<&'a proxy::SocksFailure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy_tls: Option<&'a TlsFailure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,74 +148,142 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
             endpoint.host
         )));
     };
-    if !proxy.scheme.supports_connect() {
-        return Outcome::skip(SkipReason::NotConfigured(format!(
-            "{} proxies take no HTTP CONNECT: netcheck cannot check through them",
-            proxy.scheme
-        )));
-    }
-    let Some(addr) = ctx.host_facts(role).reachable.get().copied() else {
-        return Outcome::skip(SkipReason::NotConfigured(
-            "the proxy's address is not known".into(),
-        ));
-    };
-    let timeout = ctx.settings.timeout;
-    let target = endpoint.to_string();
     let mut evidence = ConnectEvidence {
         proxy: &proxy,
         variable: &variable,
-        target,
+        target: endpoint.to_string(),
+        tunnel: None,
         reply: None,
+        socks: None,
+        proxy_tls: None,
         error: None,
         preview: None,
     };
-    let stream = match connect::connect(addr, timeout).await {
-        Ok((s, _)) => s,
-        Err(e) => {
-            evidence.error = Some(e.to_string());
-            return Outcome::fail(
-                RowId::ProxyUnreachable,
-                format!("cannot reach the proxy: {e}"),
-                evidence,
-            );
+    let err = match ctx.open_tunnel(role).await {
+        Ok((_, Some(tunnel))) => {
+            let finding = match &tunnel.reply {
+                TunnelReply::HttpConnect(reply) => format!(
+                    "{} {} from {proxy} in {:.0} ms",
+                    reply.status,
+                    reply.reason,
+                    crate::units::ms(reply.elapsed)
+                ),
+                TunnelReply::Socks(reply) => format!(
+                    "SOCKS{} tunnel to {}:{} granted by {proxy} in {:.0} ms",
+                    reply.version,
+                    reply.destination,
+                    endpoint.port,
+                    crate::units::ms(reply.elapsed)
+                ),
+            };
+            evidence.tunnel = Some(&tunnel);
+            return Outcome::pass(finding, evidence);
         }
+        Ok((_, None)) | Err(OpenError::Unknown | OpenError::Route(_)) => {
+            return Outcome::skip(SkipReason::NotConfigured(
+                "the proxy's address is not known".into(),
+            ));
+        }
+        Err(OpenError::Connect(e)) => TunnelError::Connect(e),
+        Err(OpenError::Tunnel(e)) => e,
     };
-    match proxy::connect_tunnel(stream, &proxy, &endpoint.host, endpoint.port, timeout).await {
-        Ok((_, reply)) => {
-            let finding = format!(
-                "{} {} from {proxy} in {:.0} ms",
-                reply.status,
-                reply.reason,
-                crate::units::ms(reply.elapsed)
-            );
-            evidence.reply = Some(&reply);
-            Outcome::pass(finding, evidence)
-        }
-        Err(err) => {
-            let row = classify(&err);
-            let finding = format!("{proxy}: {err}");
-            evidence.error = Some(err.to_string());
-            match &err {
-                TunnelError::Status(reply) => evidence.reply = Some(reply),
-                TunnelError::NotHttp { preview, .. } => evidence.preview = Some(preview),
-                _ => {}
-            }
-            Outcome::fail(row, finding, evidence)
-        }
+    let row = classify(&err);
+    let finding = finding(&proxy, &err);
+    evidence.error = Some(err.to_string());
+    match &err {
+        TunnelError::Status(reply) => evidence.reply = Some(reply),
+        TunnelError::NotHttp { preview, .. } => evidence.preview = Some(preview),
+        TunnelError::Socks(failure) => evidence.socks = Some(failure),
+        TunnelError::ProxyTls(failure) => evidence.proxy_tls = Some(failure),
+        _ => {}
+    }
+    Outcome::fail(row, finding, evidence)
+}
+
+/// The finding for a failed tunnel: the error, and for a demand for authentication the schemes
+/// the proxy offers and whether the URL's Basic credentials can meet it.
+fn finding(proxy: &proxy::ProxyUrl, err: &TunnelError) -> String {
+    let TunnelError::Status(reply) = err else {
+        return format!("{proxy}: {err}");
+    };
+    let offered = challenges(reply);
+    if !matches!(reply.status, 401 | 407) || offered.is_empty() {
+        return format!("{proxy}: {err}");
+    }
+    let schemes: Vec<&str> = offered
+        .iter()
+        .map(|c| c.split_whitespace().next().unwrap_or_default())
+        .collect();
+    let basic = schemes.iter().any(|s| s.eq_ignore_ascii_case("basic"));
+    let sent = if proxy.auth.is_some() {
+        "the URL's credentials were sent as Basic"
+    } else {
+        "the URL carries no credentials"
+    };
+    let verdict = if basic {
+        "Basic is among them"
+    } else {
+        "Basic is not among them, so no user:password in the URL can satisfy it"
+    };
+    format!(
+        "{proxy}: {err}; it offers {} ({sent}); {verdict}",
+        schemes.join(", ")
+    )
+}
+
+/// The authentication challenges of a refusal: `Proxy-Authenticate`, or `WWW-Authenticate` from
+/// tinyproxy, which answers wrong credentials with 401.
+fn challenges(reply: &proxy::ConnectReply) -> &[String] {
+    if reply.proxy_authenticate.is_empty() {
+        &reply.www_authenticate
+    } else {
+        &reply.proxy_authenticate
     }
 }
 
-/// The catalog row for a failed CONNECT.
+/// The catalog row for a failed tunnel.
 pub(crate) fn classify(err: &TunnelError) -> RowId {
     match err {
-        // tinyproxy answers wrong credentials with 401 + WWW-Authenticate rather than 407.
-        TunnelError::Status(reply) if matches!(reply.status, 401 | 407) => RowId::ProxyAuthRequired,
+        TunnelError::Status(reply) if matches!(reply.status, 401 | 407) => {
+            let offered = challenges(reply);
+            let basic = offered.iter().any(|c| {
+                c.split_whitespace()
+                    .next()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("basic"))
+            });
+            if offered.is_empty() || basic {
+                RowId::ProxyAuthRequired
+            } else {
+                RowId::ProxyAuthScheme
+            }
+        }
         TunnelError::Status(reply) if reply.status >= 500 => RowId::ProxyError,
         TunnelError::Status(_) => RowId::ProxyDenied,
-        TunnelError::NotHttp { .. }
-        | TunnelError::HeadTooLong { .. }
-        | TunnelError::UnsupportedScheme(_) => RowId::ProxyNotHttp,
-        TunnelError::Timeout(_) => RowId::Timeout,
+        TunnelError::NotHttp { .. } | TunnelError::HeadTooLong { .. } => RowId::ProxyNotHttp,
+        TunnelError::Timeout(_) | TunnelError::ProxyTls(TlsFailure::Timeout { .. }) => {
+            RowId::Timeout
+        }
+        TunnelError::Connect(_) => RowId::ProxyUnreachable,
+        TunnelError::SpeaksHttp { .. } | TunnelError::SpeaksTls { .. } => {
+            RowId::ProxySchemeMismatch
+        }
+        TunnelError::ProxyTls(
+            TlsFailure::UnknownIssuer { .. } | TlsFailure::IncompleteChain { .. },
+        ) => RowId::ProxyTlsUntrusted,
+        TunnelError::ProxyTls(_) => RowId::ProxyTlsHandshake,
+        TunnelError::Socks(failure) => match failure.kind {
+            SocksFailureKind::NotAllowed => RowId::ProxyDenied,
+            SocksFailureKind::NoAcceptableAuth | SocksFailureKind::AuthFailed => {
+                RowId::ProxyAuthRequired
+            }
+            SocksFailureKind::NotSocks => RowId::ProxyNotHttp,
+            SocksFailureKind::Timeout => RowId::Timeout,
+            SocksFailureKind::Unreachable
+            | SocksFailureKind::Refused
+            | SocksFailureKind::ServerFailure
+            | SocksFailureKind::Unsupported
+            | SocksFailureKind::Io => RowId::ProxyError,
+        },
         TunnelError::Closed | TunnelError::Io(_) | TunnelError::BadTarget(_) => RowId::ProxyError,
     }
 }
@@ -232,7 +309,20 @@ mod tests {
         })
     }
 
+    fn challenged(code: u16, offered: &[&str]) -> TunnelError {
+        let TunnelError::Status(mut reply) = status(code) else {
+            unreachable!()
+        };
+        reply.proxy_authenticate = offered.iter().map(|s| (*s).to_owned()).collect();
+        TunnelError::Status(reply)
+    }
+
     #[test_case(status(407), RowId::ProxyAuthRequired; "407")]
+    #[test_case(challenged(407, &["Negotiate", "Basic realm=\"corp\""]), RowId::ProxyAuthRequired; "407 offering basic")]
+    #[test_case(challenged(407, &["Negotiate", "NTLM"]), RowId::ProxyAuthScheme; "407 without basic")]
+    #[test_case(TunnelError::SpeaksHttp { status_line: "HTTP/1.1 400 Bad Request".into() }, RowId::ProxySchemeMismatch; "https on a plain proxy")]
+    #[test_case(TunnelError::ProxyTls(TlsFailure::UnknownIssuer { issuer: "CN=x".into() }), RowId::ProxyTlsUntrusted; "proxy certificate untrusted")]
+    #[test_case(TunnelError::ProxyTls(TlsFailure::HostnameMismatch { presented: vec![] }), RowId::ProxyTlsHandshake; "proxy certificate for another name")]
     #[test_case(status(401), RowId::ProxyAuthRequired; "401 from tinyproxy on wrong credentials")]
     #[test_case(status(403), RowId::ProxyDenied; "403")]
     #[test_case(status(400), RowId::ProxyDenied; "other 4xx")]
@@ -243,5 +333,17 @@ mod tests {
     #[allow(clippy::needless_pass_by_value)] // test_case hands over values
     fn classifies(err: TunnelError, row: RowId) {
         assert_eq!(classify(&err), row);
+    }
+
+    #[test]
+    fn a_demand_for_authentication_names_the_schemes() {
+        let proxy = proxy::ProxyUrl::parse("http://u:pw@p:3128").unwrap();
+        let found = finding(&proxy, &challenged(407, &["Negotiate", "NTLM"]));
+        assert!(
+            found.contains("offers Negotiate, NTLM")
+                && found.contains("sent as Basic")
+                && found.contains("Basic is not among them"),
+            "{found}"
+        );
     }
 }

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::catalog::RowId;
 use crate::checks::{host_check, proxy, tcp};
 use crate::context::{Ctx, HostRole, OpenError};
+use crate::net::connect;
 use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
 use crate::outcome::{Outcome, Status};
 
@@ -29,6 +30,10 @@ host_check!(
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// The segment size a stalled handshake is retried with: IPv4's default MSS (576-byte packets),
+/// which passes any path whose MTU is not broken beyond repair.
+const CLAMPED_MSS: u32 = 536;
 
 /// One handshake attempt as evidence.
 #[derive(Serialize)]
@@ -51,11 +56,37 @@ struct Attempt {
     chain: Vec<CertInfo>,
 }
 
+impl Attempt {
+    /// The attempt a completed probe makes.
+    fn probed(offered: &'static str, p: tls::TlsProbe) -> Self {
+        Self {
+            offered,
+            elapsed: p.elapsed,
+            negotiated: p.negotiated,
+            failure: p.result.err(),
+            open_error: None,
+            open_row: None,
+            chain_der: p.chain_der,
+            chain: p.chain,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ClampedAttempt<'a> {
+    mss: u32,
+    #[serde(flatten)]
+    attempt: &'a Attempt,
+}
+
 #[derive(Serialize)]
 struct Evidence<'a> {
     server_name: &'a str,
     via_proxy: bool,
     handshakes: [&'a Attempt; 2],
+    /// The retry of a stalled handshake with small segments (path-MTU black hole test).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clamped_mss: Option<ClampedAttempt<'a>>,
     /// The chain the server presented, end entity first (from the first handshake that saw one).
     chain: &'a [CertInfo],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,16 +118,7 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
                         ctx.settings.timeout,
                     )
                     .await;
-                    Attempt {
-                        offered,
-                        elapsed: p.elapsed,
-                        negotiated: p.negotiated,
-                        failure: p.result.err(),
-                        open_error: None,
-                        open_row: None,
-                        chain_der: p.chain_der,
-                        chain: p.chain,
-                    }
+                    Attempt::probed(offered, p)
                 }
                 Err(e) => Attempt {
                     offered,
@@ -115,6 +137,13 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         attempt(TlsVersions::Both, "TLSv1.3+TLSv1.2"),
         attempt(TlsVersions::Tls12Only, "TLSv1.2")
     );
+    // A handshake that stalls on a direct path: once more with small segments, which a path
+    // that drops large packets lets through.
+    let clamped = if !via_proxy && matches!(modern.failure, Some(TlsFailure::Timeout { .. })) {
+        clamped_attempt(&ctx, role, &endpoint.host).await
+    } else {
+        None
+    };
     let seen = if modern.chain.is_empty() {
         &legacy
     } else {
@@ -131,27 +160,66 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         .find_map(|c| tls::inspection_product(&c.issuer));
     let os_trusts = matches!(modern.failure, Some(TlsFailure::UnknownIssuer { .. }))
         && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
-    let judgement = judge(
-        &modern,
-        &legacy,
-        Inspection {
-            via_proxy,
-            product,
-            os_trusts,
-            issuer,
-        },
-        OffsetDateTime::now_utc(),
-    );
+    let judgement = match mtu_blackhole(&modern, clamped.as_ref()) {
+        Some(found) => found,
+        _ => judge(
+            &modern,
+            &legacy,
+            Inspection {
+                via_proxy,
+                product,
+                os_trusts,
+                issuer,
+            },
+            OffsetDateTime::now_utc(),
+        ),
+    };
     let evidence = Evidence {
         server_name: &endpoint.host,
         via_proxy,
         handshakes: [&modern, &legacy],
+        clamped_mss: clamped.as_ref().map(|attempt| ClampedAttempt {
+            mss: CLAMPED_MSS,
+            attempt,
+        }),
         chain: &seen.chain,
         inspection_product: product,
         trusted_by_os_store: os_trusts,
     };
     let (status, finding) = judgement;
     Outcome::new(status, finding, evidence)
+}
+
+/// One handshake over a direct connection whose SYN advertises [`CLAMPED_MSS`]; `None` when
+/// the address is not known or the connect itself fails (nothing to learn then).
+async fn clamped_attempt(ctx: &Ctx, role: HostRole, host: &str) -> Option<Attempt> {
+    let addr = *ctx.host_facts(role).reachable.get()?;
+    let timeout = ctx.settings.timeout;
+    let (stream, _) = connect::connect_with_mss(addr, timeout, CLAMPED_MSS)
+        .await
+        .ok()?;
+    let p = tls::probe(stream, host, &ctx.net.trust, TlsVersions::Both, timeout).await;
+    Some(Attempt::probed("TLSv1.3+TLSv1.2", p))
+}
+
+/// A path-MTU black hole: the handshake stalled, and the one with small segments got through.
+fn mtu_blackhole(stalled: &Attempt, clamped: Option<&Attempt>) -> Option<(Status, String)> {
+    let small = clamped?;
+    (small.negotiated.is_some() || !small.chain.is_empty()).then(|| {
+        (
+            Status::Fail(RowId::PathMtuBlackhole),
+            format!(
+                "the handshake stalls after the ClientHello ({}), but completes with TCP MSS \
+                 {CLAMPED_MSS}: large packets from the server are dropped on the path \
+                 (path-MTU black hole)",
+                stalled
+                    .failure
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+        )
+    })
 }
 
 /// What tells TLS inspection apart from a merely untrusted certificate.
@@ -247,6 +315,17 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Status, String) {
         TlsFailure::ResetAfterHello { .. } => RowId::TlsReset,
         TlsFailure::Timeout { .. } => RowId::Timeout,
         TlsFailure::Other { .. } => RowId::TlsHandshake,
+        TlsFailure::HttpAnswer { .. } => {
+            let who = if insp.via_proxy {
+                "the tunnel opened, then the proxy"
+            } else {
+                "a middlebox in the path"
+            };
+            return (
+                Status::Fail(RowId::ProxyBlockPage),
+                format!("{who} answered the ClientHello with an HTTP page: {failure}"),
+            );
+        }
         TlsFailure::UnknownIssuer { .. } => {
             if insp.via_proxy || insp.product.is_some() || insp.os_trusts {
                 let why = match (insp.product, insp.via_proxy, insp.os_trusts) {

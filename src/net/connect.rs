@@ -40,6 +40,24 @@ pub async fn connect(
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<(TcpStream, Duration), ConnectFailure> {
+    connect_with(addr, timeout, None).await
+}
+
+/// Like [`connect`], advertising `mss` as the maximum segment size (`TCP_MAXSEG` set before the
+/// SYN), so the server sends only small packets: what tells a path-MTU black hole apart.
+pub async fn connect_with_mss(
+    addr: SocketAddr,
+    timeout: Duration,
+    mss: u32,
+) -> Result<(TcpStream, Duration), ConnectFailure> {
+    connect_with(addr, timeout, Some(mss)).await
+}
+
+async fn connect_with(
+    addr: SocketAddr,
+    timeout: Duration,
+    mss: Option<u32>,
+) -> Result<(TcpStream, Duration), ConnectFailure> {
     let start = Instant::now();
     let fail = |kind, message: String| ConnectFailure {
         addr,
@@ -47,7 +65,24 @@ pub async fn connect(
         message,
         elapsed: start.elapsed(),
     };
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let connecting = async {
+        match mss {
+            None => TcpStream::connect(addr).await,
+            Some(mss) => {
+                let socket = socket2::Socket::new(
+                    socket2::Domain::for_address(addr),
+                    socket2::Type::STREAM,
+                    Some(socket2::Protocol::TCP),
+                )?;
+                socket.set_tcp_mss(mss)?;
+                socket.set_nonblocking(true)?;
+                tokio::net::TcpSocket::from_std_stream(socket.into())
+                    .connect(addr)
+                    .await
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(stream)) => {
             // Small probes and API calls are latency-bound; Nagle only delays them.
             let _ = stream.set_nodelay(true);

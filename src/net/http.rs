@@ -2,23 +2,36 @@
 //! network checks — the same resolver (`--resolve`, `--dns-server`), the same trust roots, the
 //! same proxy decision — so what `tls.account` saw is what the API calls see. One client per run:
 //! connections are pooled and reused (HTTP/2 when the server offers it).
+//!
+//! The proxy legs are reqwest's (its `socks` feature for SOCKS, its TLS to an `https://` proxy)
+//! driven by netcheck's decision: the same proxy, the same kind (a `socks5h` proxy resolves the
+//! name, a `socks5` one is sent the address this resolver found), and the proxy's certificate
+//! checked against the same roots plus `--proxy-cacert` as `proxy.connect` checks it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::net::proxy::{self, ProxyDecision, ProxySettings, TargetScheme};
+use crate::net::proxy::{
+    self, ProxyDecision, ProxyScheme, ProxySetting, ProxySettings, TargetScheme,
+};
 use crate::net::resolver::Resolver;
 use crate::net::tls::{PROBE_ALPN, TlsVersions, TrustStore};
 
-/// Builds the run's HTTP client.
+/// Builds the run's HTTP client. `proxy_trust` verifies an `https://` proxy's certificate.
 pub fn client(
     resolver: Arc<Resolver>,
     trust: &TrustStore,
+    proxy_trust: &TrustStore,
     proxies: &ProxySettings,
     timeout: Duration,
 ) -> Result<reqwest::Client, reqwest::Error> {
-    let tls = rustls::ClientConfig::clone(&trust.client_config(TlsVersions::Both, PROBE_ALPN));
+    let tls = rustls::ClientConfig::clone(&trust.client_config_with_proxy(
+        TlsVersions::Both,
+        PROBE_ALPN,
+        proxy_trust,
+        tls_proxy_hosts(proxies),
+    ));
     let settings = proxies.clone();
     // netcheck's own proxy decision (curl's rules), never reqwest's reading of the environment.
     let proxy = reqwest::Proxy::custom(move |url| {
@@ -45,6 +58,22 @@ pub fn client(
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("netcheck/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+/// The hosts of every `https://` proxy the settings name: their certificates are the proxy's.
+fn tls_proxy_hosts(proxies: &ProxySettings) -> Vec<String> {
+    [
+        &proxies.proxy_flag,
+        &proxies.https_proxy,
+        &proxies.all_proxy,
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|s| match &s.value {
+        ProxySetting::Url { url } if url.scheme == ProxyScheme::Https => Some(url.host.clone()),
+        _ => None,
+    })
+    .collect()
 }
 
 /// Adapts netcheck's resolver to reqwest. reqwest asks by name only, so a `--resolve` entry for

@@ -4,21 +4,27 @@
 //! - *Which proxy applies and why*: [`ProxySettings::from_env`] reads the variables curl reads
 //!   (and the `--proxy` / `--noproxy` flags), [`decide`] picks the proxy for one target, and
 //!   [`no_proxy_match`] applies curl's `NO_PROXY` rules.
-//! - *What the proxy says*: [`connect_tunnel`] sends a hand-written HTTP CONNECT, because HTTP
-//!   client libraries hide the proxy's status code and that code is the diagnosis.
+//! - *What the proxy says*: [`open_tunnel`] opens the tunnel leg by leg — TCP, TLS with an
+//!   `https://` proxy, then a hand-written HTTP CONNECT ([`connect_tunnel`]: HTTP client
+//!   libraries hide the proxy's status code, and that code is the diagnosis) or the SOCKS
+//!   handshake ([`socks_handshake`], whose reply codes are kept).
 //!
 //! Proxy passwords live in [`Secret`] and never appear in `Debug`, `Display`, `Serialize` or
 //! error text.
 
 mod no_proxy;
 mod proxy_url;
+mod route;
 mod settings;
+mod socks;
 mod tunnel;
 
 pub use no_proxy::{IneffectiveEntry, IneffectiveReason, NoProxyEntries, no_proxy_match};
 pub use proxy_url::{BadUrlReason, ProxyAuth, ProxyScheme, ProxyUrl, Secret};
+pub use route::{Destination, RouteStream, Tunnel, TunnelReply, open_tunnel};
 pub use settings::{
     DirectReason, IgnoredReason, IgnoredVariable, ProxyDecision, ProxyError, ProxySetting,
     ProxySettings, Sourced, TargetScheme, decide,
 };
+pub use socks::{SocksFailure, SocksFailureKind, SocksReply, socks_handshake};
 pub use tunnel::{ConnectReply, TunnelError, connect_tunnel};

@@ -76,11 +76,32 @@ pub async fn probe<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    handshake(stream, server_name, trust, versions, PROBE_ALPN, timeout)
+        .await
+        .0
+}
+
+/// The stream a completed [`handshake`] hands back.
+pub type TlsStream<S> = tokio_rustls::client::TlsStream<Recorded<S>>;
+
+/// Like [`probe`], offering `alpn`, and handing back the encrypted stream when the handshake
+/// completed and the chain validated (a TLS proxy's connection, for what follows it).
+pub async fn handshake<S>(
+    stream: S,
+    server_name: &str,
+    trust: &TrustStore,
+    versions: TlsVersions,
+    alpn: &[&[u8]],
+    timeout: Duration,
+) -> (TlsProbe, Option<TlsStream<S>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let start = Instant::now();
     let name = match ServerName::try_from(server_name.to_owned()) {
         Ok(name) => name,
         Err(e) => {
-            return TlsProbe {
+            let probe = TlsProbe {
                 elapsed: start.elapsed(),
                 negotiated: None,
                 chain: Vec::new(),
@@ -89,11 +110,12 @@ where
                     detail: format!("invalid server name {server_name:?}: {e}"),
                 }),
             };
+            return (probe, None);
         }
     };
-    let (config, recorder) = trust.recording_config(versions, PROBE_ALPN);
-    let received = Arc::new(AtomicU64::new(0));
-    let stream = CountingReads {
+    let (config, recorder) = trust.recording_config(versions, alpn);
+    let received = Arc::new(Received::default());
+    let stream = Recorded {
         inner: stream,
         received: received.clone(),
     };
@@ -106,29 +128,31 @@ where
         .iter()
         .filter_map(|der| CertInfo::from_der(der).ok())
         .collect();
-    let server_answered = received.load(Ordering::Relaxed) > 0;
-    let (negotiated, result) = match handshake {
-        Ok(Ok(tls)) => (Some(negotiated(tls.get_ref().1)), Ok(())),
+    let server_answered = received.count.load(Ordering::Relaxed) > 0;
+    let (negotiated, result, tls) = match handshake {
+        Ok(Ok(tls)) => (Some(negotiated(tls.get_ref().1)), Ok(()), Some(tls)),
         Ok(Err(err)) => {
             let observed = failure::Observed {
                 server_answered,
                 certificate_seen: !seen.chain.is_empty(),
                 chain: &chain,
             };
-            (
-                None,
-                Err(failure::classify(&err, seen.error.as_ref(), observed)),
-            )
+            // An HTTP answer to a ClientHello (a plain-HTTP proxy, a block page) says more than
+            // whatever rustls made of its first bytes.
+            let failure = failure::http_answer(&received.head())
+                .unwrap_or_else(|| failure::classify(&err, seen.error.as_ref(), observed));
+            (None, Err(failure), None)
         }
-        Err(_elapsed) => (None, Err(TlsFailure::Timeout { server_answered })),
+        Err(_elapsed) => (None, Err(TlsFailure::Timeout { server_answered }), None),
     };
-    TlsProbe {
+    let probe = TlsProbe {
         elapsed,
         negotiated,
         chain,
         chain_der: seen.chain,
         result,
-    }
+    };
+    (probe, tls)
 }
 
 fn negotiated(conn: &rustls::ClientConnection) -> Negotiated {
@@ -157,14 +181,41 @@ fn negotiated(conn: &rustls::ClientConnection) -> Negotiated {
     }
 }
 
-/// Counts bytes read so a reset can be placed: before any answer (filtering) or mid-handshake.
-/// The count is shared because the handshake future owns, and on failure drops, the stream.
-struct CountingReads<S> {
-    inner: S,
-    received: Arc<AtomicU64>,
+/// How many bytes the peer sent, and the first [`HEAD_BYTES`] of them.
+#[derive(Default)]
+struct Received {
+    count: AtomicU64,
+    head: std::sync::Mutex<Vec<u8>>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for CountingReads<S> {
+/// How many received bytes are kept: enough for an HTTP status line, headers and `<title>`.
+const HEAD_BYTES: usize = 4096;
+
+impl Received {
+    fn head(&self) -> Vec<u8> {
+        self.head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A stream that counts what it reads and keeps its first bytes, so a failed handshake can be
+/// placed (a reset before any answer is filtering) and a non-TLS answer quoted. Shared because the
+/// handshake future owns, and on failure drops, the stream.
+pub struct Recorded<S> {
+    inner: S,
+    received: Arc<Received>,
+}
+
+impl<S> Recorded<S> {
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -172,14 +223,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingReads<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let read = buf.filled().len() - before;
-        self.received
-            .fetch_add(u64::try_from(read).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let read = &buf.filled()[before..];
+        self.received.count.fetch_add(
+            u64::try_from(read.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let mut head = self
+            .received
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let room = HEAD_BYTES.saturating_sub(head.len()).min(read.len());
+        head.extend_from_slice(&read[..room]);
         Poll::Ready(Ok(()))
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for CountingReads<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -268,15 +328,30 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_answer_is_other_and_counts_as_answered() {
+        let failure = answer_with(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        assert_eq!(failure.kind(), "other", "{failure:?}");
+    }
+
+    #[tokio::test]
+    async fn an_http_answer_is_quoted() {
+        let failure = answer_with(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        assert_eq!(
+            failure,
+            TlsFailure::HttpAnswer {
+                status_line: "HTTP/1.1 400 Bad Request".into(),
+                title: None
+            }
+        );
+    }
+
+    /// The failure of a handshake whose peer answers the `ClientHello` with `answer`.
+    async fn answer_with(answer: &'static [u8]) -> TlsFailure {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (client, mut server) = tokio::io::duplex(4096);
         let peer = tokio::spawn(async move {
             let mut hello = [0u8; 512];
             let _ = server.read(&mut hello).await;
-            server
-                .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-                .await
-                .unwrap();
+            server.write_all(answer).await.unwrap();
             server
         });
         let trust = TrustStore::new(Vec::new());
@@ -288,8 +363,7 @@ mod tests {
             Duration::from_secs(2),
         )
         .await;
-        let failure = probe.result.unwrap_err();
-        assert_eq!(failure.kind(), "other", "{failure:?}");
         drop(peer.await);
+        probe.result.unwrap_err()
     }
 }

@@ -113,7 +113,7 @@ fn through_a_real_proxy_every_check_passes(
         check(&report, "tcp.account")["evidence"]["via"],
         proxy.url().trim_end_matches('/')
     );
-    let reply = &check(&report, "proxy.connect")["evidence"]["reply"];
+    let reply = &check(&report, "proxy.connect")["evidence"]["tunnel"]["reply"];
     assert_eq!(reply["status"], 200);
     if let Some(agent) = agent {
         let got = reply["proxy_agent"].as_str().unwrap_or_default();
@@ -283,4 +283,33 @@ fn tls_interception_through_a_proxy_is_tls_inspection() {
     let ca = TestPki::new().root_pem_file();
     let r = via_proxy(host, server.addr.port(), &ca, &squid.url(), &[]);
     assert_check(&r.json(), "tls.account", "fail", Some("tls-inspection"));
+}
+
+#[test]
+fn an_https_proxy_whose_certificate_names_another_host_is_a_proxy_tls_failure() {
+    // A TLS server stands in for the proxy: the failure is the first leg, before any CONNECT.
+    let (server, ca) = target();
+    let pki = TestPki::new();
+    let proxy = TlsServer::start(TlsServerSpec::new(pki.wrong_host()));
+    let proxy_ca = pki.root_pem_file();
+    let r = via_proxy(
+        HOST,
+        server.addr.port(),
+        &ca,
+        &format!("https://{}", proxy.addr),
+        &["--proxy-cacert", proxy_ca.path().to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let report = r.json();
+    assert_check(
+        &report,
+        "proxy.connect",
+        "fail",
+        Some("proxy-tls-handshake"),
+    );
+    assert_eq!(
+        check(&report, "proxy.connect")["evidence"]["proxy_tls"]["kind"],
+        "hostname_mismatch"
+    );
+    assert_check(&report, "tls.account", "skip", None);
 }

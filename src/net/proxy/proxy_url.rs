@@ -8,8 +8,7 @@ use serde::{Serialize, Serializer};
 
 pub use crate::secret::Secret;
 
-/// The kinds of proxy curl understands. Only [`ProxyScheme::Http`] can be checked with an
-/// HTTP CONNECT; the others are reported, not tunnelled.
+/// The kinds of proxy curl understands; netcheck tunnels through each of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyScheme {
@@ -61,10 +60,11 @@ impl ProxyScheme {
         }
     }
 
-    /// Whether netcheck can open a tunnel through this kind of proxy (plain HTTP CONNECT only).
+    /// Whether the proxy resolves the destination's name (HTTP CONNECT, `socks4a`, `socks5h`);
+    /// through `socks4` and `socks5` the client resolves it and sends the address.
     #[must_use]
-    pub fn supports_connect(self) -> bool {
-        self == Self::Http
+    pub fn resolves_remotely(self) -> bool {
+        !matches!(self, Self::Socks4 | Self::Socks5)
     }
 }
 

@@ -502,13 +502,13 @@ mod tests {
     }
 
     #[test]
-    fn socks_proxy_is_decided_but_not_connectable() {
+    fn socks_proxy_is_decided_and_resolves_as_its_scheme_says() {
         let s = settings(&[("ALL_PROXY", "socks5://p:1080")], None, None);
         let ProxyDecision::Proxy { proxy, .. } = decide(&s, TargetScheme::Https, "h").unwrap()
         else {
             panic!("expected a proxy");
         };
-        assert!(!proxy.scheme.supports_connect());
+        assert!(!proxy.scheme.resolves_remotely());
     }
 
     #[test]

@@ -3,16 +3,19 @@
 //! to change.
 //!
 //! The reply head is read through a bounded buffer and never past its blank line, because the
-//! bytes after it already belong to the tunnel (the TLS handshake that follows).
+//! bytes after it already belong to the tunnel (the TLS handshake that follows). The stream is a
+//! TCP connection to an `http://` proxy or the TLS session with an `https://` one.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::proxy_url::{ProxyAuth, ProxyScheme, ProxyUrl, authority};
+use super::proxy_url::{ProxyAuth, ProxyUrl, authority};
+use super::socks::SocksFailure;
+use crate::net::connect::ConnectFailure;
+use crate::net::tls::TlsFailure;
 
 /// The longest reply head accepted; real proxies send a few hundred bytes.
 const MAX_HEAD: usize = 16 * 1024;
@@ -47,6 +50,32 @@ pub struct ConnectReply {
 /// Why no tunnel was opened. The caller classifies; nothing here judges.
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
+    /// The TCP connection to the proxy failed.
+    #[error("cannot reach the proxy: {0}")]
+    Connect(ConnectFailure),
+    /// The TLS handshake with an `https://` proxy failed (its certificate, its versions…).
+    #[error("TLS with the proxy failed: {0}")]
+    ProxyTls(TlsFailure),
+    /// An `https://` proxy answered the TLS `ClientHello` in plain HTTP: it is an `http://` one.
+    #[error(
+        "the proxy speaks plain HTTP (it answered the TLS handshake with {status_line:?}): write http:// in the proxy URL"
+    )]
+    SpeaksHttp {
+        /// The status line it answered with.
+        status_line: String,
+    },
+    /// An `http://` proxy closed the plain CONNECT unanswered (or answered it with TLS) and then
+    /// completed a TLS handshake: it is an `https://` one.
+    #[error(
+        "the proxy speaks TLS (it {what} and completes a TLS handshake): write https:// in the proxy URL"
+    )]
+    SpeaksTls {
+        /// What it did with the plain CONNECT.
+        what: &'static str,
+    },
+    /// The SOCKS handshake failed; the proxy's reply code says why.
+    #[error("{0}")]
+    Socks(SocksFailure),
     /// The proxy answered with a non-2xx status (407, 403, 5xx…; tinyproxy answers wrong
     /// credentials with 401).
     #[error("proxy answered {} {}", .0.status, .0.reason)]
@@ -73,9 +102,6 @@ pub enum TunnelError {
     /// did arrive and refuses the tunnel is reported as [`TunnelError::Status`] instead).
     #[error("proxy closed the connection before replying")]
     Closed,
-    /// netcheck cannot open a CONNECT tunnel through this kind of proxy.
-    #[error("cannot check a tunnel through a {0} proxy (only http:// proxies take CONNECT)")]
-    UnsupportedScheme(ProxyScheme),
     /// The target host cannot be written into a request line.
     #[error("target host {0:?} contains whitespace or control characters")]
     BadTarget(String),
@@ -84,19 +110,17 @@ pub enum TunnelError {
     Io(#[from] io::Error),
 }
 
-/// Opens an HTTP CONNECT tunnel to `host:port` over `stream`, an already-connected TCP stream
-/// to `proxy`, all within `timeout`. Sends `Proxy-Authorization: Basic` when the proxy URL has
-/// credentials. On success the stream is positioned just after the reply head, ready for TLS.
-pub async fn connect_tunnel(
-    mut stream: TcpStream,
+/// Opens an HTTP CONNECT tunnel to `host:port` over `stream`, an already-connected stream to
+/// `proxy` (TCP, or TLS for an `https://` proxy), all within `timeout`. Sends
+/// `Proxy-Authorization: Basic` when the proxy URL has credentials. On success the stream is
+/// positioned just after the reply head, ready for TLS.
+pub async fn connect_tunnel<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     proxy: &ProxyUrl,
     host: &str,
     port: u16,
     timeout: Duration,
-) -> Result<(TcpStream, ConnectReply), TunnelError> {
-    if !proxy.scheme.supports_connect() {
-        return Err(TunnelError::UnsupportedScheme(proxy.scheme));
-    }
+) -> Result<(S, ConnectReply), TunnelError> {
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(TunnelError::BadTarget(host.escape_debug().to_string()));
     }
@@ -161,32 +185,37 @@ enum Head {
 }
 
 /// Reads up to and including the blank line that ends the reply head, and not one byte more:
-/// each chunk is peeked, and only the part that belongs to the head is consumed.
-async fn read_head(stream: &mut TcpStream) -> Result<Head, TunnelError> {
+/// one byte at a time, since a TLS session cannot be peeked (a head is a few hundred bytes).
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, TunnelError> {
     let mut head = Vec::new();
-    let mut chunk = [0u8; 1024];
+    let mut byte = [0u8; 1];
     loop {
-        let peeked = stream.peek(&mut chunk).await?;
-        if peeked == 0 {
+        if stream.read(&mut byte).await? == 0 {
             return Ok(Head::Truncated(head));
         }
-        let search_from = head.len().saturating_sub(3);
-        head.extend_from_slice(&chunk[..peeked]);
-        let end = head_end(&head, search_from);
-        let take = end.map_or(peeked, |end| end + peeked - head.len());
-        stream.read_exact(&mut chunk[..take]).await?;
-        if let Some(end) = end {
-            head.truncate(end);
+        head.push(byte[0]);
+        if head_end(&head, head.len().saturating_sub(4)).is_some() {
             return Ok(Head::Complete(head));
         }
         let prefix = head.len().min(5);
         if head[..prefix] != b"HTTP/"[..prefix] {
-            return Ok(Head::NotHttp(head));
+            return Ok(Head::NotHttp(read_some_more(stream, head).await));
         }
         if head.len() > MAX_HEAD {
             return Err(TunnelError::HeadTooLong { limit: MAX_HEAD });
         }
     }
+}
+
+/// What else the peer already sent after a first byte that is not HTTP, for the preview: a
+/// single read, as the peer may never send more.
+async fn read_some_more<S: AsyncRead + Unpin>(stream: &mut S, mut head: Vec<u8>) -> Vec<u8> {
+    let mut more = [0u8; PREVIEW_BYTES];
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut more)).await
+    {
+        head.extend_from_slice(&more[..n]);
+    }
+    head
 }
 
 /// The index just past the blank line ending a head (`\r\n\r\n`, or bare `\n\n` as lenient

@@ -74,6 +74,16 @@ pub enum TlsFailure {
         /// Whether any byte came back (false: a silent peer that swallows the `ClientHello`).
         server_answered: bool,
     },
+    /// The peer answered the `ClientHello` in plain HTTP: a proxy that speaks plain HTTP (an
+    /// `https://` URL for it), or a block page sent inside an open tunnel.
+    #[error("the answer is plain HTTP, not TLS: {status_line}{}", title.as_ref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    HttpAnswer {
+        /// The status line, e.g. `HTTP/1.1 403 Forbidden`.
+        status_line: String,
+        /// The HTML page's `<title>`, when the page carries one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
     /// Anything else, with rustls's or the socket's own words.
     #[error("{detail}")]
     Other {
@@ -85,7 +95,7 @@ pub enum TlsFailure {
 impl TlsFailure {
     /// A stable identifier for the variant (`expired`, `not_yet_valid`, `hostname_mismatch`,
     /// `unknown_issuer`, `incomplete_chain`, `protocol_version`, `reset_after_hello`, `timeout`,
-    /// `other`), equal to the JSON `kind` tag.
+    /// `http_answer`, `other`), equal to the JSON `kind` tag.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         self.into()
@@ -236,6 +246,55 @@ fn from_io(err: &io::Error, server_answered: bool) -> TlsFailure {
     }
 }
 
+/// How much of a status line or title is quoted.
+const MAX_QUOTE: usize = 160;
+
+/// [`TlsFailure::HttpAnswer`] when the first bytes the peer sent are an HTTP response.
+pub(crate) fn http_answer(head: &[u8]) -> Option<TlsFailure> {
+    if !head.starts_with(b"HTTP/") {
+        return None;
+    }
+    let line_end = head
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(head.len());
+    let lower = head.to_ascii_lowercase();
+    let find = |needle: &[u8], from: usize| {
+        lower
+            .get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let title = find(b"<title", 0)
+        .and_then(|open| find(b">", open))
+        .and_then(|gt| find(b"</title", gt).map(|close| &head[gt + 1..close]))
+        .map(|t| {
+            quote(
+                String::from_utf8_lossy(t)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .as_bytes(),
+            )
+        })
+        .filter(|t| !t.is_empty());
+    Some(TlsFailure::HttpAnswer {
+        status_line: quote(&head[..line_end]),
+        title,
+    })
+}
+
+/// Printable ASCII as is, everything else escaped, cut to [`MAX_QUOTE`] characters.
+fn quote(bytes: &[u8]) -> String {
+    let mut text = bytes.escape_ascii().to_string();
+    if text.len() > MAX_QUOTE {
+        text.truncate(MAX_QUOTE);
+        text.push('…');
+    }
+    text
+}
+
 fn other(err: &rustls::Error) -> TlsFailure {
     TlsFailure::Other {
         detail: err.to_string(),
@@ -375,6 +434,24 @@ mod tests {
         assert_eq!(serde_json::to_string(failure).unwrap(), json);
         let value: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(value["kind"], failure.kind());
+    }
+
+    #[test_case(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\n\r\n<html><head><TITLE>\n Access  Denied </title>", "HTTP/1.1 403 Forbidden", Some("Access Denied") ; "block page")]
+    #[test_case(b"HTTP/1.1 400 Bad Request\r\nServer: squid\r\n\r\n", "HTTP/1.1 400 Bad Request", None ; "no page")]
+    #[test_case(b"HTTP/1.0 400 Bad\x01\n\n<title></title>", "HTTP/1.0 400 Bad\\x01", None ; "empty title and control bytes")]
+    fn quotes_an_http_answer(head: &[u8], status_line: &str, title: Option<&str>) {
+        assert_eq!(
+            http_answer(head),
+            Some(TlsFailure::HttpAnswer {
+                status_line: status_line.to_owned(),
+                title: title.map(str::to_owned),
+            })
+        );
+    }
+
+    #[test]
+    fn tls_bytes_are_not_an_http_answer() {
+        assert_eq!(http_answer(b"\x16\x03\x03\x00\x7a"), None);
     }
 
     #[test]

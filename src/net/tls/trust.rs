@@ -157,6 +157,44 @@ impl TrustStore {
         build_config(versions, alpn, self.webpki_verifier())
     }
 
+    /// These roots plus `more` (an `https://` proxy's own roots from `--proxy-cacert`).
+    #[must_use]
+    pub fn with_roots(&self, more: Vec<CertificateDer<'static>>) -> Self {
+        let mut roots = RootCertStore::clone(&self.roots);
+        let (added, _ignored) = roots.add_parsable_certificates(more);
+        Self {
+            roots: Arc::new(roots),
+            extra_count: self.extra_count + added,
+        }
+    }
+
+    /// Like [`TrustStore::client_config`], for a client whose connections may start with a TLS
+    /// handshake with an `https://` proxy: a certificate presented for one of `proxy_hosts` is
+    /// verified against `proxy` (these roots plus `--proxy-cacert`), every other one against
+    /// these roots alone, so the proxy's CA never vouches for a Snowflake host.
+    #[must_use]
+    pub fn client_config_with_proxy(
+        &self,
+        versions: TlsVersions,
+        alpn: &[&[u8]],
+        proxy: &TrustStore,
+        proxy_hosts: Vec<String>,
+    ) -> Arc<ClientConfig> {
+        let proxy_hosts = proxy_hosts
+            .into_iter()
+            .filter_map(|h| ServerName::try_from(h).ok())
+            .collect();
+        build_config(
+            versions,
+            alpn,
+            Arc::new(SplitVerifier {
+                target: self.webpki_verifier(),
+                proxy: proxy.webpki_verifier(),
+                proxy_hosts,
+            }),
+        )
+    }
+
     /// A configuration whose verifier records what the server presented, for one probe.
     pub(crate) fn recording_config(
         &self,
@@ -193,8 +231,8 @@ fn build_config(
         .with_protocol_versions(versions.protocol_versions())
         .expect("the ring provider supports TLS 1.2 and TLS 1.3")
         .dangerous()
-        // Not a weakened verifier: `verifier` is either rustls's own WebPkiServerVerifier or
-        // `RecordingVerifier`, which returns that verifier's verdict unchanged.
+        // Not a weakened verifier: `verifier` is rustls's own WebPkiServerVerifier, or
+        // `RecordingVerifier` / `SplitVerifier`, which return such a verifier's verdict unchanged.
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -274,6 +312,55 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
+/// Verifies a proxy's certificate against the proxy's roots and every other one against the
+/// target's; both are rustls's own verifier, nothing is relaxed.
+#[derive(Debug)]
+struct SplitVerifier {
+    target: Arc<WebPkiServerVerifier>,
+    proxy: Arc<WebPkiServerVerifier>,
+    proxy_hosts: Vec<ServerName<'static>>,
+}
+
+impl ServerCertVerifier for SplitVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verifier = if self.proxy_hosts.iter().any(|h| h == server_name) {
+            &self.proxy
+        } else {
+            &self.target
+        };
+        verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.target.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.target.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.target.supported_verify_schemes()
+    }
+}
+
 /// Whether the operating system's trust store (rustls-native-certs: `SSL_CERT_FILE` /
 /// `SSL_CERT_DIR` when set, else the platform store) accepts `chain` (end entity first) for
 /// `server_name` now. When netcheck's roots rejected a chain that the OS accepts, a corporate CA
@@ -326,6 +413,44 @@ mod tests {
         assert_eq!(trust.extra_root_count(), 1);
         assert_eq!(trust.roots.len(), webpki_roots::TLS_SERVER_ROOTS.len() + 1);
         assert!(format!("{trust:?}").contains("extra_roots: 1"));
+    }
+
+    #[test]
+    fn a_proxy_root_vouches_for_the_proxy_only() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = params.self_signed(&key).unwrap();
+        let issuer = rcgen::Issuer::new(params, key);
+        let leaf = |name: &str| {
+            rcgen::CertificateParams::new(vec![name.to_owned()])
+                .unwrap()
+                .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+                .unwrap()
+                .der()
+                .clone()
+        };
+        let trust = TrustStore::new(Vec::new());
+        let proxy_trust = trust.with_roots(vec![root.der().clone()]);
+        // What client_config_with_proxy installs.
+        let verifier = SplitVerifier {
+            target: trust.webpki_verifier(),
+            proxy: proxy_trust.webpki_verifier(),
+            proxy_hosts: vec![ServerName::try_from("proxy.corp.example").unwrap()],
+        };
+        let verify = |name: &str| {
+            verifier
+                .verify_server_cert(
+                    &leaf(name),
+                    &[],
+                    &ServerName::try_from(name.to_owned()).unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .is_ok()
+        };
+        assert!(verify("proxy.corp.example"));
+        assert!(!verify("acct.snowflakecomputing.com"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The third-party servers of the lab — dnsmasq, nginx, squid, tinyproxy, mitmproxy — each
+//! The third-party servers of the lab — dnsmasq, nginx, squid, tinyproxy, mitmproxy, Dante,
+//! stunnel — each
 //! started in the foreground inside a lab namespace with a config written to the scenario's
 //! work directory, in its own process group, and killed (helpers included) on drop.
 //!
@@ -17,7 +18,7 @@ use std::time::Duration;
 use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, PRIVATELINK_IP, Side, Topology};
 use super::scenario::{
     ACCOUNT_HOST, Dns, DnsAnswer, INGEST_HOST, PRIVATELINK_HOST, Proxy, ProxyKind, Server,
-    TlsPolicy,
+    TLS_FRONT_PORT, TlsPolicy,
 };
 use crate::support::dns::which;
 use crate::support::proxies::{apr1_hash, squid_auth_helper};
@@ -321,8 +322,61 @@ pub fn proxy(
         ProxyKind::Squid => squid(topo, dir, p)?,
         ProxyKind::Tinyproxy => tinyproxy(topo, dir, p)?,
         ProxyKind::Mitmproxy => mitmproxy(topo, dir, upstream_ca)?,
+        ProxyKind::Dante => dante(topo, dir)?,
+        ProxyKind::BlockPage => {
+            return Err(SetupError::Failed(
+                "the block-page proxy is a userspace element, not a daemon".into(),
+            ));
+        }
     };
     daemon.wait(topo, Side::Edge, addr)
+}
+
+/// stunnel on the edge router: TLS on 198.18.1.1:[`TLS_FRONT_PORT`] with `chain`/`key` (PEM
+/// files), relaying the plaintext to the proxy on `port`: an `https://` proxy.
+pub fn stunnel(
+    topo: &Topology,
+    dir: &Workdir,
+    port: u16,
+    chain: &Path,
+    key: &Path,
+) -> Result<Daemon, SetupError> {
+    let bin = binary("stunnel4", "stunnel4")?;
+    let conf = format!(
+        "foreground = yes\npid =\nsyslog = no\ndebug = notice\n[proxy]\n\
+         accept = {EDGE_IP}:{TLS_FRONT_PORT}\nconnect = {EDGE_IP}:{port}\ncert = {}\nkey = {}\n",
+        chain.display(),
+        key.display()
+    );
+    let conf = dir.write("stunnel.conf", &conf);
+    let mut c = topo.command(Side::Edge, &bin.to_string_lossy());
+    c.arg(conf);
+    Daemon::spawn("stunnel", c, dir)?.wait(
+        topo,
+        Side::Edge,
+        SocketAddr::new(EDGE_IP.parse().expect("constant"), TLS_FRONT_PORT),
+    )
+}
+
+/// Dante on the edge router: SOCKS4, 4a, 5 and 5h from the LAN, connecting out from the WAN
+/// address; its log lists every connection it relays.
+fn dante(topo: &Topology, dir: &Workdir) -> Result<Daemon, SetupError> {
+    let bin = binary("danted", "dante-server")?;
+    let log = dir.path().join("danted.log");
+    let conf = format!(
+        "logoutput: {}\ninternal: {EDGE_IP} port = {}\nexternal: 198.18.2.1\n\
+         clientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n\
+         client pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  log: connect error\n}}\n\
+         socks pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}}\n",
+        log.display(),
+        ProxyKind::Dante.port()
+    );
+    let conf = dir.write("danted.conf", &conf);
+    // socks4a and socks5h send the name: Dante resolves it through libc.
+    let (hosts, resolv) = private_etc(dir);
+    let mut c = wrapped(topo, &hosts, &resolv, &bin);
+    c.arg("-f").arg(conf).arg("-N").arg("1");
+    Daemon::spawn("danted", c, dir)
 }
 
 fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError> {
@@ -356,6 +410,12 @@ fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError
              acl authenticated proxy_auth REQUIRED\nhttp_access deny !authenticated"
         )
         .expect("string");
+    }
+    if !p.auth_schemes.is_empty() {
+        squid_domain_auth(&mut conf, &p.auth_schemes)?;
+    }
+    if let Some(secs) = p.idle_timeout_secs {
+        writeln!(conf, "read_timeout {secs} seconds").expect("string");
     }
     conf.push_str("http_access deny CONNECT !SSL_ports\n");
     if !p.deny.is_empty() {
@@ -396,13 +456,38 @@ fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError
     Daemon::spawn("squid", c, dir)
 }
 
+/// squid demanding Negotiate and/or NTLM, as a proxy joined to a Windows domain does. The helpers
+/// start only when a client answers the challenge (`startup=0`), which no Basic client does.
+fn squid_domain_auth(conf: &mut String, schemes: &[String]) -> Result<(), SetupError> {
+    for scheme in schemes {
+        let helper = match scheme.as_str() {
+            "negotiate" => "negotiate_kerberos_auth",
+            "ntlm" => "ntlm_fake_auth",
+            other => return Err(SetupError::Failed(format!("unknown auth scheme {other}"))),
+        };
+        let path = ["/usr/lib/squid", "/usr/lib64/squid", "/usr/libexec/squid"]
+            .iter()
+            .map(|dir| format!("{dir}/{helper}"))
+            .find(|p| Path::new(p).is_file())
+            .ok_or_else(|| SetupError::Unavailable(format!("squid's {helper} is missing")))?;
+        writeln!(
+            conf,
+            "auth_param {scheme} program {path}\nauth_param {scheme} children 1 startup=0 idle=1"
+        )
+        .expect("string");
+    }
+    conf.push_str("acl authenticated proxy_auth REQUIRED\nhttp_access deny !authenticated\n");
+    Ok(())
+}
+
 fn tinyproxy(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError> {
     let bin = binary("tinyproxy", "tinyproxy")?;
     let d = dir.subdir_for("tinyproxy", "nobody:nogroup");
     let ds = d.display();
     let port = ProxyKind::Tinyproxy.port();
+    let idle = p.idle_timeout_secs.unwrap_or(30);
     let mut conf = format!(
-        "User nobody\nGroup nogroup\nPort {port}\nListen {EDGE_IP}\nTimeout 30\nPidFile \"{ds}/tinyproxy.pid\"\n\
+        "User nobody\nGroup nogroup\nPort {port}\nListen {EDGE_IP}\nTimeout {idle}\nPidFile \"{ds}/tinyproxy.pid\"\n\
          LogFile \"{ds}/tinyproxy.log\"\nLogLevel Info\nMaxClients 50\nAllow 198.18.1.0/24\n"
     );
     let (patterns, default_deny) = match (p.allow.is_empty(), p.deny.is_empty()) {

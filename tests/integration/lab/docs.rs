@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::netns::{ACCOUNT_IP, BANNER_PORT, EDGE_IP, PRIVATELINK_IP, RELAY_IP};
 use super::scenario::{
     ACCOUNT_HOST, CertKind, DnsAnswer, INGEST_HOST, Proxy, ProxyKind, Scenario, Server, Setup,
-    TlsPolicy, Trust,
+    TLS_FRONT_PORT, TlsFront, TlsPolicy, Trust,
 };
 
 /// What running one scenario gave.
@@ -202,6 +202,9 @@ fn render_scenario(out: &mut String, s: &Scenario, o: &Outcome) {
     if s.run.allowlist.is_some() {
         extra.push_str(" --allowlist allowlist.json");
     }
+    if s.run.proxy_cacert {
+        extra.push_str(" --proxy-cacert lab-root.pem");
+    }
     let _ = writeln!(
         out,
         "\n**Run**\n\n```sh\n{env}netcheck run {}{extra} --format json --ca-file {trust}\n```\n",
@@ -369,8 +372,30 @@ fn describe_proxy(p: &Proxy) -> String {
         ProxyKind::Squid => "squid",
         ProxyKind::Tinyproxy => "tinyproxy",
         ProxyKind::Mitmproxy => "mitmproxy (TLS-intercepting, its own CA)",
+        ProxyKind::Dante => "Dante (SOCKS)",
+        ProxyKind::BlockPage => "a filtering proxy that answers the tunnel with a block page",
     };
     let mut line = format!("proxy: {name} on {EDGE_IP}:{}", p.kind.port());
+    if let Some(front) = p.tls_front {
+        let issuer = match front {
+            TlsFront::Lab => "the lab CA",
+            TlsFront::PrivateCa => "a private CA netcheck was not given",
+        };
+        let _ = write!(
+            line,
+            ", behind stunnel (TLS on {EDGE_IP}:{TLS_FRONT_PORT}, certificate from {issuer})"
+        );
+    }
+    if !p.auth_schemes.is_empty() {
+        let _ = write!(
+            line,
+            ", demanding {} authentication only",
+            p.auth_schemes.join(" or ")
+        );
+    }
+    if let Some(secs) = p.idle_timeout_secs {
+        let _ = write!(line, ", closing tunnels idle for {secs} s");
+    }
     if !p.allow.is_empty() {
         let _ = write!(line, ", CONNECT allowed only to {}", p.allow.join(" "));
     }

@@ -23,12 +23,15 @@ use std::time::Duration;
 
 use daemons::{Daemon, SetupError, Workdir};
 use netns::{ACCOUNT_IP, EDGE_IP, RELAY_IP, Side, Topology};
-use scenario::{ACCOUNT_HOST, CertKind, PRIVATELINK_HOST, Scenario, Trust};
+use scenario::{ACCOUNT_HOST, CertKind, PRIVATELINK_HOST, ProxyKind, Scenario, TlsFront, Trust};
 use time::OffsetDateTime;
 use userspace::Element;
 
 use crate::support::pki::{self, INTERMEDIATE_URL, LeafSpec, ServerCert, TestPki};
 use crate::support::run::Netcheck;
+
+/// The title of the block-page proxy's page (scenarios look for it in the evidence).
+pub const BLOCK_PAGE_TITLE: &str = "Access Denied by Corporate Web Policy";
 
 /// The names the lab's certificates are issued for.
 const CERT_HOSTS: &[&str] = &[ACCOUNT_HOST, PRIVATELINK_HOST];
@@ -45,6 +48,8 @@ pub struct Lab {
     ca_file: PathBuf,
     /// The emulator's state directory, for `--connection emulator` (`SNOWFLAKE_HOME`).
     snowflake_home: Option<PathBuf>,
+    /// The lab root's PEM file, for `--proxy-cacert`.
+    root_pem: PathBuf,
 }
 
 impl Lab {
@@ -107,7 +112,15 @@ impl Lab {
         }
         let mut ca_file = snowflake_ca.clone();
         if let Some(proxy) = &setup.proxy {
-            daemons.push(daemons::proxy(&topo, &dir, proxy, &snowflake_ca)?);
+            start_proxy(
+                &topo,
+                &dir,
+                proxy,
+                pki,
+                &snowflake_ca,
+                &mut daemons,
+                &mut elements,
+            )?;
             if scenario.run.trust == Trust::LabAndMitmproxy {
                 let mitm = std::fs::read_to_string(daemons::mitmproxy_ca(&dir))
                     .map_err(|e| format!("mitmproxy CA: {e}"))?;
@@ -146,6 +159,7 @@ impl Lab {
             client_resolv,
             ca_file,
             snowflake_home,
+            root_pem: root.to_path_buf(),
         })
     }
 
@@ -165,6 +179,9 @@ impl Lab {
                 "--private-key-file".into(),
                 self.dir.path().join("foreign_key.p8").display().to_string(),
             ]);
+        }
+        if run.proxy_cacert {
+            args.extend(["--proxy-cacert".into(), self.root_pem.display().to_string()]);
         }
         if let Some(json) = &run.allowlist {
             let file = self.dir.write("allowlist.json", json);
@@ -201,6 +218,7 @@ impl Lab {
             "squid/cache.log",
             "squid/access.log",
             "tinyproxy/tinyproxy.log",
+            "danted.log",
             "nginx/error.log",
         ] {
             if let Ok(text) = std::fs::read_to_string(self.dir.path().join(name)) {
@@ -209,6 +227,46 @@ impl Lab {
         }
         out
     }
+}
+
+/// The scenario's proxy (a daemon, or the block-page element) and its TLS front, if any.
+/// `snowflake_ca` is what an intercepting proxy verifies the Snowflake side with.
+fn start_proxy(
+    topo: &netns::Topology,
+    dir: &Workdir,
+    proxy: &scenario::Proxy,
+    pki: &TestPki,
+    snowflake_ca: &Path,
+    daemons: &mut Vec<Daemon>,
+    elements: &mut Vec<Element>,
+) -> Result<(), SetupError> {
+    if proxy.kind == ProxyKind::BlockPage {
+        let listen = SocketAddr::new(EDGE_IP.parse().expect("constant"), proxy.kind.port());
+        elements.push(userspace::block_page_proxy(
+            topo.name(Side::Edge),
+            listen,
+            BLOCK_PAGE_TITLE.into(),
+        )?);
+    } else {
+        daemons.push(daemons::proxy(topo, dir, proxy, snowflake_ca)?);
+    }
+    if let Some(front) = proxy.tls_front {
+        let cert = match front {
+            TlsFront::Lab => pki.for_hosts(&[EDGE_IP]),
+            TlsFront::PrivateCa => pki::unknown_ca().0,
+        };
+        let (chain, key) = cert.write_pem_files();
+        let chain = copy_into(dir, "proxy-chain.pem", chain.path());
+        let key = copy_into(dir, "proxy-key.pem", key.path());
+        daemons.push(daemons::stunnel(
+            topo,
+            dir,
+            proxy.kind.port(),
+            &chain,
+            &key,
+        )?);
+    }
+    Ok(())
 }
 
 /// The last `n` lines of a log.

@@ -242,6 +242,25 @@ pub struct Proxy {
     pub deny: Vec<String>,
     /// Require Basic authentication.
     pub auth: Option<Auth>,
+    /// squid: demand these schemes instead (`negotiate`, `ntlm`), as a domain-joined proxy
+    /// does; it offers them in its 407 and accepts no Basic credentials.
+    #[serde(default)]
+    pub auth_schemes: Vec<String>,
+    /// Close a tunnel that carried nothing for this many seconds (tinyproxy `Timeout`).
+    pub idle_timeout_secs: Option<u64>,
+    /// Put stunnel in front (TLS on 198.18.1.1:3129, for 198.18.1.1): an `https://` proxy.
+    pub tls_front: Option<TlsFront>,
+}
+
+/// Whose certificate the TLS front presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsFront {
+    /// From the lab's root (netcheck gets it with `--proxy-cacert`, or `--ca-file` without the
+    /// emulator).
+    Lab,
+    /// From a private root netcheck is never given.
+    PrivateCa,
 }
 
 /// Which proxy software.
@@ -254,6 +273,11 @@ pub enum ProxyKind {
     Tinyproxy,
     /// mitmproxy (TLS-intercepting) on 198.18.1.1:8080.
     Mitmproxy,
+    /// Dante (SOCKS4/4a/5/5h) on 198.18.1.1:1080.
+    Dante,
+    /// A small proxy of the lab's own on 198.18.1.1:3130 that answers CONNECT with 200, then
+    /// answers the `ClientHello` with an HTML block page and closes, as filtering appliances do.
+    BlockPage,
 }
 
 impl ProxyKind {
@@ -263,9 +287,14 @@ impl ProxyKind {
             Self::Squid => 3128,
             Self::Tinyproxy => 8888,
             Self::Mitmproxy => 8080,
+            Self::Dante => 1080,
+            Self::BlockPage => 3130,
         }
     }
 }
+
+/// Where stunnel listens when a proxy has a TLS front.
+pub const TLS_FRONT_PORT: u16 = 3129;
 
 /// Proxy credentials.
 #[derive(Debug, Deserialize)]
@@ -290,6 +319,9 @@ pub struct RunSpec {
     /// Give netcheck a freshly generated key (`--private-key-file`) that Snowflake does not know.
     #[serde(default)]
     pub foreign_key: bool,
+    /// Give netcheck the lab's root as `--proxy-cacert` (for a proxy with a TLS front).
+    #[serde(default)]
+    pub proxy_cacert: bool,
 }
 
 impl RunSpec {

@@ -1,7 +1,9 @@
 //! The lab's own network elements, for what no kernel option or packaged daemon here offers:
 //! a TCP relay that delays every segment (the kernel has no netem), a DNS server that answers
-//! SERVFAIL to everything (dnsmasq turns a broken upstream into REFUSED, never SERVFAIL), and a
-//! service that greets with a banner and speaks no HTTP (no SSH or SMTP server is installed).
+//! SERVFAIL to everything (dnsmasq turns a broken upstream into REFUSED, never SERVFAIL), a
+//! service that greets with a banner and speaks no HTTP (no SSH or SMTP server is installed), and
+//! a proxy that opens tunnels and then sends a block page into them (no packaged proxy does that
+//! on demand).
 //!
 //! Each runs on its own thread, moved into a lab namespace before it creates a socket, with
 //! its own tokio runtime; dropping the handle stops it and closes its connections.
@@ -147,6 +149,44 @@ pub fn banner_service(ns: &str, listen: SocketAddr, banner: String) -> Result<El
             if client.write_all(banner.as_bytes()).await.is_ok() {
                 let _ = tokio::io::copy(&mut client, &mut tokio::io::sink()).await;
             }
+        }
+    })
+}
+
+/// A forward proxy on `listen` (in namespace `ns`) that answers every CONNECT with 200, waits
+/// for the client's first bytes (its TLS `ClientHello`) and answers them with an HTML block page,
+/// then closes: what URL-filtering appliances do to a tunnel their policy refuses.
+pub fn block_page_proxy(ns: &str, listen: SocketAddr, title: String) -> Result<Element, String> {
+    tcp_server(ns, listen, move |mut client| {
+        let title = title.clone();
+        async move {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && matches!(client.read(&mut byte).await, Ok(1)) {
+                head.push(byte[0]);
+            }
+            if client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut hello = [0u8; 2048];
+            if !matches!(client.read(&mut hello).await, Ok(n) if n > 0) {
+                return;
+            }
+            let page = format!(
+                "<html><head><title>{title}</title></head><body><h1>{title}</h1>\
+                 <p>Category: Uncategorized. Policy: corp-default.</p></body></html>"
+            );
+            let answer = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = client.write_all(answer.as_bytes()).await;
+            let _ = client.shutdown().await;
         }
     })
 }
