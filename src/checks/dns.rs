@@ -127,7 +127,10 @@ fn classify(kind: DnsFailureKind) -> RowId {
         DnsFailureKind::NxDomain => RowId::DnsNxdomain,
         DnsFailureKind::NoAnswer => RowId::DnsNoAnswer,
         DnsFailureKind::Timeout => RowId::DnsTimeout,
-        DnsFailureKind::ServFail | DnsFailureKind::Other => RowId::DnsServfail,
+        DnsFailureKind::Unreachable => RowId::DnsResolverUnreachable,
+        DnsFailureKind::ServFail | DnsFailureKind::Refused | DnsFailureKind::Other => {
+            RowId::DnsServfail
+        }
     }
 }
 
@@ -191,6 +194,8 @@ mod tests {
     #[test_case(DnsFailureKind::ServFail, RowId::DnsServfail; "servfail")]
     #[test_case(DnsFailureKind::NoAnswer, RowId::DnsNoAnswer; "no answer")]
     #[test_case(DnsFailureKind::Timeout, RowId::DnsTimeout; "timeout")]
+    #[test_case(DnsFailureKind::Refused, RowId::DnsServfail; "refused")]
+    #[test_case(DnsFailureKind::Unreachable, RowId::DnsResolverUnreachable; "unreachable")]
     fn classifies(kind: DnsFailureKind, row: RowId) {
         assert_eq!(classify(kind), row);
     }
