@@ -257,6 +257,12 @@ fn describe(setup: &Setup) -> Vec<String> {
     for h in &setup.client.hosts {
         lines.push(format!("client /etc/hosts: `{h}`"));
     }
+    for l in setup.client.resolv_conf.iter().flatten() {
+        lines.push(format!("client /etc/resolv.conf: `{l}`"));
+    }
+    if let Some(sources) = &setup.client.nsswitch_hosts {
+        lines.push(format!("client /etc/nsswitch.conf: `hosts: {sources}`"));
+    }
     if setup.client.no_default_route {
         lines.push("client: no default route (only the LAN is reachable)".into());
     }

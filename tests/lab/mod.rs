@@ -29,6 +29,9 @@ use userspace::Element;
 use crate::support::pki::{self, INTERMEDIATE_URL, LeafSpec, ServerCert, TestPki};
 use crate::support::run::Netcheck;
 
+/// The name-service switch file netcheck reads its `hosts:` order from.
+const NSSWITCH: &str = "/etc/nsswitch.conf";
+
 /// The names the lab's certificates are issued for.
 const CERT_HOSTS: &[&str] = &[ACCOUNT_HOST, PRIVATELINK_HOST];
 
@@ -41,6 +44,7 @@ pub struct Lab {
     dir: Workdir,
     client_hosts: PathBuf,
     client_resolv: PathBuf,
+    client_nsswitch: PathBuf,
     ca_file: PathBuf,
     /// The emulator's state directory, for `--connection emulator` (`SNOWFLAKE_HOME`).
     snowflake_home: Option<PathBuf>,
@@ -56,6 +60,12 @@ impl Lab {
         root: &Path,
     ) -> Result<Self, SetupError> {
         let setup = &scenario.setup;
+        // The client's copy is bind-mounted over it: the path must exist (it is never written).
+        if !Path::new(NSSWITCH).exists() {
+            return Err(SetupError::Unavailable(format!(
+                "{NSSWITCH} is missing, so the client's copy cannot be mounted over it"
+            )));
+        }
         let topo = Topology::create(n)?;
         let dir = Workdir::create(n);
         let mut daemons = Vec::new();
@@ -131,7 +141,20 @@ impl Lab {
             hosts.push('\n');
         }
         let client_hosts = dir.write("client-hosts", &hosts);
-        let client_resolv = dir.write("client-resolv.conf", &format!("nameserver {EDGE_IP}\n"));
+        let resolv = match &setup.client.resolv_conf {
+            Some(lines) => lines.iter().fold(String::new(), |out, l| out + l + "\n"),
+            None => format!("nameserver {EDGE_IP}\n"),
+        };
+        let client_resolv = dir.write("client-resolv.conf", &resolv);
+        let nsswitch = format!(
+            "hosts: {}\n",
+            setup
+                .client
+                .nsswitch_hosts
+                .as_deref()
+                .unwrap_or("files dns")
+        );
+        let client_nsswitch = dir.write("client-nsswitch.conf", &nsswitch);
         let snowflake_home = setup
             .emulator
             .as_ref()
@@ -143,13 +166,14 @@ impl Lab {
             dir,
             client_hosts,
             client_resolv,
+            client_nsswitch,
             ca_file,
             snowflake_home,
         })
     }
 
-    /// The netcheck invocation of `run`, inside the client namespace with the lab's resolver
-    /// and hosts file, JSON on stdout.
+    /// The netcheck invocation of `run`, inside the client namespace with the lab's resolv.conf,
+    /// hosts and nsswitch.conf files, JSON on stdout.
     pub fn netcheck(&self, run: &scenario::RunSpec) -> Netcheck {
         let mut args = vec!["run".to_owned()];
         args.extend(run.args.iter().cloned());
@@ -179,6 +203,7 @@ impl Lab {
             &[
                 (&self.client_hosts, "/etc/hosts"),
                 (&self.client_resolv, "/etc/resolv.conf"),
+                (&self.client_nsswitch, NSSWITCH),
             ],
         ));
         let netcheck = crate::support::run::netcheck(&args).via(&wrapper);
