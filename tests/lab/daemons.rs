@@ -161,8 +161,8 @@ fn binary(name: &str, package: &str) -> Result<PathBuf, SetupError> {
     })
 }
 
-/// dnsmasq on the edge router (198.18.1.1:53 and [2001:db8:1::1]:53, UDP and TCP): the client's
-/// resolver.
+/// dnsmasq on the edge router (198.18.1.1:53 and `[2001:db8:1::1]:53`, UDP and TCP): the
+/// client's resolver.
 pub fn dnsmasq(topo: &Topology, dir: &Workdir, dns: &Dns) -> Result<Daemon, SetupError> {
     let bin = binary("dnsmasq", "dnsmasq")?;
     let mut c = topo.command(Side::Edge, &bin.to_string_lossy());

@@ -135,26 +135,7 @@ impl Lab {
         if scenario.run.foreign_key {
             foreign_key(&dir.path().join("foreign_key.p8"))?;
         }
-        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
-        for line in &setup.client.hosts {
-            hosts.push_str(line);
-            hosts.push('\n');
-        }
-        let client_hosts = dir.write("client-hosts", &hosts);
-        let resolv = match &setup.client.resolv_conf {
-            Some(lines) => lines.iter().fold(String::new(), |out, l| out + l + "\n"),
-            None => format!("nameserver {EDGE_IP}\n"),
-        };
-        let client_resolv = dir.write("client-resolv.conf", &resolv);
-        let nsswitch = format!(
-            "hosts: {}\n",
-            setup
-                .client
-                .nsswitch_hosts
-                .as_deref()
-                .unwrap_or("files dns")
-        );
-        let client_nsswitch = dir.write("client-nsswitch.conf", &nsswitch);
+        let (client_hosts, client_resolv, client_nsswitch) = client_files(&dir, &setup.client);
         let snowflake_home = setup
             .emulator
             .as_ref()
@@ -233,6 +214,29 @@ impl Lab {
         }
         out
     }
+}
+
+/// Writes the client's hosts, resolv.conf and nsswitch.conf (what [`Lab::netcheck`] mounts over
+/// the real ones).
+fn client_files(dir: &Workdir, client: &scenario::Client) -> (PathBuf, PathBuf, PathBuf) {
+    let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
+    for line in &client.hosts {
+        hosts.push_str(line);
+        hosts.push('\n');
+    }
+    let resolv = match &client.resolv_conf {
+        Some(lines) => lines.iter().fold(String::new(), |out, l| out + l + "\n"),
+        None => format!("nameserver {EDGE_IP}\n"),
+    };
+    let nsswitch = format!(
+        "hosts: {}\n",
+        client.nsswitch_hosts.as_deref().unwrap_or("files dns")
+    );
+    (
+        dir.write("client-hosts", &hosts),
+        dir.write("client-resolv.conf", &resolv),
+        dir.write("client-nsswitch.conf", &nsswitch),
+    )
 }
 
 /// The last `n` lines of a log.
