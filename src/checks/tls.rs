@@ -129,8 +129,10 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         .chain
         .iter()
         .find_map(|c| tls::inspection_product(&c.issuer));
-    let os_trusts = matches!(modern.failure, Some(TlsFailure::UnknownIssuer { .. }))
-        && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
+    let os_trusts = matches!(
+        modern.failure,
+        Some(TlsFailure::UnknownIssuer { .. } | TlsFailure::IncompleteChain { .. })
+    ) && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
     let judgement = judge(
         &modern,
         &legacy,
@@ -252,12 +254,14 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Verdict, Option<Row
         TlsFailure::Expired { .. } => RowId::TlsExpired,
         TlsFailure::NotYetValid { .. } => RowId::TlsNotYetValid,
         TlsFailure::HostnameMismatch { .. } => RowId::TlsHostname,
-        TlsFailure::IncompleteChain { .. } => RowId::TlsIncompleteChain,
         TlsFailure::ProtocolVersion { .. } => RowId::TlsVersion,
         TlsFailure::ResetAfterHello { .. } => RowId::TlsReset,
         TlsFailure::Timeout { .. } => RowId::Timeout,
         TlsFailure::Other { .. } => RowId::TlsHandshake,
-        TlsFailure::UnknownIssuer { .. } => {
+        // An untrusted issuer — whether the server sent it or not — is inspection when a proxy
+        // is in the path, the issuer names an inspection product, or only the OS store trusts
+        // it; otherwise the server's own chain is at fault.
+        TlsFailure::UnknownIssuer { .. } | TlsFailure::IncompleteChain { .. } => {
             if insp.via_proxy || insp.product.is_some() || insp.os_trusts {
                 let why = match (insp.product, insp.via_proxy, insp.os_trusts) {
                     (Some(p), _, _) => format!("the issuer looks like {p}"),
@@ -275,7 +279,11 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Verdict, Option<Row
                     ),
                 );
             }
-            RowId::TlsUntrusted
+            if matches!(failure, TlsFailure::IncompleteChain { .. }) {
+                RowId::TlsIncompleteChain
+            } else {
+                RowId::TlsUntrusted
+            }
         }
     };
     (Verdict::Fail, Some(row), failure.to_string())
@@ -372,16 +380,34 @@ mod tests {
         assert_eq!(row(&none), (Verdict::Fail, Some(RowId::TlsVersion)));
     }
 
+    fn incomplete() -> TlsFailure {
+        TlsFailure::IncompleteChain {
+            issuer: "CN=Lab Intermediate".into(),
+            ca_issuers: vec![],
+        }
+    }
+
     #[test]
     fn tells_inspection_from_untrusted() {
         let now = OffsetDateTime::now_utc();
-        let untrusted = judge(
-            &attempt(None, Some(unknown())),
-            &attempt(None, Some(unknown())),
-            plain(),
-            now,
-        );
-        assert_eq!(row(&untrusted), (Verdict::Fail, Some(RowId::TlsUntrusted)));
+        for (failure, plain_row) in [
+            (unknown(), RowId::TlsUntrusted),
+            (incomplete(), RowId::TlsIncompleteChain),
+        ] {
+            let alone = judge(
+                &attempt(None, Some(failure.clone())),
+                &attempt(None, Some(failure.clone())),
+                plain(),
+                now,
+            );
+            assert_eq!(row(&alone), (Verdict::Fail, Some(plain_row)));
+            tells_inspection(&failure, now);
+        }
+    }
+
+    /// With a proxy in the path, an inspection-like issuer or only the OS store trusting it, the
+    /// same failure is TLS inspection.
+    fn tells_inspection(failure: &TlsFailure, now: OffsetDateTime) {
         for insp in [
             Inspection {
                 via_proxy: true,
@@ -397,8 +423,8 @@ mod tests {
             },
         ] {
             let j = judge(
-                &attempt(None, Some(unknown())),
-                &attempt(None, Some(unknown())),
+                &attempt(None, Some(failure.clone())),
+                &attempt(None, Some(failure.clone())),
                 insp,
                 now,
             );

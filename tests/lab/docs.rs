@@ -360,7 +360,10 @@ fn describe_server(server: &Server) -> String {
         CertKind::Expiring => "certificate expiring in 7 days",
         CertKind::WrongHost => "trusted certificate for wrong.example.com",
         CertKind::PrivateCa => "certificate from a private CA netcheck was not given",
-        CertKind::MissingIntermediate => "leaf certificate without its intermediate",
+        CertKind::MissingIntermediate => {
+            "leaf certificate without its intermediate (its AIA names where the intermediate lives)"
+        }
+        CertKind::LeafOnly => "leaf certificate without its intermediate, and no AIA extension",
         CertKind::InspectionCa => {
             "certificate re-signed by `CN=Zscaler Root CA` (transparent TLS inspection)"
         }

@@ -296,6 +296,7 @@ fn server_cert(kind: CertKind, pki: &TestPki) -> ServerCert {
             aia_ca_issuers: Some(INTERMEDIATE_URL),
             ..spec(now - day, now + 90 * day)
         }),
+        CertKind::LeafOnly => pki.intermediate.issue(&spec(now - day, now + 90 * day)),
         CertKind::InspectionCa => pki::inspection_ca().0,
     }
 }

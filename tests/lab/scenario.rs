@@ -211,8 +211,10 @@ pub enum CertKind {
     WrongHost,
     /// From a root nobody trusts.
     PrivateCa,
-    /// The leaf alone, without its intermediate.
+    /// The leaf alone, without its intermediate; its AIA says where the intermediate lives.
     MissingIntermediate,
+    /// The leaf alone, without its intermediate, and no AIA extension.
+    LeafOnly,
     /// Re-signed by a root named like an inspection product (`Zscaler Root CA`).
     InspectionCa,
 }
