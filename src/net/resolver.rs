@@ -151,7 +151,7 @@ pub enum DnsFailureKind {
     Timeout,
     /// No server could be reached: ICMP unreachable (nothing listens on port 53) or no route.
     Unreachable,
-    /// The resolver could not be used at all (unreadable system configuration).
+    /// The resolver could not be used at all (an unreadable resolv.conf).
     Other,
 }
 
@@ -409,7 +409,11 @@ impl Lookup {
                     },
                 },
                 "dns" => match &sys.dns {
-                    None => (Status::Unavail, sys.dns_error.clone(), None),
+                    None => {
+                        let why = sys.dns_error.clone().unwrap_or_default();
+                        self.dns_failure = Some((DnsFailureKind::Other, why.clone()));
+                        (Status::Unavail, Some(why), None)
+                    }
                     Some(conf) => match self.dns(conf, host, families, deadline).await {
                         Ok(found) => (Status::Success, None, Some(found)),
                         Err((kind, message)) => {
@@ -778,6 +782,24 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, DnsFailureKind::NxDomain);
         assert!(err.servers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unreadable_resolv_conf_is_reported_not_guessed() {
+        let sys = SystemConf::from_texts(
+            Some("hosts: files dns"),
+            Err("permission denied".into()),
+            Ok(""),
+            None,
+        );
+        let r = Resolver::with_mode(vec![], Mode::System(sys));
+        let err = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsFailureKind::Other);
+        assert!(err.message.contains("permission denied"), "{}", err.message);
+        assert!(r.info().problems[0].contains("/etc/resolv.conf"));
     }
 
     #[tokio::test]

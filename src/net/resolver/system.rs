@@ -220,7 +220,11 @@ impl SystemConf {
     /// copies by bind-mounting them over these paths in a mount namespace of their own.
     pub(super) fn read() -> Self {
         let nsswitch = read_bounded(Path::new("/etc/nsswitch.conf"), MAX_CONF_BYTES).ok();
-        let resolv = read_bounded(Path::new("/etc/resolv.conf"), MAX_CONF_BYTES);
+        // Without resolv.conf glibc asks the local machine: its defaults are an empty file's.
+        let resolv = match read_bounded(Path::new("/etc/resolv.conf"), MAX_CONF_BYTES) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            other => other,
+        };
         let hosts = read_bounded(Path::new("/etc/hosts"), MAX_HOSTS_BYTES);
         // Where glibc's gethostname() reads on Linux; only its domain part is used.
         let hostname = read_bounded(Path::new("/proc/sys/kernel/hostname"), 256).ok();
@@ -273,13 +277,14 @@ impl SystemConf {
     }
 }
 
-/// Reads at most `cap` bytes of a file as text.
+/// Reads at most `cap` bytes of a file as text (a stray non-UTF-8 byte in a comment must not
+/// make the whole file unreadable, so invalid sequences are replaced).
 fn read_bounded(path: &Path, cap: u64) -> std::io::Result<String> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(cap)
-        .read_to_string(&mut text)?;
-    Ok(text)
+        .read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The names glibc's `res_search` tries for `host`, in order: as given first when it has at
