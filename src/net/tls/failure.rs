@@ -38,15 +38,16 @@ pub enum TlsFailure {
         /// The names the certificate does carry.
         presented: Vec<String>,
     },
-    /// The chain leads to no trusted root: its top certificate is self-signed by an untrusted CA.
+    /// The chain leads to no trusted root: its top certificate is self-issued, or a CA
+    /// certificate whose root is not trusted (a private or unknown CA).
     #[error("certificate chain leads to no trusted root (top issuer: {issuer})")]
     UnknownIssuer {
         /// Issuer of the topmost certificate presented.
         issuer: String,
     },
-    /// The top certificate presented is not self-issued and its issuer is not a trusted root:
-    /// the server did not send that issuer (it was configured without its intermediate). The
-    /// AIA caIssuers extension, when present, says where the issuer is published.
+    /// The top certificate presented is an end-entity certificate, not self-issued, and its issuer
+    /// is not a trusted root: the server did not send that issuer (it was configured without its
+    /// intermediate). The AIA caIssuers extension, when present, says where it is published.
     #[error(
         "server did not send the certificate of its issuer {issuer}{}",
         published_at(ca_issuers)
@@ -212,13 +213,13 @@ fn from_certificate_error(
     }
 }
 
-/// An untrusted chain that stops at a certificate which is not self-issued lacks that
-/// certificate's issuer: had the issuer been a trusted root, the chain would have verified, so the
-/// server left it out (a missing intermediate), whether or not its AIA says where to fetch it.
-/// Only a self-issued top means the root itself is not trusted.
+/// An untrusted chain that stops at an end-entity certificate which is not self-issued lacks
+/// that certificate's issuer: the server left out its intermediate, whether or not the AIA says
+/// where to fetch it. A chain that stops at a CA certificate is complete as servers send chains
+/// (the root is never needed): it is the root that is not trusted, as with a self-issued top.
 fn unknown_or_incomplete(chain: &[CertInfo]) -> TlsFailure {
     match chain.last() {
-        Some(top) if !top.self_issued => TlsFailure::IncompleteChain {
+        Some(top) if !top.self_issued && !top.is_ca => TlsFailure::IncompleteChain {
             issuer: top.issuer.clone(),
             ca_issuers: top.aia_ca_issuers.clone(),
         },
@@ -298,6 +299,7 @@ mod tests {
     #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[])], "incomplete_chain" ; "no aia: still the missing issuer")]
     #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[AIA])], "incomplete_chain" ; "aia names the missing issuer")]
     #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[AIA]), cert("CN=Root", true, &[])], "unknown_issuer" ; "top of chain decides")]
+    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[]), CertInfo { is_ca: true, ..cert("CN=Private Root", false, &[AIA]) }], "unknown_issuer" ; "intermediate sent: the root is untrusted")]
     #[test_case(&cert_err(CertificateError::BadSignature), &[], "other" ; "bad signature")]
     #[test_case(&rustls::Error::AlertReceived(AlertDescription::ProtocolVersion), &[], "protocol_version" ; "alert protocol version")]
     #[test_case(&rustls::Error::AlertReceived(AlertDescription::HandshakeFailure), &[], "protocol_version" ; "handshake failure before certificate")]
