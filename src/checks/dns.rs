@@ -68,11 +68,12 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ");
-            // A pinned line in /etc/hosts is fixed on this machine, not in the DNS.
-            let from = if res.source == AnswerSource::HostsFile {
-                " (from /etc/hosts)"
-            } else {
-                ""
+            // A pinned line in /etc/hosts is fixed on this machine, not in the DNS; a name that
+            // answered through a search domain is another name than the one asked.
+            let from = match (res.source, &res.name) {
+                (AnswerSource::HostsFile, _) => " (from /etc/hosts)".to_owned(),
+                (_, Some(name)) => format!(" (as {name}, through resolv.conf's search list)"),
+                _ => String::new(),
             };
             if let Some(addr) = res.addrs.iter().find(|a| a.is_unspecified()) {
                 return Outcome::fail(
@@ -130,7 +131,10 @@ fn classify(kind: DnsFailureKind) -> RowId {
         DnsFailureKind::NxDomain => RowId::DnsNxdomain,
         DnsFailureKind::NoAnswer => RowId::DnsNoAnswer,
         DnsFailureKind::Timeout => RowId::DnsTimeout,
-        DnsFailureKind::ServFail | DnsFailureKind::Other => RowId::DnsServfail,
+        DnsFailureKind::Unreachable => RowId::DnsResolverUnreachable,
+        DnsFailureKind::ServFail | DnsFailureKind::Refused | DnsFailureKind::Other => {
+            RowId::DnsServfail
+        }
     }
 }
 
@@ -194,6 +198,8 @@ mod tests {
     #[test_case(DnsFailureKind::ServFail, RowId::DnsServfail; "servfail")]
     #[test_case(DnsFailureKind::NoAnswer, RowId::DnsNoAnswer; "no answer")]
     #[test_case(DnsFailureKind::Timeout, RowId::DnsTimeout; "timeout")]
+    #[test_case(DnsFailureKind::Refused, RowId::DnsServfail; "refused")]
+    #[test_case(DnsFailureKind::Unreachable, RowId::DnsResolverUnreachable; "unreachable")]
     fn classifies(kind: DnsFailureKind, row: RowId) {
         assert_eq!(classify(kind), row);
     }

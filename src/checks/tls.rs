@@ -158,8 +158,10 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         .chain
         .iter()
         .find_map(|c| tls::inspection_product(&c.issuer));
-    let os_trusts = matches!(modern.failure, Some(TlsFailure::UnknownIssuer { .. }))
-        && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
+    let os_trusts = matches!(
+        modern.failure,
+        Some(TlsFailure::UnknownIssuer { .. } | TlsFailure::IncompleteChain { .. })
+    ) && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
     let judgement = match mtu_blackhole(&modern, clamped.as_ref()) {
         Some(found) => found,
         _ => judge(
@@ -310,7 +312,6 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Status, String) {
         TlsFailure::Expired { .. } => RowId::TlsExpired,
         TlsFailure::NotYetValid { .. } => RowId::TlsNotYetValid,
         TlsFailure::HostnameMismatch { .. } => RowId::TlsHostname,
-        TlsFailure::IncompleteChain { .. } => RowId::TlsIncompleteChain,
         TlsFailure::ProtocolVersion { .. } => RowId::TlsVersion,
         TlsFailure::ResetAfterHello { .. } => RowId::TlsReset,
         TlsFailure::Timeout { .. } => RowId::Timeout,
@@ -326,7 +327,10 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Status, String) {
                 format!("{who} answered the ClientHello with an HTTP page: {failure}"),
             );
         }
-        TlsFailure::UnknownIssuer { .. } => {
+        // An untrusted issuer — whether the server sent it or not — is inspection when a proxy
+        // is in the path, the issuer names an inspection product, or only the OS store trusts
+        // it; otherwise the server's own chain is at fault.
+        TlsFailure::UnknownIssuer { .. } | TlsFailure::IncompleteChain { .. } => {
             if insp.via_proxy || insp.product.is_some() || insp.os_trusts {
                 let why = match (insp.product, insp.via_proxy, insp.os_trusts) {
                     (Some(p), _, _) => format!("the issuer looks like {p}"),
@@ -343,7 +347,11 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Status, String) {
                     ),
                 );
             }
-            RowId::TlsUntrusted
+            if matches!(failure, TlsFailure::IncompleteChain { .. }) {
+                RowId::TlsIncompleteChain
+            } else {
+                RowId::TlsUntrusted
+            }
         }
     };
     (Status::Fail(row), failure.to_string())
@@ -440,16 +448,34 @@ mod tests {
         assert_eq!(row(&none), Status::Fail(RowId::TlsVersion));
     }
 
+    fn incomplete() -> TlsFailure {
+        TlsFailure::IncompleteChain {
+            issuer: "CN=Lab Intermediate".into(),
+            ca_issuers: vec![],
+        }
+    }
+
     #[test]
     fn tells_inspection_from_untrusted() {
         let now = OffsetDateTime::now_utc();
-        let untrusted = judge(
-            &attempt(None, Some(unknown())),
-            &attempt(None, Some(unknown())),
-            plain(),
-            now,
-        );
-        assert_eq!(row(&untrusted), Status::Fail(RowId::TlsUntrusted));
+        for (failure, plain_row) in [
+            (unknown(), RowId::TlsUntrusted),
+            (incomplete(), RowId::TlsIncompleteChain),
+        ] {
+            let alone = judge(
+                &attempt(None, Some(failure.clone())),
+                &attempt(None, Some(failure.clone())),
+                plain(),
+                now,
+            );
+            assert_eq!(row(&alone), Status::Fail(plain_row));
+            tells_inspection(&failure, now);
+        }
+    }
+
+    /// With a proxy in the path, an inspection-like issuer or only the OS store trusting it, the
+    /// same failure is TLS inspection.
+    fn tells_inspection(failure: &TlsFailure, now: OffsetDateTime) {
         for insp in [
             Inspection {
                 via_proxy: true,
@@ -465,8 +491,8 @@ mod tests {
             },
         ] {
             let j = judge(
-                &attempt(None, Some(unknown())),
-                &attempt(None, Some(unknown())),
+                &attempt(None, Some(failure.clone())),
+                &attempt(None, Some(failure.clone())),
                 insp,
                 now,
             );

@@ -1,22 +1,27 @@
 //! Name resolution: `--resolve` overrides first (curl's semantics), then `--dns-server` when
-//! given, otherwise the system configuration (`/etc/resolv.conf` and `/etc/hosts`) via hickory;
-//! an answer says which of these it came from.
-//! A failure is classified (NXDOMAIN, SERVFAIL, no answer, timeout) because each has its own cause.
+//! given, otherwise the system's own way: nsswitch.conf's `hosts:` sources in order (`files` is
+//! `/etc/hosts`, whose answer stands alone as getaddrinfo returns it; `dns` asks resolv.conf's
+//! servers as glibc does, search list and options included — see [`stub`]). An answer says
+//! which source gave it, and which servers were asked and what each said.
+//! A failure is classified (NXDOMAIN, no answer, SERVFAIL, REFUSED, unreachable, timeout)
+//! because each has its own cause.
+
+mod stub;
+mod system;
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::config::{
-    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::{Query, ResponseCode};
+use hickory_resolver::Hosts;
+use hickory_resolver::proto::op::Query;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::system_conf::read_system_conf;
-use hickory_resolver::{Hosts, TokioResolver};
 use serde::Serialize;
+
+use stub::{Failed, Found};
+pub use stub::{ServerAttempt, ServerOutcome};
+pub use system::Status;
+use system::{DnsConf, SystemConf};
 
 use crate::error::Error;
 
@@ -96,10 +101,20 @@ pub enum AnswerSource {
     Override,
     /// The host is an IP address literal.
     Literal,
-    /// A line of `/etc/hosts` (system configuration only).
+    /// A line of `/etc/hosts` (nsswitch's `files`).
     HostsFile,
     /// A DNS answer.
     Dns,
+}
+
+/// What one nsswitch source said, in the order they were consulted.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceResult {
+    /// The module, as written on the `hosts:` line (`files`, `dns`, `resolve`, …).
+    pub source: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A successful resolution.
@@ -109,6 +124,15 @@ pub struct Resolution {
     /// The CNAME chain, in order, from the answer section.
     pub cnames: Vec<String>,
     pub source: AnswerSource,
+    /// The name that answered, when it is not the host itself (a search domain was appended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The nsswitch sources consulted, in order (empty for `--resolve` and literals).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceResult>,
+    /// Every DNS server asked, in order, with its answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerAttempt>,
     #[serde(serialize_with = "crate::units::serialize_ms")]
     pub elapsed: Duration,
 }
@@ -118,99 +142,133 @@ pub struct Resolution {
 #[serde(rename_all = "kebab-case")]
 pub enum DnsFailureKind {
     NxDomain,
-    /// SERVFAIL or REFUSED (or another error response code).
+    /// SERVFAIL (or another error response code but REFUSED).
     ServFail,
+    /// The server refuses to answer this client.
+    Refused,
     /// The name exists but has no A or AAAA record.
     NoAnswer,
     Timeout,
-    /// The resolver could not be used at all (bad system configuration, socket error).
+    /// No server could be reached: ICMP unreachable (nothing listens on port 53) or no route.
+    Unreachable,
+    /// The resolver could not be used at all (an unreadable resolv.conf).
     Other,
 }
 
-/// A failed resolution, with the resolver's own words.
+/// A failed resolution, with what each source and server said.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[error("resolve {host}: {message}")]
 pub struct DnsFailure {
     pub host: String,
     pub kind: DnsFailureKind,
     pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerAttempt>,
     #[serde(serialize_with = "crate::units::serialize_ms")]
     pub elapsed: Duration,
 }
 
-/// Which servers answer: the description goes into the evidence.
+/// Which configuration answers: the description goes into the evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolverInfo {
     /// `system` or `dns-server`.
     pub mode: &'static str,
     pub nameservers: Vec<String>,
+    /// nsswitch.conf's `hosts:` sources (system mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts_order: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    /// resolv.conf's options as netcheck applies them (system mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<DnsOptions>,
+    /// Configuration files that could not be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// resolv.conf's `options` that shape a lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsOptions {
+    pub ndots: usize,
+    /// The wait for the first server (glibc's `retrans`).
+    #[serde(serialize_with = "crate::units::serialize_ms")]
+    pub timeout: Duration,
+    pub attempts: usize,
+    pub rotate: bool,
+}
+
+/// Where lookups go.
+enum Mode {
+    /// `--dns-server`: that server only, no hosts file.
+    DnsServer(DnsConf),
+    /// The sources of nsswitch.conf's `hosts:` line, in order.
+    System(SystemConf),
 }
 
 /// The resolver every check and the API client use.
 pub struct Resolver {
     overrides: Vec<ResolveOverride>,
-    inner: Result<TokioResolver, String>,
-    /// `/etc/hosts` as hickory reads it, to tell its answers from the DNS's.
-    hosts: Option<Hosts>,
+    mode: Mode,
     info: ResolverInfo,
 }
 
 impl Resolver {
     /// Builds the resolver. A system configuration that cannot be read is not an error here: a
     /// run that only uses `--resolve` or IP literals never needs it, and a lookup reports it.
+    /// With `--dns-server`, `timeout` is the wait for that server.
     #[must_use]
     pub fn new(
         overrides: Vec<ResolveOverride>,
         dns_server: Option<SocketAddr>,
         timeout: Duration,
     ) -> Self {
-        let (config, mut opts, mode) = match dns_server {
+        match dns_server {
             Some(server) => {
-                let mut ns = NameServerConfig::udp_and_tcp(server.ip());
-                for c in &mut ns.connections {
-                    c.port = server.port();
-                }
-                // Only that server: no /etc/hosts either, so the answer is the server's.
-                let mut opts = ResolverOpts::default();
-                opts.use_hosts_file = ResolveHosts::Never;
-                (
-                    Ok(ResolverConfig::from_parts(None, vec![], vec![ns])),
-                    opts,
-                    "dns-server",
-                )
+                Self::with_mode(overrides, Mode::DnsServer(DnsConf::single(server, timeout)))
             }
-            None => match read_system_conf() {
-                Ok((config, opts)) => (Ok(config), opts, "system"),
-                Err(e) => (
-                    Err(format!("system resolver configuration: {e}")),
-                    ResolverOpts::default(),
-                    "system",
-                ),
+            None => Self::with_mode(overrides, Mode::System(SystemConf::read())),
+        }
+    }
+
+    fn with_mode(overrides: Vec<ResolveOverride>, mode: Mode) -> Self {
+        let info = match &mode {
+            Mode::DnsServer(conf) => ResolverInfo {
+                mode: "dns-server",
+                nameservers: conf.servers.iter().map(ToString::to_string).collect(),
+                hosts_order: None,
+                search: vec![],
+                options: None,
+                problems: vec![],
+            },
+            Mode::System(sys) => ResolverInfo {
+                mode: "system",
+                nameservers: sys
+                    .dns
+                    .iter()
+                    .flat_map(|d| d.servers.iter().map(|s| s.ip().to_string()))
+                    .collect(),
+                hosts_order: Some(sys.hosts_line.clone()),
+                search: sys.dns.iter().flat_map(|d| d.search.clone()).collect(),
+                options: sys.dns.as_ref().map(|d| DnsOptions {
+                    ndots: d.ndots,
+                    timeout: d.timeout,
+                    attempts: d.attempts,
+                    rotate: d.rotate,
+                }),
+                problems: sys
+                    .dns_error
+                    .iter()
+                    .cloned()
+                    .chain(sys.hosts.as_ref().err().cloned())
+                    .collect(),
             },
         };
-        opts.timeout = timeout;
-        opts.attempts = 1;
-        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-        // A diagnostic wants what the network answers now, not what a cache remembers.
-        opts.cache_size = 0;
-        let nameservers = config
-            .as_ref()
-            .map(|c| c.name_servers().iter().map(|n| n.ip.to_string()).collect())
-            .unwrap_or_default();
-        let hosts = (opts.use_hosts_file != ResolveHosts::Never)
-            .then(Hosts::from_system)
-            .and_then(Result::ok);
-        let inner = config.and_then(|config| {
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-                .with_options(opts)
-                .build()
-                .map_err(|e| e.to_string())
-        });
-        let info = ResolverInfo { mode, nameservers };
         Self {
             overrides,
-            inner,
-            hosts,
+            mode,
             info,
         }
     }
@@ -269,92 +327,194 @@ impl Resolver {
         families: Families,
     ) -> Result<Resolution, DnsFailure> {
         let start = Instant::now();
-        let done = |addrs: Vec<IpAddr>, cnames, source| Resolution {
+        let fixed = |addrs: Vec<IpAddr>, source| Resolution {
             addrs,
-            cnames,
+            cnames: vec![],
             source,
+            name: None,
+            sources: vec![],
+            servers: vec![],
             elapsed: start.elapsed(),
         };
         if let Some(addrs) = self.override_for(host, port) {
-            return Ok(done(addrs.to_vec(), vec![], AnswerSource::Override));
+            return Ok(fixed(addrs.to_vec(), AnswerSource::Override));
         }
         if let Some(ip) = parse_addr(host) {
-            return Ok(done(vec![ip], vec![], AnswerSource::Literal));
+            return Ok(fixed(vec![ip], AnswerSource::Literal));
         }
-        let fail = |kind, message: String| DnsFailure {
-            host: host.to_owned(),
-            kind,
-            message,
-            elapsed: start.elapsed(),
+        let deadline = start + timeout;
+        let mut lookup = Lookup::default();
+        let answer = match &self.mode {
+            Mode::DnsServer(conf) => lookup.dns(conf, host, families, deadline).await,
+            Mode::System(sys) => lookup.system(sys, host, families, deadline).await,
         };
-        let resolver = self
-            .inner
-            .as_ref()
-            .map_err(|e| fail(DnsFailureKind::Other, e.clone()))?;
-        // A trailing dot keeps the search list out of it: Snowflake hosts are fully qualified.
-        let fqdn = if host.ends_with('.') {
-            host.to_owned()
-        } else {
-            format!("{host}.")
-        };
-        let lookup = async {
-            match families {
-                Families::Both => resolver
-                    .lookup_ip(fqdn.as_str())
-                    .await
-                    .map(|l| l.as_lookup().clone()),
-                Families::FirstFound => match resolver.lookup(fqdn.as_str(), RecordType::A).await {
-                    Err(e) if e.is_no_records_found() && !e.is_nx_domain() => {
-                        resolver.lookup(fqdn.as_str(), RecordType::AAAA).await
-                    }
-                    other => other,
+        let Lookup {
+            sources, servers, ..
+        } = lookup;
+        match answer {
+            Ok((found, source)) => Ok(Resolution {
+                addrs: found.addrs,
+                cnames: found.cnames,
+                source,
+                name: (!found.name.eq_ignore_ascii_case(host.trim_end_matches('.')))
+                    .then_some(found.name),
+                sources,
+                servers,
+                elapsed: start.elapsed(),
+            }),
+            Err((kind, message)) => Err(DnsFailure {
+                host: host.to_owned(),
+                kind,
+                message,
+                sources,
+                servers,
+                elapsed: start.elapsed(),
+            }),
+        }
+    }
+}
+
+/// The record of one lookup: the sources consulted and the servers asked.
+#[derive(Default)]
+struct Lookup {
+    sources: Vec<SourceResult>,
+    servers: Vec<ServerAttempt>,
+    /// How DNS failed, when it was consulted and failed.
+    dns_failure: Option<(DnsFailureKind, String)>,
+}
+
+type Answer = Result<(Found, AnswerSource), (DnsFailureKind, String)>;
+
+impl Lookup {
+    /// Consults nsswitch's sources in order, as glibc does: each says success, not found,
+    /// unavailable or try again, and the `[STATUS=return]` criteria decide whether to go on.
+    async fn system(
+        &mut self,
+        sys: &SystemConf,
+        host: &str,
+        families: Families,
+        deadline: Instant,
+    ) -> Answer {
+        for source in &sys.sources {
+            let (status, detail, found) = match source.name.as_str() {
+                "files" => match &sys.hosts {
+                    Err(e) => (Status::Unavail, Some(e.clone()), None),
+                    Ok(hosts) => match hosts_file_lookup(hosts, host) {
+                        Some(found) => (
+                            Status::Success,
+                            None,
+                            Some((found, AnswerSource::HostsFile)),
+                        ),
+                        None => (Status::NotFound, None, None),
+                    },
                 },
-            }
-        };
-        match tokio::time::timeout(timeout, lookup).await {
-            Err(_) => Err(fail(
-                DnsFailureKind::Timeout,
-                format!("no answer within {timeout:?}"),
-            )),
-            Ok(Err(e)) => {
-                let kind = classify(&e);
-                Err(fail(kind, describe(kind, &e)))
-            }
-            Ok(Ok(lookup)) => {
-                let mut cnames = Vec::new();
-                let mut addrs: Vec<IpAddr> = Vec::new();
-                for record in lookup.answers() {
-                    if let RData::CNAME(c) = &record.data {
-                        cnames.push(c.0.to_string().trim_end_matches('.').to_owned());
+                "dns" => match &sys.dns {
+                    None => {
+                        let why = sys.dns_error.clone().unwrap_or_default();
+                        self.dns_failure = Some((DnsFailureKind::Other, why.clone()));
+                        (Status::Unavail, Some(why), None)
                     }
-                    addrs.extend(address(&record.data));
-                }
-                if addrs.is_empty() {
-                    return Err(fail(DnsFailureKind::NoAnswer, "no A or AAAA record".into()));
-                }
-                let source = if self.in_hosts_file(&fqdn, &addrs) {
-                    AnswerSource::HostsFile
-                } else {
-                    AnswerSource::Dns
-                };
-                Ok(done(addrs, cnames, source))
+                    Some(conf) => match self.dns(conf, host, families, deadline).await {
+                        Ok(found) => (Status::Success, None, Some(found)),
+                        Err((kind, message)) => {
+                            let status = match kind {
+                                DnsFailureKind::NxDomain | DnsFailureKind::NoAnswer => {
+                                    Status::NotFound
+                                }
+                                // glibc's nss_dns: nobody listening is UNAVAIL.
+                                DnsFailureKind::Unreachable | DnsFailureKind::Other => {
+                                    Status::Unavail
+                                }
+                                _ => Status::TryAgain,
+                            };
+                            self.dns_failure = Some((kind, message.clone()));
+                            (status, Some(message), None)
+                        }
+                    },
+                },
+                // Other NSS modules (myhostname, resolve, mdns, …) are not loaded: glibc treats
+                // a module it cannot use as UNAVAIL, and so does netcheck. With systemd-resolved,
+                // `dns` reaches it through its stub listener in resolv.conf.
+                other => (
+                    Status::Unavail,
+                    Some(format!(
+                        "netcheck does not consult the NSS module `{other}`"
+                    )),
+                    None,
+                ),
+            };
+            self.sources.push(SourceResult {
+                source: source.name.clone(),
+                status,
+                detail,
+            });
+            if let Some(found) = found {
+                return Ok(found);
+            }
+            if source.stops_on(status) {
+                break;
             }
         }
+        Err(self.dns_failure.clone().unwrap_or_else(|| {
+            (
+                DnsFailureKind::NxDomain,
+                format!(
+                    "not found by nsswitch.conf's hosts sources ({}); DNS was not asked",
+                    sys.hosts_line
+                ),
+            )
+        }))
     }
 
-    /// Whether every address came from `/etc/hosts` (which hickory reads before asking the DNS).
-    fn in_hosts_file(&self, fqdn: &str, addrs: &[IpAddr]) -> bool {
-        let (Some(hosts), Ok(name)) = (&self.hosts, Name::from_ascii(fqdn)) else {
-            return false;
+    /// Asks the DNS servers of `conf`.
+    async fn dns(
+        &mut self,
+        conf: &DnsConf,
+        host: &str,
+        families: Families,
+        deadline: Instant,
+    ) -> Answer {
+        let log = &mut self.servers;
+        let result = match families {
+            Families::Both => {
+                stub::lookup(
+                    conf,
+                    host,
+                    &[RecordType::A, RecordType::AAAA],
+                    deadline,
+                    log,
+                )
+                .await
+            }
+            Families::FirstFound => {
+                match stub::lookup(conf, host, &[RecordType::A], deadline, log).await {
+                    Err(Failed::NoData) => {
+                        stub::lookup(conf, host, &[RecordType::AAAA], deadline, log).await
+                    }
+                    other => other,
+                }
+            }
         };
-        let listed: Vec<IpAddr> = [RecordType::A, RecordType::AAAA]
-            .into_iter()
-            .filter_map(|t| hosts.lookup_static_host(&Query::query(name.clone(), t)))
-            .flat_map(|l| l.answers().to_vec())
-            .filter_map(|r| address(&r.data))
-            .collect();
-        !listed.is_empty() && addrs.iter().all(|a| listed.contains(a))
+        result
+            .map(|found| (found, AnswerSource::Dns))
+            .map_err(|failed| describe(failed, &self.servers))
     }
+}
+
+/// The addresses `/etc/hosts` lists for `host`, both families, as glibc's `files` returns them.
+fn hosts_file_lookup(hosts: &Hosts, host: &str) -> Option<Found> {
+    let name = Name::from_ascii(host.trim_end_matches('.')).ok()?;
+    let addrs: Vec<IpAddr> = [RecordType::A, RecordType::AAAA]
+        .into_iter()
+        .filter_map(|t| hosts.lookup_static_host(&Query::query(name.clone(), t)))
+        .flat_map(|l| l.answers().to_vec())
+        .filter_map(|r| address(&r.data))
+        .collect();
+    (!addrs.is_empty()).then(|| Found {
+        name: host.trim_end_matches('.').to_owned(),
+        addrs,
+        cnames: vec![],
+    })
 }
 
 /// The address an A or AAAA record holds.
@@ -366,6 +526,75 @@ fn address(data: &RData) -> Option<IpAddr> {
     }
 }
 
+/// The kind and a plain sentence naming the servers and what they did.
+fn describe(failed: Failed, servers: &[ServerAttempt]) -> (DnsFailureKind, String) {
+    let named = |outcomes: &[ServerOutcome]| {
+        let mut seen: Vec<String> = Vec::new();
+        for a in servers.iter().filter(|a| outcomes.contains(&a.outcome)) {
+            let label = server_label(a.server);
+            let text = match &a.detail {
+                Some(d) => format!("{label} ({d})"),
+                None => label,
+            };
+            if !seen.contains(&text) {
+                seen.push(text);
+            }
+        }
+        seen.join(", ")
+    };
+    match failed {
+        Failed::NxDomain => (
+            DnsFailureKind::NxDomain,
+            "NXDOMAIN: the name does not exist".into(),
+        ),
+        Failed::NoData => (
+            DnsFailureKind::NoAnswer,
+            "NOERROR but no A or AAAA record".into(),
+        ),
+        Failed::ServFail => (
+            DnsFailureKind::ServFail,
+            format!(
+                "the DNS server failed to answer: {}",
+                named(&[ServerOutcome::ServFail])
+            ),
+        ),
+        Failed::Refused => (
+            DnsFailureKind::Refused,
+            format!(
+                "the DNS server refused the query: {}",
+                named(&[ServerOutcome::Refused])
+            ),
+        ),
+        Failed::Timeout => (
+            DnsFailureKind::Timeout,
+            format!(
+                "no answer from the DNS server: {}",
+                named(&[
+                    ServerOutcome::Timeout,
+                    ServerOutcome::Error,
+                    ServerOutcome::Unreachable
+                ])
+            ),
+        ),
+        Failed::Unreachable => (
+            DnsFailureKind::Unreachable,
+            format!(
+                "the DNS server is unreachable: {}",
+                named(&[ServerOutcome::Unreachable, ServerOutcome::Error])
+            ),
+        ),
+    }
+}
+
+/// A server as people write it: the address alone on port 53.
+fn server_label(server: SocketAddr) -> String {
+    if server.port() == 53 {
+        server.ip().to_string()
+    } else {
+        server.to_string()
+    }
+}
+
 /// Which address families a lookup asks for.
 #[derive(Clone, Copy)]
 enum Families {
@@ -373,34 +602,6 @@ enum Families {
     Both,
     /// A, then AAAA only when the name has no A record.
     FirstFound,
-}
-
-/// A short, plain description: the resolver's debug-heavy text is only kept where no better
-/// words exist.
-fn describe(kind: DnsFailureKind, e: &NetError) -> String {
-    match (kind, e) {
-        (DnsFailureKind::NxDomain, _) => "NXDOMAIN: the name does not exist".into(),
-        (DnsFailureKind::NoAnswer, _) => "NOERROR but no A or AAAA record".into(),
-        (_, NetError::Dns(DnsError::ResponseCode(code))) => {
-            format!("the server answered {}", code.to_str().to_uppercase())
-        }
-        (DnsFailureKind::Timeout, _) => "no answer from the DNS server".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// Maps hickory's error to the kind of DNS failure.
-fn classify(e: &NetError) -> DnsFailureKind {
-    match e {
-        _ if e.is_nx_domain() => DnsFailureKind::NxDomain,
-        NetError::Dns(DnsError::NoRecordsFound(_)) => DnsFailureKind::NoAnswer,
-        NetError::Dns(DnsError::ResponseCode(code)) if *code != ResponseCode::NoError => {
-            DnsFailureKind::ServFail
-        }
-        NetError::Timeout => DnsFailureKind::Timeout,
-        NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => DnsFailureKind::Timeout,
-        _ => DnsFailureKind::Other,
-    }
 }
 
 #[cfg(test)]
@@ -482,5 +683,177 @@ mod tests {
         );
         let got = r.resolve("::1", 443, Duration::from_secs(1)).await.unwrap();
         assert_eq!(got.source, AnswerSource::Literal);
+    }
+
+    /// A system resolver from nsswitch and hosts texts, asking `servers` (loopback sockets of
+    /// the test) with the given per-server wait and rounds.
+    fn system(
+        hosts_line: &str,
+        hosts: &str,
+        servers: &[SocketAddr],
+        wait: Duration,
+        attempts: usize,
+    ) -> Resolver {
+        let mut sys = SystemConf::from_texts(
+            Some(hosts_line),
+            Ok("nameserver 127.0.0.1"),
+            Ok(hosts),
+            None,
+        );
+        let dns = sys.dns.as_mut().unwrap();
+        dns.servers = servers.to_vec();
+        dns.timeout = wait;
+        dns.attempts = attempts;
+        Resolver::with_mode(vec![], Mode::System(sys))
+    }
+
+    /// A loopback UDP port with nothing behind it: queries draw ICMP port unreachable.
+    fn closed_port() -> SocketAddr {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    const PINNED: &str = "127.0.0.9 x.snowflakecomputing.com\n";
+
+    #[tokio::test]
+    async fn hosts_file_answer_stands_alone_without_waiting_for_dns() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let r = system(
+            "hosts: files dns",
+            PINNED,
+            &[silent.local_addr().unwrap()],
+            Duration::from_secs(3),
+            2,
+        );
+        let got = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(got.source, AnswerSource::HostsFile);
+        assert_eq!(got.addrs, ["127.0.0.9".parse::<IpAddr>().unwrap()]);
+        assert!(got.servers.is_empty(), "DNS was asked: {:?}", got.servers);
+        assert!(
+            got.elapsed < Duration::from_millis(500),
+            "{:?}",
+            got.elapsed
+        );
+    }
+
+    #[tokio::test]
+    async fn nsswitch_order_decides_and_unreachable_dns_is_unavail() {
+        let closed = closed_port();
+        let r = system(
+            "hosts: dns files",
+            PINNED,
+            &[closed],
+            Duration::from_secs(3),
+            1,
+        );
+        let got = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(got.source, AnswerSource::HostsFile);
+        let said: Vec<(&str, Status)> = got
+            .sources
+            .iter()
+            .map(|s| (s.source.as_str(), s.status))
+            .collect();
+        assert_eq!(said, [("dns", Status::Unavail), ("files", Status::Success)]);
+        assert_eq!(got.servers[0].server, closed);
+        assert_eq!(got.servers[0].outcome, ServerOutcome::Unreachable);
+    }
+
+    #[tokio::test]
+    async fn not_found_return_stops_before_dns() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let r = system(
+            "hosts: files [NOTFOUND=return] dns",
+            "",
+            &[silent.local_addr().unwrap()],
+            Duration::from_secs(3),
+            1,
+        );
+        let err = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsFailureKind::NxDomain);
+        assert!(err.servers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unreadable_resolv_conf_is_reported_not_guessed() {
+        let sys = SystemConf::from_texts(
+            Some("hosts: files dns"),
+            Err("permission denied".into()),
+            Ok(""),
+            None,
+        );
+        let r = Resolver::with_mode(vec![], Mode::System(sys));
+        let err = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsFailureKind::Other);
+        assert!(err.message.contains("permission denied"), "{}", err.message);
+        assert!(r.info().problems[0].contains("/etc/resolv.conf"));
+    }
+
+    #[tokio::test]
+    async fn closed_resolver_port_is_unreachable_at_once_naming_it() {
+        let closed = closed_port();
+        let r = Resolver::new(vec![], Some(closed), Duration::from_secs(3));
+        let err = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsFailureKind::Unreachable);
+        assert!(err.message.contains(&closed.to_string()), "{}", err.message);
+        assert!(err.elapsed < Duration::from_secs(1), "{:?}", err.elapsed);
+    }
+
+    #[tokio::test]
+    async fn silent_servers_are_asked_in_order_for_each_attempt() {
+        let silent: Vec<std::net::UdpSocket> = (0..2)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs: Vec<SocketAddr> = silent.iter().map(|s| s.local_addr().unwrap()).collect();
+        let r = system("hosts: dns", "", &addrs, Duration::from_millis(200), 2);
+        let err = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsFailureKind::Timeout);
+        let asked: Vec<SocketAddr> = err.servers.iter().map(|a| a.server).collect();
+        assert_eq!(asked, [addrs[0], addrs[1], addrs[0], addrs[1]]);
+        assert!(
+            err.servers
+                .iter()
+                .all(|a| a.outcome == ServerOutcome::Timeout
+                    && a.elapsed >= Duration::from_millis(190)),
+            "{:?}",
+            err.servers
+        );
+    }
+
+    #[tokio::test]
+    async fn the_step_timeout_bounds_every_server() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let r = system(
+            "hosts: dns",
+            "",
+            &[silent.local_addr().unwrap()],
+            Duration::from_secs(5),
+            5,
+        );
+        let err = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsFailureKind::Timeout);
+        assert!(err.elapsed < Duration::from_secs(1), "{:?}", err.elapsed);
     }
 }

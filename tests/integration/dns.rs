@@ -42,6 +42,7 @@ fn resolves_and_records_the_cname_chain() {
     );
     assert_eq!(ev["source"], "dns");
     assert_eq!(ev["resolver"]["mode"], "dns-server");
+    assert_eq!(ev["servers"][0]["outcome"], "answer");
 }
 
 #[test]
@@ -97,10 +98,13 @@ fn refused_is_a_resolver_failure() {
     let report = dns_run(&dns.addr.to_string(), "myorg-myaccount");
     assert_check(&report, "dns.account", "fail", Some("dns-servfail"));
     let error = &check(&report, "dns.account")["evidence"]["error"];
-    assert!(
-        error["message"].as_str().unwrap().contains("REFUSED"),
-        "{error:#}"
-    );
+    let message = error["message"].as_str().unwrap();
+    // The finding names the server that refused, and the evidence lists what it answered.
+    assert!(message.contains("REFUSED"), "{error:#}");
+    assert!(message.contains(&dns.addr.to_string()), "{error:#}");
+    assert_eq!(error["kind"], "refused");
+    assert_eq!(error["servers"][0]["outcome"], "refused");
+    assert_eq!(error["servers"][0]["server"], dns.addr.to_string());
 }
 
 #[test]

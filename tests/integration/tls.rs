@@ -178,6 +178,41 @@ fn certificate_problems_map_to_their_rows() {
 }
 
 #[test]
+fn leaf_alone_without_aia_is_an_incomplete_chain_naming_the_intermediate() {
+    let pki = TestPki::new();
+    // Issued by the intermediate, sent without it, and no AIA says where the issuer lives.
+    let server = serve(
+        pki.intermediate.issue(&pki::LeafSpec::default()),
+        TlsVersions::Both,
+    );
+    let r = run_against(server.addr, Some(&pki.root_pem_file()), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = r.json();
+    assert_check(&report, "tls.account", "fail", Some("tls-incomplete-chain"));
+    let tls = check(&report, "tls.account");
+    let finding = tls["finding"].as_str().unwrap();
+    assert!(
+        finding.contains("Netcheck Test Intermediate CA"),
+        "{finding}"
+    );
+    let failure = &tls["evidence"]["handshakes"][0]["failure"];
+    assert_eq!(failure["kind"], "incomplete_chain", "{failure:#}");
+    assert_eq!(failure["ca_issuers"], serde_json::json!([]));
+}
+
+#[test]
+fn self_signed_leaf_is_untrusted_not_incomplete() {
+    let server = serve(
+        pki::self_signed_leaf(&pki::LeafSpec::default()),
+        TlsVersions::Both,
+    );
+    let pki = TestPki::new();
+    let r = run_against(server.addr, Some(&pki.root_pem_file()), &[]);
+    let report = r.json();
+    assert_check(&report, "tls.account", "fail", Some("tls-untrusted"));
+}
+
+#[test]
 fn unknown_ca_is_untrusted_without_a_proxy() {
     let (cert, _ca) = pki::unknown_ca();
     let server = serve(cert, TlsVersions::Both);

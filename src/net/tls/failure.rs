@@ -38,20 +38,24 @@ pub enum TlsFailure {
         /// The names the certificate does carry.
         presented: Vec<String>,
     },
-    /// The chain leads to no trusted root: its top certificate is self-signed by an untrusted CA,
-    /// or names an issuer without saying where to find it.
+    /// The chain leads to no trusted root: its top certificate is self-issued, or a CA
+    /// certificate whose root is not trusted (a private or unknown CA).
     #[error("certificate chain leads to no trusted root (top issuer: {issuer})")]
     UnknownIssuer {
         /// Issuer of the topmost certificate presented.
         issuer: String,
     },
-    /// The top certificate presented is not self-issued and its AIA caIssuers names an issuer the
-    /// server did not send: the server was configured without its intermediate.
-    #[error("server did not send the intermediate {issuer} (published at {})", ca_issuers.join(", "))]
+    /// The top certificate presented is an end-entity certificate, not self-issued, and its issuer
+    /// is not a trusted root: the server did not send that issuer (it was configured without its
+    /// intermediate). The AIA caIssuers extension, when present, says where it is published.
+    #[error(
+        "server did not send the certificate of its issuer {issuer}{}",
+        published_at(ca_issuers)
+    )]
     IncompleteChain {
         /// The issuer the server left out.
         issuer: String,
-        /// Where that issuer can be downloaded (AIA caIssuers URLs).
+        /// Where that issuer can be downloaded (AIA caIssuers URLs); often empty.
         ca_issuers: Vec<String>,
     },
     /// No common TLS version (alert `protocol_version`; `handshake_failure` or
@@ -99,6 +103,15 @@ impl TlsFailure {
     #[must_use]
     pub fn kind(&self) -> &'static str {
         self.into()
+    }
+}
+
+/// Where a missing issuer is published, for the message (nothing when the AIA says nothing).
+fn published_at(ca_issuers: &[String]) -> String {
+    if ca_issuers.is_empty() {
+        String::new()
+    } else {
+        format!(" (published at {})", ca_issuers.join(", "))
     }
 }
 
@@ -210,16 +223,16 @@ fn from_certificate_error(
     }
 }
 
-/// An untrusted chain whose top certificate points at an issuer it did not include is the
-/// server's mistake (missing intermediate); otherwise the root itself is not trusted.
+/// An untrusted chain that stops at an end-entity certificate which is not self-issued lacks
+/// that certificate's issuer: the server left out its intermediate, whether or not the AIA says
+/// where to fetch it. A chain that stops at a CA certificate is complete as servers send chains
+/// (the root is never needed): it is the root that is not trusted, as with a self-issued top.
 fn unknown_or_incomplete(chain: &[CertInfo]) -> TlsFailure {
     match chain.last() {
-        Some(top) if !top.self_issued && !top.aia_ca_issuers.is_empty() => {
-            TlsFailure::IncompleteChain {
-                issuer: top.issuer.clone(),
-                ca_issuers: top.aia_ca_issuers.clone(),
-            }
-        }
+        Some(top) if !top.self_issued && !top.is_ca => TlsFailure::IncompleteChain {
+            issuer: top.issuer.clone(),
+            ca_issuers: top.aia_ca_issuers.clone(),
+        },
         top => TlsFailure::UnknownIssuer {
             issuer: top.map(|c| c.issuer.clone()).unwrap_or_default(),
         },
@@ -342,9 +355,10 @@ mod tests {
     #[test_case(&cert_err(CertificateError::NotValidForNameContext { expected: ServerName::try_from("a.example").unwrap(), presented: vec!["b.example".to_owned()] }), &[], "hostname_mismatch" ; "name with context")]
     #[test_case(&cert_err(CertificateError::NotValidForName), &[cert("CN=r", false, &[])], "hostname_mismatch" ; "bare name")]
     #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Rogue Root", true, &[])], "unknown_issuer" ; "self issued top")]
-    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[])], "unknown_issuer" ; "no aia hint")]
+    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[])], "incomplete_chain" ; "no aia: still the missing issuer")]
     #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[AIA])], "incomplete_chain" ; "aia names the missing issuer")]
     #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[AIA]), cert("CN=Root", true, &[])], "unknown_issuer" ; "top of chain decides")]
+    #[test_case(&cert_err(CertificateError::UnknownIssuer), &[cert("CN=Int", false, &[]), CertInfo { is_ca: true, ..cert("CN=Private Root", false, &[AIA]) }], "unknown_issuer" ; "intermediate sent: the root is untrusted")]
     #[test_case(&cert_err(CertificateError::BadSignature), &[], "other" ; "bad signature")]
     #[test_case(&rustls::Error::AlertReceived(AlertDescription::ProtocolVersion), &[], "protocol_version" ; "alert protocol version")]
     #[test_case(&rustls::Error::AlertReceived(AlertDescription::HandshakeFailure), &[], "protocol_version" ; "handshake failure before certificate")]
@@ -428,6 +442,7 @@ mod tests {
     }
 
     #[test_case(&TlsFailure::Expired { not_after: datetime!(2027-01-01 00:00 UTC) }, r#"{"kind":"expired","not_after":"2027-01-01T00:00:00Z"}"# ; "expired")]
+    #[test_case(&TlsFailure::IncompleteChain { issuer: "CN=Int".to_owned(), ca_issuers: vec![] }, r#"{"kind":"incomplete_chain","issuer":"CN=Int","ca_issuers":[]}"# ; "incomplete chain")]
     #[test_case(&TlsFailure::Timeout { server_answered: false }, r#"{"kind":"timeout","server_answered":false}"# ; "timeout")]
     #[test_case(&TlsFailure::Other { detail: "x".to_owned() }, r#"{"kind":"other","detail":"x"}"# ; "other")]
     fn serialises_with_kind_tag(failure: &TlsFailure, json: &str) {
@@ -452,6 +467,16 @@ mod tests {
     #[test]
     fn tls_bytes_are_not_an_http_answer() {
         assert_eq!(http_answer(b"\x16\x03\x03\x00\x7a"), None);
+    }
+
+    #[test_case(&[], "server did not send the certificate of its issuer CN=Int" ; "without aia")]
+    #[test_case(&[AIA], "server did not send the certificate of its issuer CN=Int (published at http://pki.example/int.cer)" ; "with aia")]
+    fn incomplete_chain_names_the_issuer(ca_issuers: &[&str], text: &str) {
+        let failure = TlsFailure::IncompleteChain {
+            issuer: "CN=Int".to_owned(),
+            ca_issuers: ca_issuers.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        assert_eq!(failure.to_string(), text);
     }
 
     #[test]

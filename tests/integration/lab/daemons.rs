@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, PRIVATELINK_IP, Side, Topology};
+use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, EDGE_IP6, PRIVATELINK_IP, Side, Topology};
 use super::scenario::{
     ACCOUNT_HOST, Dns, DnsAnswer, INGEST_HOST, PRIVATELINK_HOST, Proxy, ProxyKind, Server,
     TLS_FRONT_PORT, TlsPolicy,
@@ -182,7 +182,8 @@ fn binary(name: &str, package: &str) -> Result<PathBuf, SetupError> {
     })
 }
 
-/// dnsmasq on the edge router (198.18.1.1:53, UDP and TCP): the client's resolver.
+/// dnsmasq on the edge router (198.18.1.1:53 and `[2001:db8:1::1]:53`, UDP and TCP): the
+/// client's resolver.
 pub fn dnsmasq(topo: &Topology, dir: &Workdir, dns: &Dns) -> Result<Daemon, SetupError> {
     let bin = binary("dnsmasq", "dnsmasq")?;
     let mut c = topo.command(Side::Edge, &bin.to_string_lossy());
@@ -196,6 +197,7 @@ pub fn dnsmasq(topo: &Topology, dir: &Workdir, dns: &Dns) -> Result<Daemon, Setu
     ])
     .args([
         format!("--listen-address={EDGE_IP}"),
+        format!("--listen-address={EDGE_IP6}"),
         "--port=53".into(),
         "--user=root".into(),
         "--pid-file=".into(),

@@ -262,6 +262,12 @@ fn describe(setup: &Setup) -> Vec<String> {
     for h in &setup.client.hosts {
         lines.push(format!("client /etc/hosts: `{h}`"));
     }
+    for l in setup.client.resolv_conf.iter().flatten() {
+        lines.push(format!("client /etc/resolv.conf: `{l}`"));
+    }
+    if let Some(sources) = &setup.client.nsswitch_hosts {
+        lines.push(format!("client /etc/nsswitch.conf: `hosts: {sources}`"));
+    }
     if setup.client.no_default_route {
         lines.push("client: no default route (only the LAN is reachable)".into());
     }
@@ -359,7 +365,10 @@ fn describe_server(server: &Server) -> String {
         CertKind::Expiring => "certificate expiring in 7 days",
         CertKind::WrongHost => "trusted certificate for wrong.example.com",
         CertKind::PrivateCa => "certificate from a private CA netcheck was not given",
-        CertKind::MissingIntermediate => "leaf certificate without its intermediate",
+        CertKind::MissingIntermediate => {
+            "leaf certificate without its intermediate (its AIA names where the intermediate lives)"
+        }
+        CertKind::LeafOnly => "leaf certificate without its intermediate, and no AIA extension",
         CertKind::InspectionCa => {
             "certificate re-signed by `CN=Zscaler Root CA` (transparent TLS inspection)"
         }

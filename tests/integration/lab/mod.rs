@@ -33,6 +33,9 @@ use crate::support::run::Netcheck;
 /// The title of the block-page proxy's page (scenarios look for it in the evidence).
 pub const BLOCK_PAGE_TITLE: &str = "Access Denied by Corporate Web Policy";
 
+/// The name-service switch file netcheck reads its `hosts:` order from.
+const NSSWITCH: &str = "/etc/nsswitch.conf";
+
 /// The names the lab's certificates are issued for.
 const CERT_HOSTS: &[&str] = &[ACCOUNT_HOST, PRIVATELINK_HOST];
 
@@ -45,6 +48,7 @@ pub struct Lab {
     dir: Workdir,
     client_hosts: PathBuf,
     client_resolv: PathBuf,
+    client_nsswitch: PathBuf,
     ca_file: PathBuf,
     /// The emulator's state directory, for `--connection emulator` (`SNOWFLAKE_HOME`).
     snowflake_home: Option<PathBuf>,
@@ -62,6 +66,12 @@ impl Lab {
         root: &Path,
     ) -> Result<Self, SetupError> {
         let setup = &scenario.setup;
+        // The client's copy is bind-mounted over it: the path must exist (it is never written).
+        if !Path::new(NSSWITCH).exists() {
+            return Err(SetupError::Unavailable(format!(
+                "{NSSWITCH} is missing, so the client's copy cannot be mounted over it"
+            )));
+        }
         let topo = Topology::create(n)?;
         let dir = Workdir::create(n);
         let mut daemons = Vec::new();
@@ -139,13 +149,7 @@ impl Lab {
         if scenario.run.foreign_key {
             foreign_key(&dir.path().join("foreign_key.p8"))?;
         }
-        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
-        for line in &setup.client.hosts {
-            hosts.push_str(line);
-            hosts.push('\n');
-        }
-        let client_hosts = dir.write("client-hosts", &hosts);
-        let client_resolv = dir.write("client-resolv.conf", &format!("nameserver {EDGE_IP}\n"));
+        let (client_hosts, client_resolv, client_nsswitch) = client_files(&dir, &setup.client);
         let snowflake_home = setup
             .emulator
             .as_ref()
@@ -157,14 +161,15 @@ impl Lab {
             dir,
             client_hosts,
             client_resolv,
+            client_nsswitch,
             ca_file,
             snowflake_home,
             root_pem: root.to_path_buf(),
         })
     }
 
-    /// The netcheck invocation of `run`, inside the client namespace with the lab's resolver
-    /// and hosts file, JSON on stdout.
+    /// The netcheck invocation of `run`, inside the client namespace with the lab's resolv.conf,
+    /// hosts and nsswitch.conf files, JSON on stdout.
     pub fn netcheck(&self, run: &scenario::RunSpec) -> Netcheck {
         let mut args = vec!["run".to_owned()];
         args.extend(run.args.iter().cloned());
@@ -197,6 +202,7 @@ impl Lab {
             &[
                 (&self.client_hosts, "/etc/hosts"),
                 (&self.client_resolv, "/etc/resolv.conf"),
+                (&self.client_nsswitch, NSSWITCH),
             ],
         ));
         let netcheck = crate::support::run::netcheck(&args).via(&wrapper);
@@ -269,6 +275,29 @@ fn start_proxy(
     Ok(())
 }
 
+/// Writes the client's hosts, resolv.conf and nsswitch.conf (what [`Lab::netcheck`] mounts over
+/// the real ones).
+fn client_files(dir: &Workdir, client: &scenario::Client) -> (PathBuf, PathBuf, PathBuf) {
+    let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
+    for line in &client.hosts {
+        hosts.push_str(line);
+        hosts.push('\n');
+    }
+    let resolv = match &client.resolv_conf {
+        Some(lines) => lines.iter().fold(String::new(), |out, l| out + l + "\n"),
+        None => format!("nameserver {EDGE_IP}\n"),
+    };
+    let nsswitch = format!(
+        "hosts: {}\n",
+        client.nsswitch_hosts.as_deref().unwrap_or("files dns")
+    );
+    (
+        dir.write("client-hosts", &hosts),
+        dir.write("client-resolv.conf", &resolv),
+        dir.write("client-nsswitch.conf", &nsswitch),
+    )
+}
+
 /// The last `n` lines of a log.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -326,6 +355,7 @@ fn server_cert(kind: CertKind, pki: &TestPki) -> ServerCert {
             aia_ca_issuers: Some(INTERMEDIATE_URL),
             ..spec(now - day, now + 90 * day)
         }),
+        CertKind::LeafOnly => pki.intermediate.issue(&spec(now - day, now + 90 * day)),
         CertKind::InspectionCa => pki::inspection_ca().0,
     }
 }

@@ -30,6 +30,8 @@ pub const PREFIX: &str = "nclab-";
 
 /// The edge router's LAN address: the client's gateway, DNS server and proxies.
 pub const EDGE_IP: &str = "198.18.1.1";
+/// The edge router's LAN IPv6 address (dnsmasq answers there too: a second nameserver).
+pub const EDGE_IP6: &str = "2001:db8:1::1";
 /// Where the banner service listens on the edge router (a non-HTTP service).
 pub const BANNER_PORT: u16 = 2222;
 /// The account host's address on the Snowflake side.

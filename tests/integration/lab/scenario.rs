@@ -109,6 +109,11 @@ pub struct Client {
     /// Extra `/etc/hosts` lines.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// The client's whole `/etc/resolv.conf`, one line each. Absent: `nameserver 198.18.1.1`.
+    pub resolv_conf: Option<Vec<String>>,
+    /// The `hosts:` sources of the client's `/etc/nsswitch.conf`. Absent: `files dns`, as
+    /// Debian ships it.
+    pub nsswitch_hosts: Option<String>,
     /// Remove the default routes: only the LAN is reachable.
     #[serde(default)]
     pub no_default_route: bool,
@@ -206,8 +211,10 @@ pub enum CertKind {
     WrongHost,
     /// From a root nobody trusts.
     PrivateCa,
-    /// The leaf alone, without its intermediate.
+    /// The leaf alone, without its intermediate; its AIA says where the intermediate lives.
     MissingIntermediate,
+    /// The leaf alone, without its intermediate, and no AIA extension.
+    LeafOnly,
     /// Re-signed by a root named like an inspection product (`Zscaler Root CA`).
     InspectionCa,
 }
@@ -376,6 +383,8 @@ pub struct EvidenceExpect {
     pub contains: Option<String>,
     /// A number there is at least this.
     pub at_least: Option<f64>,
+    /// A number there is at most this (e.g. a duration that proves nothing was waited for).
+    pub at_most: Option<f64>,
 }
 
 impl EvidenceExpect {
@@ -408,6 +417,11 @@ impl EvidenceExpect {
         if let Some(min) = self.at_least {
             if !got.as_f64().is_some_and(|n| n >= min) {
                 return want(format!("at least {min}"));
+            }
+        }
+        if let Some(max) = self.at_most {
+            if !got.as_f64().is_some_and(|n| n <= max) {
+                return want(format!("at most {max}"));
             }
         }
         None
@@ -481,6 +495,8 @@ mod tests {
     #[test_case("contains = \"Zscaler\"", "/evidence/issuer", false; "does not contain")]
     #[test_case("at_least = 400.0", "/duration_ms", true; "at least")]
     #[test_case("at_least = 500.0", "/duration_ms", false; "below")]
+    #[test_case("at_most = 500.0", "/duration_ms", true; "at most")]
+    #[test_case("at_most = 400.0", "/duration_ms", false; "above")]
     #[test_case("equals = 1", "/evidence/missing", false; "nothing there")]
     fn judges_evidence(rule: &str, pointer: &str, holds: bool) {
         let text = format!("check = \"tls.account\"\npointer = \"{pointer}\"\n{rule}\n");

@@ -60,29 +60,41 @@ impl Ca {
     /// Signs a leaf described by `spec`. The chain holds only the leaf; add issuers with
     /// [`ServerCert::with_issuers`].
     pub fn issue(&self, spec: &LeafSpec) -> ServerCert {
-        let hosts: Vec<String> = spec.hosts.iter().map(ToString::to_string).collect();
-        let mut params = CertificateParams::new(hosts).expect("valid host names");
-        if let Some(first) = spec.hosts.first() {
-            params.distinguished_name.push(DnType::CommonName, *first);
-        }
-        params.not_before = spec.not_before;
-        params.not_after = spec.not_after;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        if let Some(url) = spec.aia_ca_issuers {
-            params.custom_extensions.push(aia_ca_issuers(url));
-        }
         let key = key();
-        let leaf = params
+        let leaf = leaf_params(spec)
             .signed_by(&key, &self.issuer)
             .expect("rcgen signs a leaf");
-        ServerCert {
-            chain: vec![leaf.der().clone()],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        }
+        ServerCert::new(&leaf, &key)
     }
+}
+
+/// A leaf described by `spec`, signed by its own key (no CA at all), presented alone: what a
+/// hand-made server certificate looks like.
+pub fn self_signed_leaf(spec: &LeafSpec) -> ServerCert {
+    let key = key();
+    let leaf = leaf_params(spec)
+        .self_signed(&key)
+        .expect("rcgen signs a leaf");
+    ServerCert::new(&leaf, &key)
+}
+
+/// The parameters of a server certificate for `spec`.
+fn leaf_params(spec: &LeafSpec) -> CertificateParams {
+    let hosts: Vec<String> = spec.hosts.iter().map(ToString::to_string).collect();
+    let mut params = CertificateParams::new(hosts).expect("valid host names");
+    if let Some(first) = spec.hosts.first() {
+        params.distinguished_name.push(DnType::CommonName, *first);
+    }
+    params.not_before = spec.not_before;
+    params.not_after = spec.not_after;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    if let Some(url) = spec.aia_ca_issuers {
+        params.custom_extensions.push(aia_ca_issuers(url));
+    }
+    params
 }
 
 /// What goes into a leaf certificate.
@@ -129,6 +141,14 @@ impl Clone for ServerCert {
 }
 
 impl ServerCert {
+    /// The leaf alone, with its key.
+    fn new(leaf: &rcgen::Certificate, key: &KeyPair) -> Self {
+        Self {
+            chain: vec![leaf.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    }
+
     /// Appends issuer certificates to the presented chain.
     pub fn with_issuers(mut self, issuers: &[&Ca]) -> Self {
         self.chain.extend(issuers.iter().map(|ca| ca.der()));
