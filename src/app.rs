@@ -11,15 +11,14 @@
 //! # }
 //! ```
 
-use std::future::Future;
-
+use futures::Stream;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::registry::{self, Plan};
 use crate::report::RunReport;
-use crate::runner::{self, Event, RunResult};
+use crate::runner::{self, Event, RunResult, Signal};
 use crate::settings::Settings;
 
 /// A finished run: the typed results (outcomes as the checks made them) and the report built
@@ -36,21 +35,22 @@ pub struct Finished {
 /// roots); a failing network is in the report.
 pub async fn run(settings: Settings) -> Result<RunReport, Error> {
     let plan = registry::plan(&[], &[], settings.full)?;
-    Ok(run_plan(settings, &plan, None, std::future::pending())
+    Ok(run_plan(settings, &plan, None, futures::stream::pending())
         .await?
         .report)
 }
 
-/// Runs a chosen plan, sending progress events to `events` when given; `stop` resolving (a
-/// signal) ends the run early, cleanup included.
+/// Runs a chosen plan, sending progress events to `events` when given; the first of `signals`
+/// ends the run early (its cleanup still runs, within the grace), a second cuts the cleanup
+/// short.
 pub async fn run_plan(
     settings: Settings,
     plan: &Plan,
     events: Option<UnboundedSender<Event>>,
-    stop: impl Future<Output = ()>,
+    signals: impl Stream<Item = Signal>,
 ) -> Result<Finished, Error> {
     let ctx = Ctx::new(settings.clone())?;
-    let result = runner::run(plan, ctx, events, stop).await;
+    let result = runner::run(plan, ctx, events, signals).await;
     let report = RunReport::new(&settings, &result);
     Ok(Finished { result, report })
 }

@@ -93,6 +93,7 @@ pub enum RowId {
     ApiUnreachable,
     ApiError,
     AnswerTooLarge,
+    ChannelLeftBehind,
     Redirected,
     AllowlistUnreachable,
 }
@@ -240,7 +241,7 @@ mod tests {
              proxy-block-page proxy-idle-timeout network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
-             latency-budget api-unreachable api-error answer-too-large redirected \
+             latency-budget api-unreachable api-error answer-too-large channel-left-behind redirected \
              allowlist-unreachable"
         );
     }

@@ -30,6 +30,9 @@ pub struct CheckSpec {
     /// Part of the `--full` channel round trip: planned only with `--full`.
     pub full: bool,
     pub run: CheckFn,
+    /// What a cleanup check reports when a second signal or the deadline cuts it short (what it
+    /// left behind, and how to undo that by hand).
+    pub cut: Option<fn(&Ctx) -> Outcome>,
 }
 
 impl CheckSpec {
@@ -51,6 +54,7 @@ impl CheckSpec {
             always: false,
             full: false,
             run,
+            cut: None,
         }
     }
 
@@ -71,6 +75,15 @@ impl CheckSpec {
     pub const fn always(self) -> Self {
         Self {
             always: true,
+            ..self
+        }
+    }
+
+    /// What it reports when its cleanup is cut short.
+    #[must_use]
+    pub const fn when_cut(self, cut: fn(&Ctx) -> Outcome) -> Self {
+        Self {
+            cut: Some(cut),
             ..self
         }
     }

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::{Error, exit_code};
 use crate::output::{Sink, Style};
 use crate::report;
-use crate::runner::Event;
+use crate::runner::{Event, Signal};
 use crate::settings::{Settings, SettingsArgs};
 use crate::{app, catalog, registry};
 
@@ -169,10 +169,7 @@ async fn execute(
     let stderr_tty = std::io::stderr().is_terminal();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = stderr_tty.then(|| tokio::spawn(show_progress(rx, plan.checks.len())));
-    let interrupted = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let finished = app::run_plan(settings, plan, progress.as_ref().map(|_| tx), interrupted).await;
+    let finished = app::run_plan(settings, plan, progress.as_ref().map(|_| tx), signals()?).await;
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -203,6 +200,31 @@ async fn execute(
     }
     out.flush()?;
     Ok(report.exit_code(output.strict))
+}
+
+/// Every SIGINT, SIGTERM and SIGHUP the process receives from now on, in order: the run handles
+/// them (the first interrupts it, a second cuts its cleanup short) instead of dying with a test
+/// channel left open.
+fn signals() -> anyhow::Result<impl futures::Stream<Item = Signal>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| signal(kind).context("cannot listen for signals");
+    let listeners = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::hangup())?,
+    );
+    Ok(futures::stream::unfold(
+        listeners,
+        |(mut int, mut term, mut hup)| async move {
+            let got = tokio::select! {
+                Some(()) = int.recv() => Signal::Sigint,
+                Some(()) = term.recv() => Signal::Sigterm,
+                Some(()) = hup.recv() => Signal::Sighup,
+                else => return None,
+            };
+            Some((got, (int, term, hup)))
+        },
+    ))
 }
 
 /// A one-line live progress display on stderr (only on a terminal).

@@ -220,9 +220,15 @@ impl TestChannels {
         }
     }
 
-    /// Every listed channel, in the order opened; the list is left empty.
-    pub fn take(&self) -> Vec<TestChannel> {
-        std::mem::take(&mut *self.lock())
+    /// Every listed channel, in the order opened.
+    pub fn list(&self) -> Vec<TestChannel> {
+        self.lock().clone()
+    }
+
+    /// Unlists a channel that is gone (dropped, or never created): what stays listed is what a
+    /// cut-short cleanup left behind.
+    pub fn gone(&self, channel: &ChannelRef) {
+        self.lock().retain(|c| c.channel != *channel);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TestChannel>> {

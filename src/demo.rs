@@ -59,6 +59,7 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         proxy: ProxySettings::from_env(|_| None, None, None),
         timeout: Duration::from_secs(5),
         deadline: Duration::from_secs(60),
+        cleanup_grace: Duration::from_secs(5),
         snowflake: Some(Snowflake {
             account: emu.account().to_owned(),
             user: defaults::USER.to_owned(),

@@ -23,6 +23,11 @@ pub mod exit_code {
     pub const CHECK_FAILED: u8 = 1;
     /// Usage or configuration error: netcheck could not run.
     pub const USAGE: u8 = 2;
-    /// Interrupted (Ctrl-C) before the run finished; what finished is still reported.
+    /// Interrupted by SIGINT (Ctrl-C) before the run finished; what finished is still reported
+    /// and the test channels are dropped (128 + the signal's number, as shells report it).
     pub const INTERRUPTED: u8 = 130;
+    /// Ended by SIGTERM (`timeout`, CI runners, Kubernetes), reported and cleaned up alike.
+    pub const TERMINATED: u8 = 143;
+    /// Ended by SIGHUP (the terminal went away), reported and cleaned up alike.
+    pub const HUNG_UP: u8 = 129;
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::catalog::{Row, RowId};
 use crate::error::exit_code;
 use crate::outcome::{StatusKind, Verdict};
-use crate::runner::{Ending, RunResult};
+use crate::runner::{Ending, RunResult, Signal};
 use crate::settings::Settings;
 use crate::snowflake::account::Endpoint;
 use crate::units::ms;
@@ -30,6 +30,9 @@ pub struct RunReport {
     /// The longest chain of dependent checks, as measured.
     pub critical_path_ms: f64,
     pub ending: Ending,
+    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`, `SIGHUP`), absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Signal>,
     pub summary: Summary,
     pub checks: Vec<CheckReport>,
 }
@@ -140,17 +143,22 @@ impl RunReport {
             duration_ms: ms(run.duration),
             critical_path_ms: ms(run.critical_path()),
             ending: run.ending,
+            signal: run.signal,
             summary,
             checks,
         }
     }
 
     /// The exit code, the one place it is computed: 0 when nothing failed (warnings allowed
-    /// unless `strict`), 1 when a check failed, 130 when interrupted.
+    /// unless `strict`), 1 when a check failed, 130/143/129 when SIGINT/SIGTERM/SIGHUP ended it.
     #[must_use]
     pub fn exit_code(&self, strict: bool) -> u8 {
         if self.ending == Ending::Interrupted {
-            exit_code::INTERRUPTED
+            match self.signal {
+                Some(Signal::Sigterm) => exit_code::TERMINATED,
+                Some(Signal::Sighup) => exit_code::HUNG_UP,
+                Some(Signal::Sigint) | None => exit_code::INTERRUPTED,
+            }
         } else if self.summary.fail > 0 || (strict && self.summary.warn > 0) {
             exit_code::CHECK_FAILED
         } else {

@@ -1,13 +1,19 @@
 //! Runs a [`Plan`]: every check whose dependencies are done starts at once (tokio tasks), a
 //! check whose dependency failed is skipped with the reason, the whole run is bounded by the
-//! deadline, and a stop signal (Ctrl-C) ends it cleanly with what finished so far.
+//! deadline, and a signal (SIGINT, SIGTERM, SIGHUP) ends it cleanly with what finished so far.
+//!
+//! Cleanup (`always` checks: dropping the test channels) is never aborted mid-request: when the
+//! run is interrupted or reaches its deadline, a cleanup check in flight is let finish and one not
+//! yet started starts, bounded by the cleanup grace and by the deadline, whichever comes first; a
+//! second signal cuts it short, and the check then reports what it left behind. The deadline
+//! keeps the grace in reserve, so a run ends by its deadline, cleanup included.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures::{Stream, StreamExt as _};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::check::CheckSpec;
 use crate::context::Ctx;
@@ -37,6 +43,18 @@ pub struct CheckResult {
     pub duration: Duration,
 }
 
+/// A signal that ends a run early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Signal {
+    /// Ctrl-C.
+    Sigint,
+    /// What `timeout`, CI runners and Kubernetes send.
+    Sigterm,
+    /// The terminal went away.
+    Sighup,
+}
+
 /// How the run ended (the JSON report's `ending`: `completed`, `deadline` or `interrupted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,6 +71,8 @@ pub struct RunResult {
     pub started_at: time::OffsetDateTime,
     pub duration: Duration,
     pub ending: Ending,
+    /// The signal that interrupted it, if one did.
+    pub signal: Option<Signal>,
     pub results: Vec<CheckResult>,
 }
 
@@ -81,19 +101,29 @@ impl RunResult {
     }
 }
 
-/// Runs the plan. `stop` resolves when the user interrupts (Ctrl-C); pass
-/// `std::future::pending()` where nothing can interrupt.
+/// Runs the plan. `signals` yields each signal the process receives: the first interrupts the
+/// run, a second cuts its cleanup short; pass `futures::stream::pending()` where nothing can
+/// interrupt.
 // One event loop and the three ways it ends; split up, its state would be scattered.
 #[allow(clippy::too_many_lines)]
 pub async fn run(
     plan: &Plan,
     ctx: Ctx,
     events: Option<UnboundedSender<Event>>,
-    stop: impl Future<Output = ()>,
+    signals: impl Stream<Item = Signal>,
 ) -> RunResult {
     let started_at = time::OffsetDateTime::now_utc();
     let start = Instant::now();
-    let deadline = tokio::time::Instant::from_std(start + ctx.settings.deadline);
+    let end = start + ctx.settings.deadline;
+    // The cleanup's grace is kept in reserve (at most half the run), so that dropping the test
+    // channels fits before the deadline.
+    let reserve = if plan.checks.iter().any(|c| c.always) {
+        ctx.settings.cleanup_grace.min(ctx.settings.deadline / 2)
+    } else {
+        Duration::ZERO
+    };
+    let deadline =
+        tokio::time::Instant::from_std(start + ctx.settings.deadline.saturating_sub(reserve));
     let emit = |e: Event| {
         if let Some(tx) = &events {
             let _ = tx.send(e);
@@ -113,11 +143,13 @@ pub async fn run(
         );
     }
     let mut running: JoinSet<Outcome> = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, (&'static CheckSpec, Duration)> = HashMap::new();
+    let mut in_flight: HashMap<tokio::task::Id, (&'static CheckSpec, Duration, AbortHandle)> =
+        HashMap::new();
     // Finished checks whose `early` dependencies are still running.
     let mut held: Vec<CheckResult> = Vec::new();
     let mut ending = Ending::Completed;
-    tokio::pin!(stop);
+    let mut signal = None;
+    let mut signals = std::pin::pin!(signals);
 
     loop {
         settle(&mut held, &mut done, &emit);
@@ -137,7 +169,7 @@ pub async fn run(
                 Readiness::Ready => {
                     emit(Event::Started { id: spec.id });
                     let handle = running.spawn((spec.run)(ctx.clone()));
-                    in_flight.insert(handle.id(), (spec, start.elapsed()));
+                    in_flight.insert(handle.id(), (spec, start.elapsed(), handle));
                 }
             }
         }
@@ -154,43 +186,87 @@ pub async fn run(
         }
         tokio::select! {
             biased;
-            () = &mut stop => { ending = Ending::Interrupted; break; }
+            Some(got) = signals.next() => {
+                (ending, signal) = (Ending::Interrupted, Some(got));
+                break;
+            }
             () = tokio::time::sleep_until(deadline) => { ending = Ending::DeadlineReached; break; }
             Some(joined) = running.join_next_with_id() => {
                 let (id, outcome) = match joined {
                     Ok((id, outcome)) => (id, outcome),
                     Err(e) => (e.id(), Outcome::internal_error(&e.to_string())),
                 };
-                let (spec, began) = in_flight.remove(&id).expect("every task is tracked");
+                let (spec, began, _) = in_flight.remove(&id).expect("every task is tracked");
                 held.push(finished(spec, outcome, began, start.elapsed()));
             }
         }
     }
 
-    // Whatever is still running was cut off; whatever is pending never started, except cleanup
-    // (`always`) whose dependencies passed: it runs now, bounded by one step timeout.
-    running.abort_all();
+    // Whatever is still running is cut off, except cleanup: it is let finish, and cleanup whose
+    // dependencies passed starts now, within the grace and the deadline.
     if ending != Ending::Completed {
+        for (spec, _, task) in in_flight.values() {
+            if !spec.always {
+                task.abort();
+            }
+        }
         let (cleanup, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|s| s.always);
         pending = rest;
         for spec in cleanup {
-            let began = start.elapsed();
-            emit(Event::Started { id: spec.id });
-            let outcome = cleanup_now(spec, &ctx, &done, &planned).await;
-            done.insert(spec.id, finished(spec, outcome, began, start.elapsed()));
+            // Ordering (`after`) no longer matters: what it waited for was cut off.
+            let unordered = CheckSpec {
+                after: &[],
+                ..*spec
+            };
+            match readiness(&unordered, &done, &planned) {
+                Readiness::Ready => {
+                    emit(Event::Started { id: spec.id });
+                    let handle = running.spawn((spec.run)(ctx.clone()));
+                    in_flight.insert(handle.id(), (spec, start.elapsed(), handle));
+                }
+                Readiness::Blocked(reason) => {
+                    done.insert(spec.id, not_run(spec, reason));
+                }
+                Readiness::Waiting => pending.push(spec),
+            }
+        }
+        let grace_end = tokio::time::Instant::now() + ctx.settings.cleanup_grace;
+        let until = grace_end.min(tokio::time::Instant::from_std(end));
+        loop {
+            tokio::select! {
+                biased;
+                Some(_) = signals.next() => break,
+                () = tokio::time::sleep_until(until) => break,
+                joined = running.join_next_with_id() => match joined {
+                    None => break,
+                    Some(Ok((id, outcome))) => {
+                        let (spec, began, _) = in_flight.remove(&id).expect("every task is tracked");
+                        done.insert(spec.id, finished(spec, outcome, began, start.elapsed()));
+                    }
+                    // An aborted check: reported below as cut off.
+                    Some(Err(e)) if e.is_cancelled() => {}
+                    Some(Err(e)) => {
+                        let (spec, began, _) = in_flight.remove(&e.id()).expect("every task is tracked");
+                        let outcome = Outcome::internal_error(&e.to_string());
+                        done.insert(spec.id, finished(spec, outcome, began, start.elapsed()));
+                    }
+                },
+            }
         }
     }
+    running.abort_all();
     let now = start.elapsed();
     // Their `early` dependencies were cut off: what they found themselves stands, unless one
     // had already failed.
     for result in held {
         done.insert(result.spec.id, set_aside_if_blocked(result, &done));
     }
-    for (spec, began) in in_flight.into_values() {
-        done.insert(
-            spec.id,
-            finished(spec, cut_off(ending, ctx.settings.deadline), began, now),
-        );
+    for (spec, began, _) in in_flight.into_values() {
+        let outcome = match spec.cut {
+            Some(report) if spec.always => report(&ctx),
+            _ => cut_off(ending, ctx.settings.deadline),
+        };
+        done.insert(spec.id, finished(spec, outcome, began, now));
     }
     let never_started = if ending == Ending::Interrupted {
         SkipReason::Interrupted
@@ -209,6 +285,7 @@ pub async fn run(
         started_at,
         duration: start.elapsed(),
         ending,
+        signal,
         results,
     }
 }
@@ -263,37 +340,6 @@ fn blocking(r: &CheckResult) -> Option<SkipReason> {
             dep: r.spec.id,
             verdict: r.outcome.verdict(),
         }),
-    }
-}
-
-/// Runs a cleanup check after an interrupt or the deadline, if what it depends on passed,
-/// bounded by one step timeout.
-async fn cleanup_now(
-    spec: &CheckSpec,
-    ctx: &Ctx,
-    done: &HashMap<&'static str, CheckResult>,
-    planned: &HashSet<&str>,
-) -> Outcome {
-    // Ordering (`after`) no longer matters: what it waited for was cut off.
-    match readiness(
-        &CheckSpec {
-            after: &[],
-            ..*spec
-        },
-        done,
-        planned,
-    ) {
-        Readiness::Ready => {
-            match tokio::time::timeout(ctx.settings.timeout, (spec.run)(ctx.clone())).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::timed_out(
-                    "cleanup did not finish within the step timeout",
-                    serde_json::json!({}),
-                ),
-            }
-        }
-        Readiness::Blocked(reason) => Outcome::skip(reason),
-        Readiness::Waiting => Outcome::skip(SkipReason::Interrupted),
     }
 }
 
@@ -429,6 +475,7 @@ mod tests {
             dns_server: Some("127.0.0.1:9".parse().unwrap()),
             timeout: Duration::from_secs(1),
             deadline,
+            cleanup_grace: Duration::from_secs(1),
             snowflake: None,
             connection: crate::connection::Connection::default(),
             allowlist: None,
@@ -453,7 +500,7 @@ mod tests {
             &plan(checks),
             ctx(Duration::from_secs(10)),
             None,
-            std::future::pending(),
+            futures::stream::pending(),
         )
         .await
     }
@@ -518,7 +565,10 @@ mod tests {
 
     #[tokio::test]
     async fn cleanup_still_runs_when_interrupted() {
-        let stop = tokio::time::sleep(Duration::from_millis(300));
+        let stop = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Signal::Sigint
+        });
         let r = run(
             &plan(&[&A, &HANGS, &CLEANUP]),
             ctx(Duration::from_secs(10)),
@@ -541,7 +591,7 @@ mod tests {
             &plan(&[&A, &HANGS, &AFTER_HANG]),
             ctx(deadline),
             None,
-            std::future::pending(),
+            futures::stream::pending(),
         )
         .await;
         assert_eq!(r.ending, Ending::DeadlineReached);
@@ -562,7 +612,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupt_stops_cleanly_and_keeps_what_finished() {
-        let stop = tokio::time::sleep(Duration::from_millis(300));
+        let stop = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Signal::Sigint
+        });
         let r = run(
             &plan(&[&A, &HANGS, &AFTER_HANG]),
             ctx(Duration::from_secs(10)),
@@ -590,7 +643,7 @@ mod tests {
             &plan(&[&FAILS, &AFTER_FAIL]),
             ctx(Duration::from_secs(10)),
             Some(tx),
-            std::future::pending(),
+            futures::stream::pending(),
         )
         .await;
         let mut seen = Vec::new();

@@ -65,6 +65,10 @@ pub struct SettingsArgs {
         value_name = "SECS"
     )]
     pub deadline: f64,
+    /// Seconds the test channels' cleanup may take after a signal or the deadline [default: the
+    /// --timeout]. A second signal cuts it short; the run still ends by --deadline.
+    #[arg(long, env = "NETCHECK_CLEANUP_GRACE", value_name = "SECS")]
+    pub cleanup_grace: Option<f64>,
     /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
     /// (without it, the list is read over the SQL API when a warehouse is configured).
     #[arg(long, env = "NETCHECK_ALLOWLIST", value_name = "FILE")]
@@ -164,6 +168,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Bound on the whole run.
     pub deadline: Duration,
+    /// Bound on the cleanup after a signal or the deadline (kept in reserve before the deadline).
+    pub cleanup_grace: Duration,
     pub snowflake: Option<Snowflake>,
     /// Where every connection setting came from (shown with `-v` and in JSON `target.sources`).
     pub connection: Connection,
@@ -226,6 +232,10 @@ impl Settings {
                 .transpose()?,
             timeout,
             deadline,
+            cleanup_grace: match args.cleanup_grace {
+                Some(secs) => validate_secs("--cleanup-grace", secs)?,
+                None => timeout,
+            },
             snowflake,
             connection,
             allowlist: args.allowlist.as_deref().map(read_allowlist).transpose()?,

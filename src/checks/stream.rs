@@ -57,6 +57,7 @@ pub const DROP: CheckSpec = CheckSpec::new(
 )
 .after(&["tls.ingest", "stream.open", "stream.commit", "stream.rate"])
 .always()
+.when_cut(left_behind)
 .full();
 
 /// Rows per append request: far under the 4 MB cap, and more than one request for large `--rows`
@@ -404,7 +405,7 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
         Ok(x) => x,
         Err(skip) => return skip,
     };
-    let channels = ctx.facts.test_channels.take();
+    let channels = ctx.facts.test_channels.list();
     if channels.is_empty() {
         return Outcome::skip(SkipReason::NotConfigured("no channel was opened".into()));
     }
@@ -412,12 +413,19 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
         let url = format!("{base}{}", c.channel.channel_path());
         let ctx = &ctx;
         async move {
-            ctx.net
+            let result = ctx
+                .net
                 .api
                 .call(ApiCall::Drop, || {
                     request(ctx, reqwest::Method::DELETE, &url, token)
                 })
-                .await
+                .await;
+            // Gone once dropped, or when an open that never answered created nothing (404):
+            // whatever stays listed is left behind if this is cut short.
+            if matches!(&result, Ok(r) if r.ok() || (!c.opened && r.status == 404)) {
+                ctx.facts.test_channels.gone(&c.channel);
+            }
+            result
         }
     }))
     .await;
@@ -436,6 +444,16 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
             Ok(format!("dropped {name}"))
         });
         if outcome.verdict() == Verdict::Fail {
+            let left = by_hand(&ctx);
+            let finding = format!(
+                "{}; left behind, drop by hand: {}",
+                outcome.finding,
+                left.join("; ")
+            );
+            let mut outcome = outcome.with_finding(finding);
+            if let Some(ev) = outcome.evidence.as_object_mut() {
+                ev.insert("left_behind".into(), left.into());
+            }
             return outcome;
         }
         if first.is_none() {
@@ -463,6 +481,40 @@ async fn drop_channel(ctx: Ctx) -> Outcome {
         }
     }
     outcome
+}
+
+/// `stream.drop` cut short (a second signal, or the deadline): the channels it had not dropped
+/// yet, each with the request that drops it by hand.
+fn left_behind(ctx: &Ctx) -> Outcome {
+    let left = by_hand(ctx);
+    if left.is_empty() {
+        return Outcome::pass(
+            "every test channel was dropped before the cleanup was cut short",
+            serde_json::json!({}),
+        );
+    }
+    Outcome::fail(
+        RowId::ChannelLeftBehind,
+        format!(
+            "cleanup cut short with {} test channel(s) left; drop by hand: {}",
+            left.len(),
+            left.join("; ")
+        ),
+        serde_json::json!({ "left_behind": left }),
+    )
+}
+
+/// The request that drops each still-listed channel (the token is never shown).
+fn by_hand(ctx: &Ctx) -> Vec<String> {
+    let base = ctx
+        .endpoint(HostRole::Ingest)
+        .map_or_else(|| "https://INGEST_HOST".to_owned(), |e| e.url());
+    ctx.facts
+        .test_channels
+        .list()
+        .iter()
+        .map(|c| format!("DELETE {base}{}", c.channel.channel_path()))
+        .collect()
 }
 
 fn parse<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, (RowId, String)> {

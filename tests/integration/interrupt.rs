@@ -1,6 +1,9 @@
-//! Ctrl-C during a `--full` run stops cleanly, reports what finished, exits 130 — and still
-//! drops every test channel it may have created: mid round trip, with the open itself still in
-//! flight, and in the middle of `stream.rate`.
+//! A signal during a `--full` run (SIGINT exits 130, SIGTERM 143) stops cleanly, reports what
+//! finished — and still drops every test channel it may have created: mid round trip, with the
+//! open itself still in flight, in the middle of `stream.rate`, and with the DELETE in flight
+//! (it is let finish, not aborted). A second signal cuts the cleanup short, and the report names
+//! what was left behind with the request that drops it. The deadline keeps the cleanup's time in
+//! reserve: a run cut by it ends by `--deadline` + 1 s, channels dropped.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +20,17 @@ async fn interrupt_when(
     extra: &[&str],
     ready: impl Fn(&[LoggedRequest]) -> bool,
     settle: Duration,
+) -> Value {
+    signal_when(emu, extra, ready, settle, &["INT"]).await
+}
+
+/// [`interrupt_when`] with these signals, one second apart; the exit code follows the first.
+async fn signal_when(
+    emu: &Emulator,
+    extra: &[&str],
+    ready: impl Fn(&[LoggedRequest]) -> bool,
+    settle: Duration,
+    signals: &[&str],
 ) -> Value {
     let dir = TempDir::new("interrupt");
     let mut args = run_args(emu, dir.path());
@@ -50,13 +64,18 @@ async fn interrupt_when(
     }
     tokio::time::sleep(settle).await;
     let interrupted_at = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    for (i, signal) in signals.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(
+            Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
@@ -66,14 +85,20 @@ async fn interrupt_when(
         "stopping took {:?}",
         interrupted_at.elapsed()
     );
+    let (code, name) = match signals[0] {
+        "TERM" => (143, "SIGTERM"),
+        "HUP" => (129, "SIGHUP"),
+        _ => (130, "SIGINT"),
+    };
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ending"], "interrupted");
+    assert_eq!(report["signal"], name);
     report
 }
 
@@ -182,4 +207,117 @@ async fn ctrl_c_during_the_rate_test_drops_every_channel() {
         4,
         "the round trip's channel and the rate test's three"
     );
+}
+
+/// The emulator's log shows the status polls of the round trip's commit.
+fn polling(log: &[LoggedRequest]) -> bool {
+    log.iter().any(|r| r.path.contains("bulk-channel-status"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_and_sighup_are_handled_like_ctrl_c() {
+    for signal in ["TERM", "HUP"] {
+        let emu = crate::support::emulate::spawn_emulator(|c| {
+            c.faults = vec!["no-commit".parse::<Fault>().unwrap()];
+        })
+        .await;
+        let report = signal_when(&emu, &[], polling, Duration::ZERO, &[signal]).await;
+        assert_eq!(verdict(&report, "stream.drop"), "pass", "{signal}");
+        assert_eq!(every_opened_channel_dropped(&emu), 1, "{signal}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_the_delete_lets_it_finish() {
+    // The commit is seen at once; the DELETE then takes 3 s, and Ctrl-C comes 1.5 s into it.
+    let emu = crate::support::emulate::spawn_emulator(|c| {
+        c.faults = vec!["latency=3s@drop".parse::<Fault>().unwrap()];
+        c.commit_delay = Duration::ZERO;
+    })
+    .await;
+    let report = interrupt_when(
+        &emu,
+        &[],
+        |log| {
+            log.iter()
+                .any(|r| r.path.contains("bulk-channel-status") && r.status == 200)
+        },
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert_eq!(verdict(&report, "stream.commit"), "pass", "{report:#}");
+    // Dropped, slowly: the 3 s DELETE is over the phase's budget.
+    crate::support::run::assert_check(&report, "stream.drop", "warn", Some("latency-budget"));
+    let drop = crate::support::run::check(&report, "stream.drop");
+    assert!(
+        drop["finding"].as_str().unwrap().starts_with("dropped "),
+        "{drop:#}"
+    );
+    assert_eq!(every_opened_channel_dropped(&emu), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_cuts_the_cleanup_short_and_names_what_was_left() {
+    let emu = crate::support::emulate::spawn_emulator(|c| {
+        c.faults = vec![
+            "no-commit".parse::<Fault>().unwrap(),
+            "latency=20s@drop".parse::<Fault>().unwrap(),
+        ];
+    })
+    .await;
+    let report = signal_when(&emu, &[], polling, Duration::ZERO, &["INT", "INT"]).await;
+    crate::support::run::assert_check(&report, "stream.drop", "fail", Some("channel-left-behind"));
+    let drop = crate::support::run::check(&report, "stream.drop");
+    let left = drop["evidence"]["left_behind"].as_array().unwrap();
+    assert_eq!(left.len(), 1, "{drop:#}");
+    let request = left[0].as_str().unwrap();
+    assert!(
+        request.starts_with("DELETE https://") && request.contains("/channels/netcheck_"),
+        "{request}"
+    );
+    assert!(
+        drop["finding"].as_str().unwrap().contains(request),
+        "the finding names the request: {drop:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deadline_keeps_time_for_the_cleanup() {
+    // Rows are never committed; the run is cut by its 6 s deadline, with half of it kept for
+    // dropping the channel (the grace defaults to the 30 s step timeout).
+    let emu = crate::support::emulate::spawn_emulator(|c| {
+        c.faults = vec!["no-commit".parse::<Fault>().unwrap()];
+    })
+    .await;
+    let dir = TempDir::new("deadline");
+    let mut args = run_args(&emu, dir.path());
+    args.extend(
+        [
+            "--full",
+            "--format",
+            "json",
+            "--timeout",
+            "30",
+            "--deadline",
+            "6",
+        ]
+        .map(String::from),
+    );
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_netcheck"))
+            .args(&args)
+            .env_clear()
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(7), "ended {took:?} after start");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ending"], "deadline");
+    assert_eq!(verdict(&report, "stream.commit"), "fail");
+    assert_eq!(verdict(&report, "stream.drop"), "pass", "{report:#}");
+    assert_eq!(every_opened_channel_dropped(&emu), 1);
 }

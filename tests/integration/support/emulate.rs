@@ -166,5 +166,5 @@ pub async fn spawn_emulator(
 pub async fn run_all(settings: netcheck::settings::Settings) -> netcheck::runner::RunResult {
     let plan = netcheck::registry::plan(&[], &[], true).unwrap();
     let ctx = netcheck::context::Ctx::new(settings).unwrap();
-    netcheck::runner::run(&plan, ctx, None, std::future::pending()).await
+    netcheck::runner::run(&plan, ctx, None, futures::stream::pending()).await
 }
