@@ -11,6 +11,7 @@ use rustls_pki_types::CertificateDer;
 use crate::cli::RunArgs;
 use crate::connection::{Authenticator, Connection, LoadedKey};
 use crate::error::Error;
+use crate::local_file::{self, FileKind};
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::{self, ResolveOverride};
 use crate::net::tls::TrustStore;
@@ -164,10 +165,7 @@ impl Settings {
 }
 
 fn read_allowlist(path: &std::path::Path) -> Result<Vec<crate::checks::allowlist::Entry>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = local_file::read_text(path, FileKind::Allowlist)?;
     crate::checks::allowlist::parse(&text)
         .map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
 }

@@ -57,7 +57,36 @@ struct Evidence {
     unreachable: usize,
     /// Wildcard entries (`*.…`) name no single host to try.
     skipped_wildcards: Vec<String>,
+    /// Entries whose host name or type is longer than a DNS name can be, shortened: no such host
+    /// exists, and a name of megabytes would flood every report.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped_too_long: Vec<String>,
     hosts: Vec<Probe>,
+}
+
+/// The longest DNS name (RFC 1035, without the trailing dot); also the bound on an entry's type,
+/// which is a short word like `SNOWFLAKE_DEPLOYMENT`.
+pub const MAX_HOST_LEN: usize = 253;
+
+/// Whether an entry names something no host can be.
+fn too_long(entry: &Entry) -> bool {
+    entry.host.len() > MAX_HOST_LEN || entry.kind.len() > MAX_HOST_LEN
+}
+
+/// The start of an over-long entry and its length, for the evidence.
+fn shorten(entry: &Entry) -> String {
+    let cut = |s: &str| {
+        let end = (0..=32.min(s.len()))
+            .rev()
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(0);
+        if end < s.len() {
+            format!("{}… ({} bytes)", &s[..end], s.len())
+        } else {
+            s.to_owned()
+        }
+    };
+    format!("{} {}", cut(&entry.kind), cut(&entry.host))
 }
 
 async fn run(ctx: Ctx) -> Outcome {
@@ -70,8 +99,17 @@ async fn run(ctx: Ctx) -> Outcome {
         }
         Err(outcome) => return outcome,
     };
+    let (long, entries): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(too_long);
     let (wildcards, entries): (Vec<Entry>, Vec<Entry>) =
         entries.into_iter().partition(|e| e.host.starts_with('*'));
+    let note = if long.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; skipped {} entries with a host name or type over {MAX_HOST_LEN} bytes",
+            long.len()
+        )
+    };
     let probes = probe_all(&ctx, entries).await;
     let failed: Vec<&Probe> = probes.iter().filter(|p| !p.ok).collect();
     let summary: Vec<String> = failed
@@ -92,6 +130,7 @@ async fn run(ctx: Ctx) -> Outcome {
         checked: probes.len(),
         unreachable: failed.len(),
         skipped_wildcards: wildcards.into_iter().map(|e| e.host).collect(),
+        skipped_too_long: long.iter().map(shorten).collect(),
         hosts: Vec::new(),
     };
     let (n, total) = (failed.len(), probes.len());
@@ -100,7 +139,10 @@ async fn run(ctx: Ctx) -> Outcome {
         ..evidence
     };
     if n == 0 {
-        return Outcome::pass(format!("all {total} listed hosts reachable"), evidence);
+        return Outcome::pass(
+            format!("all {total} listed hosts reachable{note}"),
+            evidence,
+        );
     }
     let more = if n > summary.len() {
         format!(" and {} more", n - summary.len())
@@ -109,7 +151,10 @@ async fn run(ctx: Ctx) -> Outcome {
     };
     Outcome::fail(
         RowId::AllowlistUnreachable,
-        format!("{n} of {total} unreachable: {}{more}", summary.join(", ")),
+        format!(
+            "{n} of {total} unreachable: {}{more}{note}",
+            summary.join(", ")
+        ),
         evidence,
     )
 }
@@ -252,5 +297,24 @@ mod tests {
             ("OCSP_RESPONDER", 80)
         );
         assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn over_long_entries_are_skipped_and_shortened() {
+        let entry = |kind: &str, host: &str| Entry {
+            kind: kind.to_owned(),
+            host: host.to_owned(),
+            port: 443,
+        };
+        let longest = "a".repeat(MAX_HOST_LEN);
+        assert!(!too_long(&entry("STAGE", &longest)));
+        let huge = "é".repeat(1_000_000);
+        let long = entry("STAGE", &huge);
+        assert!(too_long(&long));
+        assert!(too_long(&entry(&huge, "h.example")));
+        assert_eq!(
+            shorten(&long),
+            format!("STAGE {}… (2000000 bytes)", "é".repeat(16))
+        );
     }
 }

@@ -174,7 +174,8 @@ struct FaultFile {
 }
 
 fn read_fault_file(path: &Path) -> Result<Vec<Fault>, EmulatorError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(format!("read {}", path.display())))?;
+    let text = crate::local_file::read_text(path, crate::local_file::FileKind::Config)
+        .map_err(|e| EmulatorError::Config(e.to_string()))?;
     let file: FaultFile = toml::from_str(&text)
         .map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))?;
     file.faults
