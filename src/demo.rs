@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::cli::{OutputArgs, execute, init_logging};
 use crate::emulator::{self, Emulator, EmulatorConfig, Fault, defaults};
 use crate::net::proxy::ProxySettings;
-use crate::net::resolver::ResolveOverride;
+use crate::net::resolver::{ResolveOverride, Upstream};
 use crate::net::tls::TrustStore;
 use crate::registry;
 use crate::settings::{Settings, Snowflake};
@@ -53,7 +53,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
 }
 
 /// Settings that point every check at a running emulator as its default user: both hosts pinned
-/// to its address (nothing asks the system resolver), its CA trusted, `--full` on.
+/// to its address and nothing else resolvable (no DNS query is ever sent), its CA trusted,
+/// `--full` on.
 pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Result<Settings> {
     let port = emu.addr().port();
     let pin = |host: &str| ResolveOverride {
@@ -66,7 +67,9 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         resolve: vec![pin(emu.account_host()), pin(emu.ingest_host())],
         ca_file: None,
         extra_roots: TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?,
-        dns_server: None,
+        // Only the emulator's two hosts resolve; any other name (a `hostname=` fault) fails here
+        // with that said, and no query ever leaves the machine.
+        dns: Upstream::PinnedOnly,
         // The demo shows the emulator, not this machine's proxy settings.
         proxy: ProxySettings::from_env(|_| None, None, None),
         timeout: Duration::from_secs(5),

@@ -13,7 +13,7 @@ use crate::connection::{Authenticator, Connection, LoadedKey};
 use crate::error::Error;
 use crate::local_file::{self, FileKind};
 use crate::net::proxy::ProxySettings;
-use crate::net::resolver::{self, ResolveOverride};
+use crate::net::resolver::{self, ResolveOverride, Upstream};
 use crate::net::tls::TrustStore;
 use crate::snowflake::api::PipeRef;
 use crate::snowflake::keys::PrivateKey;
@@ -92,7 +92,8 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// The roots read from `--ca-file`, trusted like public ones.
     pub extra_roots: Vec<CertificateDer<'static>>,
-    pub dns_server: Option<SocketAddr>,
+    /// Where names that `--resolve` does not pin are looked up.
+    pub dns: Upstream,
     /// Proxy variables and `--proxy`/`--noproxy`, as curl reads them.
     pub proxy: ProxySettings,
     /// Bound on each network step (a DNS query, a connect, a handshake, an HTTP exchange).
@@ -146,11 +147,10 @@ impl Settings {
             },
             ca_file: args.ca_file.clone(),
             proxy: ProxySettings::from_env(env, args.proxy.as_deref(), args.noproxy.as_deref()),
-            dns_server: args
-                .dns_server
-                .as_deref()
-                .map(validate_dns_server)
-                .transpose()?,
+            dns: match args.dns_server.as_deref() {
+                Some(server) => Upstream::Server(validate_dns_server(server)?),
+                None => Upstream::System,
+            },
             timeout,
             deadline,
             snowflake,

@@ -88,6 +88,24 @@ fn parse_addr(s: &str) -> Option<IpAddr> {
     IpAddr::from_str(s).ok()
 }
 
+/// Where a name that no `--resolve` entry pins is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The system configuration: `/etc/resolv.conf` and `/etc/hosts`.
+    System,
+    /// `--dns-server`: that server only, no `/etc/hosts`.
+    Server(SocketAddr),
+    /// Nowhere: only pinned hosts and loopback addresses resolve, and no query is ever sent.
+    /// `netcheck demo` uses it, so no fault it shows can send it beyond loopback.
+    PinnedOnly,
+}
+
+/// Why a name is not looked up under [`Upstream::PinnedOnly`].
+const PINNED_ONLY: &str =
+    "not one of the emulator's hosts: the demo resolves only those and sends no DNS query";
+/// Why an address literal is refused under [`Upstream::PinnedOnly`].
+const LOOPBACK_ONLY: &str = "not a loopback address: the demo connects only to loopback";
+
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -141,7 +159,7 @@ pub struct DnsFailure {
 /// Which servers answer: the description goes into the evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolverInfo {
-    /// `system` or `dns-server`.
+    /// `system`, `dns-server` or `pinned-only`.
     pub mode: &'static str,
     pub nameservers: Vec<String>,
 }
@@ -153,19 +171,22 @@ pub struct Resolver {
     /// `/etc/hosts` as hickory reads it, to tell its answers from the DNS's.
     hosts: Option<Hosts>,
     info: ResolverInfo,
+    /// Only loopback address literals are answered ([`Upstream::PinnedOnly`]).
+    loopback_only: bool,
 }
 
 impl Resolver {
     /// Builds the resolver. A system configuration that cannot be read is not an error here: a
     /// run that only uses `--resolve` or IP literals never needs it, and a lookup reports it.
     #[must_use]
-    pub fn new(
-        overrides: Vec<ResolveOverride>,
-        dns_server: Option<SocketAddr>,
-        timeout: Duration,
-    ) -> Self {
-        let (config, mut opts, mode) = match dns_server {
-            Some(server) => {
+    pub fn new(overrides: Vec<ResolveOverride>, upstream: Upstream, timeout: Duration) -> Self {
+        let (config, mut opts, mode) = match upstream {
+            Upstream::PinnedOnly => {
+                let mut opts = ResolverOpts::default();
+                opts.use_hosts_file = ResolveHosts::Never;
+                (Err(PINNED_ONLY.to_owned()), opts, "pinned-only")
+            }
+            Upstream::Server(server) => {
                 let mut ns = NameServerConfig::udp_and_tcp(server.ip());
                 for c in &mut ns.connections {
                     c.port = server.port();
@@ -179,7 +200,7 @@ impl Resolver {
                     "dns-server",
                 )
             }
-            None => match read_system_conf() {
+            Upstream::System => match read_system_conf() {
                 Ok((config, opts)) => (Ok(config), opts, "system"),
                 Err(e) => (
                     Err(format!("system resolver configuration: {e}")),
@@ -212,6 +233,7 @@ impl Resolver {
             inner,
             hosts,
             info,
+            loopback_only: upstream == Upstream::PinnedOnly,
         }
     }
 
@@ -278,15 +300,18 @@ impl Resolver {
         if let Some(addrs) = self.override_for(host, port) {
             return Ok(done(addrs.to_vec(), vec![], AnswerSource::Override));
         }
-        if let Some(ip) = parse_addr(host) {
-            return Ok(done(vec![ip], vec![], AnswerSource::Literal));
-        }
         let fail = |kind, message: String| DnsFailure {
             host: host.to_owned(),
             kind,
             message,
             elapsed: start.elapsed(),
         };
+        if let Some(ip) = parse_addr(host) {
+            if self.loopback_only && !ip.is_loopback() {
+                return Err(fail(DnsFailureKind::Other, LOOPBACK_ONLY.to_owned()));
+            }
+            return Ok(done(vec![ip], vec![], AnswerSource::Literal));
+        }
         let resolver = self
             .inner
             .as_ref()
@@ -458,7 +483,11 @@ mod tests {
             .local_addr()
             .unwrap();
         let overrides = parse_overrides(&["x.snowflakecomputing.com:443:127.0.0.9"]).unwrap();
-        let r = Resolver::new(overrides, Some(closed), Duration::from_millis(300));
+        let r = Resolver::new(
+            overrides,
+            Upstream::Server(closed),
+            Duration::from_millis(300),
+        );
         let got = r
             .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
             .await
@@ -474,10 +503,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pinned_only_answers_pins_and_loopback_and_asks_nobody() {
+        let overrides = parse_overrides(&["account.example:443:127.0.0.1"]).unwrap();
+        let r = Resolver::new(overrides, Upstream::PinnedOnly, Duration::from_millis(300));
+        let t = Duration::from_secs(1);
+        assert_eq!(r.info().mode, "pinned-only");
+        assert!(r.resolve("account.example", 443, t).await.is_ok());
+        assert!(r.resolve("::1", 443, t).await.is_ok());
+        for (host, why) in [
+            ("evil.example.com", PINNED_ONLY),
+            ("account.example.", PINNED_ONLY),
+            ("198.51.100.7", LOOPBACK_ONLY),
+            ("[2001:db8::1]", LOOPBACK_ONLY),
+        ] {
+            let err = r.resolve(host, 443, t).await.unwrap_err();
+            assert_eq!(
+                (err.kind, err.message.as_str()),
+                (DnsFailureKind::Other, why)
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn ip_literal_needs_no_dns() {
         let r = Resolver::new(
             vec![],
-            Some("127.0.0.1:9".parse().unwrap()),
+            Upstream::Server("127.0.0.1:9".parse().unwrap()),
             Duration::from_millis(100),
         );
         let got = r.resolve("::1", 443, Duration::from_secs(1)).await.unwrap();
