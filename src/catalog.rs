@@ -14,6 +14,7 @@ const FILES: &[(&str, &str)] = &[
     ("tls", include_str!("../checks/tls.toml")),
     ("proxy", include_str!("../checks/proxy.toml")),
     ("api", include_str!("../checks/api.toml")),
+    ("local", include_str!("../checks/local.toml")),
 ];
 
 /// A catalog row id. These strings are an interface (JSON, `JUnit`, `netcheck explain`): a test
@@ -85,6 +86,7 @@ pub enum RowId {
     ApiUnreachable,
     ApiError,
     AllowlistUnreachable,
+    LocalOpenFiles,
 }
 
 impl RowId {
@@ -108,7 +110,7 @@ impl RowId {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: RowId,
-    /// The catalog file (area) the row comes from: network, tls, proxy, api.
+    /// The catalog file (area) the row comes from: network, tls, proxy, api, local.
     pub area: &'static str,
     pub symptom: String,
     pub cause: String,
@@ -229,7 +231,7 @@ mod tests {
              network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
-             latency-budget api-unreachable api-error allowlist-unreachable"
+             latency-budget api-unreachable api-error allowlist-unreachable local-open-files"
         );
     }
 }

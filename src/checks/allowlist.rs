@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::RowId;
 use crate::checks::policy;
 use crate::context::Ctx;
-use crate::net::connect;
+use crate::net::connect::{self, ConnectFailure, ConnectFailureKind};
 use crate::net::proxy::{self, ProxyDecision, TargetScheme};
+use crate::net::resolver::{DnsFailure, DnsFailureKind};
 use crate::outcome::{Outcome, SkipReason};
 use crate::registry::CheckSpec;
 use crate::snowflake::api::Endpoint;
@@ -41,7 +42,8 @@ struct Probe {
     #[serde(flatten)]
     entry: Entry,
     ok: bool,
-    /// `dns`, `connect` or `proxy` when it failed.
+    /// `dns`, `connect` or `proxy` when it failed; `local` when this machine could not try it
+    /// (out of file descriptors).
     #[serde(skip_serializing_if = "Option::is_none")]
     failed_at: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +63,7 @@ struct Evidence {
     /// exists, and a name of megabytes would flood every report.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     skipped_too_long: Vec<String>,
+    descriptors: Descriptors,
     hosts: Vec<Probe>,
 }
 
@@ -110,11 +113,79 @@ async fn run(ctx: Ctx) -> Outcome {
             long.len()
         )
     };
-    let probes = probe_all(&ctx, entries).await;
-    let failed: Vec<&Probe> = probes.iter().filter(|p| !p.ok).collect();
-    let summary: Vec<String> = failed
+    let descriptors = Descriptors::now(ctx.settings.concurrency);
+    let mut evidence = Evidence {
+        source,
+        checked: 0,
+        unreachable: 0,
+        skipped_wildcards: wildcards.into_iter().map(|e| e.host).collect(),
+        skipped_too_long: long.iter().map(shorten).collect(),
+        descriptors,
+        hosts: Vec::new(),
+    };
+    if descriptors.concurrency == 0 {
+        return Outcome::fail(
+            RowId::LocalOpenFiles,
+            format!(
+                "only {} file descriptors free ({}): too few to probe {} hosts beside the rest \
+                 of the run, so none was tried{note}",
+                descriptors.free.unwrap_or(0),
+                descriptors.limit_text(),
+                entries.len()
+            ),
+            evidence,
+        );
+    }
+    let probes = probe_all(&ctx, entries, descriptors.concurrency).await;
+    let local = probes
         .iter()
-        .take(5)
+        .filter(|p| p.failed_at == Some(FAILED_LOCALLY))
+        .count();
+    let failed: Vec<&Probe> = probes
+        .iter()
+        .filter(|p| !p.ok && p.failed_at != Some(FAILED_LOCALLY))
+        .collect();
+    let summary = summarize(&failed);
+    let (n, total) = (failed.len(), probes.len());
+    evidence.checked = total;
+    evidence.unreachable = n;
+    evidence.hosts = probes;
+    // Hosts that were never tried say nothing about the network: the run itself is the problem.
+    if local > 0 {
+        let unreachable = if n == 0 {
+            String::new()
+        } else {
+            format!("; of those tried, {n} unreachable: {summary}")
+        };
+        return Outcome::fail(
+            RowId::LocalOpenFiles,
+            format!(
+                "{local} of {total} hosts not tried: this machine ran out of file descriptors \
+                 ({}){unreachable}{note}",
+                descriptors.limit_text()
+            ),
+            evidence,
+        );
+    }
+    if n == 0 {
+        return Outcome::pass(
+            format!("all {total} listed hosts reachable{note}"),
+            evidence,
+        );
+    }
+    Outcome::fail(
+        RowId::AllowlistUnreachable,
+        format!("{n} of {total} unreachable: {summary}{note}"),
+        evidence,
+    )
+}
+
+/// The first few failed probes (type, host, port, what failed), and how many more.
+fn summarize(failed: &[&Probe]) -> String {
+    const SHOWN: usize = 5;
+    let shown = failed
+        .iter()
+        .take(SHOWN)
         .map(|p| {
             format!(
                 "{} {}:{} ({} failed)",
@@ -124,39 +195,55 @@ async fn run(ctx: Ctx) -> Outcome {
                 p.failed_at.unwrap_or("?")
             )
         })
-        .collect();
-    let evidence = Evidence {
-        source,
-        checked: probes.len(),
-        unreachable: failed.len(),
-        skipped_wildcards: wildcards.into_iter().map(|e| e.host).collect(),
-        skipped_too_long: long.iter().map(shorten).collect(),
-        hosts: Vec::new(),
-    };
-    let (n, total) = (failed.len(), probes.len());
-    let evidence = Evidence {
-        hosts: probes,
-        ..evidence
-    };
-    if n == 0 {
-        return Outcome::pass(
-            format!("all {total} listed hosts reachable{note}"),
-            evidence,
-        );
+        .collect::<Vec<_>>()
+        .join(", ");
+    match failed.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{shown} and {more} more"),
+        _ => shown,
     }
-    let more = if n > summary.len() {
-        format!(" and {} more", n - summary.len())
-    } else {
-        String::new()
-    };
-    Outcome::fail(
-        RowId::AllowlistUnreachable,
-        format!(
-            "{n} of {total} unreachable: {}{more}{note}",
-            summary.join(", ")
-        ),
-        evidence,
-    )
+}
+
+/// `failed_at` of a probe this machine could not make (out of file descriptors).
+const FAILED_LOCALLY: &str = "local";
+
+/// Descriptors kept for the rest of the run while hosts are probed: the other checks' sockets,
+/// the API client's connections, the resolver's.
+const RESERVED_DESCRIPTORS: u64 = 32;
+/// A probe holds at most two descriptors at once (a DNS socket, then the TCP connection).
+const DESCRIPTORS_PER_PROBE: u64 = 2;
+
+/// How many probes run at once, and why: `--concurrency`, bounded by the file descriptors free.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Descriptors {
+    /// The soft open-file limit (raised to the hard one at start); `None`: unlimited or unknown.
+    open_files_limit: Option<u64>,
+    /// Descriptors free when probing began; `None` when this platform cannot say.
+    free: Option<u64>,
+    /// Probes at once: `--concurrency`, or fewer when descriptors are short; 0 when there are
+    /// too few to probe at all.
+    concurrency: usize,
+}
+
+impl Descriptors {
+    fn now(wanted: usize) -> Self {
+        let free = crate::limits::descriptors_free();
+        let concurrency = free.map_or(wanted, |free| {
+            let budget = free.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_PROBE;
+            wanted.min(usize::try_from(budget).unwrap_or(usize::MAX))
+        });
+        Self {
+            open_files_limit: crate::limits::open_files().soft,
+            free,
+            concurrency,
+        }
+    }
+
+    fn limit_text(&self) -> String {
+        self.open_files_limit.map_or_else(
+            || "no open-file limit known".to_owned(),
+            |l| format!("open-file limit {l}"),
+        )
+    }
 }
 
 /// The allowlist, from the file or the SQL API; `None` when neither is configured.
@@ -190,10 +277,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         .map_err(|e| format!("not the JSON output of SYSTEM$ALLOWLIST(): {e}"))
 }
 
-/// Probes every entry, at most `--concurrency` at once, each in its own task so the work spreads
+/// Probes every entry, at most `concurrency` at once, each in its own task so the work spreads
 /// over the runtime's threads; results in file order. Unordered completion, so one slow host does
 /// not hold back the ones behind it. Dropping the future (deadline, Ctrl-C) aborts every probe.
-async fn probe_all(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Probe> {
+async fn probe_all(ctx: &Ctx, entries: Vec<Entry>, concurrency: usize) -> Vec<Probe> {
     let mut results: Vec<Option<Probe>> = Vec::new();
     results.resize_with(entries.len(), || None);
     let mut pending = entries.into_iter().enumerate();
@@ -204,7 +291,7 @@ async fn probe_all(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Probe> {
             running.spawn(async move { (i, probe(&ctx, entry).await) });
         }
     };
-    for _ in 0..ctx.settings.concurrency {
+    for _ in 0..concurrency {
         spawn_next(&mut running);
     }
     while let Some(joined) = running.join_next().await {
@@ -227,6 +314,14 @@ async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
     };
     let route = proxy::decide(&ctx.settings.proxy, scheme, &entry.host);
     let failure = |at, error: String| (Some(at), Some(error));
+    let dns_failure = |at, e: DnsFailure| {
+        let local = e.kind == DnsFailureKind::LocalLimit;
+        failure(if local { FAILED_LOCALLY } else { at }, e.message)
+    };
+    let connect_failure = |at, e: ConnectFailure| {
+        let local = e.kind == ConnectFailureKind::LocalLimit;
+        failure(if local { FAILED_LOCALLY } else { at }, e.to_string())
+    };
     let (failed_at, error) = match route {
         Ok(ProxyDecision::Proxy { proxy, .. }) if scheme == TargetScheme::Https => {
             match ctx
@@ -235,11 +330,11 @@ async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
                 .resolve(&proxy.host, proxy.port, timeout)
                 .await
             {
-                Err(e) => failure("proxy", e.message),
+                Err(e) => dns_failure("proxy", e),
                 Ok(res) => {
                     match connect::connect(SocketAddr::new(res.addrs[0], proxy.port), timeout).await
                     {
-                        Err(e) => failure("proxy", e.to_string()),
+                        Err(e) => connect_failure("proxy", e),
                         Ok((stream, _)) => match proxy::connect_tunnel(
                             stream,
                             &proxy,
@@ -262,10 +357,10 @@ async fn probe(ctx: &Ctx, entry: Entry) -> Probe {
             .resolve_reachable(&entry.host, entry.port, timeout)
             .await
         {
-            Err(e) => failure("dns", e.message),
+            Err(e) => dns_failure("dns", e),
             Ok(res) => {
                 match connect::connect(SocketAddr::new(res.addrs[0], entry.port), timeout).await {
-                    Err(e) => failure("connect", e.to_string()),
+                    Err(e) => connect_failure("connect", e),
                     Ok(_) => (None, None),
                 }
             }

@@ -127,6 +127,7 @@ fn classify(kind: DnsFailureKind) -> RowId {
         DnsFailureKind::NxDomain => RowId::DnsNxdomain,
         DnsFailureKind::NoAnswer => RowId::DnsNoAnswer,
         DnsFailureKind::Timeout => RowId::DnsTimeout,
+        DnsFailureKind::LocalLimit => RowId::LocalOpenFiles,
         DnsFailureKind::ServFail | DnsFailureKind::Other => RowId::DnsServfail,
     }
 }
@@ -191,6 +192,7 @@ mod tests {
     #[test_case(DnsFailureKind::ServFail, RowId::DnsServfail; "servfail")]
     #[test_case(DnsFailureKind::NoAnswer, RowId::DnsNoAnswer; "no answer")]
     #[test_case(DnsFailureKind::Timeout, RowId::DnsTimeout; "timeout")]
+    #[test_case(DnsFailureKind::LocalLimit, RowId::LocalOpenFiles; "out of descriptors")]
     fn classifies(kind: DnsFailureKind, row: RowId) {
         assert_eq!(classify(kind), row);
     }

@@ -141,6 +141,8 @@ pub enum DnsFailureKind {
     /// The name exists but has no A or AAAA record.
     NoAnswer,
     Timeout,
+    /// This machine ran out of file descriptors for the query's socket: nothing was asked.
+    LocalLimit,
     /// The resolver could not be used at all (bad system configuration, socket error).
     Other,
 }
@@ -424,6 +426,9 @@ fn classify(e: &NetError) -> DnsFailureKind {
         }
         NetError::Timeout => DnsFailureKind::Timeout,
         NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => DnsFailureKind::Timeout,
+        NetError::Io(io) if crate::limits::is_descriptor_exhaustion(io) => {
+            DnsFailureKind::LocalLimit
+        }
         _ => DnsFailureKind::Other,
     }
 }
