@@ -14,6 +14,7 @@ const FILES: &[(&str, &str)] = &[
     ("tls", include_str!("../checks/tls.toml")),
     ("proxy", include_str!("../checks/proxy.toml")),
     ("api", include_str!("../checks/api.toml")),
+    ("local", include_str!("../checks/local.toml")),
 ];
 
 /// A catalog row id. These strings are an interface (JSON, `JUnit`, `netcheck explain`): a test
@@ -96,6 +97,7 @@ pub enum RowId {
     ChannelLeftBehind,
     Redirected,
     AllowlistUnreachable,
+    LocalOpenFiles,
 }
 
 impl RowId {
@@ -119,7 +121,7 @@ impl RowId {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: RowId,
-    /// The catalog file (area) the row comes from: network, tls, proxy, api.
+    /// The catalog file (area) the row comes from: network, tls, proxy, api, local.
     pub area: &'static str,
     pub symptom: String,
     pub cause: String,
@@ -242,7 +244,7 @@ mod tests {
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
              latency-budget api-unreachable api-error answer-too-large channel-left-behind redirected \
-             allowlist-unreachable"
+             allowlist-unreachable local-open-files"
         );
     }
 }

@@ -100,6 +100,8 @@ pub struct OutputArgs {
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any socket: a low soft limit would make hosts look unreachable.
+    let _ = crate::limits::raise_open_files();
     let code = match cli.command {
         Command::Run(args) => with_runtime(run(args)),
         Command::Demo(args) => with_runtime(demo(args)),

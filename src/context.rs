@@ -29,7 +29,7 @@ impl Ctx {
     pub fn new(settings: Settings) -> Result<Self, Error> {
         let resolver = Arc::new(Resolver::new(
             settings.resolve.clone(),
-            settings.dns_server,
+            settings.dns,
             settings.timeout,
         ));
         let trust = TrustStore::new(settings.extra_roots.clone());

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::emulator::{self, Emulator, EmulatorConfig, Fault, defaults};
 use crate::load::Load;
 use crate::net::proxy::ProxySettings;
-use crate::net::resolver::ResolveOverride;
+use crate::net::resolver::{ResolveOverride, Upstream};
 use crate::net::tls::TrustStore;
 use crate::settings::{Settings, Snowflake};
 use crate::snowflake::account::parse_account;
@@ -40,7 +40,8 @@ pub async fn start(faults: Vec<Fault>, rows: usize, rate: Option<Load>) -> anyho
 }
 
 /// Settings that point every check at a running emulator as its default user: both hosts pinned
-/// to its address (nothing asks the system resolver), its CA trusted, `--full` on.
+/// to its address and nothing else resolvable (no DNS query is ever sent), its CA trusted,
+/// `--full` on.
 pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Result<Settings> {
     let port = emu.addr().port();
     let pin = |host: &str| ResolveOverride {
@@ -54,7 +55,9 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         ca_file: None,
         extra_roots: TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?,
         proxy_roots: vec![],
-        dns_server: None,
+        // Only the emulator's two hosts resolve; any other name (a `hostname=` fault) fails here
+        // with that said, and no query ever leaves the machine.
+        dns: Upstream::PinnedOnly,
         // The demo shows the emulator, not this machine's proxy settings.
         proxy: ProxySettings::from_env(|_| None, None, None),
         timeout: Duration::from_secs(5),

@@ -79,6 +79,21 @@ pub enum EmulatorError {
     /// The configuration is inconsistent.
     #[error("invalid emulator configuration: {0}")]
     Config(String),
+    /// The state directory holds files `emulate` did not write: writing `connections.toml` and
+    /// `rsa_key.p8` there could destroy a user's own (`~/.snowflake` uses those names).
+    #[error(
+        "--state-dir {}: refusing to write into a directory holding files netcheck emulate did \
+         not create ({}); it writes connections.toml and rsa_key.p8, the names a Snowflake \
+         configuration directory uses. Give a new or empty directory",
+        dir.display(),
+        foreign.join(", ")
+    )]
+    StateDirInUse {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Some of the files that are not emulate's (at most a few, for the message).
+        foreign: Vec<String>,
+    },
     /// An I/O operation failed.
     #[error("{op}: {source}")]
     Io {

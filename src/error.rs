@@ -6,13 +6,10 @@ pub enum Error {
     /// A flag, environment variable or file setting is invalid.
     #[error("{0}")]
     Usage(String),
-    /// A file that netcheck needs could not be read.
-    #[error("cannot read {path}: {source}")]
-    ReadFile {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file that netcheck needs could not be read: missing, not a regular file, or over its
+    /// kind's size cap.
+    #[error(transparent)]
+    LocalFile(#[from] crate::local_file::FileError),
 }
 
 /// The exit codes, a documented contract that CI relies on.

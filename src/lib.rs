@@ -22,6 +22,8 @@
 //! - [`api`]: Snowflake REST calls, timed, logged and retried within bounds.
 //! - [`net`]: the one network layer (resolver, TCP connect, proxy, TLS).
 //! - [`error`]: the library error type and the documented exit codes.
+//! - [`limits`]: this machine's open-file limit, raised at start and budgeted.
+//! - [`local_file`]: the one reader for local files (regular files only, a size cap per kind).
 //! - [`secret`]: the one wrapper for keys, passphrases, tokens and passwords (prints `***`), and
 //!   the registry of every secret value held.
 //! - [`output`]: the output boundary every report, log line and error passes (secrets masked,
@@ -41,7 +43,9 @@ pub mod context;
 pub mod demo;
 pub mod emulator;
 pub mod error;
+pub mod limits;
 pub mod load;
+pub mod local_file;
 pub mod net;
 pub mod outcome;
 pub mod output;

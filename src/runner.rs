@@ -472,7 +472,7 @@ mod tests {
             extra_roots: vec![],
             proxy_roots: vec![],
             proxy: crate::net::proxy::ProxySettings::from_env(|_| None, None, None),
-            dns_server: Some("127.0.0.1:9".parse().unwrap()),
+            dns: crate::net::resolver::Upstream::Server("127.0.0.1:9".parse().unwrap()),
             timeout: Duration::from_secs(1),
             deadline,
             cleanup_grace: Duration::from_secs(1),

@@ -10,8 +10,9 @@ use rustls_pki_types::CertificateDer;
 
 use crate::connection::{Authenticator, Connection, LoadedKey};
 use crate::error::Error;
+use crate::local_file::{self, FileKind};
 use crate::net::proxy::ProxySettings;
-use crate::net::resolver::{self, ResolveOverride};
+use crate::net::resolver::{self, ResolveOverride, Upstream};
 use crate::net::tls::TrustStore;
 use crate::snowflake::account::{Endpoint, parse_account};
 use crate::snowflake::keys::PrivateKey;
@@ -159,7 +160,8 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// The roots read from `--ca-file`, trusted like public ones.
     pub extra_roots: Vec<CertificateDer<'static>>,
-    pub dns_server: Option<SocketAddr>,
+    /// Where names that `--resolve` does not pin are looked up.
+    pub dns: Upstream,
     /// Proxy variables and `--proxy`/`--noproxy`, as curl reads them.
     pub proxy: ProxySettings,
     /// The roots read from `--proxy-cacert`, trusted for an `https://` proxy's certificate only.
@@ -225,11 +227,10 @@ impl Settings {
                     .map_err(|e| Error::Usage(format!("--proxy-cacert: {e}")))?,
                 None => Vec::new(),
             },
-            dns_server: args
-                .dns_server
-                .as_deref()
-                .map(validate_dns_server)
-                .transpose()?,
+            dns: match args.dns_server.as_deref() {
+                Some(server) => Upstream::Server(validate_dns_server(server)?),
+                None => Upstream::System,
+            },
             timeout,
             deadline,
             cleanup_grace: match args.cleanup_grace {
@@ -250,10 +251,7 @@ impl Settings {
 fn read_allowlist(
     path: &std::path::Path,
 ) -> Result<Vec<crate::snowflake::allowlist::Entry>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = local_file::read_text(path, FileKind::Allowlist)?;
     crate::snowflake::allowlist::parse(&text)
         .map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
 }

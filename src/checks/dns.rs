@@ -132,6 +132,7 @@ fn classify(kind: DnsFailureKind) -> RowId {
         DnsFailureKind::NoAnswer => RowId::DnsNoAnswer,
         DnsFailureKind::Timeout => RowId::DnsTimeout,
         DnsFailureKind::Unreachable => RowId::DnsResolverUnreachable,
+        DnsFailureKind::LocalLimit => RowId::LocalOpenFiles,
         DnsFailureKind::ServFail | DnsFailureKind::Refused | DnsFailureKind::Other => {
             RowId::DnsServfail
         }
@@ -200,6 +201,7 @@ mod tests {
     #[test_case(DnsFailureKind::Timeout, RowId::DnsTimeout; "timeout")]
     #[test_case(DnsFailureKind::Refused, RowId::DnsServfail; "refused")]
     #[test_case(DnsFailureKind::Unreachable, RowId::DnsResolverUnreachable; "unreachable")]
+    #[test_case(DnsFailureKind::LocalLimit, RowId::LocalOpenFiles; "out of descriptors")]
     fn classifies(kind: DnsFailureKind, row: RowId) {
         assert_eq!(classify(kind), row);
     }

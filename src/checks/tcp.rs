@@ -150,6 +150,7 @@ pub(crate) fn classify(kind: ConnectFailureKind) -> RowId {
         ConnectFailureKind::Refused => RowId::ConnectionRefused,
         ConnectFailureKind::TimedOut => RowId::Timeout,
         ConnectFailureKind::Reset => RowId::TcpReset,
+        ConnectFailureKind::LocalLimit => RowId::LocalOpenFiles,
         ConnectFailureKind::Unreachable | ConnectFailureKind::Other => RowId::TcpUnreachable,
     }
 }
@@ -164,6 +165,7 @@ mod tests {
     #[test_case(ConnectFailureKind::TimedOut, RowId::Timeout; "timed out")]
     #[test_case(ConnectFailureKind::Unreachable, RowId::TcpUnreachable; "unreachable")]
     #[test_case(ConnectFailureKind::Reset, RowId::TcpReset; "reset")]
+    #[test_case(ConnectFailureKind::LocalLimit, RowId::LocalOpenFiles; "out of descriptors")]
     fn classifies(kind: ConnectFailureKind, row: RowId) {
         assert_eq!(classify(kind), row);
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Key, Layer, Source, Sourced, flag_source};
 use crate::error::Error;
+use crate::local_file::{self, FileKind};
 
 /// The connection used when none is named, as in the Python connector.
 const DEFAULT_CONNECTION: &str = "default";
@@ -158,7 +159,7 @@ fn nested<'a>(root: &'a toml::Table, prefix: &[&str]) -> Option<&'a toml::Table>
 
 /// Reads a TOML file; `None` when it does not exist.
 fn read_toml(path: &Path) -> Result<Option<toml::Table>, Error> {
-    let Some(text) = read_optional(path)? else {
+    let Some(text) = local_file::read_text_optional(path, FileKind::Config)? else {
         return Ok(None);
     };
     text.parse::<toml::Table>().map(Some).map_err(|e| {
@@ -175,17 +176,6 @@ fn read_toml(path: &Path) -> Result<Option<toml::Table>, Error> {
             e.message()
         ))
     })
-}
-
-fn read_optional(path: &Path) -> Result<Option<String>, Error> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::ReadFile {
-            path: path.to_owned(),
-            source,
-        }),
-    }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -278,10 +268,7 @@ fn seed_names(key: Key) -> &'static [&'static str] {
 /// it), `database`, `schema`, `pipe_name` (plain or `DB.SCHEMA.PIPE`). `channel_name` is ignored on
 /// purpose: opening a channel under a production name would take it over from the real client.
 pub(super) fn seed_json(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = local_file::read_text(path, FileKind::Config)?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Usage(format!("--config {} does not parse: {e}", path.display())))?;
     let object = json

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::Connection;
 use crate::error::Error;
+use crate::local_file::{self, FileKind, Problem};
 use crate::secret::Secret;
 use crate::snowflake::keys::{KeyError, PrivateKey};
 
@@ -49,9 +50,10 @@ pub fn load_key_with(
             file.source
         ))
     };
-    let pem = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => fail(&"not a PEM text file"),
-        _ => fail(&format_args!("cannot read: {e}")),
+    let pem = local_file::read_text(path, FileKind::PrivateKey).map_err(|e| match e.problem {
+        Problem::NotText => fail(&"not a PEM text file"),
+        Problem::Io(io) => fail(&format_args!("cannot read: {io}")),
+        problem => fail(&problem),
     })?;
     let configured = conn.private_key_passphrase.as_ref().map(|p| &p.value);
     let key = match PrivateKey::from_pem(&pem, configured) {

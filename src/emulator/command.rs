@@ -5,6 +5,8 @@
 //! `[connections.emulator]` entry, and `netcheck.env` with the export lines that make
 //! `. DIR/netcheck.env && netcheck run --connection emulator` work. On a clean stop it also
 //! writes `requests.jsonl` (the request log) and `rows.jsonl` (rows committed to the default pipe).
+//! It writes only into a new or empty directory, or one an earlier `emulate` wrote (marked with
+//! `.netcheck-emulator`): never over a file it did not create.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,7 +24,8 @@ pub struct EmulateArgs {
     /// Address to listen on [default: 127.0.0.1:0, a free port].
     #[arg(long, env = "NETCHECK_EMULATE_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Directory for ca.pem, rsa_key.p8, connections.toml and netcheck.env
+    /// Directory for ca.pem, rsa_key.p8, connections.toml and netcheck.env: new, empty, or one
+    /// an earlier emulate wrote; a directory holding other files is refused
     /// [default: a new directory under the system temp dir].
     #[arg(long, env = "NETCHECK_EMULATE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -93,7 +96,7 @@ pub async fn run_emulate(
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("netcheck-emulator-{}", std::process::id())),
     };
-    std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+    claim_state_dir(&dir)?;
     let dir = dir
         .canonicalize()
         .map_err(io_err(format!("resolve {}", dir.display())))?;
@@ -157,7 +160,8 @@ struct FaultFile {
 }
 
 fn read_fault_file(path: &Path) -> Result<Vec<Fault>, EmulatorError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(format!("read {}", path.display())))?;
+    let text = crate::local_file::read_text(path, crate::local_file::FileKind::Config)
+        .map_err(|e| EmulatorError::Config(e.to_string()))?;
     let file: FaultFile = toml::from_str(&text)
         .map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))?;
     file.faults
@@ -198,15 +202,73 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), EmulatorError> {
-    std::fs::write(path, contents).map_err(io_err(format!("write {}", path.display())))?;
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io_err(format!("chmod {}", path.display())))?;
+/// Marks a state directory as emulate's own, so a later run may write into it again.
+const MARKER: &str = ".netcheck-emulator";
+/// Every file emulate writes into its state directory.
+const STATE_FILES: &[&str] = &[
+    MARKER,
+    "ca.pem",
+    "rsa_key.p8",
+    "connections.toml",
+    "netcheck.env",
+    "requests.jsonl",
+    "rows.jsonl",
+];
+
+/// Makes sure `dir` is emulate's to write: created now, empty, or holding only the files an
+/// earlier `emulate` wrote (it has the marker). Anything else is refused before a byte is
+/// written: the file names are those of a user's `~/.snowflake`, and a lost private key cannot
+/// be recovered.
+fn claim_state_dir(dir: &Path) -> Result<(), EmulatorError> {
+    std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io_err(format!("list {}", dir.display())))?
+        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(io_err(format!("list {}", dir.display())))?;
+    let ours = names.iter().any(|n| n == MARKER);
+    let mut foreign: Vec<String> = names
+        .into_iter()
+        .filter(|n| !ours || !STATE_FILES.contains(&n.as_str()))
+        .collect();
+    if !foreign.is_empty() {
+        foreign.sort_unstable();
+        foreign.truncate(5);
+        return Err(EmulatorError::StateDirInUse {
+            dir: dir.to_owned(),
+            foreign,
+        });
     }
-    Ok(())
+    write_file(
+        &dir.join(MARKER),
+        "This directory is netcheck emulate's state: its files are rewritten on each start.\n",
+        false,
+    )
+}
+
+/// Writes a fresh file: whatever is at `path` (in a directory [`claim_state_dir`] accepted) is
+/// removed first rather than written through, so a symlink placed there is replaced, not
+/// followed. A private file is created owner-only, never readable by others even briefly.
+fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), EmulatorError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err(format!("replace {}", path.display()))(e));
+        }
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(io_err(format!("write {}", path.display())))
 }
 
 fn write_state_dir(
@@ -303,6 +365,73 @@ mod tests {
             matches!(read_fault_file(&bad), Err(EmulatorError::Config(m)) if m.contains("unknown fault"))
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh directory under the temp dir, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            Self(std::env::temp_dir().join(format!(
+                "netcheck-claim-{tag}-{}-{nanos}",
+                std::process::id()
+            )))
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_new_or_empty_directory_is_claimed_and_can_be_reused() {
+        let dir = Dir::new("new");
+        claim_state_dir(&dir.0).unwrap();
+        assert!(dir.0.join(MARKER).is_file());
+        for name in STATE_FILES {
+            write_file(&dir.0.join(name), "x", false).unwrap();
+        }
+        claim_state_dir(&dir.0).unwrap();
+    }
+
+    #[test]
+    fn a_directory_with_other_files_is_refused() {
+        let dir = Dir::new("user");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        std::fs::write(dir.0.join("rsa_key.p8"), "mine").unwrap();
+        let err = claim_state_dir(&dir.0).unwrap_err();
+        assert!(
+            matches!(&err, EmulatorError::StateDirInUse { foreign, .. } if foreign == &["rsa_key.p8"]),
+            "{err}"
+        );
+        assert!(!dir.0.join(MARKER).exists());
+        // The marker alone does not make a stranger's file emulate's.
+        std::fs::write(dir.0.join(MARKER), "").unwrap();
+        std::fs::write(dir.0.join("notes.txt"), "mine").unwrap();
+        assert!(claim_state_dir(&dir.0).is_err());
+    }
+
+    #[test]
+    fn a_symlink_in_the_directory_is_replaced_not_followed() {
+        let dir = Dir::new("link");
+        claim_state_dir(&dir.0).unwrap();
+        let outside = Dir::new("outside");
+        std::fs::create_dir_all(&outside.0).unwrap();
+        let target = outside.0.join("rsa_key.p8");
+        std::fs::write(&target, "user's key").unwrap();
+        std::os::unix::fs::symlink(&target, dir.0.join("rsa_key.p8")).unwrap();
+        write_file(&dir.0.join("rsa_key.p8"), "emulator key", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "user's key");
+        assert_eq!(
+            std::fs::read_to_string(dir.0.join("rsa_key.p8")).unwrap(),
+            "emulator key"
+        );
     }
 
     #[test]

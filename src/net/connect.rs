@@ -20,6 +20,8 @@ pub enum ConnectFailureKind {
     Unreachable,
     /// The connection was reset or aborted while being set up.
     Reset,
+    /// This machine ran out of file descriptors (`EMFILE`/`ENFILE`): no packet was sent.
+    LocalLimit,
     /// Anything else (the message is kept in the evidence).
     Other,
 }
@@ -100,6 +102,9 @@ async fn connect_with(
 #[must_use]
 pub fn classify(e: &io::Error) -> ConnectFailureKind {
     use io::ErrorKind as K;
+    if crate::limits::is_descriptor_exhaustion(e) {
+        return ConnectFailureKind::LocalLimit;
+    }
     match e.kind() {
         K::ConnectionRefused => ConnectFailureKind::Refused,
         K::TimedOut => ConnectFailureKind::TimedOut,
@@ -124,6 +129,8 @@ mod tests {
     #[test_case(libc_err(101), ConnectFailureKind::Unreachable; "enetunreach")]
     #[test_case(libc_err(104), ConnectFailureKind::Reset; "econnreset")]
     #[test_case(libc_err(13), ConnectFailureKind::Unreachable; "eacces from local firewall")]
+    #[test_case(libc_err(24), ConnectFailureKind::LocalLimit; "emfile")]
+    #[test_case(libc_err(23), ConnectFailureKind::LocalLimit; "enfile")]
     #[allow(clippy::needless_pass_by_value)] // test_case hands over values
     fn classifies(e: io::Error, kind: ConnectFailureKind) {
         assert_eq!(classify(&e), kind);

@@ -93,6 +93,24 @@ fn parse_addr(s: &str) -> Option<IpAddr> {
     IpAddr::from_str(s).ok()
 }
 
+/// Where a name that no `--resolve` entry pins is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The system configuration: `/etc/resolv.conf` and `/etc/hosts`.
+    System,
+    /// `--dns-server`: that server only, no `/etc/hosts`.
+    Server(SocketAddr),
+    /// Nowhere: only pinned hosts and loopback addresses resolve, and no query is ever sent.
+    /// `netcheck demo` uses it, so no fault it shows can send it beyond loopback.
+    PinnedOnly,
+}
+
+/// Why a name is not looked up under [`Upstream::PinnedOnly`].
+const PINNED_ONLY: &str =
+    "not one of the emulator's hosts: the demo resolves only those and sends no DNS query";
+/// Why an address literal is refused under [`Upstream::PinnedOnly`].
+const LOOPBACK_ONLY: &str = "not a loopback address: the demo connects only to loopback";
+
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -151,6 +169,8 @@ pub enum DnsFailureKind {
     Timeout,
     /// No server could be reached: ICMP unreachable (nothing listens on port 53) or no route.
     Unreachable,
+    /// This machine ran out of file descriptors for the query's socket: nothing was asked.
+    LocalLimit,
     /// The resolver could not be used at all (an unreadable resolv.conf).
     Other,
 }
@@ -173,7 +193,7 @@ pub struct DnsFailure {
 /// Which configuration answers: the description goes into the evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolverInfo {
-    /// `system` or `dns-server`.
+    /// `system`, `dns-server` or `pinned-only`.
     pub mode: &'static str,
     pub nameservers: Vec<String>,
     /// nsswitch.conf's `hosts:` sources (system mode).
@@ -202,6 +222,8 @@ pub struct DnsOptions {
 
 /// Where lookups go.
 enum Mode {
+    /// Only `--resolve` entries and loopback literals ([`Upstream::PinnedOnly`]).
+    PinnedOnly,
     /// `--dns-server`: that server only, no hosts file.
     DnsServer(DnsConf),
     /// The sources of nsswitch.conf's `hosts:` line, in order.
@@ -213,6 +235,8 @@ pub struct Resolver {
     overrides: Vec<ResolveOverride>,
     mode: Mode,
     info: ResolverInfo,
+    /// Only loopback address literals are answered ([`Upstream::PinnedOnly`]).
+    loopback_only: bool,
 }
 
 impl Resolver {
@@ -220,21 +244,25 @@ impl Resolver {
     /// run that only uses `--resolve` or IP literals never needs it, and a lookup reports it.
     /// With `--dns-server`, `timeout` is the wait for that server.
     #[must_use]
-    pub fn new(
-        overrides: Vec<ResolveOverride>,
-        dns_server: Option<SocketAddr>,
-        timeout: Duration,
-    ) -> Self {
-        match dns_server {
-            Some(server) => {
-                Self::with_mode(overrides, Mode::DnsServer(DnsConf::single(server, timeout)))
-            }
-            None => Self::with_mode(overrides, Mode::System(SystemConf::read())),
-        }
+    pub fn new(overrides: Vec<ResolveOverride>, upstream: Upstream, timeout: Duration) -> Self {
+        let mode = match upstream {
+            Upstream::PinnedOnly => Mode::PinnedOnly,
+            Upstream::Server(server) => Mode::DnsServer(DnsConf::single(server, timeout)),
+            Upstream::System => Mode::System(SystemConf::read()),
+        };
+        Self::with_mode(overrides, mode)
     }
 
     fn with_mode(overrides: Vec<ResolveOverride>, mode: Mode) -> Self {
         let info = match &mode {
+            Mode::PinnedOnly => ResolverInfo {
+                mode: "pinned-only",
+                nameservers: vec![],
+                hosts_order: None,
+                search: vec![],
+                options: None,
+                problems: vec![],
+            },
             Mode::DnsServer(conf) => ResolverInfo {
                 mode: "dns-server",
                 nameservers: conf.servers.iter().map(ToString::to_string).collect(),
@@ -268,8 +296,21 @@ impl Resolver {
         };
         Self {
             overrides,
+            loopback_only: matches!(mode, Mode::PinnedOnly),
             mode,
             info,
+        }
+    }
+
+    /// A name this resolver will not look up (the demo's pinned-only mode): nothing was asked.
+    fn refused(&self, host: &str, why: &str, start: Instant) -> DnsFailure {
+        DnsFailure {
+            host: host.to_owned(),
+            kind: DnsFailureKind::Other,
+            message: why.to_owned(),
+            sources: vec![],
+            servers: vec![],
+            elapsed: start.elapsed(),
         }
     }
 
@@ -340,11 +381,15 @@ impl Resolver {
             return Ok(fixed(addrs.to_vec(), AnswerSource::Override));
         }
         if let Some(ip) = parse_addr(host) {
+            if self.loopback_only && !ip.is_loopback() {
+                return Err(self.refused(host, LOOPBACK_ONLY, start));
+            }
             return Ok(fixed(vec![ip], AnswerSource::Literal));
         }
         let deadline = start + timeout;
         let mut lookup = Lookup::default();
         let answer = match &self.mode {
+            Mode::PinnedOnly => return Err(self.refused(host, PINNED_ONLY, start)),
             Mode::DnsServer(conf) => lookup.dns(conf, host, families, deadline).await,
             Mode::System(sys) => lookup.system(sys, host, families, deadline).await,
         };
@@ -659,7 +704,11 @@ mod tests {
             .local_addr()
             .unwrap();
         let overrides = parse_overrides(&["x.snowflakecomputing.com:443:127.0.0.9"]).unwrap();
-        let r = Resolver::new(overrides, Some(closed), Duration::from_millis(300));
+        let r = Resolver::new(
+            overrides,
+            Upstream::Server(closed),
+            Duration::from_millis(300),
+        );
         let got = r
             .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
             .await
@@ -675,10 +724,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pinned_only_answers_pins_and_loopback_and_asks_nobody() {
+        let overrides = parse_overrides(&["account.example:443:127.0.0.1"]).unwrap();
+        let r = Resolver::new(overrides, Upstream::PinnedOnly, Duration::from_millis(300));
+        let t = Duration::from_secs(1);
+        assert_eq!(r.info().mode, "pinned-only");
+        assert!(r.resolve("account.example", 443, t).await.is_ok());
+        assert!(r.resolve("::1", 443, t).await.is_ok());
+        for (host, why) in [
+            ("evil.example.com", PINNED_ONLY),
+            ("account.example.", PINNED_ONLY),
+            ("198.51.100.7", LOOPBACK_ONLY),
+            ("[2001:db8::1]", LOOPBACK_ONLY),
+        ] {
+            let err = r.resolve(host, 443, t).await.unwrap_err();
+            assert_eq!(
+                (err.kind, err.message.as_str()),
+                (DnsFailureKind::Other, why)
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn ip_literal_needs_no_dns() {
         let r = Resolver::new(
             vec![],
-            Some("127.0.0.1:9".parse().unwrap()),
+            Upstream::Server("127.0.0.1:9".parse().unwrap()),
             Duration::from_millis(100),
         );
         let got = r.resolve("::1", 443, Duration::from_secs(1)).await.unwrap();
@@ -805,7 +876,7 @@ mod tests {
     #[tokio::test]
     async fn closed_resolver_port_is_unreachable_at_once_naming_it() {
         let closed = closed_port();
-        let r = Resolver::new(vec![], Some(closed), Duration::from_secs(3));
+        let r = Resolver::new(vec![], Upstream::Server(closed), Duration::from_secs(3));
         let err = r
             .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(3))
             .await

@@ -4,14 +4,14 @@
 //! Errors are typed so a check can say *which* key problem it is (wrong passphrase, not RSA,
 //! too small, unreadable) rather than only "bad key".
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::der::{Decode, SecretDocument};
 use rsa::pkcs8::{
     DecodePublicKey, EncodePrivateKey, EncodePublicKey, EncryptedPrivateKeyInfo, LineEnding,
-    PrivateKeyInfo,
+    PrivateKeyInfo, pkcs5,
 };
 use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
@@ -22,21 +22,27 @@ use super::Secret;
 /// Snowflake refuses RSA keys smaller than this.
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// The most PBKDF2 iterations an encrypted key may ask for. OpenSSL writes 2,048, OWASP
+/// recommends 600,000 for PBKDF2-HMAC-SHA256; a million take well under a second, while the
+/// field allows four billion (hours of work).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+/// The largest scrypt cost `N`: 2^17 is what `RustCrypto` writes (OpenSSL writes 2^14). Memory is
+/// 128 · N · r bytes: 128 MiB at the caps.
+pub const MAX_SCRYPT_N: u64 = 1 << 17;
+/// The largest scrypt block size `r` (everyone writes 8).
+pub const MAX_SCRYPT_R: u16 = 8;
+/// The largest scrypt parallelism `p` (everyone writes 1; the work grows linearly with it).
+pub const MAX_SCRYPT_P: u16 = 4;
+
 /// The object identifier of `rsaEncryption` in a PKCS#8 `AlgorithmIdentifier`.
 const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
 
 /// Why a key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// The key file could not be read.
-    #[error("cannot read key file {path}: {source}")]
-    Unreadable {
-        /// The file that was read.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The key file could not be read: missing, not a regular file, or over its size cap.
+    #[error(transparent)]
+    Unreadable(#[from] crate::local_file::FileError),
     /// The text is not a PEM private or public key that netcheck understands.
     #[error("not a PEM RSA key: {0}")]
     Malformed(String),
@@ -54,6 +60,19 @@ pub enum KeyError {
     TooSmall {
         /// The modulus size of the key.
         bits: usize,
+    },
+    /// The encrypted key's key derivation asks for more work or memory than netcheck spends.
+    #[error(
+        "the encrypted key asks for {parameter} = {value}, over netcheck's cap of {cap}; \
+         re-encrypt it with common settings (openssl pkcs8 -topk8 -v2 aes-256-cbc)"
+    )]
+    KdfOverCap {
+        /// `PBKDF2 iterations`, `scrypt N`, `scrypt r` or `scrypt p`.
+        parameter: &'static str,
+        /// What the key asks for.
+        value: u64,
+        /// The cap.
+        cap: u64,
     },
     /// Key generation or encoding failed (should not happen with a working RNG).
     #[error("key encoding failed: {0}")]
@@ -83,9 +102,11 @@ impl PrivateKey {
         let key = match label {
             "PRIVATE KEY" => rsa_from_pkcs8(doc.as_bytes())?,
             "ENCRYPTED PRIVATE KEY" => {
-                let passphrase = passphrase.ok_or(KeyError::PassphraseRequired)?;
                 let info = EncryptedPrivateKeyInfo::from_der(doc.as_bytes())
                     .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                // Before the passphrase is even asked for: a derivation netcheck will not run.
+                check_kdf(&info.encryption_algorithm)?;
+                let passphrase = passphrase.ok_or(KeyError::PassphraseRequired)?;
                 let plain = info
                     .decrypt(passphrase.expose().as_bytes())
                     .map_err(|_| KeyError::WrongPassphrase)?;
@@ -105,10 +126,7 @@ impl PrivateKey {
 
     /// Reads and parses a PEM private key file.
     pub fn from_file(path: &Path, passphrase: Option<&Secret<String>>) -> Result<Self, KeyError> {
-        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
-            path: path.to_owned(),
-            source,
-        })?;
+        let pem = crate::local_file::read_text(path, crate::local_file::FileKind::PrivateKey)?;
         Self::from_pem(&pem, passphrase)
     }
 
@@ -249,6 +267,44 @@ fn rsa_from_pkcs8(der: &[u8]) -> Result<RsaPrivateKey, KeyError> {
     RsaPrivateKey::try_from(info).map_err(|e| KeyError::Malformed(e.to_string()))
 }
 
+/// Refuses a key derivation over the caps before it runs: its parameters come from the file, and
+/// PBKDF2 with four billion iterations or scrypt with a huge `N` or `p` would spin past any
+/// deadline or exhaust memory.
+fn check_kdf(scheme: &pkcs5::EncryptionScheme<'_>) -> Result<(), KeyError> {
+    use pkcs5::pbes2::Kdf;
+    // PBES1 is refused by the decryption itself, before any derivation.
+    let Some(params) = scheme.pbes2() else {
+        return Ok(());
+    };
+    let over = |parameter, value: u64, cap: u64| {
+        if value > cap {
+            Err(KeyError::KdfOverCap {
+                parameter,
+                value,
+                cap,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    match &params.kdf {
+        Kdf::Pbkdf2(p) => over(
+            "PBKDF2 iterations",
+            p.iteration_count.into(),
+            MAX_PBKDF2_ITERATIONS.into(),
+        ),
+        Kdf::Scrypt(p) => {
+            over("scrypt N", p.cost_parameter, MAX_SCRYPT_N)?;
+            over("scrypt r", p.block_size.into(), MAX_SCRYPT_R.into())?;
+            over("scrypt p", p.parallelization.into(), MAX_SCRYPT_P.into())
+        }
+        other => Err(KeyError::Malformed(format!(
+            "unsupported key derivation {}",
+            other.oid()
+        ))),
+    }
+}
+
 fn check_size(bits: usize) -> Result<(), KeyError> {
     if bits < MIN_RSA_BITS {
         return Err(KeyError::TooSmall { bits });
@@ -307,6 +363,87 @@ pub(crate) mod tests {
         ));
         let back = PrivateKey::from_pem(pem.expose(), Some(&pass)).unwrap();
         assert_eq!(back.public_key(), key.public_key());
+    }
+
+    /// An encrypted key with the given key derivation; the ciphertext is zeros: the caps refuse
+    /// the key before it is reached.
+    fn encrypted_with(kdf: pkcs5::pbes2::Kdf<'_>) -> String {
+        use rsa::pkcs8::der::EncodePem as _;
+        let iv = [7u8; 16];
+        let info = EncryptedPrivateKeyInfo {
+            encryption_algorithm: pkcs5::EncryptionScheme::Pbes2(pkcs5::pbes2::Parameters {
+                kdf,
+                encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: &iv },
+            }),
+            encrypted_data: &[0u8; 32],
+        };
+        info.to_pem(LineEnding::LF).unwrap()
+    }
+
+    #[test]
+    fn absurd_key_derivations_are_refused_before_deriving() {
+        use pkcs5::pbes2::{Kdf, Pbkdf2Params, ScryptParams};
+        let salt = [1u8; 16];
+        let scrypt = |n: u64, r: u16, p: u16| {
+            Kdf::Scrypt(ScryptParams {
+                salt: &salt,
+                cost_parameter: n,
+                block_size: r,
+                parallelization: p,
+                key_length: None,
+            })
+        };
+        let pass = Secret::new("pass".to_owned());
+        let cases = [
+            (
+                Kdf::Pbkdf2(Pbkdf2Params {
+                    salt: &salt,
+                    iteration_count: u32::MAX,
+                    key_length: None,
+                    prf: pkcs5::pbes2::Pbkdf2Prf::HmacWithSha256,
+                }),
+                "PBKDF2 iterations",
+                u64::from(u32::MAX),
+            ),
+            (scrypt(1 << 30, 8, 1), "scrypt N", 1 << 30),
+            (scrypt(1 << 14, 4096, 1), "scrypt r", 4096),
+            (scrypt(1 << 14, 8, 65535), "scrypt p", 65535),
+        ];
+        for (kdf, name, asked) in cases {
+            let pem = encrypted_with(kdf);
+            let start = std::time::Instant::now();
+            // Refused with or without a passphrase, and at once.
+            for given in [None, Some(&pass)] {
+                match PrivateKey::from_pem(&pem, given) {
+                    Err(KeyError::KdfOverCap {
+                        parameter, value, ..
+                    }) => assert_eq!((parameter, value), (name, asked)),
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn key_derivations_at_the_caps_pass() {
+        use pkcs5::pbes2::{Parameters, Pbkdf2Params, ScryptParams};
+        let (salt, iv) = ([1u8; 16], [2u8; 16]);
+        let pbkdf2 = Pbkdf2Params::hmac_with_sha256(MAX_PBKDF2_ITERATIONS, &salt).unwrap();
+        let scrypt = ScryptParams {
+            salt: &salt,
+            cost_parameter: MAX_SCRYPT_N,
+            block_size: MAX_SCRYPT_R,
+            parallelization: MAX_SCRYPT_P,
+            key_length: None,
+        };
+        for kdf in [pbkdf2.into(), scrypt.into()] {
+            let params = Parameters {
+                kdf,
+                encryption: pkcs5::pbes2::EncryptionScheme::Aes256Cbc { iv: &iv },
+            };
+            check_kdf(&pkcs5::EncryptionScheme::Pbes2(params)).unwrap();
+        }
     }
 
     #[test]

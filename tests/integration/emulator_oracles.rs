@@ -157,20 +157,21 @@ async fn rest_tutorial_oracle_commits_every_row() {
 }
 
 /// Inside `unshare -n`: loopback up, `netcheck emulate` on a fixed port, the SDK against it,
-/// then SIGTERM so the emulator writes its request log and rows into the state directory.
+/// then SIGTERM so the emulator writes its request log and rows into its state directory
+/// (`$DIR/state`: emulate refuses a directory holding files it did not write, like these logs).
 const SDK_SCRIPT: &str = r#"
 set -u
 ip link set lo up || exit 90
-"$BIN" emulate --listen 127.0.0.1:0 --state-dir "$DIR" > "$DIR/emulate.out" 2> "$DIR/emulate.err" &
+"$BIN" emulate --listen 127.0.0.1:0 --state-dir "$DIR/state" > "$DIR/emulate.out" 2> "$DIR/emulate.err" &
 EPID=$!
 i=0
 until grep -q '^listening on' "$DIR/emulate.out" 2>/dev/null; do
   i=$((i+1)); [ $i -gt 300 ] && { kill -TERM $EPID; exit 91; }; sleep 0.1
 done
 PORT=$(sed -n 's/^listening on .*://p' "$DIR/emulate.out")
-SSL_CERT_FILE="$DIR/ca.pem" timeout 120 "$PY" "$ORACLE/sdk_client.py" --url "https://127.0.0.1:$PORT" \
+SSL_CERT_FILE="$DIR/state/ca.pem" timeout 120 "$PY" "$ORACLE/sdk_client.py" --url "https://127.0.0.1:$PORT" \
   --account myorg-myaccount --user NETCHECK_USER --role NETCHECK_ROLE \
-  --private-key-file "$DIR/rsa_key.p8" --database NETCHECK_DB --schema PUBLIC \
+  --private-key-file "$DIR/state/rsa_key.p8" --database NETCHECK_DB --schema PUBLIC \
   --pipe NETCHECK_EVENTS-STREAMING --rows 10 --timeout 20 > "$DIR/sdk.out" 2> "$DIR/sdk.err"
 echo $? > "$DIR/sdk.rc"
 kill -TERM $EPID
@@ -224,7 +225,7 @@ async fn official_sdk_oracle_streams_through_the_emulator() {
         .collect();
     assert_eq!(stages, expected, "{report}");
 
-    let log = json_lines(&read("requests.jsonl"));
+    let log = json_lines(&read("state/requests.jsonl"));
     // Telemetry runs in the background (a JWT-authenticated call), so it is checked apart from
     // the foreground sequence.
     let telemetry: Vec<&Value> = log
@@ -269,7 +270,7 @@ async fn official_sdk_oracle_streams_through_the_emulator() {
     // The SDK also polls channel status in the background, so drop need not be the last call.
     let position = |name: &str| endpoints.iter().position(|e| *e == name);
     assert!(position("drop") > position("append"), "{endpoints:?}");
-    let rows = json_lines(&read("rows.jsonl"));
+    let rows = json_lines(&read("state/rows.jsonl"));
     let expected: Vec<Value> = (0..10).map(|i| json!({"id": i, "source": "sdk"})).collect();
     assert_eq!(rows, expected);
 }

@@ -15,6 +15,7 @@ mod emulator_cli;
 mod emulator_oracles;
 mod examples;
 mod hostile;
+mod hostile_files;
 mod interrupt;
 mod lab;
 mod perf;

@@ -17,15 +17,9 @@ use serde::Serialize;
 /// Why a trust configuration could not be built: netcheck itself cannot run (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    /// The CA file could not be read at all.
-    #[error("cannot read CA file {path}: {source}")]
-    Read {
-        /// The file named by `--ca-file`.
-        path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The CA file could not be read: missing, not a regular file, or over its size cap.
+    #[error(transparent)]
+    Read(#[from] crate::local_file::FileError),
     /// The CA file is not valid PEM, or one certificate in it is not a usable trust anchor.
     #[error("invalid CA file {path}: {detail}")]
     Invalid {
@@ -106,10 +100,7 @@ impl TrustStore {
     /// Reads every certificate of a PEM file (`--ca-file`). A file with no certificate, or with a
     /// certificate that cannot be a trust anchor, is an error naming the file.
     pub fn load_pem_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-        let bytes = std::fs::read(path).map_err(|source| TlsSetupError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = crate::local_file::read(path, crate::local_file::FileKind::CaFile)?;
         Self::parse_pem_from(&bytes, path)
     }
 

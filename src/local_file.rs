@@ -1,0 +1,361 @@
+//! The one reader for the local files netcheck is pointed at: the private key, `connections.toml`
+//! and `config.toml`, the `--config` JSON, `--ca-file`, `--allowlist` and the emulator's
+//! `--fault-file`.
+//!
+//! A path can name anything: a FIFO (which would block forever), `/dev/zero` (endless), a
+//! directory, a socket, or a regular file far larger than any real one. So a file is opened
+//! without blocking, judged by what the open descriptor is (a symlink counts as what it points
+//! to), read only when it is a regular file, and cut at a cap for its kind. Anything else is a
+//! [`FileError`] naming the file, its kind and the cap — a usage error (exit 2), decided in
+//! milliseconds, never a hang or an exhausted memory.
+
+use std::fmt;
+use std::fs::{File, FileType};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+/// A private key: a 16384-bit RSA key, the largest tools make, is about 13 KB as encrypted
+/// PKCS#8 PEM, so 64 KiB holds any real key with room to spare.
+pub const PRIVATE_KEY_CAP: u64 = 64 * 1024;
+/// A configuration file (`connections.toml`, `config.toml`, the `--config` JSON, a fault file):
+/// a connection takes a few hundred bytes, so 1 MiB holds thousands of them.
+pub const CONFIG_CAP: u64 = 1024 * 1024;
+/// A CA file: the whole Mozilla bundle (about 150 roots) is about 220 KB, so 4 MiB holds a
+/// corporate bundle of thousands of certificates.
+pub const CA_FILE_CAP: u64 = 4 * 1024 * 1024;
+/// An allowlist: `SYSTEM$ALLOWLIST()` returns a few dozen entries of about 100 bytes (a few KB),
+/// so 4 MiB (some 40,000 entries) is a thousand times a real one, and still parses in a fraction
+/// of a second — reading and parsing happen before the run's deadline starts.
+pub const ALLOWLIST_CAP: u64 = 4 * 1024 * 1024;
+
+/// What a file is for; each kind has its own cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A PEM private key.
+    PrivateKey,
+    /// `connections.toml`, `config.toml`, the `--config` JSON or the emulator's fault file.
+    Config,
+    /// `--ca-file`: PEM certificates.
+    CaFile,
+    /// `--allowlist`: the JSON output of `SYSTEM$ALLOWLIST()`.
+    Allowlist,
+}
+
+impl FileKind {
+    /// The largest file of this kind netcheck reads, in bytes.
+    #[must_use]
+    pub const fn cap(self) -> u64 {
+        match self {
+            Self::PrivateKey => PRIVATE_KEY_CAP,
+            Self::Config => CONFIG_CAP,
+            Self::CaFile => CA_FILE_CAP,
+            Self::Allowlist => ALLOWLIST_CAP,
+        }
+    }
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::PrivateKey => "private key",
+            Self::Config => "configuration file",
+            Self::CaFile => "CA file",
+            Self::Allowlist => "allowlist",
+        })
+    }
+}
+
+/// Why a local file was not read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the {kind} {}: {problem}", path.display())]
+pub struct FileError {
+    /// The file as given.
+    pub path: PathBuf,
+    /// What it was for.
+    pub kind: FileKind,
+    /// What was wrong.
+    pub problem: Problem,
+}
+
+impl FileError {
+    /// Whether the file does not exist (optional files are then skipped, not an error).
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(&self.problem, Problem::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// What was wrong with a local file.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// Opening or reading failed (missing, permission denied, …).
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// A FIFO, a device, a directory or a socket: reading it could block or never end.
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    /// Larger than the cap for its kind.
+    #[error("it is larger than {}, the cap for a {kind}", human(*cap))]
+    TooLarge {
+        /// The kind's cap, in bytes.
+        cap: u64,
+        /// The kind, for the message.
+        kind: FileKind,
+    },
+    /// Not UTF-8 text.
+    #[error("it is not UTF-8 text")]
+    NotText,
+}
+
+/// Reads a whole file of `kind` as bytes, bounded by the kind's cap.
+pub fn read(path: &Path, kind: FileKind) -> Result<Vec<u8>, FileError> {
+    read_bounded(path, kind).map_err(|problem| FileError {
+        path: path.to_owned(),
+        kind,
+        problem,
+    })
+}
+
+/// Reads a whole file of `kind` as UTF-8 text, bounded by the kind's cap.
+pub fn read_text(path: &Path, kind: FileKind) -> Result<String, FileError> {
+    let bytes = read(path, kind)?;
+    String::from_utf8(bytes).map_err(|_| FileError {
+        path: path.to_owned(),
+        kind,
+        problem: Problem::NotText,
+    })
+}
+
+/// [`read_text`] for a file that may not exist: `None` when it does not.
+pub fn read_text_optional(path: &Path, kind: FileKind) -> Result<Option<String>, FileError> {
+    match read_text(path, kind) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_bounded(path: &Path, kind: FileKind) -> Result<Vec<u8>, Problem> {
+    let cap = kind.cap();
+    let too_large = Problem::TooLarge { cap, kind };
+    let file = open_nonblocking(path).map_err(|e| {
+        // Opening a socket fails (ENXIO) rather than opening it: name what it is instead.
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => Problem::NotRegular(describe(meta.file_type())),
+            _ => Problem::Io(e),
+        }
+    })?;
+    // Judged on the open descriptor, not on the path: a symlink counts as what it points to,
+    // and the file cannot be swapped between the check and the read.
+    let meta = file.metadata().map_err(Problem::Io)?;
+    if !meta.is_file() {
+        return Err(Problem::NotRegular(describe(meta.file_type())));
+    }
+    if meta.len() > cap {
+        return Err(too_large);
+    }
+    // The size can change under us (or be 0 for a /proc file): the read itself is capped too.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Problem::Io)?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large);
+    }
+    Ok(bytes)
+}
+
+/// Opens for reading without blocking: a FIFO with no writer would otherwise block the open
+/// itself. Regular files ignore the flag.
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(std::io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// What a file that is not a regular file is, in words.
+fn describe(file_type: FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// `64 KiB`, `4 MiB`: the caps are whole multiples.
+fn human(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use test_case::test_case;
+
+    use super::*;
+
+    /// A fresh directory under the temp dir, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = std::env::temp_dir().join(format!(
+                "netcheck-local-file-{tag}-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_regular_file_is_read_whole() {
+        let dir = Dir::new("ok");
+        let path = dir.0.join("k.pem");
+        std::fs::write(&path, "text").unwrap();
+        assert_eq!(read_text(&path, FileKind::PrivateKey).unwrap(), "text");
+        let link = dir.0.join("link.pem");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert_eq!(read_text(&link, FileKind::PrivateKey).unwrap(), "text");
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_without_reading_it() {
+        let dir = Dir::new("big");
+        let path = dir.0.join("big.pem");
+        // Sparse: a 1 GiB file costs no disk and would take seconds to read.
+        File::create(&path).unwrap().set_len(1 << 30).unwrap();
+        let start = Instant::now();
+        let err = read(&path, FileKind::PrivateKey).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(matches!(err.problem, Problem::TooLarge { cap, .. } if cap == PRIVATE_KEY_CAP));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read the private key {}: it is larger than 64 KiB, the cap for a private key",
+                path.display()
+            )
+        );
+        // Exactly at the cap is fine.
+        std::fs::write(&path, vec![b'a'; 64 * 1024]).unwrap();
+        assert_eq!(read(&path, FileKind::PrivateKey).unwrap().len(), 64 * 1024);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = Dir::new("fifo");
+        let path = dir.0.join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let link = dir.0.join("link-to-fifo");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        for p in [&path, &link] {
+            let err = read(p, FileKind::Allowlist).unwrap_err();
+            assert!(
+                matches!(err.problem, Problem::NotRegular("a FIFO (named pipe)")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test_case("/dev/zero", "a character device"; "endless device")]
+    #[test_case("/tmp", "a directory"; "directory")]
+    fn other_kinds_are_refused(path: &str, what: &str) {
+        let err = read(Path::new(path), FileKind::Config).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot read the configuration file {path}: it is {what}, not a regular file")
+        );
+    }
+
+    #[test]
+    fn a_socket_is_named() {
+        let dir = Dir::new("sock");
+        let path = dir.0.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = read(&path, FileKind::CaFile).unwrap_err();
+        assert!(
+            matches!(err.problem, Problem::NotRegular("a socket")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_files_are_told_apart() {
+        let missing = Path::new("/nonexistent/netcheck/connections.toml");
+        assert!(
+            read_text_optional(missing, FileKind::Config)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            read_text(missing, FileKind::Config)
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[test]
+    fn binary_is_not_text() {
+        let dir = Dir::new("bin");
+        let path = dir.0.join("key");
+        std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+        let err = read_text(&path, FileKind::PrivateKey).unwrap_err();
+        assert!(matches!(err.problem, Problem::NotText));
+    }
+
+    #[test_case(64 * 1024, "64 KiB")]
+    #[test_case(4 * 1024 * 1024, "4 MiB")]
+    #[test_case(1000, "1000 bytes")]
+    fn caps_read_as_words(bytes: u64, words: &str) {
+        assert_eq!(human(bytes), words);
+    }
+}
