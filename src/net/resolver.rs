@@ -303,7 +303,7 @@ impl Resolver {
     }
 
     /// A name this resolver will not look up (the demo's pinned-only mode): nothing was asked.
-    fn refused(&self, host: &str, why: &str, start: Instant) -> DnsFailure {
+    fn refused(host: &str, why: &str, start: Instant) -> DnsFailure {
         DnsFailure {
             host: host.to_owned(),
             kind: DnsFailureKind::Other,
@@ -382,14 +382,14 @@ impl Resolver {
         }
         if let Some(ip) = parse_addr(host) {
             if self.loopback_only && !ip.is_loopback() {
-                return Err(self.refused(host, LOOPBACK_ONLY, start));
+                return Err(Self::refused(host, LOOPBACK_ONLY, start));
             }
             return Ok(fixed(vec![ip], AnswerSource::Literal));
         }
         let deadline = start + timeout;
         let mut lookup = Lookup::default();
         let answer = match &self.mode {
-            Mode::PinnedOnly => return Err(self.refused(host, PINNED_ONLY, start)),
+            Mode::PinnedOnly => return Err(Self::refused(host, PINNED_ONLY, start)),
             Mode::DnsServer(conf) => lookup.dns(conf, host, families, deadline).await,
             Mode::System(sys) => lookup.system(sys, host, families, deadline).await,
         };
