@@ -57,7 +57,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use command::{EmulateArgs, emulate, run_emulate};
-pub use faults::{Fault, FaultScope, HostKind};
+pub use faults::{Fault, FaultScope, Vhost};
 pub use server::{Emulator, spawn};
 
 use crate::snowflake::jwt::JwtRejection;

@@ -25,7 +25,7 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     let faults = shared.faults();
     let endpoint = Some(ctx.endpoint);
     let delay: Duration = faults
-        .matching(endpoint, ctx.host_kind)
+        .matching(endpoint, ctx.vhost)
         .filter_map(|e| match e.fault {
             Fault::Latency(d) if e.take() => Some(d),
             _ => None,
@@ -37,7 +37,7 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     let mut reset = false;
     let mut response = None;
     let oauth = token_type(req.headers()).as_deref() == Some("OAUTH");
-    for entry in faults.matching(endpoint, ctx.host_kind) {
+    for entry in faults.matching(endpoint, ctx.vhost) {
         match &entry.fault {
             Fault::InvalidToken if oauth && entry.take() => {
                 response = Some(json_error(

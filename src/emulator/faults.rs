@@ -15,7 +15,7 @@ use crate::snowflake::rest::{ApiCall, codes};
 
 /// Which of the emulator's hosts a request or TLS connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HostKind {
+pub enum Vhost {
     /// The account host (`myorg-myaccount.snowflakecomputing.com`).
     Account,
     /// The ingest host.
@@ -39,11 +39,11 @@ pub enum FaultScope {
 }
 
 impl FaultScope {
-    fn matches(self, endpoint: Option<ApiCall>, host: HostKind) -> bool {
+    fn matches(self, endpoint: Option<ApiCall>, host: Vhost) -> bool {
         match self {
             Self::Endpoint(e) => endpoint == Some(e),
-            Self::AccountHost => matches!(host, HostKind::Account | HostKind::Address),
-            Self::IngestHost => matches!(host, HostKind::Ingest | HostKind::Address),
+            Self::AccountHost => matches!(host, Vhost::Account | Vhost::Address),
+            Self::IngestHost => matches!(host, Vhost::Ingest | Vhost::Address),
         }
     }
 }
@@ -552,7 +552,7 @@ impl FaultSet {
     pub(crate) fn matching(
         &self,
         endpoint: Option<ApiCall>,
-        host: HostKind,
+        host: Vhost,
     ) -> impl Iterator<Item = &Entry> {
         self.0
             .iter()
@@ -560,13 +560,13 @@ impl FaultSet {
     }
 
     /// Whether a flag-like fault applies (and uses one application of it).
-    pub(crate) fn has(&self, endpoint: ApiCall, host: HostKind, wanted: &Fault) -> bool {
+    pub(crate) fn has(&self, endpoint: ApiCall, host: Vhost, wanted: &Fault) -> bool {
         self.matching(Some(endpoint), host)
             .any(|e| e.fault == *wanted && e.take())
     }
 
     /// The channel status override, if any.
-    pub(crate) fn channel_status(&self, endpoint: ApiCall, host: HostKind) -> Option<String> {
+    pub(crate) fn channel_status(&self, endpoint: ApiCall, host: Vhost) -> Option<String> {
         self.text(endpoint, host, |f| match f {
             Fault::ChannelStatus(code) => Some(code),
             _ => None,
@@ -574,7 +574,7 @@ impl FaultSet {
     }
 
     /// What hostname discovery answers instead of the ingest host, if anything.
-    pub(crate) fn hostname(&self, endpoint: ApiCall, host: HostKind) -> Option<String> {
+    pub(crate) fn hostname(&self, endpoint: ApiCall, host: Vhost) -> Option<String> {
         self.text(endpoint, host, |f| match f {
             Fault::Hostname(text) => Some(text),
             _ => None,
@@ -585,7 +585,7 @@ impl FaultSet {
     fn text(
         &self,
         endpoint: ApiCall,
-        host: HostKind,
+        host: Vhost,
         pick: impl Fn(&Fault) -> Option<&String>,
     ) -> Option<String> {
         self.matching(Some(endpoint), host)
@@ -693,7 +693,7 @@ mod tests {
     fn counted_faults_run_out() {
         let set = FaultSet::new(vec![Fault::MissingPipe.times(2)]);
         let hits: Vec<bool> = (0..3)
-            .map(|_| set.has(ApiCall::Open, HostKind::Ingest, &Fault::MissingPipe))
+            .map(|_| set.has(ApiCall::Open, Vhost::Ingest, &Fault::MissingPipe))
             .collect();
         assert_eq!(hits, [true, true, false]);
     }
@@ -705,15 +705,13 @@ mod tests {
             Fault::Tls12Only.on(FaultScope::IngestHost),
         ]);
         assert_eq!(
-            set.matching(Some(ApiCall::Append), HostKind::Ingest)
-                .count(),
+            set.matching(Some(ApiCall::Append), Vhost::Ingest).count(),
             2
         );
         assert_eq!(
-            set.matching(Some(ApiCall::Token), HostKind::Account)
-                .count(),
+            set.matching(Some(ApiCall::Token), Vhost::Account).count(),
             0
         );
-        assert_eq!(set.matching(None, HostKind::Address).count(), 1);
+        assert_eq!(set.matching(None, Vhost::Address).count(), 1);
     }
 }

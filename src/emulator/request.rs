@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
-use super::faults::HostKind;
+use super::faults::Vhost;
 use crate::snowflake::rest::{self as rest, ApiCall, Route, TOKEN_TYPE_HEADER};
 
 /// What the connection layer knows about a request, for the fault layer and the handlers.
@@ -18,7 +18,7 @@ use crate::snowflake::rest::{self as rest, ApiCall, Route, TOKEN_TYPE_HEADER};
 pub(crate) struct RequestCtx {
     /// Host the request is for (authority or `Host`, else SNI), lower case, no port.
     pub(crate) host: String,
-    pub(crate) host_kind: HostKind,
+    pub(crate) vhost: Vhost,
     pub(crate) endpoint: ApiCall,
     pub(crate) route: Option<Route>,
     pub(crate) client_ip: IpAddr,

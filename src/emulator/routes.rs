@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::fault_layer::ip_not_allowed;
-use super::faults::{Fault, HostKind};
+use super::faults::{Fault, Vhost};
 use super::request::{RequestCtx, json_error};
 use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
 use super::{JwtFailure, Shared};
@@ -136,9 +136,9 @@ pub(crate) struct Call {
 }
 
 /// Whether a host serves a route (the SDK reaching the emulator by IP gets everything).
-fn serves(host: HostKind, route: &Route) -> bool {
-    let account = matches!(host, HostKind::Account | HostKind::Address);
-    let ingest = matches!(host, HostKind::Ingest | HostKind::Address);
+fn serves(host: Vhost, route: &Route) -> bool {
+    let account = matches!(host, Vhost::Account | Vhost::Address);
+    let ingest = matches!(host, Vhost::Ingest | Vhost::Address);
     match route {
         Route::Hostname
         | Route::Token
@@ -156,7 +156,7 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
         return not_found();
     };
-    let Some(route) = ctx.route.clone().filter(|r| serves(ctx.host_kind, r)) else {
+    let Some(route) = ctx.route.clone().filter(|r| serves(ctx.vhost, r)) else {
         return not_found();
     };
     let (parts, body) = req.into_parts();
@@ -316,7 +316,7 @@ impl Call {
     fn has_fault(&self, fault: &Fault) -> bool {
         self.shared
             .faults()
-            .has(self.ctx.endpoint, self.ctx.host_kind, fault)
+            .has(self.ctx.endpoint, self.ctx.vhost, fault)
     }
 
     fn authorize(&self, pipe: &PipeRef, principal: &Principal) -> Result<PipeKey, Response> {
@@ -336,12 +336,12 @@ impl Call {
         if let Some(answer) = self
             .shared
             .faults()
-            .hostname(self.ctx.endpoint, self.ctx.host_kind)
+            .hostname(self.ctx.endpoint, self.ctx.vhost)
         {
             return text(answer);
         }
         // A client that came by address is handed that address, so nothing needs resolving.
-        let host = if self.ctx.host_kind == HostKind::Address {
+        let host = if self.ctx.vhost == Vhost::Address {
             self.ctx.host.clone()
         } else {
             self.shared.ingest_host.clone()
@@ -377,7 +377,7 @@ impl Call {
             return invalid_scope("scope must name the ingest host");
         };
         let host_ok = host == self.shared.ingest_host
-            || (self.ctx.host_kind == HostKind::Address && host == self.ctx.host);
+            || (self.ctx.vhost == Vhost::Address && host == self.ctx.host);
         if !host_ok {
             return invalid_scope("scope does not name this account's ingest host");
         }
@@ -425,7 +425,7 @@ impl Call {
         let status_code = self
             .shared
             .faults()
-            .channel_status(self.ctx.endpoint, self.ctx.host_kind);
+            .channel_status(self.ctx.endpoint, self.ctx.vhost);
         match self
             .shared
             .open_channel(key, channel, &request, status_code)
@@ -534,7 +534,7 @@ impl Call {
         let code = self
             .shared
             .faults()
-            .channel_status(self.ctx.endpoint, self.ctx.host_kind);
+            .channel_status(self.ctx.endpoint, self.ctx.vhost);
         let statuses = self
             .shared
             .channel_statuses(&key, &request.channel_names, code.as_deref());

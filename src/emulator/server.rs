@@ -282,7 +282,7 @@ async fn handle(
     let host = request_host(&req)
         .or_else(|| sni.clone())
         .unwrap_or_default();
-    let host_kind = shared.host_kind((!host.is_empty()).then_some(host.as_str()));
+    let vhost = shared.vhost((!host.is_empty()).then_some(host.as_str()));
     let route = Route::parse(req.method().as_str(), req.uri().path());
     let endpoint = route.as_ref().map_or(ApiCall::Other, Route::endpoint);
     let mut entry = LoggedRequest {
@@ -305,7 +305,7 @@ async fn handle(
     };
     let ctx = RequestCtx {
         host,
-        host_kind,
+        vhost,
         endpoint,
         route,
         client_ip,

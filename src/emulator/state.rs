@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use rand::RngCore as _;
 
 use super::ca::{CertVariant, TlsMaterial};
-use super::faults::{Fault, FaultSet, HostKind};
+use super::faults::{Fault, FaultSet, Vhost};
 use super::{
     ConnectionStats, EmulatorConfig, EmulatorError, JwtFailure, LoggedRequest, NetworkPolicy,
 };
@@ -244,19 +244,19 @@ impl State {
     }
 
     /// Which host a name (SNI or `Host`, without port) is.
-    pub(crate) fn host_kind(&self, host: Option<&str>) -> HostKind {
+    pub(crate) fn vhost(&self, host: Option<&str>) -> Vhost {
         let Some(host) = host else {
-            return HostKind::Address;
+            return Vhost::Address;
         };
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host == self.account_host {
-            HostKind::Account
+            Vhost::Account
         } else if host == self.ingest_host {
-            HostKind::Ingest
+            Vhost::Ingest
         } else if host == "localhost" || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
-            HostKind::Address
+            Vhost::Address
         } else {
-            HostKind::Unknown
+            Vhost::Unknown
         }
     }
 
@@ -265,7 +265,7 @@ impl State {
         let faults = self.faults();
         let mut variant = CertVariant::Good;
         let mut tls12_only = false;
-        for e in faults.matching(None, self.host_kind(sni)) {
+        for e in faults.matching(None, self.vhost(sni)) {
             match e.fault {
                 Fault::Tls12Only if e.take() => tls12_only = true,
                 Fault::ExpiredCert if e.take() => variant = CertVariant::Expired,

@@ -15,16 +15,16 @@
 mod no_proxy;
 mod proxy_url;
 mod route;
-mod settings;
 mod socks;
 mod tunnel;
+mod variables;
 
 pub use no_proxy::{IneffectiveEntry, IneffectiveReason, NoProxyEntries, no_proxy_match};
 pub use proxy_url::{BadUrlReason, ProxyAuth, ProxyScheme, ProxyUrl, Secret};
 pub use route::{Destination, RouteStream, Tunnel, TunnelReply, open_tunnel};
-pub use settings::{
-    DirectReason, IgnoredReason, IgnoredVariable, ProxyDecision, ProxyError, ProxySetting,
-    ProxySettings, Sourced, TargetScheme, decide,
-};
 pub use socks::{SocksFailure, SocksFailureKind, SocksReply, socks_handshake};
 pub use tunnel::{ConnectReply, TunnelError, connect_tunnel};
+pub use variables::{
+    DirectReason, FromVariable, IgnoredReason, IgnoredVariable, ProxyDecision, ProxyError,
+    ProxySetting, ProxySettings, TargetScheme, decide,
+};

@@ -125,13 +125,15 @@ fn at_most_concurrency_hosts_are_probed_at_once() {
     let dns_addr = dns.local_addr().unwrap();
     let listener = std::thread::spawn(move || {
         let start = Instant::now();
-        // Quiet for two timeouts: netcheck has given up on every host.
-        dns.set_read_timeout(Some(TIMEOUT * 2)).unwrap();
+        // The binary may be slow to start on a loaded machine: wait long for its first query;
+        // after that, quiet for two timeouts means netcheck has given up on every host.
+        dns.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut queries = Vec::new();
         let mut buf = [0u8; 512];
         while let Ok(n) = dns.recv(&mut buf) {
             let (name, qtype) = question(&buf[..n]);
             queries.push((start.elapsed(), name, qtype));
+            dns.set_read_timeout(Some(TIMEOUT * 2)).unwrap();
         }
         queries
     });

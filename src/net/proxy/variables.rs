@@ -15,7 +15,7 @@ use super::proxy_url::{BadUrlReason, ProxyUrl, redact};
 
 /// A value and the environment variable or flag it came from (`"HTTPS_PROXY"`, `"--proxy"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Sourced<T> {
+pub struct FromVariable<T> {
     /// The value.
     pub value: T,
     /// The variable or flag, spelled as the user wrote it.
@@ -90,15 +90,15 @@ pub enum IgnoredReason {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProxySettings {
     /// `--proxy`, which replaces every proxy variable.
-    pub proxy_flag: Option<Sourced<ProxySetting>>,
+    pub proxy_flag: Option<FromVariable<ProxySetting>>,
     /// `https_proxy`, else `HTTPS_PROXY`.
-    pub https_proxy: Option<Sourced<ProxySetting>>,
+    pub https_proxy: Option<FromVariable<ProxySetting>>,
     /// `http_proxy` (lower case only).
-    pub http_proxy: Option<Sourced<ProxySetting>>,
+    pub http_proxy: Option<FromVariable<ProxySetting>>,
     /// `all_proxy`, else `ALL_PROXY`.
-    pub all_proxy: Option<Sourced<ProxySetting>>,
+    pub all_proxy: Option<FromVariable<ProxySetting>>,
     /// The effective no-proxy list: `--noproxy`, else `no_proxy`, else `NO_PROXY`.
-    pub no_proxy: Option<Sourced<String>>,
+    pub no_proxy: Option<FromVariable<String>>,
     /// Variables that are set but that curl would not use.
     pub ignored: Vec<IgnoredVariable>,
 }
@@ -164,9 +164,9 @@ impl ProxySettings {
         let mut ignored = Vec::new();
         let mut read = |names: &[&str]| first_set(&env, names, &mut ignored);
 
-        let secure = read(&["https_proxy", "HTTPS_PROXY"]).map(parse_sourced);
-        let plain = read(&["http_proxy"]).map(parse_sourced);
-        let all = read(&["all_proxy", "ALL_PROXY"]).map(parse_sourced);
+        let secure = read(&["https_proxy", "HTTPS_PROXY"]).map(parse_variable);
+        let plain = read(&["http_proxy"]).map(parse_variable);
+        let all = read(&["all_proxy", "ALL_PROXY"]).map(parse_variable);
         let env_no_proxy = read(&["no_proxy", "NO_PROXY"]);
         if env("HTTP_PROXY").is_some_and(|v| !v.is_empty()) {
             ignore(&mut ignored, "HTTP_PROXY", IgnoredReason::CgiSafety);
@@ -177,12 +177,12 @@ impl ProxySettings {
                 ignore(&mut ignored, &overridden.variable, overridden_by("--proxy"));
             }
             if value.is_empty() {
-                Sourced {
+                FromVariable {
                     value: ProxySetting::Disabled,
                     variable: "--proxy".to_owned(),
                 }
             } else {
-                parse_sourced(Sourced {
+                parse_variable(FromVariable {
                     value: value.to_owned(),
                     variable: "--proxy".to_owned(),
                 })
@@ -197,7 +197,7 @@ impl ProxySettings {
                         overridden_by("--noproxy"),
                     );
                 }
-                Some(Sourced {
+                Some(FromVariable {
                     value: list.to_owned(),
                     variable: "--noproxy".to_owned(),
                 })
@@ -270,8 +270,8 @@ fn first_set(
     env: &impl Fn(&str) -> Option<String>,
     names: &[&str],
     ignored: &mut Vec<IgnoredVariable>,
-) -> Option<Sourced<String>> {
-    let mut winner: Option<Sourced<String>> = None;
+) -> Option<FromVariable<String>> {
+    let mut winner: Option<FromVariable<String>> = None;
     for name in names {
         match env(name) {
             None => {}
@@ -285,7 +285,7 @@ fn first_set(
                     },
                 ),
                 None => {
-                    winner = Some(Sourced {
+                    winner = Some(FromVariable {
                         value,
                         variable: (*name).to_owned(),
                     });
@@ -296,7 +296,7 @@ fn first_set(
     winner
 }
 
-fn parse_sourced(raw: Sourced<String>) -> Sourced<ProxySetting> {
+fn parse_variable(raw: FromVariable<String>) -> FromVariable<ProxySetting> {
     let value = match ProxyUrl::parse(&raw.value) {
         Ok(url) => ProxySetting::Url { url },
         Err(reason) => ProxySetting::Malformed {
@@ -307,7 +307,7 @@ fn parse_sourced(raw: Sourced<String>) -> Sourced<ProxySetting> {
             },
         },
     };
-    Sourced {
+    FromVariable {
         value,
         variable: raw.variable,
     }
