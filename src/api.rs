@@ -75,6 +75,8 @@ pub struct Reply {
     pub elapsed: Duration,
     /// How many attempts were throttled or failed retryably before this answer.
     pub retries: u32,
+    /// The call's latency budget, scaled by `--budget-scale` (`None`: the call has none).
+    pub budget: Option<Duration>,
 }
 
 impl Reply {
@@ -167,19 +169,33 @@ pub struct Api {
     timeout: Duration,
     /// The proxy decision the client follows, to name the proxy when a tunnel closes.
     proxies: ProxySettings,
+    /// `--budget-scale`: how much slower than the latency table a call may be before it warns.
+    budget_scale: f64,
     log: Mutex<Vec<Exchange>>,
 }
 
 impl Api {
     /// Wraps the run's HTTP client, built to follow `proxies`.
     #[must_use]
-    pub fn new(http: reqwest::Client, timeout: Duration, proxies: ProxySettings) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        timeout: Duration,
+        proxies: ProxySettings,
+        budget_scale: f64,
+    ) -> Self {
         Self {
             http,
             timeout,
             proxies,
+            budget_scale,
             log: Mutex::default(),
         }
+    }
+
+    /// A call's latency budget as this run judges it (scaled by `--budget-scale`).
+    #[must_use]
+    pub fn budget(&self, call: ApiCall) -> Option<Duration> {
+        call.budget().map(|b| b.mul_f64(self.budget_scale))
     }
 
     /// The client, to build requests with.
@@ -208,7 +224,11 @@ impl Api {
             let reply = self.once(call, make(), attempt).await?;
             let retryable = matches!(reply.0.status, 429 | 500 | 503);
             if !retryable || attempt >= MAX_ATTEMPTS {
-                return Ok(Reply { retries, ..reply.0 });
+                return Ok(Reply {
+                    retries,
+                    budget: self.budget(call),
+                    ..reply.0
+                });
             }
             let wait = reply.1.unwrap_or(backoff).min(MAX_BACKOFF);
             let jitter = rand::thread_rng().gen_range(0..=wait.as_millis() / 4);
@@ -288,6 +308,7 @@ impl Api {
                     date,
                     elapsed,
                     retries: 0,
+                    budget: None,
                 },
                 retry_after,
             )),

@@ -46,7 +46,12 @@ impl Ctx {
             resolver,
             trust,
             proxy_trust,
-            api: Api::new(http, settings.timeout, settings.proxy.clone()),
+            api: Api::new(
+                http,
+                settings.timeout,
+                settings.proxy.clone(),
+                settings.budget_scale,
+            ),
         };
         Ok(Self {
             settings: Arc::new(settings),

@@ -63,6 +63,7 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         timeout: Duration::from_secs(5),
         deadline: Duration::from_secs(60),
         cleanup_grace: Duration::from_secs(5),
+        budget_scale: 1.0,
         snowflake: Some(Snowflake {
             account: emu.account().to_owned(),
             user: defaults::USER.to_owned(),

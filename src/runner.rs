@@ -476,6 +476,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             deadline,
             cleanup_grace: Duration::from_secs(1),
+            budget_scale: 1.0,
             snowflake: None,
             connection: crate::connection::Connection::default(),
             allowlist: None,

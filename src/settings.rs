@@ -66,6 +66,15 @@ pub struct SettingsArgs {
         value_name = "SECS"
     )]
     pub deadline: f64,
+    /// Multiply every latency budget by F (1 to 100): for a link known to be slow, or a
+    /// loaded test machine; slower calls still warn, past F times the latency table.
+    #[arg(
+        long,
+        env = "NETCHECK_BUDGET_SCALE",
+        value_name = "F",
+        default_value_t = 1.0
+    )]
+    pub budget_scale: f64,
     /// Seconds the test channels' cleanup may take after a signal or the deadline [default: the
     /// --timeout]. A second signal cuts it short; the run still ends by --deadline.
     #[arg(long, env = "NETCHECK_CLEANUP_GRACE", value_name = "SECS")]
@@ -172,6 +181,8 @@ pub struct Settings {
     pub deadline: Duration,
     /// Bound on the cleanup after a signal or the deadline (kept in reserve before the deadline).
     pub cleanup_grace: Duration,
+    /// `--budget-scale`: latency budgets are multiplied by it.
+    pub budget_scale: f64,
     pub snowflake: Option<Snowflake>,
     /// Where every connection setting came from (shown with `-v` and in JSON `target.sources`).
     pub connection: Connection,
@@ -233,6 +244,7 @@ impl Settings {
             },
             timeout,
             deadline,
+            budget_scale: validate_scale(args.budget_scale)?,
             cleanup_grace: match args.cleanup_grace {
                 Some(secs) => validate_secs("--cleanup-grace", secs)?,
                 None => timeout,
@@ -262,6 +274,17 @@ fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {
     } else {
         Err(Error::Usage(format!(
             "{flag} must be a number of seconds between 0 and 3600, got {secs}"
+        )))
+    }
+}
+
+/// `--budget-scale`: a finite number from 1 to 100.
+pub fn validate_scale(f: f64) -> Result<f64, Error> {
+    if f.is_finite() && (1.0..=100.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err(Error::Usage(format!(
+            "--budget-scale must be a number between 1 and 100, got {f}"
         )))
     }
 }

@@ -11,18 +11,6 @@ use crate::catalog::RowId;
 use crate::outcome::Outcome;
 use crate::snowflake::rest::{ApiCall, codes};
 
-/// The upper end of each phase's typical latency (seed's latency table).
-#[must_use]
-pub fn budget(call: ApiCall) -> Option<Duration> {
-    let ms = match call {
-        ApiCall::Hostname | ApiCall::Token => 200,
-        ApiCall::Open | ApiCall::Drop => 300,
-        ApiCall::Append => 500,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
-}
-
 /// The first event must be in Snowflake's hands within this (discovery + token + open + append).
 pub const FIRST_EVENT_BUDGET: Duration = Duration::from_secs(1);
 
@@ -79,7 +67,7 @@ impl CallEvidence {
             call,
             status,
             elapsed,
-            budget: budget(call),
+            budget: result.as_ref().ok().and_then(|r| r.budget),
             retries,
             error_code,
             message,
@@ -118,7 +106,7 @@ pub fn judge(
     };
     match on_ok(reply, &mut evidence) {
         Err((row, finding)) => Outcome::fail(row, finding, evidence),
-        Ok(finding) => match budget(call) {
+        Ok(finding) => match reply.budget {
             Some(b) if reply.elapsed > b => {
                 let over = format!(
                     "{finding}; {call} took {:.0} ms, over its {} ms budget",
@@ -247,6 +235,7 @@ mod tests {
             date: None,
             elapsed: Duration::ZERO,
             retries: 0,
+            budget: None,
         }
     }
 

@@ -276,11 +276,12 @@ async fn append(ctx: Ctx) -> Outcome {
             crate::units::ms(first_event)
         ))
     });
-    if outcome.status == Status::Pass && first_event > answer::FIRST_EVENT_BUDGET {
+    let budget = answer::FIRST_EVENT_BUDGET.mul_f64(ctx.settings.budget_scale);
+    if outcome.status == Status::Pass && first_event > budget {
         let finding = format!(
             "{}: over the {} ms first-event budget",
             outcome.finding,
-            answer::FIRST_EVENT_BUDGET.as_millis()
+            budget.as_millis()
         );
         return Outcome::warn(RowId::LatencyBudget, finding, outcome.evidence);
     }

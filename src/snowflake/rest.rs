@@ -103,6 +103,21 @@ pub enum ApiCall {
     Other,
 }
 
+impl ApiCall {
+    /// The upper end of the call's typical latency (the network-flow document's latency table);
+    /// `None` for calls with no such expectation.
+    #[must_use]
+    pub fn budget(self) -> Option<std::time::Duration> {
+        let ms = match self {
+            Self::Hostname | Self::Token => 200,
+            Self::Open | Self::Drop => 300,
+            Self::Append => 500,
+            _ => return None,
+        };
+        Some(std::time::Duration::from_millis(ms))
+    }
+}
+
 /// A pipe, named as in a URL (names are case-insensitive on the server).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PipeRef {

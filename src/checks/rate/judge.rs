@@ -10,7 +10,6 @@ use super::Run;
 use super::commits::Polled;
 use super::sender::ChannelReport;
 use crate::catalog::RowId;
-use crate::checks::answer;
 use crate::load::{self, Layout, Load};
 use crate::outcome::Outcome;
 use crate::snowflake::rest::ApiCall;
@@ -212,7 +211,12 @@ pub(super) fn judge(
     if let Some((row, why)) = reports.iter().find_map(|r| r.recovered.clone()) {
         return Outcome::warn(row, format!("{why}; {summary}"), evidence);
     }
-    let budget = answer::budget(ApiCall::Append).unwrap_or(Duration::MAX);
+    let budget = run
+        .ctx
+        .net
+        .api
+        .budget(ApiCall::Append)
+        .unwrap_or(Duration::MAX);
     if evidence
         .append_latency_ms
         .p95
