@@ -71,14 +71,8 @@ pub struct DemoArgs {
     /// Rows to stream through the test channel.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=10000))]
     pub rows: u16,
-    /// Multiply every latency budget by F (1 to 100), as netcheck run --budget-scale.
-    #[arg(
-        long,
-        env = "NETCHECK_BUDGET_SCALE",
-        value_name = "F",
-        default_value_t = 1.0
-    )]
-    pub budget_scale: f64,
+    #[command(flatten)]
+    pub budgets: crate::settings::BudgetArgs,
     #[command(flatten)]
     pub rate: crate::load::RateArgs,
     #[command(flatten)]
@@ -163,7 +157,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// `netcheck demo`: the whole suite, `--full` included, against the embedded emulator.
 async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
-    let budget_scale = crate::settings::validate_scale(args.budget_scale)?;
+    let budget_scale = args.budgets.scale()?;
     let mut demo =
         crate::demo::start(args.faults, usize::from(args.rows), args.rate.load()?).await?;
     demo.settings.budget_scale = budget_scale;

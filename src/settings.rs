@@ -66,15 +66,8 @@ pub struct SettingsArgs {
         value_name = "SECS"
     )]
     pub deadline: f64,
-    /// Multiply every latency budget by F (1 to 100): for a link known to be slow, or a
-    /// loaded test machine; slower calls still warn, past F times the latency table.
-    #[arg(
-        long,
-        env = "NETCHECK_BUDGET_SCALE",
-        value_name = "F",
-        default_value_t = 1.0
-    )]
-    pub budget_scale: f64,
+    #[command(flatten)]
+    pub budgets: BudgetArgs,
     /// Seconds the test channels' cleanup may take after a signal or the deadline [default: the
     /// --timeout]. A second signal cuts it short; the run still ends by --deadline.
     #[arg(long, env = "NETCHECK_CLEANUP_GRACE", value_name = "SECS")]
@@ -94,6 +87,34 @@ pub struct SettingsArgs {
     pub rows: u16,
     #[command(flatten)]
     pub rate: crate::load::RateArgs,
+}
+
+/// `--budget-scale`, shared by `run` and `demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BudgetArgs {
+    /// Multiply every latency budget by F (1 to 100): for a link known to be slow, or a
+    /// loaded test machine; slower calls still warn, past F times the latency table.
+    #[arg(
+        long,
+        env = "NETCHECK_BUDGET_SCALE",
+        value_name = "F",
+        default_value_t = 1.0
+    )]
+    pub budget_scale: f64,
+}
+
+impl BudgetArgs {
+    /// The scale, a finite number from 1 to 100.
+    pub fn scale(&self) -> Result<f64, Error> {
+        let f = self.budget_scale;
+        if f.is_finite() && (1.0..=100.0).contains(&f) {
+            Ok(f)
+        } else {
+            Err(Error::Usage(format!(
+                "--budget-scale must be a number between 1 and 100, got {f}"
+            )))
+        }
+    }
 }
 
 /// The Snowflake side of a run: who connects, with which key, to stream into what. Absent when
@@ -244,7 +265,7 @@ impl Settings {
             },
             timeout,
             deadline,
-            budget_scale: validate_scale(args.budget_scale)?,
+            budget_scale: args.budgets.scale()?,
             cleanup_grace: match args.cleanup_grace {
                 Some(secs) => validate_secs("--cleanup-grace", secs)?,
                 None => timeout,
@@ -274,17 +295,6 @@ fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {
     } else {
         Err(Error::Usage(format!(
             "{flag} must be a number of seconds between 0 and 3600, got {secs}"
-        )))
-    }
-}
-
-/// `--budget-scale`: a finite number from 1 to 100.
-pub fn validate_scale(f: f64) -> Result<f64, Error> {
-    if f.is_finite() && (1.0..=100.0).contains(&f) {
-        Ok(f)
-    } else {
-        Err(Error::Usage(format!(
-            "--budget-scale must be a number between 1 and 100, got {f}"
         )))
     }
 }
