@@ -31,7 +31,7 @@ for target in $(cargo +nightly fuzz list); do
     args=("$corpus" -- -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=1024)
   fi
   if cargo +nightly fuzz run "$target" "${args[@]}" >"$log" 2>&1; then
-    grep -E '^(Done|#[0-9]+ +DONE)' "$log" | tail -n 1
+    grep -E '^(Executed|Done|#[0-9]+ +DONE)' "$log" | tail -n 1 || true
   else
     tail -n 40 "$log"
     echo "fuzz/run.sh: $target failed (the input is in fuzz/artifacts/$target/)" >&2
