@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use netcheck::net::proxy::{NoProxyEntries, no_proxy_match};
 
 fuzz_target!(|input: &str| {
-    let (list, host) = input.split_once('\n').unwrap_or((input, "xy12345.snowflakecomputing.com"));
+    let (list, host) = input
+        .split_once('\n')
+        .unwrap_or((input, "xy12345.snowflakecomputing.com"));
     let _ = no_proxy_match(list, host);
     let _ = NoProxyEntries::parse(list).ineffective();
 });
