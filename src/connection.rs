@@ -20,11 +20,12 @@ mod key;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Serialize, Serializer};
 
 use crate::error::Error;
+use crate::local_file::{self, FileError, FileKind};
 use crate::secret::Secret;
 use crate::snowflake::account::account_host;
 
@@ -459,15 +460,29 @@ pub fn resolve(
     account_flag: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Connection, Error> {
+    resolve_with(args, account_flag, env, &|path| {
+        local_file::read_text(path, FileKind::Config)
+    })
+}
+
+/// [`resolve`] reading the connection files (`connections.toml`, `config.toml`, the `--config`
+/// JSON) through `read` instead of the disk, so their parsing and layering can be driven with
+/// text held in memory (the fuzz targets do). A missing file is a not-found [`FileError`].
+pub fn resolve_with(
+    args: &ConnectionArgs,
+    account_flag: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&Path) -> Result<String, FileError>,
+) -> Result<Connection, Error> {
     let home = files::SnowflakeHome::locate(env);
-    let named = home.connection(args.connection.as_deref(), env)?;
+    let named = home.connection(args.connection.as_deref(), env, read)?;
     let mut layers = vec![flags_layer(args, account_flag, env)];
     if let Some(named) = &named {
         let prefix = format!("SNOWFLAKE_CONNECTIONS_{}_", named.name.value.to_uppercase());
         layers.push(Layer::from_env(&prefix, env));
     }
     if let Some(path) = &args.config {
-        layers.push(files::seed_json(path, env)?);
+        layers.push(files::seed_json(path, env, read)?);
     }
     let name = named.map(|n| {
         layers.push(n.layer);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Key, Layer, Source, Sourced, flag_source};
 use crate::error::Error;
-use crate::local_file::{self, FileKind};
+use crate::local_file::FileError;
 
 /// The connection used when none is named, as in the Python connector.
 const DEFAULT_CONNECTION: &str = "default";
@@ -57,6 +57,7 @@ impl SnowflakeHome {
         &self,
         flag: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
+        read: &dyn Fn(&Path) -> Result<String, FileError>,
     ) -> Result<Option<Named>, Error> {
         let Some(dir) = &self.dir else {
             return match flag {
@@ -69,8 +70,8 @@ impl SnowflakeHome {
         };
         let connections_path = dir.join("connections.toml");
         let config_path = dir.join("config.toml");
-        let connections = read_toml(&connections_path)?;
-        let config = read_toml(&config_path)?;
+        let connections = read_toml(&connections_path, read)?;
+        let config = read_toml(&config_path, read)?;
         let default_var = "SNOWFLAKE_DEFAULT_CONNECTION_NAME";
         let (name, explicit) = if let Some(name) = flag.filter(|n| !n.trim().is_empty()) {
             let source = flag_source("--connection", "NETCHECK_CONNECTION", name, env);
@@ -158,9 +159,14 @@ fn nested<'a>(root: &'a toml::Table, prefix: &[&str]) -> Option<&'a toml::Table>
 }
 
 /// Reads a TOML file; `None` when it does not exist.
-fn read_toml(path: &Path) -> Result<Option<toml::Table>, Error> {
-    let Some(text) = local_file::read_text_optional(path, FileKind::Config)? else {
-        return Ok(None);
+fn read_toml(
+    path: &Path,
+    read: &dyn Fn(&Path) -> Result<String, FileError>,
+) -> Result<Option<toml::Table>, Error> {
+    let text = match read(path) {
+        Ok(text) => text,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     text.parse::<toml::Table>().map(Some).map_err(|e| {
         let at = e
@@ -267,8 +273,12 @@ fn seed_names(key: Key) -> &'static [&'static str] {
 /// `role`, `private_key_path` (relative to the JSON file's directory, as the seed's scripts read
 /// it), `database`, `schema`, `pipe_name` (plain or `DB.SCHEMA.PIPE`). `channel_name` is ignored on
 /// purpose: opening a channel under a production name would take it over from the real client.
-pub(super) fn seed_json(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Error> {
-    let text = local_file::read_text(path, FileKind::Config)?;
+pub(super) fn seed_json(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&Path) -> Result<String, FileError>,
+) -> Result<Layer, Error> {
+    let text = read(path)?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Usage(format!("--config {} does not parse: {e}", path.display())))?;
     let object = json
