@@ -126,15 +126,6 @@ pub fn read_text(path: &Path, kind: FileKind) -> Result<String, FileError> {
     })
 }
 
-/// [`read_text`] for a file that may not exist: `None` when it does not.
-pub fn read_text_optional(path: &Path, kind: FileKind) -> Result<Option<String>, FileError> {
-    match read_text(path, kind) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 fn read_bounded(path: &Path, kind: FileKind) -> Result<Vec<u8>, Problem> {
     let cap = kind.cap();
     let too_large = Problem::TooLarge { cap, kind };
@@ -331,11 +322,6 @@ mod tests {
     #[test]
     fn missing_files_are_told_apart() {
         let missing = Path::new("/nonexistent/netcheck/connections.toml");
-        assert!(
-            read_text_optional(missing, FileKind::Config)
-                .unwrap()
-                .is_none()
-        );
         assert!(
             read_text(missing, FileKind::Config)
                 .unwrap_err()
