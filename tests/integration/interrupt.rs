@@ -283,10 +283,15 @@ async fn a_second_signal_cuts_the_cleanup_short_and_names_what_was_left() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deadline_keeps_time_for_the_cleanup() {
-    // Rows are never committed; the run is cut by its 6 s deadline, with half of it kept for
-    // dropping the channel (the grace defaults to the 30 s step timeout).
+    // Rows are never committed and the DELETE takes 3 s. With an 8 s deadline and the grace at
+    // its default (the 30 s step timeout), half the run is kept for the cleanup: the checks are
+    // cut at 4 s, the drop ends near 7 s — by the deadline + 1 s. Without the reserve the drop
+    // would start at 8 s and end near 11 s.
     let emu = crate::support::emulate::spawn_emulator(|c| {
-        c.faults = vec!["no-commit".parse::<Fault>().unwrap()];
+        c.faults = vec![
+            "no-commit".parse::<Fault>().unwrap(),
+            "latency=3s@drop".parse::<Fault>().unwrap(),
+        ];
     })
     .await;
     let dir = TempDir::new("deadline");
@@ -299,7 +304,7 @@ async fn the_deadline_keeps_time_for_the_cleanup() {
             "--timeout",
             "30",
             "--deadline",
-            "6",
+            "8",
         ]
         .map(String::from),
     );
@@ -314,10 +319,11 @@ async fn the_deadline_keeps_time_for_the_cleanup() {
     .await
     .unwrap();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(7), "ended {took:?} after start");
+    assert!(took < Duration::from_secs(9), "ended {took:?} after start");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ending"], "deadline");
     assert_eq!(verdict(&report, "stream.commit"), "fail");
-    assert_eq!(verdict(&report, "stream.drop"), "pass", "{report:#}");
+    // Dropped, slowly: the 3 s DELETE is over the phase's budget.
+    crate::support::run::assert_check(&report, "stream.drop", "warn", Some("latency-budget"));
     assert_eq!(every_opened_channel_dropped(&emu), 1);
 }
