@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::error::{Error, exit_code};
 use crate::output::{Sink, Style};
@@ -255,18 +258,22 @@ async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, tota
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        _ => LevelFilter::DEBUG,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NETCHECK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("netcheck={level}")));
+    // `NETCHECK_LOG` as `target=level,…`; a value that does not parse leaves the default.
+    let filter = std::env::var("NETCHECK_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_target("netcheck", level));
     // Every event through the sink: a log line at debug level can quote a server's answer.
     // No ANSI styling, which the sink would show escaped.
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_ansi(false)
         .with_writer(|| Sink::new(std::io::stderr()))
+        .finish()
+        .with(filter)
         .try_init();
 }
 

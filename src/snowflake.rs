@@ -4,6 +4,7 @@
 //! - [`account`]: account identifier → JWT account, user and host normalisation.
 //! - [`allowlist`]: the `SYSTEM$ALLOWLIST()` JSON.
 //! - [`keys`]: RSA private/public keys, the `SHA256:` fingerprint, test key generation.
+//! - [`jws`]: the compact token framing with RS256 and HS256 signatures.
 //! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
 //! - [`rest`]: REST paths, the API's calls and typed request/response/error bodies.
 //!
@@ -12,6 +13,7 @@
 
 pub mod account;
 pub mod allowlist;
+pub mod jws;
 pub mod jwt;
 pub mod keys;
 pub mod rest;

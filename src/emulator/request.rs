@@ -43,9 +43,9 @@ pub(crate) fn token_type(headers: &HeaderMap) -> Option<String> {
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")?;
-    match jsonwebtoken::decode_header(token.trim()).ok()?.alg {
-        jsonwebtoken::Algorithm::RS256 => Some("KEYPAIR_JWT".to_owned()),
-        jsonwebtoken::Algorithm::HS256 => Some("OAUTH".to_owned()),
+    match crate::snowflake::jws::Parts::split(token)?.alg()? {
+        "RS256" => Some("KEYPAIR_JWT".to_owned()),
+        "HS256" => Some("OAUTH".to_owned()),
         _ => None,
     }
 }

@@ -25,6 +25,7 @@ use super::request::{RequestCtx, json_error};
 use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
 use super::{JwtFailure, Shared};
 use crate::snowflake::account::normalize_host;
+use crate::snowflake::jws;
 use crate::snowflake::jwt::{self, VerifiedJwt};
 use crate::snowflake::rest::{
     self as rest, AppendRowsResponse, BulkChannelStatusRequest, BulkChannelStatusResponse,
@@ -263,15 +264,12 @@ impl Call {
                 ),
             )
         };
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        // Expiry is checked below against the emulator's (possibly skewed) clock.
-        validation.validate_exp = false;
-        validation.required_spec_claims.clear();
-        let key = jsonwebtoken::DecodingKey::from_secret(&self.shared.token_secret);
         let refuse = || self.check_policy(None).err().unwrap_or_else(invalid);
-        let claims = jsonwebtoken::decode::<ScopedClaims>(token, &key, &validation)
-            .map_err(|_| refuse())?
-            .claims;
+        // Expiry is checked below against the emulator's (possibly skewed) clock.
+        let claims: ScopedClaims = jws::Parts::split(token)
+            .filter(|p| p.verify_hs256(&self.shared.token_secret))
+            .and_then(|p| p.claims())
+            .ok_or_else(refuse)?;
         if claims.exp <= self.shared.now_unix() || claims.scope != self.ctx.host {
             return Err(refuse());
         }
@@ -289,8 +287,8 @@ impl Call {
     fn principal(&self, allow_keypair: bool) -> Result<Principal, Response> {
         let token = self.bearer_token();
         let is_keypair = token
-            .and_then(|t| jsonwebtoken::decode_header(t).ok())
-            .is_some_and(|h| h.alg == jsonwebtoken::Algorithm::RS256);
+            .and_then(jws::Parts::split)
+            .is_some_and(|p| p.alg() == Some("RS256"));
         if is_keypair && allow_keypair {
             let v = self.keypair(token)?;
             let role = self
@@ -396,11 +394,7 @@ impl Call {
             iat: now,
             exp: now + SCOPED_TOKEN_SECS,
         };
-        match jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(&self.shared.token_secret),
-        ) {
+        match jws::encode(&jws::Signer::Hs256(&self.shared.token_secret), &claims) {
             Ok(token) => text(token),
             Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         }

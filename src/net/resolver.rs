@@ -13,9 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::Hosts;
-use hickory_resolver::proto::op::Query;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{RData, RecordType};
 use serde::Serialize;
 
 use stub::{Failed, Found};
@@ -547,14 +545,8 @@ impl Lookup {
 }
 
 /// The addresses `/etc/hosts` lists for `host`, both families, as glibc's `files` returns them.
-fn hosts_file_lookup(hosts: &Hosts, host: &str) -> Option<Found> {
-    let name = Name::from_ascii(host.trim_end_matches('.')).ok()?;
-    let addrs: Vec<IpAddr> = [RecordType::A, RecordType::AAAA]
-        .into_iter()
-        .filter_map(|t| hosts.lookup_static_host(&Query::query(name.clone(), t)))
-        .flat_map(|l| l.answers().to_vec())
-        .filter_map(|r| address(&r.data))
-        .collect();
+fn hosts_file_lookup(hosts: &system::HostsFile, host: &str) -> Option<Found> {
+    let addrs = hosts.lookup(host);
     (!addrs.is_empty()).then(|| Found {
         name: host.trim_end_matches('.').to_owned(),
         addrs,

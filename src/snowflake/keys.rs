@@ -182,13 +182,9 @@ impl PrivateKey {
             .map_err(|e| KeyError::Encoding(e.to_string()))
     }
 
-    /// The signing key in the form jsonwebtoken's `rust_crypto` backend expects (PKCS#1 DER).
-    pub(crate) fn encoding_key(&self) -> Result<jsonwebtoken::EncodingKey, KeyError> {
-        let der = self
-            .key
-            .to_pkcs1_der()
-            .map_err(|e| KeyError::Encoding(e.to_string()))?;
-        Ok(jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()))
+    /// The RSA key, for signing.
+    pub(crate) fn rsa(&self) -> &RsaPrivateKey {
+        &self.key
     }
 }
 
@@ -249,12 +245,9 @@ impl PublicKey {
         )
     }
 
-    /// The verification key for jsonwebtoken.
-    pub(crate) fn decoding_key(&self) -> jsonwebtoken::DecodingKey {
-        jsonwebtoken::DecodingKey::from_rsa_raw_components(
-            &self.key.n().to_bytes_be(),
-            &self.key.e().to_bytes_be(),
-        )
+    /// The RSA key, for verifying.
+    pub(crate) fn rsa(&self) -> &RsaPublicKey {
+        &self.key
     }
 }
 

@@ -481,12 +481,7 @@ pub fn token_request_form(ingest_host: &str, role: Option<&str>) -> String {
 /// refresh.
 #[must_use]
 pub fn scoped_token_expiry(token: &str) -> Option<i64> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claims: serde_json::Value = crate::snowflake::jws::Parts::split(token)?.claims()?;
     claims
         .get("exp")?
         .as_i64()
@@ -647,17 +642,15 @@ mod tests {
 
     #[test]
     fn scoped_token_expiry_reads_exp() {
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
+        let token = crate::snowflake::jws::encode(
+            &crate::snowflake::jws::Signer::Hs256(b"k"),
             &serde_json::json!({"exp": 1_900_000_000_i64}),
-            &jsonwebtoken::EncodingKey::from_secret(b"k"),
         )
         .unwrap();
         assert_eq!(scoped_token_expiry(&token), Some(1_900_000_000));
-        let millis = jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
+        let millis = crate::snowflake::jws::encode(
+            &crate::snowflake::jws::Signer::Hs256(b"k"),
             &serde_json::json!({"exp": 1_900_000_000_000_i64}),
-            &jsonwebtoken::EncodingKey::from_secret(b"k"),
         )
         .unwrap();
         assert_eq!(scoped_token_expiry(&millis), Some(1_900_000_000));

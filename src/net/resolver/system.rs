@@ -9,7 +9,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use hickory_resolver::Hosts;
 use serde::Serialize;
 
 /// glibc's defaults and limits (`resolv/resolv.h`, `res_init.c`).
@@ -212,7 +211,48 @@ pub(super) struct SystemConf {
     pub(super) dns: Option<DnsConf>,
     pub(super) dns_error: Option<String>,
     /// `Err`: /etc/hosts could not be read (the `files` source is then unavailable).
-    pub(super) hosts: Result<Hosts, String>,
+    pub(super) hosts: Result<HostsFile, String>,
+}
+
+/// `/etc/hosts` as glibc's `files` module reads it: an address, then the names it answers for;
+/// `#` starts a comment; names match without regard to case or a trailing dot; every line
+/// naming the host adds its address, in file order.
+#[derive(Debug, Default)]
+pub(super) struct HostsFile {
+    entries: Vec<(String, IpAddr)>,
+}
+
+impl HostsFile {
+    /// Parses the file; a line whose first field is not an address is skipped, as glibc does.
+    pub(super) fn parse(text: &str) -> Self {
+        let entries = text
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or_default())
+            .filter_map(|line| {
+                let mut fields = line.split_ascii_whitespace();
+                let addr: IpAddr = fields.next()?.parse().ok()?;
+                Some(fields.map(move |name| (normalize(name), addr)))
+            })
+            .flatten()
+            .collect();
+        Self { entries }
+    }
+
+    /// The addresses listed for `host`, both families, without repeats.
+    pub(super) fn lookup(&self, host: &str) -> Vec<IpAddr> {
+        let host = normalize(host);
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for (_, addr) in self.entries.iter().filter(|(name, _)| *name == host) {
+            if !addrs.contains(addr) {
+                addrs.push(*addr);
+            }
+        }
+        addrs
+    }
+}
+
+fn normalize(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 impl SystemConf {
@@ -261,12 +301,9 @@ impl SystemConf {
             Ok(text) => (Some(parse_resolv_conf(text, hostname)), None),
             Err(e) => (None, Some(format!("/etc/resolv.conf: {e}"))),
         };
-        let hosts = hosts.and_then(|text| {
-            let mut h = Hosts::default();
-            h.read_hosts_conf(text.as_bytes())
-                .map(|()| h)
-                .map_err(|e| format!("/etc/hosts: {e}"))
-        });
+        let hosts = hosts
+            .map(HostsFile::parse)
+            .map_err(|e| format!("/etc/hosts: {e}"));
         Self {
             sources,
             hosts_line,
