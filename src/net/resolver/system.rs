@@ -467,4 +467,29 @@ mod tests {
         assert_eq!(server_order(3, 1).collect::<Vec<_>>(), [1, 2, 0]);
         assert_eq!(server_order(3, 0).collect::<Vec<_>>(), [0, 1, 2]);
     }
+
+    #[test]
+    fn hosts_file_reads_as_glibc_files_does() {
+        let hosts = HostsFile::parse(
+            "127.0.0.1 localhost\n\
+             # 10.0.0.9 Acct.Example.com\n\
+             10.0.0.1\tAcct.Example.COM acct # alias\n\
+             not-an-address acct.example.com\n\
+             fe80::1%eth0 acct.example.com\n\
+             2001:db8::1 acct.example.com.\n\
+             10.0.0.1 acct.example.com\n",
+        );
+        assert_eq!(
+            hosts.lookup("acct.example.com."),
+            [
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            hosts.lookup("ACCT"),
+            ["10.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        assert!(hosts.lookup("example.com").is_empty());
+    }
 }
