@@ -481,9 +481,13 @@ impl Call {
             );
         }
         let commit = !self.has_fault(&Fault::NoCommit);
+        let cap = self
+            .shared
+            .faults()
+            .rows_per_sec_cap(self.ctx.endpoint, self.ctx.vhost);
         match self
             .shared
-            .append(key, channel, &token, offset, parsed, commit)
+            .append(key, channel, &token, offset, parsed, commit, cap)
         {
             Ok(next_continuation_token) => Json(AppendRowsResponse {
                 status_code: 0,

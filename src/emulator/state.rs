@@ -77,6 +77,8 @@ struct Ingest {
     channels: HashMap<(PipeKey, String), Channel>,
     pending: VecDeque<Batch>,
     rows: HashMap<PipeKey, Vec<serde_json::Value>>,
+    /// Rows accepted over the last second, for the `throttle-above` fault: (when, rows).
+    recent: VecDeque<(Instant, u64)>,
 }
 
 /// Parsed rows of one append: good rows, bad-row count and the first error.
@@ -400,7 +402,9 @@ impl State {
         Ok((continuation_token(seq, 0), status))
     }
 
-    /// Appends parsed rows; returns the next continuation token.
+    /// Appends parsed rows; returns the next continuation token. With `rows_per_sec_cap`, an
+    /// append that would take the last second's rows above it is throttled (429, not stored).
+    #[allow(clippy::too_many_arguments, reason = "one append's parts")]
     pub(crate) fn append(
         &self,
         key: PipeKey,
@@ -409,8 +413,27 @@ impl State {
         offset_token: Option<String>,
         parsed: ParsedRows,
         commit: bool,
+        rows_per_sec_cap: Option<u64>,
     ) -> Result<String, IngestError> {
         let mut ingest = self.ingest();
+        if let Some(cap) = rows_per_sec_cap {
+            let now = Instant::now();
+            let recent = &mut ingest.recent;
+            while recent
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
+            {
+                recent.pop_front();
+            }
+            let rows = parsed.rows.len() as u64 + parsed.errors;
+            if recent.iter().map(|(_, n)| n).sum::<u64>() + rows > cap {
+                return Err((
+                    429,
+                    ApiError::new(codes::TOO_MANY_REQUESTS, "Too many requests."),
+                ));
+            }
+            recent.push_back((now, rows));
+        }
         let id = (key, channel.channel.clone());
         let Some(ch) = ingest.channels.get_mut(&id) else {
             return Err(channel_missing(&channel.channel));
