@@ -19,8 +19,8 @@ pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// request that leaves late (a slow answer, a busy core) still carries the whole backlog in one
 /// batch and the asked rate is caught up rather than lost.
 const CATCH_UP_HEADROOM: f64 = 0.5;
-/// Where `--rate max` starts ramping, in events a second.
-const RAMP_START: u32 = 1_000;
+/// Where `--rate max` starts ramping, in events a second: the bandwidth table's largest row.
+const RAMP_START: u32 = 10_000;
 /// The largest `--event-size`: a few events must fit in one batch.
 const MAX_EVENT_SIZE: usize = 256 * 1024;
 /// The smallest event: the badge fields themselves take about this much.
