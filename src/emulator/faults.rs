@@ -59,7 +59,7 @@ pub enum Fault {
         /// Seconds for the `Retry-After` header; none means no header.
         retry_after: Option<u64>,
     },
-    /// Appends that would take the rows appended over the last second above this many: 429
+    /// Appends that would take their channel's rows over the last second above this many: 429
     /// `{"code":"390505",...}` (a throughput limit, which a capacity probe must find).
     ThrottleAbove(u64),
     /// 500 or 503 with the bare-string body `"ERR_GENERAL_EXCEPTION_RETRY_REQUEST"`.
@@ -131,7 +131,7 @@ const CATALOG: &[FaultHelp] = &[
     },
     FaultHelp {
         syntax: "throttle-above=ROWS",
-        meaning: "429 {\"code\":\"390505\"} for appends that would take the last second's rows above ROWS",
+        meaning: "429 {\"code\":\"390505\"} for appends that would take their channel's last second above ROWS rows",
     },
     FaultHelp {
         syntax: "server-error[=500|503]",
@@ -692,6 +692,7 @@ mod tests {
             "hostname=ingest.example.net@hostname",
             "hostname=",
             "invalid-token#1",
+            "throttle-above=3000@append",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
@@ -706,6 +707,7 @@ mod tests {
                 "latency" => "latency=1ms",
                 "clock-offset" => "clock-offset=1s",
                 "hostname" => "hostname=x",
+                "throttle-above" => "throttle-above=100",
                 other => other,
             };
             assert!(spec.parse::<Fault>().is_ok(), "{spec}");

@@ -79,8 +79,9 @@ struct Ingest {
     pending: VecDeque<Batch>,
     /// Committed rows kept for reading back, as their NDJSON lines (parsed when read).
     rows: HashMap<PipeKey, Vec<Bytes>>,
-    /// Rows accepted over the last second, for the `throttle-above` fault: (when, rows).
-    recent: VecDeque<(Instant, u64)>,
+    /// Rows each channel had accepted over the last second, for the `throttle-above` fault:
+    /// (when, rows).
+    recent: HashMap<(PipeKey, String), VecDeque<(Instant, u64)>>,
 }
 
 /// Parsed rows of one append: good rows, bad-row count and the first error.
@@ -408,7 +409,8 @@ impl State {
     }
 
     /// Appends parsed rows; returns the next continuation token. With `rows_per_sec_cap`, an
-    /// append that would take the last second's rows above it is throttled (429, not stored).
+    /// append that would take the channel's rows over the last second above it is throttled
+    /// (429, not stored).
     #[allow(clippy::too_many_arguments, reason = "one append's parts")]
     pub(crate) fn append(
         &self,
@@ -421,9 +423,10 @@ impl State {
         rows_per_sec_cap: Option<u64>,
     ) -> Result<String, IngestError> {
         let mut ingest = self.ingest();
+        let id = (key, channel.channel.clone());
         if let Some(cap) = rows_per_sec_cap {
             let now = Instant::now();
-            let recent = &mut ingest.recent;
+            let recent = ingest.recent.entry(id.clone()).or_default();
             while recent
                 .front()
                 .is_some_and(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
@@ -439,7 +442,6 @@ impl State {
             }
             recent.push_back((now, rows));
         }
-        let id = (key, channel.channel.clone());
         let Some(ch) = ingest.channels.get_mut(&id) else {
             return Err(channel_missing(&channel.channel));
         };

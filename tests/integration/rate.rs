@@ -3,7 +3,8 @@
 //! channel batches what fell due, one append at a time, and never resends; a high asked rate
 //! costs no resend either; a throttled channel fails `throttled` with sent = committed + errored;
 //! its channels are dropped. `--rate max` stops its ramp at a throttling server, at the append
-//! latency budget and at its CPU budget, and drops every channel without losing a row.
+//! latency budget, at its CPU budget and at row errors, and drops every channel without losing a
+//! row.
 //! Across processes, `netcheck run --full --profile …` against `netcheck emulate` reports it in
 //! JSON, and a rate without `--full` is a usage error.
 
@@ -294,9 +295,10 @@ fn probe_cleaned_up(emu: &Emulator, outcome: &Outcome) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_max_ramps_until_the_server_throttles() {
-    // The account takes 3,000 rows a second; the ramp starts at 10,000, halves, then bisects.
-    let emu = emulator(vec!["throttle-above=3000@append".parse().unwrap()]).await;
-    let outcome = run_rate(&emu, max_rate(8.0, 1000.0)).await;
+    // A channel takes 6,000 rows a second (a second holds 9 of a channel's 8-a-second appends
+    // at most: 5,333/s hold); the ramp starts at 10,000, halves, then bisects.
+    let emu = emulator(vec!["throttle-above=6000@append".parse().unwrap()]).await;
+    let outcome = run_rate(&emu, max_rate(12.0, 1000.0)).await;
     assert_eq!(
         probe_result(&outcome),
         (Verdict::Warn, Some("throttled"), Some("server_throttling")),
@@ -305,7 +307,7 @@ async fn rate_max_ramps_until_the_server_throttles() {
         outcome.evidence
     );
     let max = outcome.evidence["max_events_per_s"].as_f64().unwrap();
-    assert!((950.0..=3000.0).contains(&max), "{:#}", outcome.evidence);
+    assert!((2000.0..=6000.0).contains(&max), "{:#}", outcome.evidence);
     let steps = outcome.evidence["steps"].as_array().unwrap();
     assert!(steps.len() >= 3, "looked down, then bisected: {steps:#?}");
     let headroom = &outcome.evidence["headroom"];
@@ -355,6 +357,32 @@ async fn rate_max_stops_when_the_client_uses_its_cpu_budget() {
         outcome.finding,
         outcome.evidence
     );
+    probe_cleaned_up(&emu, &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_fails_when_rows_error() {
+    let emu = emulator(Vec::new()).await;
+    // Every row fails to load once the probe has opened its first channel (the round trip is done).
+    let watcher = async {
+        while !emu
+            .request_log()
+            .iter()
+            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        emu.set_faults(vec!["row-errors@append".parse().unwrap()]);
+    };
+    let (outcome, ()) = tokio::join!(run_rate(&emu, max_rate(4.0, 1000.0)), watcher);
+    assert_eq!(
+        probe_result(&outcome),
+        (Verdict::Fail, Some("rows-errored"), Some("row_errors")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(count(&outcome, "errored") > 0, "{:#}", outcome.evidence);
     probe_cleaned_up(&emu, &outcome);
 }
 

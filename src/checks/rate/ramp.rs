@@ -36,7 +36,7 @@ const STEPS: u32 = 8;
 pub(super) enum Limit {
     /// The server answered 429.
     ServerThrottling,
-    /// Rows were refused or appends failed.
+    /// Rows were refused, or appends failed for good.
     RowErrors,
     /// The client used its CPU budget.
     ClientCpu,
@@ -59,7 +59,7 @@ impl Limit {
     fn words(self) -> &'static str {
         match self {
             Self::ServerThrottling => "server throttling (429)",
-            Self::RowErrors => "row errors",
+            Self::RowErrors => "rows refused or failed",
             Self::ClientCpu => "client CPU",
             Self::LatencyBudget => "the append latency budget",
             Self::Network => "the network",
@@ -168,6 +168,8 @@ pub(super) async fn probe(
     let (mut held, mut not_held) = (None::<u32>, None::<u32>);
     let mut rate = load.events_per_sec;
     let mut slowest_step = Duration::ZERO;
+    // A channel's failure other than throttling ends the probe with the failure's own row.
+    let mut failure = None;
     loop {
         // The next step must fit in what is left of --duration (the first always runs).
         if !evidence.steps.is_empty() && started.elapsed() + slowest_step > load.duration {
@@ -219,7 +221,10 @@ pub(super) async fn probe(
                 evidence.limited_by = Some(l);
             }
         }
-        if figures.lost > 0 || figures.rows_errored > 0 {
+        if limit != Some(Limit::ServerThrottling) {
+            failure = step.reports.iter().find_map(|r| r.failure.clone());
+        }
+        if figures.lost > 0 || figures.rows_errored > 0 || failure.is_some() {
             break;
         }
         rate = match (held, not_held) {
@@ -229,13 +234,13 @@ pub(super) async fn probe(
             _ => break,
         };
     }
-    verdict(load, evidence)
+    verdict(load, evidence, failure)
 }
 
-/// Judges the probe: lost or errored rows fail; no rate held, or less than the bandwidth table's
-/// largest row, warns with what limited it; otherwise the capacity passes.
+/// Judges the probe: lost rows, errored rows or a failed channel fail; no rate held, or less than
+/// the bandwidth table's largest row, warns with what limited it; otherwise the capacity passes.
 #[allow(clippy::cast_precision_loss, reason = "rates")]
-fn verdict(load: &Load, mut evidence: ProbeEvidence) -> Outcome {
+fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, String)>) -> Outcome {
     if let (Some(max), Some(max_mb)) = (evidence.max_events_per_s, evidence.max_mb_per_s) {
         evidence.headroom = Profile::TABLE
             .iter()
@@ -300,6 +305,9 @@ fn verdict(load: &Load, mut evidence: ProbeEvidence) -> Outcome {
             format!("{lost} event(s) were not committed: {summary}"),
             evidence,
         );
+    }
+    if let Some((row, why)) = failure {
+        return Outcome::fail(row, format!("{why}; {summary}"), evidence);
     }
     if evidence.limited_by == Some(Limit::RowErrors) {
         return Outcome::fail(RowId::RowsErrored, summary, evidence);
