@@ -316,7 +316,9 @@ def sdk(emu, mode, extra=()):
         if line.startswith("{"):
             return json.loads(line)
     errors = [l for l in (out.stdout + out.stderr).splitlines() if "Error" in l]
-    return {"error": (errors[-1] if errors else f"exit {out.returncode}")[:300]}
+    error = errors[-1] if errors else f"exit {out.returncode}"
+    # The SDK's own words after its boilerplate ("...Inner Error: <cause>").
+    return {"error": error.rsplit("Inner Error: ", 1)[-1][:200]}
 
 
 def bench_capacity():
