@@ -8,7 +8,9 @@ answers) or bench/delay_relay.py (every byte, for the TLS probe). Writes bench/r
 Not a test: nothing here passes or fails; the targets are printed for the reader.
 
 env: NETCHECK_BIN (default target/release/netcheck), BENCH_RUNS (default 20),
-     BENCH_QUICK=1 (fewer runs, shorter rate tests: a smoke run of the script itself)
+     BENCH_QUICK=1 (fewer runs, shorter rate tests: a smoke run of the script itself),
+     BENCH_ONLY=capacity (only the capacity figures against the official SDK),
+     NETCHECK_PYTHON (a python with `snowpipe-streaming`, for the SDK baselines)
 """
 
 import datetime
@@ -41,6 +43,11 @@ def clean_env(extra=None):
 
 class Emulator:
     """`netcheck emulate` in its own process, stopped on exit."""
+
+    def cpu_seconds(self):
+        """The emulator process's CPU time so far (user + system)."""
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __init__(self, faults=()):
         self.dir = tempfile.mkdtemp(prefix="netcheck-bench-emu-")
@@ -292,6 +299,77 @@ def bench_rate(extra, timeout_s):
     }
 
 
+# --- 5. capacity against the official SDK -----------------------------------------------------
+
+PYTHON = os.environ.get("NETCHECK_PYTHON")
+
+
+def sdk(emu, extra=()):
+    """bench/sdk_bench.py (the official SDK's cold first commit) against `emu`; its JSON, or
+    {"error": ...}."""
+    if not PYTHON:
+        return {"error": "NETCHECK_PYTHON not set"}
+    env = dict(emu.env, SSL_CERT_FILE=emu.ca)
+    args = [PYTHON, os.path.join(ROOT, "bench", "sdk_bench.py"), "--url", f"https://127.0.0.1:{emu.port}",
+            "--private-key-file", os.path.join(emu.dir, "rsa_key.p8")] + list(extra)
+    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    errors = [l for l in (out.stdout + out.stderr).splitlines() if "Error" in l]
+    error = errors[-1] if errors else f"exit {out.returncode}"
+    # The SDK's own words after its boilerplate ("...Inner Error: <cause>").
+    return {"error": error.rsplit("Inner Error: ", 1)[-1][:200]}
+
+
+def bench_capacity():
+    """`--profile max`, rates held at 10k/25k/50k and the cold first commit (beside the official
+    SDK's, on the same emulator); the emulator's own CPU per MB. The SDK's unpaced maximum is not
+    measured: unpaced, it switches to its stage-file path, which the emulator does not serve."""
+    out = {}
+    with Emulator() as emu:
+        cpu0 = emu.cpu_seconds()
+        args = ["run", "--connection", "emulator", "--full", "--format", "json", "--deadline", "120",
+                "--profile", "max", "--duration", "8" if QUICK else "20"]
+        report, wall, usage = run_netcheck(args, emu.env)
+        emu_cpu = emu.cpu_seconds() - cpu0
+        ev = check(report, "stream.rate")["evidence"]
+        mb = sum(s["achieved_mb_per_s"] for s in ev["steps"]) * ev["steady_interval_ms"] / 1000
+        out["max"] = {"finding": check(report, "stream.rate")["finding"], "events_per_s": ev["max_events_per_s"],
+                      "mb_per_s": ev["max_mb_per_s"], "limited_by": ev.get("limited_by"), "steps": len(ev["steps"]),
+                      "resent_requests": ev["resent_requests"], "sent": ev["sent"], "committed": ev["committed"],
+                      "errored": ev["errored"], "lost": ev["lost"], "emulator_cpu_s": emu_cpu,
+                      "emulator_mb_per_cpu_s": mb / emu_cpu if emu_cpu else None}
+        out["held"] = {}
+        for rate in (10_000, 25_000, 50_000):
+            r = bench_rate(["--rate", str(rate), "--event-size", "1024", "--duration", "4" if QUICK else "10"], 10)
+            out["held"][rate] = r
+        report, wall, _ = run_netcheck(["run", "--connection", "emulator", "--full", "--rows", "1", "--format", "json"], emu.env)
+        out["first"] = {"wall_s": wall, "commit_polls": check(report, "stream.commit")["evidence"]["polls"]}
+        out["sdk_first"] = sdk(emu)
+        out["sdk_first_tuned"] = sdk(emu, ["--tuned"])
+    return out
+
+
+def capacity_rows(cap):
+    rows = []
+    m = cap["max"]
+    rows.append(("`--profile max`: committed events/s (1 KB), limited by", f"{fmt(m['events_per_s'], 0)} ({m['limited_by'] or 'time'})",
+                 "SDK unpaced: not on the emulator (stage-file path)", "", "≥ 1.5×"))
+    rows.append(("`--profile max`: resends, lost", f"{m['resent_requests']}, {m['lost']}", f"sent {m['sent']} = {m['committed']} + {m['errored']}", "", "0, 0"))
+    rows.append(("emulator: MB of NDJSON per emulator CPU-second (TLS, zstd)", fmt(m["emulator_mb_per_cpu_s"], 0), "150 MB/s", fmt(ratio(m["emulator_mb_per_cpu_s"], 150), 2), "≥ 1.0×"))
+    for rate, r in cap["held"].items():
+        cpu_us = 1e6 / r["client_events_per_cpu_second"] if r["client_events_per_cpu_second"] else None
+        rows.append((f"`--rate {rate}` (1 KB): events/s held", fmt(r["achieved_events_per_s"], 0), f"asked {rate:,}",
+                     fmt(ratio(r["achieved_events_per_s"], rate), 4), "1 ± 0.005"))
+        rows.append((f"`--rate {rate}`: client CPU per event (µs, rate phase)", fmt(cpu_us, 2), "", "", ""))
+    t, u = cap["sdk_first_tuned"], cap["sdk_first"]
+    rows.append(("cold first committed row: `run --full --rows 1` wall (s)", fmt(cap["first"]["wall_s"], 3),
+                 f"SDK tuned {fmt(t.get('first_commit_s'), 3)} / as shipped {fmt(u.get('first_commit_s'), 3)}",
+                 fmt(ratio(cap["first"]["wall_s"], t.get("first_commit_s")), 2), "≤ 1.0×"))
+    return rows
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -308,6 +386,11 @@ def main():
         sys.exit(f"{BIN} not found: cargo build --release first (bench/run.sh does)")
     results = {"machine": machine(), "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "runs": RUNS}
     rows = []  # (metric, netcheck, baseline, ratio, target)
+    if os.environ.get("BENCH_ONLY") == "capacity":
+        cap = bench_capacity()
+        results["capacity"] = cap
+        rows += capacity_rows(cap)
+        return report(results, rows)
 
     for rtt in (0, 50, 200):
         label = "loopback" if rtt == 0 else f"+{rtt} ms RTT"
@@ -358,6 +441,13 @@ def main():
     rows.append(("1 KB events, `--rate 150000`: achieved events/s", fmt(flood["achieved_events_per_s"], 0), f"asked {fmt(flood['asked_events_per_s'], 0)}", fmt(ratio(flood["achieved_events_per_s"], flood["asked_events_per_s"]), 3), "(emulator-bound)"))
     rows.append(("1 KB events: client events per CPU-second", fmt(flood["client_events_per_cpu_second"], 0), "", "", "≥ 100,000"))
 
+    cap = bench_capacity()
+    results["capacity"] = cap
+    rows += capacity_rows(cap)
+    report(results, rows)
+
+
+def report(results, rows):
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = os.path.join(ROOT, "bench", "results", f"{stamp}-{results['machine']['commit'] or 'nocommit'}.json")

@@ -91,6 +91,7 @@ pub enum RowId {
     CommitTimeout,
     RowsErrored,
     LatencyBudget,
+    ClientCpu,
     ApiUnreachable,
     ApiError,
     AnswerTooLarge,
@@ -243,7 +244,7 @@ mod tests {
              proxy-block-page proxy-idle-timeout network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
-             latency-budget api-unreachable api-error answer-too-large channel-left-behind redirected \
+             latency-budget client-cpu api-unreachable api-error answer-too-large channel-left-behind redirected \
              allowlist-unreachable local-open-files"
         );
     }

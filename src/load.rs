@@ -15,8 +15,12 @@ pub const REQUESTS_PER_SEC_PER_CHANNEL: u32 = 8;
 /// Uncompressed bytes per append: even incompressible data then stays under the 4 MB wire cap,
 /// and 8 requests/s stay under the documented 20 MB/s per channel.
 pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
-/// Appends one channel keeps in flight once its continuation tokens are predictable.
-pub const MAX_IN_FLIGHT: usize = 4;
+/// A channel is planned to fill at most this share of its largest batch per request, so a
+/// request that leaves late (a slow answer, a busy core) still carries the whole backlog in one
+/// batch and the asked rate is caught up rather than lost.
+const CATCH_UP_HEADROOM: f64 = 0.5;
+/// Where `--rate max` starts ramping, in events a second: the bandwidth table's largest row.
+const RAMP_START: u32 = 10_000;
 /// The largest `--event-size`: a few events must fit in one batch.
 const MAX_EVENT_SIZE: usize = 256 * 1024;
 /// The smallest event: the badge fields themselves take about this much.
@@ -36,17 +40,57 @@ pub enum Profile {
     Medium,
     /// 10,000 events/s of 1 KB.
     Large,
+    /// The most this path carries, in 1 KB events: the same as `--rate max --event-size 1024`.
+    Max,
 }
 
 impl Profile {
+    /// The rows of the bandwidth table, smallest first (what a capacity is compared with).
+    pub const TABLE: [Self; 4] = [Self::Demo, Self::Small, Self::Medium, Self::Large];
+
     /// Events per second and bytes per event.
     #[must_use]
-    pub const fn rate_and_size(self) -> (u32, usize) {
+    pub const fn rate_and_size(self) -> (Rate, usize) {
         match self {
-            Self::Demo => (10, 200),
-            Self::Small => (100, 500),
-            Self::Medium => (1_000, 500),
-            Self::Large => (10_000, 1_024),
+            Self::Demo => (Rate::Events(10), 200),
+            Self::Small => (Rate::Events(100), 500),
+            Self::Medium => (Rate::Events(1_000), 500),
+            Self::Large => (Rate::Events(10_000), 1_024),
+            Self::Max => (Rate::Max, 1_024),
+        }
+    }
+
+    /// The row's events per second (`None` for [`Profile::Max`]).
+    #[must_use]
+    pub const fn events_per_sec(self) -> Option<u32> {
+        match self.rate_and_size().0 {
+            Rate::Events(n) => Some(n),
+            Rate::Max => None,
+        }
+    }
+}
+
+/// `--rate`: a number of events a second, or `max` to find the most the path carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// Hold this many events a second.
+    Events(u32),
+    /// Ramp up to the most this path carries (the capacity probe).
+    Max,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Self::Max);
+        }
+        match s.parse::<u32>() {
+            Ok(n @ 1..=10_000_000) => Ok(Self::Events(n)),
+            _ => Err(format!(
+                "{s:?} is neither `max` nor a number of events per second from 1 to 10000000"
+            )),
         }
     }
 }
@@ -92,10 +136,11 @@ impl Compression {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RateArgs {
     /// With --full: stream this many events per second through extra test channels
-    /// (check stream.rate).
-    #[arg(long, env = "NETCHECK_RATE", value_name = "EVENTS_PER_SEC", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub rate: Option<u32>,
-    /// Seconds the rate is held.
+    /// (check stream.rate); `max` ramps the rate up to the most the path carries and says what
+    /// limited it.
+    #[arg(long, env = "NETCHECK_RATE", value_name = "EVENTS_PER_SEC|max")]
+    pub rate: Option<Rate>,
+    /// Seconds the rate is held (with `--rate max`: the whole ramp's time).
     #[arg(
         long,
         env = "NETCHECK_DURATION",
@@ -110,9 +155,14 @@ pub struct RateArgs {
     #[arg(long, env = "NETCHECK_CHANNELS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2000))]
     pub channels: Option<u16>,
     /// A row of the seed's bandwidth table: demo 10/s x 200 B, small 100/s x 500 B,
-    /// medium 1,000/s x 500 B, large 10,000/s x 1 KB (--rate and --event-size override it).
+    /// medium 1,000/s x 500 B, large 10,000/s x 1 KB; max: the most the path carries of 1 KB
+    /// events (--rate and --event-size override it).
     #[arg(long, env = "NETCHECK_PROFILE", value_enum, value_name = "NAME")]
     pub profile: Option<Profile>,
+    /// With --rate max: the client CPU, in cores, the probe may use before the client counts as
+    /// saturated [default: every core of this machine].
+    #[arg(long, env = "NETCHECK_MAX_CPU", value_name = "CORES")]
+    pub max_cpu: Option<f64>,
     /// Append body compression.
     #[arg(long, env = "NETCHECK_COMPRESSION", value_enum, default_value_t = Compression::Zstd)]
     pub compression: Compression,
@@ -126,6 +176,7 @@ impl Default for RateArgs {
             event_size: None,
             channels: None,
             profile: None,
+            max_cpu: None,
             compression: Compression::Zstd,
         }
     }
@@ -151,13 +202,34 @@ impl RateArgs {
     /// The validated load, or `None` when neither `--rate` nor `--profile` was given.
     pub fn load(&self) -> Result<Option<Load>, Error> {
         let preset = self.profile.map(Profile::rate_and_size);
-        let Some(events_per_sec) = self.rate.or(preset.map(|p| p.0)) else {
-            if self.event_size.is_some() || self.channels.is_some() {
+        let Some(rate) = self.rate.or(preset.map(|p| p.0)) else {
+            if self.event_size.is_some() || self.channels.is_some() || self.max_cpu.is_some() {
                 return Err(Error::Usage(
-                    "--event-size and --channels need --rate or --profile".into(),
+                    "--event-size, --channels and --max-cpu need --rate or --profile".into(),
                 ));
             }
             return Ok(None);
+        };
+        let ramp = match (rate, self.max_cpu) {
+            (Rate::Events(_), Some(_)) => {
+                return Err(Error::Usage("--max-cpu needs --rate max".into()));
+            }
+            (Rate::Events(_), None) => None,
+            (Rate::Max, Some(c)) if !(c.is_finite() && c > 0.0 && c <= 4096.0) => {
+                return Err(Error::Usage(format!(
+                    "--max-cpu must be a number of cores above 0, got {c}"
+                )));
+            }
+            (Rate::Max, cores) => Some(Ramp {
+                max_cpu: cores.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map_or(1.0, |n| f64::from(u32::try_from(n.get()).unwrap_or(1)))
+                }),
+            }),
+        };
+        let events_per_sec = match rate {
+            Rate::Events(n) => n,
+            Rate::Max => RAMP_START,
         };
         let event_size = self
             .event_size
@@ -181,6 +253,7 @@ impl RateArgs {
             event_size,
             min_channels: self.channels.unwrap_or(1),
             compression: self.compression,
+            ramp,
         }))
     }
 }
@@ -191,7 +264,7 @@ pub struct Load {
     /// The preset it came from, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
-    /// The asked rate.
+    /// The asked rate (with a ramp: where it starts).
     pub events_per_sec: u32,
     /// How long the rate is held.
     #[serde(rename = "duration_ms", serialize_with = "crate::units::serialize_ms")]
@@ -202,7 +275,20 @@ pub struct Load {
     pub min_channels: u16,
     /// Append body compression.
     pub compression: Compression,
+    /// `--rate max`: ramp the rate instead of holding it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Ramp>,
 }
+
+/// How `--rate max` ramps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Ramp {
+    /// Client CPU, in cores, above which the client counts as saturated.
+    pub max_cpu: f64,
+}
+
+// `max_cpu` is validated finite, so equality is total.
+impl Eq for Ramp {}
 
 /// How a load is spread: channels, and the largest batch one request carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -229,9 +315,9 @@ impl Load {
     }
 
     /// Spreads the load: as many channels as asked, more when one channel's requests cannot
-    /// carry it. A channel sends at most [`REQUESTS_PER_SEC_PER_CHANNEL`] requests a second of at
-    /// most [`MAX_BATCH_BYTES`] each, and — counting on no pipelining, which needs predictable
-    /// tokens — one per `append_latency` (the round trip's measured append).
+    /// carry it. A channel sends at most [`REQUESTS_PER_SEC_PER_CHANNEL`] requests a second, one
+    /// at a time (so one per `append_latency`, the round trip's measured append), each planned at
+    /// [`CATCH_UP_HEADROOM`] of [`MAX_BATCH_BYTES`].
     #[must_use]
     #[allow(
         clippy::cast_possible_truncation,
@@ -243,7 +329,7 @@ impl Load {
         let max_batch_events = (MAX_BATCH_BYTES / self.event_size).max(1);
         let by_latency = 1.0 / append_latency.as_secs_f64().max(1e-3);
         let requests = by_latency.min(f64::from(REQUESTS_PER_SEC_PER_CHANNEL));
-        let per_channel = (requests * max_batch_events as f64).max(1.0) as u64;
+        let per_channel = (requests * max_batch_events as f64 * CATCH_UP_HEADROOM).max(1.0) as u64;
         let needed = u64::from(self.events_per_sec).div_ceil(per_channel);
         Layout {
             channels: u32::try_from(needed)
@@ -296,17 +382,6 @@ fn filler(seq: u64, n: usize, out: &mut Vec<u8>) {
         }
         left = left.saturating_sub(12);
     }
-}
-
-/// The token a server that numbers its continuation tokens would hand out next: the same text
-/// with its trailing number incremented (`7_3` → `7_4`). Tokens are opaque, so a prediction is
-/// only used after the server's answers have confirmed it, and every answer is checked.
-#[must_use]
-pub fn successor(token: &str) -> Option<String> {
-    let digits = token.bytes().rev().take_while(u8::is_ascii_digit).count();
-    let (prefix, number) = token.split_at(token.len() - digits);
-    let next = number.parse::<u64>().ok()?.checked_add(1)?;
-    Some(format!("{prefix}{next}"))
 }
 
 /// The `p`-th percentile (0–100, nearest rank) of sorted samples.
@@ -375,16 +450,8 @@ mod tests {
 
     use super::*;
 
-    #[test_case("7_3" => Some("7_4".to_owned()); "emulator shape")]
-    #[test_case("0_9" => Some("0_10".to_owned()); "carries")]
-    #[test_case("abc" => None; "no number")]
-    #[test_case("" => None; "empty")]
-    fn successors(token: &str) -> Option<String> {
-        successor(token)
-    }
-
     #[test_case(Profile::Demo, 1; "demo")]
-    #[test_case(Profile::Large, 1; "large fits one channel")]
+    #[test_case(Profile::Large, 2; "large over two channels, with catch-up room")]
     fn profile_layouts(profile: Profile, channels: u32) {
         let load = RateArgs {
             profile: Some(profile),
@@ -395,15 +462,54 @@ mod tests {
         .unwrap();
         assert_eq!(load.layout(Duration::from_millis(20)).channels, channels);
         assert_eq!(
-            (load.events_per_sec, load.event_size),
-            profile.rate_and_size()
+            (Some(load.events_per_sec), load.event_size),
+            (profile.events_per_sec(), profile.rate_and_size().1)
         );
+        assert_eq!(load.ramp, None);
+    }
+
+    #[test]
+    fn rate_max_and_profile_max_ramp_and_max_cpu_needs_them() {
+        for args in [
+            RateArgs {
+                rate: Some(Rate::Max),
+                max_cpu: Some(0.5),
+                ..RateArgs::default()
+            },
+            RateArgs {
+                profile: Some(Profile::Max),
+                max_cpu: Some(0.5),
+                ..RateArgs::default()
+            },
+        ] {
+            let load = args.load().unwrap().unwrap();
+            assert_eq!(load.ramp, Some(Ramp { max_cpu: 0.5 }));
+            assert_eq!(load.events_per_sec, RAMP_START);
+        }
+        assert_eq!("MAX".parse::<Rate>(), Ok(Rate::Max));
+        assert_eq!("250".parse::<Rate>(), Ok(Rate::Events(250)));
+        assert!("0".parse::<Rate>().is_err());
+        assert!("fast".parse::<Rate>().is_err());
+        for bad in [
+            RateArgs {
+                rate: Some(Rate::Events(10)),
+                max_cpu: Some(1.0),
+                ..RateArgs::default()
+            },
+            RateArgs {
+                rate: Some(Rate::Max),
+                max_cpu: Some(0.0),
+                ..RateArgs::default()
+            },
+        ] {
+            assert!(bad.load().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
     fn a_rate_one_channel_cannot_carry_is_spread() {
         let load = RateArgs {
-            rate: Some(100_000),
+            rate: Some(Rate::Events(100_000)),
             event_size: Some(1024),
             ..RateArgs::default()
         }
@@ -411,15 +517,15 @@ mod tests {
         .unwrap()
         .unwrap();
         let layout = load.layout(Duration::from_millis(20));
-        // 100 MB/s over channels of 8 requests/s x 2 MiB.
-        assert_eq!(layout.channels, 7);
+        // 100 MB/s over channels of 8 requests/s x 1 MiB (half of a 2 MiB batch: catch-up room).
+        assert_eq!(layout.channels, 13);
         assert_eq!(layout.max_batch_events, 2048);
         assert!(
             layout.tick >= Duration::from_millis(100),
             "at most 10 requests/s per channel"
         );
-        // Appends of 500 ms: 2 requests/s of 2048 events per channel without pipelining.
-        assert_eq!(load.layout(Duration::from_millis(500)).channels, 25);
+        // Appends of 500 ms: 2 requests/s of 1024 events per channel, one at a time.
+        assert_eq!(load.layout(Duration::from_millis(500)).channels, 49);
     }
 
     #[test]
@@ -435,7 +541,7 @@ mod tests {
         );
         assert!(
             RateArgs {
-                rate: Some(10),
+                rate: Some(Rate::Events(10)),
                 event_size: Some(10),
                 ..RateArgs::default()
             }
@@ -444,7 +550,7 @@ mod tests {
         );
         assert!(
             RateArgs {
-                rate: Some(10),
+                rate: Some(Rate::Events(10)),
                 duration: 0.0,
                 ..RateArgs::default()
             }

@@ -2,21 +2,22 @@
 //! its own test channels after the round trip passed, and reports what the path really carries —
 //! events/s and MB/s achieved against asked, append latency percentiles, commit lag, 429s and
 //! retries — with every event accounted for (sent = committed + errored, or the check fails).
+//! With `--rate max` it ramps instead, and reports the most the path held ([`ramp`]).
 //!
 //! Each channel sends at most [`load::REQUESTS_PER_SEC_PER_CHANNEL`] NDJSON requests a second,
 //! batching whatever events are due (compressed, under the 4 MB wire cap); a rate one channel
 //! cannot carry is spread over more ([`Load::layout`]). Appends on a channel must chain — each
-//! carries the continuation token the previous answer returned — so a channel keeps several in
-//! flight only once the server's tokens have proved predictable ([`load::successor`], checked on
-//! every answer). A mispredicted or reordered append is refused by the server with a sequencer
-//! error and not stored, so it is simply sent again in order. A sequencer error on a confirmed
-//! token, or an append that got no answer (stored or not?), is settled by reopening the channel:
+//! carries the continuation token the previous answer returned — so a channel keeps one in
+//! flight: a server handles concurrent requests in any order, so a second one sent with a guessed
+//! token could be refused and cost a resend. A refused token (another client reopened the
+//! channel), or an append that got no answer (stored or not?), is settled by reopening the channel:
 //! the reopen discards what was not committed and reports what was, and the rest is sent again —
 //! nothing lost, nothing doubled. `stream.drop` drops the channels after this check, however it
 //! ended (a failure, the deadline, Ctrl-C).
 
 mod commits;
 mod judge;
+mod ramp;
 mod sender;
 
 use std::sync::Arc;
@@ -30,8 +31,8 @@ use crate::context::Ctx;
 use crate::load::{self, Layout, Load};
 use crate::outcome::{Outcome, SkipReason};
 use crate::secret::Secret;
-use crate::snowflake::rest::{ApiCall, ChannelRef, OpenChannelResponse};
-use commits::poll_commits;
+use crate::snowflake::rest::{ApiCall, ChannelRef, OpenChannelResponse, PipeRef};
+use commits::{Polled, poll_commits};
 use judge::judge;
 use sender::{ChannelReport, send_all};
 
@@ -68,38 +69,84 @@ async fn rate(ctx: Ctx) -> Outcome {
         .map(|x| x.elapsed)
         .max()
         .unwrap_or_default();
-    let layout = load.layout(append_latency);
+    let target = Target {
+        base,
+        token,
+        pipe,
+        append_latency,
+    };
     let run_id = format!(
         "netcheck_rate_{}_{:08x}",
         std::process::id(),
         rand::random::<u32>()
     );
+    if let Some(ramp) = load.ramp {
+        return ramp::probe(&ctx, &target, &load, ramp, &run_id).await;
+    }
+    let cutoff = load.duration + ctx.settings.timeout;
+    match step(&ctx, &target, load, format!("{run_id}_"), cutoff).await {
+        Ok(step) => judge(&step),
+        Err(failed) => failed,
+    }
+}
+
+/// Where the rate test streams, as the round trip found it.
+struct Target {
+    base: String,
+    token: Secret<String>,
+    pipe: PipeRef,
+    /// The round trip's slowest append: how many channels a rate needs.
+    append_latency: Duration,
+}
+
+/// One run at one rate through its own channels (named `id` + their index), as measured.
+struct Step {
+    run: Arc<Run>,
+    id: String,
+    reports: Vec<ChannelReport>,
+    polled: Polled,
+    /// Process CPU time while it streamed.
+    cpu: Option<Duration>,
+}
+
+/// Opens channels for `load`, streams it through them until every event was answered (or
+/// `cutoff` after the start), and waits for the commits; the failure to open is the outcome.
+async fn step(
+    ctx: &Ctx,
+    target: &Target,
+    load: Load,
+    id: String,
+    cutoff: Duration,
+) -> Result<Step, Outcome> {
+    let layout = load.layout(target.append_latency);
     let channels: Vec<ChannelRef> = (0..layout.channels)
-        .map(|i| pipe.channel(&format!("{run_id}_{i}")))
+        .map(|i| target.pipe.channel(&format!("{id}{i}")))
         .collect();
     // Their drop is stream.drop's, which runs after this check however it ends.
-    let opens =
-        futures::future::join_all(channels.iter().map(|c| open(&ctx, &base, &token, c))).await;
-    let mut tokens = Vec::with_capacity(opens.len());
-    for opened in opens {
-        match opened {
-            Ok(r) => tokens.push(r.next_continuation_token),
-            Err(failed) => return failed,
-        }
-    }
+    let opens = futures::future::join_all(
+        channels
+            .iter()
+            .map(|c| open(ctx, &target.base, &target.token, c)),
+    )
+    .await;
+    let tokens = opens
+        .into_iter()
+        .map(|o| o.map(|r| r.next_continuation_token))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let cpu_before = load::process_cpu_time();
     let run = Arc::new(Run {
         ctx: ctx.clone(),
-        base: base.clone(),
-        token,
+        base: target.base.clone(),
+        token: target.token.clone(),
         layout,
         start: Instant::now(),
+        cutoff,
         load,
     });
     let (targets_tx, targets_rx) = watch::channel(None);
     let names = channels.iter().map(|c| c.channel.clone()).collect();
-    let commits = poll_commits(&run, &pipe, names, targets_rx);
+    let commits = poll_commits(&run, &target.pipe, names, targets_rx);
     let senders = async {
         let reports = send_all(&run, channels, tokens).await;
         let _ = targets_tx.send(Some(
@@ -111,7 +158,13 @@ async fn rate(ctx: Ctx) -> Outcome {
     let cpu = cpu_before
         .zip(load::process_cpu_time())
         .map(|(a, b)| b.saturating_sub(a));
-    judge(&run, &run_id, &reports, &polled, cpu)
+    Ok(Step {
+        run,
+        id,
+        reports,
+        polled,
+        cpu,
+    })
 }
 
 /// What every channel's sender shares.
@@ -123,13 +176,8 @@ struct Run {
     layout: Layout,
     /// When the channels were open and sending began.
     start: Instant,
-}
-
-impl Run {
     /// After this, a channel that fell behind stops sending its backlog.
-    fn cutoff(&self) -> Duration {
-        self.load.duration + self.ctx.settings.timeout
-    }
+    cutoff: Duration,
 }
 
 /// Opens (or reopens) a channel; the failure is the check's outcome.

@@ -59,6 +59,9 @@ pub enum Fault {
         /// Seconds for the `Retry-After` header; none means no header.
         retry_after: Option<u64>,
     },
+    /// Appends that would take their channel's rows over the last second above this many: 429
+    /// `{"code":"390505",...}` (a throughput limit, which a capacity probe must find).
+    ThrottleAbove(u64),
     /// 500 or 503 with the bare-string body `"ERR_GENERAL_EXCEPTION_RETRY_REQUEST"`.
     ServerError(u16),
     /// Send the status line, headers and half the body, then reset the TCP connection.
@@ -125,6 +128,10 @@ const CATALOG: &[FaultHelp] = &[
     FaultHelp {
         syntax: "throttle[=SECONDS]",
         meaning: "429 {\"code\":\"390505\"}; with a value, also Retry-After: SECONDS",
+    },
+    FaultHelp {
+        syntax: "throttle-above=ROWS",
+        meaning: "429 {\"code\":\"390505\"} for appends that would take their channel's last second above ROWS rows",
     },
     FaultHelp {
         syntax: "server-error[=500|503]",
@@ -296,6 +303,7 @@ impl Fault {
         match self {
             Self::Latency(_) => "latency",
             Self::Throttle { .. } => "throttle",
+            Self::ThrottleAbove(_) => "throttle-above",
             Self::ServerError(_) => "server-error",
             Self::Reset => "reset",
             Self::HangUp => "hang-up",
@@ -419,6 +427,10 @@ fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError
                 .transpose()
                 .map_err(|_| bad("whole seconds"))?,
         },
+        ("throttle-above", Some(v)) => {
+            Fault::ThrottleAbove(v.parse().map_err(|_| bad("a number of rows per second"))?)
+        }
+        ("throttle-above", None) => return Err(bad("a number of rows per second")),
         ("server-error", None) => Fault::ServerError(503),
         ("server-error", Some(v @ ("500" | "503"))) => Fault::ServerError(v.parse().unwrap_or(503)),
         ("server-error", Some(_)) => return Err(bad("500 or 503")),
@@ -486,6 +498,7 @@ impl fmt::Display for Fault {
                 retry_after: Some(s),
             } => write!(f, "={s}")?,
             Self::ServerError(code) => write!(f, "={code}")?,
+            Self::ThrottleAbove(rows) => write!(f, "={rows}")?,
             Self::ClockOffset(s) => write!(f, "={s}s")?,
             Self::NetworkPolicy(nets) if !nets.is_empty() => {
                 let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
@@ -573,6 +586,15 @@ impl FaultSet {
         })
     }
 
+    /// The `throttle-above` limit in rows per second, if any.
+    pub(crate) fn rows_per_sec_cap(&self, endpoint: ApiCall, host: Vhost) -> Option<u64> {
+        self.matching(Some(endpoint), host)
+            .find_map(|e| match e.fault {
+                Fault::ThrottleAbove(rows) if e.take() => Some(rows),
+                _ => None,
+            })
+    }
+
     /// What hostname discovery answers instead of the ingest host, if anything.
     pub(crate) fn hostname(&self, endpoint: ApiCall, host: Vhost) -> Option<String> {
         self.text(endpoint, host, |f| match f {
@@ -630,6 +652,7 @@ mod tests {
     #[test_case("conflict" => Fault::Conflict("ERR_OPEN_CHANNEL_IN_PROGRESS".into()))]
     #[test_case("conflict=ERR_PIPE_IN_INVALID_STATE@open" => Fault::Conflict("ERR_PIPE_IN_INVALID_STATE".into()).on(FaultScope::Endpoint(ApiCall::Open)))]
     #[test_case("row-errors" => Fault::RowErrors)]
+    #[test_case("throttle-above=5000@append" => Fault::ThrottleAbove(5000).on(FaultScope::Endpoint(ApiCall::Append)))]
     #[test_case("hang-up@hostname" => Fault::HangUp.on(FaultScope::Endpoint(ApiCall::Hostname)))]
     #[test_case("hostname=" => Fault::Hostname(String::new()))]
     #[test_case("hostname=ingest.example.net" => Fault::Hostname("ingest.example.net".into()))]
@@ -669,6 +692,7 @@ mod tests {
             "hostname=ingest.example.net@hostname",
             "hostname=",
             "invalid-token#1",
+            "throttle-above=3000@append",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
@@ -683,6 +707,7 @@ mod tests {
                 "latency" => "latency=1ms",
                 "clock-offset" => "clock-offset=1s",
                 "hostname" => "hostname=x",
+                "throttle-above" => "throttle-above=100",
                 other => other,
             };
             assert!(spec.parse::<Fault>().is_ok(), "{spec}");

@@ -475,9 +475,13 @@ impl Call {
             );
         }
         let commit = !self.has_fault(&Fault::NoCommit);
+        let cap = self
+            .shared
+            .faults()
+            .rows_per_sec_cap(self.ctx.endpoint, self.ctx.vhost);
         match self
             .shared
-            .append(key, channel, &token, offset, parsed, commit)
+            .append(key, channel, &token, offset, parsed, commit, cap)
         {
             Ok(next_continuation_token) => Json(AppendRowsResponse {
                 status_code: 0,
@@ -490,7 +494,7 @@ impl Call {
     }
 
     /// The append body after `Content-Encoding` (gzip or zstd), capped in size.
-    fn decoded_body(&self) -> Result<std::borrow::Cow<'_, [u8]>, Response> {
+    fn decoded_body(&self) -> Result<Bytes, Response> {
         let encoding = self
             .headers
             .get(header::CONTENT_ENCODING)
@@ -498,12 +502,18 @@ impl Call {
             .map(str::to_ascii_lowercase);
         let mut out = Vec::new();
         let result = match encoding.as_deref() {
-            None | Some("identity") => return Ok(std::borrow::Cow::Borrowed(&self.body)),
+            None | Some("identity") => return Ok(self.body.clone()),
             Some("gzip") => flate2::read::GzDecoder::new(&self.body[..])
                 .take(MAX_DECOMPRESSED_BYTES)
                 .read_to_end(&mut out),
-            Some("zstd") => zstd::stream::read::Decoder::new(&self.body[..])
-                .and_then(|d| d.take(MAX_DECOMPRESSED_BYTES).read_to_end(&mut out)),
+            Some("zstd") => {
+                // Sized once from the frame's header when it says, rather than grown by copying.
+                if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(&self.body) {
+                    out.reserve(usize::try_from(size.min(MAX_DECOMPRESSED_BYTES)).unwrap_or(0));
+                }
+                zstd::stream::read::Decoder::new(&self.body[..])
+                    .and_then(|d| d.take(MAX_DECOMPRESSED_BYTES).read_to_end(&mut out))
+            }
             Some(_) => {
                 return Err(json_error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -513,7 +523,7 @@ impl Call {
             }
         };
         result.map_err(|_| bad_payload())?;
-        Ok(std::borrow::Cow::Owned(out))
+        Ok(Bytes::from(out))
     }
 
     fn status(&self, pipe: &PipeRef) -> Response {

@@ -54,6 +54,7 @@ fn list_faults_prints_one_line_per_fault() {
     for name in [
         "latency=",
         "throttle",
+        "throttle-above",
         "server-error",
         "reset",
         "tls12-only",
@@ -68,7 +69,9 @@ fn list_faults_prints_one_line_per_fault() {
         "no-commit",
     ] {
         assert_eq!(
-            text.lines().filter(|l| l.starts_with(name)).count(),
+            text.lines()
+                .filter(|l| l.split(['=', '[', ' ']).next() == Some(name.trim_end_matches('=')))
+                .count(),
             1,
             "{name}:\n{text}"
         );

@@ -72,7 +72,7 @@ async fn added_latency_does_not_open_extra_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_test_multiplexes_its_channels_on_the_same_connection() {
     let rate = netcheck::load::RateArgs {
-        rate: Some(200),
+        rate: Some(netcheck::load::Rate::Events(200)),
         duration: 1.0,
         channels: Some(3),
         ..Default::default()

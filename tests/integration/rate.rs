@@ -1,7 +1,10 @@
 //! `stream.rate` against the embedded emulator, in-process: the rate is held and every event is
 //! accounted for (and read back from the emulator, in order per channel); under added latency a
-//! channel keeps several appends in flight without breaking the continuation-token chain; a
-//! throttled channel fails `throttled` with sent = committed + errored; its channels are dropped.
+//! channel batches what fell due, one append at a time, and never resends; a high asked rate
+//! costs no resend either; a throttled channel fails `throttled` with sent = committed + errored;
+//! its channels are dropped. `--rate max` stops its ramp at a throttling server, at the append
+//! latency budget, at its CPU budget and at row errors, and drops every channel without losing a
+//! row.
 //! Across processes, `netcheck run --full --profile …` against `netcheck emulate` reports it in
 //! JSON, and a rate without `--full` is a usage error.
 
@@ -22,6 +25,11 @@ async fn emulator(faults: Vec<Fault>) -> Emulator {
 /// A `--full` run with `rate`; returns the `stream.rate` outcome after checking the round trip
 /// before it passed.
 async fn run_rate(emu: &Emulator, rate: RateArgs) -> Outcome {
+    run_timed(emu, rate).await.0
+}
+
+/// [`run_rate`], with how long `stream.rate` took.
+async fn run_timed(emu: &Emulator, rate: RateArgs) -> (Outcome, Duration) {
     let mut settings = netcheck::demo::settings_for(emu, emulator::default_key(), 10).unwrap();
     settings.rate = rate.load().unwrap();
     let result = crate::support::emulate::run_all(settings).await;
@@ -40,7 +48,13 @@ async fn run_rate(emu: &Emulator, rate: RateArgs) -> Outcome {
         "{:?}",
         of("stream.commit").finding
     );
-    of("stream.rate")
+    let took = result
+        .results
+        .iter()
+        .find(|r| r.spec.id == "stream.rate")
+        .unwrap()
+        .duration;
+    (of("stream.rate"), took)
 }
 
 /// The rate test's committed rows, by channel: their `seq` in commit order.
@@ -138,13 +152,13 @@ async fn the_demo_profile_holds_its_rate_and_every_event_is_committed_in_order()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_latency_a_channel_keeps_several_appends_in_flight_in_order() {
-    // 300 ms per append and a request every 125 ms: one at a time could not keep up.
+async fn under_latency_a_channel_batches_one_append_at_a_time_and_never_resends() {
+    // 300 ms per append and a request every 125 ms: each append carries what fell due meanwhile.
     let emu = emulator(vec!["latency=300ms@append".parse().unwrap()]).await;
     let outcome = run_rate(
         &emu,
         RateArgs {
-            rate: Some(400),
+            rate: Some(netcheck::load::Rate::Events(400)),
             duration: 3.0,
             channels: Some(1),
             ..RateArgs::default()
@@ -158,13 +172,26 @@ async fn under_latency_a_channel_keeps_several_appends_in_flight_in_order() {
         outcome.finding,
         outcome.evidence
     );
-    assert!(
-        count(&outcome, "max_in_flight") > 1,
+    let sent = count(&outcome, "sent");
+    assert_eq!(count(&outcome, "committed"), sent);
+    assert_eq!(
+        (
+            count(&outcome, "resent_requests"),
+            count(&outcome, "reopens")
+        ),
+        (0, 0),
         "{:#}",
         outcome.evidence
     );
-    let sent = count(&outcome, "sent");
-    assert_eq!(count(&outcome, "committed"), sent);
+    // No append was refused: every one the emulator saw on the channel was stored.
+    let refused = emu
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.endpoint == ApiCall::Append && r.path.contains("netcheck_rate_") && r.status != 200
+        })
+        .count();
+    assert_eq!(refused, 0);
     let rows = rate_rows(&emu);
     let seqs = rows.values().next().unwrap();
     assert_eq!(
@@ -173,6 +200,210 @@ async fn under_latency_a_channel_keeps_several_appends_in_flight_in_order() {
         "the chain held: in order, nothing lost or doubled"
     );
     channels_dropped(&emu, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_high_asked_rate_costs_no_resend() {
+    let emu = emulator(Vec::new()).await;
+    let outcome = run_rate(
+        &emu,
+        RateArgs {
+            rate: Some(netcheck::load::Rate::Events(50_000)),
+            duration: 2.0,
+            ..RateArgs::default()
+        },
+    )
+    .await;
+    // Whether a debug build on busy cores holds 50k/s is not the point: no append is refused.
+    assert_eq!(
+        (
+            count(&outcome, "resent_requests"),
+            count(&outcome, "reopens"),
+            count(&outcome, "lost")
+        ),
+        (0, 0, 0),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    let refused = emu
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.endpoint == ApiCall::Append && r.path.contains("netcheck_rate_") && r.status != 200
+        })
+        .count();
+    assert_eq!(refused, 0);
+    every_row_once_in_order(&emu, count(&outcome, "committed"));
+}
+
+/// Every committed row of the rate test is in the table once, in order per channel.
+#[track_caller]
+fn every_row_once_in_order(emu: &Emulator, committed: u64) {
+    let rows = rate_rows(emu);
+    for (channel, seqs) in &rows {
+        assert_eq!(
+            *seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "{channel}: in order, nothing lost or doubled"
+        );
+    }
+    assert_eq!(rows.values().map(Vec::len).sum::<usize>() as u64, committed);
+}
+
+/// `--rate max` with `--duration` and `--max-cpu` (generous unless a test is about it: the
+/// emulator shares this process's CPU).
+fn max_rate(duration: f64, max_cpu: f64) -> RateArgs {
+    RateArgs {
+        rate: Some(netcheck::load::Rate::Max),
+        duration,
+        max_cpu: Some(max_cpu),
+        ..RateArgs::default()
+    }
+}
+
+/// The probe's verdict, catalog row and limit.
+#[track_caller]
+fn probe_result(outcome: &Outcome) -> (Verdict, Option<&'static str>, Option<&str>) {
+    (
+        outcome.verdict(),
+        outcome.row().map(netcheck::catalog::RowId::as_str),
+        outcome.evidence["limited_by"].as_str(),
+    )
+}
+
+/// Every channel the probe opened was dropped, and sent = committed + errored with no resend.
+#[track_caller]
+fn probe_cleaned_up(emu: &Emulator, outcome: &Outcome) {
+    let opened: std::collections::BTreeSet<String> = emu
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(!opened.is_empty());
+    channels_dropped(emu, opened.len());
+    assert_eq!(
+        count(outcome, "sent"),
+        count(outcome, "committed") + count(outcome, "errored"),
+        "{:#}",
+        outcome.evidence
+    );
+    assert_eq!(count(outcome, "lost"), 0);
+    assert_eq!(count(outcome, "resent_requests"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_ramps_until_the_server_throttles() {
+    // A channel takes 6,000 rows a second (a second holds 9 of a channel's 8-a-second appends
+    // at most: 5,333/s hold); the ramp starts at 10,000, halves, then bisects.
+    let emu = emulator(vec!["throttle-above=6000@append".parse().unwrap()]).await;
+    let outcome = run_rate(&emu, max_rate(12.0, 1000.0)).await;
+    assert_eq!(
+        probe_result(&outcome),
+        (Verdict::Warn, Some("throttled"), Some("server_throttling")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    let max = outcome.evidence["max_events_per_s"].as_f64().unwrap();
+    assert!((2000.0..=6000.0).contains(&max), "{:#}", outcome.evidence);
+    let steps = outcome.evidence["steps"].as_array().unwrap();
+    assert!(steps.len() >= 3, "looked down, then bisected: {steps:#?}");
+    let headroom = &outcome.evidence["headroom"];
+    assert_eq!(headroom.as_array().unwrap().len(), 4, "{headroom:#}");
+    assert_eq!(headroom[3]["profile"], "large");
+    assert!(headroom[3]["headroom"].as_f64().unwrap() < 1.0);
+    assert!(
+        outcome.finding.contains("limited by server throttling"),
+        "{}",
+        outcome.finding
+    );
+    probe_cleaned_up(&emu, &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_stops_at_the_append_latency_budget_within_its_duration() {
+    // Every append takes 700 ms, over its 500 ms budget at any rate.
+    let emu = emulator(vec!["latency=700ms@append".parse().unwrap()]).await;
+    let (outcome, took) = run_timed(&emu, max_rate(4.0, 1000.0)).await;
+    assert_eq!(
+        probe_result(&outcome),
+        (
+            Verdict::Warn,
+            Some("latency-budget"),
+            Some("latency_budget")
+        ),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(outcome.evidence["max_events_per_s"].is_null());
+    // The last step may start just inside --duration; a step's sending is cut off after twice its
+    // interval, and its commits are waited for.
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    probe_cleaned_up(&emu, &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_stops_when_the_client_uses_its_cpu_budget() {
+    // A thousandth of a core: the first step already uses more.
+    let emu = emulator(Vec::new()).await;
+    let outcome = run_rate(&emu, max_rate(3.0, 0.001)).await;
+    assert_eq!(
+        probe_result(&outcome),
+        (Verdict::Warn, Some("client-cpu"), Some("client_cpu")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    probe_cleaned_up(&emu, &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_fails_when_rows_error() {
+    let emu = emulator(Vec::new()).await;
+    // Every row fails to load once the probe has opened its first channel (the round trip is done).
+    let watcher = async {
+        while !emu
+            .request_log()
+            .iter()
+            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        emu.set_faults(vec!["row-errors@append".parse().unwrap()]);
+    };
+    let (outcome, ()) = tokio::join!(run_rate(&emu, max_rate(4.0, 1000.0)), watcher);
+    assert_eq!(
+        probe_result(&outcome),
+        (Verdict::Fail, Some("rows-errored"), Some("row_errors")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(count(&outcome, "errored") > 0, "{:#}", outcome.evidence);
+    probe_cleaned_up(&emu, &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_drops_every_channel_and_loses_no_row() {
+    let emu = emulator(Vec::new()).await;
+    let outcome = run_rate(&emu, max_rate(4.0, 1000.0)).await;
+    // Whatever limited it on busy cores, the figures are consistent and nothing is left behind.
+    assert!(
+        matches!(outcome.verdict(), Verdict::Pass | Verdict::Warn),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    let max = outcome.evidence["max_events_per_s"].as_f64();
+    assert!(max.is_some_and(|m| m >= 950.0), "{:#}", outcome.evidence);
+    // Events of 200 B are the badge fields alone, about 220 B.
+    let mb = outcome.evidence["max_mb_per_s"].as_f64().unwrap();
+    assert!(mb > 0.0 && mb <= max.unwrap() * 300.0 / 1e6, "{mb} MB/s");
+    probe_cleaned_up(&emu, &outcome);
+    every_row_once_in_order(&emu, count(&outcome, "committed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +424,7 @@ async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for
         run_rate(
             &emu,
             RateArgs {
-                rate: Some(50),
+                rate: Some(netcheck::load::Rate::Events(50)),
                 duration: 2.0,
                 ..RateArgs::default()
             }
@@ -295,7 +526,7 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
         run_rate(
             &emu,
             RateArgs {
-                rate: Some(200),
+                rate: Some(netcheck::load::Rate::Events(200)),
                 duration: 2.0,
                 channels: Some(1),
                 ..RateArgs::default()

@@ -399,3 +399,45 @@ async fn a_user_level_network_policy_is_network_policy() {
         "127.0.0.1"
     );
 }
+
+/// The round trip against an emulator committing after `commit_delay`: `stream.commit`'s
+/// evidence, and the status requests the emulator answered.
+async fn commit_polls(commit_delay: std::time::Duration) -> (serde_json::Value, usize) {
+    let emu = crate::support::emulate::spawn_emulator(|c| c.commit_delay = commit_delay).await;
+    let settings = netcheck::demo::settings_for(&emu, emulator::default_key(), 1).unwrap();
+    let result = crate::support::emulate::run_all(settings).await;
+    let commit = result
+        .results
+        .iter()
+        .find(|r| r.spec.id == "stream.commit")
+        .unwrap();
+    assert_eq!(
+        commit.outcome.verdict(),
+        Verdict::Pass,
+        "{}",
+        commit.outcome.finding
+    );
+    let status_calls = emu
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == netcheck::snowflake::rest::ApiCall::Status)
+        .count();
+    (commit.outcome.evidence.clone(), status_calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commit_is_polled_right_after_the_append_then_backing_off() {
+    // Committed as soon as appended: the first poll, made at once, sees it.
+    let (evidence, calls) = commit_polls(std::time::Duration::ZERO).await;
+    assert_eq!(
+        (evidence["polls"].as_u64(), calls),
+        (Some(1), 1),
+        "{evidence:#}"
+    );
+    // Committed after 600 ms: polls at 0, 10, 25, 48, 81, 132, 208, 322, 493 and 743 ms at the
+    // most (a busy machine only makes them later, so fewer), never the 60 a 10 ms poll would be.
+    let (evidence, calls) = commit_polls(std::time::Duration::from_millis(600)).await;
+    let polls = evidence["polls"].as_u64().unwrap();
+    assert_eq!(polls, calls as u64, "every status request is counted");
+    assert!((3..=10).contains(&polls), "{evidence:#}");
+}

@@ -22,6 +22,20 @@ def emit(stage, ok, detail=""):
     return ok
 
 
+def properties(args):
+    """The SDK's client properties for the emulator (also bench/sdk_bench.py's)."""
+    return {
+        "account": args.account,
+        "user": args.user,
+        "role": args.role,
+        "url": args.url,
+        "private_key_file": args.private_key_file,
+        # Bound the SDK's own retries so a failure surfaces within the test's time limit.
+        "mgmt_retry_total_backoff_seconds": 5,
+        "data_retry_total_backoff_seconds": 5,
+    }
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True, help="https://127.0.0.1:PORT (needs 3+ labels)")
@@ -42,19 +56,9 @@ def main():
         emit("import", False, e)
         return 3
 
-    properties = {
-        "account": args.account,
-        "user": args.user,
-        "role": args.role,
-        "url": args.url,
-        "private_key_file": args.private_key_file,
-        # Bound the SDK's own retries so a failure surfaces within the test's time limit.
-        "mgmt_retry_total_backoff_seconds": 5,
-        "data_retry_total_backoff_seconds": 5,
-    }
     try:
         client = StreamingIngestClient(
-            "netcheck-oracle", args.database, args.schema, args.pipe, properties=properties
+            "netcheck-oracle", args.database, args.schema, args.pipe, properties=properties(args)
         )
     except Exception as e:  # the SDK raises its own error types; the text is the evidence
         emit("client", False, repr(e))

@@ -1,6 +1,7 @@
 //! Commit progress while the rate test runs: every channel's committed offset, sampled until
 //! what the senders had acknowledged is committed (or the step timeout after they finished), so
-//! each batch's commit lag can be read off the samples.
+//! each batch's commit lag can be read off the samples. When the senders finish, the poll
+//! schedule starts over, so the last commit is seen as soon as it happens.
 
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ pub(super) async fn poll_commits(
     run: &Run,
     pipe: &PipeRef,
     names: Vec<String>,
-    targets: watch::Receiver<Option<Vec<Option<u64>>>>,
+    mut targets: watch::Receiver<Option<Vec<Option<u64>>>>,
 ) -> Polled {
     let mut polled = Polled {
         samples: Vec::new(),
@@ -41,7 +42,16 @@ pub(super) async fn poll_commits(
     let mut channels = Poller::new(&run.ctx, &run.base, &run.token, pipe, names);
     let mut done_at: Option<Instant> = None;
     loop {
-        let poll = channels.poll().await;
+        if targets.borrow().is_none() {
+            // The senders' last answer is worth seeing committed at once.
+            tokio::select! {
+                () = channels.wait() => {}
+                _ = targets.changed() => channels.hurry(),
+            }
+        } else {
+            channels.wait().await;
+        }
+        let poll = channels.ask().await;
         polled.polls = channels.polls();
         if let Some(statuses) = poll.statuses {
             // A failed poll that a later one made up for is no finding.

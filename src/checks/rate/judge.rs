@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Run;
-use super::commits::Polled;
+use super::Step;
 use super::sender::ChannelReport;
 use crate::catalog::RowId;
 use crate::load::{self, Layout, Load};
@@ -19,9 +18,9 @@ const HELD: f64 = 0.9;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Serialize)]
-struct Percentiles {
+pub(super) struct Percentiles {
     p50: Option<f64>,
-    p95: Option<f64>,
+    pub(super) p95: Option<f64>,
     p99: Option<f64>,
     max: Option<f64>,
 }
@@ -39,44 +38,49 @@ impl Percentiles {
     }
 }
 
+/// Every figure of one run at one rate.
 #[derive(Serialize)]
-struct RateEvidence<'a> {
-    load: &'a Load,
-    layout: &'a Layout,
-    asked_events_per_s: f64,
-    achieved_events_per_s: f64,
+pub(super) struct RateEvidence {
+    load: Load,
+    layout: Layout,
+    pub(super) asked_events_per_s: f64,
+    pub(super) achieved_events_per_s: f64,
     asked_mb_per_s: f64,
-    achieved_mb_per_s: f64,
+    pub(super) achieved_mb_per_s: f64,
     wire_mb_per_s: f64,
     requests: u64,
-    max_in_flight: usize,
-    append_latency_ms: Percentiles,
+    pub(super) append_latency_ms: Percentiles,
     /// From sending an append to the first status poll whose committed offset covers it.
     commit_lag_ms: Percentiles,
-    throttled_429: usize,
+    pub(super) throttled_429: usize,
     retries: u64,
-    resent_requests: u64,
+    pub(super) resent_requests: u64,
     reopens: u64,
-    sent: u64,
-    committed: u64,
-    errored: u64,
-    lost: u64,
+    pub(super) sent: u64,
+    pub(super) committed: u64,
+    pub(super) errored: u64,
+    /// Of the errored: rows the server refused to load.
+    pub(super) rows_errored: u64,
+    pub(super) lost: u64,
     status_polls: u32,
+    /// The time the rate is measured on, in seconds.
+    pub(super) span_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_cpu_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_cpu_percent_of_one_core: Option<f64>,
+    pub(super) client_cpu_percent_of_one_core: Option<f64>,
 }
 
+/// The figures of one run at one rate.
 #[allow(clippy::cast_precision_loss, reason = "counts shown as rates")]
-#[allow(clippy::too_many_lines)] // one verdict table over every figure of the run
-pub(super) fn judge(
-    run: &Run,
-    run_id: &str,
-    reports: &[ChannelReport],
-    polled: &Polled,
-    cpu: Option<Duration>,
-) -> Outcome {
+pub(super) fn measure(step: &Step) -> RateEvidence {
+    let Step {
+        run,
+        id: run_id,
+        reports,
+        polled,
+        cpu,
+    } = step;
     let sum = |f: fn(&ChannelReport) -> u64| reports.iter().map(f).sum::<u64>();
     let sent = sum(|r| r.sent);
     let acked = sum(ChannelReport::acked_events);
@@ -122,20 +126,15 @@ pub(super) fn judge(
         .flat_map(|r| r.latencies.iter().copied())
         .collect();
     let asked_rate = f64::from(run.load.events_per_sec);
-    let evidence = RateEvidence {
-        load: &run.load,
-        layout: &run.layout,
+    RateEvidence {
+        load: run.load.clone(),
+        layout: run.layout,
         asked_events_per_s: asked_rate,
         achieved_events_per_s: acked as f64 / span,
         asked_mb_per_s: asked_rate * run.load.event_size as f64 / 1e6,
         achieved_mb_per_s: mb(sum(|r| r.raw_bytes)),
         wire_mb_per_s: mb(sum(|r| r.wire_bytes)),
         requests: sum(|r| r.requests),
-        max_in_flight: reports
-            .iter()
-            .map(|r| r.max_in_flight)
-            .max()
-            .unwrap_or_default(),
         append_latency_ms: Percentiles::of(latencies),
         commit_lag_ms: Percentiles::of(commit_lags),
         throttled_429: run
@@ -154,11 +153,32 @@ pub(super) fn judge(
         sent,
         committed,
         errored,
+        rows_errored,
         lost,
         status_polls: polled.polls,
+        span_s: span,
         client_cpu_ms: cpu.map(crate::units::ms),
         client_cpu_percent_of_one_core: cpu.map(|c| 100.0 * c.as_secs_f64() / span),
-    };
+    }
+}
+
+/// The rate test's verdict on one run at a fixed rate.
+pub(super) fn judge(step: &Step) -> Outcome {
+    let Step {
+        run,
+        reports,
+        polled,
+        ..
+    } = step;
+    let evidence = measure(step);
+    let (asked_rate, span) = (evidence.asked_events_per_s, evidence.span_s);
+    let (sent, committed, errored, lost, rows_errored) = (
+        evidence.sent,
+        evidence.committed,
+        evidence.errored,
+        evidence.lost,
+        evidence.rows_errored,
+    );
     let summary = format!(
         "{:.0} of {asked_rate:.0} events/s ({:.2} MB/s) over {} channel(s) for {:.1} s; append p50/p95/p99 {} ms; commit lag p50 {} ms; sent {sent} = committed {committed} + errored {errored}{}",
         evidence.achieved_events_per_s,
@@ -211,17 +231,8 @@ pub(super) fn judge(
     if let Some((row, why)) = reports.iter().find_map(|r| r.recovered.clone()) {
         return Outcome::warn(row, format!("{why}; {summary}"), evidence);
     }
-    let budget = run
-        .ctx
-        .net
-        .api
-        .budget(ApiCall::Append)
-        .unwrap_or(Duration::MAX);
-    if evidence
-        .append_latency_ms
-        .p95
-        .is_some_and(|p| p > crate::units::ms(budget))
-    {
+    let budget = append_budget(run);
+    if over_budget(&evidence, budget) {
         return Outcome::warn(
             RowId::LatencyBudget,
             format!(
@@ -239,6 +250,23 @@ pub(super) fn judge(
         );
     }
     Outcome::pass(summary, evidence)
+}
+
+/// The append's latency budget on this run.
+pub(super) fn append_budget(run: &super::Run) -> Duration {
+    run.ctx
+        .net
+        .api
+        .budget(ApiCall::Append)
+        .unwrap_or(Duration::MAX)
+}
+
+/// The append latency's p95 is over `budget`.
+pub(super) fn over_budget(evidence: &RateEvidence, budget: Duration) -> bool {
+    evidence
+        .append_latency_ms
+        .p95
+        .is_some_and(|p| p > crate::units::ms(budget))
 }
 
 fn show(ms: Option<f64>) -> String {

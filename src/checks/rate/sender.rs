@@ -1,7 +1,8 @@
-//! One channel's sender: streams its share of the events at its share of the rate, keeping
-//! appends chained by continuation token (several in flight once the tokens proved predictable),
-//! sending again what the server refused out of order, and settling an unanswered append by
-//! reopening the channel.
+//! One channel's sender: streams its share of the events at its share of the rate, one append
+//! at a time chained by the continuation token the previous answer returned (never a guessed
+//! token: a server handles concurrent requests in any order, so a guess can be refused and cost
+//! a resend), batching whatever fell due meanwhile, and settling a refused token or an unanswered
+//! append by reopening the channel.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -9,8 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt as _;
-use futures::stream::FuturesOrdered;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::time::MissedTickBehavior;
 
@@ -29,9 +28,6 @@ const GIVE_UP_AFTER: u32 = 3;
 /// One append on its way.
 struct Sent {
     range: Range<u64>,
-    token: String,
-    /// Sent with a predicted token, before the previous append was answered.
-    speculative: bool,
     raw: usize,
     wire: usize,
 }
@@ -49,7 +45,6 @@ pub(super) struct ChannelReport {
     pub(super) resent: u64,
     pub(super) reopens: u64,
     pub(super) retries: u64,
-    pub(super) max_in_flight: usize,
     pub(super) latencies: Vec<Duration>,
     pub(super) raw_bytes: u64,
     pub(super) wire_bytes: u64,
@@ -153,15 +148,10 @@ struct Sender {
     next: u64,
     /// Batches to send again, in order, before new events.
     requeued: VecDeque<Range<u64>>,
-    /// The token for the next append when none is in flight.
+    /// The token for the next append: the one the last answer (or open) returned.
     confirmed: String,
-    /// The token of the newest append in flight.
-    newest: String,
-    /// Answers in a row whose next token was the predicted one: two make the chain predictable.
-    confirmations: u32,
-    /// No new append until those in flight have settled: one must be sent again, in order.
-    draining: bool,
-    /// Once drained, reopen the channel (a confirmed token was refused, or an append got no answer).
+    /// Once the append in flight has settled, reopen the channel (its token was refused, or it
+    /// got no answer).
     reopen: bool,
     failures_in_row: u32,
     /// Appends that got no answer: stored or not, the next reopen tells.
@@ -181,9 +171,6 @@ impl Sender {
             next: 0,
             requeued: VecDeque::new(),
             confirmed: first_token,
-            newest: String::new(),
-            confirmations: 0,
-            draining: false,
             reopen: false,
             failures_in_row: 0,
             in_doubt: Vec::new(),
@@ -191,38 +178,32 @@ impl Sender {
         }
     }
 
-    /// Sends one batch per tick while any is due and the chain allows another in flight, takes
-    /// the answers in order, and settles after a refusal or a missing answer; until every event
-    /// was answered or the channel stopped.
+    /// Sends one batch per tick while any is due, takes its answer before the next, and settles
+    /// after a refusal or a missing answer; until every event was answered or the channel
+    /// stopped.
     async fn run(mut self) -> ChannelReport {
-        let mut in_flight = FuturesOrdered::new();
+        // Ticks stay on their grid: after a late answer the next one leaves at the next tick
+        // with everything due by then (catch-up), and requests never bunch up.
         let mut ticker = tokio::time::interval(self.run.layout.tick);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
-            let elapsed = self.run.start.elapsed();
-            if elapsed > self.run.cutoff() {
+            if self.run.start.elapsed() > self.run.cutoff {
                 self.stop(&(
                     RowId::LatencyBudget,
                     "the channel could not send its backlog in time".into(),
                 ));
             }
-            if !self.pending() && in_flight.is_empty() {
+            if !self.pending() {
                 break;
             }
-            let can_send = self.can_send(in_flight.len());
-            tokio::select! {
-                _ = ticker.tick(), if can_send => {
-                    if let Some(append) = self.next_append(elapsed, !in_flight.is_empty()) {
-                        in_flight.push_back(append);
-                        self.report.max_in_flight = self.report.max_in_flight.max(in_flight.len());
-                    }
-                }
-                Some(answer) = in_flight.next(), if !in_flight.is_empty() => self.answered(answer),
-            }
-            if self.draining && in_flight.is_empty() {
+            ticker.tick().await;
+            // What is due when the request leaves, not when the tick was planned.
+            if let Some(append) = self.next_append(self.run.start.elapsed()) {
+                let answer = append.await;
+                self.answered(answer);
                 self.settle().await;
             }
-            if self.failures_in_row >= GIVE_UP_AFTER && !self.draining {
+            if self.failures_in_row >= GIVE_UP_AFTER {
                 self.stop(&(
                     RowId::ApiError,
                     "the channel gave up after repeated failures".into(),
@@ -237,17 +218,6 @@ impl Sender {
         self.next < self.total || !self.requeued.is_empty()
     }
 
-    /// Another append may leave now: one is due, none must be sent again first, and the chain
-    /// allows one more in flight (one until the tokens proved predictable).
-    fn can_send(&self, in_flight: usize) -> bool {
-        let depth = if self.confirmations >= 2 {
-            load::MAX_IN_FLIGHT
-        } else {
-            1
-        };
-        self.pending() && !self.draining && in_flight < depth
-    }
-
     /// Sends nothing new any more; what waited to be sent again fails with `why`.
     fn stop(&mut self, why: &(RowId, String)) {
         self.total = self.next;
@@ -256,33 +226,21 @@ impl Sender {
         }
     }
 
-    /// The next batch's append, chained after the newest in flight (`speculative`) or after the
-    /// confirmed token; `None` when no event is due yet or the batch cannot be sent.
-    fn next_append(
-        &mut self,
-        elapsed: Duration,
-        speculative: bool,
-    ) -> Option<impl Future<Output = Answer> + use<>> {
+    /// The next batch's append, chained after the confirmed token; `None` when no event is due
+    /// yet or the batch cannot be sent.
+    fn next_append(&mut self, elapsed: Duration) -> Option<impl Future<Output = Answer> + use<>> {
         let range = self.next_batch(elapsed)?;
-        let token = if speculative {
-            load::successor(&self.newest).unwrap_or_else(|| self.confirmed.clone())
-        } else {
-            self.confirmed.clone()
-        };
         let (raw, body) = self.body(&range)?;
         let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("continuationToken", &token)
+            .append_pair("continuationToken", &self.confirmed)
             .append_pair("startOffsetToken", &range.start.to_string())
             .append_pair("endOffsetToken", &(range.end - 1).to_string())
             .finish();
         let sent = Sent {
             range,
-            token: token.clone(),
-            speculative,
             raw,
             wire: body.len(),
         };
-        self.newest = token;
         self.report.requests += 1;
         Some(append(
             self.run.clone(),
@@ -351,7 +309,7 @@ impl Sender {
         }
     }
 
-    /// Takes an append's answer, in the order the appends were sent.
+    /// Takes an append's answer.
     fn answered(&mut self, answer: Answer) {
         let Answer {
             sent,
@@ -381,11 +339,10 @@ impl Sender {
                 }
             },
             Ok(r) if sequencer_error(r) => {
-                // Not stored: send it again, in order, once what is in flight has settled.
+                // The answered token was refused (another client reopened the channel): not
+                // stored, so send it again after a reopen.
                 self.requeued.push_back(sent.range);
-                self.confirmations = 0;
-                self.draining = true;
-                self.reopen |= !sent.speculative;
+                self.reopen = true;
             }
             Ok(r) => self.failed(&sent.range, answer::classify(r)),
             Err(e) => {
@@ -394,19 +351,14 @@ impl Sender {
                     answer::call_failure(e),
                     format!("an append got no answer ({e}); the channel was reopened and resent"),
                 ));
-                self.confirmations = 0;
-                self.draining = true;
                 self.reopen = true;
                 self.failures_in_row += 1;
             }
         }
     }
 
-    /// The append was stored; its answer's token is the next one, and tells whether the chain
-    /// is predictable.
+    /// The append was stored; its answer's token is the next one.
     fn acked(&mut self, sent: Sent, started: Instant, took: Duration, next_token: String) {
-        let predicted = load::successor(&sent.token).is_some_and(|p| p == next_token);
-        self.confirmations = if predicted { self.confirmations + 1 } else { 0 };
         self.confirmed = next_token;
         let report = &mut self.report;
         report.latencies.push(took);
@@ -423,10 +375,9 @@ impl Sender {
         self.failures_in_row += 1;
     }
 
-    /// Once nothing is in flight: reopens the channel when an append's fate is unknown or a
-    /// confirmed token was refused.
+    /// Once nothing is in flight: reopens the channel when an append's fate is unknown or its
+    /// token was refused.
     async fn settle(&mut self) {
-        self.draining = false;
         if !std::mem::take(&mut self.reopen) {
             return;
         }

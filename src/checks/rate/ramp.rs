@@ -1,0 +1,331 @@
+//! `--rate max`: the capacity probe. It streams a series of steps, each a short run at one rate
+//! through its own channels (committed before the next starts): doubling from the starting rate
+//! while steps hold, then bisecting between the highest held and the lowest not held until they
+//! are within [`PRECISION`] or `--duration` is spent. A step is not held when the server throttled
+//! (429), rows errored, the client's CPU reached [`SATURATED`] of `--max-cpu`, the append p95
+//! passed its budget, or the path did not carry the asked rate — and the first of these names
+//! what limited the capacity. The result is the highest rate held for a whole step (the steady
+//! interval), in events/s and MB/s, with the headroom against each row of the bandwidth table;
+//! every event of every step is accounted for (sent = committed + errored).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::judge::{RateEvidence, append_budget, measure, over_budget};
+use super::{Step, Target, step};
+use crate::catalog::RowId;
+use crate::context::Ctx;
+use crate::load::{Load, Profile, Ramp};
+use crate::outcome::Outcome;
+
+/// Bisecting stops once the lowest rate not held is within this factor of the highest held.
+const PRECISION: f64 = 1.1;
+/// A step holds its rate when it achieved at least this share of it.
+const HELD: f64 = 0.95;
+/// The client counts as saturated above this share of `--max-cpu`.
+const SATURATED: f64 = 0.9;
+/// Below this rate the ramp stops looking down.
+const FLOOR: u32 = 10;
+/// The number of steps `--duration` is planned for.
+const STEPS: u32 = 8;
+
+/// What stopped a step from holding its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Limit {
+    /// The server answered 429.
+    ServerThrottling,
+    /// Rows were refused, or appends failed for good.
+    RowErrors,
+    /// The client used its CPU budget.
+    ClientCpu,
+    /// Appends took longer than their budget at p95.
+    LatencyBudget,
+    /// The path did not carry the asked rate (the client had CPU to spare).
+    Network,
+}
+
+impl Limit {
+    fn row(self) -> RowId {
+        match self {
+            Self::ServerThrottling => RowId::Throttled,
+            Self::RowErrors => RowId::RowsErrored,
+            Self::ClientCpu => RowId::ClientCpu,
+            Self::LatencyBudget | Self::Network => RowId::LatencyBudget,
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Self::ServerThrottling => "server throttling (429)",
+            Self::RowErrors => "rows refused or failed",
+            Self::ClientCpu => "client CPU",
+            Self::LatencyBudget => "the append latency budget",
+            Self::Network => "the network",
+        }
+    }
+
+    /// The step's limit, in order of precedence; `None`: it held its rate.
+    fn of(figures: &RateEvidence, budget: Duration, ramp: Ramp) -> Option<Self> {
+        let cpu_cores = figures
+            .client_cpu_percent_of_one_core
+            .map_or(0.0, |p| p / 100.0);
+        if figures.throttled_429 > 0 {
+            Some(Self::ServerThrottling)
+        } else if figures.errored > 0 {
+            Some(Self::RowErrors)
+        } else if cpu_cores >= SATURATED * ramp.max_cpu {
+            Some(Self::ClientCpu)
+        } else if over_budget(figures, budget) {
+            Some(Self::LatencyBudget)
+        } else if figures.achieved_events_per_s < HELD * figures.asked_events_per_s {
+            Some(Self::Network)
+        } else {
+            None
+        }
+    }
+}
+
+/// One step as reported.
+#[derive(Serialize)]
+struct StepReport {
+    asked_events_per_s: f64,
+    achieved_events_per_s: f64,
+    achieved_mb_per_s: f64,
+    append_p95_ms: Option<f64>,
+    throttled_429: usize,
+    client_cpu_percent_of_one_core: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited_by: Option<Limit>,
+}
+
+/// The capacity against one row of the bandwidth table.
+#[derive(Serialize)]
+struct ProfileHeadroom {
+    profile: Profile,
+    needed_events_per_s: u32,
+    needed_mb_per_s: f64,
+    /// The capacity over the need, in events/s or in bytes/s, whichever is smaller.
+    headroom: f64,
+}
+
+#[derive(Serialize)]
+struct ProbeEvidence {
+    event_size: usize,
+    max_cpu_cores: f64,
+    /// The highest rate held for a whole step.
+    max_events_per_s: Option<f64>,
+    max_mb_per_s: Option<f64>,
+    /// How long each step held its rate.
+    #[serde(
+        rename = "steady_interval_ms",
+        serialize_with = "crate::units::serialize_ms"
+    )]
+    steady_interval: Duration,
+    /// What stopped the ramp; none when `--duration` ran out first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited_by: Option<Limit>,
+    headroom: Vec<ProfileHeadroom>,
+    steps: Vec<StepReport>,
+    resent_requests: u64,
+    sent: u64,
+    committed: u64,
+    errored: u64,
+    lost: u64,
+}
+
+/// Ramps the rate (see the module docs) within `load.duration`; the capacity as the outcome.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "rates"
+)]
+pub(super) async fn probe(
+    ctx: &Ctx,
+    target: &Target,
+    load: &Load,
+    ramp: Ramp,
+    run_id: &str,
+) -> Outcome {
+    let started = Instant::now();
+    let interval = (load.duration / STEPS).max(Duration::from_millis(500));
+    let mut evidence = ProbeEvidence {
+        event_size: load.event_size,
+        max_cpu_cores: ramp.max_cpu,
+        max_events_per_s: None,
+        max_mb_per_s: None,
+        steady_interval: interval,
+        limited_by: None,
+        headroom: Vec::new(),
+        steps: Vec::new(),
+        resent_requests: 0,
+        sent: 0,
+        committed: 0,
+        errored: 0,
+        lost: 0,
+    };
+    let (mut held, mut not_held) = (None::<u32>, None::<u32>);
+    let mut rate = load.events_per_sec;
+    let mut slowest_step = Duration::ZERO;
+    // A channel's failure other than throttling ends the probe with the failure's own row.
+    let mut failure = None;
+    loop {
+        // The next step must fit in what is left of --duration (the first always runs).
+        if !evidence.steps.is_empty() && started.elapsed() + slowest_step > load.duration {
+            break;
+        }
+        let step_load = Load {
+            events_per_sec: rate,
+            duration: interval,
+            ramp: None,
+            ..load.clone()
+        };
+        let id = format!("{run_id}_s{}_", evidence.steps.len());
+        let began = Instant::now();
+        let cutoff = interval + ctx.settings.timeout.min(interval);
+        let step: Step = match step(ctx, target, step_load, id, cutoff).await {
+            Ok(s) => s,
+            Err(failed) => return failed,
+        };
+        slowest_step = slowest_step.max(began.elapsed());
+        let figures = measure(&step);
+        let limit = Limit::of(&figures, append_budget(&step.run), ramp);
+        evidence.resent_requests += figures.resent_requests;
+        evidence.sent += figures.sent;
+        evidence.committed += figures.committed;
+        evidence.errored += figures.errored;
+        evidence.lost += figures.lost;
+        evidence.steps.push(StepReport {
+            asked_events_per_s: figures.asked_events_per_s,
+            achieved_events_per_s: figures.achieved_events_per_s,
+            achieved_mb_per_s: figures.achieved_mb_per_s,
+            append_p95_ms: figures.append_latency_ms.p95,
+            throttled_429: figures.throttled_429,
+            client_cpu_percent_of_one_core: figures.client_cpu_percent_of_one_core,
+            limited_by: limit,
+        });
+        match limit {
+            None => {
+                held = Some(rate);
+                if evidence
+                    .max_events_per_s
+                    .is_none_or(|m| figures.achieved_events_per_s > m)
+                {
+                    evidence.max_events_per_s = Some(figures.achieved_events_per_s);
+                    evidence.max_mb_per_s = Some(figures.achieved_mb_per_s);
+                }
+            }
+            Some(l) => {
+                not_held = Some(rate);
+                evidence.limited_by = Some(l);
+            }
+        }
+        if limit != Some(Limit::ServerThrottling) {
+            failure = step.reports.iter().find_map(|r| r.failure.clone());
+        }
+        if figures.lost > 0 || figures.rows_errored > 0 || failure.is_some() {
+            break;
+        }
+        rate = match (held, not_held) {
+            (Some(lo), None) => lo.saturating_mul(2),
+            (Some(lo), Some(hi)) if f64::from(hi) > PRECISION * f64::from(lo) => lo + (hi - lo) / 2,
+            (None, Some(hi)) if hi / 2 >= FLOOR => hi / 2,
+            _ => break,
+        };
+    }
+    verdict(load, evidence, failure)
+}
+
+/// Judges the probe: lost rows, errored rows or a failed channel fail; no rate held, or less than
+/// the bandwidth table's largest row, warns with what limited it; otherwise the capacity passes.
+#[allow(clippy::cast_precision_loss, reason = "rates")]
+fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, String)>) -> Outcome {
+    if let (Some(max), Some(max_mb)) = (evidence.max_events_per_s, evidence.max_mb_per_s) {
+        evidence.headroom = Profile::TABLE
+            .iter()
+            .filter_map(|&p| {
+                let needed = p.events_per_sec()?;
+                let bytes = f64::from(needed) * p.rate_and_size().1 as f64;
+                Some(ProfileHeadroom {
+                    profile: p,
+                    needed_events_per_s: needed,
+                    needed_mb_per_s: bytes / 1e6,
+                    headroom: (max / f64::from(needed)).min(max_mb * 1e6 / bytes),
+                })
+            })
+            .collect();
+    }
+    let capacity = evidence.max_events_per_s.map_or_else(
+        || "no rate held".to_owned(),
+        |m| {
+            format!(
+                "held {m:.0} events/s ({:.2} MB/s of {} B events) for {:.1} s",
+                evidence.max_mb_per_s.unwrap_or_default(),
+                load.event_size,
+                evidence.steady_interval.as_secs_f64()
+            )
+        },
+    );
+    let limited = evidence.limited_by.map_or_else(
+        || "not limited within --duration".to_owned(),
+        |l| format!("limited by {}", l.words()),
+    );
+    let headroom = evidence
+        .headroom
+        .iter()
+        .map(|h| {
+            format!(
+                "{}: {}/s needed, {:.1}x headroom",
+                profile_name(h.profile),
+                h.needed_events_per_s,
+                h.headroom
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (sent, committed, errored, lost) = (
+        evidence.sent,
+        evidence.committed,
+        evidence.errored,
+        evidence.lost,
+    );
+    let summary = format!(
+        "{capacity}, {limited} after {} step(s); {headroom}; sent {sent} = committed {committed} + errored {errored}{}",
+        evidence.steps.len(),
+        if lost > 0 {
+            format!(" + lost {lost}")
+        } else {
+            String::new()
+        },
+    );
+    if lost > 0 {
+        return Outcome::fail(
+            RowId::CommitTimeout,
+            format!("{lost} event(s) were not committed: {summary}"),
+            evidence,
+        );
+    }
+    if let Some((row, why)) = failure {
+        return Outcome::fail(row, format!("{why}; {summary}"), evidence);
+    }
+    if evidence.limited_by == Some(Limit::RowErrors) {
+        return Outcome::fail(RowId::RowsErrored, summary, evidence);
+    }
+    let large = evidence
+        .headroom
+        .iter()
+        .find(|h| h.profile == Profile::Large)
+        .map(|h| h.headroom);
+    match evidence.limited_by {
+        Some(limit) if large.is_none_or(|h| h < 1.0) => {
+            Outcome::warn(limit.row(), summary, evidence)
+        }
+        _ => Outcome::pass(summary, evidence),
+    }
+}
+
+/// A profile's name as the flag spells it.
+fn profile_name(p: Profile) -> String {
+    clap::ValueEnum::to_possible_value(&p).map_or_else(String::new, |v| v.get_name().to_owned())
+}
