@@ -1,5 +1,5 @@
 //! Command-line interface: clap arguments (every `run` flag has a `NETCHECK_*` twin) and
-//! dispatch to the subcommands. Errors become exit code 2 here, at the edge.
+//! dispatch to the subcommands (`serve` lives in [`crate::serve`], a layer over the app). Errors become exit code 2 here, at the edge.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,6 +38,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
     Emulate(crate::emulator::EmulateArgs),
+    /// Serve probes of named connections to Prometheus (/probe, /metrics, /healthz).
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Output format on stdout.
@@ -45,6 +47,8 @@ pub enum Command {
 pub enum Format {
     Table,
     Json,
+    /// The Prometheus text exposition (for a textfile collector or a Pushgateway).
+    Prometheus,
 }
 
 /// `netcheck run` flags: what to check (the settings' flags), which checks, how to report.
@@ -112,6 +116,11 @@ pub fn main() -> ExitCode {
             crate::emulator::emulate(args).await?;
             Ok(exit_code::OK)
         }),
+        Command::Serve(args) => with_runtime(async {
+            init_logging(args.verbose);
+            crate::serve::main(args, signals()?).await?;
+            Ok(exit_code::OK)
+        }),
     };
     match code {
         Ok(code) => ExitCode::from(code),
@@ -150,7 +159,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             writeln!(err, "netcheck: {key} = {value} (from {source})")?;
         }
     }
-    let plan = registry::plan(&args.only, &args.skip, args.settings.full)?;
+    let plan = registry::plan(&args.only, &args.skip, args.settings.probe.full)?;
     execute(settings, &plan, &args.output).await
 }
 
@@ -197,6 +206,7 @@ async fn execute(
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let style = match output.format {
         Format::Json => Style::Json,
+        Format::Prometheus => Style::Plain,
         Format::Table if color => Style::Colour,
         Format::Table => Style::Plain,
     };
@@ -204,6 +214,7 @@ async fn execute(
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
         Format::Table => report::table::write(&report, color, &mut out)?,
+        Format::Prometheus => report::prometheus::write(&report, &mut out)?,
     }
     out.flush()?;
     Ok(report.exit_code(output.strict))
