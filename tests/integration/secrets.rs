@@ -1,5 +1,6 @@
 //! Secrets never leave: for every output format and verbosity, no byte sequence of the private
-//! key, its passphrase, a JWT or a token appears on stdout, stderr or in the `JUnit` file.
+//! key, its passphrase, a JWT or a token appears on stdout, stderr or in the `JUnit` file
+//! (`serve`'s expositions are scanned in `serve.rs`).
 
 use crate::support::emulate::{Emulate, TempDir};
 use crate::support::run::netcheck;
@@ -14,6 +15,7 @@ fn every_output(args: &[String], env: &[(String, String)], dir: &TempDir) -> Vec
         vec!["--format", "json"],
         vec!["--format", "json", "-v"],
         vec!["--format", "table", "-vv"],
+        vec!["--format", "prometheus"],
     ]
     .into_iter()
     .enumerate()
