@@ -47,7 +47,7 @@ pub enum Command {
 pub enum Format {
     Table,
     Json,
-    /// The Prometheus text exposition (for a textfile collector or a Pushgateway).
+    // The Prometheus text exposition, for a textfile collector or a Pushgateway.
     Prometheus,
 }
 
@@ -206,9 +206,8 @@ async fn execute(
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let style = match output.format {
         Format::Json => Style::Json,
-        Format::Prometheus => Style::Plain,
         Format::Table if color => Style::Colour,
-        Format::Table => Style::Plain,
+        Format::Table | Format::Prometheus => Style::Plain,
     };
     let mut out = Sink::styled(stdout, style);
     match output.format {

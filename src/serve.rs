@@ -1,7 +1,7 @@
 //! `netcheck serve`: the checks, all the time, on the monitoring stack a fleet already has.
-//! Prometheus scrapes `GET /probe?connection=NAME` (blackbox_exporter's model: one run per
+//! Prometheus scrapes `GET /probe?connection=NAME` (`blackbox_exporter`'s model: one run per
 //! scrape, within the scrape's timeout), or serve probes on its own schedule (`--every`,
-//! smokeping_prober's model) and keeps the latest results and duration histograms in
+//! `smokeping_prober`'s model) and keeps the latest results and duration histograms in
 //! `GET /metrics`. `GET /healthz` says it is up.
 //!
 //! A layer over [`crate::app`]: each probe is one [`app::run_plan`] of a named connection from
@@ -208,7 +208,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .with_state(server.clone());
     let mut stop = shutdown.clone();
-    let served = axum::serve(listener, app)
+    let outcome = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| !s.is_empty()).await;
         })
@@ -219,7 +219,7 @@ pub async fn serve(
     drop(server);
     drop(shutdown);
     forward.abort();
-    served
+    outcome
 }
 
 impl Server {

@@ -1,5 +1,5 @@
 //! The Prometheus text exposition (format 0.0.4) of a run: `run --format prometheus` (for
-//! node_exporter's textfile collector or a Pushgateway), `serve`'s `/probe` answer, and the latest
+//! `node_exporter`'s textfile collector or a Pushgateway), `serve`'s `/probe` answer, and the latest
 //! scheduled results in `serve`'s `/metrics`.
 //!
 //! The names are a documented interface (README, "Metrics"): they do not change without a
@@ -69,7 +69,7 @@ impl RunMetrics {
         let unix = |text: &str| {
             time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
                 .ok()
-                .map(|t| t.unix_timestamp_nanos() as f64 / 1e9)
+                .map(|t| (t - time::OffsetDateTime::UNIX_EPOCH).as_seconds_f64())
         };
         let cert_not_after = CERT_ROLES
             .iter()

@@ -3,6 +3,7 @@
 //! SIGTERM, `promtool` on both expositions and the alert rules, and a real Prometheus server
 //! scraping it on loopback.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -95,7 +96,7 @@ fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) 
         .unwrap();
     let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(request, "{k}: {v}\r\n");
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).unwrap();
@@ -273,7 +274,7 @@ fn probes_over_the_bound_get_503_at_once_and_the_others_finish() {
             &metrics,
             "netcheck_serve_probes_refused_total{reason=\"over_capacity\"}"
         ),
-        Some(busy.len() as f64)
+        Some(f64::from(u32::try_from(busy.len()).unwrap()))
     );
 }
 
@@ -458,6 +459,26 @@ fn value_of(result: &[Value], label: &str, value: &str) -> Option<f64> {
         .and_then(|s| s["value"][1].as_str()?.parse().ok())
 }
 
+/// The deploy scrape configs and alert rules, pointed at serve on `addr`, scraping the
+/// connections `healthy` and `broken` often with wide timeouts; written into `dir`.
+fn prometheus_config(addr: SocketAddr, dir: &Path) -> PathBuf {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let scrape = std::fs::read_to_string(deploy.join("scrape.yml"))
+        .unwrap()
+        .replace("netcheck-serve:9877", &addr.to_string())
+        .replace("targets: [production]", "targets: [healthy, broken]")
+        .replace("scrape_interval: 60s", "scrape_interval: 3s")
+        .replace("scrape_interval: 30s", "scrape_interval: 3s")
+        .replace("scrape_timeout: 30s", "scrape_timeout: 3s");
+    let config = format!(
+        "global:\n  scrape_interval: 3s\n  scrape_timeout: 3s\n  evaluation_interval: 3s\nrule_files:\n  - {}\n{scrape}",
+        deploy.join("alerts.yml").display()
+    );
+    let config_file = dir.join("prometheus.yml");
+    std::fs::write(&config_file, config).unwrap();
+    config_file
+}
+
 #[test]
 fn a_real_prometheus_scrapes_probe_and_metrics_healthy_and_under_a_fault() {
     let Some(prometheus) = which("prometheus") else {
@@ -471,21 +492,7 @@ fn a_real_prometheus_scrapes_probe_and_metrics_healthy_and_under_a_fault() {
     let dir = TempDir::new("serve-prometheus");
     let env = combined(&[("healthy", &healthy), ("broken", &broken)], dir.path());
     let serve = Serve::start(&["--connection", "healthy,broken", "--every", "2s"], &env);
-    // The deploy scrape configs, pointed at this serve, scraping often with wide timeouts.
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
-    let scrape = std::fs::read_to_string(deploy.join("scrape.yml"))
-        .unwrap()
-        .replace("netcheck-serve:9877", &serve.addr.to_string())
-        .replace("targets: [production]", "targets: [healthy, broken]")
-        .replace("scrape_interval: 60s", "scrape_interval: 3s")
-        .replace("scrape_interval: 30s", "scrape_interval: 3s")
-        .replace("scrape_timeout: 30s", "scrape_timeout: 3s");
-    let config = format!(
-        "global:\n  scrape_interval: 3s\n  scrape_timeout: 3s\n  evaluation_interval: 3s\nrule_files:\n  - {}\n{scrape}",
-        deploy.join("alerts.yml").display()
-    );
-    let config_file = dir.path().join("prometheus.yml");
-    std::fs::write(&config_file, config).unwrap();
+    let config_file = prometheus_config(serve.addr, dir.path());
     let data = dir.path().join("data");
     let prom = Prometheus::start(prometheus, &config_file, &data);
 
