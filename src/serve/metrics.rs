@@ -83,6 +83,16 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
 }
 
+/// A family of duration histograms, registered as `name`.
+fn histograms<L>(registry: &mut Registry, name: &str, help: &str) -> Histograms<L>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + fmt::Debug + Send + Sync + 'static,
+{
+    let family: Histograms<L> = Family::new_with_constructor(duration_histogram);
+    registry.register(name, help, family.clone());
+    family
+}
+
 /// The latest scheduled result per connection.
 #[derive(Debug, Default)]
 struct Latest(Mutex<BTreeMap<String, RunMetrics>>);
@@ -133,26 +143,20 @@ impl ServeMetrics {
             "Runs in progress",
             in_flight.clone(),
         );
-        let probe_duration: Histograms<TriggerLabels> =
-            Family::new_with_constructor(duration_histogram);
-        registry.register(
+        let probe_duration = histograms(
+            &mut registry,
             "netcheck_serve_probe_duration_seconds",
             "How long runs took, settings and report included, by trigger",
-            probe_duration.clone(),
         );
-        let run_duration: Histograms<ConnectionLabels> =
-            Family::new_with_constructor(duration_histogram);
-        registry.register(
+        let run_duration = histograms(
+            &mut registry,
             "netcheck_schedule_run_duration_seconds",
             "Scheduled runs (--every): how long each took, per connection",
-            run_duration.clone(),
         );
-        let check_duration: Histograms<CheckLabels> =
-            Family::new_with_constructor(duration_histogram);
-        registry.register(
+        let check_duration = histograms(
+            &mut registry,
             "netcheck_schedule_check_duration_seconds",
             "Scheduled runs (--every): how long each check that ran took, per connection and check",
-            check_duration.clone(),
         );
         let latest = Arc::new(Latest::default());
         registry.register_collector(Box::new(latest.clone()));

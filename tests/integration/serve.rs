@@ -157,15 +157,7 @@ fn sample(exposition: &str, line_start: &str) -> Option<f64> {
 /// body, and any JWT.
 fn secret_needles(emu: &Emulate) -> Vec<String> {
     let mut needles = vec!["eyJ".to_owned(), "PRIVATE KEY".to_owned()];
-    let key = std::fs::read_to_string(emu.key_file()).unwrap();
-    for line in key.lines().filter(|l| !l.starts_with("-----")) {
-        needles.extend(
-            line.as_bytes()
-                .chunks(16)
-                .filter(|c| c.len() == 16)
-                .map(|c| String::from_utf8_lossy(c).into_owned()),
-        );
-    }
+    needles.extend(crate::secrets::key_needles(&emu.key_file()));
     needles
 }
 
