@@ -316,12 +316,12 @@ mod tests {
         let text = exposition(Runs(vec![(None, metrics())]));
         for line in [
             "# TYPE netcheck_probe_success gauge",
-            "netcheck_probe_success 0",
-            "netcheck_check_success{check=\"dns.account\"} 1",
-            "netcheck_check_success{check=\"tls.account\"} 0",
-            "netcheck_check_verdict{check=\"stream.open\",verdict=\"skip\"} 1",
-            "netcheck_check_verdict{check=\"stream.open\",verdict=\"pass\"} 0",
-            "netcheck_diagnosis_info{check=\"tls.account\",row=\"tls-expired\"} 1",
+            "netcheck_probe_success 0.0",
+            "netcheck_check_success{check=\"dns.account\"} 1.0",
+            "netcheck_check_success{check=\"tls.account\"} 0.0",
+            "netcheck_check_verdict{check=\"stream.open\",verdict=\"skip\"} 1.0",
+            "netcheck_check_verdict{check=\"stream.open\",verdict=\"pass\"} 0.0",
+            "netcheck_diagnosis_info{check=\"tls.account\",row=\"tls-expired\"} 1.0",
             "netcheck_tls_cert_not_after_seconds{host_role=\"account\"} 1800000000.0",
             "netcheck_stream_commit_lag_seconds 0.5",
         ] {
@@ -344,7 +344,9 @@ mod tests {
             text.matches("# TYPE netcheck_probe_success gauge").count(),
             1
         );
-        assert!(text.contains("netcheck_probe_success{connection=\"b\"} 0"));
-        assert!(text.contains("netcheck_check_success{connection=\"a\",check=\"dns.account\"} 1"));
+        assert!(text.contains("netcheck_probe_success{connection=\"b\"} 0.0"));
+        assert!(
+            text.contains("netcheck_check_success{connection=\"a\",check=\"dns.account\"} 1.0")
+        );
     }
 }
