@@ -1,5 +1,5 @@
 //! Command-line interface: clap arguments (every `run` flag has a `NETCHECK_*` twin) and
-//! dispatch to the subcommands. Errors become exit code 2 here, at the edge.
+//! dispatch to the subcommands (`serve` lives in [`crate::serve`], a layer over the app). Errors become exit code 2 here, at the edge.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -41,6 +41,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
     Emulate(crate::emulator::EmulateArgs),
+    /// Serve probes of named connections to Prometheus (/probe, /metrics, /healthz).
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Output format on stdout.
@@ -48,6 +50,8 @@ pub enum Command {
 pub enum Format {
     Table,
     Json,
+    // The Prometheus text exposition, for a textfile collector or a Pushgateway.
+    Prometheus,
 }
 
 /// `netcheck run` flags: what to check (the settings' flags), which checks, how to report.
@@ -115,6 +119,11 @@ pub fn main() -> ExitCode {
             crate::emulator::emulate(args).await?;
             Ok(exit_code::OK)
         }),
+        Command::Serve(args) => with_runtime(async {
+            init_logging(args.verbose);
+            crate::serve::main(args, signals()?).await?;
+            Ok(exit_code::OK)
+        }),
     };
     match code {
         Ok(code) => ExitCode::from(code),
@@ -153,7 +162,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             writeln!(err, "netcheck: {key} = {value} (from {source})")?;
         }
     }
-    let plan = registry::plan(&args.only, &args.skip, args.settings.full)?;
+    let plan = registry::plan(&args.only, &args.skip, args.settings.probe.full)?;
     execute(settings, &plan, &args.output).await
 }
 
@@ -201,12 +210,13 @@ async fn execute(
     let style = match output.format {
         Format::Json => Style::Json,
         Format::Table if color => Style::Colour,
-        Format::Table => Style::Plain,
+        Format::Table | Format::Prometheus => Style::Plain,
     };
     let mut out = Sink::styled(stdout, style);
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
         Format::Table => report::table::write(&report, color, &mut out)?,
+        Format::Prometheus => report::prometheus::write(&report, &mut out)?,
     }
     out.flush()?;
     Ok(report.exit_code(output.strict))

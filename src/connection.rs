@@ -450,6 +450,13 @@ fn flags_layer(
     layer
 }
 
+/// The names of the connections defined in the Snowflake connection files (`$SNOWFLAKE_HOME`
+/// or `~/.snowflake`: `connections.toml`, else `config.toml` `[connections.NAME]`), sorted: the
+/// only ones `netcheck serve` probes.
+pub fn defined_names(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, Error> {
+    files::SnowflakeHome::locate(env).names(&|path| local_file::read_text(path, FileKind::Config))
+}
+
 /// Resolves the connection from flags (`args`, plus `--account` as `account_flag`), the
 /// environment (`env`, a lookup so tests never touch the process environment) and the files.
 ///

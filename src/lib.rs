@@ -6,7 +6,8 @@
 //!
 //! Module map:
 //! - [`app`]: the run's top level and the library's front door: settings in, a report out.
-//! - [`cli`]: command-line arguments and the subcommands (`run`, `explain`, `demo`, `emulate`).
+//! - [`cli`]: command-line arguments and the subcommands (`run`, `explain`, `demo`, `emulate`,
+//!   `serve`).
 //! - [`settings`]: flags + environment → validated settings.
 //! - [`connection`]: Snowflake connection settings (flags, connections.toml, env, the seed's
 //!   JSON) with where each value came from, and loading the private key.
@@ -28,6 +29,8 @@
 //!   the registry of every secret value held.
 //! - [`output`]: the output boundary every report, log line and error passes (secrets masked,
 //!   control characters escaped).
+//! - [`serve`]: `netcheck serve`, probes of named connections for Prometheus (a layer over
+//!   [`app`]; nothing below it imports it).
 //! - [`demo`]: `netcheck demo`, the whole suite against the embedded emulator.
 //! - [`emulator`]: the embedded Snowflake-compatible HTTPS emulator.
 //! - [`snowflake`]: the Snowflake API as the real service speaks it, shared by checks and emulator.
@@ -53,6 +56,7 @@ pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod secret;
+pub mod serve;
 pub mod settings;
 pub mod snowflake;
 pub mod units;

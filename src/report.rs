@@ -1,8 +1,9 @@
 //! The run report: serialise-only types built once from a run, rendered as a terminal table,
-//! JSON (`netcheck/1`) or `JUnit`, and folded into the exit code in one place.
+//! JSON (`netcheck/1`), `JUnit` or the Prometheus exposition, and folded into the exit code in one place.
 
 pub mod json;
 pub mod junit;
+pub mod prometheus;
 pub mod table;
 
 use serde::Serialize;

@@ -6,8 +6,14 @@
 //! [`scrub`] replaces every registered value in a text with `***`. The output boundary
 //! ([`crate::output`]) scrubs everything that leaves the process, so a server that echoes the
 //! `Authorization` header in its error page cannot get the JWT or the token printed.
+//!
+//! A long-running caller (`netcheck serve`) holds each run in a [`Scope`]: what is registered
+//! while a scope is open is forgotten once every scope open at that moment has closed, so a
+//! process that runs forever does not keep every JWT and token it ever made. Outside any scope a
+//! value is kept for the life of the process, as a one-shot run wants.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -73,16 +79,108 @@ impl<T> Serialize for Secret<T> {
 
 /// The registered values and a matcher built from them (when first needed after a registration:
 /// a handful of values per run, against many scrubbed lines).
-#[derive(Default)]
 struct Registry {
-    values: Vec<String>,
+    values: Vec<Registered>,
     matcher: Option<Arc<AhoCorasick>>,
+    /// Stamps scope openings and scoped registrations, in order.
+    clock: u64,
+    /// The opening stamps of the scopes still open, with how many opened at each.
+    open: BTreeMap<u64, usize>,
 }
 
-static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
-    values: Vec::new(),
-    matcher: None,
-});
+/// One registered form, and the stamp of its last registration inside a scope (`None`: kept for
+/// the life of the process).
+struct Registered {
+    form: String,
+    scoped: Option<u64>,
+}
+
+static REGISTRY: RwLock<Registry> = RwLock::new(Registry::new());
+
+fn registry() -> std::sync::RwLockWriteGuard<'static, Registry> {
+    REGISTRY.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Registry {
+    const fn new() -> Self {
+        Self {
+            values: Vec::new(),
+            matcher: None,
+            clock: 0,
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// Opens a scope; returns its stamp.
+    fn open(&mut self) -> u64 {
+        self.clock += 1;
+        *self.open.entry(self.clock).or_default() += 1;
+        self.clock
+    }
+
+    /// Closes the scope opened at `opened`, and forgets what no open scope holds any more.
+    fn close(&mut self, opened: u64) {
+        if let Some(n) = self.open.get_mut(&opened) {
+            *n -= 1;
+            if *n == 0 {
+                self.open.remove(&opened);
+            }
+        }
+        // A value stamped `s` may belong to any scope open at `s`: it stays while one of them,
+        // i.e. a scope opened before `s`, is still open.
+        let oldest = self.open.keys().next().copied();
+        let before = self.values.len();
+        self.values
+            .retain(|v| v.scoped.is_none_or(|s| oldest.is_some_and(|o| o < s)));
+        if self.values.len() != before {
+            self.matcher = None;
+        }
+    }
+
+    /// Adds `forms`, stamped when a scope is open.
+    fn add(&mut self, forms: Vec<String>) {
+        let scoped = if self.open.is_empty() {
+            None
+        } else {
+            self.clock += 1;
+            Some(self.clock)
+        };
+        for form in forms {
+            if let Some(known) = self.values.iter_mut().find(|v| v.form == form) {
+                // Kept as long as the longer of the two registrations wants it.
+                known.scoped = known.scoped.and(scoped);
+            } else {
+                self.values.push(Registered { form, scoped });
+                // Rebuilt at the next scrub: registering stays cheap (the emulator registers the
+                // keys it writes while its port is already open).
+                self.matcher = None;
+            }
+        }
+    }
+}
+
+/// One run's hold on the values registered while it is open (see the module doc). Values
+/// registered during a scope stay masked until it, and every scope open when they were
+/// registered, has been dropped: keep it alive until the run's output has been written.
+#[must_use = "the scope ends when dropped"]
+pub struct Scope {
+    opened: u64,
+}
+
+impl Scope {
+    /// Opens a scope.
+    pub fn enter() -> Self {
+        Self {
+            opened: registry().open(),
+        }
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        registry().close(self.opened);
+    }
+}
 
 /// Registers a secret value: from now on [`scrub`] masks it, and the forms it takes inside the
 /// reports too — JSON-escaped, XML-escaped, and each line of a multi-line value (a PEM key's
@@ -109,15 +207,7 @@ pub fn register(value: &str) {
     if forms.is_empty() {
         return;
     }
-    let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
-    for form in forms {
-        if !registry.values.contains(&form) {
-            registry.values.push(form);
-            // Rebuilt at the next scrub: registering stays cheap (the emulator registers the keys
-            // it writes while its port is already open).
-            registry.matcher = None;
-        }
-    }
+    registry().add(forms);
 }
 
 /// `text` with every registered secret replaced by `***`.
@@ -143,7 +233,7 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
     {
         return Some(m.clone());
     }
-    let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+    let mut registry = registry();
     if registry.values.is_empty() {
         return None;
     }
@@ -153,7 +243,7 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
         registry.matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(&registry.values)
+            .build(registry.values.iter().map(|v| &v.form))
             .ok()
             .map(Arc::new);
     }
@@ -187,7 +277,7 @@ fn xml_escaped(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Secret, register, scrub};
+    use super::{Registry, Secret, register, scrub};
 
     #[test]
     fn debug_and_display_hide_the_value() {
@@ -216,6 +306,51 @@ mod tests {
             scrub("-----BEGIN PRIVATE KEY-----"),
             "-----BEGIN PRIVATE KEY-----"
         );
+    }
+
+    /// The forms `registry` holds, sorted.
+    fn held(registry: &Registry) -> Vec<&str> {
+        let mut forms: Vec<&str> = registry.values.iter().map(|v| v.form.as_str()).collect();
+        forms.sort_unstable();
+        forms
+    }
+
+    // A registry of their own: the process-wide one is shared with tests running at the same time.
+    #[test]
+    fn a_scope_forgets_its_values_once_every_scope_it_overlapped_has_closed() {
+        let mut registry = Registry::new();
+        let outer = registry.open();
+        registry.add(vec!["outer".into()]);
+        let inner = registry.open();
+        registry.add(vec!["inner".into()]);
+        registry.close(outer);
+        // `inner` was registered while `outer` was open, but `inner` is open still.
+        assert_eq!(held(&registry), ["inner"]);
+        registry.close(inner);
+        assert!(held(&registry).is_empty());
+    }
+
+    #[test]
+    fn a_value_registered_outside_every_scope_outlives_them() {
+        let mut registry = Registry::new();
+        registry.add(vec!["process-wide".into()]);
+        let scope = registry.open();
+        registry.add(vec!["process-wide".into(), "run".into()]);
+        registry.close(scope);
+        assert_eq!(held(&registry), ["process-wide"]);
+    }
+
+    #[test]
+    fn a_value_registered_again_in_a_later_scope_lives_as_long_as_that_one() {
+        let mut registry = Registry::new();
+        let first = registry.open();
+        registry.add(vec!["key".into()]);
+        let second = registry.open();
+        registry.add(vec!["key".into()]);
+        registry.close(first);
+        assert_eq!(held(&registry), ["key"], "the second run registered it too");
+        registry.close(second);
+        assert!(held(&registry).is_empty());
     }
 
     #[test]

@@ -30,6 +30,17 @@ pub struct SettingsArgs {
     pub account: Option<String>,
     #[command(flatten)]
     pub connection: crate::connection::ConnectionArgs,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// The settings flags besides who to check (the account and the connection): how to reach it,
+/// the bounds, what to run. `netcheck serve` takes these once and applies them to every probe of
+/// its named connections.
+// Field docs are --help text: plain words, no Markdown.
+#[allow(clippy::doc_markdown)]
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProbeArgs {
     /// HOST:PORT:ADDR[,ADDR…] — use these addresses for HOST:PORT instead of DNS (curl's
     /// --resolve). Repeatable; the environment twin takes a comma-separated list.
     #[arg(long, env = "NETCHECK_RESOLVE", value_name = "HOST:PORT:ADDR")]
@@ -226,6 +237,25 @@ impl Settings {
         args: &SettingsArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
+        Self::with_key_loader(args, env, crate::connection::load_key)
+    }
+
+    /// [`Settings::from_args`] for a caller that runs unattended (`serve`): an encrypted key's
+    /// passphrase must come from the connection or the environment, never from a prompt.
+    pub fn unattended(
+        args: &SettingsArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        Self::with_key_loader(args, env, |conn| {
+            crate::connection::load_key_with(conn, &|_| Ok(None))
+        })
+    }
+
+    fn with_key_loader(
+        args: &SettingsArgs,
+        env: impl Fn(&str) -> Option<String>,
+        load_key: impl Fn(&Connection) -> Result<Option<LoadedKey>, Error>,
+    ) -> Result<Self, Error> {
         let connection =
             crate::connection::resolve(&args.connection, args.account.as_deref(), &env)?;
         let account = connection
@@ -240,43 +270,44 @@ impl Settings {
             })
             .and_then(parse_account)?;
         // May prompt for a passphrase on a terminal: before any progress output starts.
-        let key = crate::connection::load_key(&connection)?;
+        let probe = &args.probe;
+        let key = load_key(&connection)?;
         let snowflake = Snowflake::from_connection(&connection, key);
-        let timeout = validate_secs("--timeout", args.timeout)?;
-        let deadline = validate_secs("--deadline", args.deadline)?;
+        let timeout = validate_secs("--timeout", probe.timeout)?;
+        let deadline = validate_secs("--deadline", probe.deadline)?;
         Ok(Self {
             account,
-            resolve: resolver::parse_overrides(&args.resolve)?,
-            extra_roots: match &args.ca_file {
+            resolve: resolver::parse_overrides(&probe.resolve)?,
+            extra_roots: match &probe.ca_file {
                 Some(path) => TrustStore::load_pem_file(path)
                     .map_err(|e| Error::Usage(format!("--ca-file: {e}")))?,
                 None => Vec::new(),
             },
-            ca_file: args.ca_file.clone(),
-            proxy: ProxySettings::from_env(env, args.proxy.as_deref(), args.noproxy.as_deref()),
-            proxy_roots: match &args.proxy_cacert {
+            ca_file: probe.ca_file.clone(),
+            proxy: ProxySettings::from_env(env, probe.proxy.as_deref(), probe.noproxy.as_deref()),
+            proxy_roots: match &probe.proxy_cacert {
                 Some(path) => TrustStore::load_pem_file(path)
                     .map_err(|e| Error::Usage(format!("--proxy-cacert: {e}")))?,
                 None => Vec::new(),
             },
-            dns: match args.dns_server.as_deref() {
+            dns: match probe.dns_server.as_deref() {
                 Some(server) => Upstream::Server(validate_dns_server(server)?),
                 None => Upstream::System,
             },
             timeout,
             deadline,
-            budget_scale: args.budgets.scale()?,
-            cleanup_grace: match args.cleanup_grace {
+            budget_scale: probe.budgets.scale()?,
+            cleanup_grace: match probe.cleanup_grace {
                 Some(secs) => validate_secs("--cleanup-grace", secs)?,
                 None => timeout,
             },
             snowflake,
             connection,
-            allowlist: args.allowlist.as_deref().map(read_allowlist).transpose()?,
-            concurrency: usize::from(args.concurrency),
-            full: args.full,
-            rows: usize::from(args.rows),
-            rate: args.rate.load_for_run(args.full, deadline)?,
+            allowlist: probe.allowlist.as_deref().map(read_allowlist).transpose()?,
+            concurrency: usize::from(probe.concurrency),
+            full: probe.full,
+            rows: usize::from(probe.rows),
+            rate: probe.rate.load_for_run(probe.full, deadline)?,
         })
     }
 }

@@ -13,6 +13,23 @@ use crate::local_file::FileError;
 /// The connection used when none is named, as in the Python connector.
 const DEFAULT_CONNECTION: &str = "default";
 
+/// The names of the connections `table` defines under any of `layouts`, sorted.
+fn defined<'a>(table: &'a toml::Table, layouts: &[&[&str]]) -> Vec<&'a str> {
+    let mut known: Vec<&str> = layouts
+        .iter()
+        .filter_map(|prefix| nested(table, prefix))
+        .flat_map(|t| {
+            t.iter()
+                .filter(|(_, v)| v.is_table())
+                .map(|(k, _)| k.as_str())
+        })
+        .filter(|k| *k != "connections")
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    known
+}
+
 /// A connection found in a file: its name (and what chose it) and its settings.
 pub(super) struct Named {
     pub(super) name: Sourced<String>,
@@ -47,6 +64,27 @@ impl SnowflakeHome {
         Self {
             dir: Some(if xdg.is_dir() { xdg } else { dot }),
         }
+    }
+
+    /// The names of the connections the files define (`connections.toml` when it exists, else
+    /// `config.toml` `[connections.NAME]`, as [`Self::connection`] reads them).
+    pub(super) fn names(
+        &self,
+        read: &dyn Fn(&Path) -> Result<String, FileError>,
+    ) -> Result<Vec<String>, Error> {
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
+        let connections = read_toml(&dir.join("connections.toml"), read)?;
+        let config = read_toml(&dir.join("config.toml"), read)?;
+        Ok(match (&connections, &config) {
+            (Some(table), _) => defined(table, &[&[], &["connections"]]),
+            (None, Some(table)) => defined(table, &[&["connections"]]),
+            (None, None) => Vec::new(),
+        }
+        .into_iter()
+        .map(str::to_owned)
+        .collect())
     }
 
     /// Finds the connection to read: `--connection`, else `SNOWFLAKE_DEFAULT_CONNECTION_NAME`,
@@ -119,17 +157,7 @@ impl SnowflakeHome {
         if !explicit {
             return Ok(None);
         }
-        let mut known: Vec<&str> = layouts
-            .iter()
-            .filter_map(|prefix| nested(table, prefix))
-            .flat_map(|t| {
-                t.iter()
-                    .filter(|(_, v)| v.is_table())
-                    .map(|(k, _)| k.as_str())
-            })
-            .filter(|k| *k != "connections")
-            .collect();
-        known.sort_unstable();
+        let known = defined(table, layouts);
         Err(Error::Usage(format!(
             "connection `{}` ({}) is not defined in {} (it has: {})",
             name.value,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::snowflake::rest::{ApiCall, codes};
+use crate::units::parse_duration;
 
 /// Which of the emulator's hosts a request or TLS connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -325,22 +326,6 @@ impl Fault {
             Self::Hostname(_) => "hostname",
             Self::Scoped(inner, _) | Self::Limited(inner, _) => inner.name(),
         }
-    }
-}
-
-/// Parses `200ms`, `2s`, `5m`, `1h` (a bare number is milliseconds).
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit {
-        "" | "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        _ => None,
     }
 }
 

@@ -24,6 +24,7 @@ mod proxy_plumbing;
 mod rate;
 mod reports;
 mod secrets;
+mod serve;
 mod snowflake;
 mod tcp;
 mod terminal;

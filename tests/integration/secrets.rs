@@ -1,5 +1,6 @@
 //! Secrets never leave: for every output format and verbosity, no byte sequence of the private
-//! key, its passphrase, a JWT or a token appears on stdout, stderr or in the `JUnit` file.
+//! key, its passphrase, a JWT or a token appears on stdout, stderr or in the `JUnit` file
+//! (`serve`'s expositions are scanned in `serve.rs`).
 
 use crate::support::emulate::{Emulate, TempDir};
 use crate::support::run::netcheck;
@@ -14,6 +15,7 @@ fn every_output(args: &[String], env: &[(String, String)], dir: &TempDir) -> Vec
         vec!["--format", "json"],
         vec!["--format", "json", "-v"],
         vec!["--format", "table", "-vv"],
+        vec!["--format", "prometheus"],
     ]
     .into_iter()
     .enumerate()
@@ -47,6 +49,21 @@ fn every_output(args: &[String], env: &[(String, String)], dir: &TempDir) -> Vec
         ));
     }
     outputs
+}
+
+/// Every 16-byte run of a PEM key file's base64 body: none may show in any output.
+pub fn key_needles(file: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|line| {
+            line.as_bytes()
+                .chunks(16)
+                .filter(|c| c.len() == 16)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]
@@ -87,15 +104,7 @@ fn no_key_passphrase_jwt_or_token_in_any_output() {
         "PRIVATE KEY".to_owned(),
     ];
     for file in [emu.key_file(), encrypted.clone()] {
-        let text = std::fs::read_to_string(file).unwrap();
-        for line in text.lines().filter(|l| !l.starts_with("-----")) {
-            needles.extend(
-                line.as_bytes()
-                    .chunks(16)
-                    .filter(|c| c.len() == 16)
-                    .map(|c| String::from_utf8_lossy(c).into_owned()),
-            );
-        }
+        needles.extend(key_needles(&file));
     }
     let outputs = every_output(&args, &env, &dir);
     assert!(
