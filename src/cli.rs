@@ -203,7 +203,10 @@ async fn execute(
     let mut out = Sink::styled(stdout, style);
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
-        Format::Table => report::table::write(&report, color, &mut out)?,
+        Format::Table => {
+            let width = terminal_width(&std::io::stdout());
+            report::table::write(&report, report::table::Layout { color, width }, &mut out)?;
+        }
     }
     out.flush()?;
     Ok(report.exit_code(output.strict))
@@ -234,11 +237,25 @@ fn signals() -> anyhow::Result<impl futures::Stream<Item = Signal>> {
     ))
 }
 
-/// A one-line live progress display on stderr (only on a terminal).
+/// The width of the terminal `fd` writes to, in columns: `COLUMNS` when set (a test, or a user
+/// who wants another width), else the terminal's own; `None` for a pipe or a file.
+fn terminal_width(fd: &impl std::os::fd::AsFd) -> Option<usize> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .or_else(|| {
+            let size = rustix::termios::tcgetwinsize(fd).ok()?;
+            Some(usize::from(size.ws_col))
+        })
+        .filter(|w| *w > 0)
+}
+
+/// A one-line live progress display on stderr (only on a terminal), cut to the terminal's width.
 async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, total: usize) {
     let mut running: Vec<&str> = Vec::new();
     let mut finished = 0;
     let mut err = std::io::stderr();
+    let width = terminal_width(&err).unwrap_or(80);
     while let Some(event) = rx.recv().await {
         match event {
             Event::Started { id } => running.push(id),
@@ -247,7 +264,8 @@ async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, tota
                 finished += 1;
             }
         }
-        let _ = write!(err, "\r\x1b[2K[{finished}/{total}] {}", running.join(", "));
+        let line = report::table::progress_line(finished, total, &running, width);
+        let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
     }
     let _ = write!(err, "\r\x1b[2K");

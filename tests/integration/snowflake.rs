@@ -101,6 +101,14 @@ fn faults_are_diagnosed_with_their_rows() {
             "warn",
             "latency-budget",
         ),
+        // The check that made the slow request warns (its time is the request's); discovery,
+        // which only reads the answer, passes.
+        (
+            "latency=400ms@hostname",
+            "auth.jwt",
+            "warn",
+            "latency-budget",
+        ),
         (
             "latency=300ms@token",
             "auth.scoped_token",
@@ -398,4 +406,39 @@ async fn a_user_level_network_policy_is_network_policy() {
         check(&report, "policy.network")["evidence"]["egress_ip"],
         "127.0.0.1"
     );
+}
+
+#[test]
+fn one_network_policy_refusal_is_one_root_cause_with_the_egress_ip_in_its_fix() {
+    let (code, report) = demo(&["network-policy"]);
+    assert_eq!(code, 1);
+    assert_check(&report, "auth.jwt", "fail", Some("network-policy"));
+    assert_check(&report, "policy.network", "fail", Some("network-policy"));
+    let causes = report["root_causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0]["row"], "network-policy");
+    assert_eq!(causes[0]["verdict"], "fail");
+    assert_eq!(
+        causes[0]["checks"],
+        serde_json::json!(["auth.jwt", "policy.network"])
+    );
+    let fix = causes[0]["fix"].as_str().unwrap();
+    assert!(fix.contains("ALLOWED_IP_LIST = ('127.0.0.1/32'"), "{fix}");
+    assert!(fix.contains("IN USER NETCHECK_USER"), "{fix}");
+}
+
+#[test]
+fn slow_phases_are_one_latency_root_cause() {
+    let (code, report) = demo(&["latency=400ms@open", "latency=400ms@drop"]);
+    assert_eq!(code, 0);
+    let causes = report["root_causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0]["row"], "latency-budget");
+    assert_eq!(
+        causes[0]["checks"],
+        serde_json::json!(["stream.open", "stream.drop"])
+    );
+    // The critical path is listed, first to last, and ends with the run's last check.
+    let path = report["critical_path"].as_array().unwrap();
+    assert_eq!(path.last().unwrap(), "stream.drop", "{path:?}");
 }
