@@ -90,6 +90,10 @@ pub struct OutputArgs {
     /// Also write a JUnit XML report to FILE.
     #[arg(long, env = "NETCHECK_JUNIT", value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page to FILE (waterfall, root causes,
+    /// certificate chains, where each setting came from).
+    #[arg(long, env = "NETCHECK_HTML", value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Treat warnings as failures (exit code and JUnit).
     #[arg(long, env = "NETCHECK_STRICT")]
     pub strict: bool,
@@ -206,6 +210,15 @@ async fn execute(
         report::junit::write(&report, output.strict, &mut file)
             .map_err(anyhow::Error::from)
             .and_then(|()| Ok(file.flush()?))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &output.html {
+        // Created (or replaced) as --junit's file is: the path names the report to write.
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write --html {}", path.display()))?;
+        let mut file = Sink::new(std::io::BufWriter::new(file));
+        report::html::write(&report, &mut file)
+            .and_then(|()| file.flush())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     // Buffered: stdout is line-buffered, and a JSON report is thousands of lines.

@@ -2,6 +2,7 @@
 //! JSON (`netcheck/1`) or `JUnit`, and folded into the exit code in one place.
 
 pub mod causes;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod table;
@@ -224,6 +225,8 @@ pub(crate) mod tests {
     /// A fixed report for the renderers' tests: a network policy that refuses this machine
     /// (seen by two checks, one cause), a certificate close to its end, and a finding that
     /// quotes markup a server sent.
+    // One fixture, read top to bottom.
+    #[allow(clippy::too_many_lines)]
     pub(crate) fn sample() -> RunReport {
         use StatusKind::{Fail, Pass, Skip, Warn};
         let sql = format!(
@@ -309,6 +312,22 @@ pub(crate) mod tests {
                 url: format!("https://{HOST}"),
                 sources: json!({ "account": { "value": "myorg-myaccount", "source": "--account" } }),
             },
+            settings: vec![
+                crate::settings::Setting {
+                    name: "account".into(),
+                    value: "myorg-myaccount".into(),
+                    source: crate::connection::Source::Flag {
+                        name: "--account".into(),
+                    },
+                },
+                crate::settings::Setting {
+                    name: "proxy_password".into(),
+                    value: "set".into(),
+                    source: crate::connection::Source::Env {
+                        name: "HTTPS_PROXY".into(),
+                    },
+                },
+            ],
             started_at: "2026-12-02T09:00:00Z".into(),
             duration_ms: 217.5,
             critical_path_ms: 217.3,

@@ -278,7 +278,8 @@ fn paint(c: &CheckReport, color: bool) -> String {
     format!("\u{1b}[1;{sgr}m{text}\u{1b}[0m")
 }
 
-fn label(kind: StatusKind) -> &'static str {
+/// The verdict as the table shows it (`TIMEOUT` and `ERROR` apart from `FAIL`).
+pub(super) fn label(kind: StatusKind) -> &'static str {
     match kind {
         StatusKind::Pass => "PASS",
         StatusKind::Warn => "WARN",
