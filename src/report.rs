@@ -392,8 +392,8 @@ pub(crate) mod tests {
             StatusKind::Fail,
             Some(RowId::JwtRejected),
             (4.0, 20.0),
-            "hostname: 401 390144: JWT token is invalid.",
-            json!({}),
+            "hostname: 401 390144: JWT token is invalid. [0e5d-4c1a]",
+            json!({ "message": "JWT token is invalid. [0e5d-4c1a]" }),
         ));
         let causes = causes::group(&Endpoint::for_host(HOST, 443), &checks);
         assert!(
@@ -404,6 +404,13 @@ pub(crate) mod tests {
             causes[0].fix
         );
         assert!(!causes[0].fix.contains("MIIB..."), "{}", causes[0].fix);
+        assert!(
+            causes[0]
+                .fix
+                .contains("SYSTEM$GET_LOGIN_FAILURE_DETAILS('0e5d-4c1a')"),
+            "{}",
+            causes[0].fix
+        );
     }
 
     #[test]

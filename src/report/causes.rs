@@ -116,9 +116,18 @@ fn fill(d: &Diagnosis, check: &CheckReport, known: &Known) -> String {
     let mut fix = d.resolution.clone();
     if let Some(sql) = known.register_sql {
         fix = fix.replace(
-            "ALTER USER my_user SET RSA_PUBLIC_KEY='MIIB...'; (netcheck prints the statement)",
+            "ALTER USER my_user SET RSA_PUBLIC_KEY='MIIB...'; (netcheck prints the statement).",
             sql,
         );
+    }
+    // Snowflake's refusal quotes a request id ("… [391c474a-…]") that the login history knows.
+    let request_id = check
+        .evidence
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|m| Some(m.rsplit_once('[')?.1.split_once(']')?.0));
+    if let Some(id) = request_id {
+        fix = fix.replace("'<uuid from the message>'", &format!("'{id}'"));
     }
     let host = known.host_of(check.id);
     if let Some(host) = host {
