@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -15,7 +15,7 @@ use crate::error::{Error, exit_code};
 use crate::output::{Sink, Style};
 use crate::report;
 use crate::runner::{Event, Signal};
-use crate::settings::{Settings, SettingsArgs};
+use crate::settings::{Origins, Settings, SettingsArgs};
 use crate::{app, catalog, registry};
 
 /// netcheck: can this machine stream rows into this Snowflake account, and if not, why?
@@ -97,6 +97,10 @@ pub struct OutputArgs {
     /// Also write a JUnit XML report to FILE.
     #[arg(long, env = "NETCHECK_JUNIT", value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page to FILE (waterfall, root causes,
+    /// certificate chains, where each setting came from).
+    #[arg(long, env = "NETCHECK_HTML", value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Treat warnings as failures (exit code and JUnit).
     #[arg(long, env = "NETCHECK_STRICT")]
     pub strict: bool,
@@ -108,12 +112,16 @@ pub struct OutputArgs {
 /// Entry point used by `main`: parse the process arguments, run, and return the exit code.
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Before any socket: a low soft limit would make hosts look unreachable.
     let _ = crate::limits::raise_open_files();
     let code = match cli.command {
-        Command::Run(args) => with_runtime(run(args)),
-        Command::Demo(args) => with_runtime(demo(args)),
+        Command::Run(mut args) => {
+            args.settings.probe.origins = origins(&matches, "run");
+            with_runtime(run(args))
+        }
+        Command::Demo(args) => with_runtime(demo(args, origins(&matches, "demo"))),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
         Command::Emulate(args) => with_runtime(async {
             crate::emulator::emulate(args).await?;
@@ -144,6 +152,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Where each flag of subcommand `name` came from, as clap parsed it.
+fn origins(matches: &clap::ArgMatches, name: &str) -> Origins {
+    let cli = Cli::command();
+    match (cli.find_subcommand(name), matches.subcommand_matches(name)) {
+        (Some(cmd), Some(sub)) => Origins::from_matches(cmd, sub),
+        _ => Origins::default(),
+    }
+}
+
 fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> anyhow::Result<u8> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,23 +173,18 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
     let settings = Settings::from_args(&args.settings, |k| std::env::var(k).ok())?;
-    if args.output.verbose > 0 {
-        let mut err = Sink::new(std::io::stderr());
-        for (key, value, source) in settings.connection.sources() {
-            writeln!(err, "netcheck: {key} = {value} (from {source})")?;
-        }
-    }
     let plan = registry::plan(&args.only, &args.skip, args.settings.probe.full)?;
     execute(settings, &plan, &args.output).await
 }
 
 /// `netcheck demo`: the whole suite, `--full` included, against the embedded emulator.
-async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
+async fn demo(args: DemoArgs, origins: Origins) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
     let budget_scale = args.budgets.scale()?;
     let mut demo =
         crate::demo::start(args.faults, usize::from(args.rows), args.rate.load()?).await?;
     demo.settings.budget_scale = budget_scale;
+    demo.settings.origins.extend(origins);
     let plan = registry::plan(&[], &[], true)?;
     let code = execute(demo.settings, &plan, &args.output).await;
     demo.emulator.shutdown().await;
@@ -185,6 +197,16 @@ async fn execute(
     plan: &registry::Plan,
     output: &OutputArgs,
 ) -> anyhow::Result<u8> {
+    if output.verbose > 0 {
+        let mut err = Sink::new(std::io::stderr());
+        for s in settings.provenance() {
+            writeln!(
+                err,
+                "netcheck: {} = {} (from {})",
+                s.name, s.value, s.source
+            )?;
+        }
+    }
     let stderr_tty = std::io::stderr().is_terminal();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = stderr_tty.then(|| tokio::spawn(show_progress(rx, plan.checks.len())));
@@ -202,6 +224,15 @@ async fn execute(
             .and_then(|()| Ok(file.flush()?))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(path) = &output.html {
+        // Created (or replaced) as --junit's file is: the path names the report to write.
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write --html {}", path.display()))?;
+        let mut file = Sink::new(std::io::BufWriter::new(file));
+        report::html::write(&report, &mut file)
+            .and_then(|()| file.flush())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     // Buffered: stdout is line-buffered, and a JSON report is thousands of lines.
     let stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let color = output.format == Format::Table
@@ -215,7 +246,10 @@ async fn execute(
     let mut out = Sink::styled(stdout, style);
     match output.format {
         Format::Json => report::json::write(&report, &mut out)?,
-        Format::Table => report::table::write(&report, color, &mut out)?,
+        Format::Table => {
+            let width = terminal_width(&std::io::stdout());
+            report::table::write(&report, report::table::Layout { color, width }, &mut out)?;
+        }
         Format::Prometheus => report::prometheus::write(&report, &mut out)?,
     }
     out.flush()?;
@@ -247,11 +281,25 @@ fn signals() -> anyhow::Result<impl futures::Stream<Item = Signal>> {
     ))
 }
 
-/// A one-line live progress display on stderr (only on a terminal).
+/// The width of the terminal `fd` writes to, in columns: `COLUMNS` when set (a test, or a user
+/// who wants another width), else the terminal's own; `None` for a pipe or a file.
+fn terminal_width(fd: &impl std::os::fd::AsFd) -> Option<usize> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .or_else(|| {
+            let size = rustix::termios::tcgetwinsize(fd).ok()?;
+            Some(usize::from(size.ws_col))
+        })
+        .filter(|w| *w > 0)
+}
+
+/// A one-line live progress display on stderr (only on a terminal), cut to the terminal's width.
 async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, total: usize) {
     let mut running: Vec<&str> = Vec::new();
     let mut finished = 0;
     let mut err = std::io::stderr();
+    let width = terminal_width(&err).unwrap_or(80);
     while let Some(event) = rx.recv().await {
         match event {
             Event::Started { id } => running.push(id),
@@ -260,7 +308,8 @@ async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, tota
                 finished += 1;
             }
         }
-        let _ = write!(err, "\r\x1b[2K[{finished}/{total}] {}", running.join(", "));
+        let line = report::table::progress_line(finished, total, &running, width);
+        let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
     }
     let _ = write!(err, "\r\x1b[2K");

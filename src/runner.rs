@@ -82,22 +82,48 @@ impl RunResult {
     /// an `early` dependency runs beside its dependent, whose result stands once both are done.
     #[must_use]
     pub fn critical_path(&self) -> Duration {
+        self.critical_chain().0
+    }
+
+    /// The critical path's length and the checks on it, first to last (the waterfall marks them).
+    #[must_use]
+    pub fn critical_chain(&self) -> (Duration, Vec<&'static str>) {
+        type Finish = HashMap<&'static str, (Duration, Option<&'static str>)>;
+        /// The dependency that finished last, with its finish.
         fn latest<'a>(
             ids: impl Iterator<Item = &'a &'static str>,
-            finish: &HashMap<&str, Duration>,
-        ) -> Duration {
-            ids.filter_map(|d| finish.get(d))
-                .max()
-                .copied()
-                .unwrap_or_default()
+            finish: &Finish,
+        ) -> Option<(&'static str, Duration)> {
+            ids.filter_map(|d| finish.get(d).map(|f| (*d, f.0)))
+                .max_by_key(|(_, f)| *f)
         }
-        let mut finish: HashMap<&str, Duration> = HashMap::new();
+        // Each check's finish on its longest chain, and the check before it on that chain.
+        let mut finish = Finish::new();
         for r in &self.results {
             let before = latest(r.spec.deps.iter().chain(r.spec.after), &finish);
             let beside = latest(r.spec.early.iter(), &finish);
-            finish.insert(r.spec.id, (before + r.duration).max(beside));
+            let own = before.map_or(Duration::ZERO, |b| b.1) + r.duration;
+            let entry = match beside {
+                Some((id, f)) if f > own => (f, Some(id)),
+                _ => (own, before.map(|b| b.0)),
+            };
+            finish.insert(r.spec.id, entry);
         }
-        finish.into_values().max().unwrap_or_default()
+        let last = self
+            .results
+            .iter()
+            .map(|r| (r.spec.id, finish[r.spec.id].0))
+            .max_by_key(|(_, f)| *f);
+        let Some((mut id, length)) = last else {
+            return (Duration::ZERO, Vec::new());
+        };
+        let mut chain = vec![id];
+        while let Some(prev) = finish[id].1 {
+            chain.push(prev);
+            id = prev;
+        }
+        chain.reverse();
+        (length, chain)
     }
 }
 
@@ -470,6 +496,7 @@ mod tests {
             resolve: vec![],
             ca_file: None,
             extra_roots: vec![],
+            proxy_cacert: None,
             proxy_roots: vec![],
             proxy: crate::net::proxy::ProxySettings::from_env(|_| None, None, None),
             dns: crate::net::resolver::Upstream::Server("127.0.0.1:9".parse().unwrap()),
@@ -484,6 +511,7 @@ mod tests {
             full: false,
             rows: 1,
             rate: None,
+            origins: crate::settings::Origins::default(),
         })
         .unwrap()
     }
@@ -531,6 +559,11 @@ mod tests {
             cp >= Duration::from_millis(300) && cp <= r.duration,
             "critical path {cp:?} of {:?}",
             r.duration
+        );
+        let (_, chain) = r.critical_chain();
+        assert!(
+            chain.len() == 2 && chain[0] != "t.c" && chain[1] == "t.c",
+            "{chain:?}"
         );
         let c = at("t.c");
         assert!(
@@ -687,6 +720,11 @@ mod tests {
         assert!(
             cp >= a.duration + after.duration && cp < a.duration + guess.duration + after.duration,
             "critical path {cp:?}"
+        );
+        let (_, chain) = r.critical_chain();
+        assert_eq!(
+            (chain.first(), chain.last()),
+            (Some(&"t.a"), Some(&"t.after_guess"))
         );
     }
 

@@ -183,7 +183,7 @@ impl Drop for Scope {
 }
 
 /// Registers a secret value: from now on [`scrub`] masks it, and the forms it takes inside the
-/// reports too — JSON-escaped, XML-escaped, and each line of a multi-line value (a PEM key's
+/// reports too — JSON-escaped, XML-escaped, HTML-escaped, and each line of a multi-line value (a PEM key's
 /// base64 lines), so neither escaping nor a line break lets a part of it through.
 pub fn register(value: &str) {
     let mut forms: Vec<String> = Vec::new();
@@ -203,6 +203,9 @@ pub fn register(value: &str) {
         add(&xml_escaped(text));
         add(&json);
         add(&xml_escaped(&json));
+        // The HTML report's escaping (maud's: `'` stays as it is).
+        add(&html_escaped(text));
+        add(&html_escaped(&json));
     }
     if forms.is_empty() {
         return;
@@ -260,6 +263,13 @@ fn json_escaped(text: &str) -> String {
 }
 
 /// As XML writers escape text and attribute values.
+fn html_escaped(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    let _ = maud::Escaper::new(&mut out).write_str(text);
+    out
+}
+
 fn xml_escaped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -293,6 +303,9 @@ mod tests {
         assert_eq!(scrub("say pa\"ss<&>word!"), "say ***!");
         assert_eq!(scrub(r#"{"m":"pa\"ss<&>word"}"#), r#"{"m":"***"}"#);
         assert_eq!(scrub("pa&quot;ss&lt;&amp;&gt;word"), "***");
+        // As the HTML report escapes it (an apostrophe stays as it is).
+        let _ = Secret::new("it's<secret>".to_owned());
+        assert_eq!(scrub("<td>it's&lt;secret&gt;</td>"), "<td>***</td>");
         assert_eq!(scrub("nothing here"), "nothing here");
     }
 

@@ -18,6 +18,10 @@ use crate::snowflake::account::{Endpoint, parse_account};
 use crate::snowflake::keys::PrivateKey;
 use crate::snowflake::rest::PipeRef;
 
+mod provenance;
+
+pub use provenance::{Origins, Setting};
+
 /// The `netcheck run` flags that make the settings (every one has a `NETCHECK_*` twin); the
 /// command line flattens them beside its own.
 // Field docs are --help text: plain words, no Markdown.
@@ -98,6 +102,10 @@ pub struct ProbeArgs {
     pub rows: u16,
     #[command(flatten)]
     pub rate: crate::load::RateArgs,
+    /// Where each of these came from (flag, `NETCHECK_*` twin, default): clap knows, so the
+    /// command line fills it from its matches; empty, every setting counts as a default.
+    #[arg(skip)]
+    pub origins: Origins,
 }
 
 /// `--budget-scale`, shared by `run` and `demo`.
@@ -205,6 +213,8 @@ pub struct Settings {
     pub dns: Upstream,
     /// Proxy variables and `--proxy`/`--noproxy`, as curl reads them.
     pub proxy: ProxySettings,
+    /// `--proxy-cacert`, the file `proxy_roots` were read from.
+    pub proxy_cacert: Option<PathBuf>,
     /// The roots read from `--proxy-cacert`, trusted for an `https://` proxy's certificate only.
     pub proxy_roots: Vec<CertificateDer<'static>>,
     /// Bound on each network step (a DNS query, a connect, a handshake, an HTTP exchange).
@@ -228,6 +238,8 @@ pub struct Settings {
     pub rows: usize,
     /// `--rate`/`--profile`: the sustained-rate stream test (`stream.rate`), when asked.
     pub rate: Option<crate::load::Load>,
+    /// Where the flag-backed settings came from (see [`Settings::provenance`]).
+    pub origins: Origins,
 }
 
 impl Settings {
@@ -290,6 +302,7 @@ impl Settings {
                     .map_err(|e| Error::Usage(format!("--proxy-cacert: {e}")))?,
                 None => Vec::new(),
             },
+            proxy_cacert: probe.proxy_cacert.clone(),
             dns: match probe.dns_server.as_deref() {
                 Some(server) => Upstream::Server(validate_dns_server(server)?),
                 None => Upstream::System,
@@ -308,6 +321,7 @@ impl Settings {
             full: probe.full,
             rows: usize::from(probe.rows),
             rate: probe.rate.load_for_run(probe.full, deadline)?,
+            origins: probe.origins.clone(),
         })
     }
 }

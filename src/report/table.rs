@@ -1,76 +1,62 @@
-//! The terminal report: one row per check (verdict, time, finding), then the diagnosis of each
-//! warning and failure. Colour only when asked for (a terminal without `NO_COLOR`).
+//! The terminal report: one row per check (verdict, time, finding), then one block per root
+//! cause (every check that saw it, the cause and the fix), then the summary. Colour only when
+//! asked for (a terminal without `NO_COLOR`). Given the terminal's width, everything fits it:
+//! the table fills it, and is a waterfall (each check's start → end on the run's time axis, the
+//! critical path marked) when there is room; below [`TABLE_MIN`] columns it is a list; the
+//! blocks wrap between words. Without a width (a pipe, a file) nothing is wrapped.
 
 use std::io::{self, Write};
 
-use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
+use comfy_table::{
+    Attribute, Cell, CellAlignment, Color, ColumnConstraint, ContentArrangement, Table, Width,
+    presets,
+};
 
-use super::RunReport;
+use super::{CheckReport, RootCause, RunReport};
 use crate::outcome::{StatusKind, Verdict};
 use crate::runner::Ending;
 
-/// Writes the table and the diagnoses.
-pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    let mut table = Table::new();
-    table
-        .load_style(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if !color {
-        table.force_no_tty();
+/// Narrower than this, the checks are a list: a bordered table's four columns do not fit.
+pub const TABLE_MIN: usize = 60;
+/// From this width on, the time column is a waterfall.
+pub const WATERFALL_MIN: usize = 100;
+
+/// A bar segment of a check on the critical path, of any other check, and the empty axis.
+const CRITICAL: char = '█';
+const OTHER: char = '▒';
+const AXIS: char = '·';
+
+/// How to lay the report out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layout {
+    /// Colour the verdicts (SGR sequences).
+    pub color: bool,
+    /// The terminal's width in columns; `None` when the output is no terminal.
+    pub width: Option<usize>,
+}
+
+/// Writes the table, the root causes and the summary.
+pub fn write(report: &RunReport, layout: Layout, out: &mut dyn Write) -> io::Result<()> {
+    let head = format!("netcheck {} ({})", report.target.url, report.started_at);
+    para(out, &head, "", "  ", layout.width)?;
+    match layout.width {
+        Some(w) if w < TABLE_MIN => write_list(report, layout, w, out)?,
+        _ => writeln!(out, "{}", table(report, layout))?,
     }
-    table.set_header(vec!["check", "verdict", "time", "finding"]);
-    for c in &report.checks {
-        let verdict = Cell::new(label(c.outcome));
-        let verdict = if color {
-            verdict.fg(colour(c.verdict)).add_attribute(Attribute::Bold)
-        } else {
-            verdict
-        };
-        let time = if c.verdict == Verdict::Skip {
-            String::new()
-        } else {
-            format!("{:.0} ms", c.duration_ms)
-        };
-        table.add_row(vec![
-            Cell::new(c.id),
-            verdict,
-            Cell::new(time),
-            Cell::new(&c.finding),
-        ]);
-    }
-    writeln!(
-        out,
-        "netcheck {} ({})",
-        report.target.url, report.started_at
-    )?;
-    writeln!(out, "{table}")?;
-    for c in report
-        .checks
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Warn | Verdict::Fail))
-    {
-        let Some(d) = &c.diagnosis else { continue };
-        writeln!(out)?;
+    if layout.width.is_some_and(|w| w >= WATERFALL_MIN) {
         writeln!(
             out,
-            "{} {} [{}]: {}",
-            label(c.outcome),
-            c.id,
-            d.id,
-            d.symptom
+            "{CRITICAL} critical path  {OTHER} other checks  {AXIS} 0 → {:.0} ms",
+            report.duration_ms
         )?;
-        writeln!(out, "  found:  {}", c.finding)?;
-        writeln!(out, "  cause:  {}", d.cause)?;
-        writeln!(out, "  fix:")?;
-        for line in d.resolution.lines() {
-            writeln!(out, "    {line}")?;
-        }
-        writeln!(out, "  explain: netcheck explain {}", d.id)?;
+    }
+    for cause in &report.root_causes {
+        writeln!(out)?;
+        write_cause(report, cause, layout, out)?;
     }
     let s = &report.summary;
     writeln!(out)?;
-    writeln!(
-        out,
+    let summary = format!(
         "{} passed, {} warned, {} failed, {} skipped in {:.0} ms (critical path {:.0} ms){}",
         s.pass,
         s.warn,
@@ -83,10 +69,217 @@ pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result
             Ending::Interrupted => "; interrupted",
             Ending::Completed => "",
         }
-    )
+    );
+    para(out, &summary, "", "", layout.width)
 }
 
-fn label(kind: StatusKind) -> &'static str {
+fn table(report: &RunReport, layout: Layout) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED);
+    if !layout.color {
+        table.force_no_tty();
+    }
+    let bar = layout
+        .width
+        .filter(|w| *w >= WATERFALL_MIN)
+        .map(|w| (w / 5).clamp(16, 48));
+    match layout.width {
+        Some(w) => {
+            table
+                .set_content_arrangement(ContentArrangement::DynamicFullWidth)
+                .set_width(u16::try_from(w).unwrap_or(u16::MAX));
+        }
+        None => {
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+        }
+    }
+    let time_header = match bar {
+        Some(_) => format!("time 0 → {:.0} ms", report.duration_ms),
+        None => "time".into(),
+    };
+    table.set_header(vec!["check", "verdict", &time_header, "finding"]);
+    for c in &report.checks {
+        let time = match bar {
+            _ if c.verdict == Verdict::Skip => String::new(),
+            Some(width) => format!("{} {:>8}", waterfall(report, c, width), millis(c)),
+            None => millis(c),
+        };
+        table.add_row(vec![
+            Cell::new(c.id),
+            verdict_cell(c, layout.color),
+            Cell::new(time).set_alignment(CellAlignment::Right),
+            Cell::new(&c.finding),
+        ]);
+    }
+    // The id, verdict and time columns keep their content on one line (the bar its width, the
+    // rest of the terminal going to the finding); the finding wraps.
+    let fixed = |w: usize| Width::Fixed(u16::try_from(w + 2).unwrap_or(u16::MAX));
+    let id_width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let constraints = [
+        (0, ColumnConstraint::LowerBoundary(fixed(id_width))),
+        (1, ColumnConstraint::LowerBoundary(fixed("TIMEOUT".len()))),
+    ];
+    let bar_column = bar.map(|b| (2, ColumnConstraint::Absolute(fixed(b + " 99999 ms".len()))));
+    for (i, constraint) in constraints.into_iter().chain(bar_column) {
+        if let Some(column) = table.column_mut(i) {
+            column.set_constraint(constraint);
+        }
+    }
+    table
+}
+
+/// Below [`TABLE_MIN`] columns: a line per check (verdict, id, time), its finding wrapped under it.
+fn write_list(
+    report: &RunReport,
+    layout: Layout,
+    width: usize,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for c in &report.checks {
+        let time = if c.verdict == Verdict::Skip {
+            String::new()
+        } else {
+            format!(" {}", millis(c))
+        };
+        writeln!(out, "{} {}{time}", paint(c, layout.color), c.id)?;
+        para(out, &c.finding, "  ", "  ", Some(width))?;
+    }
+    Ok(())
+}
+
+/// One root cause: the verdict, row and symptom; the checks that saw it with their findings;
+/// the cause; the fix; where to read more.
+fn write_cause(
+    report: &RunReport,
+    cause: &RootCause,
+    layout: Layout,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let width = layout.width;
+    let seen: Vec<&CheckReport> = cause
+        .checks
+        .iter()
+        .filter_map(|id| report.checks.iter().find(|c| c.id == *id))
+        .collect();
+    // The label of the most severe check (a timeout shows as TIMEOUT, not FAIL).
+    let worst = seen
+        .iter()
+        .find(|c| c.verdict == cause.verdict)
+        .map_or("FAIL", |c| label(c.outcome));
+    let head = format!("{worst} [{}] {}", cause.row, cause.symptom);
+    para(out, &head, "", "  ", width)?;
+    writeln!(out, "  seen by:")?;
+    for c in seen {
+        para(out, &c.finding, &format!("  - {}: ", c.id), "      ", width)?;
+    }
+    para(out, &cause.cause, "  cause:  ", "          ", width)?;
+    writeln!(out, "  fix:")?;
+    for line in cause.fix.lines() {
+        para(out, line, "    ", "      ", width)?;
+    }
+    let explain = format!("netcheck explain {}", cause.row);
+    para(out, &explain, "  explain: ", "    ", width)
+}
+
+/// Writes `text` after `first`, wrapped at spaces to `width` (continuations after `rest`); a word
+/// longer than a line (a key, a URL) stays whole, to be copied.
+fn para(
+    out: &mut dyn Write,
+    text: &str,
+    first: &str,
+    rest: &str,
+    width: Option<usize>,
+) -> io::Result<()> {
+    let Some(width) = width else {
+        return writeln!(out, "{first}{text}");
+    };
+    let options = textwrap::Options::new(width)
+        .initial_indent(first)
+        .subsequent_indent(rest)
+        .break_words(false)
+        // Host names and flags have hyphens: a line breaks between words only.
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    for line in textwrap::wrap(text, options) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// The live progress line (`[3/20] tls.account, auth.jwt`), cut to fit `width` so that the
+/// terminal never wraps it (a wrapped line cannot be erased in place).
+#[must_use]
+pub fn progress_line(finished: usize, total: usize, running: &[&str], width: usize) -> String {
+    let line = format!("[{finished}/{total}] {}", running.join(", "));
+    // One column spare: a line that fills the last column wraps on some terminals.
+    let room = width.saturating_sub(1);
+    if line.chars().count() <= room {
+        return line;
+    }
+    let mut cut: String = line.chars().take(room.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The check's bar on the run's time axis, `width` columns wide.
+fn waterfall(report: &RunReport, c: &CheckReport, width: usize) -> String {
+    let total = report
+        .duration_ms
+        .max(c.started_ms + c.duration_ms)
+        .max(1.0);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let at = |ms: f64| ((ms / total) * width as f64) as usize;
+    let start = at(c.started_ms).min(width - 1);
+    let end = at(c.started_ms + c.duration_ms).clamp(start + 1, width);
+    let mark = if report.critical_path.contains(&c.id) {
+        CRITICAL
+    } else {
+        OTHER
+    };
+    (0..width)
+        .map(|i| {
+            if (start..end).contains(&i) {
+                mark
+            } else {
+                AXIS
+            }
+        })
+        .collect()
+}
+
+fn millis(c: &CheckReport) -> String {
+    format!("{:.0} ms", c.duration_ms)
+}
+
+fn verdict_cell(c: &CheckReport, color: bool) -> Cell {
+    let cell = Cell::new(label(c.outcome));
+    if color {
+        cell.fg(colour(c.verdict)).add_attribute(Attribute::Bold)
+    } else {
+        cell
+    }
+}
+
+/// The verdict label, coloured when asked (for the list layout, outside comfy-table).
+fn paint(c: &CheckReport, color: bool) -> String {
+    let text = format!("{:<7}", label(c.outcome));
+    if !color {
+        return text;
+    }
+    let sgr = match c.verdict {
+        Verdict::Pass => 32,
+        Verdict::Warn => 33,
+        Verdict::Fail => 31,
+        Verdict::Skip => 90,
+    };
+    format!("\u{1b}[1;{sgr}m{text}\u{1b}[0m")
+}
+
+/// The verdict as the table shows it (`TIMEOUT` and `ERROR` apart from `FAIL`).
+pub(super) fn label(kind: StatusKind) -> &'static str {
     match kind {
         StatusKind::Pass => "PASS",
         StatusKind::Warn => "WARN",
@@ -103,5 +296,70 @@ fn colour(v: Verdict) -> Color {
         Verdict::Warn => Color::Yellow,
         Verdict::Fail => Color::Red,
         Verdict::Skip => Color::DarkGrey,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::{Layout, progress_line, write};
+    use crate::report::tests::sample;
+
+    /// The sample report as the terminal shows it at `width` columns.
+    fn render(width: Option<usize>) -> String {
+        let mut out = Vec::new();
+        write(
+            &sample(),
+            Layout {
+                color: false,
+                width,
+            },
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test_case(40; "narrow: a list")]
+    #[test_case(80; "a table")]
+    #[test_case(160; "a waterfall")]
+    fn fits_the_terminal(width: usize) {
+        let text = render(Some(width));
+        for line in text.lines() {
+            // Only a word longer than a line (the key's ALTER USER statement) may overflow.
+            assert!(
+                line.chars().count() <= width || !line.trim().contains(' '),
+                "{width} columns: {line:?}"
+            );
+        }
+        insta::assert_snapshot!(format!("width_{width}"), text);
+    }
+
+    #[test]
+    fn the_table_fills_a_wide_terminal() {
+        let text = render(Some(160));
+        assert!(
+            text.lines().nth(1).unwrap().chars().count() == 160,
+            "{text}"
+        );
+    }
+
+    #[test_case(40; "40 columns")]
+    #[test_case(80; "80 columns")]
+    fn the_progress_line_never_wraps(width: usize) {
+        let running = [
+            "tls.account",
+            "auth.jwt",
+            "policy.network",
+            "discovery.hostname",
+        ];
+        for line in [
+            progress_line(3, 20, &running, width),
+            progress_line(3, 20, &running[..1], width),
+        ] {
+            assert!(line.chars().count() < width, "{line}");
+            assert!(line.starts_with("[3/20] tls.account"), "{line}");
+        }
     }
 }

@@ -16,6 +16,7 @@ mod emulator_oracles;
 mod examples;
 mod hostile;
 mod hostile_files;
+mod html;
 mod interrupt;
 mod lab;
 mod perf;

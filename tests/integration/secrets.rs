@@ -21,9 +21,13 @@ fn every_output(args: &[String], env: &[(String, String)], dir: &TempDir) -> Vec
     .enumerate()
     {
         let junit = dir.path().join(format!("junit-{i}.xml"));
-        let mut run = netcheck(args)
-            .args(&extra)
-            .args(&["--junit", junit.to_str().unwrap()]);
+        let html = dir.path().join(format!("report-{i}.html"));
+        let mut run = netcheck(args).args(&extra).args(&[
+            "--junit",
+            junit.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ]);
         for (k, v) in env {
             run = run.env(k, v);
         }
@@ -46,6 +50,10 @@ fn every_output(args: &[String], env: &[(String, String)], dir: &TempDir) -> Vec
         outputs.push((
             format!("junit {extra:?}"),
             std::fs::read_to_string(&junit).unwrap(),
+        ));
+        outputs.push((
+            format!("html {extra:?}"),
+            std::fs::read_to_string(&html).unwrap(),
         ));
     }
     outputs

@@ -101,6 +101,14 @@ fn faults_are_diagnosed_with_their_rows() {
             "warn",
             "latency-budget",
         ),
+        // The check that made the slow request warns (its time is the request's); discovery,
+        // which only reads the answer, passes.
+        (
+            "latency=400ms@hostname",
+            "auth.jwt",
+            "warn",
+            "latency-budget",
+        ),
         (
             "latency=300ms@token",
             "auth.scoped_token",
@@ -285,7 +293,9 @@ async fn run_against_with(
     let dir = crate::support::emulate::TempDir::new("sf");
     let mut args = crate::support::emulate::run_args(&emu, dir.path());
     args.extend(extra(&emu, dir.path()));
-    args.extend(["--format", "json"].map(String::from));
+    // Budgets scaled: these tests are not about latency, and auth.jwt (which many of them
+    // assert passes) judges the run's first request, the one a loaded machine slows most.
+    args.extend(["--format", "json", "--budget-scale", "5"].map(String::from));
     tokio::task::spawn_blocking(move || netcheck(&args).run().json())
         .await
         .unwrap()
@@ -440,4 +450,39 @@ async fn the_commit_is_polled_right_after_the_append_then_backing_off() {
     let polls = evidence["polls"].as_u64().unwrap();
     assert_eq!(polls, calls as u64, "every status request is counted");
     assert!((3..=10).contains(&polls), "{evidence:#}");
+}
+
+#[test]
+fn one_network_policy_refusal_is_one_root_cause_with_the_egress_ip_in_its_fix() {
+    let (code, report) = demo(&["network-policy"]);
+    assert_eq!(code, 1);
+    assert_check(&report, "auth.jwt", "fail", Some("network-policy"));
+    assert_check(&report, "policy.network", "fail", Some("network-policy"));
+    let causes = report["root_causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0]["row"], "network-policy");
+    assert_eq!(causes[0]["verdict"], "fail");
+    assert_eq!(
+        causes[0]["checks"],
+        serde_json::json!(["auth.jwt", "policy.network"])
+    );
+    let fix = causes[0]["fix"].as_str().unwrap();
+    assert!(fix.contains("ALLOWED_IP_LIST = ('127.0.0.1/32'"), "{fix}");
+    assert!(fix.contains("IN USER NETCHECK_USER"), "{fix}");
+}
+
+#[test]
+fn slow_phases_are_one_latency_root_cause() {
+    let (code, report) = demo(&["latency=400ms@open", "latency=400ms@drop"]);
+    assert_eq!(code, 0);
+    let causes = report["root_causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0]["row"], "latency-budget");
+    assert_eq!(
+        causes[0]["checks"],
+        serde_json::json!(["stream.open", "stream.drop"])
+    );
+    // The critical path is listed, first to last, and ends with the run's last check.
+    let path = report["critical_path"].as_array().unwrap();
+    assert_eq!(path.last().unwrap(), "stream.drop", "{path:?}");
 }

@@ -33,6 +33,8 @@ fn stable() -> insta::Settings {
         ),
         // Column widths follow the values above: collapse the padding and the rules.
         (r" +([┆│])", " $1"),
+        // … and the times are right-aligned.
+        (r"([┆│])  +", "$1 "),
         ("─+", "─"),
         ("═+", "═"),
     ] {
@@ -110,4 +112,30 @@ fn run_help() {
     let r = netcheck(&["run", "--help"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_snapshot!(r.stdout);
+}
+
+/// The table and the blocks fit the width `COLUMNS` gives (the layouts themselves are pinned by
+/// the snapshots in `src/report/snapshots/`, made from a fixed report).
+#[test]
+fn demo_output_fits_the_terminal_width() {
+    for width in [40, 80, 160] {
+        let r = netcheck(&["demo", "--fault", "network-policy"])
+            .env("COLUMNS", &width.to_string())
+            .run();
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        for line in r.stdout.lines() {
+            // Only a word longer than a line may overflow: it is not broken, to be copied.
+            assert!(
+                line.chars().count() <= width || !line.trim().contains(' '),
+                "{width} columns: {line:?}"
+            );
+        }
+        let table_top = r.stdout.lines().find(|l| l.starts_with('┌'));
+        match width {
+            40 => assert!(table_top.is_none(), "a list at 40 columns"),
+            _ => assert_eq!(table_top.unwrap().chars().count(), width, "full width"),
+        }
+        assert_eq!(r.stdout.contains("critical path  ▒"), width >= 100);
+        assert_eq!(r.stdout.matches("FAIL [network-policy]").count(), 1);
+    }
 }
