@@ -5,6 +5,7 @@
 //! - [`allowlist`]: the `SYSTEM$ALLOWLIST()` JSON.
 //! - [`keys`]: RSA private/public keys, the `SHA256:` fingerprint, test key generation.
 //! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
+//! - [`oauth`]: the OAuth 2.0 client-credentials grant, its answer and its RFC 6749 errors.
 //! - [`rest`]: REST paths, the API's calls and typed request/response/error bodies.
 //!
 //! Everything here is pure (no I/O except reading a key file) and unit-tested; the emulator's
@@ -14,6 +15,7 @@ pub mod account;
 pub mod allowlist;
 pub mod jwt;
 pub mod keys;
+pub mod oauth;
 pub mod rest;
 
 pub use crate::secret::Secret;

@@ -95,6 +95,17 @@ pub fn judge(
     result: &Result<Reply, CallError>,
     on_ok: impl FnOnce(&Reply, &mut CallEvidence) -> Judged,
 ) -> Outcome {
+    judge_with(call, result, classify, on_ok)
+}
+
+/// [`judge`] with the call's own classification of refusals (an identity provider speaks
+/// RFC 6749, not Snowflake's codes).
+pub fn judge_with(
+    call: ApiCall,
+    result: &Result<Reply, CallError>,
+    classify: impl FnOnce(&Reply) -> (RowId, String),
+    on_ok: impl FnOnce(&Reply, &mut CallEvidence) -> Judged,
+) -> Outcome {
     let mut evidence = CallEvidence::new(call, result);
     let reply = match result {
         Err(e) => return Outcome::fail(call_failure(e), format!("{call}: {e}"), evidence),

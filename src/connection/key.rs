@@ -68,7 +68,9 @@ pub fn load_key_with(
     .map_err(|e| fail(&e))?;
     Ok(Some(LoadedKey {
         fingerprint: key.public_key().fingerprint(),
-        warnings: permission_warning(path).into_iter().collect(),
+        warnings: permission_warning(path, "private key")
+            .into_iter()
+            .collect(),
         path: path.clone(),
         key,
     }))
@@ -90,15 +92,13 @@ fn prompt_on_terminal(path: &Path) -> Result<Option<Secret<String>>, Error> {
         })
 }
 
-/// A warning when group or others may read or write the key (ssh's rule): anyone who can read
-/// it can sign in as the user.
-#[cfg(unix)]
-fn permission_warning(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+/// A warning when group or others may read or write a credential file (ssh's rule): anyone
+/// who can read it can sign in as the user. `what` names it ("private key", "OAuth token file").
+pub(super) fn permission_warning(path: &Path, what: &str) -> Option<String> {
+    let mode = file_mode(path)?;
     (mode & 0o077 != 0).then(|| {
         format!(
-            "private key {} has permissions {mode:04o}, readable beyond its owner; \
+            "{what} {} has permissions {mode:04o}, readable beyond its owner; \
              run `chmod 600 {}`",
             path.display(),
             path.display()
@@ -106,7 +106,14 @@ fn permission_warning(path: &Path) -> Option<String> {
     })
 }
 
+/// The file's permission bits, where the platform has them.
+#[cfg(unix)]
+pub(super) fn file_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    Some(std::fs::metadata(path).ok()?.permissions().mode() & 0o777)
+}
+
 #[cfg(not(unix))]
-fn permission_warning(_path: &Path) -> Option<String> {
+pub(super) fn file_mode(_path: &Path) -> Option<u32> {
     None
 }

@@ -16,7 +16,8 @@ use super::faults::Fault;
 use super::request::{RequestCtx, json_error, token_type};
 use crate::snowflake::rest::codes;
 
-/// The fault layer: latency, then the first of invalid token, 403, 409, network-policy block,
+/// The fault layer: latency, then the first of invalid, expired or other user's token, 403, 409,
+/// network-policy block,
 /// throttle, server error and reset, for the request's endpoint and host; plus the (possibly skewed) `Date` header.
 pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next) -> Response {
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
@@ -44,6 +45,21 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
                     StatusCode::UNAUTHORIZED,
                     codes::INVALID_OAUTH_TOKEN,
                     "Invalid OAuth access token. [emulator]",
+                ));
+            }
+            Fault::TokenExpired if oauth && entry.take() => {
+                response = Some(json_error(
+                    StatusCode::UNAUTHORIZED,
+                    codes::OAUTH_ACCESS_TOKEN_EXPIRED,
+                    "OAUTH_ACCESS_TOKEN_EXPIRED",
+                ));
+            }
+            Fault::TokenWrongUser if oauth && entry.take() => {
+                response = Some(json_error(
+                    StatusCode::UNAUTHORIZED,
+                    codes::OAUTH_TOKEN_USER_MISMATCH,
+                    "The user you were trying to authenticate as differs from the user tied to \
+                     the token.",
                 ));
             }
             Fault::Forbidden if entry.take() => {

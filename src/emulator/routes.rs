@@ -1,5 +1,6 @@
-//! Request handlers: authentication (key-pair JWT or scoped token), then discovery, the token
-//! exchange, the channel calls, pipe info, telemetry and the SQL API.
+//! Request handlers: authentication (key-pair JWT, the identity provider's OAuth token, or the
+//! scoped token), then discovery, the token exchange, the channel calls, pipe info, telemetry,
+//! the SQL API, and the identity provider's token endpoint (`idp`).
 //!
 //! Routing is by [`Route::parse`] (shared with netcheck's client side) rather than axum's path
 //! syntax, because Snowflake's `pipes/{pipe}:bulk-channel-status` puts an action inside a segment.
@@ -8,6 +9,7 @@
 // size of `Response` does not matter on this path.
 #![allow(clippy::result_large_err)]
 
+pub(crate) mod idp;
 mod statements;
 
 use std::io::Read as _;
@@ -156,6 +158,20 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
         return not_found();
     };
+    if ctx.vhost == Vhost::Idp {
+        let (parts, body) = req.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, MAX_OTHER_BODY_BYTES).await else {
+            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        };
+        let call = Call {
+            shared,
+            ctx,
+            headers: parts.headers,
+            query: parts.uri.query().map(str::to_owned),
+            body,
+        };
+        return idp::token(&call);
+    }
     let Some(route) = ctx.route.clone().filter(|r| serves(ctx.vhost, r)) else {
         return not_found();
     };
@@ -238,9 +254,20 @@ impl Call {
         Ok(verified)
     }
 
+    /// Verifies the caller of an account-host call: a key-pair JWT, or an access token of the
+    /// emulator's identity provider, as Snowflake takes either — told apart by the token-type
+    /// header, else by the token's algorithm (RS256 or HS256).
+    pub(crate) fn account_caller(&self, token: Option<&str>) -> Result<VerifiedJwt, Response> {
+        let oauth = super::request::token_type(&self.headers).as_deref() == Some("OAUTH");
+        match token {
+            Some(token) if oauth => idp::verify(self, token),
+            _ => self.keypair(token),
+        }
+    }
+
     /// The network policy in force: the user's, which overrides the account's, or the account's
     /// when the caller is unknown (failed authentication) or has none.
-    fn check_policy(&self, user: Option<&str>) -> Result<(), Response> {
+    pub(crate) fn check_policy(&self, user: Option<&str>) -> Result<(), Response> {
         let policy = user
             .and_then(|u| self.user(u))
             .and_then(|u| u.policy.as_ref())
@@ -302,7 +329,7 @@ impl Call {
     }
 
     /// The role a request acts as: the requested one if granted, else the default role.
-    fn role_of(&self, user: &str, requested: Option<&str>) -> Option<String> {
+    pub(crate) fn role_of(&self, user: &str, requested: Option<&str>) -> Option<String> {
         let user = self.user(user)?;
         match requested {
             None => Some(user.default_role.clone()),
@@ -330,7 +357,7 @@ impl Call {
     }
 
     fn hostname(&self) -> Response {
-        if let Err(r) = self.keypair(self.bearer_token()) {
+        if let Err(r) = self.account_caller(self.bearer_token()) {
             return r;
         }
         if let Some(answer) = self
@@ -361,7 +388,7 @@ impl Call {
         if field("grant_type") != Some(rest::JWT_BEARER_GRANT) {
             return bad_payload();
         }
-        let verified = match self.keypair(self.bearer_token().or(field("assertion"))) {
+        let verified = match self.account_caller(self.bearer_token().or(field("assertion"))) {
             Ok(v) => v,
             Err(r) => return r,
         };

@@ -18,6 +18,7 @@ mod hostile;
 mod hostile_files;
 mod interrupt;
 mod lab;
+mod oauth;
 mod perf;
 mod proxy;
 mod proxy_plumbing;
