@@ -26,7 +26,7 @@ macro_rules! host_check {
 pub(crate) use host_check;
 
 /// The endpoint a host check looks at, or the skip that says why there is none: the ingest host
-/// needs credentials (discovery) first; the IdP's token endpoint exists only under the
+/// needs credentials (discovery) first; the identity provider's token endpoint exists only under the
 /// client-credentials grant.
 pub(crate) fn endpoint_or_skip(
     ctx: &crate::context::Ctx,

@@ -74,7 +74,7 @@ pub struct ConnectionArgs {
     pub warehouse: Option<String>,
     /// How to authenticate: SNOWFLAKE_JWT (key-pair, the default), OAUTH (a token you have:
     /// token_file_path, or the connection's token) or OAUTH_CLIENT_CREDENTIALS (netcheck asks
-    /// the IdP for one).
+    /// the identity provider for one).
     #[arg(long, env = "NETCHECK_AUTHENTICATOR", value_name = "NAME")]
     pub authenticator: Option<String>,
     /// File holding the OAuth access token (authenticator OAUTH). There is deliberately no token
@@ -85,10 +85,10 @@ pub struct ConnectionArgs {
     /// connection's oauth_client_secret or SNOWFLAKE_OAUTH_CLIENT_SECRET, never a flag.
     #[arg(long, env = "NETCHECK_OAUTH_CLIENT_ID", value_name = "ID")]
     pub oauth_client_id: Option<String>,
-    /// The IdP's token endpoint (authenticator OAUTH_CLIENT_CREDENTIALS).
+    /// The identity provider's token endpoint (authenticator OAUTH_CLIENT_CREDENTIALS).
     #[arg(long, env = "NETCHECK_OAUTH_TOKEN_REQUEST_URL", value_name = "URL")]
     pub oauth_token_request_url: Option<String>,
-    /// Scope to ask the IdP for [default: session:role:ROLE when a role is set].
+    /// Scope to ask the identity provider for [default: session:role:ROLE when a role is set].
     #[arg(long, env = "NETCHECK_OAUTH_SCOPE", value_name = "SCOPE")]
     pub oauth_scope: Option<String>,
 }
@@ -157,7 +157,7 @@ pub enum Authenticator {
     SnowflakeJwt,
     /// `OAUTH`: an access token the user already has (`token` or `token_file_path`).
     OAuth,
-    /// `OAUTH_CLIENT_CREDENTIALS`: netcheck asks the IdP's token endpoint for a token with the
+    /// `OAUTH_CLIENT_CREDENTIALS`: netcheck asks the identity provider's token endpoint for a token with the
     /// client id and secret (RFC 6749 §4.4).
     OAuthClientCredentials,
     /// A known Snowflake authenticator netcheck cannot use (password, browser SSO, OAuth, …),
@@ -262,14 +262,14 @@ pub struct Connection {
     pub token: Option<Sourced<Secret<String>>>,
     /// The file holding the OAuth access token (`~` expanded).
     pub token_file_path: Option<Sourced<PathBuf>>,
-    /// The OAuth client id (not a secret: IdPs show it in their consoles and logs).
+    /// The OAuth client id (not a secret: identity providers show it in their consoles and logs).
     pub oauth_client_id: Option<Sourced<String>>,
     /// The OAuth client secret; serialized only as whether it is set.
     #[serde(serialize_with = "serialize_secret_presence")]
     pub oauth_client_secret: Option<Sourced<Secret<String>>>,
-    /// The IdP's token endpoint.
+    /// The identity provider's token endpoint.
     pub oauth_token_request_url: Option<Sourced<String>>,
-    /// The scope asked of the IdP.
+    /// The scope asked of the identity provider.
     pub oauth_scope: Option<Sourced<String>>,
 }
 

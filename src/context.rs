@@ -211,7 +211,7 @@ pub struct Facts {
     pub account: HostFacts,
     pub ingest: HostFacts,
     pub idp: HostFacts,
-    /// The OAuth access token from `auth.oauth` (the user's, or the IdP's answer).
+    /// The OAuth access token from `auth.oauth` (the user's, or the identity provider's answer).
     pub oauth_token: OnceLock<Secret<String>>,
     /// The answer to `GET /v2/streaming/hostname` with the key-pair JWT (`auth.jwt`) or the
     /// OAuth token (`auth.oauth_account`), whatever its status: discovery reads its body, the

@@ -1,7 +1,7 @@
 //! Authentication, as Snowflake sees it. Key-pair: `auth.keypair` (the key and its fingerprint,
 //! with the SQL that registers it) and `auth.jwt` (the account accepts a JWT minted from it;
 //! discovery's `GET /v2/streaming/hostname` is the probe). OAuth (see [`oauth`]): `auth.oauth`
-//! (the token, from the user or the IdP's client-credentials grant) and `auth.oauth_account`
+//! (the token, from the user or the identity provider's client-credentials grant) and `auth.oauth_account`
 //! (the account accepts it, on the same probe). Either way `auth.scoped_token` makes the one
 //! exchange for a token scoped to the ingest host. Pairs with `checks/api.toml`.
 

@@ -1,7 +1,7 @@
 //! The connection's OAuth credentials, as Snowflake's connectors spell them: `authenticator =
 //! "oauth"` with `token` or `token_file_path` (a token the user already has), or `authenticator
 //! = "oauth_client_credentials"` with `oauth_client_id`, `oauth_client_secret`,
-//! `oauth_token_request_url` and an optional `oauth_scope` (netcheck asks the IdP itself).
+//! `oauth_token_request_url` and an optional `oauth_scope` (netcheck asks the identity provider itself).
 //!
 //! The token file is read like the key file: bounded, regular files only, loose permissions a
 //! warning. Every secret is registered the moment it is read, and what the report shows is where
@@ -21,7 +21,7 @@ use crate::snowflake::account::Endpoint;
 pub enum OAuthGrant {
     /// The user's own token (`token`, or the content of `token_file_path`).
     Token(Secret<String>),
-    /// The client-credentials grant at the IdP's token endpoint.
+    /// The client-credentials grant at the identity provider's token endpoint.
     ClientCredentials {
         /// `oauth_client_id`.
         client_id: String,

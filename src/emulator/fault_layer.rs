@@ -40,27 +40,10 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     let oauth = token_type(req.headers()).as_deref() == Some("OAUTH");
     for entry in faults.matching(endpoint, ctx.vhost) {
         match &entry.fault {
-            Fault::InvalidToken if oauth && entry.take() => {
-                response = Some(json_error(
-                    StatusCode::UNAUTHORIZED,
-                    codes::INVALID_OAUTH_TOKEN,
-                    "Invalid OAuth access token. [emulator]",
-                ));
-            }
-            Fault::TokenExpired if oauth && entry.take() => {
-                response = Some(json_error(
-                    StatusCode::UNAUTHORIZED,
-                    codes::OAUTH_ACCESS_TOKEN_EXPIRED,
-                    "OAUTH_ACCESS_TOKEN_EXPIRED",
-                ));
-            }
-            Fault::TokenWrongUser if oauth && entry.take() => {
-                response = Some(json_error(
-                    StatusCode::UNAUTHORIZED,
-                    codes::OAUTH_TOKEN_USER_MISMATCH,
-                    "The user you were trying to authenticate as differs from the user tied to \
-                     the token.",
-                ));
+            f @ (Fault::InvalidToken | Fault::TokenExpired | Fault::TokenWrongUser)
+                if oauth && entry.take() =>
+            {
+                response = Some(oauth_refusal(f));
             }
             Fault::Forbidden if entry.take() => {
                 response = Some(
@@ -128,6 +111,25 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
         response = reset_midway(response, &ctx).await;
     }
     response
+}
+
+/// Snowflake's 401 for an OAuth token: 390318 expired, 390309 another user's, else 390303.
+fn oauth_refusal(fault: &Fault) -> Response {
+    let (code, message) = match fault {
+        Fault::TokenExpired => (
+            codes::OAUTH_ACCESS_TOKEN_EXPIRED,
+            "OAUTH_ACCESS_TOKEN_EXPIRED",
+        ),
+        Fault::TokenWrongUser => (
+            codes::OAUTH_TOKEN_USER_MISMATCH,
+            "The user you were trying to authenticate as differs from the user tied to the token.",
+        ),
+        _ => (
+            codes::INVALID_OAUTH_TOKEN,
+            "Invalid OAuth access token. [emulator]",
+        ),
+    };
+    json_error(StatusCode::UNAUTHORIZED, code, message)
 }
 
 /// 401 390422, the network-policy answer.

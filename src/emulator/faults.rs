@@ -101,13 +101,13 @@ pub enum Fault {
     TokenExpired,
     /// Requests made with an OAuth token: 401 390309, the token is tied to another user.
     TokenWrongUser,
-    /// The IdP's token endpoint refuses with this RFC 6749 error.
+    /// The identity provider's token endpoint refuses with this RFC 6749 error.
     OauthError(GrantError),
-    /// The IdP's token endpoint answers 200 with an HTML login page.
+    /// The identity provider's token endpoint answers 200 with an HTML login page.
     OauthPage,
-    /// The IdP's token endpoint answers 302 to another host.
+    /// The identity provider's token endpoint answers 302 to another host.
     OauthRedirect,
-    /// The IdP's token endpoint answers 200 with a JSON body larger than any client reads.
+    /// The identity provider's token endpoint answers 200 with a JSON body larger than any client reads.
     OauthOversized,
     /// 403 with a plain-text body: something in front of Snowflake (a WAF, or an API that is not
     /// enabled) refuses the request, with no network-policy message.

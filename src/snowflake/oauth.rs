@@ -1,4 +1,4 @@
-//! OAuth 2.0 as Snowflake's connectors speak it to an identity provider (IdP): the
+//! OAuth 2.0 as Snowflake's connectors speak it to an identity provider (identity provider): the
 //! client-credentials grant (RFC 6749 §4.4) with the client authenticated by HTTP Basic
 //! (§2.3.1, what `snowflake-connector-python` sends), the token answer (§5.1) and its errors
 //! (§5.2). Shared by the `auth.oauth` check and the emulator's token endpoint.
@@ -36,7 +36,7 @@ pub enum GrantError {
     InvalidGrant,
     /// This client may not use this grant type.
     UnauthorizedClient,
-    /// The IdP does not support this grant type.
+    /// The identity provider does not support this grant type.
     UnsupportedGrantType,
     /// The scope is unknown, malformed or more than the client may have.
     InvalidScope,
@@ -70,7 +70,7 @@ pub fn client_credentials_form(scope: Option<&str>) -> String {
 pub struct TokenResponse {
     /// The access token (a secret: register it before anything can print it).
     pub access_token: String,
-    /// `Bearer`, by every IdP Snowflake supports.
+    /// `Bearer`, by every identity provider Snowflake supports.
     #[serde(default)]
     pub token_type: Option<String>,
     /// Lifetime in seconds.

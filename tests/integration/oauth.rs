@@ -1,6 +1,6 @@
 //! OAuth 2.0 end to end, through the real binary against the emulator's identity provider (a
 //! token endpoint on a host of its own) and its account host: the client-credentials grant and a
-//! token the user keeps in a file, each refusal of the IdP (RFC 6749 §5.2) and of Snowflake
+//! token the user keeps in a file, each refusal of the identity provider (RFC 6749 §5.2) and of Snowflake
 //! (390303, 390309, 390318) with its check id, verdict and catalog row, and the report saying
 //! where the token came from, never the token.
 

@@ -1,12 +1,12 @@
 //! OAuth 2.0, as Snowflake's connectors use it: `auth.oauth` obtains the access token — the
-//! user's own (`token`, `token_file_path`), or the IdP's answer to the client-credentials grant,
+//! user's own (`token`, `token_file_path`), or the identity provider's answer to the client-credentials grant,
 //! sent to `oauth_token_request_url` through the run's one HTTP client (same resolver, trust
 //! store and proxy rules as every other call; the endpoint's DNS, TCP and TLS are `*.idp`) —
 //! and `auth.oauth_account` presents it to the account host the way the real service accepts
 //! it (`Authorization: Bearer`, `X-Snowflake-Authorization-Token-Type: OAUTH`), on discovery's
 //! `GET /v2/streaming/hostname`.
 //!
-//! The IdP's refusals are RFC 6749 §5.2 errors, one catalog row each; an answer that is no OAuth
+//! The identity provider's refusals are RFC 6749 §5.2 errors, one catalog row each; an answer that is no OAuth
 //! at all (a login page, a proxy's page), a redirect (never followed) and an oversized body are
 //! diagnosed too. Snowflake's own OAuth refusals are 390303 (invalid token), 390309 (a token of
 //! another user) and 390318 (expired). The evidence says where the token came from, never the
@@ -110,7 +110,7 @@ async fn obtain(ctx: Ctx) -> Outcome {
     }
 }
 
-/// The token from a 2xx answer of the IdP, registered as a secret before anything else.
+/// The token from a 2xx answer of the identity provider, registered as a secret before anything else.
 fn granted(
     ctx: &Ctx,
     creds: &OAuthCredentials,
@@ -144,7 +144,7 @@ fn granted(
     Ok(format!("{}{}", creds.origin, valid_for(lifetime)))
 }
 
-/// The row of an IdP's refusal: its RFC 6749 error, a server error, or an answer that is no
+/// The row of an identity provider's refusal: its RFC 6749 error, a server error, or an answer that is no
 /// OAuth at all (an HTML page, a proxy's block page).
 fn classify_idp(reply: &Reply) -> (RowId, String) {
     let error = ApiError::parse(&reply.body);

@@ -198,7 +198,7 @@ pub(super) fn verify(call: &Call, token: &str) -> Result<VerifiedJwt, Response> 
         .claims;
     if claims.iss != ISSUER
         || claims.aud != call.shared.account
-        || call.shared.users.get(&claims.sub).is_none()
+        || !call.shared.users.contains_key(&claims.sub)
     {
         return Err(refuse(invalid()));
     }
