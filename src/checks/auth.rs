@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::catalog::RowId;
 use crate::check::CheckSpec;
 use crate::checks::answer::{self, Judged};
+use crate::connection::Authenticator;
 use crate::context::{Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason, Status};
 use crate::secret::Secret;
@@ -51,10 +52,32 @@ pub(crate) fn not_configured() -> Outcome {
     ))
 }
 
+/// The skip of an auth check without credentials, saying why when the connection names an
+/// authenticator netcheck does not speak.
+pub(crate) fn no_credentials(ctx: &Ctx) -> Outcome {
+    let why = match &ctx.settings.connection.authenticator.value {
+        Authenticator::Unsupported(name) if name == "PROGRAMMATIC_ACCESS_TOKEN" => {
+            "PROGRAMMATIC_ACCESS_TOKEN is not used: Snowflake's page on programmatic access \
+             tokens does not list Snowpipe Streaming among the APIs that accept one"
+                .to_owned()
+        }
+        Authenticator::Unsupported(name) => format!(
+            "authenticator {name} is not one netcheck speaks (SNOWFLAKE_JWT, OAUTH, \
+             OAUTH_CLIENT_CREDENTIALS)"
+        ),
+        _ => return not_configured(),
+    };
+    Outcome::skip(SkipReason::NotConfigured(why))
+}
+
 /// The key of a key-pair run, or the skip of a key-pair-only check: none configured, or the
 /// connection authenticates with OAuth (whose token names its user; there is no key to show).
 fn key_pair_or_skip(ctx: &Ctx) -> Result<(&Snowflake, &KeyPair), Outcome> {
-    let sf = ctx.settings.snowflake.as_ref().ok_or_else(not_configured)?;
+    let sf = ctx
+        .settings
+        .snowflake
+        .as_ref()
+        .ok_or_else(|| no_credentials(ctx))?;
     match &sf.auth {
         Credentials::KeyPair(key) => Ok((sf, key)),
         Credentials::OAuth(o) => Err(Outcome::skip(SkipReason::NotConfigured(format!(

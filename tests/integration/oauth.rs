@@ -359,3 +359,23 @@ fn emulate_writes_an_oauth_connection_that_passes_the_full_run() {
     );
     assert_eq!(mode & 0o077, 0, "connections.toml holds the client secret");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_programmatic_access_token_is_recognised_and_said_to_be_unused() {
+    let emu = spawn_emulator(|_| {}).await;
+    let dir = TempDir::new("oauth-pat");
+    let mut args = common_args(&emu, dir.path());
+    args.extend(["--authenticator", "programmatic_access_token"].map(String::from));
+    let report = run(args, "").await.json();
+    for id in ["auth.keypair", "auth.oauth"] {
+        let c = check(&report, id);
+        assert_eq!(c["verdict"], "skip", "{c:#}");
+        assert!(
+            c["finding"]
+                .as_str()
+                .unwrap()
+                .contains("does not list Snowpipe Streaming"),
+            "{c:#}"
+        );
+    }
+}

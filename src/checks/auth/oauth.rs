@@ -15,7 +15,7 @@
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Serialize;
 
-use super::{not_configured, probe_account, without_latency_warning};
+use super::{no_credentials, probe_account, without_latency_warning};
 use crate::api::Reply;
 use crate::catalog::RowId;
 use crate::check::CheckSpec;
@@ -46,7 +46,11 @@ pub const OAUTH_ACCOUNT: CheckSpec = CheckSpec::new(
 
 /// The OAuth credentials of the run, or the skip that says why there are none.
 fn oauth_or_skip(ctx: &Ctx) -> Result<&OAuthCredentials, Outcome> {
-    let sf = ctx.settings.snowflake.as_ref().ok_or_else(not_configured)?;
+    let sf = ctx
+        .settings
+        .snowflake
+        .as_ref()
+        .ok_or_else(|| no_credentials(ctx))?;
     sf.oauth().ok_or_else(|| {
         Outcome::skip(SkipReason::NotConfigured(
             "the connection uses key-pair authentication (SNOWFLAKE_JWT)".into(),
