@@ -79,17 +79,6 @@ pub enum RowId {
     JwtRejected,
     TokenRejected,
     KeyPermissions,
-    TokenFilePermissions,
-    OauthInvalidRequest,
-    OauthInvalidClient,
-    OauthInvalidGrant,
-    OauthUnauthorizedClient,
-    OauthUnsupportedGrantType,
-    OauthInvalidScope,
-    OauthIdpAnswer,
-    OauthTokenInvalid,
-    OauthTokenWrongUser,
-    OauthTokenExpired,
     ClockSkew,
     DiscoveryFailed,
     DiscoveryUnexpectedHost,
@@ -109,6 +98,17 @@ pub enum RowId {
     Redirected,
     AllowlistUnreachable,
     LocalOpenFiles,
+    TokenFilePermissions,
+    OauthInvalidRequest,
+    OauthInvalidClient,
+    OauthInvalidGrant,
+    OauthUnauthorizedClient,
+    OauthUnsupportedGrantType,
+    OauthInvalidScope,
+    OauthIdpAnswer,
+    OauthTokenInvalid,
+    OauthTokenWrongUser,
+    OauthTokenExpired,
 }
 
 impl RowId {
@@ -255,7 +255,10 @@ mod tests {
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
              latency-budget api-unreachable api-error answer-too-large channel-left-behind redirected \
-             allowlist-unreachable local-open-files"
+             allowlist-unreachable local-open-files token-file-permissions oauth-invalid-request \
+             oauth-invalid-client oauth-invalid-grant oauth-unauthorized-client \
+             oauth-unsupported-grant-type oauth-invalid-scope oauth-idp-answer oauth-token-invalid \
+             oauth-token-wrong-user oauth-token-expired"
         );
     }
 }

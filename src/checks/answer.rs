@@ -233,22 +233,24 @@ pub fn quoted_ip(message: &str) -> Option<String> {
     rest.split_whitespace().next().map(str::to_owned)
 }
 
+/// An answer with `status` and `body`, for the classification tests.
+#[cfg(test)]
+pub(crate) fn reply(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        body: body.into(),
+        date: None,
+        elapsed: Duration::ZERO,
+        retries: 0,
+        budget: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use test_case::test_case;
 
     use super::*;
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            body: body.into(),
-            date: None,
-            elapsed: Duration::ZERO,
-            retries: 0,
-            budget: None,
-        }
-    }
 
     #[test_case(401, r#"{"code":"390144","message":"JWT token is invalid. [x]"}"#, RowId::JwtRejected; "jwt")]
     #[test_case(401, r#"{"code":"390422","message":"Incoming request with IP/Token 10.1.2.3 is not allowed to access Snowflake."}"#, RowId::NetworkPolicy; "policy 401")]

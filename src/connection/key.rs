@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use super::Connection;
+use super::{Connection, Sourced};
 use crate::error::Error;
 use crate::local_file::{self, FileKind, Problem};
 use crate::secret::Secret;
@@ -43,18 +43,13 @@ pub fn load_key_with(
         return Ok(None);
     };
     let path = &file.value;
-    let fail = |why: &dyn std::fmt::Display| {
-        Error::Usage(format!(
-            "private key {} (from {}): {why}",
-            path.display(),
-            file.source
-        ))
-    };
-    let pem = local_file::read_text(path, FileKind::PrivateKey).map_err(|e| match e.problem {
-        Problem::NotText => fail(&"not a PEM text file"),
-        Problem::Io(io) => fail(&format_args!("cannot read: {io}")),
-        problem => fail(&problem),
-    })?;
+    let fail = |why: &dyn std::fmt::Display| usage(file, "private key", why);
+    let pem = read_credential_file(
+        file,
+        FileKind::PrivateKey,
+        "private key",
+        "not a PEM text file",
+    )?;
     let configured = conn.private_key_passphrase.as_ref().map(|p| &p.value);
     let key = match PrivateKey::from_pem(&pem, configured) {
         Err(KeyError::PassphraseRequired) => {
@@ -74,6 +69,30 @@ pub fn load_key_with(
         path: path.clone(),
         key,
     }))
+}
+
+/// An [`Error::Usage`] naming a credential file (`what`), where it was configured, and why.
+pub(super) fn usage(file: &Sourced<PathBuf>, what: &str, why: &dyn std::fmt::Display) -> Error {
+    Error::Usage(format!(
+        "{what} {} (from {}): {why}",
+        file.value.display(),
+        file.source
+    ))
+}
+
+/// Reads a credential file (the key, the OAuth token) through the one bounded reader; every
+/// failure names the file: `not_text` when it is binary.
+pub(super) fn read_credential_file(
+    file: &Sourced<PathBuf>,
+    kind: FileKind,
+    what: &str,
+    not_text: &str,
+) -> Result<String, Error> {
+    local_file::read_text(&file.value, kind).map_err(|e| match e.problem {
+        Problem::NotText => usage(file, what, &not_text),
+        Problem::Io(io) => usage(file, what, &format_args!("cannot read: {io}")),
+        problem => usage(file, what, &problem),
+    })
 }
 
 /// Asks for the passphrase on the terminal; never when stdin is not one (CI, pipes), where a

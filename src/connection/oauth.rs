@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
-use super::key::{file_mode, permission_warning};
+use super::key::{file_mode, permission_warning, read_credential_file, usage};
 use super::{Authenticator, Connection, Source, Sourced};
 use crate::error::Error;
-use crate::local_file::{self, FileKind, Problem};
+use crate::local_file::FileKind;
 use crate::secret::Secret;
 use crate::snowflake::account::Endpoint;
 
@@ -76,28 +76,16 @@ fn user_token(conn: &Connection) -> Result<OAuthCredentials, Error> {
         )));
     };
     let path = &file.value;
-    let fail = |why: &dyn std::fmt::Display| {
-        Error::Usage(format!(
-            "OAuth token file {} (from {}): {why}",
-            path.display(),
-            file.source
-        ))
-    };
-    let text = local_file::read_text(path, FileKind::TokenFile).map_err(|e| match e.problem {
-        Problem::NotText => fail(&"not a text file"),
-        Problem::Io(io) => fail(&format_args!("cannot read: {io}")),
-        problem => fail(&problem),
-    })?;
+    let what = "OAuth token file";
+    let text = read_credential_file(file, FileKind::TokenFile, what, "not a text file")?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(fail(&"the file is empty"));
+        return Err(usage(file, what, &"the file is empty"));
     }
     Ok(OAuthCredentials {
         grant: OAuthGrant::Token(Secret::new(token.to_owned())),
         origin: file_origin(path, &file.source),
-        warnings: permission_warning(path, "OAuth token file")
-            .into_iter()
-            .collect(),
+        warnings: permission_warning(path, what).into_iter().collect(),
     })
 }
 

@@ -137,6 +137,13 @@ pub(crate) struct Call {
     pub(crate) body: Bytes,
 }
 
+/// The first value of `name` in a form.
+pub(crate) fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Whether a host serves a route (the SDK reaching the emulator by IP gets everything).
 fn serves(host: Vhost, route: &Route) -> bool {
     let account = matches!(host, Vhost::Account | Vhost::Address);
@@ -158,25 +165,13 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
         return not_found();
     };
-    if ctx.vhost == Vhost::Idp {
-        let (parts, body) = req.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, MAX_OTHER_BODY_BYTES).await else {
-            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-        };
-        let call = Call {
-            shared,
-            ctx,
-            headers: parts.headers,
-            query: parts.uri.query().map(str::to_owned),
-            body,
-        };
-        return idp::token(&call);
-    }
-    let Some(route) = ctx.route.clone().filter(|r| serves(ctx.vhost, r)) else {
+    // The identity provider has no Snowflake route: its one endpoint is dispatched below.
+    let route = ctx.route.clone().filter(|r| serves(ctx.vhost, r));
+    if route.is_none() && ctx.vhost != Vhost::Idp {
         return not_found();
-    };
+    }
     let (parts, body) = req.into_parts();
-    let limit = if matches!(route, Route::Append(_)) {
+    let limit = if matches!(route, Some(Route::Append(_))) {
         MAX_APPEND_BYTES
     } else {
         MAX_OTHER_BODY_BYTES
@@ -195,6 +190,9 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
         headers: parts.headers,
         query: parts.uri.query().map(str::to_owned),
         body,
+    };
+    let Some(route) = route else {
+        return idp::token(&call);
     };
     match route {
         Route::Hostname => call.hostname(),
@@ -376,15 +374,16 @@ impl Call {
         text(host)
     }
 
-    fn token(&self) -> Response {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(&self.body)
+    /// The form-encoded body as name/value pairs.
+    pub(crate) fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
             .into_owned()
-            .collect();
-        let field = |name: &str| {
-            form.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+            .collect()
+    }
+
+    fn token(&self) -> Response {
+        let form = self.form();
+        let field = |name: &str| form_field(&form, name);
         if field("grant_type") != Some(rest::JWT_BEARER_GRANT) {
             return bad_payload();
         }

@@ -278,42 +278,34 @@ async fn token_files_others_can_read_expired_or_garbage_are_diagnosed() {
     let emu = spawn_emulator(|_| {}).await;
     let dir = TempDir::new("oauth-file-bad");
     let good = emu.idp_token(defaults::USER, 600);
-    let report = run(token_file_args(&emu, dir.path(), good.expose(), 0o644), "")
-        .await
-        .json();
-    assert_check(
-        &report,
-        "auth.oauth",
-        "warn",
-        Some("token-file-permissions"),
-    );
-
     let expired = emu.idp_token(defaults::USER, -120);
-    let report = run(
-        token_file_args(&emu, dir.path(), expired.expose(), 0o600),
-        "",
-    )
-    .await
-    .json();
-    assert_check(
-        &report,
-        "auth.oauth_account",
-        "fail",
-        Some("oauth-token-expired"),
-    );
-
-    let report = run(
-        token_file_args(&emu, dir.path(), "not-a-token-at-all", 0o600),
-        "",
-    )
-    .await
-    .json();
-    assert_check(
-        &report,
-        "auth.oauth_account",
-        "fail",
-        Some("oauth-token-invalid"),
-    );
+    for (token, mode, id, verdict, row) in [
+        (
+            good.expose().as_str(),
+            0o644,
+            "auth.oauth",
+            "warn",
+            "token-file-permissions",
+        ),
+        (
+            expired.expose().as_str(),
+            0o600,
+            "auth.oauth_account",
+            "fail",
+            "oauth-token-expired",
+        ),
+        (
+            "not-a-token-at-all",
+            0o600,
+            "auth.oauth_account",
+            "fail",
+            "oauth-token-invalid",
+        ),
+    ] {
+        let args = token_file_args(&emu, dir.path(), token, mode);
+        let report = run(args, "").await.json();
+        assert_check(&report, id, verdict, Some(row));
+    }
 }
 
 #[test]

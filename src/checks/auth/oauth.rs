@@ -236,23 +236,11 @@ fn valid_for(lifetime: Option<i64>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use strum::IntoEnumIterator as _;
     use test_case::test_case;
 
     use super::*;
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            body: body.into(),
-            date: None,
-            elapsed: Duration::ZERO,
-            retries: 0,
-            budget: None,
-        }
-    }
+    use crate::checks::answer::reply;
 
     #[test]
     fn every_rfc_6749_error_has_its_own_row() {

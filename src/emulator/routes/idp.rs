@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{Call, text};
+use super::{Call, form_field, text};
 use crate::emulator::faults::{Fault, Vhost};
 use crate::emulator::request::json_error;
 use crate::snowflake::account::jwt_account;
@@ -89,14 +89,8 @@ pub(super) fn token(call: &Call) -> Response {
     if let Some(answer) = fault_answer(call) {
         return answer;
     }
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&call.body)
-        .into_owned()
-        .collect();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let form = call.form();
+    let field = |name: &str| form_field(&form, name);
     let basic = call
         .headers
         .get(header::AUTHORIZATION)
