@@ -804,6 +804,8 @@ mod tests {
 
     #[test_case("snowflake_jwt", Some("SNOWFLAKE_JWT"), true; "jwt any case")]
     #[test_case("externalbrowser", Some("EXTERNALBROWSER"), false; "browser")]
+    #[test_case("oauth", Some("OAUTH"), false; "oauth")]
+    #[test_case("OAuth_Client_Credentials", Some("OAUTH_CLIENT_CREDENTIALS"), false; "client credentials")]
     #[test_case("https://acme.okta.com", Some("HTTPS://ACME.OKTA.COM"), false; "okta")]
     #[test_case("snowflake_jtw", None, false; "typo")]
     fn authenticators(input: &str, want: Option<&str>, key_pair: bool) {
@@ -934,6 +936,49 @@ mod tests {
             json["private_key_passphrase"]["source"]["name"],
             "PRIVATE_KEY_PASSPHRASE"
         );
+    }
+
+    #[test]
+    fn oauth_keys_come_from_files_flags_and_variables_and_secrets_stay_hidden() {
+        let env = no_files(&[
+            ("SNOWFLAKE_AUTHENTICATOR", "oauth_client_credentials"),
+            ("SNOWFLAKE_OAUTH_CLIENT_SECRET", "client-secret-hunter2"),
+            ("SNOWFLAKE_TOKEN", "token-hunter2"),
+            ("HOME", "/home/u"),
+        ]);
+        let args = ConnectionArgs {
+            oauth_client_id: Some("cid".into()),
+            oauth_token_request_url: Some("https://idp.example/token".into()),
+            token_file_path: Some("~/t".into()),
+            ..ConnectionArgs::default()
+        };
+        let conn = resolve(&args, None, &env).unwrap();
+        assert_eq!(
+            conn.authenticator.value,
+            Authenticator::OAuthClientCredentials
+        );
+        assert_eq!(conn.oauth_client_id.as_ref().unwrap().value, "cid");
+        assert_eq!(
+            conn.token_file_path.as_ref().unwrap().value,
+            PathBuf::from("/home/u/t")
+        );
+        assert_eq!(
+            conn.oauth_client_secret.as_ref().unwrap().source,
+            Source::Env {
+                name: "SNOWFLAKE_OAUTH_CLIENT_SECRET".into()
+            }
+        );
+        let json = serde_json::to_value(&conn).unwrap();
+        let shown = [
+            format!("{conn:?}"),
+            json.to_string(),
+            format!("{:?}", conn.sources()),
+        ];
+        for text in &shown {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        assert_eq!(json["oauth_client_secret"]["set"], true);
+        assert_eq!(json["token"]["set"], true);
     }
 
     #[test]
