@@ -165,8 +165,9 @@ pub enum Authenticator {
     Unsupported(String),
 }
 
-/// Authenticators Snowflake's connectors accept besides `SNOWFLAKE_JWT`; anything else (apart
-/// from an Okta URL) is a typo worth an error rather than a silent skip.
+/// Authenticators Snowflake's connectors accept besides the three netcheck speaks (`SNOWFLAKE_JWT`,
+/// `OAUTH`, `OAUTH_CLIENT_CREDENTIALS`); anything else (apart from an Okta URL) is a typo worth an
+/// error rather than a silent skip.
 const OTHER_AUTHENTICATORS: [&str; 8] = [
     "SNOWFLAKE",
     "EXTERNALBROWSER",

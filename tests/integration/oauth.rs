@@ -371,3 +371,46 @@ async fn a_programmatic_access_token_is_recognised_and_said_to_be_unused() {
         );
     }
 }
+
+/// The token endpoint is reached the way every other host is: through the proxy `HTTPS_PROXY`
+/// names (a real squid resolving the emulator's names from its hosts file). Allowed, the grant
+/// goes through it; refused by the proxy's destination ACL, `tls.idp` names the proxy's 403
+/// while the account host stays fine.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_endpoint_goes_through_the_proxy_like_every_host() {
+    use crate::support::proxies::{Policy, Proxy, ProxyKind, ProxyOpts};
+    let emu = spawn_emulator(|_| {}).await;
+    let dir = TempDir::new("oauth-proxy");
+    let hosts: Vec<(String, std::net::IpAddr)> =
+        [emu.account_host(), emu.ingest_host(), emu.idp_host()]
+            .map(|h| (h.to_owned(), "127.0.0.1".parse().unwrap()))
+            .to_vec();
+    for (policy, tls_idp, row) in [
+        (Policy::AllowAll, "pass", None),
+        (
+            Policy::DenyHosts(vec![emu.idp_host().to_owned()]),
+            "fail",
+            Some("proxy-denied"),
+        ),
+    ] {
+        let opts = ProxyOpts {
+            policy,
+            hosts: hosts.clone(),
+            ..ProxyOpts::default()
+        };
+        let Some(proxy) = Proxy::start(ProxyKind::Squid, &opts) else {
+            return;
+        };
+        let mut args = client_credentials_args(&emu, dir.path());
+        args.extend(["--proxy".to_owned(), proxy.url()]);
+        let report = run(args, default_oauth_secret()).await.json();
+        assert_check(&report, "tls.account", "pass", None);
+        assert_check(&report, "tls.idp", tls_idp, row);
+        if row.is_none() {
+            assert_check(&report, "auth.oauth", "pass", None);
+            assert!(proxy.logged(emu.idp_host()), "{}", proxy.log());
+        } else {
+            assert_check(&report, "auth.oauth", "skip", None);
+        }
+    }
+}
