@@ -37,7 +37,11 @@ pub const fn answer_cap(call: ApiCall) -> usize {
     match call {
         ApiCall::Statements | ApiCall::Status => 8 * MIB,
         ApiCall::Open | ApiCall::Append | ApiCall::Drop | ApiCall::PipeInfo => MIB,
-        ApiCall::Hostname | ApiCall::Token | ApiCall::Telemetry | ApiCall::Other => 64 * KIB,
+        ApiCall::Hostname
+        | ApiCall::Token
+        | ApiCall::IdpToken
+        | ApiCall::Telemetry
+        | ApiCall::Other => 64 * KIB,
     }
 }
 

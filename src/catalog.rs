@@ -99,6 +99,17 @@ pub enum RowId {
     Redirected,
     AllowlistUnreachable,
     LocalOpenFiles,
+    TokenFilePermissions,
+    OauthInvalidRequest,
+    OauthInvalidClient,
+    OauthInvalidGrant,
+    OauthUnauthorizedClient,
+    OauthUnsupportedGrantType,
+    OauthInvalidScope,
+    OauthIdpAnswer,
+    OauthTokenInvalid,
+    OauthTokenWrongUser,
+    OauthTokenExpired,
 }
 
 impl RowId {
@@ -245,7 +256,10 @@ mod tests {
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
              latency-budget client-cpu api-unreachable api-error answer-too-large channel-left-behind redirected \
-             allowlist-unreachable local-open-files"
+             allowlist-unreachable local-open-files token-file-permissions oauth-invalid-request \
+             oauth-invalid-client oauth-invalid-grant oauth-unauthorized-client \
+             oauth-unsupported-grant-type oauth-invalid-scope oauth-idp-answer oauth-token-invalid \
+             oauth-token-wrong-user oauth-token-expired"
         );
     }
 }

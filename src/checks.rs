@@ -26,7 +26,8 @@ macro_rules! host_check {
 pub(crate) use host_check;
 
 /// The endpoint a host check looks at, or the skip that says why there is none: the ingest host
-/// needs credentials (discovery) first.
+/// needs credentials (discovery) first; the identity provider's token endpoint exists only under the
+/// client-credentials grant.
 pub(crate) fn endpoint_or_skip(
     ctx: &crate::context::Ctx,
     role: crate::context::HostRole,
@@ -34,6 +35,11 @@ pub(crate) fn endpoint_or_skip(
     use crate::outcome::{Outcome, SkipReason};
     if role == crate::context::HostRole::Ingest && ctx.settings.snowflake.is_none() {
         return Err(auth::not_configured());
+    }
+    if role == crate::context::HostRole::Idp && ctx.endpoint(role).is_none() {
+        return Err(Outcome::skip(SkipReason::NotConfigured(
+            "no OAuth token endpoint: the connection does not use oauth_client_credentials".into(),
+        )));
     }
     ctx.endpoint(role).ok_or_else(|| {
         Outcome::skip(SkipReason::NotConfigured(

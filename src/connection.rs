@@ -7,6 +7,7 @@
 //!
 //! - [`resolve`]: flags + environment + files → [`Connection`] (no I/O on the key).
 //! - [`load_key`]: [`Connection`] → the parsed private key, its fingerprint and warnings.
+//! - [`load_oauth`]: [`Connection`] → the OAuth token or client credentials, and where from.
 //!
 //! Precedence, highest first (Snowflake CLI and Python connector docs):
 //! 1. flags (and their `NETCHECK_*` twins),
@@ -17,6 +18,7 @@
 
 mod files;
 mod key;
+mod oauth;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +32,7 @@ use crate::secret::Secret;
 use crate::snowflake::account::account_host;
 
 pub use key::{LoadedKey, PassphrasePrompt, load_key, load_key_with};
+pub use oauth::{OAuthCredentials, OAuthGrant, load_oauth};
 
 /// The connection flags of `netcheck run` (flattened into `RunArgs`). Account, host and port stay
 /// with `--account`. There is deliberately no passphrase flag: it would land in shell history.
@@ -69,6 +72,25 @@ pub struct ConnectionArgs {
     /// Warehouse (enables the allowlist check through the SQL API).
     #[arg(long, env = "NETCHECK_WAREHOUSE")]
     pub warehouse: Option<String>,
+    /// How to authenticate: SNOWFLAKE_JWT (key-pair, the default), OAUTH (a token you have:
+    /// token_file_path, or the connection's token) or OAUTH_CLIENT_CREDENTIALS (netcheck asks
+    /// the identity provider for one).
+    #[arg(long, env = "NETCHECK_AUTHENTICATOR", value_name = "NAME")]
+    pub authenticator: Option<String>,
+    /// File holding the OAuth access token (authenticator OAUTH). There is deliberately no token
+    /// flag: it would land in shell history; the connection's token key or SNOWFLAKE_TOKEN work.
+    #[arg(long, env = "NETCHECK_TOKEN_FILE_PATH", value_name = "PATH")]
+    pub token_file_path: Option<PathBuf>,
+    /// OAuth client id (authenticator OAUTH_CLIENT_CREDENTIALS). The secret comes from the
+    /// connection's oauth_client_secret or SNOWFLAKE_OAUTH_CLIENT_SECRET, never a flag.
+    #[arg(long, env = "NETCHECK_OAUTH_CLIENT_ID", value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+    /// The identity provider's token endpoint (authenticator OAUTH_CLIENT_CREDENTIALS).
+    #[arg(long, env = "NETCHECK_OAUTH_TOKEN_REQUEST_URL", value_name = "URL")]
+    pub oauth_token_request_url: Option<String>,
+    /// Scope to ask the identity provider for [default: session:role:ROLE when a role is set].
+    #[arg(long, env = "NETCHECK_OAUTH_SCOPE", value_name = "SCOPE")]
+    pub oauth_scope: Option<String>,
 }
 
 /// Where a setting came from.
@@ -129,28 +151,32 @@ impl<T> Sourced<T> {
     }
 }
 
-/// How the connection authenticates. netcheck's Snowflake checks speak key-pair JWT only; the
-/// other names Snowflake clients accept are recognised so the checks can say why they skip.
+/// How the connection authenticates. netcheck's Snowflake checks speak key-pair JWT and OAuth;
+/// the other names Snowflake clients accept are recognised so the checks can say why they skip.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Authenticator {
     /// `SNOWFLAKE_JWT`: key-pair authentication (the default here).
     #[default]
     SnowflakeJwt,
+    /// `OAUTH`: an access token the user already has (`token` or `token_file_path`).
+    OAuth,
+    /// `OAUTH_CLIENT_CREDENTIALS`: netcheck asks the identity provider's token endpoint for a token with the
+    /// client id and secret (RFC 6749 §4.4).
+    OAuthClientCredentials,
     /// A known Snowflake authenticator netcheck cannot use (password, browser SSO, OAuth, …),
     /// upper-cased as given.
     Unsupported(String),
 }
 
-/// Authenticators Snowflake's connectors accept besides `SNOWFLAKE_JWT`; anything else (apart
-/// from an Okta URL) is a typo worth an error rather than a silent skip.
-const OTHER_AUTHENTICATORS: [&str; 10] = [
+/// Authenticators Snowflake's connectors accept besides the three netcheck speaks (`SNOWFLAKE_JWT`,
+/// `OAUTH`, `OAUTH_CLIENT_CREDENTIALS`); anything else (apart from an Okta URL) is a typo worth an
+/// error rather than a silent skip.
+const OTHER_AUTHENTICATORS: [&str; 8] = [
     "SNOWFLAKE",
     "EXTERNALBROWSER",
-    "OAUTH",
     "USERNAME_PASSWORD_MFA",
     "PROGRAMMATIC_ACCESS_TOKEN",
     "OAUTH_AUTHORIZATION_CODE",
-    "OAUTH_CLIENT_CREDENTIALS",
     "WORKLOAD_IDENTITY",
     "PAT_WITH_EXTERNAL_SESSION",
     "NATIVE_OKTA",
@@ -162,14 +188,26 @@ impl Authenticator {
     pub fn as_str(&self) -> &str {
         match self {
             Self::SnowflakeJwt => "SNOWFLAKE_JWT",
+            Self::OAuth => "OAUTH",
+            Self::OAuthClientCredentials => "OAUTH_CLIENT_CREDENTIALS",
             Self::Unsupported(name) => name,
         }
+    }
+
+    /// Whether it is one of the OAuth authenticators netcheck speaks.
+    #[must_use]
+    pub fn is_oauth(&self) -> bool {
+        matches!(self, Self::OAuth | Self::OAuthClientCredentials)
     }
 
     fn parse(value: &str) -> Option<Self> {
         let upper = value.trim().to_ascii_uppercase();
         if upper == "SNOWFLAKE_JWT" {
             Some(Self::SnowflakeJwt)
+        } else if upper == "OAUTH" {
+            Some(Self::OAuth)
+        } else if upper == "OAUTH_CLIENT_CREDENTIALS" {
+            Some(Self::OAuthClientCredentials)
         } else if OTHER_AUTHENTICATORS.contains(&upper.as_str())
             || (upper.starts_with("HTTPS://") && upper.contains(".OKTA"))
         {
@@ -223,6 +261,20 @@ pub struct Connection {
     pub table: Option<Sourced<String>>,
     /// Pipe of the stream target (`<TABLE>-STREAMING` by default when a table is set).
     pub pipe: Option<Sourced<String>>,
+    /// The OAuth access token itself (`token`); serialized only as whether it is set.
+    #[serde(serialize_with = "serialize_secret_presence")]
+    pub token: Option<Sourced<Secret<String>>>,
+    /// The file holding the OAuth access token (`~` expanded).
+    pub token_file_path: Option<Sourced<PathBuf>>,
+    /// The OAuth client id (not a secret: identity providers show it in their consoles and logs).
+    pub oauth_client_id: Option<Sourced<String>>,
+    /// The OAuth client secret; serialized only as whether it is set.
+    #[serde(serialize_with = "serialize_secret_presence")]
+    pub oauth_client_secret: Option<Sourced<Secret<String>>>,
+    /// The identity provider's token endpoint.
+    pub oauth_token_request_url: Option<Sourced<String>>,
+    /// The scope asked of the identity provider.
+    pub oauth_scope: Option<Sourced<String>>,
 }
 
 /// `{"set": true, "source": …}`: a report can say where a secret came from without a value to
@@ -248,21 +300,19 @@ impl Connection {
     /// One row per setting that is set: name, a printable value (`set` for secrets) and its
     /// source, for `-v` output.
     #[must_use]
-    pub fn sources(&self) -> Vec<(&'static str, String, &Source)> {
+    pub fn sources<'a>(&'a self) -> Vec<(&'static str, String, &'a Source)> {
         fn row<'a, T: ToString>(
             name: &'static str,
             s: Option<&'a Sourced<T>>,
         ) -> Option<(&'static str, String, &'a Source)> {
             s.map(|s| (name, s.value.to_string(), &s.source))
         }
-        let passphrase = self
-            .private_key_passphrase
-            .as_ref()
-            .map(|s| ("private_key_passphrase", "set".to_owned(), &s.source));
-        let key_file = self
-            .private_key_file
-            .as_ref()
-            .map(|s| ("private_key_file", s.value.display().to_string(), &s.source));
+        let secret = |name: &'static str, s: Option<&'a Sourced<Secret<String>>>| {
+            s.map(|s| (name, "set".to_owned(), &s.source))
+        };
+        let path = |name: &'static str, s: Option<&'a Sourced<PathBuf>>| {
+            s.map(|s| (name, s.value.display().to_string(), &s.source))
+        };
         let authenticator = Some((
             "authenticator",
             self.authenticator.value.as_str().to_owned(),
@@ -277,8 +327,20 @@ impl Connection {
             row("port", self.port.as_ref()),
             row("role", self.role.as_ref()),
             authenticator,
-            key_file,
-            passphrase,
+            path("private_key_file", self.private_key_file.as_ref()),
+            secret(
+                "private_key_passphrase",
+                self.private_key_passphrase.as_ref(),
+            ),
+            secret("token", self.token.as_ref()),
+            path("token_file_path", self.token_file_path.as_ref()),
+            row("oauth_client_id", self.oauth_client_id.as_ref()),
+            secret("oauth_client_secret", self.oauth_client_secret.as_ref()),
+            row(
+                "oauth_token_request_url",
+                self.oauth_token_request_url.as_ref(),
+            ),
+            row("oauth_scope", self.oauth_scope.as_ref()),
             row("database", self.database.as_ref()),
             row("schema", self.schema.as_ref()),
             row("warehouse", self.warehouse.as_ref()),
@@ -308,10 +370,16 @@ enum Key {
     Warehouse,
     Table,
     Pipe,
+    Token,
+    TokenFilePath,
+    OAuthClientId,
+    OAuthClientSecret,
+    OAuthTokenRequestUrl,
+    OAuthScope,
 }
 
 impl Key {
-    const ALL: [Key; 13] = [
+    const ALL: [Key; 19] = [
         Key::Account,
         Key::User,
         Key::Host,
@@ -325,6 +393,12 @@ impl Key {
         Key::Warehouse,
         Key::Table,
         Key::Pipe,
+        Key::Token,
+        Key::TokenFilePath,
+        Key::OAuthClientId,
+        Key::OAuthClientSecret,
+        Key::OAuthTokenRequestUrl,
+        Key::OAuthScope,
     ];
 
     /// Names in `connections.toml` / `config.toml` and, upper-cased, in `SNOWFLAKE_*` variables.
@@ -343,27 +417,38 @@ impl Key {
             Key::Warehouse => &["warehouse"],
             Key::Table => &["table"],
             Key::Pipe => &["pipe"],
+            Key::Token => &["token"],
+            Key::TokenFilePath => &["token_file_path"],
+            Key::OAuthClientId => &["oauth_client_id"],
+            Key::OAuthClientSecret => &["oauth_client_secret"],
+            Key::OAuthTokenRequestUrl => &["oauth_token_request_url"],
+            Key::OAuthScope => &["oauth_scope"],
         }
+    }
+
+    /// Secrets keep their spaces (they may be part of them) and never show in `-v` or JSON.
+    fn is_secret(self) -> bool {
+        matches!(
+            self,
+            Key::PrivateKeyPassphrase | Key::Token | Key::OAuthClientSecret
+        )
     }
 }
 
-/// One source of settings. No `Debug`: it holds the passphrase unwrapped while layers merge.
+/// One source of settings. No `Debug`: it holds the passphrase, token and client secret
+/// unwrapped while layers merge.
 #[derive(Default)]
 struct Layer(BTreeMap<Key, Sourced<String>>);
 
 impl Layer {
     /// Records `value` unless this layer already has the key (an earlier alias wins) or the value
-    /// is blank (an empty variable means "not set"). Values are trimmed, except a passphrase,
-    /// whose spaces may be part of it.
+    /// is blank (an empty variable means "not set"). Values are trimmed, except secrets, whose
+    /// spaces may be part of them.
     fn set(&mut self, key: Key, value: &str, source: Source) {
         if value.trim().is_empty() {
             return;
         }
-        let value = if key == Key::PrivateKeyPassphrase {
-            value
-        } else {
-            value.trim()
-        };
+        let value = if key.is_secret() { value } else { value.trim() };
         self.0.entry(key).or_insert_with(|| Sourced {
             value: value.to_owned(),
             source,
@@ -419,10 +504,9 @@ fn flags_layer(
     account_flag: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Layer {
-    let key_file = args
-        .private_key_file
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
+    let path = |p: Option<&PathBuf>| p.map(|p| p.to_string_lossy().into_owned());
+    let key_file = path(args.private_key_file.as_ref());
+    let token_file = path(args.token_file_path.as_ref());
     let flags = [
         (Key::Account, "--account", account_flag),
         (Key::User, "--user", args.user.as_deref()),
@@ -437,6 +521,31 @@ fn flags_layer(
         (Key::Table, "--table", args.table.as_deref()),
         (Key::Pipe, "--pipe", args.pipe.as_deref()),
         (Key::Warehouse, "--warehouse", args.warehouse.as_deref()),
+        (
+            Key::Authenticator,
+            "--authenticator",
+            args.authenticator.as_deref(),
+        ),
+        (
+            Key::TokenFilePath,
+            "--token-file-path",
+            token_file.as_deref(),
+        ),
+        (
+            Key::OAuthClientId,
+            "--oauth-client-id",
+            args.oauth_client_id.as_deref(),
+        ),
+        (
+            Key::OAuthTokenRequestUrl,
+            "--oauth-token-request-url",
+            args.oauth_token_request_url.as_deref(),
+        ),
+        (
+            Key::OAuthScope,
+            "--oauth-scope",
+            args.oauth_scope.as_deref(),
+        ),
     ];
     let mut layer = Layer::default();
     for (key, flag, value) in flags {
@@ -545,7 +654,8 @@ impl Merged<'_> {
             Some(a) => {
                 let parsed = Authenticator::parse(&a.value).ok_or_else(|| {
                     Error::Usage(format!(
-                        "unknown authenticator `{}` ({}): netcheck uses SNOWFLAKE_JWT (key-pair)",
+                        "unknown authenticator `{}` ({}): netcheck uses SNOWFLAKE_JWT (key-pair), OAUTH or \
+                         OAUTH_CLIENT_CREDENTIALS",
                         a.value, a.source
                     ))
                 })?;
@@ -578,6 +688,16 @@ impl Merged<'_> {
             warehouse: self.string(Key::Warehouse),
             table,
             pipe,
+            token: self.string(Key::Token).map(|t| t.map(Secret::new)),
+            token_file_path: self
+                .string(Key::TokenFilePath)
+                .map(|p| p.map(|v| files::expand_home(&v, self.env))),
+            oauth_client_id: self.string(Key::OAuthClientId),
+            oauth_client_secret: self
+                .string(Key::OAuthClientSecret)
+                .map(|s| s.map(Secret::new)),
+            oauth_token_request_url: self.string(Key::OAuthTokenRequestUrl),
+            oauth_scope: self.string(Key::OAuthScope),
             name,
         })
     }
@@ -695,6 +815,8 @@ mod tests {
 
     #[test_case("snowflake_jwt", Some("SNOWFLAKE_JWT"), true; "jwt any case")]
     #[test_case("externalbrowser", Some("EXTERNALBROWSER"), false; "browser")]
+    #[test_case("oauth", Some("OAUTH"), false; "oauth")]
+    #[test_case("OAuth_Client_Credentials", Some("OAUTH_CLIENT_CREDENTIALS"), false; "client credentials")]
     #[test_case("https://acme.okta.com", Some("HTTPS://ACME.OKTA.COM"), false; "okta")]
     #[test_case("snowflake_jtw", None, false; "typo")]
     fn authenticators(input: &str, want: Option<&str>, key_pair: bool) {
@@ -825,6 +947,49 @@ mod tests {
             json["private_key_passphrase"]["source"]["name"],
             "PRIVATE_KEY_PASSPHRASE"
         );
+    }
+
+    #[test]
+    fn oauth_keys_come_from_files_flags_and_variables_and_secrets_stay_hidden() {
+        let env = no_files(&[
+            ("SNOWFLAKE_AUTHENTICATOR", "oauth_client_credentials"),
+            ("SNOWFLAKE_OAUTH_CLIENT_SECRET", "client-secret-hunter2"),
+            ("SNOWFLAKE_TOKEN", "token-hunter2"),
+            ("HOME", "/home/u"),
+        ]);
+        let args = ConnectionArgs {
+            oauth_client_id: Some("cid".into()),
+            oauth_token_request_url: Some("https://idp.example/token".into()),
+            token_file_path: Some("~/t".into()),
+            ..ConnectionArgs::default()
+        };
+        let conn = resolve(&args, None, &env).unwrap();
+        assert_eq!(
+            conn.authenticator.value,
+            Authenticator::OAuthClientCredentials
+        );
+        assert_eq!(conn.oauth_client_id.as_ref().unwrap().value, "cid");
+        assert_eq!(
+            conn.token_file_path.as_ref().unwrap().value,
+            PathBuf::from("/home/u/t")
+        );
+        assert_eq!(
+            conn.oauth_client_secret.as_ref().unwrap().source,
+            Source::Env {
+                name: "SNOWFLAKE_OAUTH_CLIENT_SECRET".into()
+            }
+        );
+        let json = serde_json::to_value(&conn).unwrap();
+        let shown = [
+            format!("{conn:?}"),
+            json.to_string(),
+            format!("{:?}", conn.sources()),
+        ];
+        for text in &shown {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        assert_eq!(json["oauth_client_secret"]["set"], true);
+        assert_eq!(json["token"]["set"], true);
     }
 
     #[test]

@@ -5,16 +5,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use crate::api::{Api, Reply};
+use crate::connection::OAuthGrant;
 use crate::error::Error;
 use crate::net::connect;
 use crate::net::proxy::{self, ProxyDecision, ProxyError, RouteStream, TargetScheme};
 use crate::net::resolver::Resolver;
 use crate::net::tls::TrustStore;
 use crate::secret::Secret;
-use crate::settings::Settings;
+use crate::settings::{Credentials, Settings};
 use crate::snowflake::account::Endpoint;
 use crate::snowflake::jwt;
-use crate::snowflake::rest::ChannelRef;
+use crate::snowflake::rest::{ChannelRef, TOKEN_TYPE_KEYPAIR_JWT, TOKEN_TYPE_OAUTH};
 
 /// The context handed to every check. Cheap to clone.
 #[derive(Clone)]
@@ -66,6 +67,10 @@ impl Ctx {
         match role {
             HostRole::Account => Some(self.settings.account.clone()),
             HostRole::Ingest => self.facts.ingest_host.get().cloned(),
+            HostRole::Idp => match &self.settings.snowflake.as_ref()?.oauth()?.grant {
+                OAuthGrant::ClientCredentials { endpoint, .. } => Some(endpoint.clone()),
+                OAuthGrant::Token(_) => None,
+            },
         }
     }
 
@@ -76,9 +81,37 @@ impl Ctx {
             .snowflake
             .as_ref()
             .ok_or("no user or private key configured")?;
+        let (Some(key), Some(user)) = (sf.key_pair(), sf.user.as_deref()) else {
+            return Err("the connection does not use key-pair authentication".into());
+        };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        jwt::mint(&sf.account, &sf.user, &sf.key, now, sf.role.as_deref())
-            .map_err(|e| e.to_string())
+        jwt::mint(&sf.account, user, &key.key, now, sf.role.as_deref()).map_err(|e| e.to_string())
+    }
+
+    /// The token the account host is called with, and its `X-Snowflake-Authorization-Token-Type`:
+    /// a fresh key-pair JWT (`KEYPAIR_JWT`), or the OAuth access token `auth.oauth` obtained
+    /// (`OAUTH`).
+    pub fn account_token(&self) -> Result<(Secret<String>, &'static str), String> {
+        match self.settings.snowflake.as_ref().map(|sf| &sf.auth) {
+            Some(Credentials::OAuth(_)) => self
+                .facts
+                .oauth_token
+                .get()
+                .cloned()
+                .map(|t| (t, TOKEN_TYPE_OAUTH))
+                .ok_or_else(|| "no OAuth access token was obtained (auth.oauth)".to_owned()),
+            _ => self.jwt().map(|t| (t, TOKEN_TYPE_KEYPAIR_JWT)),
+        }
+    }
+
+    /// The check whose call to the account host proved the credentials (and whose answer
+    /// discovery reads): `auth.jwt`, or `auth.oauth_account` under OAuth.
+    #[must_use]
+    pub fn account_auth_check(&self) -> &'static str {
+        match self.settings.snowflake.as_ref().map(|sf| &sf.auth) {
+            Some(Credentials::OAuth(_)) => "auth.oauth_account",
+            _ => "auth.jwt",
+        }
     }
 
     /// How HTTPS to this host is routed (curl's rules). Pure and cheap, so every check asks
@@ -133,6 +166,7 @@ impl Ctx {
         match role {
             HostRole::Account => &self.facts.account,
             HostRole::Ingest => &self.facts.ingest,
+            HostRole::Idp => &self.facts.idp,
         }
     }
 }
@@ -166,6 +200,9 @@ pub enum HostRole {
     Account,
     /// The host discovery hands out for streaming; known only after `discovery.hostname`.
     Ingest,
+    /// The OAuth identity provider's token endpoint (`oauth_token_request_url`), under the
+    /// client-credentials grant.
+    Idp,
 }
 
 /// Facts checks publish for the checks that depend on them. Each is set at most once.
@@ -173,8 +210,12 @@ pub enum HostRole {
 pub struct Facts {
     pub account: HostFacts,
     pub ingest: HostFacts,
-    /// The answer to `GET /v2/streaming/hostname` with the key-pair JWT (`auth.jwt`), whatever
-    /// its status: discovery reads its body, the clock check its `Date`.
+    pub idp: HostFacts,
+    /// The OAuth access token from `auth.oauth` (the user's, or the identity provider's answer).
+    pub oauth_token: OnceLock<Secret<String>>,
+    /// The answer to `GET /v2/streaming/hostname` with the key-pair JWT (`auth.jwt`) or the
+    /// OAuth token (`auth.oauth_account`), whatever its status: discovery reads its body, the
+    /// clock check its `Date`.
     pub hostname_reply: OnceLock<Reply>,
     /// The ingest host from discovery, on the account URL's port (as the SDK does).
     pub ingest_host: OnceLock<Endpoint>,

@@ -13,7 +13,7 @@ use crate::load::Load;
 use crate::net::proxy::ProxySettings;
 use crate::net::resolver::{ResolveOverride, Upstream};
 use crate::net::tls::TrustStore;
-use crate::settings::{Settings, Snowflake};
+use crate::settings::{Credentials, KeyPair, Settings, Snowflake};
 use crate::snowflake::account::parse_account;
 use crate::snowflake::keys::PrivateKey;
 
@@ -93,11 +93,13 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
         budget_scale: 1.0,
         snowflake: Some(Snowflake {
             account: emu.account().to_owned(),
-            user: defaults::USER.to_owned(),
+            user: Some(defaults::USER.to_owned()),
             role: Some(defaults::ROLE.to_owned()),
-            key: Arc::new(key.clone()),
-            key_file: None,
-            key_warnings: Vec::new(),
+            auth: Credentials::KeyPair(KeyPair {
+                key: Arc::new(key.clone()),
+                key_file: None,
+                key_warnings: Vec::new(),
+            }),
             database: Some(defaults::DATABASE.to_owned()),
             schema: Some(defaults::SCHEMA.to_owned()),
             table: Some(defaults::TABLE.to_owned()),

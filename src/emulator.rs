@@ -2,8 +2,9 @@
 //!
 //! It serves the endpoints netcheck talks to — discovery, the scoped-token exchange, the
 //! Snowpipe Streaming channel calls, the SQL API — as the real service speaks them
-//! (`shared/spec/snowflake-api.md` §1–6, §12), on one loopback listener, with both the account
-//! host and the ingest host behind it (SNI and `Host` decide which). Faults are data
+//! (`shared/spec/snowflake-api.md` §1–6, §12), on one loopback listener, with the account host,
+//! the ingest host and an OAuth identity provider (its client-credentials token endpoint, whose
+//! tokens the account accepts with token type `OAUTH`) behind it (SNI and `Host` decide which). Faults are data
 //! ([`Fault`]), so every later check can be shown its real symptom.
 //!
 //! Faults use the syntax `NAME[=VALUE][@SCOPE]`, where the scope is one endpoint
@@ -177,6 +178,17 @@ pub struct Grant {
     pub table: String,
 }
 
+/// An OAuth client the emulator's identity provider knows (client-credentials grant).
+#[derive(Debug, Clone)]
+pub struct OauthClient {
+    /// `client_id`.
+    pub id: String,
+    /// `client_secret`.
+    pub secret: String,
+    /// The Snowflake user its tokens map to.
+    pub user: String,
+}
+
 /// Everything the emulator serves. [`Default`] works out of the box: account `myorg-myaccount`,
 /// user `NETCHECK_USER` with [`default_key`] registered, role `NETCHECK_ROLE`, table
 /// `NETCHECK_DB.PUBLIC.NETCHECK_EVENTS` with its default pipe, and the grant to stream into it.
@@ -202,6 +214,8 @@ pub struct EmulatorConfig {
     pub keep_rows: usize,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
+    /// The clients of the identity provider's token endpoint.
+    pub oauth_clients: Vec<OauthClient>,
 }
 
 /// Default names, shared by [`EmulatorConfig::default`] and `netcheck emulate`.
@@ -220,6 +234,30 @@ pub mod defaults {
     pub const SCHEMA: &str = "PUBLIC";
     /// Table.
     pub const TABLE: &str = "NETCHECK_EVENTS";
+    /// The identity provider's host (`.test`: a name that never resolves outside a test).
+    pub const IDP_HOST: &str = "idp.netcheck-emulator.test";
+    /// The identity provider's token endpoint path (Okta's shape).
+    pub const IDP_TOKEN_PATH: &str = "/oauth2/v1/token";
+    /// The OAuth client id of the default client.
+    pub const OAUTH_CLIENT_ID: &str = "netcheck-emulator-client";
+}
+
+/// The default OAuth client's secret: random per process, so no test or state directory can
+/// depend on a value, and registered as a secret (it is one).
+pub fn default_oauth_secret() -> &'static str {
+    static SECRET: OnceLock<String> = OnceLock::new();
+    SECRET.get_or_init(|| {
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let secret = bytes.iter().fold(String::from("ncs-"), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        crate::secret::register(&secret);
+        secret
+    })
 }
 
 /// A key pair shared by every default configuration in this process (RSA generation is the slow
@@ -271,6 +309,11 @@ impl EmulatorConfig {
             commit_delay: Duration::from_millis(100),
             keep_rows: usize::MAX,
             faults: Vec::new(),
+            oauth_clients: vec![OauthClient {
+                id: defaults::OAUTH_CLIENT_ID.to_owned(),
+                secret: default_oauth_secret().to_owned(),
+                user: USER.to_owned(),
+            }],
         }
     }
 

@@ -1,4 +1,5 @@
-//! The one reader for the local files netcheck is pointed at: the private key, `connections.toml`
+//! The one reader for the local files netcheck is pointed at: the private key, the OAuth token
+//! file, `connections.toml`
 //! and `config.toml`, the `--config` JSON, `--ca-file`, `--allowlist` and the emulator's
 //! `--fault-file`.
 //!
@@ -17,6 +18,9 @@ use std::path::{Path, PathBuf};
 /// A private key: a 16384-bit RSA key, the largest tools make, is about 13 KB as encrypted
 /// PKCS#8 PEM, so 64 KiB holds any real key with room to spare.
 pub const PRIVATE_KEY_CAP: u64 = 64 * 1024;
+/// An OAuth access token file: tokens are JWTs or opaque strings of a few KB at most (Azure AD's
+/// with many group claims reach about 8 KB), so 64 KiB holds any real one.
+pub const TOKEN_FILE_CAP: u64 = 64 * 1024;
 /// A configuration file (`connections.toml`, `config.toml`, the `--config` JSON, a fault file):
 /// a connection takes a few hundred bytes, so 1 MiB holds thousands of them.
 pub const CONFIG_CAP: u64 = 1024 * 1024;
@@ -33,6 +37,8 @@ pub const ALLOWLIST_CAP: u64 = 4 * 1024 * 1024;
 pub enum FileKind {
     /// A PEM private key.
     PrivateKey,
+    /// An OAuth access token (`token_file_path`).
+    TokenFile,
     /// `connections.toml`, `config.toml`, the `--config` JSON or the emulator's fault file.
     Config,
     /// `--ca-file`: PEM certificates.
@@ -47,6 +53,7 @@ impl FileKind {
     pub const fn cap(self) -> u64 {
         match self {
             Self::PrivateKey => PRIVATE_KEY_CAP,
+            Self::TokenFile => TOKEN_FILE_CAP,
             Self::Config => CONFIG_CAP,
             Self::CaFile => CA_FILE_CAP,
             Self::Allowlist => ALLOWLIST_CAP,
@@ -58,6 +65,7 @@ impl fmt::Display for FileKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::PrivateKey => "private key",
+            Self::TokenFile => "OAuth token file",
             Self::Config => "configuration file",
             Self::CaFile => "CA file",
             Self::Allowlist => "allowlist",

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
-use crate::connection::{Authenticator, Connection, LoadedKey};
+use crate::connection::{Authenticator, Connection, LoadedKey, OAuthCredentials};
 use crate::error::Error;
 use crate::local_file::{self, FileKind};
 use crate::net::proxy::ProxySettings;
@@ -136,19 +136,18 @@ impl BudgetArgs {
     }
 }
 
-/// The Snowflake side of a run: who connects, with which key, to stream into what. Absent when
-/// no user or key is configured: the Snowflake checks are then skipped, the network ones run.
+/// The Snowflake side of a run: who connects, with which credentials, to stream into what.
+/// Absent when no credentials are configured: the Snowflake checks are then skipped, the network
+/// ones run.
 #[derive(Debug, Clone)]
 pub struct Snowflake {
     /// The account identifier as given (for the JWT's account part).
     pub account: String,
-    pub user: String,
+    /// Always set for key-pair authentication; OAuth tokens name their user themselves.
+    pub user: Option<String>,
     pub role: Option<String>,
-    pub key: Arc<PrivateKey>,
-    /// Where the key came from (evidence; the file is never printed).
-    pub key_file: Option<PathBuf>,
-    /// Findings about the key file that are not errors (loose permissions).
-    pub key_warnings: Vec<String>,
+    /// How the run authenticates.
+    pub auth: Credentials,
     pub database: Option<String>,
     pub schema: Option<String>,
     pub table: Option<String>,
@@ -157,32 +156,80 @@ pub struct Snowflake {
     pub warehouse: Option<String>,
 }
 
+/// How a run authenticates to Snowflake.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Key-pair JWT (`SNOWFLAKE_JWT`).
+    KeyPair(KeyPair),
+    /// An OAuth access token (`OAUTH`, `OAUTH_CLIENT_CREDENTIALS`).
+    OAuth(OAuthCredentials),
+}
+
+/// The key of key-pair authentication.
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    pub key: Arc<PrivateKey>,
+    /// Where the key came from (evidence; the file is never printed).
+    pub key_file: Option<PathBuf>,
+    /// Findings about the key file that are not errors (loose permissions).
+    pub key_warnings: Vec<String>,
+}
+
 impl Snowflake {
-    /// The Snowflake side of a run, when the connection names a user and a key and uses key-pair
-    /// authentication; `None` otherwise (the Snowflake checks are then skipped).
+    /// The Snowflake side of a run: with key-pair authentication when the connection names a
+    /// user and a key, with OAuth when its authenticator is one; `None` otherwise (the Snowflake
+    /// checks are then skipped).
     #[must_use]
-    pub fn from_connection(conn: &Connection, key: Option<LoadedKey>) -> Option<Self> {
-        let key = key?;
-        if conn.authenticator.value != Authenticator::SnowflakeJwt {
-            return None;
-        }
+    pub fn from_connection(
+        conn: &Connection,
+        key: Option<LoadedKey>,
+        oauth: Option<OAuthCredentials>,
+    ) -> Option<Self> {
         let value =
             |v: &Option<crate::connection::Sourced<String>>| v.as_ref().map(|s| s.value.clone());
+        let auth = match (oauth, key) {
+            (Some(oauth), _) => Credentials::OAuth(oauth),
+            (None, Some(key)) if conn.authenticator.value == Authenticator::SnowflakeJwt => {
+                value(&conn.user)?;
+                Credentials::KeyPair(KeyPair {
+                    key: Arc::new(key.key),
+                    key_file: Some(key.path),
+                    key_warnings: key.warnings,
+                })
+            }
+            _ => return None,
+        };
         Some(Self {
             account: value(&conn.account)
                 .or_else(|| value(&conn.host))
                 .or_else(|| value(&conn.target))?,
-            user: value(&conn.user)?,
+            user: value(&conn.user),
             role: value(&conn.role),
-            key: Arc::new(key.key),
-            key_file: Some(key.path),
-            key_warnings: key.warnings,
+            auth,
             database: value(&conn.database),
             schema: value(&conn.schema),
             table: value(&conn.table),
             pipe: value(&conn.pipe),
             warehouse: value(&conn.warehouse),
         })
+    }
+
+    /// The key, under key-pair authentication.
+    #[must_use]
+    pub fn key_pair(&self) -> Option<&KeyPair> {
+        match &self.auth {
+            Credentials::KeyPair(k) => Some(k),
+            Credentials::OAuth(_) => None,
+        }
+    }
+
+    /// The OAuth credentials, under OAuth.
+    #[must_use]
+    pub fn oauth(&self) -> Option<&OAuthCredentials> {
+        match &self.auth {
+            Credentials::OAuth(o) => Some(o),
+            Credentials::KeyPair(_) => None,
+        }
     }
 
     /// The pipe to stream into: the given one, else the table's default pipe.
@@ -284,7 +331,8 @@ impl Settings {
         // May prompt for a passphrase on a terminal: before any progress output starts.
         let probe = &args.probe;
         let key = load_key(&connection)?;
-        let snowflake = Snowflake::from_connection(&connection, key);
+        let oauth = crate::connection::load_oauth(&connection)?;
+        let snowflake = Snowflake::from_connection(&connection, key, oauth);
         let timeout = validate_secs("--timeout", probe.timeout)?;
         let deadline = validate_secs("--deadline", probe.deadline)?;
         Ok(Self {

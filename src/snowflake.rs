@@ -6,6 +6,7 @@
 //! - [`keys`]: RSA private/public keys, the `SHA256:` fingerprint, test key generation.
 //! - [`jws`]: the compact token framing with RS256 and HS256 signatures.
 //! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
+//! - [`oauth`]: the OAuth 2.0 client-credentials grant, its answer and its RFC 6749 errors.
 //! - [`rest`]: REST paths, the API's calls and typed request/response/error bodies.
 //!
 //! Everything here is pure (no I/O except reading a key file) and unit-tested; the emulator's
@@ -16,6 +17,7 @@ pub mod allowlist;
 pub mod jws;
 pub mod jwt;
 pub mod keys;
+pub mod oauth;
 pub mod rest;
 
 pub use crate::secret::Secret;

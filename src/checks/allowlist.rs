@@ -26,7 +26,7 @@ pub const HOSTS: CheckSpec = CheckSpec::new(
     &["proxy.env"],
     |ctx| Box::pin(run(ctx)),
 )
-.after(&["auth.jwt"]);
+.after(&["auth.jwt", "auth.oauth_account"]);
 
 /// What happened to one entry.
 #[derive(Serialize)]

@@ -95,6 +95,17 @@ pub fn judge(
     result: &Result<Reply, CallError>,
     on_ok: impl FnOnce(&Reply, &mut CallEvidence) -> Judged,
 ) -> Outcome {
+    judge_with(call, result, classify, on_ok)
+}
+
+/// [`judge`] with the call's own classification of refusals (an identity provider speaks
+/// RFC 6749, not Snowflake's codes).
+pub fn judge_with(
+    call: ApiCall,
+    result: &Result<Reply, CallError>,
+    classify: impl FnOnce(&Reply) -> (RowId, String),
+    on_ok: impl FnOnce(&Reply, &mut CallEvidence) -> Judged,
+) -> Outcome {
     let mut evidence = CallEvidence::new(call, result);
     let reply = match result {
         Err(e) => return Outcome::fail(call_failure(e), format!("{call}: {e}"), evidence),
@@ -222,22 +233,24 @@ pub fn quoted_ip(message: &str) -> Option<String> {
     rest.split_whitespace().next().map(str::to_owned)
 }
 
+/// An answer with `status` and `body`, for the classification tests.
+#[cfg(test)]
+pub(crate) fn reply(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        body: body.into(),
+        date: None,
+        elapsed: Duration::ZERO,
+        retries: 0,
+        budget: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use test_case::test_case;
 
     use super::*;
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            body: body.into(),
-            date: None,
-            elapsed: Duration::ZERO,
-            retries: 0,
-            budget: None,
-        }
-    }
 
     #[test_case(401, r#"{"code":"390144","message":"JWT token is invalid. [x]"}"#, RowId::JwtRejected; "jwt")]
     #[test_case(401, r#"{"code":"390422","message":"Incoming request with IP/Token 10.1.2.3 is not allowed to access Snowflake."}"#, RowId::NetworkPolicy; "policy 401")]

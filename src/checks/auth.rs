@@ -1,7 +1,11 @@
-//! Key-pair authentication, as Snowflake sees it: `auth.keypair` (the key and its fingerprint,
-//! with the SQL that registers it), `auth.jwt` (the account accepts a JWT minted from it;
-//! discovery's `GET /v2/streaming/hostname` is the probe) and `auth.scoped_token` (the one
-//! OAuth exchange for a token scoped to the ingest host). Pairs with `checks/api.toml`.
+//! Authentication, as Snowflake sees it. Key-pair: `auth.keypair` (the key and its fingerprint,
+//! with the SQL that registers it) and `auth.jwt` (the account accepts a JWT minted from it;
+//! discovery's `GET /v2/streaming/hostname` is the probe). OAuth (see [`oauth`]): `auth.oauth`
+//! (the token, from the user or the identity provider's client-credentials grant) and `auth.oauth_account`
+//! (the account accepts it, on the same probe). Either way `auth.scoped_token` makes the one
+//! exchange for a token scoped to the ingest host. Pairs with `checks/api.toml`.
+
+pub mod oauth;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Serialize;
@@ -9,9 +13,11 @@ use serde::Serialize;
 use crate::catalog::RowId;
 use crate::check::CheckSpec;
 use crate::checks::answer::{self, Judged};
+use crate::connection::Authenticator;
 use crate::context::{Ctx, HostRole};
 use crate::outcome::{Outcome, SkipReason, Status};
 use crate::secret::Secret;
+use crate::settings::{Credentials, KeyPair, Snowflake};
 use crate::snowflake::account::{jwt_account, jwt_user};
 use crate::snowflake::rest::{self as sf, ApiCall};
 
@@ -31,6 +37,7 @@ pub const JWT: CheckSpec = CheckSpec::new(
     |ctx| Box::pin(jwt(ctx)),
 )
 .early(&["tls.account"]);
+pub use oauth::{OAUTH, OAUTH_ACCOUNT};
 pub const SCOPED_TOKEN: CheckSpec = CheckSpec::new(
     "auth.scoped_token",
     "Auth: token scoped to the ingest host",
@@ -43,6 +50,41 @@ pub(crate) fn not_configured() -> Outcome {
     Outcome::skip(SkipReason::NotConfigured(
         "no user or private key configured".into(),
     ))
+}
+
+/// The skip of an auth check without credentials, saying why when the connection names an
+/// authenticator netcheck does not speak.
+pub(crate) fn no_credentials(ctx: &Ctx) -> Outcome {
+    let why = match &ctx.settings.connection.authenticator.value {
+        Authenticator::Unsupported(name) if name == "PROGRAMMATIC_ACCESS_TOKEN" => {
+            "PROGRAMMATIC_ACCESS_TOKEN is not used: Snowflake's page on programmatic access \
+             tokens does not list Snowpipe Streaming among the APIs that accept one"
+                .to_owned()
+        }
+        Authenticator::Unsupported(name) => format!(
+            "authenticator {name} is not one netcheck speaks (SNOWFLAKE_JWT, OAUTH, \
+             OAUTH_CLIENT_CREDENTIALS)"
+        ),
+        _ => return not_configured(),
+    };
+    Outcome::skip(SkipReason::NotConfigured(why))
+}
+
+/// The key of a key-pair run, or the skip of a key-pair-only check: none configured, or the
+/// connection authenticates with OAuth (whose token names its user; there is no key to show).
+fn key_pair_or_skip(ctx: &Ctx) -> Result<(&Snowflake, &KeyPair), Outcome> {
+    let sf = ctx
+        .settings
+        .snowflake
+        .as_ref()
+        .ok_or_else(|| no_credentials(ctx))?;
+    match &sf.auth {
+        Credentials::KeyPair(key) => Ok((sf, key)),
+        Credentials::OAuth(o) => Err(Outcome::skip(SkipReason::NotConfigured(format!(
+            "key-pair only: this connection authenticates with OAuth ({})",
+            o.origin
+        )))),
+    }
 }
 
 #[derive(Serialize)]
@@ -62,10 +104,11 @@ struct KeyEvidence<'a> {
 
 #[allow(clippy::unused_async)] // every check has the async signature the registry dispatches
 async fn keypair(ctx: Ctx) -> Outcome {
-    let Some(sf) = &ctx.settings.snowflake else {
-        return not_configured();
+    let (sf, kp) = match key_pair_or_skip(&ctx) {
+        Ok(k) => k,
+        Err(skip) => return skip,
     };
-    let public = sf.key.public_key();
+    let public = kp.key.public_key();
     let fingerprint = public.fingerprint();
     let body: String = public
         .to_pem()
@@ -73,23 +116,23 @@ async fn keypair(ctx: Ctx) -> Outcome {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    let user = jwt_user(&sf.user);
+    let user = jwt_user(sf.user.as_deref().unwrap_or_default());
     let evidence = KeyEvidence {
         account: jwt_account(&sf.account),
-        key_file: sf.key_file.as_deref(),
-        bits: sf.key.bits(),
+        key_file: kp.key_file.as_deref(),
+        bits: kp.key.bits(),
         fingerprint: &fingerprint,
         register_sql: format!("ALTER USER {user} SET RSA_PUBLIC_KEY='{body}';"),
         compare_sql: format!(
             "DESC USER {user};  -- RSA_PUBLIC_KEY_FP or RSA_PUBLIC_KEY_2_FP must be {fingerprint}"
         ),
-        warnings: &sf.key_warnings,
+        warnings: &kp.key_warnings,
         user,
     };
-    match sf.key_warnings.first() {
+    match kp.key_warnings.first() {
         Some(w) => Outcome::warn(RowId::KeyPermissions, w.clone(), evidence),
         None => Outcome::pass(
-            format!("{}-bit RSA key, fingerprint {fingerprint}", sf.key.bits()),
+            format!("{}-bit RSA key, fingerprint {fingerprint}", kp.key.bits()),
             evidence,
         ),
     }
@@ -97,13 +140,48 @@ async fn keypair(ctx: Ctx) -> Outcome {
 
 /// `GET /v2/streaming/hostname` with a fresh key-pair JWT, as the SDK sends it.
 async fn jwt(ctx: Ctx) -> Outcome {
-    let Some(sf) = &ctx.settings.snowflake else {
-        return not_configured();
+    let (sf, kp) = match key_pair_or_skip(&ctx) {
+        Ok(k) => k,
+        Err(skip) => return skip,
     };
     let token = match ctx.jwt() {
         Ok(t) => t,
         Err(e) => return Outcome::fail(RowId::JwtRejected, format!("cannot mint a JWT: {e}"), ()),
     };
+    let result = probe_account(&ctx, &token, sf::TOKEN_TYPE_KEYPAIR_JWT).await;
+    let fingerprint = kp.key.public_key().fingerprint();
+    let outcome = answer::judge(ApiCall::Hostname, &result, |_, ev| {
+        ev.add("fingerprint", &fingerprint);
+        Ok(format!(
+            "{} accepted the JWT of {} (key {fingerprint})",
+            ctx.settings.account.host,
+            jwt_user(sf.user.as_deref().unwrap_or_default())
+        ))
+    });
+    // This check made the discovery request, so it carries the phase's latency verdict (its time
+    // is that request's); discovery.hostname only reads the answer.
+    match outcome {
+        outcome @ Outcome {
+            status: Status::Fail(RowId::JwtRejected),
+            ..
+        } => {
+            let finding = format!(
+                "{}; compare DESC USER's RSA_PUBLIC_KEY_FP with {fingerprint}, then check account/user and clock.skew",
+                outcome.finding
+            );
+            outcome.with_finding(finding)
+        }
+        outcome => outcome,
+    }
+}
+
+/// `GET /v2/streaming/hostname` on the account host with `token` of `token_type`, as the SDK
+/// sends it; the answer, whatever its status, is kept for discovery and the clock check.
+pub(crate) async fn probe_account(
+    ctx: &Ctx,
+    token: &Secret<String>,
+    token_type: &str,
+) -> Result<crate::api::Reply, crate::api::CallError> {
     let url = format!("{}{}", ctx.settings.account.url(), sf::HOSTNAME_PATH);
     let http = ctx.net.api.http();
     let result = ctx
@@ -112,34 +190,14 @@ async fn jwt(ctx: Ctx) -> Outcome {
         .call(ApiCall::Hostname, || {
             http.get(&url)
                 .bearer_auth(token.expose())
-                .header(sf::TOKEN_TYPE_HEADER, sf::TOKEN_TYPE_KEYPAIR_JWT)
+                .header(sf::TOKEN_TYPE_HEADER, token_type)
                 .header(ACCEPT, "application/json")
         })
         .await;
     if let Ok(reply) = &result {
         let _ = ctx.facts.hostname_reply.set(reply.clone());
     }
-    let fingerprint = sf.key.public_key().fingerprint();
-    let outcome = answer::judge(ApiCall::Hostname, &result, |_, ev| {
-        ev.add("fingerprint", &fingerprint);
-        Ok(format!(
-            "{} accepted the JWT of {} (key {fingerprint})",
-            ctx.settings.account.host,
-            jwt_user(&sf.user)
-        ))
-    });
-    // This check made the discovery request, so it carries the phase's latency verdict (its time
-    // is that request's); discovery.hostname only reads the answer.
-    match outcome.status {
-        Status::Fail(RowId::JwtRejected) => {
-            let finding = format!(
-                "{}; compare DESC USER's RSA_PUBLIC_KEY_FP with {fingerprint}, then check account/user and clock.skew",
-                outcome.finding
-            );
-            outcome.with_finding(finding)
-        }
-        _ => outcome,
-    }
+    result
 }
 
 /// `POST /oauth/token` on the account host, `scope=<ingest host>`: one exchange, as the REST
@@ -153,9 +211,18 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
             "no ingest host was discovered".into(),
         ));
     };
-    let jwt = match ctx.jwt() {
+    // The key-pair JWT, or under OAuth the access token: the SDK makes "the standard scoped
+    // token exchange" with a token it reads from a file (Snowflake's SPCS page).
+    let (token, token_type) = match ctx.account_token() {
         Ok(t) => t,
-        Err(e) => return Outcome::fail(RowId::JwtRejected, format!("cannot mint a JWT: {e}"), ()),
+        Err(e) => {
+            let row = if token_type_is_oauth(&ctx) {
+                RowId::TokenRejected
+            } else {
+                RowId::JwtRejected
+            };
+            return Outcome::fail(row, format!("no token to exchange: {e}"), ());
+        }
     };
     let url = format!("{}{}", ctx.settings.account.url(), sf::OAUTH_TOKEN_PATH);
     let form = sf::token_request_form(&ingest.host, None);
@@ -164,10 +231,17 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
         .net
         .api
         .call(ApiCall::Token, || {
-            http.post(&url)
-                .bearer_auth(jwt.expose())
+            let request = http
+                .post(&url)
+                .bearer_auth(token.expose())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(form.clone())
+                .body(form.clone());
+            // The REST tutorial sends no token type with the JWT; an OAuth token says what it is.
+            if token_type == sf::TOKEN_TYPE_OAUTH {
+                request.header(sf::TOKEN_TYPE_HEADER, token_type)
+            } else {
+                request
+            }
         })
         .await;
     answer::judge(ApiCall::Token, &result, |reply, ev| -> Judged {
@@ -189,4 +263,12 @@ async fn scoped_token(ctx: Ctx) -> Outcome {
             None => format!("token for {} (no readable expiry)", ingest.host),
         })
     })
+}
+
+/// Whether the run authenticates with OAuth.
+fn token_type_is_oauth(ctx: &Ctx) -> bool {
+    ctx.settings
+        .snowflake
+        .as_ref()
+        .is_some_and(|sf| sf.oauth().is_some())
 }

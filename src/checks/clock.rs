@@ -12,14 +12,15 @@ use crate::context::Ctx;
 use crate::outcome::{Outcome, SkipReason};
 use crate::snowflake::rest::{self as sf, ApiCall};
 
-// After auth.jwt: its answer carries a Date (a 401 too), and reading it saves a round trip.
+// After auth.jwt (or auth.oauth_account): its answer carries a Date (a 401 too), and reading it
+// saves a round trip.
 pub const SKEW: CheckSpec = CheckSpec::new(
     "clock.skew",
     "Clock: local time vs Snowflake's",
     &["tls.account"],
     |ctx| Box::pin(run(ctx)),
 )
-.after(&["auth.jwt"]);
+.after(&["auth.jwt", "auth.oauth_account"]);
 
 /// Past this the clock is worth fixing; past [`FAIL_SECS`] Snowflake refuses JWTs.
 const WARN_SECS: i64 = 30;
@@ -38,7 +39,11 @@ struct Evidence {
 
 async fn run(ctx: Ctx) -> Outcome {
     let (server, source) = if let Some(date) = ctx.facts.hostname_reply.get().and_then(|r| r.date) {
-        (date, "auth.jwt answer")
+        let source = match ctx.account_auth_check() {
+            "auth.jwt" => "auth.jwt answer",
+            _ => "auth.oauth_account answer",
+        };
+        (date, source)
     } else {
         // No JWT answer (no credentials): an unauthenticated request still gets a Date.
         let url = format!("{}{}", ctx.settings.account.url(), sf::HOSTNAME_PATH);

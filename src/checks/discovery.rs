@@ -1,4 +1,5 @@
-//! `discovery.hostname`: the ingest host from the answer `auth.jwt` got (no second request),
+//! `discovery.hostname`: the ingest host from the answer `auth.jwt` (or `auth.oauth_account`)
+//! got (no second request),
 //! normalised as official clients do (`_` → `-`, lower case), on the account URL's port.
 
 use crate::catalog::RowId;
@@ -14,7 +15,7 @@ use crate::snowflake::rest::{self as sf, ApiCall};
 pub const HOSTNAME: CheckSpec = CheckSpec::new(
     "discovery.hostname",
     "Discovery: streaming ingest host",
-    &["auth.jwt"],
+    &["auth.jwt", "auth.oauth_account"],
     |ctx| Box::pin(run(ctx)),
 );
 

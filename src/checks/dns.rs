@@ -28,6 +28,13 @@ host_check!(
     ["discovery.hostname"],
     HostRole::Ingest
 );
+host_check!(
+    IDP,
+    "dns.idp",
+    "DNS: OAuth token endpoint resolves",
+    [],
+    HostRole::Idp
+);
 
 #[derive(Serialize)]
 struct Evidence<'a> {

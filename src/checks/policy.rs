@@ -23,7 +23,7 @@ pub const NETWORK: CheckSpec = CheckSpec::new(
     &["tls.account"],
     |ctx| Box::pin(run(ctx)),
 )
-.after(&["auth.jwt"]);
+.after(&["auth.jwt", "auth.oauth_account"]);
 
 /// How often to poll a statement that answered 202, at most.
 const MAX_POLLS: u32 = 10;
@@ -39,7 +39,10 @@ async fn run(ctx: Ctx) -> Outcome {
     let Some(sf) = &ctx.settings.snowflake else {
         return not_configured();
     };
-    let user = jwt_user(&sf.user);
+    let user = sf
+        .user
+        .as_deref()
+        .map_or_else(|| "<user>".to_owned(), jwt_user);
     let blocked = |ip: &str, endpoint| {
         let evidence = Blocked {
             egress_ip: ip,
@@ -73,12 +76,12 @@ async fn run(ctx: Ctx) -> Outcome {
             .unwrap_or_else(|| "?".into());
         return blocked(&ip, x.call);
     }
-    // A JWT the account refused for another reason fails the SQL API the same way: say so once.
+    // A token the account refused for another reason fails the SQL API the same way: say so once.
     match ctx.facts.hostname_reply.get() {
         Some(reply) if reply.ok() => {}
         _ => {
             return Outcome::skip(SkipReason::Dependency {
-                dep: "auth.jwt",
+                dep: ctx.account_auth_check(),
                 verdict: Verdict::Fail,
             });
         }
@@ -103,14 +106,15 @@ async fn run(ctx: Ctx) -> Outcome {
     })
 }
 
-/// Runs one statement over the SQL API with the key-pair JWT, following a 202 to its result.
+/// Runs one statement over the SQL API with the key-pair JWT or the OAuth token (the SQL API
+/// takes both), following a 202 to its result.
 pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api::CallError> {
     let sf = ctx
         .settings
         .snowflake
         .as_ref()
         .ok_or_else(|| crate::api::CallError::local("no user or private key configured"))?;
-    let jwt = ctx.jwt().map_err(crate::api::CallError::local)?;
+    let (token, token_type) = ctx.account_token().map_err(crate::api::CallError::local)?;
     let base = ctx.settings.account.url();
     let mut body = serde_json::json!({ "statement": sql, "timeout": 30 });
     for (key, value) in [("role", &sf.role), ("warehouse", &sf.warehouse)] {
@@ -120,8 +124,8 @@ pub(crate) async fn statement(ctx: &Ctx, sql: &str) -> Result<Reply, crate::api:
     }
     let http = ctx.net.api.http();
     let authed = |rb: reqwest::RequestBuilder| {
-        rb.bearer_auth(jwt.expose())
-            .header(sf::TOKEN_TYPE_HEADER, sf::TOKEN_TYPE_KEYPAIR_JWT)
+        rb.bearer_auth(token.expose())
+            .header(sf::TOKEN_TYPE_HEADER, token_type)
             .header(ACCEPT, "application/json")
     };
     let url = format!("{base}{}", sf::STATEMENTS_PATH);

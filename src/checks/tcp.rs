@@ -28,6 +28,13 @@ host_check!(
     ["proxy.env", "dns.ingest"],
     HostRole::Ingest
 );
+host_check!(
+    IDP,
+    "tcp.idp",
+    "TCP: OAuth token endpoint port open",
+    ["proxy.env", "dns.idp"],
+    HostRole::Idp
+);
 
 #[derive(Serialize)]
 struct Attempt {

@@ -27,6 +27,13 @@ host_check!(
     ["tcp.ingest"],
     HostRole::Ingest
 );
+host_check!(
+    IDP,
+    "tls.idp",
+    "TLS: OAuth token endpoint handshake and chain",
+    ["tcp.idp"],
+    HostRole::Idp
+);
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use super::Connection;
+use super::{Connection, Sourced};
 use crate::error::Error;
 use crate::local_file::{self, FileKind, Problem};
 use crate::secret::Secret;
@@ -43,18 +43,13 @@ pub fn load_key_with(
         return Ok(None);
     };
     let path = &file.value;
-    let fail = |why: &dyn std::fmt::Display| {
-        Error::Usage(format!(
-            "private key {} (from {}): {why}",
-            path.display(),
-            file.source
-        ))
-    };
-    let pem = local_file::read_text(path, FileKind::PrivateKey).map_err(|e| match e.problem {
-        Problem::NotText => fail(&"not a PEM text file"),
-        Problem::Io(io) => fail(&format_args!("cannot read: {io}")),
-        problem => fail(&problem),
-    })?;
+    let fail = |why: &dyn std::fmt::Display| usage(file, "private key", why);
+    let pem = read_credential_file(
+        file,
+        FileKind::PrivateKey,
+        "private key",
+        "not a PEM text file",
+    )?;
     let configured = conn.private_key_passphrase.as_ref().map(|p| &p.value);
     let key = match PrivateKey::from_pem(&pem, configured) {
         Err(KeyError::PassphraseRequired) => {
@@ -68,10 +63,36 @@ pub fn load_key_with(
     .map_err(|e| fail(&e))?;
     Ok(Some(LoadedKey {
         fingerprint: key.public_key().fingerprint(),
-        warnings: permission_warning(path).into_iter().collect(),
+        warnings: permission_warning(path, "private key")
+            .into_iter()
+            .collect(),
         path: path.clone(),
         key,
     }))
+}
+
+/// An [`Error::Usage`] naming a credential file (`what`), where it was configured, and why.
+pub(super) fn usage(file: &Sourced<PathBuf>, what: &str, why: &dyn std::fmt::Display) -> Error {
+    Error::Usage(format!(
+        "{what} {} (from {}): {why}",
+        file.value.display(),
+        file.source
+    ))
+}
+
+/// Reads a credential file (the key, the OAuth token) through the one bounded reader; every
+/// failure names the file: `not_text` when it is binary.
+pub(super) fn read_credential_file(
+    file: &Sourced<PathBuf>,
+    kind: FileKind,
+    what: &str,
+    not_text: &str,
+) -> Result<String, Error> {
+    local_file::read_text(&file.value, kind).map_err(|e| match e.problem {
+        Problem::NotText => usage(file, what, &not_text),
+        Problem::Io(io) => usage(file, what, &format_args!("cannot read: {io}")),
+        problem => usage(file, what, &problem),
+    })
 }
 
 /// Asks for the passphrase on the terminal; never when stdin is not one (CI, pipes), where a
@@ -90,15 +111,13 @@ fn prompt_on_terminal(path: &Path) -> Result<Option<Secret<String>>, Error> {
         })
 }
 
-/// A warning when group or others may read or write the key (ssh's rule): anyone who can read
-/// it can sign in as the user.
-#[cfg(unix)]
-fn permission_warning(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+/// A warning when group or others may read or write a credential file (ssh's rule): anyone
+/// who can read it can sign in as the user. `what` names it ("private key", "OAuth token file").
+pub(super) fn permission_warning(path: &Path, what: &str) -> Option<String> {
+    let mode = file_mode(path)?;
     (mode & 0o077 != 0).then(|| {
         format!(
-            "private key {} has permissions {mode:04o}, readable beyond its owner; \
+            "{what} {} has permissions {mode:04o}, readable beyond its owner; \
              run `chmod 600 {}`",
             path.display(),
             path.display()
@@ -106,7 +125,14 @@ fn permission_warning(path: &Path) -> Option<String> {
     })
 }
 
+/// The file's permission bits, where the platform has them.
+#[cfg(unix)]
+pub(super) fn file_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    Some(std::fs::metadata(path).ok()?.permissions().mode() & 0o777)
+}
+
 #[cfg(not(unix))]
-fn permission_warning(_path: &Path) -> Option<String> {
+pub(super) fn file_mode(_path: &Path) -> Option<u32> {
     None
 }

@@ -2,8 +2,10 @@
 //! test) can point netcheck, the SDK or their own producer at.
 //!
 //! The state directory gets `ca.pem`, a fresh `rsa_key.p8`, `connections.toml` with a
-//! `[connections.emulator]` entry, and `netcheck.env` with the export lines that make
-//! `. DIR/netcheck.env && netcheck run --connection emulator` work. On a clean stop it also
+//! `[connections.emulator]` entry (key-pair) and a `[connections.emulator_oauth]` entry (OAuth
+//! client credentials against the emulator's own identity provider; the file is 0600, it holds
+//! the client secret), and `netcheck.env` with the export lines that make
+//! `. DIR/netcheck.env && netcheck run --connection emulator` (or `emulator_oauth`) work. On a clean stop it also
 //! writes `requests.jsonl` (the request log) and `rows.jsonl` (rows committed to the default pipe).
 //! It writes only into a new or empty directory, or one an earlier `emulate` wrote (marked with
 //! `.netcheck-emulator`): never over a file it did not create.
@@ -119,7 +121,8 @@ pub async fn run_emulate(
         writeln!(out, "CA certificate: {}", files.ca.display())?;
         writeln!(out, "environment: . {}", files.env.display())?;
         writeln!(out, "connections.toml ({}):", files.connections.display())?;
-        write!(out, "{}", files.entry)?;
+        // The client secret stays in the 0600 file: what is printed has it masked.
+        write!(out, "{}", crate::secret::scrub(&files.entry))?;
         out.flush()
     };
     print(out).map_err(io_err("write to stdout".to_owned()))?;
@@ -296,13 +299,33 @@ fn write_state_dir(
         database = (defaults::DATABASE)
         schema = (defaults::SCHEMA)
         table = (defaults::TABLE)
+
+        [connections.emulator_oauth]
+        account = (emulator.account())
+        user = (defaults::USER)
+        host = (emulator.account_host())
+        port = (i64::from(port))
+        protocol = "https"
+        authenticator = "OAUTH_CLIENT_CREDENTIALS"
+        oauth_client_id = (defaults::OAUTH_CLIENT_ID)
+        oauth_client_secret = (super::default_oauth_secret())
+        oauth_token_request_url = (emulator.idp_token_url())
+        role = (defaults::ROLE)
+        database = (defaults::DATABASE)
+        schema = (defaults::SCHEMA)
+        table = (defaults::TABLE)
     })
     .map_err(|e| EmulatorError::Config(format!("cannot encode connections.toml: {e}")))?;
-    write_file(&connections, &entry, false)?;
+    // Private: it holds the client secret.
+    write_file(&connections, &entry, true)?;
     let ip = client_ip(emulator.addr());
-    let resolve = [emulator.account_host(), emulator.ingest_host()]
-        .map(|h| resolve_entry(h, port, ip))
-        .join(",");
+    let resolve = [
+        emulator.account_host(),
+        emulator.ingest_host(),
+        emulator.idp_host(),
+    ]
+    .map(|h| resolve_entry(h, port, ip))
+    .join(",");
     let env_text = format!(
         "export SNOWFLAKE_HOME={}\nexport NETCHECK_CA_FILE={}\nexport NETCHECK_RESOLVE={}\n",
         shell_quote(&dir.display().to_string()),

@@ -16,7 +16,8 @@ use super::faults::Fault;
 use super::request::{RequestCtx, json_error, token_type};
 use crate::snowflake::rest::codes;
 
-/// The fault layer: latency, then the first of invalid token, 403, 409, network-policy block,
+/// The fault layer: latency, then the first of invalid, expired or other user's token, 403, 409,
+/// network-policy block,
 /// throttle, server error and reset, for the request's endpoint and host; plus the (possibly skewed) `Date` header.
 pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next) -> Response {
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
@@ -39,12 +40,10 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
     let oauth = token_type(req.headers()).as_deref() == Some("OAUTH");
     for entry in faults.matching(endpoint, ctx.vhost) {
         match &entry.fault {
-            Fault::InvalidToken if oauth && entry.take() => {
-                response = Some(json_error(
-                    StatusCode::UNAUTHORIZED,
-                    codes::INVALID_OAUTH_TOKEN,
-                    "Invalid OAuth access token. [emulator]",
-                ));
+            f @ (Fault::InvalidToken | Fault::TokenExpired | Fault::TokenWrongUser)
+                if oauth && entry.take() =>
+            {
+                response = Some(oauth_refusal(f));
             }
             Fault::Forbidden if entry.take() => {
                 response = Some(
@@ -112,6 +111,25 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
         response = reset_midway(response, &ctx).await;
     }
     response
+}
+
+/// Snowflake's 401 for an OAuth token: 390318 expired, 390309 another user's, else 390303.
+fn oauth_refusal(fault: &Fault) -> Response {
+    let (code, message) = match fault {
+        Fault::TokenExpired => (
+            codes::OAUTH_ACCESS_TOKEN_EXPIRED,
+            "OAUTH_ACCESS_TOKEN_EXPIRED",
+        ),
+        Fault::TokenWrongUser => (
+            codes::OAUTH_TOKEN_USER_MISMATCH,
+            "The user you were trying to authenticate as differs from the user tied to the token.",
+        ),
+        _ => (
+            codes::INVALID_OAUTH_TOKEN,
+            "Invalid OAuth access token. [emulator]",
+        ),
+    };
+    json_error(StatusCode::UNAUTHORIZED, code, message)
 }
 
 /// 401 390422, the network-policy answer.

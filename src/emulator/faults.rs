@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::snowflake::oauth::GrantError;
 use crate::snowflake::rest::{ApiCall, codes};
 use crate::units::parse_duration;
 
@@ -21,8 +22,10 @@ pub enum Vhost {
     Account,
     /// The ingest host.
     Ingest,
+    /// The OAuth identity provider's token endpoint (its own host name).
+    Idp,
     /// An IP address or `localhost`: the client reached the emulator by address, so it serves
-    /// both roles (as the SDK test needs).
+    /// both Snowflake roles (as the SDK test needs).
     Address,
     /// Any other name: answered with 404.
     Unknown,
@@ -37,6 +40,8 @@ pub enum FaultScope {
     AccountHost,
     /// Every request and TLS handshake for the ingest host (`@ingest`).
     IngestHost,
+    /// Every request and TLS handshake for the OAuth identity provider (`@idp`).
+    IdpHost,
 }
 
 impl FaultScope {
@@ -45,6 +50,7 @@ impl FaultScope {
             Self::Endpoint(e) => endpoint == Some(e),
             Self::AccountHost => matches!(host, Vhost::Account | Vhost::Address),
             Self::IngestHost => matches!(host, Vhost::Ingest | Vhost::Address),
+            Self::IdpHost => host == Vhost::Idp,
         }
     }
 }
@@ -95,6 +101,18 @@ pub enum Fault {
     Reopened,
     /// Requests made with an OAuth (scoped) token: 401 390303 `Invalid OAuth access token`.
     InvalidToken,
+    /// Requests made with an OAuth token: 401 390318 `OAUTH_ACCESS_TOKEN_EXPIRED`.
+    TokenExpired,
+    /// Requests made with an OAuth token: 401 390309, the token is tied to another user.
+    TokenWrongUser,
+    /// The identity provider's token endpoint refuses with this RFC 6749 error.
+    OauthError(GrantError),
+    /// The identity provider's token endpoint answers 200 with an HTML login page.
+    OauthPage,
+    /// The identity provider's token endpoint answers 302 to another host.
+    OauthRedirect,
+    /// The identity provider's token endpoint answers 200 with a JSON body larger than any client reads.
+    OauthOversized,
     /// 403 with a plain-text body: something in front of Snowflake (a WAF, or an API that is not
     /// enabled) refuses the request, with no network-policy message.
     Forbidden,
@@ -195,6 +213,30 @@ const CATALOG: &[FaultHelp] = &[
         meaning: "401 390303 Invalid OAuth access token, for requests made with the scoped token",
     },
     FaultHelp {
+        syntax: "token-expired",
+        meaning: "401 390318 OAUTH_ACCESS_TOKEN_EXPIRED, for requests made with an OAuth token",
+    },
+    FaultHelp {
+        syntax: "token-wrong-user",
+        meaning: "401 390309 (token tied to another user), for requests made with an OAuth token",
+    },
+    FaultHelp {
+        syntax: "oauth-error=CODE",
+        meaning: "the IdP's token endpoint refuses with an RFC 6749 error (invalid_client, invalid_scope, …)",
+    },
+    FaultHelp {
+        syntax: "oauth-page",
+        meaning: "the IdP's token endpoint answers 200 with an HTML login page",
+    },
+    FaultHelp {
+        syntax: "oauth-redirect",
+        meaning: "the IdP's token endpoint answers 302 to another host",
+    },
+    FaultHelp {
+        syntax: "oauth-oversized",
+        meaning: "the IdP's token endpoint answers a JSON body of 1 MiB",
+    },
+    FaultHelp {
         syntax: "forbidden",
         meaning: "403 with a plain-text body and no network-policy message (a WAF in front)",
     },
@@ -214,7 +256,7 @@ const CATALOG: &[FaultHelp] = &[
 
 /// Scopes accepted after `@`, for `--list-faults`.
 pub const SCOPE_HELP: &str = "@hostname @token @pipe-info @open @append @status @drop \
-@statements @telemetry (one endpoint), @account @ingest (one host)";
+@statements @telemetry @idp-token (one endpoint), @account @ingest @idp (one host)";
 
 /// The count suffix, for `--list-faults`.
 pub const COUNT_HELP: &str = "#N after everything else: only the first N matching requests \
@@ -320,6 +362,12 @@ impl Fault {
             Self::NoCommit => "no-commit",
             Self::Reopened => "reopened",
             Self::InvalidToken => "invalid-token",
+            Self::TokenExpired => "token-expired",
+            Self::TokenWrongUser => "token-wrong-user",
+            Self::OauthError(_) => "oauth-error",
+            Self::OauthPage => "oauth-page",
+            Self::OauthRedirect => "oauth-redirect",
+            Self::OauthOversized => "oauth-oversized",
             Self::Forbidden => "forbidden",
             Self::Conflict(_) => "conflict",
             Self::RowErrors => "row-errors",
@@ -377,6 +425,7 @@ fn parse_scoped(spec: &str) -> Result<Fault, FaultParseError> {
     let scope = match scope {
         "account" => FaultScope::AccountHost,
         "ingest" => FaultScope::IngestHost,
+        "idp" => FaultScope::IdpHost,
         other => FaultScope::Endpoint(
             other
                 .parse::<ApiCall>()
@@ -389,7 +438,9 @@ fn parse_scoped(spec: &str) -> Result<Fault, FaultParseError> {
         return Err(bad_scope("the clock is global"));
     }
     if fault.is_tls() && matches!(scope, FaultScope::Endpoint(_)) {
-        return Err(bad_scope("TLS faults apply per host: @account or @ingest"));
+        return Err(bad_scope(
+            "TLS faults apply per host: @account, @ingest or @idp",
+        ));
     }
     Ok(fault.on(scope))
 }
@@ -448,6 +499,15 @@ fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError
         ("conflict", v) => {
             Fault::Conflict(v.unwrap_or(codes::ERR_OPEN_CHANNEL_IN_PROGRESS).to_owned())
         }
+        ("oauth-error", Some(v)) => Fault::OauthError(
+            v.parse()
+                .map_err(|_| bad("an RFC 6749 error such as invalid_client or invalid_scope"))?,
+        ),
+        ("oauth-error", None) => {
+            return Err(bad(
+                "an RFC 6749 error such as invalid_client or invalid_scope",
+            ));
+        }
         ("hostname", Some(v)) => Fault::Hostname(v.to_owned()),
         ("hostname", None) => return Err(bad("the text to answer (may be empty)")),
         (flag, None) => match flag {
@@ -462,6 +522,11 @@ fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError
             "no-commit" => Fault::NoCommit,
             "reopened" => Fault::Reopened,
             "invalid-token" => Fault::InvalidToken,
+            "token-expired" => Fault::TokenExpired,
+            "token-wrong-user" => Fault::TokenWrongUser,
+            "oauth-page" => Fault::OauthPage,
+            "oauth-redirect" => Fault::OauthRedirect,
+            "oauth-oversized" => Fault::OauthOversized,
             "forbidden" => Fault::Forbidden,
             "row-errors" => Fault::RowErrors,
             other => return Err(FaultParseError::UnknownName(other.to_owned())),
@@ -491,12 +556,14 @@ impl fmt::Display for Fault {
             }
             Self::ChannelStatus(code) | Self::Conflict(code) => write!(f, "={code}")?,
             Self::Hostname(text) => write!(f, "={text}")?,
+            Self::OauthError(e) => write!(f, "={e}")?,
             _ => {}
         }
         match scope {
             Some(FaultScope::Endpoint(e)) => write!(f, "@{e}")?,
             Some(FaultScope::AccountHost) => f.write_str("@account")?,
             Some(FaultScope::IngestHost) => f.write_str("@ingest")?,
+            Some(FaultScope::IdpHost) => f.write_str("@idp")?,
             None => {}
         }
         match times {
@@ -641,6 +708,10 @@ mod tests {
     #[test_case("hang-up@hostname" => Fault::HangUp.on(FaultScope::Endpoint(ApiCall::Hostname)))]
     #[test_case("hostname=" => Fault::Hostname(String::new()))]
     #[test_case("hostname=ingest.example.net" => Fault::Hostname("ingest.example.net".into()))]
+    #[test_case("oauth-error=invalid_client" => Fault::OauthError(GrantError::InvalidClient))]
+    #[test_case("oauth-page@idp" => Fault::OauthPage.on(FaultScope::IdpHost))]
+    #[test_case("token-expired@hostname" => Fault::TokenExpired.on(FaultScope::Endpoint(ApiCall::Hostname)))]
+    #[test_case("expired-cert@idp" => Fault::ExpiredCert.on(FaultScope::IdpHost))]
     fn parses(spec: &str) -> Fault {
         spec.parse().unwrap()
     }
@@ -658,6 +729,7 @@ mod tests {
     #[test_case("reset#x"; "bad count")]
     #[test_case("hostname"; "hostname without text")]
     #[test_case("row-errors=3"; "value on row-errors")]
+    #[test_case("oauth-error=bad_luck"; "not an RFC 6749 error")]
     fn refuses(spec: &str) {
         assert!(spec.parse::<Fault>().is_err(), "{spec} parsed");
     }
@@ -678,6 +750,7 @@ mod tests {
             "hostname=",
             "invalid-token#1",
             "throttle-above=3000@append",
+            "oauth-error=unauthorized_client@idp#1",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
@@ -693,6 +766,7 @@ mod tests {
                 "clock-offset" => "clock-offset=1s",
                 "hostname" => "hostname=x",
                 "throttle-above" => "throttle-above=100",
+                "oauth-error" => "oauth-error=invalid_grant",
                 other => other,
             };
             assert!(spec.parse::<Fault>().is_ok(), "{spec}");

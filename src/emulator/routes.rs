@@ -1,5 +1,6 @@
-//! Request handlers: authentication (key-pair JWT or scoped token), then discovery, the token
-//! exchange, the channel calls, pipe info, telemetry and the SQL API.
+//! Request handlers: authentication (key-pair JWT, the identity provider's OAuth token, or the
+//! scoped token), then discovery, the token exchange, the channel calls, pipe info, telemetry,
+//! the SQL API, and the identity provider's token endpoint (`idp`).
 //!
 //! Routing is by [`Route::parse`] (shared with netcheck's client side) rather than axum's path
 //! syntax, because Snowflake's `pipes/{pipe}:bulk-channel-status` puts an action inside a segment.
@@ -8,6 +9,7 @@
 // size of `Response` does not matter on this path.
 #![allow(clippy::result_large_err)]
 
+pub(crate) mod idp;
 mod statements;
 
 use std::io::Read as _;
@@ -136,6 +138,13 @@ pub(crate) struct Call {
     pub(crate) body: Bytes,
 }
 
+/// The first value of `name` in a form.
+pub(crate) fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Whether a host serves a route (the SDK reaching the emulator by IP gets everything).
 fn serves(host: Vhost, route: &Route) -> bool {
     let account = matches!(host, Vhost::Account | Vhost::Address);
@@ -157,11 +166,13 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
         return not_found();
     };
-    let Some(route) = ctx.route.clone().filter(|r| serves(ctx.vhost, r)) else {
+    // The identity provider has no Snowflake route: its one endpoint is dispatched below.
+    let route = ctx.route.clone().filter(|r| serves(ctx.vhost, r));
+    if route.is_none() && ctx.vhost != Vhost::Idp {
         return not_found();
-    };
+    }
     let (parts, body) = req.into_parts();
-    let limit = if matches!(route, Route::Append(_)) {
+    let limit = if matches!(route, Some(Route::Append(_))) {
         MAX_APPEND_BYTES
     } else {
         MAX_OTHER_BODY_BYTES
@@ -180,6 +191,9 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
         headers: parts.headers,
         query: parts.uri.query().map(str::to_owned),
         body,
+    };
+    let Some(route) = route else {
+        return idp::token(&call);
     };
     match route {
         Route::Hostname => call.hostname(),
@@ -239,9 +253,20 @@ impl Call {
         Ok(verified)
     }
 
+    /// Verifies the caller of an account-host call: a key-pair JWT, or an access token of the
+    /// emulator's identity provider, as Snowflake takes either — told apart by the token-type
+    /// header, else by the token's algorithm (RS256 or HS256).
+    pub(crate) fn account_caller(&self, token: Option<&str>) -> Result<VerifiedJwt, Response> {
+        let oauth = super::request::token_type(&self.headers).as_deref() == Some("OAUTH");
+        match token {
+            Some(token) if oauth => idp::verify(self, token),
+            _ => self.keypair(token),
+        }
+    }
+
     /// The network policy in force: the user's, which overrides the account's, or the account's
     /// when the caller is unknown (failed authentication) or has none.
-    fn check_policy(&self, user: Option<&str>) -> Result<(), Response> {
+    pub(crate) fn check_policy(&self, user: Option<&str>) -> Result<(), Response> {
         let policy = user
             .and_then(|u| self.user(u))
             .and_then(|u| u.policy.as_ref())
@@ -300,7 +325,7 @@ impl Call {
     }
 
     /// The role a request acts as: the requested one if granted, else the default role.
-    fn role_of(&self, user: &str, requested: Option<&str>) -> Option<String> {
+    pub(crate) fn role_of(&self, user: &str, requested: Option<&str>) -> Option<String> {
         let user = self.user(user)?;
         match requested {
             None => Some(user.default_role.clone()),
@@ -328,7 +353,7 @@ impl Call {
     }
 
     fn hostname(&self) -> Response {
-        if let Err(r) = self.keypair(self.bearer_token()) {
+        if let Err(r) = self.account_caller(self.bearer_token()) {
             return r;
         }
         if let Some(answer) = self
@@ -347,19 +372,20 @@ impl Call {
         text(host)
     }
 
-    fn token(&self) -> Response {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(&self.body)
+    /// The form-encoded body as name/value pairs.
+    pub(crate) fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
             .into_owned()
-            .collect();
-        let field = |name: &str| {
-            form.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+            .collect()
+    }
+
+    fn token(&self) -> Response {
+        let form = self.form();
+        let field = |name: &str| form_field(&form, name);
         if field("grant_type") != Some(rest::JWT_BEARER_GRANT) {
             return bad_payload();
         }
-        let verified = match self.keypair(self.bearer_token().or(field("assertion"))) {
+        let verified = match self.account_caller(self.bearer_token().or(field("assertion"))) {
             Ok(v) => v,
             Err(r) => return r,
         };

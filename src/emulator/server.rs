@@ -23,7 +23,7 @@ use super::request::{RequestCtx, token_type};
 use super::routes;
 use super::state::{State, lock};
 use super::{
-    ConnectionStats, EmulatorConfig, EmulatorError, Fault, JwtFailure, LoggedRequest, Shared,
+    ConnectionStats, EmulatorConfig, EmulatorError, Fault, JwtFailure, LoggedRequest, Shared, Vhost,
 };
 use crate::snowflake::rest::{ApiCall, PipeRef, Route};
 
@@ -95,6 +95,38 @@ impl Emulator {
     #[must_use]
     pub fn ingest_host(&self) -> &str {
         &self.shared.ingest_host
+    }
+
+    /// The OAuth identity provider's host ([`defaults::IDP_HOST`](super::defaults::IDP_HOST)).
+    #[must_use]
+    pub fn idp_host(&self) -> &str {
+        &self.shared.idp_host
+    }
+
+    /// The identity provider's token endpoint, `https://<idp host>:<port>/oauth2/v1/token`.
+    #[must_use]
+    pub fn idp_token_url(&self) -> String {
+        format!(
+            "https://{}:{}{}",
+            self.shared.idp_host,
+            self.addr.port(),
+            super::defaults::IDP_TOKEN_PATH
+        )
+    }
+
+    /// An access token of the identity provider for `user`, valid for `lifetime_secs` (negative:
+    /// expired that long ago): the token a user keeps in `token_file_path`. It is registered as
+    /// a secret.
+    #[must_use]
+    pub fn idp_token(&self, user: &str, lifetime_secs: i64) -> crate::secret::Secret<String> {
+        let token = routes::idp::mint(
+            &self.shared,
+            crate::snowflake::account::jwt_user(user),
+            None,
+            lifetime_secs,
+        )
+        .expect("HS256 signing with a 32-byte key");
+        crate::secret::Secret::new(token)
     }
 
     /// The account identifier (`myorg-myaccount`).
@@ -283,8 +315,17 @@ async fn handle(
         .or_else(|| sni.clone())
         .unwrap_or_default();
     let vhost = shared.vhost((!host.is_empty()).then_some(host.as_str()));
-    let route = Route::parse(req.method().as_str(), req.uri().path());
-    let endpoint = route.as_ref().map_or(ApiCall::Other, Route::endpoint);
+    // The identity provider is no Snowflake host: none of the API's routes are there.
+    let route = (vhost != Vhost::Idp)
+        .then(|| Route::parse(req.method().as_str(), req.uri().path()))
+        .flatten();
+    let endpoint = match &route {
+        Some(route) => route.endpoint(),
+        None if vhost == Vhost::Idp && req.uri().path() == super::defaults::IDP_TOKEN_PATH => {
+            ApiCall::IdpToken
+        }
+        None => ApiCall::Other,
+    };
     let mut entry = LoggedRequest {
         method: req.method().to_string(),
         version: format!("{:?}", req.version()),

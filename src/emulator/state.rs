@@ -115,6 +115,10 @@ pub(crate) struct State {
     pub(crate) account: String,
     pub(crate) account_host: String,
     pub(crate) ingest_host: String,
+    /// The identity provider's host.
+    pub(crate) idp_host: String,
+    /// The identity provider's clients: id → (secret, user).
+    pub(crate) oauth_clients: HashMap<String, (String, String)>,
     pub(crate) port: u16,
     pub(crate) users: HashMap<String, User>,
     pub(crate) token_secret: [u8; 32],
@@ -190,9 +194,16 @@ impl State {
                 );
             }
         }
+        let idp_host = super::defaults::IDP_HOST.to_owned();
+        let oauth_clients = config
+            .oauth_clients
+            .iter()
+            .map(|c| (c.id.clone(), (c.secret.clone(), jwt_user(&c.user))))
+            .collect();
         let mut names = vec![
             account_host.clone(),
             ingest_host.clone(),
+            idp_host.clone(),
             "localhost".to_owned(),
             "127.0.0.1".to_owned(),
             "::1".to_owned(),
@@ -204,6 +215,8 @@ impl State {
             account: config.account,
             account_host,
             ingest_host,
+            idp_host,
+            oauth_clients,
             port,
             users,
             token_secret,
@@ -261,6 +274,8 @@ impl State {
             Vhost::Account
         } else if host == self.ingest_host {
             Vhost::Ingest
+        } else if host == self.idp_host {
+            Vhost::Idp
         } else if host == "localhost" || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
             Vhost::Address
         } else {

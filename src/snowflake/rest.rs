@@ -51,8 +51,12 @@ pub mod codes {
     pub const ERR_GENERAL_EXCEPTION_RETRY_REQUEST: &str = "ERR_GENERAL_EXCEPTION_RETRY_REQUEST";
     /// JWT refused (detailed reason only visible to an administrator).
     pub const JWT_TOKEN_INVALID: &str = "390144";
-    /// Scoped/OAuth token refused.
+    /// Scoped/OAuth token refused: garbage, empty or badly signed.
     pub const INVALID_OAUTH_TOKEN: &str = "390303";
+    /// A valid OAuth token for another user than the one connecting.
+    pub const OAUTH_TOKEN_USER_MISMATCH: &str = "390309";
+    /// An expired OAuth access token (`OAUTH_ACCESS_TOKEN_EXPIRED`).
+    pub const OAUTH_ACCESS_TOKEN_EXPIRED: &str = "390318";
     /// 409 on open: another open of the same channel is in progress.
     pub const ERR_OPEN_CHANNEL_IN_PROGRESS: &str = "ERR_OPEN_CHANNEL_IN_PROGRESS";
     /// Network policy refused the client IP.
@@ -85,6 +89,9 @@ pub enum ApiCall {
     Hostname,
     /// `POST /oauth/token`.
     Token,
+    /// `POST` to an identity provider's token endpoint (`oauth_token_request_url`): not a
+    /// Snowflake host.
+    IdpToken,
     /// `POST .../pipes/{pipe}:pipe-info`.
     PipeInfo,
     /// `PUT .../channels/{channel}`.

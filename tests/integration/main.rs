@@ -19,6 +19,7 @@ mod hostile_files;
 mod html;
 mod interrupt;
 mod lab;
+mod oauth;
 mod perf;
 mod proxy;
 mod proxy_plumbing;

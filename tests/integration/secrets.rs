@@ -128,3 +128,35 @@ fn no_key_passphrase_jwt_or_token_in_any_output() {
         }
     }
 }
+
+#[test]
+fn no_client_secret_or_oauth_token_in_any_output() {
+    let emu = Emulate::start(&[]);
+    let dir = TempDir::new("secrets-oauth");
+    let connections = std::fs::read_to_string(emu.dir.path().join("connections.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&connections).unwrap();
+    let secret = table["connections"]["emulator_oauth"]["oauth_client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let args: Vec<String> = ["run", "--connection", "emulator_oauth", "--full"]
+        .map(String::from)
+        .to_vec();
+    // The client secret, and any JWT: the IdP's access token and the scoped token are both JWTs.
+    let needles = [secret, "eyJ".to_owned()];
+    let outputs = every_output(&args, &emu.env(), &dir);
+    assert!(
+        outputs
+            .iter()
+            .any(|(_, o)| o.contains("auth.oauth_account")),
+        "the runs reached the account with the token"
+    );
+    for (name, output) in &outputs {
+        for needle in &needles {
+            assert!(
+                !output.contains(needle.as_str()),
+                "{name} contains secret material {needle:?}"
+            );
+        }
+    }
+}

@@ -79,7 +79,7 @@ fn status_url(handle: &str) -> String {
 
 /// `POST /api/v2/statements[?async=true]`.
 pub(crate) fn submit(call: &Call) -> Response {
-    let verified = match call.keypair(call.bearer_token()) {
+    let verified = match call.account_caller(call.bearer_token()) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -142,7 +142,7 @@ pub(crate) fn submit(call: &Call) -> Response {
 
 /// `GET /api/v2/statements/{handle}`: the stored result of an asynchronous statement.
 pub(crate) fn status(call: &Call, handle: &str) -> Response {
-    if let Err(r) = call.keypair(call.bearer_token()) {
+    if let Err(r) = call.account_caller(call.bearer_token()) {
         return r;
     }
     match lock(&call.shared.statements).get(handle).cloned() {
