@@ -15,6 +15,7 @@ const FILES: &[(&str, &str)] = &[
     ("proxy", include_str!("../checks/proxy.toml")),
     ("api", include_str!("../checks/api.toml")),
     ("local", include_str!("../checks/local.toml")),
+    ("stage", include_str!("../checks/stage.toml")),
 ];
 
 /// A catalog row id. These strings are an interface (JSON, `JUnit`, `netcheck explain`): a test
@@ -98,6 +99,11 @@ pub enum RowId {
     Redirected,
     AllowlistUnreachable,
     LocalOpenFiles,
+    StageLocationUnusable,
+    StageBlockPage,
+    StageReset,
+    StageTimeout,
+    StageUnreachable,
 }
 
 impl RowId {
@@ -121,7 +127,7 @@ impl RowId {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: RowId,
-    /// The catalog file (area) the row comes from: network, tls, proxy, api, local.
+    /// The catalog file (area) the row comes from: network, tls, proxy, api, local, stage.
     pub area: &'static str,
     pub symptom: String,
     pub cause: String,

@@ -66,6 +66,7 @@ impl Ctx {
         match role {
             HostRole::Account => Some(self.settings.account.clone()),
             HostRole::Ingest => self.facts.ingest_host.get().cloned(),
+            HostRole::Stage => self.facts.stage.get().map(|t| t.endpoint.clone()),
         }
     }
 
@@ -133,6 +134,7 @@ impl Ctx {
         match role {
             HostRole::Account => &self.facts.account,
             HostRole::Ingest => &self.facts.ingest,
+            HostRole::Stage => &self.facts.stage_host,
         }
     }
 }
@@ -166,6 +168,8 @@ pub enum HostRole {
     Account,
     /// The host discovery hands out for streaming; known only after `discovery.hostname`.
     Ingest,
+    /// The cloud-storage host the SDK uploads file fragments to; known only after `stage.info`.
+    Stage,
 }
 
 /// Facts checks publish for the checks that depend on them. Each is set at most once.
@@ -173,11 +177,14 @@ pub enum HostRole {
 pub struct Facts {
     pub account: HostFacts,
     pub ingest: HostFacts,
+    pub stage_host: HostFacts,
     /// The answer to `GET /v2/streaming/hostname` with the key-pair JWT (`auth.jwt`), whatever
     /// its status: discovery reads its body, the clock check its `Date`.
     pub hostname_reply: OnceLock<Reply>,
     /// The ingest host from discovery, on the account URL's port (as the SDK does).
     pub ingest_host: OnceLock<Endpoint>,
+    /// The stage's storage host and provider, from `:pipe-info` or an allowlist STAGE entry.
+    pub stage: OnceLock<crate::snowflake::stage::StageTarget>,
     /// The scoped token from `auth.scoped_token`.
     pub scoped_token: OnceLock<Secret<String>>,
     /// The test channel of a `--full` run, once opened.

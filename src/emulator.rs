@@ -202,6 +202,11 @@ pub struct EmulatorConfig {
     pub keep_rows: usize,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
+    /// The `host:port` of an S3-compatible server (a test's moto) that `:pipe-info` names as the
+    /// stage's `storage_endpoint`; the stage host is then `netcheck-emulator-stage.<host>`. `None`:
+    /// the emulator answers for the stage itself, as S3 answers an anonymous request (403
+    /// `AccessDenied`), under `netcheck-emulator-stage.s3.<region>.amazonaws.com` on its own port.
+    pub stage: Option<String>,
 }
 
 /// Default names, shared by [`EmulatorConfig::default`] and `netcheck emulate`.
@@ -271,6 +276,7 @@ impl EmulatorConfig {
             commit_delay: Duration::from_millis(100),
             keep_rows: usize::MAX,
             faults: Vec::new(),
+            stage: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`keys`]: RSA private/public keys, the `SHA256:` fingerprint, test key generation.
 //! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
 //! - [`rest`]: REST paths, the API's calls and typed request/response/error bodies.
+//! - [`stage`]: the `:pipe-info` stage location, its storage host, the provider's own answers.
 //!
 //! Everything here is pure (no I/O except reading a key file) and unit-tested; the emulator's
 //! integration tests additionally run clients that did not come from this code.
@@ -15,5 +16,6 @@ pub mod allowlist;
 pub mod jwt;
 pub mod keys;
 pub mod rest;
+pub mod stage;
 
 pub use crate::secret::Secret;

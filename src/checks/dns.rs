@@ -28,6 +28,13 @@ host_check!(
     ["discovery.hostname"],
     HostRole::Ingest
 );
+host_check!(
+    STAGE,
+    "dns.stage",
+    "DNS: stage storage host resolves",
+    ["stage.info"],
+    stage
+);
 
 #[derive(Serialize)]
 struct Evidence<'a> {

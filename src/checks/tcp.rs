@@ -28,6 +28,13 @@ host_check!(
     ["proxy.env", "dns.ingest"],
     HostRole::Ingest
 );
+host_check!(
+    STAGE,
+    "tcp.stage",
+    "TCP: stage storage host port open",
+    ["proxy.env", "dns.stage"],
+    stage
+);
 
 #[derive(Serialize)]
 struct Attempt {

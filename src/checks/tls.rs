@@ -27,6 +27,13 @@ host_check!(
     ["tcp.ingest"],
     HostRole::Ingest
 );
+host_check!(
+    STAGE,
+    "tls.stage",
+    "TLS: stage storage host handshake and chain",
+    ["tcp.stage"],
+    stage
+);
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;

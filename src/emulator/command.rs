@@ -300,7 +300,11 @@ fn write_state_dir(
     .map_err(|e| EmulatorError::Config(format!("cannot encode connections.toml: {e}")))?;
     write_file(&connections, &entry, false)?;
     let ip = client_ip(emulator.addr());
-    let resolve = [emulator.account_host(), emulator.ingest_host()]
+    let resolve = [
+        emulator.account_host(),
+        emulator.ingest_host(),
+        emulator.stage_host(),
+    ]
         .map(|h| resolve_entry(h, port, ip))
         .join(",");
     let env_text = format!(

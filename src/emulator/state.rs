@@ -102,11 +102,20 @@ impl ParsedRows {
 /// An ingest-call failure: HTTP status plus error body.
 pub(crate) type IngestError = (u16, ApiError);
 
+/// The bucket of the stage `:pipe-info` names.
+pub(crate) const STAGE_BUCKET: &str = "netcheck-emulator-stage";
+
 /// Everything shared between connections.
 pub(crate) struct State {
     pub(crate) account: String,
     pub(crate) account_host: String,
     pub(crate) ingest_host: String,
+    /// The stage's storage host (`netcheck-emulator-stage.<endpoint host>`).
+    pub(crate) stage_host: String,
+    /// The `storage_endpoint` `:pipe-info` names (`host:port`).
+    pub(crate) stage_endpoint: String,
+    /// The emulator answers for the stage host itself (no external stage server configured).
+    pub(crate) serves_stage: bool,
     pub(crate) port: u16,
     pub(crate) users: HashMap<String, User>,
     pub(crate) token_secret: [u8; 32],
@@ -135,6 +144,17 @@ impl State {
         let ingest_host = normalize_host(&format!(
             "{prefix}.{}.ingest.snowflakecomputing.com",
             config.region
+        ));
+        let serves_stage = config.stage.is_none();
+        let stage_endpoint = config
+            .stage
+            .clone()
+            .unwrap_or_else(|| format!("s3.{}.amazonaws.com:{port}", config.region));
+        let stage_host = normalize_host(&format!(
+            "{STAGE_BUCKET}.{}",
+            stage_endpoint
+                .rsplit_once(':')
+                .map_or(stage_endpoint.as_str(), |(h, _)| h)
         ));
         let mut users = HashMap::new();
         for u in config.users {
@@ -189,6 +209,9 @@ impl State {
             "127.0.0.1".to_owned(),
             "::1".to_owned(),
         ];
+        if serves_stage {
+            names.push(stage_host.clone());
+        }
         names.dedup();
         let mut token_secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut token_secret);
@@ -196,6 +219,9 @@ impl State {
             account: config.account,
             account_host,
             ingest_host,
+            stage_host,
+            stage_endpoint,
+            serves_stage,
             port,
             users,
             token_secret,
@@ -253,6 +279,8 @@ impl State {
             Vhost::Account
         } else if host == self.ingest_host {
             Vhost::Ingest
+        } else if self.serves_stage && host == self.stage_host {
+            Vhost::Stage
         } else if host == "localhost" || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
             Vhost::Address
         } else {
