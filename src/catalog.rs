@@ -103,7 +103,6 @@ pub enum RowId {
     StageBlockPage,
     StageReset,
     StageTimeout,
-    StageUnreachable,
 }
 
 impl RowId {

@@ -20,7 +20,8 @@ use crate::check::CheckSpec;
 use crate::checks::answer::{self, Judged};
 use crate::checks::{auth, stream};
 use crate::context::{Ctx, HostRole};
-use crate::net::tls::{self, TlsVersions};
+use crate::checks::tls;
+use crate::net::tls::{TlsFailure, TlsVersions, handshake};
 use crate::outcome::{Outcome, SkipReason, Status};
 use crate::snowflake::rest::ApiCall;
 use crate::snowflake::stage::{self, PipeInfo, StageTarget, StorageAnswer};
@@ -176,7 +177,7 @@ enum ReachError {
     #[error("could not open a connection: {0}")]
     Open(#[from] crate::context::OpenError),
     #[error("TLS: {0}")]
-    Tls(tls::TlsFailure),
+    Tls(TlsFailure),
     #[error("connection reset by the peer before an answer")]
     Reset,
     #[error("the connection closed without an answer")]
@@ -251,10 +252,11 @@ async fn reach(ctx: Ctx) -> Outcome {
         Err(e) => {
             let row = match &e {
                 ReachError::Timeout(_) => RowId::StageTimeout,
-                ReachError::Reset | ReachError::Closed => RowId::StageReset,
-                ReachError::Open(_) | ReachError::Tls(_) | ReachError::Io(_) => {
-                    RowId::StageUnreachable
-                }
+                ReachError::Reset | ReachError::Closed | ReachError::Io(_) => RowId::StageReset,
+                // tls.stage passed a moment ago: the same failures on this connection get the
+                // same rows as there.
+                ReachError::Open(open) => tls::open_row(open),
+                ReachError::Tls(_) => RowId::TlsHandshake,
                 ReachError::NotHttp => RowId::StageBlockPage,
             };
             let finding = format!("{who}: {e}");
@@ -269,7 +271,7 @@ async fn reach(ctx: Ctx) -> Outcome {
 async fn anonymous_get(ctx: &Ctx, target: &StageTarget, path: &str) -> Result<Answer, ReachError> {
     let host = &target.endpoint.host;
     let stream = ctx.open_stream(HostRole::Stage).await?;
-    let (probe, tls) = tls::handshake(
+    let (probe, tls) = handshake(
         stream,
         host,
         &ctx.net.trust,

@@ -365,7 +365,7 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Status, String) {
 }
 
 /// The catalog row when no stream could be opened for the handshake.
-fn open_row(e: &OpenError) -> RowId {
+pub(crate) fn open_row(e: &OpenError) -> RowId {
     match e {
         OpenError::Connect(c) => tcp::classify(c.kind),
         OpenError::Tunnel(t) => proxy::classify(t),

@@ -25,6 +25,7 @@ mod rate;
 mod reports;
 mod secrets;
 mod snowflake;
+mod stage;
 mod tcp;
 mod terminal;
 mod tls;
