@@ -249,7 +249,8 @@ mod tests {
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
              latency-budget api-unreachable api-error answer-too-large channel-left-behind redirected \
-             allowlist-unreachable local-open-files"
+             allowlist-unreachable local-open-files stage-location-unusable stage-block-page stage-reset \
+             stage-timeout"
         );
     }
 }

@@ -3,7 +3,9 @@
 //! It serves the endpoints netcheck talks to — discovery, the scoped-token exchange, the
 //! Snowpipe Streaming channel calls, the SQL API — as the real service speaks them
 //! (`shared/spec/snowflake-api.md` §1–6, §12), on one loopback listener, with both the account
-//! host and the ingest host behind it (SNI and `Host` decide which). Faults are data
+//! host and the ingest host behind it (SNI and `Host` decide which), and the stage host
+//! `:pipe-info` names (answered as S3 answers an anonymous request, unless
+//! [`EmulatorConfig::stage`] names a test's S3-compatible server). Faults are data
 //! ([`Fault`]), so every later check can be shown its real symptom.
 //!
 //! Faults use the syntax `NAME[=VALUE][@SCOPE]`, where the scope is one endpoint

@@ -103,11 +103,12 @@ fn stage_refusal(shared: &Shared) -> Response {
 
 /// The `:pipe-info` answer. The shape is what the official SDK (1.9.1) deserializes — field names
 /// and types read from its error messages and serde metadata, since no public document describes
-/// this call. The SDK needs a stage location with credentials before it will open a channel; the
-/// emulator hands out an S3 location with placeholder credentials that are obviously not keys.
-/// The SDK then streams rows over the REST `rows` call and never touches the stage in this run;
-/// if it switched to file mode it would try S3 and fail (tests run it where nothing but loopback
-/// is reachable). Large rowset thresholds keep it in rowset mode.
+/// this call; `storage_endpoint` is the Openflow client's field (uploads go to
+/// `{bucket}.{storage_endpoint}`), which netcheck's `stage.info` reads. The SDK needs a stage
+/// location with credentials before it will open a channel; the emulator hands out an S3 location
+/// with placeholder credentials that are obviously not keys. The SDK then streams rows over the
+/// REST `rows` call and never touches the stage in this run; large rowset thresholds keep it in
+/// rowset mode (its file mode is not emulated: `tests/oracle/README.md`).
 fn pipe_info_body(now_ms: i64, stage_endpoint: &str) -> serde_json::Value {
     let location = serde_json::json!({
         "location_type": "S3",
