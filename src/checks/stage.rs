@@ -26,14 +26,17 @@ use crate::outcome::{Outcome, SkipReason, Status};
 use crate::snowflake::rest::ApiCall;
 use crate::snowflake::stage::{self, PipeInfo, StageTarget, StorageAnswer};
 
-// Beside tls.ingest, as stream.open is: the call's own handshake overlaps the TLS check's.
+// Beside tls.ingest, as stream.open is: the call's own handshake overlaps the TLS check's. After
+// stream.open (with --full), whatever its verdict: the two calls would otherwise race for the
+// ingest host's first connection and open two.
 pub const INFO: CheckSpec = CheckSpec::new(
     "stage.info",
     "Stage: where the SDK uploads files",
     &["auth.scoped_token", "dns.ingest"],
     |ctx| Box::pin(info(ctx)),
 )
-.early(&["tls.ingest"]);
+.early(&["tls.ingest"])
+.after(&["stream.open"]);
 pub const REACH: CheckSpec = CheckSpec::new(
     "stage.reach",
     "Stage: the storage provider answers",

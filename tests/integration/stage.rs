@@ -24,9 +24,15 @@ use crate::support::tls_servers::{Background, TlsServer, TlsServerSpec, accept_l
 const ENDPOINT_HOST: &str = "moto.netcheck.test";
 const STAGE_HOST: &str = "netcheck-emulator-stage.moto.netcheck.test";
 
+/// The step timeout for runs whose stage misbehaves (the silent server waits it out).
+const TIMEOUT: &[&str] = &["--timeout", "3"];
+/// For runs against moto, which loads its S3 backend on the first request (seconds on a loaded
+/// machine).
+const MOTO_TIMEOUT: &[&str] = &["--timeout", "20"];
+
 /// Runs `netcheck run --full --format json` against an in-process emulator whose stage is
-/// `stage_port` on loopback, trusting the emulator's CA and `extra_ca`; `extra` args and `env`
-/// appended. Returns the exit code and the report.
+/// `stage_port` on loopback, trusting the emulator's CA and `extra_ca`; `extra` args (at least
+/// `--timeout`) and `env` appended. Returns the exit code and the report.
 async fn run_with_stage(
     stage_port: u16,
     extra_ca: &str,
@@ -45,8 +51,6 @@ async fn run_with_stage(
             "json",
             "--budget-scale",
             "5",
-            "--timeout",
-            "3",
             "--resolve",
             &format!("{STAGE_HOST}:{stage_port}:127.0.0.1"),
         ]
@@ -75,7 +79,7 @@ async fn full_run_checks_the_stage_moto_serves_and_only_reads_it() {
     let Some(moto) = Moto::start(&pki.for_hosts(&[STAGE_HOST])) else {
         return;
     };
-    let (code, report) = run_with_stage(moto.port, &pki.root_pem(), &[], &[]).await;
+    let (code, report) = run_with_stage(moto.port, &pki.root_pem(), MOTO_TIMEOUT, &[]).await;
     assert_eq!(code, 0, "{report:#}");
     for id in [
         "stage.info",
@@ -110,7 +114,7 @@ async fn full_run_checks_the_stage_moto_serves_and_only_reads_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stage_with_nothing_listening_is_refused_at_tcp() {
     let port = closed_port().port();
-    let (code, report) = run_with_stage(port, "", &[], &[]).await;
+    let (code, report) = run_with_stage(port, "", TIMEOUT, &[]).await;
     assert_eq!(code, 1);
     assert_check(&report, "dns.stage", "pass", None);
     assert_check(&report, "tcp.stage", "fail", Some("connection-refused"));
@@ -124,7 +128,7 @@ async fn stage_with_nothing_listening_is_refused_at_tcp() {
 async fn stage_behind_a_tls_inspecting_middlebox_is_named_inspection() {
     let (cert, _ca) = inspection_ca();
     let server = TlsServer::start(TlsServerSpec::new(cert));
-    let (code, report) = run_with_stage(server.addr.port(), "", &[], &[]).await;
+    let (code, report) = run_with_stage(server.addr.port(), "", TIMEOUT, &[]).await;
     assert_eq!(code, 1);
     assert_check(&report, "tls.stage", "fail", Some("tls-inspection"));
     let finding = check(&report, "tls.stage")["finding"].as_str().unwrap();
@@ -149,7 +153,7 @@ async fn squid_denying_the_storage_host_is_named_at_tls_stage() {
     let (code, report) = run_with_stage(
         moto.port,
         &pki.root_pem(),
-        &[],
+        MOTO_TIMEOUT,
         &[("HTTPS_PROXY", &squid.url()), ("NO_PROXY", no_proxy)],
     )
     .await;
@@ -167,7 +171,7 @@ async fn a_page_that_is_not_the_providers_is_a_block_page() {
     // transparent proxy or firewall whose CA this machine trusts.
     let pki = TestPki::new();
     let server = TlsServer::start(TlsServerSpec::new(pki.for_hosts(&[STAGE_HOST])));
-    let (code, report) = run_with_stage(server.addr.port(), &pki.root_pem(), &[], &[]).await;
+    let (code, report) = run_with_stage(server.addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
     assert_eq!(code, 1);
     assert_check(&report, "tls.stage", "pass", None);
     assert_check(&report, "stage.reach", "fail", Some("stage-block-page"));
@@ -214,7 +218,7 @@ async fn a_reset_or_silence_after_the_request_has_its_own_row() {
     let pki = TestPki::new();
     for (reset, row) in [(true, "stage-reset"), (false, "stage-timeout")] {
         let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), reset);
-        let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), &[], &[]).await;
+        let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
         assert_eq!(code, 1);
         assert_check(&report, "tls.stage", "pass", None);
         assert_check(&report, "stage.reach", "fail", Some(row));
