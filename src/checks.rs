@@ -19,7 +19,7 @@ pub mod tls;
 /// Declares the `CheckSpec` of a network check that runs for one host role, so the account and
 /// ingest variants stay one function.
 macro_rules! host_check {
-    // The stage host: the same check, its finding naming the storage provider.
+    // The stage host (part of `--full`): the same check, its finding naming the provider.
     ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], stage) => {
         pub const $name: $crate::check::CheckSpec =
             $crate::check::CheckSpec::new($id, $title, &[$($dep),*], |ctx| {
@@ -27,7 +27,8 @@ macro_rules! host_check {
                     let named = ctx.clone();
                     $crate::checks::stage::named(&named, run(ctx, $crate::context::HostRole::Stage).await)
                 })
-            });
+            })
+            .full();
     };
     ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], $role:expr) => {
         pub const $name: $crate::check::CheckSpec =

@@ -1,8 +1,9 @@
 //! The stage: where the official SDKs (and the Kafka connector v4) upload file fragments, a
 //! destination of its own ("Successful access to your Snowflake account doesn't establish access
-//! to … SDK upload destinations"). `stage.info` learns the storage host — from `:pipe-info`, as
-//! the SDK asks it when it opens a channel (with `--full`, since it names the pipe), else from a
-//! `SYSTEM$ALLOWLIST` STAGE entry (`--allowlist`) — and `dns.stage`, `tcp.stage` and `tls.stage`
+//! to … SDK upload destinations"). They are part of `--full`, as the SDK's uploads are part of
+//! streaming. `stage.info` learns the storage host — from `:pipe-info`, as the SDK asks it when it
+//! opens a channel, or, with no table or pipe configured, from a `SYSTEM$ALLOWLIST` STAGE entry
+//! (`--allowlist`) — and `dns.stage`, `tcp.stage` and `tls.stage`
 //! check it along the route the SDK takes (its `HTTPS_PROXY`/`NO_PROXY`, the rules every check
 //! follows). `stage.reach` then sends one anonymous `GET` for an object that does not exist:
 //! the storage provider answers it with its own refusal (S3's XML `AccessDenied`, Azure's
@@ -36,13 +37,15 @@ pub const INFO: CheckSpec = CheckSpec::new(
     |ctx| Box::pin(info(ctx)),
 )
 .early(&["tls.ingest"])
-.after(&["stream.open"]);
+.after(&["stream.open"])
+.full();
 pub const REACH: CheckSpec = CheckSpec::new(
     "stage.reach",
     "Stage: the storage provider answers",
     &["tls.stage"],
     |ctx| Box::pin(reach(ctx)),
-);
+)
+.full();
 
 /// The most of an answer `stage.reach` reads: a provider's refusal is under 1 KiB, and a block
 /// page is recognised by its first bytes.
@@ -52,10 +55,8 @@ async fn info(ctx: Ctx) -> Outcome {
     if ctx.settings.snowflake.is_none() {
         return auth::not_configured();
     }
-    if ctx.settings.full {
-        if let Ok(pipe) = stream::pipe(&ctx) {
-            return from_pipe_info(&ctx, &pipe).await;
-        }
+    if let Ok(pipe) = stream::pipe(&ctx) {
+        return from_pipe_info(&ctx, &pipe).await;
     }
     match allowlisted(&ctx) {
         Some(target) => {
@@ -68,9 +69,7 @@ async fn info(ctx: Ctx) -> Outcome {
             Outcome::pass(finding, evidence)
         }
         None => Outcome::skip(SkipReason::NotConfigured(
-            "the stage is asked for with --full (the SDK calls :pipe-info when it opens a \
-             channel), or read from --allowlist's STAGE entries"
-                .into(),
+            "no table or pipe to ask :pipe-info about, and no STAGE entry in --allowlist".into(),
         )),
     }
 }

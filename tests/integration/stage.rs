@@ -240,3 +240,47 @@ async fn a_stage_location_without_a_host_is_unusable() {
     assert_eq!(check(&report, "dns.stage")["verdict"], "skip");
     ingest_fine(&report);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_table_an_allowlist_stage_entry_feeds_the_stage_checks() {
+    // A STAGE entry names its provider by its domain (`.s3.` here).
+    const STAGE_HOST: &str = "sfc-stage.s3.moto.netcheck.test";
+    let pki = TestPki::new();
+    let Some(moto) = Moto::start(&pki.for_hosts(&[STAGE_HOST])) else {
+        return;
+    };
+    let emu = spawn_emulator(|_| {}).await;
+    let dir = TempDir::new("stage");
+    let ca = format!("{}{}", emu.ca_pem(), pki.root_pem());
+    let mut args = run_args_at(&emu, dir.path(), emu.addr().port(), &ca);
+    // No table: :pipe-info has nothing to ask about.
+    let at = args.iter().position(|a| a == "--table").unwrap();
+    args.drain(at..at + 2);
+    let allowlist = dir.path().join("allowlist.json");
+    std::fs::write(
+        &allowlist,
+        format!(r#"[{{"type":"STAGE","host":"{STAGE_HOST}","port":{}}}]"#, moto.port),
+    )
+    .unwrap();
+    args.extend(
+        [
+            "--full".to_owned(),
+            "--format".into(),
+            "json".into(),
+            "--allowlist".into(),
+            allowlist.display().to_string(),
+            "--resolve".into(),
+            format!("{STAGE_HOST}:{}:127.0.0.1", moto.port),
+        ]
+        .into_iter()
+        .chain(MOTO_TIMEOUT.iter().map(|s| (*s).to_owned())),
+    );
+    let r = tokio::task::spawn_blocking(move || netcheck(&args).run())
+        .await
+        .unwrap();
+    let report = r.json();
+    assert_check(&report, "stage.info", "pass", None);
+    assert_eq!(check(&report, "stage.info")["evidence"]["source"], "allowlist");
+    assert_check(&report, "stage.reach", "pass", None);
+    assert_eq!(moto.requests().len(), 1);
+}
