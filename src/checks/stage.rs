@@ -19,9 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::catalog::RowId;
 use crate::check::CheckSpec;
 use crate::checks::answer::{self, Judged};
+use crate::checks::tls;
 use crate::checks::{auth, stream};
 use crate::context::{Ctx, HostRole};
-use crate::checks::tls;
 use crate::net::tls::{TlsFailure, TlsVersions, handshake};
 use crate::outcome::{Outcome, SkipReason, Status};
 use crate::snowflake::rest::ApiCall;
@@ -90,11 +90,7 @@ async fn from_pipe_info(ctx: &Ctx, pipe: &crate::snowflake::rest::PipeRef) -> Ou
         Ok(x) => x,
         Err(skip) => return skip,
     };
-    let url = format!(
-        "{base}{}?requestId={}",
-        pipe.pipe_info_path(),
-        request_id()
-    );
+    let url = format!("{base}{}?requestId={}", pipe.pipe_info_path(), request_id());
     let result = ctx
         .net
         .api
@@ -117,9 +113,7 @@ async fn from_pipe_info(ctx: &Ctx, pipe: &crate::snowflake::rest::PipeRef) -> Ou
         ev.add("stage", &target);
         let finding = format!(
             "{} stage {}{} (from :pipe-info)",
-            target.provider,
-            target.endpoint.host,
-            target.path
+            target.provider, target.endpoint.host, target.path
         );
         let _ = ctx.facts.stage.set(target);
         Ok(finding)
@@ -203,7 +197,11 @@ async fn reach(ctx: Ctx) -> Outcome {
     let Some(target) = ctx.facts.stage.get() else {
         return Outcome::skip(SkipReason::NotConfigured("no stage host".into()));
     };
-    let path = format!("{}netcheck-probe-{:016x}", target.path, rand::random::<u64>());
+    let path = format!(
+        "{}netcheck-probe-{:016x}",
+        target.path,
+        rand::random::<u64>()
+    );
     let start = Instant::now();
     let timeout = ctx.settings.timeout;
     let result = match tokio::time::timeout(timeout, anonymous_get(&ctx, target, &path)).await {
@@ -371,7 +369,10 @@ mod tests {
         .unwrap();
         assert_eq!(a.status, 403);
         assert!(a.body.contains("AccessDenied"));
-        assert!(matches!(parse_answer(b"\x15\x03\x03"), Err(ReachError::NotHttp)));
+        assert!(matches!(
+            parse_answer(b"\x15\x03\x03"),
+            Err(ReachError::NotHttp)
+        ));
         assert!(matches!(parse_answer(b""), Err(ReachError::Closed)));
     }
 }

@@ -305,8 +305,8 @@ fn write_state_dir(
         emulator.ingest_host(),
         emulator.stage_host(),
     ]
-        .map(|h| resolve_entry(h, port, ip))
-        .join(",");
+    .map(|h| resolve_entry(h, port, ip))
+    .join(",");
     let env_text = format!(
         "export SNOWFLAKE_HOME={}\nexport NETCHECK_CA_FILE={}\nexport NETCHECK_RESOLVE={}\n",
         shell_quote(&dir.display().to_string()),

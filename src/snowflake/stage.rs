@@ -134,19 +134,25 @@ impl StageLocation {
                 })?;
                 let host = match nonempty(self.storage_endpoint.as_deref()) {
                     Some(endpoint) => format!("{bucket}.{endpoint}"),
-                    None => format!("{bucket}.s3.{}.amazonaws.com", need(&self.region, "region")?),
+                    None => format!(
+                        "{bucket}.s3.{}.amazonaws.com",
+                        need(&self.region, "region")?
+                    ),
                 };
                 (host, format!("/{prefix}"))
             }
             Provider::Azure => {
                 let account = need(&self.storage_account, "storage_account")?;
-                let endpoint = nonempty(self.storage_endpoint.as_deref())
-                    .unwrap_or("blob.core.windows.net");
+                let endpoint =
+                    nonempty(self.storage_endpoint.as_deref()).unwrap_or("blob.core.windows.net");
                 let container = bucket.ok_or(LocationError::Missing {
                     provider,
                     field: "location",
                 })?;
-                (format!("{account}.{endpoint}"), format!("/{container}/{prefix}"))
+                (
+                    format!("{account}.{endpoint}"),
+                    format!("/{container}/{prefix}"),
+                )
             }
             Provider::Gcs => {
                 let bucket = bucket.ok_or(LocationError::Missing {
@@ -217,9 +223,11 @@ fn endpoint_of(authority: &str, what: &'static str) -> Result<Endpoint, Location
     };
     let valid = !host.is_empty()
         && host.len() <= 253
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
     if !valid {
         return Err(bad());
     }
@@ -271,10 +279,16 @@ const MARKER_HEADERS: &[(&str, Provider)] = &[
 /// request-id header, or its XML error body), `None` when something else answered (a proxy's
 /// or firewall's page). `headers` are (name, value) pairs; names in any case.
 #[must_use]
-pub fn storage_answer(provider: Provider, headers: &[(String, String)], body: &str) -> Option<StorageAnswer> {
+pub fn storage_answer(
+    provider: Provider,
+    headers: &[(String, String)],
+    body: &str,
+) -> Option<StorageAnswer> {
     let marker_header = MARKER_HEADERS
         .iter()
-        .find(|(name, p)| *p == provider && headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)))
+        .find(|(name, p)| {
+            *p == provider && headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name))
+        })
         .map(|(name, _)| *name);
     let error_code = xml_error_code(body);
     (marker_header.is_some() || error_code.is_some()).then_some(StorageAnswer {
@@ -313,9 +327,23 @@ mod tests {
         Provider::Gcs, "storage.googleapis.com", 443, "/bkt/pre/"; "gcs")]
     #[test_case(serde_json::json!({"location_type": "GCS", "location": "bkt/", "url_override": "https://bkt.storage.googleapis.com"}),
         Provider::Gcs, "bkt.storage.googleapis.com", 443, "/"; "gcs override")]
-    fn builds_the_upload_host(json: serde_json::Value, provider: Provider, host: &str, port: u16, path: &str) {
+    fn builds_the_upload_host(
+        json: serde_json::Value,
+        provider: Provider,
+        host: &str,
+        port: u16,
+        path: &str,
+    ) {
         let t = location(json).target().unwrap();
-        assert_eq!((t.provider, t.endpoint.host.as_str(), t.endpoint.port, t.path.as_str()), (provider, host, port, path));
+        assert_eq!(
+            (
+                t.provider,
+                t.endpoint.host.as_str(),
+                t.endpoint.port,
+                t.path.as_str()
+            ),
+            (provider, host, port, path)
+        );
     }
 
     #[test_case(serde_json::json!({"location_type": "LOCAL_FS", "location": "x"}); "unknown type")]
@@ -335,7 +363,10 @@ mod tests {
     }
 
     fn headers(names: &[&str]) -> Vec<(String, String)> {
-        names.iter().map(|n| ((*n).to_owned(), "x".to_owned())).collect()
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), "x".to_owned()))
+            .collect()
     }
 
     const S3_DENIED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
@@ -344,7 +375,11 @@ mod tests {
     #[test_case(Provider::S3, &[], S3_DENIED => Some(Some("AccessDenied".to_owned())); "xml alone")]
     #[test_case(Provider::Azure, &["x-ms-request-id"], "" => Some(None); "azure header alone")]
     #[test_case(Provider::S3, &["x-ms-request-id"], "<html>Access denied by policy</html>" => None; "block page")]
-    fn recognises_the_providers_answer(provider: Provider, names: &[&str], body: &str) -> Option<Option<String>> {
+    fn recognises_the_providers_answer(
+        provider: Provider,
+        names: &[&str],
+        body: &str,
+    ) -> Option<Option<String>> {
         storage_answer(provider, &headers(names), body).map(|a| a.error_code)
     }
 }

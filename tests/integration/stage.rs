@@ -61,7 +61,9 @@ async fn run_with_stage(
     for (k, v) in env {
         run = run.env(k, v);
     }
-    let r = tokio::task::spawn_blocking(move || run.run()).await.unwrap();
+    let r = tokio::task::spawn_blocking(move || run.run())
+        .await
+        .unwrap();
     (r.code, r.json())
 }
 
@@ -132,7 +134,10 @@ async fn stage_behind_a_tls_inspecting_middlebox_is_named_inspection() {
     assert_eq!(code, 1);
     assert_check(&report, "tls.stage", "fail", Some("tls-inspection"));
     let finding = check(&report, "tls.stage")["finding"].as_str().unwrap();
-    assert!(finding.contains("S3 stage") && finding.contains("Zscaler"), "{finding}");
+    assert!(
+        finding.contains("S3 stage") && finding.contains("Zscaler"),
+        "{finding}"
+    );
     ingest_fine(&report);
 }
 
@@ -236,7 +241,12 @@ async fn a_stage_location_without_a_host_is_unusable() {
         .await
         .unwrap();
     let report = r.json();
-    assert_check(&report, "stage.info", "fail", Some("stage-location-unusable"));
+    assert_check(
+        &report,
+        "stage.info",
+        "fail",
+        Some("stage-location-unusable"),
+    );
     assert_eq!(check(&report, "dns.stage")["verdict"], "skip");
     ingest_fine(&report);
 }
@@ -259,7 +269,10 @@ async fn without_a_table_an_allowlist_stage_entry_feeds_the_stage_checks() {
     let allowlist = dir.path().join("allowlist.json");
     std::fs::write(
         &allowlist,
-        format!(r#"[{{"type":"STAGE","host":"{STAGE_HOST}","port":{}}}]"#, moto.port),
+        format!(
+            r#"[{{"type":"STAGE","host":"{STAGE_HOST}","port":{}}}]"#,
+            moto.port
+        ),
     )
     .unwrap();
     args.extend(
@@ -280,7 +293,10 @@ async fn without_a_table_an_allowlist_stage_entry_feeds_the_stage_checks() {
         .unwrap();
     let report = r.json();
     assert_check(&report, "stage.info", "pass", None);
-    assert_eq!(check(&report, "stage.info")["evidence"]["source"], "allowlist");
+    assert_eq!(
+        check(&report, "stage.info")["evidence"]["source"],
+        "allowlist"
+    );
     assert_check(&report, "stage.reach", "pass", None);
     assert_eq!(moto.requests().len(), 1);
 }

@@ -18,8 +18,7 @@ use std::time::Duration;
 use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, EDGE_IP6, PRIVATELINK_IP, Side, Topology};
 use super::scenario::{
     ACCOUNT_HOST, Dns, DnsAnswer, INGEST_HOST, PRIVATELINK_HOST, Proxy, ProxyKind, STAGE_HOST,
-    Server,
-    TLS_FRONT_PORT, TlsPolicy,
+    Server, TLS_FRONT_PORT, TlsPolicy,
 };
 use crate::support::dns::which;
 use crate::support::proxies::{apr1_hash, squid_auth_helper};

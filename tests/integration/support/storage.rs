@@ -66,14 +66,16 @@ impl Moto {
             }
         });
         let started = Instant::now();
-        let port = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "moto_server did not say where it listens within {:?}: {:?}",
-                started.elapsed(),
-                log.lock().unwrap()
-            )
-        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "moto_server did not say where it listens within {:?}: {:?}",
+                    started.elapsed(),
+                    log.lock().unwrap()
+                )
+            });
         Some(Self {
             port,
             child,
