@@ -11,6 +11,7 @@
 //! reset, silence — is not. Nothing is ever written to the stage, and a redirect is not
 //! followed. Pairs with `checks/stage.toml`.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -123,7 +124,10 @@ async fn from_pipe_info(ctx: &Ctx, pipe: &crate::snowflake::rest::PipeRef) -> Ou
 /// A random RFC 4122 version-4 id, as the SDK sends with each call.
 fn request_id() -> String {
     let b: [u8; 16] = rand::random();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    });
     format!(
         "{}-{}-4{}-{:x}{}-{}",
         &hex[..8],
@@ -171,7 +175,7 @@ struct ReachEvidence<'a> {
 #[derive(Debug, thiserror::Error)]
 enum ReachError {
     #[error("could not open a connection: {0}")]
-    Open(#[from] crate::context::OpenError),
+    Open(Box<crate::context::OpenError>),
     #[error("TLS: {0}")]
     Tls(TlsFailure),
     #[error("connection reset by the peer before an answer")]
@@ -223,30 +227,27 @@ async fn reach(ctx: Ctx) -> Outcome {
     match result {
         Ok(a) => {
             evidence.status = Some(a.status);
-            match stage::storage_answer(target.provider, &a.headers, &a.body) {
-                Some(s) => {
-                    let code = s
-                        .error_code
-                        .as_deref()
-                        .map(|c| format!(" {c}"))
-                        .unwrap_or_default();
-                    let finding = format!(
-                        "{who} answered an anonymous GET itself ({}{code}): uploads reach it",
-                        a.status
-                    );
-                    evidence.storage_answer = Some(s);
-                    Outcome::pass(finding, evidence)
-                }
-                None => {
-                    let excerpt = answer::excerpt(&a.body);
-                    let finding = format!(
-                        "{who}: {} answered by something else than {} (no request id, no XML \
+            if let Some(s) = stage::storage_answer(target.provider, &a.headers, &a.body) {
+                let code = s
+                    .error_code
+                    .as_deref()
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default();
+                let finding = format!(
+                    "{who} answered an anonymous GET itself ({}{code}): uploads reach it",
+                    a.status
+                );
+                evidence.storage_answer = Some(s);
+                Outcome::pass(finding, evidence)
+            } else {
+                let excerpt = answer::excerpt(&a.body);
+                let finding = format!(
+                    "{who}: {} answered by something else than {} (no request id, no XML \
                          error): {excerpt}",
-                        a.status, target.provider
-                    );
-                    evidence.excerpt = Some(excerpt);
-                    Outcome::fail(RowId::StageBlockPage, finding, evidence)
-                }
+                    a.status, target.provider
+                );
+                evidence.excerpt = Some(excerpt);
+                Outcome::fail(RowId::StageBlockPage, finding, evidence)
             }
         }
         Err(e) => {
@@ -270,7 +271,10 @@ async fn reach(ctx: Ctx) -> Outcome {
 /// [`ANSWER_CAP`]; the caller bounds it in time.
 async fn anonymous_get(ctx: &Ctx, target: &StageTarget, path: &str) -> Result<Answer, ReachError> {
     let host = &target.endpoint.host;
-    let stream = ctx.open_stream(HostRole::Stage).await?;
+    let stream = ctx
+        .open_stream(HostRole::Stage)
+        .await
+        .map_err(|e| ReachError::Open(Box::new(e)))?;
     let (probe, tls) = handshake(
         stream,
         host,

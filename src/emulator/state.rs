@@ -105,6 +105,20 @@ pub(crate) type IngestError = (u16, ApiError);
 /// The bucket of the stage `:pipe-info` names.
 pub(crate) const STAGE_BUCKET: &str = "netcheck-emulator-stage";
 
+/// The `storage_endpoint` `:pipe-info` names and the stage host it makes: a configured server's,
+/// else S3's regional endpoint on the emulator's own port.
+fn stage_names(config: &EmulatorConfig, port: u16) -> (String, String) {
+    let endpoint = config
+        .stage
+        .clone()
+        .unwrap_or_else(|| format!("s3.{}.amazonaws.com:{port}", config.region));
+    let host = endpoint
+        .rsplit_once(':')
+        .map_or(endpoint.as_str(), |(h, _)| h);
+    let host = normalize_host(&format!("{STAGE_BUCKET}.{host}"));
+    (endpoint, host)
+}
+
 /// Everything shared between connections.
 pub(crate) struct State {
     pub(crate) account: String,
@@ -146,16 +160,7 @@ impl State {
             config.region
         ));
         let serves_stage = config.stage.is_none();
-        let stage_endpoint = config
-            .stage
-            .clone()
-            .unwrap_or_else(|| format!("s3.{}.amazonaws.com:{port}", config.region));
-        let stage_host = normalize_host(&format!(
-            "{STAGE_BUCKET}.{}",
-            stage_endpoint
-                .rsplit_once(':')
-                .map_or(stage_endpoint.as_str(), |(h, _)| h)
-        ));
+        let (stage_endpoint, stage_host) = stage_names(&config, port);
         let mut users = HashMap::new();
         for u in config.users {
             let keys = [&u.rsa_public_key, &u.rsa_public_key_2]

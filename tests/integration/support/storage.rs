@@ -1,4 +1,4 @@
-//! A real S3-compatible stage for the emulator's `:pipe-info` to name: moto's server mode (PyPI
+//! A real S3-compatible stage for the emulator's `:pipe-info` to name: moto's server mode (from
 //! `moto[server]`, in its own venv because it needs another `cryptography` than mitmproxy) with
 //! TLS from a certificate made at test time, on loopback. Its request log (werkzeug's, on stderr)
 //! is kept, so a test can show nothing but reads reached it.
