@@ -15,6 +15,7 @@ const FILES: &[(&str, &str)] = &[
     ("proxy", include_str!("../checks/proxy.toml")),
     ("api", include_str!("../checks/api.toml")),
     ("local", include_str!("../checks/local.toml")),
+    ("stage", include_str!("../checks/stage.toml")),
 ];
 
 /// A catalog row id. These strings are an interface (JSON, `JUnit`, `netcheck explain`): a test
@@ -110,6 +111,10 @@ pub enum RowId {
     OauthTokenInvalid,
     OauthTokenWrongUser,
     OauthTokenExpired,
+    StageLocationUnusable,
+    StageBlockPage,
+    StageReset,
+    StageTimeout,
 }
 
 impl RowId {
@@ -133,7 +138,7 @@ impl RowId {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: RowId,
-    /// The catalog file (area) the row comes from: network, tls, proxy, api, local.
+    /// The catalog file (area) the row comes from: network, tls, proxy, api, local, stage.
     pub area: &'static str,
     pub symptom: String,
     pub cause: String,
@@ -259,7 +264,8 @@ mod tests {
              allowlist-unreachable local-open-files token-file-permissions oauth-invalid-request \
              oauth-invalid-client oauth-invalid-grant oauth-unauthorized-client \
              oauth-unsupported-grant-type oauth-invalid-scope oauth-idp-answer oauth-token-invalid \
-             oauth-token-wrong-user oauth-token-expired"
+             oauth-token-wrong-user oauth-token-expired stage-location-unusable stage-block-page \
+             stage-reset stage-timeout"
         );
     }
 }

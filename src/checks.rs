@@ -11,6 +11,7 @@ pub mod dns;
 pub mod policy;
 pub mod proxy;
 pub mod rate;
+pub mod stage;
 pub mod stream;
 pub mod tcp;
 pub mod tls;
@@ -18,6 +19,17 @@ pub mod tls;
 /// Declares the `CheckSpec` of a network check that runs for one host role, so the account and
 /// ingest variants stay one function.
 macro_rules! host_check {
+    // The stage host (part of `--full`): the same check, its finding naming the provider.
+    ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], stage) => {
+        pub const $name: $crate::check::CheckSpec =
+            $crate::check::CheckSpec::new($id, $title, &[$($dep),*], |ctx| {
+                Box::pin(async move {
+                    let named = ctx.clone();
+                    $crate::checks::stage::named(&named, run(ctx, $crate::context::HostRole::Stage).await)
+                })
+            })
+            .full();
+    };
     ($name:ident, $id:literal, $title:literal, [$($dep:literal),*], $role:expr) => {
         pub const $name: $crate::check::CheckSpec =
             $crate::check::CheckSpec::new($id, $title, &[$($dep),*], |ctx| Box::pin(run(ctx, $role)));
@@ -26,14 +38,14 @@ macro_rules! host_check {
 pub(crate) use host_check;
 
 /// The endpoint a host check looks at, or the skip that says why there is none: the ingest host
-/// needs credentials (discovery) first; the identity provider's token endpoint exists only under the
-/// client-credentials grant.
+/// and the stage hosts need credentials (discovery, `:pipe-info`) first; the identity provider's
+/// token endpoint exists only under the client-credentials grant.
 pub(crate) fn endpoint_or_skip(
     ctx: &crate::context::Ctx,
     role: crate::context::HostRole,
 ) -> Result<crate::snowflake::account::Endpoint, crate::outcome::Outcome> {
     use crate::outcome::{Outcome, SkipReason};
-    if role == crate::context::HostRole::Ingest && ctx.settings.snowflake.is_none() {
+    if role != crate::context::HostRole::Account && ctx.settings.snowflake.is_none() {
         return Err(auth::not_configured());
     }
     if role == crate::context::HostRole::Idp && ctx.endpoint(role).is_none() {

@@ -71,6 +71,7 @@ impl Ctx {
                 OAuthGrant::ClientCredentials { endpoint, .. } => Some(endpoint.clone()),
                 OAuthGrant::Token(_) => None,
             },
+            HostRole::Stage => self.facts.stage.get().map(|t| t.endpoint.clone()),
         }
     }
 
@@ -167,6 +168,7 @@ impl Ctx {
             HostRole::Account => &self.facts.account,
             HostRole::Ingest => &self.facts.ingest,
             HostRole::Idp => &self.facts.idp,
+            HostRole::Stage => &self.facts.stage_host,
         }
     }
 }
@@ -203,6 +205,8 @@ pub enum HostRole {
     /// The OAuth identity provider's token endpoint (`oauth_token_request_url`), under the
     /// client-credentials grant.
     Idp,
+    /// The cloud-storage host the SDK uploads file fragments to; known only after `stage.info`.
+    Stage,
 }
 
 /// Facts checks publish for the checks that depend on them. Each is set at most once.
@@ -211,6 +215,7 @@ pub struct Facts {
     pub account: HostFacts,
     pub ingest: HostFacts,
     pub idp: HostFacts,
+    pub stage_host: HostFacts,
     /// The OAuth access token from `auth.oauth` (the user's, or the identity provider's answer).
     pub oauth_token: OnceLock<Secret<String>>,
     /// The answer to `GET /v2/streaming/hostname` with the key-pair JWT (`auth.jwt`) or the
@@ -219,6 +224,8 @@ pub struct Facts {
     pub hostname_reply: OnceLock<Reply>,
     /// The ingest host from discovery, on the account URL's port (as the SDK does).
     pub ingest_host: OnceLock<Endpoint>,
+    /// The stage's storage host and provider, from `:pipe-info` or an allowlist STAGE entry.
+    pub stage: OnceLock<crate::snowflake::stage::StageTarget>,
     /// The scoped token from `auth.scoped_token`.
     pub scoped_token: OnceLock<Secret<String>>,
     /// The test channel of a `--full` run, once opened.

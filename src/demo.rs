@@ -64,8 +64,8 @@ fn demo_connection(target: &str, account: &str) -> Connection {
     }
 }
 
-/// Settings that point every check at a running emulator as its default user: both hosts pinned
-/// to its address and nothing else resolvable (no DNS query is ever sent), its CA trusted,
+/// Settings that point every check at a running emulator as its default user: its hosts (account,
+/// ingest, stage) pinned to its address and nothing else resolvable (no DNS query is ever sent), its CA trusted,
 /// `--full` on.
 pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Result<Settings> {
     let port = emu.addr().port();
@@ -77,12 +77,16 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
     };
     Ok(Settings {
         account: parse_account(&account_url)?,
-        resolve: vec![pin(emu.account_host()), pin(emu.ingest_host())],
+        resolve: vec![
+            pin(emu.account_host()),
+            pin(emu.ingest_host()),
+            pin(emu.stage_host()),
+        ],
         ca_file: None,
         extra_roots: TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?,
         proxy_cacert: None,
         proxy_roots: vec![],
-        // Only the emulator's two hosts resolve; any other name (a `hostname=` fault) fails here
+        // Only the emulator's hosts resolve; any other name (a `hostname=` fault) fails here
         // with that said, and no query ever leaves the machine.
         dns: Upstream::PinnedOnly,
         // The demo shows the emulator, not this machine's proxy settings.

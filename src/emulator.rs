@@ -4,7 +4,9 @@
 //! Snowpipe Streaming channel calls, the SQL API — as the real service speaks them
 //! (`shared/spec/snowflake-api.md` §1–6, §12), on one loopback listener, with the account host,
 //! the ingest host and an OAuth identity provider (its client-credentials token endpoint, whose
-//! tokens the account accepts with token type `OAUTH`) behind it (SNI and `Host` decide which). Faults are data
+//! tokens the account accepts with token type `OAUTH`) behind it (SNI and `Host` decide which),
+//! and the stage host `:pipe-info` names (answered as S3 answers an anonymous request, unless
+//! [`EmulatorConfig::stage`] names a test's S3-compatible server). Faults are data
 //! ([`Fault`]), so every later check can be shown its real symptom.
 //!
 //! Faults use the syntax `NAME[=VALUE][@SCOPE]`, where the scope is one endpoint
@@ -216,6 +218,11 @@ pub struct EmulatorConfig {
     pub faults: Vec<Fault>,
     /// The clients of the identity provider's token endpoint.
     pub oauth_clients: Vec<OauthClient>,
+    /// The `host:port` of an S3-compatible server (a test's moto) that `:pipe-info` names as the
+    /// stage's `storage_endpoint`; the stage host is then `netcheck-emulator-stage.<host>`. `None`:
+    /// the emulator answers for the stage itself, as S3 answers an anonymous request (403
+    /// `AccessDenied`), under `netcheck-emulator-stage.s3.<region>.amazonaws.com` on its own port.
+    pub stage: Option<String>,
 }
 
 /// Default names, shared by [`EmulatorConfig::default`] and `netcheck emulate`.
@@ -314,6 +321,7 @@ impl EmulatorConfig {
                 secret: default_oauth_secret().to_owned(),
                 user: USER.to_owned(),
             }],
+            stage: None,
         }
     }
 

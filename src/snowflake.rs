@@ -8,6 +8,7 @@
 //! - [`jwt`]: key-pair JWT claims, minting, and the verification rules the server applies.
 //! - [`oauth`]: the OAuth 2.0 client-credentials grant, its answer and its RFC 6749 errors.
 //! - [`rest`]: REST paths, the API's calls and typed request/response/error bodies.
+//! - [`stage`]: the `:pipe-info` stage location, its storage host, the provider's own answers.
 //!
 //! Everything here is pure (no I/O except reading a key file) and unit-tested; the emulator's
 //! integration tests additionally run clients that did not come from this code.
@@ -19,5 +20,6 @@ pub mod jwt;
 pub mod keys;
 pub mod oauth;
 pub mod rest;
+pub mod stage;
 
 pub use crate::secret::Secret;

@@ -35,6 +35,13 @@ host_check!(
     [],
     HostRole::Idp
 );
+host_check!(
+    STAGE,
+    "dns.stage",
+    "DNS: stage storage host resolves",
+    ["stage.info"],
+    stage
+);
 
 #[derive(Serialize)]
 struct Evidence<'a> {

@@ -35,6 +35,13 @@ host_check!(
     ["proxy.env", "dns.idp"],
     HostRole::Idp
 );
+host_check!(
+    STAGE,
+    "tcp.stage",
+    "TCP: stage storage host port open",
+    ["proxy.env", "dns.stage"],
+    stage
+);
 
 #[derive(Serialize)]
 struct Attempt {

@@ -34,6 +34,13 @@ host_check!(
     ["tcp.idp"],
     HostRole::Idp
 );
+host_check!(
+    STAGE,
+    "tls.stage",
+    "TLS: stage storage host handshake and chain",
+    ["tcp.stage"],
+    stage
+);
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -365,7 +372,7 @@ fn classify(failure: &TlsFailure, insp: &Inspection<'_>) -> (Status, String) {
 }
 
 /// The catalog row when no stream could be opened for the handshake.
-fn open_row(e: &OpenError) -> RowId {
+pub(crate) fn open_row(e: &OpenError) -> RowId {
     match e {
         OpenError::Connect(c) => tcp::classify(c.kind),
         OpenError::Tunnel(t) => proxy::classify(t),

@@ -323,6 +323,7 @@ fn write_state_dir(
         emulator.account_host(),
         emulator.ingest_host(),
         emulator.idp_host(),
+        emulator.stage_host(),
     ]
     .map(|h| resolve_entry(h, port, ip))
     .join(",");

@@ -27,6 +27,9 @@ pub enum Vhost {
     /// An IP address or `localhost`: the client reached the emulator by address, so it serves
     /// both Snowflake roles (as the SDK test needs).
     Address,
+    /// The stage's storage host, when the emulator answers for it (no external stage server):
+    /// every request gets S3's anonymous refusal.
+    Stage,
     /// Any other name: answered with 404.
     Unknown,
 }

@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use super::fault_layer::ip_not_allowed;
 use super::faults::{Fault, Vhost};
 use super::request::{RequestCtx, json_error};
-use super::state::{IngestError, PipeKey, State as EmulatorState, lock, parse_ndjson, unix_millis};
+use super::state::{
+    IngestError, PipeKey, STAGE_BUCKET, State as EmulatorState, lock, parse_ndjson, unix_millis,
+};
 use super::{JwtFailure, Shared};
 use crate::snowflake::account::normalize_host;
 use crate::snowflake::jws;
@@ -79,22 +81,48 @@ struct ScopedClaims {
     exp: i64,
 }
 
+/// What S3 answers an anonymous request for a private bucket's object (its documented REST error
+/// response: 403, `x-amz-request-id`, an XML `<Error>` with code `AccessDenied`): the emulator's
+/// stage, when no S3-compatible server is configured, refuses everything this way and stores
+/// nothing.
+fn stage_refusal(shared: &Shared) -> Response {
+    let id = format!("{:016X}", rand::random::<u64>());
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+         <Message>Access Denied</Message><RequestId>{id}</RequestId>\
+         <HostId>{}</HostId></Error>",
+        shared.stage_host
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [
+            (header::CONTENT_TYPE, "application/xml".to_owned()),
+            (header::HeaderName::from_static("x-amz-request-id"), id),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The `:pipe-info` answer. The shape is what the official SDK (1.9.1) deserializes — field names
 /// and types read from its error messages and serde metadata, since no public document describes
-/// this call. The SDK needs a stage location with credentials before it will open a channel; the
-/// emulator hands out an S3 location with placeholder credentials that are obviously not keys.
-/// The SDK then streams rows over the REST `rows` call and never touches the stage in this run;
-/// if it switched to file mode it would try S3 and fail (tests run it where nothing but loopback
-/// is reachable). Large rowset thresholds keep it in rowset mode.
-fn pipe_info_body(now_ms: i64) -> serde_json::Value {
+/// this call; `storage_endpoint` is the Openflow client's field (uploads go to
+/// `{bucket}.{storage_endpoint}`), which netcheck's `stage.info` reads. The SDK needs a stage
+/// location with credentials before it will open a channel; the emulator hands out an S3 location
+/// with placeholder credentials that are obviously not keys. The SDK then streams rows over the
+/// REST `rows` call and never touches the stage in this run; large rowset thresholds keep it in
+/// rowset mode (its file mode is not emulated: `tests/oracle/README.md`).
+fn pipe_info_body(now_ms: i64, stage_endpoint: &str) -> serde_json::Value {
     let location = serde_json::json!({
         "location_type": "S3",
-        "location": "netcheck-emulator-stage/streaming/",
-        "bucket_name": "netcheck-emulator-stage",
+        "location": format!("{STAGE_BUCKET}/streaming/"),
+        "bucket_name": STAGE_BUCKET,
         "path_prefix": "streaming/",
         "region": "us-west-2",
         "storage_account": null,
         "endpoint": null,
+        // The Openflow client's name for it: uploads go to `{bucket}.{storage_endpoint}`.
+        "storage_endpoint": stage_endpoint,
         "use_s3_regional_url": false,
         "is_client_side_encrypted": true,
         "expiry_time_ms": now_ms + 3_600_000,
@@ -166,6 +194,9 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
     let Some(ctx) = req.extensions().get::<RequestCtx>().cloned() else {
         return not_found();
     };
+    if ctx.vhost == Vhost::Stage {
+        return stage_refusal(&shared);
+    }
     // The identity provider has no Snowflake route: its one endpoint is dispatched below.
     let route = ctx.route.clone().filter(|r| serves(ctx.vhost, r));
     if route.is_none() && ctx.vhost != Vhost::Idp {
@@ -596,7 +627,11 @@ impl Call {
         if let Err(r) = result {
             return r;
         }
-        Json(pipe_info_body(unix_millis(self.shared.now()))).into_response()
+        Json(pipe_info_body(
+            unix_millis(self.shared.now()),
+            &self.shared.stage_endpoint,
+        ))
+        .into_response()
     }
 
     /// The SDK's background telemetry; it parses Snowflake's usual envelope and needs `data` to

@@ -129,6 +129,14 @@ impl Emulator {
         crate::secret::Secret::new(token)
     }
 
+    /// The stage's storage host `:pipe-info` names (`netcheck-emulator-stage.…`): served by the
+    /// emulator itself on its own port unless [`EmulatorConfig::stage`](super::EmulatorConfig)
+    /// names an external server.
+    #[must_use]
+    pub fn stage_host(&self) -> &str {
+        &self.shared.stage_host
+    }
+
     /// The account identifier (`myorg-myaccount`).
     #[must_use]
     pub fn account(&self) -> &str {

@@ -110,6 +110,23 @@ impl ParsedRows {
 /// An ingest-call failure: HTTP status plus error body.
 pub(crate) type IngestError = (u16, ApiError);
 
+/// The bucket of the stage `:pipe-info` names.
+pub(crate) const STAGE_BUCKET: &str = "netcheck-emulator-stage";
+
+/// The `storage_endpoint` `:pipe-info` names and the stage host it makes: a configured server's,
+/// else S3's regional endpoint on the emulator's own port.
+fn stage_names(config: &EmulatorConfig, port: u16) -> (String, String) {
+    let endpoint = config
+        .stage
+        .clone()
+        .unwrap_or_else(|| format!("s3.{}.amazonaws.com:{port}", config.region));
+    let host = endpoint
+        .rsplit_once(':')
+        .map_or(endpoint.as_str(), |(h, _)| h);
+    let host = normalize_host(&format!("{STAGE_BUCKET}.{host}"));
+    (endpoint, host)
+}
+
 /// Everything shared between connections.
 pub(crate) struct State {
     pub(crate) account: String,
@@ -119,6 +136,12 @@ pub(crate) struct State {
     pub(crate) idp_host: String,
     /// The identity provider's clients: id → (secret, user).
     pub(crate) oauth_clients: HashMap<String, (String, String)>,
+    /// The stage's storage host (`netcheck-emulator-stage.<endpoint host>`).
+    pub(crate) stage_host: String,
+    /// The `storage_endpoint` `:pipe-info` names (`host:port`).
+    pub(crate) stage_endpoint: String,
+    /// The emulator answers for the stage host itself (no external stage server configured).
+    pub(crate) serves_stage: bool,
     pub(crate) port: u16,
     pub(crate) users: HashMap<String, User>,
     pub(crate) token_secret: [u8; 32],
@@ -148,6 +171,8 @@ impl State {
             "{prefix}.{}.ingest.snowflakecomputing.com",
             config.region
         ));
+        let serves_stage = config.stage.is_none();
+        let (stage_endpoint, stage_host) = stage_names(&config, port);
         let mut users = HashMap::new();
         for u in config.users {
             let keys = [&u.rsa_public_key, &u.rsa_public_key_2]
@@ -208,6 +233,9 @@ impl State {
             "127.0.0.1".to_owned(),
             "::1".to_owned(),
         ];
+        if serves_stage {
+            names.push(stage_host.clone());
+        }
         names.dedup();
         let mut token_secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut token_secret);
@@ -217,6 +245,9 @@ impl State {
             ingest_host,
             idp_host,
             oauth_clients,
+            stage_host,
+            stage_endpoint,
+            serves_stage,
             port,
             users,
             token_secret,
@@ -276,6 +307,8 @@ impl State {
             Vhost::Ingest
         } else if host == self.idp_host {
             Vhost::Idp
+        } else if self.serves_stage && host == self.stage_host {
+            Vhost::Stage
         } else if host == "localhost" || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
             Vhost::Address
         } else {

@@ -133,7 +133,7 @@ async fn emulate_writes_a_usable_state_dir_and_stops_on_sigterm() {
             (host.to_owned(), format!("{ip}:{port}").parse().unwrap())
         })
         .collect();
-    assert_eq!(entries.len(), 3, "account, ingest and IdP hosts");
+    assert_eq!(entries.len(), 4, "account, ingest, IdP and stage hosts");
     assert!(entries.iter().all(|(_, a)| *a == addr));
 
     let connections: toml::Table =

@@ -28,6 +28,7 @@ mod reports;
 mod secrets;
 mod serve;
 mod snowflake;
+mod stage;
 mod tcp;
 mod terminal;
 mod tls;

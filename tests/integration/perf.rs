@@ -42,7 +42,8 @@ async fn full_run(
 fn assert_one_api_handshake_per_host(stats: &netcheck::emulator::ConnectionStats) {
     let account = "myorg-myaccount.snowflakecomputing.com";
     let ingest = "myorg-myaccount.us-west-2.ingest.snowflakecomputing.com";
-    for host in [account, ingest] {
+    let stage = "netcheck-emulator-stage.s3.us-west-2.amazonaws.com";
+    for host in [account, ingest, stage] {
         assert_eq!(
             stats.tls_handshakes.get(host).copied(),
             Some(TLS_CHECK_HANDSHAKES + 1),
@@ -52,7 +53,7 @@ fn assert_one_api_handshake_per_host(stats: &netcheck::emulator::ConnectionStats
     assert!(stats.tls_failures.is_empty(), "{stats:#?}");
     assert_eq!(
         stats.tcp_accepted,
-        2 * (TCP_CHECK_CONNECTS + TLS_CHECK_HANDSHAKES + 1),
+        3 * (TCP_CHECK_CONNECTS + TLS_CHECK_HANDSHAKES + 1),
         "{stats:#?}"
     );
 }

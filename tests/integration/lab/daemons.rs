@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, EDGE_IP6, PRIVATELINK_IP, Side, Topology};
 use super::scenario::{
-    ACCOUNT_HOST, Dns, DnsAnswer, INGEST_HOST, PRIVATELINK_HOST, Proxy, ProxyKind, Server,
-    TLS_FRONT_PORT, TlsPolicy,
+    ACCOUNT_HOST, Dns, DnsAnswer, INGEST_HOST, PRIVATELINK_HOST, Proxy, ProxyKind, STAGE_HOST,
+    Server, TLS_FRONT_PORT, TlsPolicy,
 };
 use crate::support::dns::which;
 use crate::support::proxies::{apr1_hash, squid_auth_helper};
@@ -286,7 +286,7 @@ pub fn nginx(
 pub fn proxy_hosts() -> String {
     format!(
         "127.0.0.1 localhost\n{ACCOUNT_IP} {ACCOUNT_HOST}\n{ACCOUNT_IP} {INGEST_HOST}\n\
-         {PRIVATELINK_IP} {PRIVATELINK_HOST}\n"
+         {ACCOUNT_IP} {STAGE_HOST}\n{PRIVATELINK_IP} {PRIVATELINK_HOST}\n"
     )
 }
 

@@ -20,6 +20,8 @@ use super::netns::ACCOUNT_IP;
 pub const ACCOUNT_HOST: &str = "myorg-myaccount.snowflakecomputing.com";
 /// The ingest host the emulator's discovery answers for the account.
 pub const INGEST_HOST: &str = "myorg-myaccount.us-west-2.ingest.snowflakecomputing.com";
+/// The stage host the emulator's `:pipe-info` names (it answers for it on the same address).
+pub const STAGE_HOST: &str = "netcheck-emulator-stage.s3.us-west-2.amazonaws.com";
 /// The same account's `PrivateLink` host.
 pub const PRIVATELINK_HOST: &str = "myorg-myaccount.privatelink.snowflakecomputing.com";
 
@@ -464,10 +466,10 @@ fn load(path: &Path) -> Scenario {
     s
 }
 
-/// The resolver's records when a scenario sets none: A records for the account and ingest
-/// hosts.
+/// The resolver's records when a scenario sets none: A records for the account, ingest and
+/// stage hosts.
 pub fn default_records() -> Vec<Record> {
-    [ACCOUNT_HOST, INGEST_HOST]
+    [ACCOUNT_HOST, INGEST_HOST, STAGE_HOST]
         .map(|name| Record {
             name: name.into(),
             a: vec![ACCOUNT_IP.parse().expect("constant")],

@@ -128,9 +128,10 @@ pub fn run_args_at(
         format!("https://{}:{port}", emu.account_host()),
         "--resolve".into(),
         format!(
-            "{}:{port}:127.0.0.1,{}:{port}:127.0.0.1",
+            "{}:{port}:127.0.0.1,{}:{port}:127.0.0.1,{}:{port}:127.0.0.1",
             emu.account_host(),
-            emu.ingest_host()
+            emu.ingest_host(),
+            emu.stage_host()
         ),
         "--ca-file".into(),
         ca.display().to_string(),

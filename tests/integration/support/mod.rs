@@ -7,4 +7,5 @@ pub mod hostile;
 pub mod pki;
 pub mod proxies;
 pub mod run;
+pub mod storage;
 pub mod tls_servers;
