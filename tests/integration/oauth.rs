@@ -34,7 +34,7 @@ fn common_args(emu: &Emulator, dir: &Path) -> Vec<String> {
     let port = emu.addr().port();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, emu.ca_pem()).unwrap();
-    let resolve = [emu.account_host(), emu.ingest_host(), emu.idp_host()]
+    let resolve = [emu.account_host(), emu.ingest_host(), emu.idp_host(), emu.stage_host()]
         .map(|h| format!("{h}:{port}:127.0.0.1"))
         .join(",");
     [
@@ -382,7 +382,7 @@ async fn the_token_endpoint_goes_through_the_proxy_like_every_host() {
     let emu = spawn_emulator(|_| {}).await;
     let dir = TempDir::new("oauth-proxy");
     let hosts: Vec<(String, std::net::IpAddr)> =
-        [emu.account_host(), emu.ingest_host(), emu.idp_host()]
+        [emu.account_host(), emu.ingest_host(), emu.idp_host(), emu.stage_host()]
             .map(|h| (h.to_owned(), "127.0.0.1".parse().unwrap()))
             .to_vec();
     for (policy, tls_idp, row) in [

@@ -361,7 +361,11 @@ fn combined(emulators: &[(&str, &Emulate)], dir: &Path) -> Vec<(String, String)>
     let (mut toml, mut ca, mut resolve) = (String::new(), String::new(), Vec::new());
     for (name, emu) in emulators {
         let conns = std::fs::read_to_string(emu.dir.path().join("connections.toml")).unwrap();
-        toml.push_str(&conns.replace("[connections.emulator]", &format!("[{name}]")));
+        toml.push_str(
+            &conns
+                .replace("[connections.emulator]", &format!("[{name}]"))
+                .replace("[connections.emulator_oauth]", &format!("[{name}_oauth]")),
+        );
         toml.push('\n');
         ca.push_str(&std::fs::read_to_string(emu.dir.path().join("ca.pem")).unwrap());
         let env = emu.env();
