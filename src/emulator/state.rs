@@ -159,6 +159,62 @@ pub(crate) struct State {
     pub(crate) statements: Mutex<HashMap<String, (u16, serde_json::Value)>>,
 }
 
+/// The configured users by upper-case name, with their registered keys and roles.
+fn users(config: &[super::UserConfig]) -> Result<HashMap<String, User>, EmulatorError> {
+    let mut users = HashMap::new();
+    for u in config {
+        let keys = [&u.rsa_public_key, &u.rsa_public_key_2]
+            .into_iter()
+            .flatten()
+            .map(|pem| PublicKey::from_pem(pem))
+            .collect::<Result<Vec<_>, _>>()?;
+        let default_role = u.default_role.to_ascii_uppercase();
+        let mut roles: Vec<String> = u.roles.iter().map(|r| r.to_ascii_uppercase()).collect();
+        roles.push(default_role.clone());
+        users.insert(
+            jwt_user(&u.name),
+            User {
+                keys,
+                default_role,
+                roles,
+                policy: u.network_policy.clone(),
+            },
+        );
+    }
+    Ok(users)
+}
+
+/// Each table's default pipe (and its extra ones), with the roles granted on the table.
+fn pipes(config: &EmulatorConfig) -> HashMap<PipeKey, PipeEntry> {
+    let mut pipes = HashMap::new();
+    for t in &config.tables {
+        let roles: Vec<String> = config
+            .grants
+            .iter()
+            .filter(|g| {
+                [
+                    (&g.database, &t.database),
+                    (&g.schema, &t.schema),
+                    (&g.table, &t.table),
+                ]
+                .iter()
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+            })
+            .map(|g| g.role.to_ascii_uppercase())
+            .collect();
+        for pipe in std::iter::once(default_pipe(&t.table)).chain(t.extra_pipes.clone()) {
+            let key = pipe_key(&PipeRef::new(&t.database, &t.schema, &pipe));
+            pipes.insert(
+                key,
+                PipeEntry {
+                    roles: roles.clone(),
+                },
+            );
+        }
+    }
+    pipes
+}
+
 impl State {
     pub(crate) fn new(config: EmulatorConfig, port: u16) -> Result<Self, EmulatorError> {
         let account_host = account_host(&config.account);
@@ -173,52 +229,8 @@ impl State {
         ));
         let serves_stage = config.stage.is_none();
         let (stage_endpoint, stage_host) = stage_names(&config, port);
-        let mut users = HashMap::new();
-        for u in config.users {
-            let keys = [&u.rsa_public_key, &u.rsa_public_key_2]
-                .into_iter()
-                .flatten()
-                .map(|pem| PublicKey::from_pem(pem))
-                .collect::<Result<Vec<_>, _>>()?;
-            let default_role = u.default_role.to_ascii_uppercase();
-            let mut roles: Vec<String> = u.roles.iter().map(|r| r.to_ascii_uppercase()).collect();
-            roles.push(default_role.clone());
-            users.insert(
-                jwt_user(&u.name),
-                User {
-                    keys,
-                    default_role,
-                    roles,
-                    policy: u.network_policy,
-                },
-            );
-        }
-        let mut pipes = HashMap::new();
-        for t in &config.tables {
-            let roles: Vec<String> = config
-                .grants
-                .iter()
-                .filter(|g| {
-                    [
-                        (&g.database, &t.database),
-                        (&g.schema, &t.schema),
-                        (&g.table, &t.table),
-                    ]
-                    .iter()
-                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
-                })
-                .map(|g| g.role.to_ascii_uppercase())
-                .collect();
-            for pipe in std::iter::once(default_pipe(&t.table)).chain(t.extra_pipes.clone()) {
-                let key = pipe_key(&PipeRef::new(&t.database, &t.schema, &pipe));
-                pipes.insert(
-                    key,
-                    PipeEntry {
-                        roles: roles.clone(),
-                    },
-                );
-            }
-        }
+        let pipes = pipes(&config);
+        let users = users(&config.users)?;
         let idp_host = super::defaults::IDP_HOST.to_owned();
         let oauth_clients = config
             .oauth_clients

@@ -34,9 +34,14 @@ fn common_args(emu: &Emulator, dir: &Path) -> Vec<String> {
     let port = emu.addr().port();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, emu.ca_pem()).unwrap();
-    let resolve = [emu.account_host(), emu.ingest_host(), emu.idp_host(), emu.stage_host()]
-        .map(|h| format!("{h}:{port}:127.0.0.1"))
-        .join(",");
+    let resolve = [
+        emu.account_host(),
+        emu.ingest_host(),
+        emu.idp_host(),
+        emu.stage_host(),
+    ]
+    .map(|h| format!("{h}:{port}:127.0.0.1"))
+    .join(",");
     [
         "run",
         "--account",
@@ -381,10 +386,14 @@ async fn the_token_endpoint_goes_through_the_proxy_like_every_host() {
     use crate::support::proxies::{Policy, Proxy, ProxyKind, ProxyOpts};
     let emu = spawn_emulator(|_| {}).await;
     let dir = TempDir::new("oauth-proxy");
-    let hosts: Vec<(String, std::net::IpAddr)> =
-        [emu.account_host(), emu.ingest_host(), emu.idp_host(), emu.stage_host()]
-            .map(|h| (h.to_owned(), "127.0.0.1".parse().unwrap()))
-            .to_vec();
+    let hosts: Vec<(String, std::net::IpAddr)> = [
+        emu.account_host(),
+        emu.ingest_host(),
+        emu.idp_host(),
+        emu.stage_host(),
+    ]
+    .map(|h| (h.to_owned(), "127.0.0.1".parse().unwrap()))
+    .to_vec();
     for (policy, tls_idp, row) in [
         (Policy::AllowAll, "pass", None),
         (
