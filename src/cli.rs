@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, exit_code};
 use crate::output::{Sink, Style};
 use crate::report;
 use crate::runner::{Event, Signal};
-use crate::settings::{Settings, SettingsArgs};
+use crate::settings::{Origins, Settings, SettingsArgs};
 use crate::{app, catalog, registry};
 
 /// netcheck: can this machine stream rows into this Snowflake account, and if not, why?
@@ -101,12 +101,16 @@ pub struct OutputArgs {
 /// Entry point used by `main`: parse the process arguments, run, and return the exit code.
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Before any socket: a low soft limit would make hosts look unreachable.
     let _ = crate::limits::raise_open_files();
     let code = match cli.command {
-        Command::Run(args) => with_runtime(run(args)),
-        Command::Demo(args) => with_runtime(demo(args)),
+        Command::Run(mut args) => {
+            args.settings.origins = origins(&matches, "run");
+            with_runtime(run(args))
+        }
+        Command::Demo(args) => with_runtime(demo(args, origins(&matches, "demo"))),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
         Command::Emulate(args) => with_runtime(async {
             crate::emulator::emulate(args).await?;
@@ -132,6 +136,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Where each flag of subcommand `name` came from, as clap parsed it.
+fn origins(matches: &clap::ArgMatches, name: &str) -> Origins {
+    let cli = Cli::command();
+    match (cli.find_subcommand(name), matches.subcommand_matches(name)) {
+        (Some(cmd), Some(sub)) => Origins::from_matches(cmd, sub),
+        _ => Origins::default(),
+    }
+}
+
 fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> anyhow::Result<u8> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -144,23 +157,18 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
     let settings = Settings::from_args(&args.settings, |k| std::env::var(k).ok())?;
-    if args.output.verbose > 0 {
-        let mut err = Sink::new(std::io::stderr());
-        for (key, value, source) in settings.connection.sources() {
-            writeln!(err, "netcheck: {key} = {value} (from {source})")?;
-        }
-    }
     let plan = registry::plan(&args.only, &args.skip, args.settings.full)?;
     execute(settings, &plan, &args.output).await
 }
 
 /// `netcheck demo`: the whole suite, `--full` included, against the embedded emulator.
-async fn demo(args: DemoArgs) -> anyhow::Result<u8> {
+async fn demo(args: DemoArgs, origins: Origins) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
     let budget_scale = args.budgets.scale()?;
     let mut demo =
         crate::demo::start(args.faults, usize::from(args.rows), args.rate.load()?).await?;
     demo.settings.budget_scale = budget_scale;
+    demo.settings.origins.extend(origins);
     let plan = registry::plan(&[], &[], true)?;
     let code = execute(demo.settings, &plan, &args.output).await;
     demo.emulator.shutdown().await;
@@ -173,6 +181,16 @@ async fn execute(
     plan: &registry::Plan,
     output: &OutputArgs,
 ) -> anyhow::Result<u8> {
+    if output.verbose > 0 {
+        let mut err = Sink::new(std::io::stderr());
+        for s in settings.provenance() {
+            writeln!(
+                err,
+                "netcheck: {} = {} (from {})",
+                s.name, s.value, s.source
+            )?;
+        }
+    }
     let stderr_tty = std::io::stderr().is_terminal();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = stderr_tty.then(|| tokio::spawn(show_progress(rx, plan.checks.len())));

@@ -95,6 +95,8 @@ pub enum Source {
     /// netcheck's default (e.g. the pipe `<TABLE>-STREAMING`).
     #[default]
     Default,
+    /// `netcheck demo`'s own choice, pointing the run at the embedded emulator.
+    Demo,
 }
 
 impl fmt::Display for Source {
@@ -104,6 +106,7 @@ impl fmt::Display for Source {
             Self::Env { name } => write!(f, "${name}"),
             Self::File { path, key } => write!(f, "{key} in {}", path.display()),
             Self::Default => f.write_str("default"),
+            Self::Demo => f.write_str("netcheck demo"),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::connection::{Authenticator, Connection, Source, Sourced};
 use crate::emulator::{self, Emulator, EmulatorConfig, Fault, defaults};
 use crate::load::Load;
 use crate::net::proxy::ProxySettings;
@@ -39,21 +40,47 @@ pub async fn start(faults: Vec<Fault>, rows: usize, rate: Option<Load>) -> anyho
     Ok(Demo { emulator, settings })
 }
 
+/// The demo's connection settings, each credited to the demo (what `-v` and the report show).
+fn demo_connection(target: &str, account: &str) -> Connection {
+    let demo = |value: &str| {
+        Some(Sourced {
+            value: value.to_owned(),
+            source: Source::Demo,
+        })
+    };
+    Connection {
+        target: demo(target),
+        account: demo(account),
+        user: demo(defaults::USER),
+        role: demo(defaults::ROLE),
+        authenticator: Sourced {
+            value: Authenticator::SnowflakeJwt,
+            source: Source::Demo,
+        },
+        database: demo(defaults::DATABASE),
+        schema: demo(defaults::SCHEMA),
+        table: demo(defaults::TABLE),
+        ..Connection::default()
+    }
+}
+
 /// Settings that point every check at a running emulator as its default user: both hosts pinned
 /// to its address and nothing else resolvable (no DNS query is ever sent), its CA trusted,
 /// `--full` on.
 pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Result<Settings> {
     let port = emu.addr().port();
+    let account_url = format!("https://{}:{port}", emu.account_host());
     let pin = |host: &str| ResolveOverride {
         host: host.to_owned(),
         port,
         addrs: vec![emu.addr().ip()],
     };
     Ok(Settings {
-        account: parse_account(&format!("https://{}:{port}", emu.account_host()))?,
+        account: parse_account(&account_url)?,
         resolve: vec![pin(emu.account_host()), pin(emu.ingest_host())],
         ca_file: None,
         extra_roots: TrustStore::parse_pem(emu.ca_pem()).context("the emulator's CA")?,
+        proxy_cacert: None,
         proxy_roots: vec![],
         // Only the emulator's two hosts resolve; any other name (a `hostname=` fault) fails here
         // with that said, and no query ever leaves the machine.
@@ -77,11 +104,12 @@ pub fn settings_for(emu: &Emulator, key: &PrivateKey, rows: usize) -> anyhow::Re
             pipe: None,
             warehouse: None,
         }),
-        connection: crate::connection::Connection::default(),
+        connection: demo_connection(&account_url, emu.account()),
         allowlist: None,
         concurrency: 256,
         full: true,
         rows,
         rate: None,
+        origins: crate::settings::Origins::demo(),
     })
 }

@@ -24,6 +24,8 @@ pub struct RunReport {
     pub schema: &'static str,
     pub netcheck_version: &'static str,
     pub target: TargetReport,
+    /// Every effective setting with its value (secrets as `set`) and source.
+    pub settings: Vec<crate::settings::Setting>,
     /// RFC 3339, UTC.
     pub started_at: String,
     pub duration_ms: f64,
@@ -139,6 +141,7 @@ impl RunReport {
                 url: settings.account.url(),
                 sources: serde_json::to_value(&settings.connection).unwrap_or_default(),
             },
+            settings: settings.provenance(),
             started_at,
             duration_ms: ms(run.duration),
             critical_path_ms: ms(run.critical_path()),

@@ -470,6 +470,7 @@ mod tests {
             resolve: vec![],
             ca_file: None,
             extra_roots: vec![],
+            proxy_cacert: None,
             proxy_roots: vec![],
             proxy: crate::net::proxy::ProxySettings::from_env(|_| None, None, None),
             dns: crate::net::resolver::Upstream::Server("127.0.0.1:9".parse().unwrap()),
@@ -484,6 +485,7 @@ mod tests {
             full: false,
             rows: 1,
             rate: None,
+            origins: crate::settings::Origins::default(),
         })
         .unwrap()
     }

@@ -18,6 +18,10 @@ use crate::snowflake::account::{Endpoint, parse_account};
 use crate::snowflake::keys::PrivateKey;
 use crate::snowflake::rest::PipeRef;
 
+mod provenance;
+
+pub use provenance::{Origins, Setting};
+
 /// The `netcheck run` flags that make the settings (every one has a `NETCHECK_*` twin); the
 /// command line flattens them beside its own.
 // Field docs are --help text: plain words, no Markdown.
@@ -87,6 +91,10 @@ pub struct SettingsArgs {
     pub rows: u16,
     #[command(flatten)]
     pub rate: crate::load::RateArgs,
+    /// Where each of these came from (flag, `NETCHECK_*` twin, default): clap knows, so the
+    /// command line fills it from its matches; empty, every setting counts as a default.
+    #[arg(skip)]
+    pub origins: Origins,
 }
 
 /// `--budget-scale`, shared by `run` and `demo`.
@@ -194,6 +202,8 @@ pub struct Settings {
     pub dns: Upstream,
     /// Proxy variables and `--proxy`/`--noproxy`, as curl reads them.
     pub proxy: ProxySettings,
+    /// `--proxy-cacert`, the file `proxy_roots` were read from.
+    pub proxy_cacert: Option<PathBuf>,
     /// The roots read from `--proxy-cacert`, trusted for an `https://` proxy's certificate only.
     pub proxy_roots: Vec<CertificateDer<'static>>,
     /// Bound on each network step (a DNS query, a connect, a handshake, an HTTP exchange).
@@ -217,6 +227,8 @@ pub struct Settings {
     pub rows: usize,
     /// `--rate`/`--profile`: the sustained-rate stream test (`stream.rate`), when asked.
     pub rate: Option<crate::load::Load>,
+    /// Where the flag-backed settings came from (see [`Settings::provenance`]).
+    pub origins: Origins,
 }
 
 impl Settings {
@@ -259,6 +271,7 @@ impl Settings {
                     .map_err(|e| Error::Usage(format!("--proxy-cacert: {e}")))?,
                 None => Vec::new(),
             },
+            proxy_cacert: args.proxy_cacert.clone(),
             dns: match args.dns_server.as_deref() {
                 Some(server) => Upstream::Server(validate_dns_server(server)?),
                 None => Upstream::System,
@@ -277,6 +290,7 @@ impl Settings {
             full: args.full,
             rows: usize::from(args.rows),
             rate: args.rate.load_for_run(args.full, deadline)?,
+            origins: args.origins.clone(),
         })
     }
 }

@@ -215,3 +215,46 @@ fn a_named_connection_runs_and_json_says_where_each_setting_came_from() {
         "a flag wins over the file"
     );
 }
+
+#[test]
+fn verbose_and_json_list_every_setting_with_its_source() {
+    let r = netcheck(&[
+        "run",
+        "--account",
+        HOST,
+        "--resolve",
+        &format!("{HOST}:443:127.0.0.1"),
+        "--only",
+        "dns.account",
+        "--timeout",
+        "4",
+        "--format",
+        "json",
+        "-v",
+    ])
+    .env("NETCHECK_DEADLINE", "30")
+    .env("HTTPS_PROXY", "http://alice:hunter2@proxy.example:3128")
+    .run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for line in [
+        &format!("netcheck: resolve = {HOST}:443:127.0.0.1 (from --resolve)"),
+        "netcheck: timeout = 4 s (from --timeout)",
+        "netcheck: deadline = 30 s (from $NETCHECK_DEADLINE)",
+        "netcheck: budget_scale = 1 (from default)",
+        "netcheck: proxy = http://alice@proxy.example:3128 (from $HTTPS_PROXY)",
+        &format!("netcheck: target = {HOST} (from --account)"),
+    ] {
+        assert!(
+            r.stderr.lines().any(|l| l == line),
+            "{line} not in:\n{}",
+            r.stderr
+        );
+    }
+    assert!(!r.stderr.contains("hunter2") && !r.stdout.contains("hunter2"));
+    let report = r.json();
+    let settings = report["settings"].as_array().unwrap();
+    let deadline = settings.iter().find(|s| s["name"] == "deadline").unwrap();
+    assert_eq!(deadline["value"], "30 s");
+    assert_eq!(deadline["source"]["kind"], "env");
+    assert_eq!(deadline["source"]["name"], "NETCHECK_DEADLINE");
+}
