@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+// Boolean twins: NETCHECK_STRICT=1 or =yes means what a shell user means (any case), not a usage error.
+use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, exit_code};
@@ -91,7 +93,7 @@ pub struct OutputArgs {
     #[arg(long, env = "NETCHECK_JUNIT", value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Treat warnings as failures (exit code and JUnit).
-    #[arg(long, env = "NETCHECK_STRICT")]
+    #[arg(long, env = "NETCHECK_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
     /// More detail on stderr (-v, -vv). Never prints secrets.
     #[arg(short, long, env = "NETCHECK_VERBOSE", action = clap::ArgAction::Count)]
@@ -319,4 +321,42 @@ fn explain(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
     }
     Ok(exit_code::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every boolean flag with an environment twin, in every subcommand.
+    fn boolean_twins(cmd: &clap::Command) -> Vec<clap::Arg> {
+        cmd.get_arguments()
+            .filter(|a| a.get_env().is_some() && matches!(a.get_action(), clap::ArgAction::SetTrue))
+            .cloned()
+            .chain(cmd.get_subcommands().flat_map(boolean_twins))
+            .collect()
+    }
+
+    #[test]
+    fn boolean_twins_take_what_shells_write() {
+        let twins = boolean_twins(&Cli::command());
+        assert!(
+            twins.len() >= 2,
+            "NETCHECK_STRICT and NETCHECK_FULL at least"
+        );
+        for arg in twins {
+            // The same value parser on a flag that takes a value, as the twin's value is taken.
+            let probe = arg.clone().action(clap::ArgAction::Set).env(None::<&str>);
+            let flag = format!("--{}", arg.get_long().unwrap_or_default());
+            let parse = |v: &str| {
+                clap::Command::new("t")
+                    .arg(probe.clone())
+                    .try_get_matches_from(["t", &flag, v])
+                    .is_ok()
+            };
+            for value in ["1", "0", "true", "false", "yes", "no", "YES", "False"] {
+                assert!(parse(value), "{:?}={value} refused", arg.get_env());
+            }
+            assert!(!parse("maybe"), "{:?} takes anything", arg.get_env());
+        }
+    }
 }

@@ -84,7 +84,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
-    #[arg(long, env = "NETCHECK_FULL")]
+    #[arg(long, env = "NETCHECK_FULL", value_parser = clap::builder::BoolishValueParser::new())]
     pub full: bool,
     /// Rows to append with --full.
     #[arg(long, env = "NETCHECK_ROWS", default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]

@@ -258,3 +258,37 @@ fn verbose_and_json_list_every_setting_with_its_source() {
     assert_eq!(deadline["source"]["kind"], "env");
     assert_eq!(deadline["source"]["name"], "NETCHECK_DEADLINE");
 }
+
+#[test]
+fn boolean_variables_take_one_zero_yes_no_in_any_case() {
+    // A public host answering with a private address warns: NETCHECK_STRICT decides the code.
+    let run = |strict: &str, full: &str| {
+        netcheck(&[
+            "run",
+            "--account",
+            HOST,
+            "--resolve",
+            &format!("{HOST}:443:10.20.30.40"),
+            "--only",
+            "dns.account",
+            "--format",
+            "json",
+        ])
+        .env("NETCHECK_STRICT", strict)
+        .env("NETCHECK_FULL", full)
+        .run()
+    };
+    for (strict, full, code, shown) in [
+        ("1", "yes", 1, "true"),
+        ("YES", "True", 1, "true"),
+        ("0", "no", 0, "false"),
+        ("No", "FALSE", 0, "false"),
+    ] {
+        let r = run(strict, full);
+        assert_eq!(r.code, code, "NETCHECK_STRICT={strict}: {}", r.stderr);
+        let report = r.json();
+        let settings = report["settings"].as_array().unwrap();
+        let got = settings.iter().find(|s| s["name"] == "full").unwrap();
+        assert_eq!(got["value"], shown, "NETCHECK_FULL={full}");
+    }
+}
