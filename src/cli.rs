@@ -30,6 +30,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the checks against an account.
+    #[command(allow_negative_numbers = true)]
     Run(RunArgs),
     /// Print a troubleshooting catalog row, or list them all.
     Explain {
@@ -37,8 +38,10 @@ pub enum Command {
         id: Option<String>,
     },
     /// Start the embedded emulator and run every check (--full included) against it.
+    #[command(allow_negative_numbers = true)]
     Demo(DemoArgs),
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
+    #[command(allow_negative_numbers = true)]
     Emulate(crate::emulator::EmulateArgs),
 }
 

@@ -292,3 +292,42 @@ fn boolean_variables_take_one_zero_yes_no_in_any_case() {
         assert_eq!(got["value"], shown, "NETCHECK_FULL={full}");
     }
 }
+
+#[test]
+fn a_negative_number_gets_the_range_not_unexpected_argument() {
+    use clap::CommandFactory;
+    let cli = netcheck::cli::Cli::command();
+    let mut tried = Vec::new();
+    for sub in ["run", "demo", "emulate"] {
+        let cmd = cli.find_subcommand(sub).unwrap();
+        // Every flag whose value is a number.
+        let numeric = cmd.get_arguments().filter(|a| {
+            a.get_value_names().is_some_and(|names| {
+                names.iter().any(|n| {
+                    ["SECS", "N", "F", "BYTES", "MS", "ROWS", "EVENTS_PER_SEC"]
+                        .contains(&n.as_str())
+                })
+            })
+        });
+        for arg in numeric {
+            let flag = format!("--{}", arg.get_long().unwrap());
+            let mut args = vec![sub, &flag, "-1"];
+            if sub == "run" {
+                args.extend(["--account", HOST]);
+            }
+            let r = netcheck(&args).run();
+            assert_eq!(r.code, 2, "{sub} {flag} -1: {}", r.stderr);
+            assert!(
+                !r.stderr.contains("unexpected argument")
+                    && r.stderr.contains(&flag)
+                    && ["positive", "0 or more", "is not in 1..", "between 1 and"]
+                        .iter()
+                        .any(|range| r.stderr.contains(range)),
+                "{sub} {flag} -1 does not say the range:\n{}",
+                r.stderr
+            );
+            tried.push(format!("{sub} {flag}"));
+        }
+    }
+    assert!(tried.len() >= 14, "{tried:?}");
+}
