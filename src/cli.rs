@@ -43,6 +43,14 @@ pub enum Command {
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
     #[command(allow_negative_numbers = true)]
     Emulate(crate::emulator::EmulateArgs),
+    /// Print a shell completion script to stdout (see the README for where to put it).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man pages (roff) to stdout: netcheck(1), then one per subcommand with its
+    /// options and environment variables. Read them with: netcheck man | man -l -
+    Man,
 }
 
 /// Output format on stdout.
@@ -117,6 +125,14 @@ pub fn main() -> ExitCode {
         }
         Command::Demo(args) => with_runtime(demo(args, origins(&matches, "demo"))),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "netcheck", &mut std::io::stdout().lock());
+            Ok(exit_code::OK)
+        }
+        Command::Man => man(&mut std::io::stdout().lock())
+            .map(|()| exit_code::OK)
+            .context("cannot write the man page"),
         Command::Emulate(args) => with_runtime(async {
             crate::emulator::emulate(args).await?;
             Ok(exit_code::OK)
@@ -291,6 +307,21 @@ fn init_logging(verbose: u8) {
         .with_ansi(false)
         .with_writer(|| Sink::new(std::io::stderr()))
         .try_init();
+}
+
+/// `netcheck man`: the top page lists the subcommands only, so each subcommand follows as a
+/// page of its own (`netcheck-run(1)`, …) with every flag and its `NETCHECK_*` twin.
+fn man(out: &mut dyn Write) -> std::io::Result<()> {
+    let cli = Cli::command();
+    clap_mangen::Man::new(cli.clone()).render(out)?;
+    for sub in cli.get_subcommands() {
+        let page = sub
+            .clone()
+            .display_name(format!("netcheck-{}", sub.get_name()))
+            .bin_name(format!("netcheck {}", sub.get_name()));
+        clap_mangen::Man::new(page).render(out)?;
+    }
+    Ok(())
 }
 
 /// `netcheck explain [ID]`.

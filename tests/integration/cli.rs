@@ -331,3 +331,83 @@ fn a_negative_number_gets_the_range_not_unexpected_argument() {
     }
     assert!(tried.len() >= 14, "{tried:?}");
 }
+
+#[test]
+fn completions_are_scripts_each_shell_accepts() {
+    for (shell, marker) in [
+        ("bash", "complete -F _netcheck"),
+        ("zsh", "#compdef netcheck"),
+        ("fish", "complete -c netcheck"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let r = netcheck(&["completions", shell]).run();
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        assert!(r.stdout.contains(marker), "{shell}:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains("--deadline"),
+            "{shell} misses run's flags"
+        );
+        // Where the shell is installed, it parses the script without running it.
+        let check = match shell {
+            "bash" => Some(("bash", ["-n"])),
+            "zsh" => Some(("zsh", ["-n"])),
+            "fish" => Some(("fish", ["--no-execute"])),
+            _ => None,
+        };
+        let Some((program, flags)) = check.filter(|(p, _)| crate::support::dns::which(p).is_some())
+        else {
+            println!("skipped: {shell} is not installed; the script's structure was checked");
+            continue;
+        };
+        let dir = crate::support::emulate::TempDir::new("completion");
+        let script = dir.path().join("netcheck.completion");
+        std::fs::write(&script, &r.stdout).unwrap();
+        let parsed = std::process::Command::new(program)
+            .args(flags)
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            parsed.status.success(),
+            "{program} refuses the script: {}",
+            String::from_utf8_lossy(&parsed.stderr)
+        );
+    }
+}
+
+#[test]
+fn man_prints_pages_that_man_renders_without_warnings() {
+    let r = netcheck(&["man"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for page in [
+        ".TH netcheck 1",
+        ".TH netcheck-run 1",
+        ".TH netcheck-demo 1",
+    ] {
+        assert!(r.stdout.contains(page), "{page} missing");
+    }
+    let Some(man) = crate::support::dns::which("man") else {
+        println!("skipped: man is not installed; the pages' structure was checked");
+        return;
+    };
+    let dir = crate::support::emulate::TempDir::new("completion");
+    let file = dir.path().join("netcheck.1");
+    std::fs::write(&file, &r.stdout).unwrap();
+    let rendered = std::process::Command::new(man)
+        .args(["--warnings", "-l"])
+        .arg(&file)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    let warnings = String::from_utf8_lossy(&rendered.stderr);
+    assert!(
+        rendered.status.success() && warnings.is_empty(),
+        "{warnings}"
+    );
+    assert!(
+        text.contains("--deadline <SECS>") && text.contains("NETCHECK_DEADLINE"),
+        "{text}"
+    );
+}
