@@ -111,6 +111,44 @@ pub struct OutputArgs {
     pub verbose: u8,
 }
 
+impl OutputArgs {
+    /// Fails at once, before any network step, when a report file could not be written: a
+    /// missing folder, a folder in its place, a file that cannot be opened for writing. An
+    /// existing file is replaced at the end, as asked for.
+    fn check_paths(&self) -> anyhow::Result<()> {
+        if let Some(path) = &self.junit {
+            writable("--junit", path)?;
+        }
+        Ok(())
+    }
+}
+
+fn writable(flag: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {shown}: the folder {} does not exist",
+            folder.display()
+        ))
+        .into());
+    }
+    if path.is_dir() {
+        return Err(Error::Usage(format!("{flag} {shown}: is a folder, not a file")).into());
+    }
+    if path.exists() {
+        // Opened without truncating: the file keeps its content until the report replaces it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{flag} {shown}: cannot be written"))?;
+    }
+    Ok(())
+}
+
 /// Entry point used by `main`: parse the process arguments, run, and return the exit code.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -177,6 +215,7 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 /// `netcheck run`.
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
+    args.output.check_paths()?;
     let settings = Settings::from_args(&args.settings, |k| std::env::var(k).ok())?;
     let plan = registry::plan(&args.only, &args.skip, args.settings.full)?;
     execute(settings, &plan, &args.output).await
@@ -185,6 +224,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// `netcheck demo`: the whole suite, `--full` included, against the embedded emulator.
 async fn demo(args: DemoArgs, origins: Origins) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
+    args.output.check_paths()?;
     let budget_scale = args.budgets.scale()?;
     let mut demo =
         crate::demo::start(args.faults, usize::from(args.rows), args.rate.load()?).await?;
@@ -220,15 +260,6 @@ async fn execute(
         let _ = p.await;
     }
     let report = finished?.report;
-    if let Some(path) = &output.junit {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write --junit {}", path.display()))?;
-        let mut file = Sink::new(std::io::BufWriter::new(file));
-        report::junit::write(&report, output.strict, &mut file)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| Ok(file.flush()?))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
     // Buffered: stdout is line-buffered, and a JSON report is thousands of lines.
     let stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let color = output.format == Format::Table
@@ -245,7 +276,34 @@ async fn execute(
         Format::Table => report::table::write(&report, color, &mut out)?,
     }
     out.flush()?;
+    // After stdout: a file that fails to write late (a full disk) still leaves the report shown.
+    if let Some(path) = &output.junit {
+        if let Err(e) = write_junit(&report, output.strict, path) {
+            let mut err = Sink::new(std::io::stderr());
+            writeln!(
+                err,
+                "netcheck: error: {e:#}; the report above is complete, the run's own exit code \
+                 would have been {}",
+                report.exit_code(output.strict)
+            )?;
+            return Ok(exit_code::USAGE);
+        }
+    }
     Ok(report.exit_code(output.strict))
+}
+
+fn write_junit(
+    report: &report::RunReport,
+    strict: bool,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot write --junit {}", path.display()))?;
+    let mut file = Sink::new(std::io::BufWriter::new(file));
+    report::junit::write(report, strict, &mut file)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(file.flush()?))
+        .with_context(|| format!("cannot write --junit {}", path.display()))
 }
 
 /// Every SIGINT, SIGTERM and SIGHUP the process receives from now on, in order: the run handles

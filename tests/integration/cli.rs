@@ -411,3 +411,50 @@ fn man_prints_pages_that_man_renders_without_warnings() {
         "{text}"
     );
 }
+
+#[test]
+fn a_report_path_in_a_missing_folder_stops_before_any_network_step() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let r = netcheck(&[
+        "run",
+        "--account",
+        &format!("https://{HOST}:{port}"),
+        "--resolve",
+        &format!("{HOST}:{port}:127.0.0.1"),
+        "--only",
+        "tcp.account",
+        "--junit",
+        "/nonexistent-netcheck-dir/reports/x.xml",
+    ])
+    .run();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the folder /nonexistent-netcheck-dir/reports does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "tcp.account connected before the path was checked"
+    );
+    let folder = netcheck(&["demo", "--junit", "/tmp"]).run();
+    assert_eq!(folder.code, 2);
+    assert!(folder.stderr.contains("is a folder"), "{}", folder.stderr);
+}
+
+#[test]
+fn a_report_file_that_fails_late_still_leaves_the_report_on_stdout() {
+    // /dev/full opens for writing, so it passes the check before the run; writing fails.
+    let r = netcheck(&["demo", "--junit", "/dev/full", "--format", "json"]).run();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.json()["summary"]["fail"], 0);
+    assert!(
+        r.stderr.contains("cannot write --junit /dev/full")
+            && r.stderr.contains("the report above is complete"),
+        "{}",
+        r.stderr
+    );
+}
