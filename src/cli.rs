@@ -386,10 +386,21 @@ fn man(out: &mut dyn Write) -> std::io::Result<()> {
 fn explain(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
     match id {
         None => {
+            // Columns as wide as their longest entry, so no row is pushed out of line.
+            let id_width = catalog::rows()
+                .iter()
+                .map(|r| r.id.as_str().len())
+                .max()
+                .unwrap_or(0);
+            let area_width = catalog::rows()
+                .iter()
+                .map(|r| r.area.len())
+                .max()
+                .unwrap_or(0);
             for row in catalog::rows() {
                 writeln!(
                     out,
-                    "{:<24} {:<7} {}",
+                    "{:<id_width$} {:<area_width$} {}",
                     row.id.as_str(),
                     row.area,
                     row.symptom

@@ -41,7 +41,8 @@ pub struct ConnectionArgs {
     /// ~/.snowflake: connections.toml, else config.toml [connections.NAME]).
     #[arg(long, env = "NETCHECK_CONNECTION", value_name = "NAME")]
     pub connection: Option<String>,
-    /// JSON settings file in the seed project's .secrets/config.json shape.
+    /// JSON settings file shaped like a .secrets/config.json of Snowflake streaming samples
+    /// (account or account_host, user or username, role, private_key_path, pipe_name, …).
     #[arg(long, env = "NETCHECK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Snowflake user for key-pair authentication.

@@ -110,7 +110,7 @@ pub struct RateArgs {
     /// At least this many channels (more are opened when one cannot carry the rate).
     #[arg(long, env = "NETCHECK_CHANNELS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2000))]
     pub channels: Option<u16>,
-    /// A row of the seed's bandwidth table: demo 10/s x 200 B, small 100/s x 500 B,
+    /// A preset load: demo 10/s x 200 B, small 100/s x 500 B,
     /// medium 1,000/s x 500 B, large 10,000/s x 1 KB (--rate and --event-size override it).
     #[arg(long, env = "NETCHECK_PROFILE", value_enum, value_name = "NAME")]
     pub profile: Option<Profile>,

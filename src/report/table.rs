@@ -38,9 +38,19 @@ pub fn write(report: &RunReport, color: bool, out: &mut dyn Write) -> io::Result
             Cell::new(&c.finding),
         ]);
     }
+    // A demo's settings are its own: say the target is the emulator, not an account.
+    let demo = report
+        .settings
+        .iter()
+        .any(|s| s.source == crate::connection::Source::Demo);
+    let against = if demo {
+        "demo against the embedded emulator at "
+    } else {
+        ""
+    };
     writeln!(
         out,
-        "netcheck {} ({})",
+        "netcheck {against}{} ({})",
         report.target.url, report.started_at
     )?;
     writeln!(out, "{table}")?;

@@ -458,3 +458,43 @@ fn a_report_file_that_fails_late_still_leaves_the_report_on_stdout() {
         r.stderr
     );
 }
+
+#[test]
+fn output_speaks_to_the_user_not_of_internals() {
+    use clap::CommandFactory;
+    // Every help text, long and short, of every subcommand, and the whole catalog.
+    let mut cli = netcheck::cli::Cli::command();
+    let mut texts = vec![cli.render_long_help().to_string()];
+    for sub in cli.get_subcommands_mut() {
+        texts.push(sub.render_long_help().to_string());
+    }
+    let explain = netcheck(&["explain"]).run();
+    texts.push(explain.stdout.clone());
+    for text in &texts {
+        for jargon in ["seed", "None", "Some("] {
+            assert!(!text.contains(jargon), "`{jargon}` in:\n{text}");
+        }
+    }
+    // `explain`: the symptom column starts at the same place on every row.
+    // Each row: id, padding, area, padding, symptom; compare where the symptom starts.
+    let starts: std::collections::BTreeSet<usize> = explain
+        .stdout
+        .lines()
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let (id, area) = (words.next().unwrap(), words.next().unwrap());
+            let after_area = l[id.len()..].find(area).unwrap() + id.len() + area.len();
+            after_area + l[after_area..].find(|c: char| !c.is_whitespace()).unwrap()
+        })
+        .collect();
+    assert_eq!(starts.len(), 1, "symptoms start at columns {starts:?}");
+    let policy = netcheck(&["explain", "network-policy"]).run();
+    assert!(
+        policy.stdout.contains("401") && policy.stdout.contains("390422"),
+        "Snowflake answers a network-policy rejection with 401 and code 390422:\n{}",
+        policy.stdout
+    );
+    let demo = netcheck(&["demo"]).run();
+    let header = demo.stdout.lines().next().unwrap_or_default();
+    assert!(header.contains("embedded emulator"), "{header}");
+}
