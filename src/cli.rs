@@ -217,6 +217,10 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
     args.output.check_paths()?;
     let settings = Settings::from_args(&args.settings, |k| std::env::var(k).ok())?;
+    let mut err = Sink::new(std::io::stderr());
+    for warning in &settings.connection.warnings {
+        writeln!(err, "netcheck: warning: {warning}")?;
+    }
     let plan = registry::plan(&args.only, &args.skip, args.settings.full)?;
     execute(settings, &plan, &args.output).await
 }

@@ -224,6 +224,9 @@ pub struct Connection {
     pub table: Option<Sourced<String>>,
     /// Pipe of the stream target (`<TABLE>-STREAMING` by default when a table is set).
     pub pipe: Option<Sourced<String>>,
+    /// Problems that did not stop the run: a broken connection file no setting came from.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// `{"set": true, "source": …}`: a report can say where a secret came from without a value to
@@ -479,7 +482,8 @@ pub fn resolve_with(
     read: &dyn Fn(&Path) -> Result<String, FileError>,
 ) -> Result<Connection, Error> {
     let home = files::SnowflakeHome::locate(env);
-    let named = home.connection(args.connection.as_deref(), env, read)?;
+    let mut warnings = Vec::new();
+    let named = home.connection(args.connection.as_deref(), env, read, &mut warnings)?;
     let mut layers = vec![flags_layer(args, account_flag, env)];
     if let Some(named) = &named {
         let prefix = format!("SNOWFLAKE_CONNECTIONS_{}_", named.name.value.to_uppercase());
@@ -499,7 +503,9 @@ pub fn resolve_with(
         "PRIVATE_KEY_PASSPHRASE",
         env,
     ));
-    Merged { layers, env }.connection(name)
+    let mut connection = Merged { layers, env }.connection(name)?;
+    connection.warnings = warnings;
+    Ok(connection)
 }
 
 /// The layers in precedence order; the first layer holding a key wins.
@@ -573,6 +579,7 @@ impl Merged<'_> {
             table,
             pipe,
             name,
+            warnings: Vec::new(),
         })
     }
 

@@ -498,3 +498,31 @@ fn output_speaks_to_the_user_not_of_internals() {
     let header = demo.stdout.lines().next().unwrap_or_default();
     assert!(header.contains("embedded emulator"), "{header}");
 }
+
+#[test]
+fn a_broken_connection_file_the_run_does_not_use_is_a_warning() {
+    let home = crate::support::emulate::TempDir::new("broken-home");
+    std::fs::write(home.path().join("connections.toml"), "[dev\n").unwrap();
+    let args = [
+        "run",
+        "--account",
+        HOST,
+        "--resolve",
+        &format!("{HOST}:443:127.0.0.1"),
+        "--only",
+        "dns.account",
+    ];
+    let home_dir = home.path().to_str().unwrap();
+    let r = netcheck(&args).env("SNOWFLAKE_HOME", home_dir).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("netcheck: warning:") && r.stderr.contains("connections.toml"),
+        "{}",
+        r.stderr
+    );
+    let asked = netcheck(&args)
+        .args(&["--connection", "dev"])
+        .env("SNOWFLAKE_HOME", home_dir)
+        .run();
+    assert_eq!(asked.code, 2, "{}", asked.stderr);
+}
