@@ -264,6 +264,10 @@ async fn execute(
         let _ = p.await;
     }
     let report = finished?.report;
+    let mut err = Sink::new(std::io::stderr());
+    for warning in &report.warnings {
+        writeln!(err, "netcheck: warning: {warning}")?;
+    }
     // Buffered: stdout is line-buffered, and a JSON report is thousands of lines.
     let stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let color = output.format == Format::Table

@@ -37,6 +37,10 @@ pub struct RunReport {
     pub signal: Option<Signal>,
     pub summary: Summary,
     pub checks: Vec<CheckReport>,
+    /// What the run noticed about its own configuration (an unused `--resolve` entry), absent
+    /// when nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What was checked.
@@ -149,6 +153,7 @@ impl RunReport {
             signal: run.signal,
             summary,
             checks,
+            warnings: Vec::new(),
         }
     }
 

@@ -526,3 +526,34 @@ fn a_broken_connection_file_the_run_does_not_use_is_a_warning() {
         .run();
     assert_eq!(asked.code, 2, "{}", asked.stderr);
 }
+
+#[test]
+fn a_resolve_entry_the_run_never_uses_warns() {
+    let r = netcheck(&[
+        "run",
+        "--account",
+        HOST,
+        "--resolve",
+        &format!("{HOST}:443:127.0.0.1"),
+        "--resolve",
+        // A typo'd port: the run looks the account up on 443 only.
+        &format!("{HOST}:4443:127.0.0.1"),
+        "--only",
+        "dns.account",
+        "--format",
+        "json",
+    ])
+    .run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let want = format!("--resolve {HOST}:4443 was not used");
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains(&format!("{HOST}:443 was")),
+        "{}",
+        r.stderr
+    );
+    let report = r.json();
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].as_str().unwrap().contains(&want));
+}
