@@ -106,7 +106,8 @@ pub struct OutputArgs {
     /// Treat warnings as failures (exit code and JUnit).
     #[arg(long, env = "NETCHECK_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
-    /// More detail on stderr (-v, -vv). Never prints secrets.
+    /// More detail on stderr: -v every setting and where it came from, -vv also each check's
+    /// timing and the HTTP exchanges. Never prints secrets.
     #[arg(short, long, env = "NETCHECK_VERBOSE", action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
@@ -265,6 +266,15 @@ async fn execute(
     }
     let report = finished?.report;
     let mut err = Sink::new(std::io::stderr());
+    if output.verbose > 1 {
+        for c in &report.checks {
+            writeln!(
+                err,
+                "netcheck: timing: {} started at +{:.1} ms, took {:.1} ms",
+                c.id, c.started_ms, c.duration_ms
+            )?;
+        }
+    }
     for warning in &report.warnings {
         writeln!(err, "netcheck: warning: {warning}")?;
     }

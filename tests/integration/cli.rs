@@ -557,3 +557,27 @@ fn a_resolve_entry_the_run_never_uses_warns() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].as_str().unwrap().contains(&want));
 }
+
+#[test]
+fn very_verbose_adds_timings_and_scrubbed_http_exchanges() {
+    let r = netcheck(&["demo", "-vv"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for want in [
+        "netcheck: timeout = 5 s (from netcheck demo)",
+        "netcheck: timing: dns.account started at +",
+        "http: GET https://myorg-myaccount.snowflakecomputing.com/v2/streaming/hostname [authorization: ***",
+        "http: POST https://myorg-myaccount.snowflakecomputing.com/oauth/token",
+        "(body withheld: it carries the scoped token)",
+        "-> 200",
+    ] {
+        assert!(r.stderr.contains(want), "{want} not in:\n{}", r.stderr);
+    }
+    // A JWT is base64url JSON: it starts with `eyJ`. Neither it nor a bearer value shows.
+    assert!(
+        !r.stderr.contains("eyJ") && !r.stderr.contains("Bearer "),
+        "{}",
+        r.stderr
+    );
+    let plain = netcheck(&["demo", "-v"]).run();
+    assert!(!plain.stderr.contains("http: ") && !plain.stderr.contains("timing: "));
+}
