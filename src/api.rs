@@ -380,8 +380,10 @@ fn log_exchange(
             )
         }
         Ok((reply, _)) => {
-            let mut body: String = reply.body.chars().take(SHOWN).collect();
-            if body.len() < reply.body.len() {
+            // Scrubbed before it is cut: a secret cut in half no longer matches at the sink.
+            let whole = crate::secret::scrub(&reply.body);
+            let mut body: String = whole.chars().take(SHOWN).collect();
+            if body.len() < whole.len() {
                 body.push('…');
             }
             format!("{} {body}", reply.status)
