@@ -258,6 +258,7 @@ impl Api {
             request.url().host_str().unwrap_or_default().to_owned(),
             request.url().path().to_owned(),
         );
+        let headers = tracing::enabled!(tracing::Level::DEBUG).then(|| shown_headers(&request));
         let start = Instant::now();
         let cap = answer_cap(call);
         let result = tokio::time::timeout(self.timeout, async {
@@ -317,6 +318,15 @@ impl Api {
                 retry_after,
             )),
         };
+        if let Some(headers) = headers {
+            log_exchange(
+                call,
+                &format!("{method} https://{host}{path}"),
+                &headers,
+                &outcome,
+                elapsed,
+            );
+        }
         let (status, error) = match &outcome {
             Ok((r, _)) => (Some(r.status), (!r.ok()).then(|| r.error()).flatten()),
             Err(CallError::Redirected { status, .. }) => (Some(*status), None),
@@ -336,6 +346,58 @@ impl Api {
         });
         outcome
     }
+}
+
+/// A request's headers for `-vv`: credentials as `***` here, whatever the sink also scrubs.
+fn shown_headers(request: &reqwest::Request) -> String {
+    use reqwest::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            if name == AUTHORIZATION || name == PROXY_AUTHORIZATION {
+                format!("{name}: ***")
+            } else {
+                format!("{name}: {}", String::from_utf8_lossy(value.as_bytes()))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One HTTP exchange at debug level (`-vv`), through the log writer's sink. The token
+/// exchange's answer is withheld: it holds the scoped token before the check registers it as
+/// a secret.
+fn log_exchange(
+    call: ApiCall,
+    request: &str,
+    headers: &str,
+    outcome: &Result<(Reply, Option<Duration>), CallError>,
+    elapsed: Duration,
+) {
+    const SHOWN: usize = 512;
+    let answer = match outcome {
+        Ok((reply, _)) if call == ApiCall::Token => {
+            format!(
+                "{} (body withheld: it carries the scoped token)",
+                reply.status
+            )
+        }
+        Ok((reply, _)) => {
+            // Scrubbed before it is cut: a secret cut in half no longer matches at the sink.
+            let whole = crate::secret::scrub(&reply.body);
+            let mut body: String = whole.chars().take(SHOWN).collect();
+            if body.len() < whole.len() {
+                body.push('…');
+            }
+            format!("{} {body}", reply.status)
+        }
+        Err(e) => format!("no answer: {e}"),
+    };
+    tracing::debug!(
+        "http: {request} [{headers}] -> {answer} in {:.1} ms",
+        crate::units::ms(elapsed)
+    );
 }
 
 /// The body, read chunk by chunk (decompressed) until it ends or passes `cap`: `None` past the

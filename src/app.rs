@@ -50,7 +50,18 @@ pub async fn run_plan(
     signals: impl Stream<Item = Signal>,
 ) -> Result<Finished, Error> {
     let ctx = Ctx::new(settings.clone())?;
+    let resolver = ctx.net.resolver.clone();
     let result = runner::run(plan, ctx, events, signals).await;
-    let report = RunReport::new(&settings, &result);
+    let mut report = RunReport::new(&settings, &result);
+    // Only a run that went to its end can tell that an entry was never needed.
+    if result.ending == runner::Ending::Completed {
+        report
+            .warnings
+            .extend(resolver.unused_overrides().into_iter().map(|entry| {
+            format!(
+                "--resolve {entry} was not used: nothing in this run looked up that host and port"
+            )
+        }));
+    }
     Ok(Finished { result, report })
 }

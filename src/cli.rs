@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+// Boolean twins: NETCHECK_STRICT=1 or =yes means what a shell user means (any case), not a usage error.
+use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -31,6 +33,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the checks against an account.
+    #[command(allow_negative_numbers = true)]
     Run(RunArgs),
     /// Print a troubleshooting catalog row, or list them all.
     Explain {
@@ -38,11 +41,21 @@ pub enum Command {
         id: Option<String>,
     },
     /// Start the embedded emulator and run every check (--full included) against it.
+    #[command(allow_negative_numbers = true)]
     Demo(DemoArgs),
     /// Run the Snowflake-compatible emulator in the foreground (see --list-faults).
+    #[command(allow_negative_numbers = true)]
     Emulate(crate::emulator::EmulateArgs),
     /// Serve probes of named connections to Prometheus (/probe, /metrics, /healthz).
     Serve(crate::serve::ServeArgs),
+    /// Print a shell completion script to stdout (see the README for where to put it).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man pages (roff) to stdout: netcheck(1), then one per subcommand with its
+    /// options and environment variables. Read them with: netcheck man | man -l -
+    Man,
 }
 
 /// Output format on stdout.
@@ -102,11 +115,50 @@ pub struct OutputArgs {
     #[arg(long, env = "NETCHECK_HTML", value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Treat warnings as failures (exit code and JUnit).
-    #[arg(long, env = "NETCHECK_STRICT")]
+    #[arg(long, env = "NETCHECK_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
-    /// More detail on stderr (-v, -vv). Never prints secrets.
+    /// More detail on stderr: -v every setting and where it came from, -vv also each check's
+    /// timing and the HTTP exchanges. Never prints secrets.
     #[arg(short, long, env = "NETCHECK_VERBOSE", action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl OutputArgs {
+    /// Fails at once, before any network step, when a report file could not be written: a
+    /// missing folder, a folder in its place, a file that cannot be opened for writing. An
+    /// existing file is replaced at the end, as asked for.
+    fn check_paths(&self) -> anyhow::Result<()> {
+        if let Some(path) = &self.junit {
+            writable("--junit", path)?;
+        }
+        Ok(())
+    }
+}
+
+fn writable(flag: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {shown}: the folder {} does not exist",
+            folder.display()
+        ))
+        .into());
+    }
+    if path.is_dir() {
+        return Err(Error::Usage(format!("{flag} {shown}: is a folder, not a file")).into());
+    }
+    if path.exists() {
+        // Opened without truncating: the file keeps its content until the report replaces it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{flag} {shown}: cannot be written"))?;
+    }
+    Ok(())
 }
 
 /// Entry point used by `main`: parse the process arguments, run, and return the exit code.
@@ -123,6 +175,14 @@ pub fn main() -> ExitCode {
         }
         Command::Demo(args) => with_runtime(demo(args, origins(&matches, "demo"))),
         Command::Explain { id } => explain(id.as_deref(), &mut std::io::stdout().lock()),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "netcheck", &mut std::io::stdout().lock());
+            Ok(exit_code::OK)
+        }
+        Command::Man => man(&mut std::io::stdout().lock())
+            .map(|()| exit_code::OK)
+            .context("cannot write the man page"),
         Command::Emulate(args) => with_runtime(async {
             crate::emulator::emulate(args).await?;
             Ok(exit_code::OK)
@@ -172,7 +232,12 @@ fn with_runtime<F: std::future::Future<Output = anyhow::Result<u8>>>(f: F) -> an
 /// `netcheck run`.
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
+    args.output.check_paths()?;
     let settings = Settings::from_args(&args.settings, |k| std::env::var(k).ok())?;
+    let mut err = Sink::new(std::io::stderr());
+    for warning in &settings.connection.warnings {
+        writeln!(err, "netcheck: warning: {warning}")?;
+    }
     let plan = registry::plan(&args.only, &args.skip, args.settings.probe.full)?;
     execute(settings, &plan, &args.output).await
 }
@@ -180,6 +245,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// `netcheck demo`: the whole suite, `--full` included, against the embedded emulator.
 async fn demo(args: DemoArgs, origins: Origins) -> anyhow::Result<u8> {
     init_logging(args.output.verbose);
+    args.output.check_paths()?;
     let budget_scale = args.budgets.scale()?;
     let mut demo =
         crate::demo::start(args.faults, usize::from(args.rows), args.rate.load()?).await?;
@@ -215,14 +281,18 @@ async fn execute(
         let _ = p.await;
     }
     let report = finished?.report;
-    if let Some(path) = &output.junit {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write --junit {}", path.display()))?;
-        let mut file = Sink::new(std::io::BufWriter::new(file));
-        report::junit::write(&report, output.strict, &mut file)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| Ok(file.flush()?))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut err = Sink::new(std::io::stderr());
+    if output.verbose > 1 {
+        for c in &report.checks {
+            writeln!(
+                err,
+                "netcheck: timing: {} started at +{:.1} ms, took {:.1} ms",
+                c.id, c.started_ms, c.duration_ms
+            )?;
+        }
+    }
+    for warning in &report.warnings {
+        writeln!(err, "netcheck: warning: {warning}")?;
     }
     if let Some(path) = &output.html {
         // Created (or replaced) as --junit's file is: the path names the report to write.
@@ -253,7 +323,34 @@ async fn execute(
         Format::Prometheus => report::prometheus::write(&report, &mut out)?,
     }
     out.flush()?;
+    // After stdout: a file that fails to write late (a full disk) still leaves the report shown.
+    if let Some(path) = &output.junit {
+        if let Err(e) = write_junit(&report, output.strict, path) {
+            let mut err = Sink::new(std::io::stderr());
+            writeln!(
+                err,
+                "netcheck: error: {e:#}; the report above is complete, the run's own exit code \
+                 would have been {}",
+                report.exit_code(output.strict)
+            )?;
+            return Ok(exit_code::USAGE);
+        }
+    }
     Ok(report.exit_code(output.strict))
+}
+
+fn write_junit(
+    report: &report::RunReport,
+    strict: bool,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot write --junit {}", path.display()))?;
+    let mut file = Sink::new(std::io::BufWriter::new(file));
+    report::junit::write(report, strict, &mut file)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(file.flush()?))
+        .with_context(|| format!("cannot write --junit {}", path.display()))
 }
 
 /// Every SIGINT, SIGTERM and SIGHUP the process receives from now on, in order: the run handles
@@ -336,14 +433,40 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// `netcheck man`: the top page lists the subcommands only, so each subcommand follows as a
+/// page of its own (`netcheck-run(1)`, …) with every flag and its `NETCHECK_*` twin.
+fn man(out: &mut dyn Write) -> std::io::Result<()> {
+    let cli = Cli::command();
+    clap_mangen::Man::new(cli.clone()).render(out)?;
+    for sub in cli.get_subcommands() {
+        let page = sub
+            .clone()
+            .display_name(format!("netcheck-{}", sub.get_name()))
+            .bin_name(format!("netcheck {}", sub.get_name()));
+        clap_mangen::Man::new(page).render(out)?;
+    }
+    Ok(())
+}
+
 /// `netcheck explain [ID]`.
 fn explain(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
     match id {
         None => {
+            // Columns as wide as their longest entry, so no row is pushed out of line.
+            let id_width = catalog::rows()
+                .iter()
+                .map(|r| r.id.as_str().len())
+                .max()
+                .unwrap_or(0);
+            let area_width = catalog::rows()
+                .iter()
+                .map(|r| r.area.len())
+                .max()
+                .unwrap_or(0);
             for row in catalog::rows() {
                 writeln!(
                     out,
-                    "{:<24} {:<7} {}",
+                    "{:<id_width$} {:<area_width$} {}",
                     row.id.as_str(),
                     row.area,
                     row.symptom
@@ -367,4 +490,42 @@ fn explain(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
     }
     Ok(exit_code::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every boolean flag with an environment twin, in every subcommand.
+    fn boolean_twins(cmd: &clap::Command) -> Vec<clap::Arg> {
+        cmd.get_arguments()
+            .filter(|a| a.get_env().is_some() && matches!(a.get_action(), clap::ArgAction::SetTrue))
+            .cloned()
+            .chain(cmd.get_subcommands().flat_map(boolean_twins))
+            .collect()
+    }
+
+    #[test]
+    fn boolean_twins_take_what_shells_write() {
+        let twins = boolean_twins(&Cli::command());
+        assert!(
+            twins.len() >= 2,
+            "NETCHECK_STRICT and NETCHECK_FULL at least"
+        );
+        for arg in twins {
+            // The same value parser on a flag that takes a value, as the twin's value is taken.
+            let probe = arg.clone().action(clap::ArgAction::Set).env(None::<&str>);
+            let flag = format!("--{}", arg.get_long().unwrap_or_default());
+            let parse = |v: &str| {
+                clap::Command::new("t")
+                    .arg(probe.clone())
+                    .try_get_matches_from(["t", &flag, v])
+                    .is_ok()
+            };
+            for value in ["1", "0", "true", "false", "yes", "no", "YES", "False"] {
+                assert!(parse(value), "{:?}={value} refused", arg.get_env());
+            }
+            assert!(!parse("maybe"), "{:?} takes anything", arg.get_env());
+        }
+    }
 }

@@ -44,7 +44,8 @@ pub struct ConnectionArgs {
     /// ~/.snowflake: connections.toml, else config.toml [connections.NAME]).
     #[arg(long, env = "NETCHECK_CONNECTION", value_name = "NAME")]
     pub connection: Option<String>,
-    /// JSON settings file in the seed project's .secrets/config.json shape.
+    /// JSON settings file shaped like a .secrets/config.json of Snowflake streaming samples
+    /// (account or account_host, user or username, role, private_key_path, pipe_name, …).
     #[arg(long, env = "NETCHECK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Snowflake user for key-pair authentication.
@@ -275,6 +276,9 @@ pub struct Connection {
     pub oauth_token_request_url: Option<Sourced<String>>,
     /// The scope asked of the identity provider.
     pub oauth_scope: Option<Sourced<String>>,
+    /// Problems that did not stop the run: a broken connection file no setting came from.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// `{"set": true, "source": …}`: a report can say where a secret came from without a value to
@@ -594,7 +598,8 @@ pub fn resolve_with(
     read: &dyn Fn(&Path) -> Result<String, FileError>,
 ) -> Result<Connection, Error> {
     let home = files::SnowflakeHome::locate(env);
-    let named = home.connection(args.connection.as_deref(), env, read)?;
+    let mut warnings = Vec::new();
+    let named = home.connection(args.connection.as_deref(), env, read, &mut warnings)?;
     let mut layers = vec![flags_layer(args, account_flag, env)];
     if let Some(named) = &named {
         let prefix = format!("SNOWFLAKE_CONNECTIONS_{}_", named.name.value.to_uppercase());
@@ -614,7 +619,9 @@ pub fn resolve_with(
         "PRIVATE_KEY_PASSPHRASE",
         env,
     ));
-    Merged { layers, env }.connection(name)
+    let mut connection = Merged { layers, env }.connection(name)?;
+    connection.warnings = warnings;
+    Ok(connection)
 }
 
 /// The layers in precedence order; the first layer holding a key wins.
@@ -699,6 +706,7 @@ impl Merged<'_> {
             oauth_token_request_url: self.string(Key::OAuthTokenRequestUrl),
             oauth_scope: self.string(Key::OAuthScope),
             name,
+            warnings: Vec::new(),
         })
     }
 

@@ -144,17 +144,18 @@ pub struct RateArgs {
     #[arg(
         long,
         env = "NETCHECK_DURATION",
+        value_parser = crate::settings::parse_secs,
         default_value_t = 10.0,
         value_name = "SECS"
     )]
     pub duration: f64,
     /// Bytes per generated event (padded badge events) [default: the profile's, else 200].
-    #[arg(long, env = "NETCHECK_EVENT_SIZE", value_name = "BYTES")]
+    #[arg(long, env = "NETCHECK_EVENT_SIZE", value_name = "BYTES", value_parser = crate::settings::parse_count::<usize>)]
     pub event_size: Option<usize>,
     /// At least this many channels (more are opened when one cannot carry the rate).
     #[arg(long, env = "NETCHECK_CHANNELS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2000))]
     pub channels: Option<u16>,
-    /// A row of the seed's bandwidth table: demo 10/s x 200 B, small 100/s x 500 B,
+    /// A preset load: demo 10/s x 200 B, small 100/s x 500 B,
     /// medium 1,000/s x 500 B, large 10,000/s x 1 KB; max: the most the path carries of 1 KB
     /// events (--rate and --event-size override it).
     #[arg(long, env = "NETCHECK_PROFILE", value_enum, value_name = "NAME")]
@@ -240,16 +241,11 @@ impl RateArgs {
                 "--event-size must be between {MIN_EVENT_SIZE} and {MAX_EVENT_SIZE} bytes, got {event_size}"
             )));
         }
-        if !(self.duration.is_finite() && self.duration > 0.0 && self.duration <= 3600.0) {
-            return Err(Error::Usage(format!(
-                "--duration must be a number of seconds between 0 and 3600, got {}",
-                self.duration
-            )));
-        }
+        let duration = crate::settings::validate_secs("--duration", self.duration)?;
         Ok(Some(Load {
             profile: self.profile,
             events_per_sec,
-            duration: Duration::from_secs_f64(self.duration),
+            duration,
             event_size,
             min_channels: self.channels.unwrap_or(1),
             compression: self.compression,

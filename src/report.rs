@@ -47,6 +47,10 @@ pub struct RunReport {
     /// The warnings and failures grouped by what explains them: one entry per cause, naming
     /// every check that saw it, with the fix filled in from what the run learned.
     pub root_causes: Vec<RootCause>,
+    /// What the run noticed about its own configuration (an unused `--resolve` entry), absent
+    /// when nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What was checked.
@@ -162,6 +166,7 @@ impl RunReport {
             summary,
             root_causes: causes::group(&settings.account, &checks),
             checks,
+            warnings: Vec::new(),
         }
     }
 
@@ -342,6 +347,7 @@ pub(crate) mod tests {
                 skip: 1,
             },
             root_causes: causes::group(&Endpoint::for_host(HOST, 443), &checks),
+            warnings: Vec::new(),
             checks,
         }
     }

@@ -69,6 +69,7 @@ pub struct ProbeArgs {
     #[arg(
         long,
         env = "NETCHECK_TIMEOUT",
+        value_parser = parse_secs,
         default_value_t = 10.0,
         value_name = "SECS"
     )]
@@ -77,6 +78,7 @@ pub struct ProbeArgs {
     #[arg(
         long,
         env = "NETCHECK_DEADLINE",
+        value_parser = parse_secs,
         default_value_t = 60.0,
         value_name = "SECS"
     )]
@@ -85,7 +87,7 @@ pub struct ProbeArgs {
     pub budgets: BudgetArgs,
     /// Seconds the test channels' cleanup may take after a signal or the deadline [default: the
     /// --timeout]. A second signal cuts it short; the run still ends by --deadline.
-    #[arg(long, env = "NETCHECK_CLEANUP_GRACE", value_name = "SECS")]
+    #[arg(long, env = "NETCHECK_CLEANUP_GRACE", value_name = "SECS", value_parser = parse_secs)]
     pub cleanup_grace: Option<f64>,
     /// JSON output of SELECT SYSTEM$ALLOWLIST(): check DNS and TCP for every host in it
     /// (without it, the list is read over the SQL API when a warehouse is configured).
@@ -95,7 +97,7 @@ pub struct ProbeArgs {
     #[arg(long, env = "NETCHECK_CONCURRENCY", default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Also stream through a test channel: open, append rows, confirm the commit, drop it.
-    #[arg(long, env = "NETCHECK_FULL")]
+    #[arg(long, env = "NETCHECK_FULL", value_parser = clap::builder::BoolishValueParser::new())]
     pub full: bool,
     /// Rows to append with --full.
     #[arg(long, env = "NETCHECK_ROWS", default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
@@ -117,7 +119,8 @@ pub struct BudgetArgs {
         long,
         env = "NETCHECK_BUDGET_SCALE",
         value_name = "F",
-        default_value_t = 1.0
+        default_value_t = 1.0,
+        value_parser = parse_budget_scale
     )]
     pub budget_scale: f64,
 }
@@ -125,15 +128,25 @@ pub struct BudgetArgs {
 impl BudgetArgs {
     /// The scale, a finite number from 1 to 100.
     pub fn scale(&self) -> Result<f64, Error> {
-        let f = self.budget_scale;
-        if f.is_finite() && (1.0..=100.0).contains(&f) {
-            Ok(f)
-        } else {
-            Err(Error::Usage(format!(
-                "--budget-scale must be a number between 1 and 100, got {f}"
-            )))
-        }
+        scale_in_range(self.budget_scale)
+            .map_err(|why| Error::Usage(format!("--budget-scale {why}")))
     }
+}
+
+fn scale_in_range(f: f64) -> Result<f64, String> {
+    if f.is_finite() && (1.0..=100.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err(format!("must be a number between 1 and 100, got {f}"))
+    }
+}
+
+fn parse_budget_scale(s: &str) -> Result<f64, String> {
+    let f = s
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    scale_in_range(f)
 }
 
 /// The Snowflake side of a run: who connects, with which credentials, to stream into what.
@@ -382,14 +395,42 @@ fn read_allowlist(
         .map_err(|e| Error::Usage(format!("--allowlist {}: {e}", path.display())))
 }
 
-fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {
+/// A flag's seconds as a duration: positive, finite, at most an hour.
+pub(crate) fn validate_secs(flag: &str, secs: f64) -> Result<Duration, Error> {
+    secs_in_range(secs)
+        .map(Duration::from_secs_f64)
+        .map_err(|why| Error::Usage(format!("{flag} {why}")))
+}
+
+fn secs_in_range(secs: f64) -> Result<f64, String> {
     if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
-        Ok(Duration::from_secs_f64(secs))
+        Ok(secs)
     } else {
-        Err(Error::Usage(format!(
-            "{flag} must be a number of seconds between 0 and 3600, got {secs}"
-        )))
+        Err(format!(
+            "must be a positive number of seconds, at most 3600, got {secs}"
+        ))
     }
+}
+
+/// clap value parser for a `SECS` flag, so `--deadline -1` or `--timeout 0` is refused with the
+/// range before anything runs.
+pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
+    let secs = s
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    secs_in_range(secs)
+}
+
+/// clap value parser for a count or a size that may be 0: a negative one is refused as such,
+/// not as "invalid digit found in string".
+pub(crate) fn parse_count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!("must be 0 or more, got {s}"));
+    }
+    s.trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))
 }
 
 /// `ADDR[:PORT]`, IPv6 in brackets when a port is given; port 53 by default.

@@ -382,16 +382,21 @@ async fn commit(ctx: Ctx) -> Outcome {
         if committed_offset(&status).is_some_and(|c| awaited.parse::<u64>().is_ok_and(|a| c >= a)) {
             return Outcome::pass(
                 format!(
-                    "offset {awaited} committed after {:.0} ms ({polls} polls)",
-                    crate::units::ms(start.elapsed())
+                    "offset {awaited} committed after {:.0} ms ({polls} status {})",
+                    crate::units::ms(start.elapsed()),
+                    if polls == 1 { "check" } else { "checks" }
                 ),
                 evidence,
             );
         }
         if start.elapsed() + POLL_EVERY > wait {
+            let last = status.last_committed_offset_token.map_or_else(
+                || "nothing committed yet".to_owned(),
+                |t| format!("last committed offset {t}"),
+            );
             let finding = format!(
-                "offset {awaited} not committed within {wait:?} (last committed: {:?})",
-                status.last_committed_offset_token
+                "offset {awaited} not committed within {} s ({last})",
+                wait.as_secs_f64()
             );
             return Outcome::fail(RowId::CommitTimeout, finding, evidence);
         }

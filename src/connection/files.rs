@@ -90,12 +90,16 @@ impl SnowflakeHome {
     /// Finds the connection to read: `--connection`, else `SNOWFLAKE_DEFAULT_CONNECTION_NAME`,
     /// else `default_connection_name` in `config.toml`, else `default` if a file defines it.
     /// Connections come from `connections.toml` when it exists, else from `config.toml`
-    /// `[connections.NAME]`. A name that was asked for and is missing is an error.
+    /// `[connections.NAME]`. A name that was asked for and is missing is an error. When no
+    /// name was asked for (no `--connection`, no `SNOWFLAKE_DEFAULT_CONNECTION_NAME`), a file
+    /// that cannot be read or parsed is skipped with a line in `warnings`: a broken file the
+    /// run does not need must not stop `run --account X`.
     pub(super) fn connection(
         &self,
         flag: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
         read: &dyn Fn(&Path) -> Result<String, FileError>,
+        warnings: &mut Vec<String>,
     ) -> Result<Option<Named>, Error> {
         let Some(dir) = &self.dir else {
             return match flag {
@@ -108,9 +112,21 @@ impl SnowflakeHome {
         };
         let connections_path = dir.join("connections.toml");
         let config_path = dir.join("config.toml");
-        let connections = read_toml(&connections_path, read)?;
-        let config = read_toml(&config_path, read)?;
         let default_var = "SNOWFLAKE_DEFAULT_CONNECTION_NAME";
+        let asked = flag.is_some_and(|n| !n.trim().is_empty())
+            || env(default_var).is_some_and(|n| !n.trim().is_empty());
+        let mut open = |path: &Path| match read_toml(path, read) {
+            Err(e) if !asked => {
+                warnings.push(format!(
+                    "{e}; skipped, as no connection was asked for (--connection or \
+                     {default_var})"
+                ));
+                Ok(None)
+            }
+            other => other,
+        };
+        let connections = open(&connections_path)?;
+        let config = open(&config_path)?;
         let (name, explicit) = if let Some(name) = flag.filter(|n| !n.trim().is_empty()) {
             let source = flag_source("--connection", "NETCHECK_CONNECTION", name, env);
             (sourced(name.trim(), source), true)

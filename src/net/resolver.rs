@@ -11,6 +11,7 @@ mod system;
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{RData, RecordType};
@@ -231,6 +232,9 @@ enum Mode {
 /// The resolver every check and the API client use.
 pub struct Resolver {
     overrides: Vec<ResolveOverride>,
+    /// Which of `overrides` answered a lookup: an entry the run never used is worth a warning
+    /// (a typo in the host or the port silently changes nothing).
+    used: Vec<AtomicBool>,
     mode: Mode,
     info: ResolverInfo,
     /// Only loopback address literals are answered ([`Upstream::PinnedOnly`]).
@@ -293,6 +297,7 @@ impl Resolver {
             },
         };
         Self {
+            used: overrides.iter().map(|_| AtomicBool::default()).collect(),
             overrides,
             loopback_only: matches!(mode, Mode::PinnedOnly),
             mode,
@@ -321,19 +326,31 @@ impl Resolver {
     /// The `--resolve` addresses for `host:port`, if any.
     #[must_use]
     pub fn override_for(&self, host: &str, port: u16) -> Option<&[IpAddr]> {
-        self.overrides
-            .iter()
-            .find(|o| o.matches(host, port))
-            .map(|o| o.addrs.as_slice())
+        self.use_override(|o| o.matches(host, port))
     }
 
     /// The `--resolve` addresses for `host` on any port (for clients that ask by name only).
     #[must_use]
     pub fn override_for_host(&self, host: &str) -> Option<&[IpAddr]> {
+        self.use_override(|o| o.host == "*" || o.host.eq_ignore_ascii_case(host))
+    }
+
+    /// The first entry that `applies`, marked as used.
+    fn use_override(&self, applies: impl Fn(&ResolveOverride) -> bool) -> Option<&[IpAddr]> {
+        let i = self.overrides.iter().position(applies)?;
+        self.used[i].store(true, Ordering::Relaxed);
+        Some(self.overrides[i].addrs.as_slice())
+    }
+
+    /// The `--resolve` entries no lookup used so far, as `HOST:PORT`.
+    #[must_use]
+    pub fn unused_overrides(&self) -> Vec<String> {
         self.overrides
             .iter()
-            .find(|o| o.host == "*" || o.host.eq_ignore_ascii_case(host))
-            .map(|o| o.addrs.as_slice())
+            .zip(&self.used)
+            .filter(|(_, used)| !used.load(Ordering::Relaxed))
+            .map(|(o, _)| format!("{}:{}", o.host, o.port))
+            .collect()
     }
 
     /// Resolves `host` for a connection to `port`, bounded by `timeout`.

@@ -37,7 +37,20 @@ pub struct Layout {
 
 /// Writes the table, the root causes and the summary.
 pub fn write(report: &RunReport, layout: Layout, out: &mut dyn Write) -> io::Result<()> {
-    let head = format!("netcheck {} ({})", report.target.url, report.started_at);
+    // A demo's settings are its own: say the target is the emulator, not an account.
+    let demo = report
+        .settings
+        .iter()
+        .any(|s| s.source == crate::connection::Source::Demo);
+    let against = if demo {
+        "demo against the embedded emulator at "
+    } else {
+        ""
+    };
+    let head = format!(
+        "netcheck {against}{} ({})",
+        report.target.url, report.started_at
+    );
     para(out, &head, "", "  ", layout.width)?;
     match layout.width {
         Some(w) if w < TABLE_MIN => write_list(report, layout, w, out)?,

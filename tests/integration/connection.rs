@@ -343,6 +343,32 @@ fn a_file_that_does_not_parse_names_file_and_line_but_not_its_text() {
 }
 
 #[test]
+fn a_broken_file_no_connection_was_asked_from_warns_and_the_run_goes_on() {
+    let home = TempDir::new("broken-unused");
+    let path = home.write("connections.toml", "[dev]\nuser = \"u\n");
+    // Unreadable too: a directory where config.toml should be.
+    std::fs::create_dir(home.0.join("config.toml")).unwrap();
+    let conn = resolve(
+        &ConnectionArgs::default(),
+        Some("myorg-acct"),
+        &home_env(&home, &[]),
+    )
+    .unwrap();
+    assert_eq!(conn.target.unwrap().value, "myorg-acct");
+    assert_eq!(conn.warnings.len(), 2, "{:?}", conn.warnings);
+    assert!(
+        conn.warnings[0].contains(&path.display().to_string())
+            && conn.warnings[0].contains("no connection was asked for"),
+        "{:?}",
+        conn.warnings
+    );
+    // Asked for by name, by flag or by variable, the same file still stops the run.
+    assert!(resolve(&named("dev"), Some("myorg-acct"), &home_env(&home, &[])).is_err());
+    let by_variable = home_env(&home, &[("SNOWFLAKE_DEFAULT_CONNECTION_NAME", "dev")]);
+    assert!(resolve(&ConnectionArgs::default(), Some("myorg-acct"), &by_variable).is_err());
+}
+
+#[test]
 fn a_key_of_the_wrong_type_names_the_key_not_the_value() {
     let home = TempDir::new("wrongtype");
     home.write(

@@ -147,7 +147,17 @@ fn hostile_local_files_are_refused_at_once_naming_file_kind_and_cap() {
             let path_text = path.to_str().unwrap();
             let home = dir.path().to_str().unwrap();
             let r = if given == "SNOWFLAKE_HOME" {
-                run_with(&[], &[("SNOWFLAKE_HOME", home)])
+                // No connection asked for: the file is skipped, at once, with a warning that
+                // says the same; asked for, it stops the run.
+                let unasked = run_with(&[], &[("SNOWFLAKE_HOME", home)]);
+                assert_eq!(unasked.code, 0, "{hazard:?} unasked: {}", unasked.stderr);
+                assert!(
+                    unasked.stderr.contains("warning")
+                        && unasked.stderr.contains(&hazard.words(cap)),
+                    "{hazard:?} unasked: {}",
+                    unasked.stderr
+                );
+                run_with(&["--connection", "dev"], &[("SNOWFLAKE_HOME", home)])
             } else {
                 run_with(&[given, path_text], &[("HOME", home)])
             };

@@ -24,7 +24,7 @@ fn stable() -> insta::Settings {
         (r"\d+(\.\d+)? ms\b", "[ms]"),
         (r"SHA256:[A-Za-z0-9+/]{43}=", "SHA256:[fingerprint]"),
         (r"netcheck_\d+_[0-9a-f]+", "netcheck_[channel]"),
-        (r"\(\d+ polls?\)", "([n] polls)"),
+        (r"\(\d+ status checks?\)", "([n] status checks)"),
         // The token's lifetime is counted from its issue time, so it can round down to 59 min.
         (r"valid for \d+ min", "valid for [n] min"),
         (
