@@ -53,8 +53,9 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man pages (roff) to stdout: netcheck(1), then one per subcommand with its
-    /// options and environment variables. Read them with: netcheck man | man -l -
+    /// Print the man pages (roff) to stdout (read them with: netcheck man | man -l -)
+    ///
+    /// netcheck(1), then one page per subcommand with its options and environment variables.
     Man,
 }
 
@@ -425,7 +426,9 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|| Targets::new().with_target("netcheck", level));
     // Every event through the sink: a log line at debug level can quote a server's answer.
     // No ANSI styling, which the sink would show escaped.
+    // The filter decides; the builder's own cap (INFO by default) would drop `-vv`'s debug lines.
     let _ = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(false)
         .with_writer(|| Sink::new(std::io::stderr()))
         .finish()
