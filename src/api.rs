@@ -365,9 +365,8 @@ fn shown_headers(request: &reqwest::Request) -> String {
         .join(", ")
 }
 
-/// One HTTP exchange at debug level (`-vv`), through the log writer's sink. The token
-/// exchange's answer is withheld: it holds the scoped token before the check registers it as
-/// a secret.
+/// One HTTP exchange at debug level (`-vv`), through the log writer's sink. An answer that
+/// carries credentials is withheld (see [`ApiCall::answer_carries_credentials`]).
 fn log_exchange(
     call: ApiCall,
     request: &str,
@@ -377,11 +376,8 @@ fn log_exchange(
 ) {
     const SHOWN: usize = 512;
     let answer = match outcome {
-        Ok((reply, _)) if call == ApiCall::Token => {
-            format!(
-                "{} (body withheld: it carries the scoped token)",
-                reply.status
-            )
+        Ok((reply, _)) if call.answer_carries_credentials() => {
+            format!("{} (body withheld: it carries credentials)", reply.status)
         }
         Ok((reply, _)) => {
             // Scrubbed before it is cut: a secret cut in half no longer matches at the sink.

@@ -111,6 +111,14 @@ pub enum ApiCall {
 }
 
 impl ApiCall {
+    /// Whether a successful answer carries a credential: a token (the scoped token, an identity
+    /// provider's access token) or the stage's upload credentials (`:pipe-info`). Such answers are
+    /// never logged, even scrubbed: the value is not a registered secret until a check reads it.
+    #[must_use]
+    pub fn answer_carries_credentials(self) -> bool {
+        matches!(self, Self::Token | Self::IdpToken | Self::PipeInfo)
+    }
+
     /// The upper end of the call's typical latency (the network-flow document's latency table);
     /// `None` for calls with no such expectation.
     #[must_use]

@@ -185,8 +185,11 @@ fn at_most_concurrency_hosts_are_probed_at_once() {
     for pair in first.chunks(2) {
         assert!(pair[1].0.abs_diff(pair[0].0) < TIMEOUT / 2, "{first:?}");
     }
+    // A pair's timer starts before its query leaves, so a busy machine that delays one pair's
+    // queries shortens the gap seen here: a third of the timeout still tells a bound apart from
+    // all hosts at once (gap near zero).
     for (a, b) in first.iter().zip(&first[2..]) {
-        assert!(b.0.saturating_sub(a.0) >= TIMEOUT * 9 / 10, "{first:?}");
+        assert!(b.0.saturating_sub(a.0) >= TIMEOUT / 3, "{first:?}");
     }
 }
 

@@ -567,14 +567,23 @@ fn very_verbose_adds_timings_and_scrubbed_http_exchanges() {
         "netcheck: timing: dns.account started at +",
         "http: GET https://myorg-myaccount.snowflakecomputing.com/v2/streaming/hostname [authorization: ***",
         "http: POST https://myorg-myaccount.snowflakecomputing.com/oauth/token",
-        "(body withheld: it carries the scoped token)",
+        "(body withheld: it carries credentials)",
         "-> 200",
     ] {
         assert!(r.stderr.contains(want), "{want} not in:\n{}", r.stderr);
     }
-    // A JWT is base64url JSON: it starts with `eyJ`. Neither it nor a bearer value shows.
+    // A JWT is base64url JSON: it starts with `eyJ`. Neither it nor a bearer value shows, nor
+    // the stage's upload credentials of the `:pipe-info` answer.
     assert!(
-        !r.stderr.contains("eyJ") && !r.stderr.contains("Bearer "),
+        !r.stderr.contains("eyJ")
+            && !r.stderr.contains("Bearer ")
+            && !r.stderr.contains("EMULATOR-NOT-A-REAL"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(":pipe-info")
+            && r.stderr.contains("(body withheld: it carries credentials)"),
         "{}",
         r.stderr
     );
