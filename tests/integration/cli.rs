@@ -158,9 +158,22 @@ fn skip_skips_dependents_with_the_reason() {
 
 #[test]
 fn strict_turns_a_warning_into_exit_1() {
-    // A public Snowflake host answering with a private address warns; --only keeps the run to
-    // DNS, so nothing ever connects to that address.
-    let args = [
+    let relaxed = a_run_that_warns().run();
+    assert_eq!(relaxed.code, 0, "{}", relaxed.stderr);
+    assert_check(
+        &relaxed.json(),
+        "dns.account",
+        "warn",
+        Some("dns-private-address"),
+    );
+    let strict = a_run_that_warns().args(&["--strict"]).run();
+    assert_eq!(strict.code, 1);
+}
+
+/// A public Snowflake host answering with a private address warns (`dns-private-address`);
+/// `--only` keeps the run to DNS, so nothing ever connects to that address.
+fn a_run_that_warns() -> crate::support::run::Netcheck {
+    netcheck(&[
         "run",
         "--account",
         HOST,
@@ -170,17 +183,7 @@ fn strict_turns_a_warning_into_exit_1() {
         "dns.account",
         "--format",
         "json",
-    ];
-    let relaxed = netcheck(&args).run();
-    assert_eq!(relaxed.code, 0, "{}", relaxed.stderr);
-    assert_check(
-        &relaxed.json(),
-        "dns.account",
-        "warn",
-        Some("dns-private-address"),
-    );
-    let strict = netcheck(&args).args(&["--strict"]).run();
-    assert_eq!(strict.code, 1);
+    ])
 }
 
 #[test]
@@ -261,22 +264,12 @@ fn verbose_and_json_list_every_setting_with_its_source() {
 
 #[test]
 fn boolean_variables_take_one_zero_yes_no_in_any_case() {
-    // A public host answering with a private address warns: NETCHECK_STRICT decides the code.
+    // The run warns: NETCHECK_STRICT decides the code.
     let run = |strict: &str, full: &str| {
-        netcheck(&[
-            "run",
-            "--account",
-            HOST,
-            "--resolve",
-            &format!("{HOST}:443:10.20.30.40"),
-            "--only",
-            "dns.account",
-            "--format",
-            "json",
-        ])
-        .env("NETCHECK_STRICT", strict)
-        .env("NETCHECK_FULL", full)
-        .run()
+        a_run_that_warns()
+            .env("NETCHECK_STRICT", strict)
+            .env("NETCHECK_FULL", full)
+            .run()
     };
     for (strict, full, code, shown) in [
         ("1", "yes", 1, "true"),
