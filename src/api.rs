@@ -143,9 +143,11 @@ impl CallError {
         }
     }
 
-    /// A redirect to `location` (cut to a length fit for a report).
+    /// A redirect to `location`, without its query or fragment (a login redirect's state or
+    /// code), cut to a length fit for a report.
     #[must_use]
     pub fn redirected(status: u16, location: Option<&str>) -> Self {
+        let location = location.map(|l| l.split(['?', '#']).next().unwrap_or_default());
         let location = location.map_or_else(
             || "no Location".to_owned(),
             |l| match l.char_indices().nth(MAX_LOCATION) {
@@ -497,4 +499,21 @@ fn describe(e: &reqwest::Error) -> String {
         text.truncate(link);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_is_reported_without_its_query_or_fragment() {
+        let err = CallError::redirected(
+            302,
+            Some("https://login.example/authorize?code=abc123secret&state=x#frag"),
+        );
+        let CallError::Redirected { location, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(location, "https://login.example/authorize");
+    }
 }

@@ -122,6 +122,17 @@ fn client_credentials(conn: &Connection) -> Result<OAuthCredentials, Error> {
         .as_ref()
         .ok_or_else(|| missing("oauth_token_request_url"))?;
     let endpoint = token_endpoint(url)?;
+    // The HTTP Basic header carries the secret in base64: a server or proxy echoing the request
+    // back must find it scrubbed too.
+    {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            client_id.value,
+            client_secret.value.expose()
+        ));
+        crate::secret::register(&basic);
+    }
     let scope = conn
         .oauth_scope
         .as_ref()
@@ -147,15 +158,34 @@ fn client_credentials(conn: &Connection) -> Result<OAuthCredentials, Error> {
 /// The token endpoint's host and port. Only `https://`: the request carries the client secret.
 fn token_endpoint(url: &Sourced<String>) -> Result<Endpoint, Error> {
     let bad = |why: &str| {
+        // Quoted without a user, password or query, which this very error may be about.
+        let shown = url::Url::parse(&url.value).map_or_else(
+            |_| url.value.clone(),
+            |u| {
+                format!(
+                    "{}://{}{}",
+                    u.scheme(),
+                    u.host_str().unwrap_or_default(),
+                    u.path()
+                )
+            },
+        );
         Error::Usage(format!(
-            "oauth_token_request_url `{}` ({}): {why}",
-            url.value, url.source
+            "oauth_token_request_url `{shown}` ({}): {why}",
+            url.source
         ))
     };
     let parsed = url::Url::parse(&url.value).map_err(|e| bad(&e.to_string()))?;
     if parsed.scheme() != "https" {
         return Err(bad(
             "must be an https:// URL (the request carries the client secret)",
+        ));
+    }
+    // Credentials belong in oauth_client_id/oauth_client_secret, where they are kept secret; a
+    // URL is shown in the report.
+    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.query().is_some() {
+        return Err(bad(
+            "must not carry a user, a password or a query (use oauth_client_id and oauth_client_secret)",
         ));
     }
     let host = parsed
@@ -217,6 +247,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("https://"), "{err}");
+    }
+
+    #[test]
+    fn a_token_url_with_credentials_is_refused_without_quoting_them() {
+        for url in [
+            "https://id:hunter2-pw@idp.example/token",
+            "https://idp.example/token?client_secret=hunter2-pw",
+        ] {
+            let err = load_oauth(&client_conn(url)).unwrap_err().to_string();
+            assert!(err.contains("must not carry"), "{err}");
+            assert!(!err.contains("hunter2-pw"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_basic_header_is_a_secret_once_the_credentials_are_read() {
+        use base64::Engine as _;
+        let conn = client_conn("https://idp.example/token");
+        load_oauth(&conn).unwrap();
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            conn.oauth_client_id.as_ref().unwrap().value,
+            conn.oauth_client_secret.as_ref().unwrap().value.expose()
+        ));
+        let said = format!("you sent Authorization: Basic {basic}");
+        let echoed = crate::secret::scrub(&said);
+        assert!(!echoed.contains(&basic), "{echoed}");
     }
 
     #[test]

@@ -26,7 +26,12 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// The checks whose leaf certificate expiry is exported, and the `host_role` each is labelled
 /// with.
-const CERT_ROLES: [(&str, &str); 2] = [("tls.account", "account"), ("tls.ingest", "ingest")];
+const CERT_ROLES: [(&str, &str); 4] = [
+    ("tls.account", "account"),
+    ("tls.ingest", "ingest"),
+    ("tls.idp", "idp"),
+    ("tls.stage", "stage"),
+];
 
 /// What the exposition says of one run: a few numbers per check, taken from its report. Holds
 /// nothing but check ids, verdicts, row ids and numbers, so nothing in it can be a secret.

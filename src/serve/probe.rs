@@ -124,7 +124,9 @@ pub fn budget(header: Option<&str>, offset: Duration, max: Duration) -> Result<D
     if !secs.is_finite() || secs <= offset.as_secs_f64() {
         return Err(Refusal::NoTime);
     }
-    Ok(Duration::from_secs_f64(secs)
+    // A scraper may send any number (1e20): one too large for a Duration is simply over `max`.
+    Ok(Duration::try_from_secs_f64(secs)
+        .unwrap_or(Duration::MAX)
         .saturating_sub(offset)
         .min(max))
 }
@@ -167,6 +169,7 @@ mod tests {
     #[test_case(None, 60_000; "no header: the deadline")]
     #[test_case(Some("10"), 9_500; "header less the offset")]
     #[test_case(Some("120.5"), 60_000; "at most the deadline")]
+    #[test_case(Some("1e20"), 60_000; "beyond any duration: the deadline, no panic")]
     fn budgets(header: Option<&str>, want_ms: u64) {
         let got = budget(header, Duration::from_millis(500), Duration::from_secs(60)).unwrap();
         assert_eq!(got, Duration::from_millis(want_ms));

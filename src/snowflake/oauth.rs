@@ -87,27 +87,50 @@ pub enum TokenAnswerError {
     /// Not JSON at all: an HTML login page, a proxy's page.
     #[error("the answer is not JSON")]
     NotJson,
-    /// JSON without an `access_token` string.
-    #[error("the JSON answer has no access_token")]
-    NoToken,
+    /// JSON without an `access_token` string; the keys it has (never their values, which may
+    /// be tokens under other names).
+    #[error("the JSON answer has no access_token (its keys: {0})")]
+    NoToken(String),
     /// An `access_token` longer than any real one.
     #[error("the access_token is {0} bytes, longer than any real token")]
     TooLong(usize),
 }
 
-/// Reads a 2xx token answer.
+/// Reads a 2xx token answer. Every `*token` string in it is registered as a secret first, so
+/// nothing said about the answer afterwards, whatever is wrong with it, can quote one.
+/// `expires_in` is read as identity providers send it: a number, or a number in a string.
 pub fn parse_token_response(body: &str) -> Result<TokenResponse, TokenAnswerError> {
     let value: serde_json::Value =
         serde_json::from_str(body.trim()).map_err(|_| TokenAnswerError::NotJson)?;
-    let response: TokenResponse =
-        serde_json::from_value(value).map_err(|_| TokenAnswerError::NoToken)?;
-    if response.access_token.trim().is_empty() {
-        return Err(TokenAnswerError::NoToken);
+    let fields = value.as_object().cloned().unwrap_or_default();
+    for (key, v) in &fields {
+        if let (true, Some(token)) = (key.ends_with("token"), v.as_str()) {
+            crate::secret::register(token);
+        }
     }
-    if response.access_token.len() > MAX_TOKEN_LEN {
-        return Err(TokenAnswerError::TooLong(response.access_token.len()));
+    let text = |key: &str| fields.get(key).and_then(serde_json::Value::as_str);
+    let access_token = text("access_token")
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+            TokenAnswerError::NoToken(keys.join(", "))
+        })?;
+    if access_token.len() > MAX_TOKEN_LEN {
+        return Err(TokenAnswerError::TooLong(access_token.len()));
     }
-    Ok(response)
+    // Lifetimes are whole seconds; a fractional one is truncated.
+    #[allow(clippy::cast_possible_truncation)]
+    let expires_in = fields.get("expires_in").and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .or_else(|| v.as_str()?.trim().parse().ok())
+    });
+    Ok(TokenResponse {
+        access_token: access_token.to_owned(),
+        token_type: text("token_type").map(str::to_owned),
+        expires_in,
+        scope: text("scope").map(str::to_owned),
+    })
 }
 
 /// The client id and secret of an HTTP Basic header (`Basic base64(id:secret)`), as the token
@@ -145,10 +168,30 @@ mod tests {
 
     #[test_case(r#"{"access_token":"abcd","token_type":"Bearer","expires_in":600}"# => Ok(Some(600)); "good")]
     #[test_case("<html>login</html>" => Err(TokenAnswerError::NotJson); "page")]
-    #[test_case(r#"{"token_type":"Bearer"}"# => Err(TokenAnswerError::NoToken); "no token")]
-    #[test_case(r#"{"access_token":""}"# => Err(TokenAnswerError::NoToken); "empty token")]
+    #[test_case(r#"{"access_token":"abcd","expires_in":"3599"}"# => Ok(Some(3599)); "lifetime as a string")]
+    #[test_case(r#"{"access_token":"abcd","expires_in":59.9}"# => Ok(Some(59)); "lifetime as a float")]
+    #[test_case(r#"{"token_type":"Bearer"}"# => Err(TokenAnswerError::NoToken("token_type".into())); "no token")]
+    #[test_case(r#"{"access_token":""}"# => Err(TokenAnswerError::NoToken("access_token".into())); "empty token")]
     fn token_answers(body: &str) -> Result<Option<i64>, TokenAnswerError> {
         parse_token_response(body).map(|r| r.expires_in)
+    }
+
+    #[test]
+    fn every_token_in_an_unusable_answer_is_a_secret_first() {
+        let body = r#"{"acces_token":"opaque-token-value-1","refresh_token":"opaque-refresh-2"}"#;
+        let Err(err) = parse_token_response(body) else {
+            panic!("an answer without access_token was accepted")
+        };
+        assert_eq!(
+            err,
+            TokenAnswerError::NoToken("acces_token, refresh_token".into())
+        );
+        let text = format!("{err}: {body}");
+        let said = crate::secret::scrub(&text);
+        assert!(
+            !said.contains("opaque-token-value-1") && !said.contains("opaque-refresh-2"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -295,7 +295,7 @@ async fn token_files_others_can_read_expired_or_garbage_are_diagnosed() {
         (
             expired.expose().as_str(),
             0o600,
-            "auth.oauth_account",
+            "auth.oauth",
             "fail",
             "oauth-token-expired",
         ),

@@ -82,9 +82,14 @@ async fn obtain(ctx: Ctx) -> Outcome {
                 lifetime_s: lifetime,
                 warnings: &creds.warnings,
             };
+            let finding = format!("{}{}", creds.origin, valid_for(lifetime));
             match creds.warnings.first() {
+                // A token past its own exp claim is refused by Snowflake (390318): say so here.
+                _ if lifetime.is_some_and(|secs| secs <= 0) => {
+                    Outcome::fail(RowId::OauthTokenExpired, finding, evidence)
+                }
                 Some(w) => Outcome::warn(RowId::TokenFilePermissions, w.clone(), evidence),
-                None => Outcome::pass(format!("{}{}", creds.origin, valid_for(lifetime)), evidence),
+                None => Outcome::pass(finding, evidence),
             }
         }
         OAuthGrant::ClientCredentials {
@@ -122,15 +127,18 @@ fn granted(
     reply: &Reply,
     ev: &mut answer::CallEvidence,
 ) -> Judged {
+    // A page that is not JSON is quoted (a login or block page says what it is); a JSON answer
+    // never is: it may hold tokens under names netcheck does not know.
     let response = idp::parse_token_response(&reply.body).map_err(|e| {
-        (
-            RowId::OauthIdpAnswer,
-            format!(
+        let finding = match e {
+            idp::TokenAnswerError::NotJson => format!(
                 "the token endpoint answered {} but {e}: {}",
                 reply.status,
                 answer::excerpt(&reply.body)
             ),
-        )
+            _ => format!("the token endpoint answered {} but {e}", reply.status),
+        };
+        (RowId::OauthIdpAnswer, finding)
     })?;
     let token = Secret::new(response.access_token);
     let lifetime = response.expires_in.or_else(|| lifetime(token.expose()));

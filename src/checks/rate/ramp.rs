@@ -132,6 +132,8 @@ struct ProbeEvidence {
     sent: u64,
     committed: u64,
     errored: u64,
+    /// Of the errored: rows the server refused to load, over every step.
+    rows_errored: u64,
     lost: u64,
 }
 
@@ -163,6 +165,7 @@ pub(super) async fn probe(
         sent: 0,
         committed: 0,
         errored: 0,
+        rows_errored: 0,
         lost: 0,
     };
     let (mut held, mut not_held) = (None::<u32>, None::<u32>);
@@ -195,6 +198,7 @@ pub(super) async fn probe(
         evidence.sent += figures.sent;
         evidence.committed += figures.committed;
         evidence.errored += figures.errored;
+        evidence.rows_errored += figures.rows_errored;
         evidence.lost += figures.lost;
         evidence.steps.push(StepReport {
             asked_events_per_s: figures.asked_events_per_s,
@@ -309,7 +313,8 @@ fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, Str
     if let Some((row, why)) = failure {
         return Outcome::fail(row, format!("{why}; {summary}"), evidence);
     }
-    if evidence.limited_by == Some(Limit::RowErrors) {
+    // Errored rows fail whatever else stopped the ramp (a throttled step may also have them).
+    if evidence.rows_errored > 0 {
         return Outcome::fail(RowId::RowsErrored, summary, evidence);
     }
     let large = evidence
