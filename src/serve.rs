@@ -247,18 +247,25 @@ impl Server {
         trigger: Trigger,
     ) -> Result<RunMetrics, Error> {
         let _in_flight = self.metrics.in_flight();
+        // The run's secrets are forgotten when this scope ends: its error is scrubbed while
+        // they are still known, before it is logged or answered.
+        let scope = secret::Scope::enter();
         let started = Instant::now();
-        let run = self.run_once(connection, full, only, budget).await;
+        let run = self
+            .run_once(connection, full, only, budget)
+            .await
+            .map_err(|e| Error::Usage(secret::scrub(&e.to_string()).into_owned()));
         if let Err(e) = &run {
             tracing::warn!("{connection}: cannot run: {e}");
         }
+        drop(scope);
         self.metrics
             .finished(connection, trigger, started.elapsed(), run.as_ref().ok());
         run
     }
 
     /// One run: the connection's settings (read afresh, so an edited file takes effect), the
-    /// plan, the run, its numbers; everything it registered as secret is forgotten after.
+    /// plan, the run, its numbers (inside the caller's secret scope).
     async fn run_once(
         &self,
         connection: &str,
@@ -266,7 +273,6 @@ impl Server {
         only: &[String],
         budget: Duration,
     ) -> Result<RunMetrics, Error> {
-        let _scope = secret::Scope::enter();
         let mut probe = self.probe.clone();
         probe.full |= full;
         probe.deadline = probe.deadline.min(budget.as_secs_f64());
