@@ -150,7 +150,7 @@ pub struct RateArgs {
     )]
     pub duration: f64,
     /// Bytes per generated event (padded badge events) [default: the profile's, else 200].
-    #[arg(long, env = "NETCHECK_EVENT_SIZE", value_name = "BYTES", value_parser = crate::settings::parse_count::<usize>)]
+    #[arg(long, env = "NETCHECK_EVENT_SIZE", value_name = "BYTES", value_parser = crate::units::parse_count::<usize>)]
     pub event_size: Option<usize>,
     /// At least this many channels (more are opened when one cannot carry the rate).
     #[arg(long, env = "NETCHECK_CHANNELS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2000))]

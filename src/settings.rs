@@ -422,17 +422,6 @@ pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
     secs_in_range(secs)
 }
 
-/// clap value parser for a count or a size that may be 0: a negative one is refused as such,
-/// not as "invalid digit found in string".
-pub(crate) fn parse_count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    if s.trim_start().starts_with('-') {
-        return Err(format!("must be 0 or more, got {s}"));
-    }
-    s.trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))
-}
-
 /// `ADDR[:PORT]`, IPv6 in brackets when a port is given; port 53 by default.
 fn validate_dns_server(s: &str) -> Result<SocketAddr, Error> {
     if let Ok(addr) = s.parse::<SocketAddr>() {

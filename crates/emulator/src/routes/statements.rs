@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::Call;
-use crate::emulator::request::json_error;
-use crate::emulator::state::{State, lock, unix_millis};
+use crate::request::json_error;
 use crate::snowflake::rest::StatementRequest;
+use crate::state::{State, lock, unix_millis};
 
 /// Uppercases and collapses whitespace so `select  current_user( ), current_role()` matches.
 fn normalize(sql: &str) -> String {
@@ -46,9 +46,7 @@ fn execute(call: &Call, sql: &str, user: &str, role: &str) -> Option<(Vec<Value>
         "SELECT 1" => (vec![column("1", "fixed")], vec![row(&["1".to_owned()])]),
         "SELECT CURRENT_IP_ADDRESS()" => (
             vec![column("CURRENT_IP_ADDRESS()", "text")],
-            vec![row(&[
-                crate::emulator::canonical_ip(call.ctx.client_ip).to_string()
-            ])],
+            vec![row(&[crate::canonical_ip(call.ctx.client_ip).to_string()])],
         ),
         "SELECT SYSTEM$ALLOWLIST()" | "SELECT SYSTEM$WHITELIST()" => {
             // The emulator's port, not 443, so a client following the list reaches it.

@@ -38,7 +38,7 @@ pub struct EmulateArgs {
     #[arg(long, value_name = "FILE")]
     pub fault_file: Option<PathBuf>,
     /// How long appended rows stay in flight before they are committed, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = crate::settings::parse_count::<u64>)]
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = crate::units::parse_count::<u64>)]
     pub commit_delay_ms: u64,
     /// How many committed rows to keep per pipe (the first N; rows.jsonl lists the default
     /// pipe's); later rows are still committed and counted, so a long rate test does not grow
@@ -48,7 +48,7 @@ pub struct EmulateArgs {
         env = "NETCHECK_EMULATE_KEEP_ROWS",
         value_name = "N",
         default_value_t = 10_000,
-        value_parser = crate::settings::parse_count::<usize>
+        value_parser = crate::units::parse_count::<usize>
     )]
     pub keep_rows: usize,
     /// List the fault modes, one line each, and exit.

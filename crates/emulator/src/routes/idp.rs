@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{Call, form_field, text};
-use crate::emulator::faults::{Fault, Vhost};
-use crate::emulator::request::json_error;
+use crate::faults::{Fault, Vhost};
+use crate::request::json_error;
 use crate::snowflake::account::jwt_account;
 use crate::snowflake::jws;
 use crate::snowflake::jwt::VerifiedJwt;
@@ -148,7 +148,7 @@ pub(super) fn token(call: &Call) -> Response {
 /// An access token of the identity provider for `user` (upper case), valid for `lifetime`
 /// seconds from the emulator's clock (negative: already expired).
 pub(crate) fn mint(
-    shared: &crate::emulator::state::State,
+    shared: &crate::state::State,
     user: String,
     role: Option<String>,
     lifetime: i64,

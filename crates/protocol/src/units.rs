@@ -1,5 +1,6 @@
-//! The units reports speak: durations as milliseconds with microsecond precision. A leaf module,
-//! so the network layer, the checks' evidence and the report render time alike.
+//! The units reports and flags speak: durations as milliseconds with microsecond precision, counts
+//! that may be 0. A leaf module, so the network layer, the checks' evidence, the report and the
+//! emulator render and parse them alike.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ pub fn ms(d: Duration) -> f64 {
 
 /// Serialises a duration as [`ms`] (for serde's `serialize_with`).
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with signature
-pub(crate) fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(ms(*d))
 }
 
@@ -30,4 +31,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => Some(Duration::from_secs(n * 3600)),
         _ => None,
     }
+}
+
+/// clap value parser for a count or a size that may be 0: a negative one is refused as such,
+/// not as "invalid digit found in string".
+pub fn parse_count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!("must be 0 or more, got {s}"));
+    }
+    s.trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))
 }

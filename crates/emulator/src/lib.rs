@@ -35,9 +35,9 @@
 //! - `command`: `netcheck emulate`.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), netcheck::emulator::EmulatorError> {
+//! # async fn demo() -> Result<(), netcheck_emulator::EmulatorError> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-//! let emulator = netcheck::emulator::spawn(listener, Default::default()).await?;
+//! let emulator = netcheck_emulator::spawn(listener, Default::default()).await?;
 //! println!("{} at {}", emulator.account_host(), emulator.addr());
 //! # Ok(()) }
 //! ```
@@ -58,6 +58,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Serialize;
+// The protocol crate's modules under the names the emulator's code uses.
+use netcheck_protocol::{local_file, secret, snowflake, units};
 
 pub use command::{EmulateArgs, emulate, run_emulate};
 pub use faults::{Fault, FaultScope, Vhost};
