@@ -9,8 +9,10 @@
 //! does not keep every token it made. Only those named connections can be probed — nothing in a
 //! request names a host — and at most `--max-probes` at once: one more is answered 503 at once.
 //! The first SIGTERM (or SIGINT) stops new probes; runs in flight see the signal, drop their test
-//! channels and answer before serve exits.
+//! channels and answer before serve exits. A client gets a few seconds to send a request head
+//! (`serve/http.rs`), and one that has not sent a whole request is not waited for.
 
+mod http;
 mod metrics;
 mod probe;
 mod schedule;
@@ -111,9 +113,8 @@ pub async fn main(
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
-    serve(listener, config, signals)
-        .await
-        .context("serving failed")
+    serve(listener, config, signals).await;
+    Ok(())
 }
 
 /// Validated serve settings.
@@ -121,6 +122,7 @@ pub async fn main(
 pub struct Config {
     args: ServeArgs,
     timeout_offset: Duration,
+    http: http::Limits,
 }
 
 impl Config {
@@ -152,6 +154,7 @@ impl Config {
         Ok(Self {
             timeout_offset: Duration::from_secs_f64(offset),
             args,
+            http: http::Limits::default(),
         })
     }
 }
@@ -174,7 +177,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
     signals: impl Stream<Item = Signal> + Send + 'static,
-) -> std::io::Result<()> {
+) {
     let (tx, shutdown) = watch::channel(Vec::new());
     let forward = tokio::spawn(async move {
         let mut signals = std::pin::pin!(signals);
@@ -207,19 +210,13 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(server.clone());
-    let mut stop = shutdown.clone();
-    let outcome = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| !s.is_empty()).await;
-        })
-        .await;
+    http::serve(listener, app, shutdown.clone(), config.http).await;
     for schedule in schedules {
         let _ = schedule.await;
     }
     drop(server);
     drop(shutdown);
     forward.abort();
-    outcome
 }
 
 impl Server {
