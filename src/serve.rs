@@ -335,17 +335,6 @@ async fn probe(
         Ok(r) => r,
         Err(refusal) => return refuse(&server, &refusal),
     };
-    match server.allows(&request.connection) {
-        Ok(true) => {}
-        Ok(false) => return refuse(&server, &Refusal::UnknownConnection(request.connection)),
-        Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                &e.to_string(),
-            );
-        }
-    }
     if let Err(e) = registry::plan(&request.only, &[], true) {
         return refuse(&server, &Refusal::BadPlan(e.to_string()));
     }
@@ -357,9 +346,22 @@ async fn probe(
         Ok(b) => b,
         Err(refusal) => return refuse(&server, &refusal),
     };
+    // Before anything is read from disk: a probe over the bound costs nothing and is answered
+    // at once, whatever state the connection files are in.
     let Ok(_permit) = server.permits.clone().try_acquire_owned() else {
         return refuse(&server, &Refusal::OverCapacity);
     };
+    match server.allows(&request.connection) {
+        Ok(true) => {}
+        Ok(false) => return refuse(&server, &Refusal::UnknownConnection(request.connection)),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                &e.to_string(),
+            );
+        }
+    }
     let run = server
         .run_and_record(
             &request.connection,

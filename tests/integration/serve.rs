@@ -350,6 +350,23 @@ fn probes_over_the_bound_get_503_at_once_and_the_others_finish() {
 }
 
 #[test]
+fn a_probe_over_the_bound_is_refused_before_the_connection_files_are_read() {
+    let emu = LiveEmulator::start(&["no-commit"]);
+    let serve = Serve::start(&["--max-probes", "1"], &emu.env());
+    let addr = serve.addr;
+    // Holds the only slot: its commit never comes.
+    let first = std::thread::spawn(move || full_probe(addr));
+    emu.wait_for(ApiCall::Open);
+    // The files no longer parse: a probe that read them would be answered 500.
+    std::fs::write(emu.dir.path().join("connections.toml"), "[emulator\n").unwrap();
+    let (status, body) = serve.get("/probe?connection=emulator");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("--max-probes"), "{body}");
+    let (status, body) = first.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
 fn two_hundred_probes_leave_rss_flat() {
     let emu = Emulate::start(&[]);
     let serve = Serve::start(&[], &emu.env());
