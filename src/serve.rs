@@ -7,7 +7,8 @@
 //! A layer over [`crate::app`]: each probe is one [`app::run_plan`] of a named connection from
 //! the Snowflake connection files, in its own [`secret::Scope`] so a process that runs forever
 //! does not keep every token it made. Only those named connections can be probed — nothing in a
-//! request names a host — and at most `--max-probes` at once: one more is answered 503 at once.
+//! request names a host — and at most `--max-probes` runs, scraped or scheduled, are in progress
+//! at once: one more scrape is answered 503 at once, one more scheduled run is skipped.
 //! The first SIGTERM (or SIGINT) stops new probes; runs in flight see the signal, drop their test
 //! channels and answer before serve exits. A client gets a few seconds to send a request head
 //! (`serve/http.rs`), and one that has not sent a whole request is not waited for.
@@ -72,7 +73,8 @@ pub struct ServeArgs {
     /// to a tenth, a run never overlapping the last; results go to /metrics.
     #[arg(long, env = "NETCHECK_EVERY", value_name = "DURATION", value_parser = parse_every)]
     pub every: Option<Duration>,
-    /// Probes that may run at once; one more is answered 503 at once.
+    /// Runs that may be in progress at once, scraped and scheduled together; one more scrape is
+    /// answered 503 at once, one more scheduled run is skipped (and counted).
     #[arg(long, env = "NETCHECK_MAX_PROBES", default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_probes: u16,
     /// Seconds taken off the scraper's timeout, so the answer is written before it gives up.

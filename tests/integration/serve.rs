@@ -367,6 +367,58 @@ fn a_probe_over_the_bound_is_refused_before_the_connection_files_are_read() {
 }
 
 #[test]
+fn a_scheduled_run_takes_a_probe_slot_and_is_skipped_when_none_is_free() {
+    // A scheduled run is quick (no channel); a full probe holds its slot until the commit it
+    // waits for times out.
+    let emu = LiveEmulator::start(&["no-commit"]);
+    let serve = Serve::start(
+        &[
+            "--connection",
+            "emulator",
+            "--every",
+            "1s",
+            "--max-probes",
+            "1",
+        ],
+        &emu.env(),
+    );
+    let addr = serve.addr;
+    // A scrape that meets a scheduled run in the only slot is refused; it tries again.
+    let probe = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = full_probe(addr);
+            if status != 503 || Instant::now() > end {
+                return (status, body);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    // The probe holds the slot (only it opens a channel): the schedule's next runs find none.
+    emu.wait_for(ApiCall::Open);
+    let skipped = "netcheck_schedule_runs_skipped_total{connection=\"emulator\"}";
+    let end = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (_, metrics) = serve.get("/metrics");
+        if sample(&metrics, skipped).is_some_and(|n| n >= 1.0) {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < end,
+            "no scheduled run was skipped while the probe held the only slot:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        sample(&metrics, "netcheck_serve_probes_in_flight").is_some_and(|n| n <= 1.0),
+        "{metrics}"
+    );
+    let (status, body) = probe.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_promtool_accepts("/metrics with skipped runs", &serve.get("/metrics").1);
+}
+
+#[test]
 fn two_hundred_probes_leave_rss_flat() {
     let emu = Emulate::start(&[]);
     let serve = Serve::start(&[], &emu.env());
