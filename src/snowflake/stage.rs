@@ -266,11 +266,12 @@ pub struct StorageAnswer {
     pub marker_header: Option<&'static str>,
 }
 
-/// The request-id headers each provider sets on every answer (lower case).
+/// The request-id headers each provider sets on every answer (lower case). Not
+/// `x-amzn-RequestId`: that is API Gateway's (and other AWS services'), which anyone can put in
+/// front of a block page; S3 sends `x-amz-request-id` and `x-amz-id-2`.
 const MARKER_HEADERS: &[(&str, Provider)] = &[
     ("x-amz-request-id", Provider::S3),
     ("x-amz-id-2", Provider::S3),
-    ("x-amzn-requestid", Provider::S3),
     ("x-ms-request-id", Provider::Azure),
     ("x-guploader-uploadid", Provider::Gcs),
 ];
@@ -375,6 +376,8 @@ mod tests {
     #[test_case(Provider::S3, &[], S3_DENIED => "AccessDenied"; "xml alone")]
     #[test_case(Provider::Azure, &["x-ms-request-id"], "" => "no code"; "azure header alone")]
     #[test_case(Provider::S3, &["x-ms-request-id"], "<html>Access denied by policy</html>" => "not the provider"; "block page")]
+    #[test_case(Provider::S3, &["x-amzn-RequestId"], "<html>Forbidden</html>" => "not the provider"; "api gateway's request id")]
+    #[test_case(Provider::S3, &["x-amz-id-2"], "" => "no code"; "s3 id-2 alone")]
     fn recognises_the_providers_answer(provider: Provider, names: &[&str], body: &str) -> String {
         storage_answer(provider, &headers(names), body).map_or("not the provider".into(), |a| {
             a.error_code.unwrap_or_else(|| "no code".into())
