@@ -103,9 +103,10 @@ async fn from_pipe_info(ctx: &Ctx, pipe: &crate::snowflake::rest::PipeRef) -> Ou
         })
         .await;
     answer::judge(ApiCall::PipeInfo, &result, |reply, ev| -> Judged {
-        // The answer carries upload credentials: only the location's public fields are read.
+        // The answer carries upload credentials: only the location's public fields are read,
+        // and the credentials are registered as secrets before anything is said of it.
         let unusable = |why: String| (RowId::StageLocationUnusable, why);
-        let info: PipeInfo = serde_json::from_str(&reply.body)
+        let info = PipeInfo::parse(&reply.body)
             .map_err(|e| unusable(format!("no rowset_stage_location in the answer ({e})")))?;
         let target = info
             .rowset_stage_location

@@ -88,6 +88,55 @@ pub struct PipeInfo {
     pub rowset_stage_location: StageLocation,
 }
 
+/// The names of keys whose string values are credentials wherever they appear in a `:pipe-info`
+/// answer (lower case, matched as parts of the name): `AWS_SECRET_KEY`, `AWS_TOKEN`,
+/// `AZURE_SAS_TOKEN`, `GCS_SERVICE_ACCOUNT_KEY_BASE64`, `encryption_info.pipe_key`, a presigned
+/// URL.
+const CREDENTIAL_KEYS: &[&str] = &[
+    "key",
+    "token",
+    "secret",
+    "password",
+    "sas",
+    "signature",
+    "presigned",
+    "cred",
+];
+
+impl PipeInfo {
+    /// Parses a `:pipe-info` answer. Its upload credentials are never read, but every
+    /// credential-like string in it — all of a `creds` object, and any value under a key named
+    /// like a key, token or secret — is registered as a secret first, so nothing said later (a
+    /// server that echoes one in an error) can print it. Names and hosts are not: the stage's
+    /// bucket and endpoint are what `stage.info` reports.
+    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(body)?;
+        register_credentials(&value, false);
+        serde_json::from_value(value)
+    }
+}
+
+/// Registers the strings of `value` that are credentials: all of them when `all` (inside a
+/// credentials object), else those under a key named like one.
+fn register_credentials(value: &serde_json::Value, all: bool) {
+    match value {
+        serde_json::Value::String(s) if all => crate::secret::register(s),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                register_credentials(item, all);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (key, v) in fields {
+                let key = key.to_ascii_lowercase();
+                let named = CREDENTIAL_KEYS.iter().any(|k| key.contains(k));
+                register_credentials(v, all || named);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The storage host uploads go to, and the object path a probe may ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageTarget {
@@ -361,6 +410,37 @@ mod tests {
     #[test_case("ocsp.snowflakecomputing.com", None; "not storage")]
     fn knows_providers_by_host(host: &str, want: Option<Provider>) {
         assert_eq!(Provider::from_host(host), want);
+    }
+
+    #[test]
+    fn parsing_pipe_info_registers_its_credentials_and_nothing_public() {
+        let body = serde_json::json!({
+            "rowset_stage_location": {
+                "location_type": "S3",
+                "location": "pipe-info-bucket/prefix/",
+                "region": "us-west-2",
+                "storage_endpoint": "pipe-info-storage.test",
+                "creds": {
+                    "AWS_KEY_ID": "ASIAPIPEINFOKEYID",
+                    "AWS_SECRET_KEY": "pipe-info-secret-access-key",
+                    "AWS_TOKEN": "pipe-info-session-token",
+                },
+                "presignedUrl": "https://x.test/?X-Goog-Signature=pipe-info-signature",
+            },
+            "encryption_info": {"pipe_key": "cGlwZS1pbmZvLWtleQ==", "pipe_key_id": 7},
+            "azure": [{"AZURE_SAS_TOKEN": "sv=2024&sig=pipe-info-sas"}],
+        });
+        let info = PipeInfo::parse(&body.to_string()).unwrap();
+        assert_eq!(info.rowset_stage_location.location_type, "S3");
+        let echoed = "denied: ASIAPIPEINFOKEYID pipe-info-secret-access-key \
+            pipe-info-session-token https://x.test/?X-Goog-Signature=pipe-info-signature \
+            cGlwZS1pbmZvLWtleQ== sv=2024&sig=pipe-info-sas";
+        let scrubbed = crate::secret::scrub(echoed);
+        assert!(!scrubbed.contains("pipe-info"), "{scrubbed}");
+        assert!(!scrubbed.contains("ASIA"), "{scrubbed}");
+        assert!(!scrubbed.contains("cGlw"), "{scrubbed}");
+        let public = "pipe-info-bucket prefix us-west-2 pipe-info-storage.test S3";
+        assert_eq!(crate::secret::scrub(public), public);
     }
 
     fn headers(names: &[&str]) -> Vec<(String, String)> {

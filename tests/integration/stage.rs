@@ -196,7 +196,17 @@ enum Then {
     BlockPageKeptOpen,
     /// Sends half a status line and headers, then resets.
     ResetInTheHead,
+    /// Answers a page that quotes the stage credentials the emulator's `:pipe-info` handed out.
+    EchoCredentials,
 }
+
+/// The credentials in the emulator's `:pipe-info` answer (`creds`, `encryption_info.pipe_key`).
+const PIPE_INFO_CREDENTIALS: &[&str] = &[
+    "EMULATOR-NOT-A-REAL-KEY",
+    "EMULATOR-NOT-A-REAL-SECRET",
+    "EMULATOR-NOT-A-REAL-TOKEN",
+    "AAAAAAAAAAAAAAAAAAAAAA==",
+];
 
 /// A block page as a proxy answers it.
 const BLOCK_PAGE: &str = "<html><head><title>Access Denied</title></head><body>Uploads to cloud storage are blocked by policy.</body></html>";
@@ -231,6 +241,14 @@ fn after_request(cert: ServerCert, then: Then) -> (SocketAddr, Background) {
                         BLOCK_PAGE.len()
                     ),
                     Then::ResetInTheHead => "HTTP/1.1 403 Forbidden\r\nContent-Ty".to_owned(),
+                    Then::EchoCredentials => {
+                        let page = format!("denied for {}", PIPE_INFO_CREDENTIALS.join(" "));
+                        format!(
+                            "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\
+                             \r\n{page}",
+                            page.len()
+                        )
+                    }
                 };
                 let _ = tls.write_all(answer.as_bytes()).await;
                 let _ = tls.flush().await;
@@ -286,6 +304,24 @@ async fn a_block_page_on_a_connection_kept_open_is_named_at_once() {
     let elapsed = evidence["elapsed"].as_f64().unwrap();
     assert!(elapsed < 2000.0, "{evidence}");
     ingest_fine(&report);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stage_credentials_echoed_by_a_server_are_masked() {
+    let pki = TestPki::new();
+    let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), Then::EchoCredentials);
+    let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
+    assert_eq!(code, 1);
+    assert_check(&report, "stage.reach", "fail", Some("stage-block-page"));
+    let excerpt = check(&report, "stage.reach")["evidence"]["excerpt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(excerpt, "denied for *** *** *** ***");
+    let text = report.to_string();
+    for credential in PIPE_INFO_CREDENTIALS {
+        assert!(!text.contains(credential), "{credential} in the report");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
