@@ -268,30 +268,29 @@ fn after_request(cert: ServerCert, then: Then) -> (SocketAddr, Background) {
     })
 }
 
+/// A full run whose stage server does `then` after the request: the run fails at
+/// `stage.reach` with `row`, with TLS to the stage and the ingest side fine. The report.
+async fn reach_fails(then: Then, row: &str) -> Value {
+    let pki = TestPki::new();
+    let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), then);
+    let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
+    assert_eq!(code, 1);
+    assert_check(&report, "tls.stage", "pass", None);
+    assert_check(&report, "stage.reach", "fail", Some(row));
+    ingest_fine(&report);
+    report
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_or_silence_after_the_request_has_its_own_row() {
-    let pki = TestPki::new();
-    for (then, row) in [
-        (Then::Reset, "stage-reset"),
-        (Then::ResetInTheHead, "stage-reset"),
-        (Then::Silence, "stage-timeout"),
-    ] {
-        let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), then);
-        let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
-        assert_eq!(code, 1);
-        assert_check(&report, "tls.stage", "pass", None);
-        assert_check(&report, "stage.reach", "fail", Some(row));
-        ingest_fine(&report);
-    }
+    reach_fails(Then::Reset, "stage-reset").await;
+    reach_fails(Then::ResetInTheHead, "stage-reset").await;
+    reach_fails(Then::Silence, "stage-timeout").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_block_page_on_a_connection_kept_open_is_named_at_once() {
-    let pki = TestPki::new();
-    let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), Then::BlockPageKeptOpen);
-    let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
-    assert_eq!(code, 1);
-    assert_check(&report, "stage.reach", "fail", Some("stage-block-page"));
+    let report = reach_fails(Then::BlockPageKeptOpen, "stage-block-page").await;
     let evidence = &check(&report, "stage.reach")["evidence"];
     assert_eq!(evidence["status"], 403);
     assert!(
@@ -303,16 +302,11 @@ async fn a_block_page_on_a_connection_kept_open_is_named_at_once() {
     // Judged when the answer was whole, not when the 3 s step timeout ran out.
     let elapsed = evidence["elapsed"].as_f64().unwrap();
     assert!(elapsed < 2000.0, "{evidence}");
-    ingest_fine(&report);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stage_credentials_echoed_by_a_server_are_masked() {
-    let pki = TestPki::new();
-    let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), Then::EchoCredentials);
-    let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
-    assert_eq!(code, 1);
-    assert_check(&report, "stage.reach", "fail", Some("stage-block-page"));
+    let report = reach_fails(Then::EchoCredentials, "stage-block-page").await;
     let excerpt = check(&report, "stage.reach")["evidence"]["excerpt"]
         .as_str()
         .unwrap()
