@@ -7,10 +7,13 @@
 //! A layer over [`crate::app`]: each probe is one [`app::run_plan`] of a named connection from
 //! the Snowflake connection files, in its own [`secret::Scope`] so a process that runs forever
 //! does not keep every token it made. Only those named connections can be probed — nothing in a
-//! request names a host — and at most `--max-probes` at once: one more is answered 503 at once.
+//! request names a host — and at most `--max-probes` runs, scraped or scheduled, are in progress
+//! at once: one more scrape is answered 503 at once, one more scheduled run is skipped.
 //! The first SIGTERM (or SIGINT) stops new probes; runs in flight see the signal, drop their test
-//! channels and answer before serve exits.
+//! channels and answer before serve exits. A client gets a few seconds to send a request head
+//! (`serve/http.rs`), and one that has not sent a whole request is not waited for.
 
+mod http;
 mod metrics;
 mod probe;
 mod schedule;
@@ -70,7 +73,8 @@ pub struct ServeArgs {
     /// to a tenth, a run never overlapping the last; results go to /metrics.
     #[arg(long, env = "NETCHECK_EVERY", value_name = "DURATION", value_parser = parse_every)]
     pub every: Option<Duration>,
-    /// Probes that may run at once; one more is answered 503 at once.
+    /// Runs that may be in progress at once, scraped and scheduled together; one more scrape is
+    /// answered 503 at once, one more scheduled run is skipped (and counted).
     #[arg(long, env = "NETCHECK_MAX_PROBES", default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_probes: u16,
     /// Seconds taken off the scraper's timeout, so the answer is written before it gives up.
@@ -111,9 +115,8 @@ pub async fn main(
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
-    serve(listener, config, signals)
-        .await
-        .context("serving failed")
+    serve(listener, config, signals).await;
+    Ok(())
 }
 
 /// Validated serve settings.
@@ -121,6 +124,7 @@ pub async fn main(
 pub struct Config {
     args: ServeArgs,
     timeout_offset: Duration,
+    http: http::Limits,
 }
 
 impl Config {
@@ -152,6 +156,7 @@ impl Config {
         Ok(Self {
             timeout_offset: Duration::from_secs_f64(offset),
             args,
+            http: http::Limits::default(),
         })
     }
 }
@@ -174,7 +179,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
     signals: impl Stream<Item = Signal> + Send + 'static,
-) -> std::io::Result<()> {
+) {
     let (tx, shutdown) = watch::channel(Vec::new());
     let forward = tokio::spawn(async move {
         let mut signals = std::pin::pin!(signals);
@@ -207,19 +212,13 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(server.clone());
-    let mut stop = shutdown.clone();
-    let outcome = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| !s.is_empty()).await;
-        })
-        .await;
+    http::serve(listener, app, shutdown.clone(), config.http).await;
     for schedule in schedules {
         let _ = schedule.await;
     }
     drop(server);
     drop(shutdown);
     forward.abort();
-    outcome
 }
 
 impl Server {
@@ -338,17 +337,6 @@ async fn probe(
         Ok(r) => r,
         Err(refusal) => return refuse(&server, &refusal),
     };
-    match server.allows(&request.connection) {
-        Ok(true) => {}
-        Ok(false) => return refuse(&server, &Refusal::UnknownConnection(request.connection)),
-        Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                &e.to_string(),
-            );
-        }
-    }
     if let Err(e) = registry::plan(&request.only, &[], true) {
         return refuse(&server, &Refusal::BadPlan(e.to_string()));
     }
@@ -360,9 +348,22 @@ async fn probe(
         Ok(b) => b,
         Err(refusal) => return refuse(&server, &refusal),
     };
+    // Before anything is read from disk: a probe over the bound costs nothing and is answered
+    // at once, whatever state the connection files are in.
     let Ok(_permit) = server.permits.clone().try_acquire_owned() else {
         return refuse(&server, &Refusal::OverCapacity);
     };
+    match server.allows(&request.connection) {
+        Ok(true) => {}
+        Ok(false) => return refuse(&server, &Refusal::UnknownConnection(request.connection)),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                &e.to_string(),
+            );
+        }
+    }
     let run = server
         .run_and_record(
             &request.connection,

@@ -12,10 +12,11 @@
 //! followed. Pairs with `checks/stage.toml`.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::catalog::RowId;
 use crate::check::CheckSpec;
@@ -48,8 +49,8 @@ pub const REACH: CheckSpec = CheckSpec::new(
 )
 .full();
 
-/// The most of an answer `stage.reach` reads: a provider's refusal is under 1 KiB, and a block
-/// page is recognised by its first bytes.
+/// The most of an answer `stage.reach` reads, head and body: a provider's refusal is under 1 KiB,
+/// and a block page is recognised by its first bytes.
 const ANSWER_CAP: usize = 64 * 1024;
 
 async fn info(ctx: Ctx) -> Outcome {
@@ -102,9 +103,10 @@ async fn from_pipe_info(ctx: &Ctx, pipe: &crate::snowflake::rest::PipeRef) -> Ou
         })
         .await;
     answer::judge(ApiCall::PipeInfo, &result, |reply, ev| -> Judged {
-        // The answer carries upload credentials: only the location's public fields are read.
+        // The answer carries upload credentials: only the location's public fields are read,
+        // and the credentials are registered as secrets before anything is said of it.
         let unusable = |why: String| (RowId::StageLocationUnusable, why);
-        let info: PipeInfo = serde_json::from_str(&reply.body)
+        let info = PipeInfo::parse(&reply.body)
             .map_err(|e| unusable(format!("no rowset_stage_location in the answer ({e})")))?;
         let target = info
             .rowset_stage_location
@@ -184,8 +186,8 @@ enum ReachError {
     Closed,
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
+    #[error("no answer within the step timeout")]
+    Timeout,
     #[error("an answer that is not HTTP")]
     NotHttp,
 }
@@ -207,11 +209,7 @@ async fn reach(ctx: Ctx) -> Outcome {
         rand::random::<u64>()
     );
     let start = Instant::now();
-    let timeout = ctx.settings.timeout;
-    let result = match tokio::time::timeout(timeout, anonymous_get(&ctx, target, &path)).await {
-        Ok(r) => r,
-        Err(_) => Err(ReachError::Timeout(timeout)),
-    };
+    let result = anonymous_get(&ctx, target, &path, start + ctx.settings.timeout).await;
     let mut evidence = ReachEvidence {
         provider: target.provider,
         host: &target.endpoint.host,
@@ -252,7 +250,7 @@ async fn reach(ctx: Ctx) -> Outcome {
         }
         Err(e) => {
             let row = match &e {
-                ReachError::Timeout(_) => RowId::StageTimeout,
+                ReachError::Timeout => RowId::StageTimeout,
                 ReachError::Reset | ReachError::Closed | ReachError::Io(_) => RowId::StageReset,
                 // tls.stage passed a moment ago: the same failures on this connection get the
                 // same rows as there.
@@ -267,86 +265,204 @@ async fn reach(ctx: Ctx) -> Outcome {
     }
 }
 
-/// One `GET` without credentials over the stage host's route, HTTP/1.1, read up to
-/// [`ANSWER_CAP`]; the caller bounds it in time.
-async fn anonymous_get(ctx: &Ctx, target: &StageTarget, path: &str) -> Result<Answer, ReachError> {
+/// One `GET` without credentials over the stage host's route, HTTP/1.1, its answer read as
+/// [`read_answer`] does; every phase ends by `deadline`.
+async fn anonymous_get(
+    ctx: &Ctx,
+    target: &StageTarget,
+    path: &str,
+    deadline: Instant,
+) -> Result<Answer, ReachError> {
     let host = &target.endpoint.host;
-    let stream = ctx
-        .open_stream(HostRole::Stage)
-        .await
-        .map_err(|e| ReachError::Open(Box::new(e)))?;
-    let (probe, tls) = handshake(
-        stream,
-        host,
-        &ctx.net.trust,
-        TlsVersions::Both,
-        &[b"http/1.1"],
-        ctx.settings.timeout,
-    )
-    .await;
-    let mut tls = match (tls, probe.result) {
-        (Some(t), _) => t,
-        (None, Err(f)) => return Err(ReachError::Tls(f)),
-        (None, Ok(())) => return Err(ReachError::Closed),
-    };
-    let authority = match target.endpoint.port {
-        443 => host.clone(),
-        port => format!("{host}:{port}"),
-    };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: netcheck/{}\r\nAccept: */*\r\n\
-         Connection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    tls.write_all(request.as_bytes()).await.map_err(io_error)?;
-    let mut buf = Vec::new();
-    let read = (&mut tls)
-        .take(ANSWER_CAP as u64)
-        .read_to_end(&mut buf)
+    let send = async {
+        let stream = ctx
+            .open_stream(HostRole::Stage)
+            .await
+            .map_err(|e| ReachError::Open(Box::new(e)))?;
+        let (probe, tls) = handshake(
+            stream,
+            host,
+            &ctx.net.trust,
+            TlsVersions::Both,
+            &[b"http/1.1"],
+            ctx.settings.timeout,
+        )
         .await;
-    // A server that closes without close_notify (common) still sent its answer.
-    if let Err(e) = read {
-        if buf.is_empty() {
-            return Err(io_error(e));
+        let mut tls = match (tls, probe.result) {
+            (Some(t), _) => t,
+            (None, Err(f)) => return Err(ReachError::Tls(f)),
+            (None, Ok(())) => return Err(ReachError::Closed),
+        };
+        let authority = match target.endpoint.port {
+            443 => host.clone(),
+            port => format!("{host}:{port}"),
+        };
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: netcheck/{}\r\nAccept: */*\r\n\
+             Connection: close\r\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        tls.write_all(request.as_bytes()).await.map_err(io_error)?;
+        Ok(tls)
+    };
+    let mut tls = tokio::time::timeout_at(deadline, send)
+        .await
+        .map_err(|_| ReachError::Timeout)??;
+    read_answer(&mut tls, deadline).await
+}
+
+/// Reads one answer as HTTP/1.1 frames it: until the head is complete, then the body the head
+/// announces — `Content-Length` bytes, chunks up to the last, else up to the close — at most
+/// [`ANSWER_CAP`] in all. Nothing waits for the connection to close after a whole answer (an
+/// intercepting proxy may keep it open whatever `Connection: close` asked). Before the head is
+/// complete a reset, a close or the deadline is the failure, whatever bytes came first; after it,
+/// the answer is judged as far as it was read.
+async fn read_answer<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    deadline: Instant,
+) -> Result<Answer, ReachError> {
+    let mut buf = Vec::new();
+    let (mut answer, framing, head_len) = loop {
+        if let Some(head) = parse_head(&buf)? {
+            break head;
+        }
+        if buf.len() >= ANSWER_CAP {
+            return Err(ReachError::NotHttp);
+        }
+        if read_more(stream, &mut buf, deadline).await? == 0 {
+            return Err(ReachError::Closed);
+        }
+    };
+    let body = loop {
+        let (body, complete) = framing.body(&buf[head_len..]);
+        if complete
+            || buf.len() >= ANSWER_CAP
+            || !matches!(read_more(stream, &mut buf, deadline).await, Ok(n) if n > 0)
+        {
+            break body;
+        }
+    };
+    answer.body = String::from_utf8_lossy(&body).into_owned();
+    Ok(answer)
+}
+
+/// Appends what the stream has next to `buf` (up to [`ANSWER_CAP`]): how many bytes, 0 at its
+/// end.
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<usize, ReachError> {
+    let mut chunk = [0u8; 8192];
+    let room = ANSWER_CAP.saturating_sub(buf.len()).min(chunk.len());
+    match tokio::time::timeout_at(deadline, stream.read(&mut chunk[..room])).await {
+        Err(_) => Err(ReachError::Timeout),
+        Ok(Err(e)) => Err(io_error(e)),
+        Ok(Ok(n)) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(n)
         }
     }
-    parse_answer(&buf)
 }
 
 /// A reset is its own failure; other I/O errors are kept as they are.
 fn io_error(e: std::io::Error) -> ReachError {
     match e.kind() {
         std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => ReachError::Reset,
+        // A TLS peer that closes without close_notify.
         std::io::ErrorKind::UnexpectedEof => ReachError::Closed,
         _ => ReachError::Io(e),
     }
 }
 
-/// Parses the status line and headers; the body is what follows them (possibly chunked: only
-/// its text is looked at).
-fn parse_answer(buf: &[u8]) -> Result<Answer, ReachError> {
-    if buf.is_empty() {
-        return Err(ReachError::Closed);
+/// How the head says its body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    ToClose,
+}
+
+impl Framing {
+    /// The body in `raw` (what followed the head) so far, and whether it is whole.
+    fn body(self, raw: &[u8]) -> (Vec<u8>, bool) {
+        match self {
+            Self::Length(n) => (raw[..n.min(raw.len())].to_vec(), raw.len() >= n),
+            Self::Chunked => dechunk(raw),
+            Self::ToClose => (raw.to_vec(), false),
+        }
     }
+}
+
+/// The data of a chunked body so far, and whether its last chunk has come (a chunk size that
+/// does not parse ends it too: no more bytes can make it whole).
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        let (at, size) = match httparse::parse_chunk_size(raw) {
+            Ok(httparse::Status::Complete(chunk)) => chunk,
+            Ok(httparse::Status::Partial) => return (body, false),
+            Err(_) => return (body, true),
+        };
+        if size == 0 {
+            return (body, true);
+        }
+        let data = &raw[at..];
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if data.len() < size {
+            body.extend_from_slice(data);
+            return (body, false);
+        }
+        body.extend_from_slice(&data[..size]);
+        // The chunk's CRLF; until it comes the next size is Partial.
+        raw = data.get(size + 2..).unwrap_or_default();
+    }
+}
+
+/// The status line and headers once the head is complete (`None` while it is not), its body
+/// framing and length.
+fn parse_head(buf: &[u8]) -> Result<Option<(Answer, Framing, usize)>, ReachError> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
-    match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => Ok(Answer {
-            status: response.code.unwrap_or_default(),
-            headers: response
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_owned(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
-            body: String::from_utf8_lossy(&buf[len..]).into_owned(),
-        }),
-        Ok(httparse::Status::Partial) | Err(_) => Err(ReachError::NotHttp),
-    }
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(ReachError::NotHttp),
+    };
+    let status = response.code.unwrap_or_default();
+    let headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).trim().to_owned(),
+            )
+        })
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let framing = if header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked"))
+    {
+        Framing::Chunked
+    } else if let Some(n) = header("content-length").and_then(|n| n.parse().ok()) {
+        Framing::Length(n)
+    } else if matches!(status, 100..=199 | 204 | 304) {
+        Framing::Length(0)
+    } else {
+        Framing::ToClose
+    };
+    let answer = Answer {
+        status,
+        headers,
+        body: String::new(),
+    };
+    Ok(Some((answer, framing, len)))
 }
 
 #[cfg(test)]
@@ -365,18 +481,75 @@ mod tests {
         assert!(matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
     }
 
-    #[test]
-    fn parses_a_providers_refusal_and_tells_non_http() {
-        let a = parse_answer(
-            b"HTTP/1.1 403 Forbidden\r\nx-amz-request-id: 1\r\n\r\n<Error><Code>AccessDenied</Code></Error>",
-        )
-        .unwrap();
+    /// `read_answer` on `answer`, from a server that then keeps the connection open (or closes
+    /// it, with `close`); the deadline 5 s away, or 300 ms with `short`.
+    async fn read_within(answer: &[u8], close: bool, short: bool) -> Result<Answer, ReachError> {
+        let (mut client, mut server) = tokio::io::duplex(ANSWER_CAP * 2);
+        server.write_all(answer).await.unwrap();
+        let _open = (!close).then_some(server);
+        let within = Duration::from_millis(if short { 300 } else { 5000 });
+        read_answer(&mut client, Instant::now() + within).await
+    }
+
+    async fn read(answer: &[u8], close: bool) -> Result<Answer, ReachError> {
+        read_within(answer, close, false).await
+    }
+
+    const DENIED: &[u8] = b"HTTP/1.1 403 Forbidden\r\nx-amz-request-id: 1\r\nContent-Length: 40\r\n\r\n<Error><Code>AccessDenied</Code></Error>";
+
+    #[tokio::test]
+    async fn reads_a_whole_answer_on_a_connection_kept_open() {
+        let start = std::time::Instant::now();
+        let a = read(DENIED, false).await.unwrap();
         assert_eq!(a.status, 403);
-        assert!(a.body.contains("AccessDenied"));
+        assert_eq!(a.body, "<Error><Code>AccessDenied</Code></Error>");
+        let chunked = b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n\
+            6\r\n<html>\r\n7\r\nblocked\r\n0\r\n\r\n";
+        assert_eq!(read(chunked, false).await.unwrap().body, "<html>blocked");
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_no_further_than_the_framing_or_the_cap() {
+        let extra = [DENIED, b"HTTP/1.1 200 OK\r\n\r\nmore"].concat();
+        assert_eq!(
+            read(&extra, true).await.unwrap().body,
+            "<Error><Code>AccessDenied</Code></Error>"
+        );
+        let huge = [
+            b"HTTP/1.1 200 OK\r\n\r\n".as_slice(),
+            &vec![b'x'; ANSWER_CAP * 2 - 100],
+        ]
+        .concat();
+        let a = read(&huge, false).await.unwrap();
+        assert!(a.body.len() < ANSWER_CAP, "{}", a.body.len());
+    }
+
+    #[tokio::test]
+    async fn an_unframed_body_is_read_to_the_close_or_the_deadline() {
+        let page = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>blocked";
+        assert_eq!(read(page, true).await.unwrap().body, "<html>blocked");
+        // Kept open: judged as far as it was read when the step's time is up.
+        let kept = read_within(page, false, true).await.unwrap();
+        assert_eq!(kept.body, "<html>blocked");
+    }
+
+    #[tokio::test]
+    async fn an_incomplete_head_is_no_answer() {
+        let half = b"HTTP/1.1 403 Forbidden\r\nContent-Ty";
+        assert!(matches!(read(half, true).await, Err(ReachError::Closed)));
         assert!(matches!(
-            parse_answer(b"\x15\x03\x03"),
+            read_within(half, false, true).await,
+            Err(ReachError::Timeout)
+        ));
+        assert!(matches!(read(b"", true).await, Err(ReachError::Closed)));
+        assert!(matches!(
+            read(b"\x15\x03\x03\x00\x02\x02\x28", true).await,
             Err(ReachError::NotHttp)
         ));
-        assert!(matches!(parse_answer(b""), Err(ReachError::Closed)));
     }
 }

@@ -1,5 +1,5 @@
 //! What `/metrics` shows: serve's own counters (probes run, in flight, refused, their
-//! durations), histograms of the scheduled runs' check durations, and the latest scheduled
+//! durations, scheduled runs skipped), histograms of the scheduled runs' check durations, and the latest scheduled
 //! result per connection as the same families `/probe` answers, labelled with the connection.
 //! Connection labels are only ever names the operator configured.
 
@@ -118,6 +118,7 @@ pub struct ServeMetrics {
     probe_duration: Histograms<TriggerLabels>,
     run_duration: Histograms<ConnectionLabels>,
     check_duration: Histograms<CheckLabels>,
+    skipped: Family<ConnectionLabels, Counter>,
     latest: Arc<Latest>,
 }
 
@@ -158,6 +159,12 @@ impl ServeMetrics {
             "netcheck_schedule_check_duration_seconds",
             "Scheduled runs (--every): how long each check that ran took, per connection and check",
         );
+        let skipped = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "netcheck_schedule_runs_skipped",
+            "Scheduled runs (--every) skipped because every --max-probes slot was busy, per connection",
+            skipped.clone(),
+        );
         let latest = Arc::new(Latest::default());
         registry.register_collector(Box::new(latest.clone()));
         Self {
@@ -168,6 +175,7 @@ impl ServeMetrics {
             probe_duration,
             run_duration,
             check_duration,
+            skipped,
             latest,
         }
     }
@@ -180,6 +188,15 @@ impl ServeMetrics {
     /// Counts a refused probe.
     pub fn refused(&self, reason: &'static str) {
         self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a scheduled run skipped for want of a free slot.
+    pub fn skipped(&self, connection: &str) {
+        self.skipped
+            .get_or_create(&ConnectionLabels {
+                connection: connection.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a run in flight until the guard is dropped.

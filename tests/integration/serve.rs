@@ -1,7 +1,8 @@
-//! `netcheck serve` as a process, pointed at `netcheck emulate` processes, the way a fleet runs
-//! it: probes of named connections only, the probe bound, RSS over many probes, a graceful
-//! SIGTERM, `promtool` on both expositions and the alert rules, and a real Prometheus server
-//! scraping it on loopback.
+//! `netcheck serve` as a process, pointed at `netcheck emulate` processes (or at an in-process
+//! emulator where a test waits for what serve's run has done so far), the way a fleet runs it:
+//! probes of named connections only, the probe bound, RSS over many probes, a graceful SIGTERM,
+//! `promtool` on both expositions and the alert rules, and a real Prometheus server scraping it
+//! on loopback.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use netcheck::emulator::{Emulator, Fault, default_key, defaults};
+use netcheck::snowflake::rest::ApiCall;
+
 use crate::support::dns::{free_port, which};
-use crate::support::emulate::{Emulate, TempDir};
+use crate::support::emulate::{Emulate, TempDir, spawn_emulator};
 
 /// A running `netcheck serve`, stopped with SIGTERM on drop.
 struct Serve {
@@ -83,6 +87,81 @@ impl Drop for Serve {
         if self.wait(Duration::from_secs(20)).is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+    }
+}
+
+/// An in-process emulator (served by its own runtime's threads) with a state directory like
+/// `netcheck emulate` writes, for tests that must see what serve's runs have done so far: its
+/// request log is live.
+struct LiveEmulator {
+    emu: Emulator,
+    dir: TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl LiveEmulator {
+    fn start(faults: &[&str]) -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let faults: Vec<Fault> = faults.iter().map(|f| f.parse().unwrap()).collect();
+        let emu = runtime.block_on(spawn_emulator(|c| c.faults = faults));
+        let dir = TempDir::new("serve-emulator");
+        std::fs::write(dir.path().join("ca.pem"), emu.ca_pem()).unwrap();
+        let key = dir.path().join("rsa_key.p8");
+        std::fs::write(&key, default_key().to_pkcs8_pem().unwrap().expose()).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let connections = format!(
+            "[emulator]\naccount = \"{}\"\nuser = \"{}\"\nhost = \"{}\"\nport = {}\n\
+             protocol = \"https\"\nauthenticator = \"SNOWFLAKE_JWT\"\nprivate_key_file = \"{}\"\n\
+             role = \"{}\"\ndatabase = \"{}\"\nschema = \"{}\"\ntable = \"{}\"\n",
+            emu.account(),
+            defaults::USER,
+            emu.account_host(),
+            emu.addr().port(),
+            key.display(),
+            defaults::ROLE,
+            defaults::DATABASE,
+            defaults::SCHEMA,
+            defaults::TABLE,
+        );
+        std::fs::write(dir.path().join("connections.toml"), connections).unwrap();
+        Self {
+            emu,
+            dir,
+            _runtime: runtime,
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let port = self.emu.addr().port();
+        let resolve: Vec<String> = [
+            self.emu.account_host(),
+            self.emu.ingest_host(),
+            self.emu.stage_host(),
+        ]
+        .iter()
+        .map(|h| format!("{h}:{port}:127.0.0.1"))
+        .collect();
+        vec![
+            (
+                "SNOWFLAKE_HOME".into(),
+                self.dir.path().display().to_string(),
+            ),
+            (
+                "NETCHECK_CA_FILE".into(),
+                self.dir.path().join("ca.pem").display().to_string(),
+            ),
+            ("NETCHECK_RESOLVE".into(), resolve.join(",")),
+        ]
+    }
+
+    /// Waits (up to 60 s: the machine is busy) until the emulator has answered a `call`.
+    fn wait_for(&self, call: ApiCall) {
+        let end = Instant::now() + Duration::from_secs(60);
+        while !self.emu.request_log().iter().any(|r| r.endpoint == call) {
+            assert!(Instant::now() < end, "the emulator never answered {call}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -271,6 +350,75 @@ fn probes_over_the_bound_get_503_at_once_and_the_others_finish() {
 }
 
 #[test]
+fn a_probe_over_the_bound_is_refused_before_the_connection_files_are_read() {
+    let emu = LiveEmulator::start(&["no-commit"]);
+    let serve = Serve::start(&["--max-probes", "1"], &emu.env());
+    let addr = serve.addr;
+    // Holds the only slot: its commit never comes.
+    let first = std::thread::spawn(move || full_probe(addr));
+    emu.wait_for(ApiCall::Open);
+    // The files no longer parse: a probe that read them would be answered 500.
+    std::fs::write(emu.dir.path().join("connections.toml"), "[emulator\n").unwrap();
+    let (status, body) = serve.get("/probe?connection=emulator");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("--max-probes"), "{body}");
+    let (status, body) = first.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_scheduled_run_takes_a_probe_slot_and_is_skipped_when_none_is_free() {
+    // A scheduled run is quick (no channel); a full probe holds its slot until the commit it
+    // waits for times out.
+    let emu = LiveEmulator::start(&["no-commit"]);
+    let serve = Serve::start(
+        &[
+            "--connection",
+            "emulator",
+            "--every",
+            "1s",
+            "--max-probes",
+            "1",
+        ],
+        &emu.env(),
+    );
+    let addr = serve.addr;
+    // A scrape that meets a scheduled run in the only slot is refused; it tries again.
+    let probe = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = full_probe(addr);
+            if status != 503 || Instant::now() > end {
+                return (status, body);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    // The probe holds the slot (only it opens a channel): the schedule's next runs find none.
+    emu.wait_for(ApiCall::Open);
+    let skipped = "netcheck_schedule_runs_skipped_total{connection=\"emulator\"}";
+    let end = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (_, metrics) = serve.get("/metrics");
+        if sample(&metrics, skipped).is_some_and(|n| n >= 1.0) {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < end,
+            "no scheduled run was skipped while the probe held the only slot:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        sample(&metrics, "netcheck_serve_probes_in_flight").is_some_and(|n| n <= 1.0),
+        "{metrics}"
+    );
+    let (status, body) = probe.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_promtool_accepts("/metrics with skipped runs", &serve.get("/metrics").1);
+}
+
+#[test]
 fn two_hundred_probes_leave_rss_flat() {
     let emu = Emulate::start(&[]);
     let serve = Serve::start(&[], &emu.env());
@@ -298,26 +446,24 @@ fn two_hundred_probes_leave_rss_flat() {
     );
 }
 
+/// `/probe?connection=emulator&full=true` with a 60 s scrape timeout.
+fn full_probe(addr: SocketAddr) -> (u16, String) {
+    get(
+        addr,
+        "/probe?connection=emulator&full=true",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "60")],
+    )
+}
+
 #[test]
 fn sigterm_lets_a_probe_in_flight_drop_its_channel_and_answer() {
     // The commit never comes, so the run is in the round trip when the signal arrives.
-    let emu = Emulate::start(&["no-commit"]);
+    let emu = LiveEmulator::start(&["no-commit"]);
     let mut serve = Serve::start(&[], &emu.env());
     let addr = serve.addr;
-    let answer = std::thread::spawn(move || {
-        get(
-            addr,
-            "/probe?connection=emulator&full=true",
-            &[("X-Prometheus-Scrape-Timeout-Seconds", "60")],
-        )
-    });
-    // Wait until the probe is in flight, well into the round trip.
-    let end = Instant::now() + Duration::from_secs(30);
-    while sample(&serve.get("/metrics").1, "netcheck_serve_probes_in_flight") != Some(1.0) {
-        assert!(Instant::now() < end, "the probe never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_secs(2));
+    let answer = std::thread::spawn(move || full_probe(addr));
+    // The channel is open: there is one to drop.
+    emu.wait_for(ApiCall::Open);
     serve.terminate();
     let (status, probe) = answer.join().unwrap();
     assert_eq!(status, 200, "{probe}");

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
 use crate::support::emulate::{TempDir, run_args_at, spawn_emulator};
@@ -184,9 +184,35 @@ async fn a_page_that_is_not_the_providers_is_a_block_page() {
     ingest_fine(&report);
 }
 
-/// A TLS server for the stage host that reads the request and then resets the connection
-/// (`reset`) or holds it without a word.
-fn after_request(cert: ServerCert, reset: bool) -> (SocketAddr, Background) {
+/// What a stage server does once it has read the request.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Resets the connection.
+    Reset,
+    /// Holds it without a word.
+    Silence,
+    /// Answers a whole 403 HTML page (with `Content-Length`) and keeps the connection open, as
+    /// an intercepting proxy on keep-alive does.
+    BlockPageKeptOpen,
+    /// Sends half a status line and headers, then resets.
+    ResetInTheHead,
+    /// Answers a page that quotes the stage credentials the emulator's `:pipe-info` handed out.
+    EchoCredentials,
+}
+
+/// The credentials in the emulator's `:pipe-info` answer (`creds`, `encryption_info.pipe_key`).
+const PIPE_INFO_CREDENTIALS: &[&str] = &[
+    "EMULATOR-NOT-A-REAL-KEY",
+    "EMULATOR-NOT-A-REAL-SECRET",
+    "EMULATOR-NOT-A-REAL-TOKEN",
+    "AAAAAAAAAAAAAAAAAAAAAA==",
+];
+
+/// A block page as a proxy answers it.
+const BLOCK_PAGE: &str = "<html><head><title>Access Denied</title></head><body>Uploads to cloud storage are blocked by policy.</body></html>";
+
+/// A TLS server for the stage host that reads the request and then does `then`.
+fn after_request(cert: ServerCert, then: Then) -> (SocketAddr, Background) {
     let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -207,7 +233,31 @@ fn after_request(cert: ServerCert, reset: bool) -> (SocketAddr, Background) {
                 if tls.read(&mut buf).await.unwrap_or(0) == 0 {
                     return;
                 }
-                if reset {
+                let answer = match then {
+                    Then::Reset | Then::Silence => String::new(),
+                    Then::BlockPageKeptOpen => format!(
+                        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\n\
+                         Content-Length: {}\r\nConnection: keep-alive\r\n\r\n{BLOCK_PAGE}",
+                        BLOCK_PAGE.len()
+                    ),
+                    Then::ResetInTheHead => "HTTP/1.1 403 Forbidden\r\nContent-Ty".to_owned(),
+                    Then::EchoCredentials => {
+                        let page = format!("denied for {}", PIPE_INFO_CREDENTIALS.join(" "));
+                        format!(
+                            "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\
+                             \r\n{page}",
+                            page.len()
+                        )
+                    }
+                };
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.flush().await;
+                if matches!(then, Then::ResetInTheHead) {
+                    // Time for the client to read the half head before the RST arrives: data
+                    // still unread when it does is discarded, and only the reset is seen.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                if matches!(then, Then::Reset | Then::ResetInTheHead) {
                     // SO_LINGER 0: the close sends a RST.
                     let _ = tls.get_ref().0.set_zero_linger();
                 } else {
@@ -218,16 +268,53 @@ fn after_request(cert: ServerCert, reset: bool) -> (SocketAddr, Background) {
     })
 }
 
+/// A full run whose stage server does `then` after the request: the run fails at
+/// `stage.reach` with `row`, with TLS to the stage and the ingest side fine. The report.
+async fn reach_fails(then: Then, row: &str) -> Value {
+    let pki = TestPki::new();
+    let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), then);
+    let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
+    assert_eq!(code, 1);
+    assert_check(&report, "tls.stage", "pass", None);
+    assert_check(&report, "stage.reach", "fail", Some(row));
+    ingest_fine(&report);
+    report
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_or_silence_after_the_request_has_its_own_row() {
-    let pki = TestPki::new();
-    for (reset, row) in [(true, "stage-reset"), (false, "stage-timeout")] {
-        let (addr, _server) = after_request(pki.for_hosts(&[STAGE_HOST]), reset);
-        let (code, report) = run_with_stage(addr.port(), &pki.root_pem(), TIMEOUT, &[]).await;
-        assert_eq!(code, 1);
-        assert_check(&report, "tls.stage", "pass", None);
-        assert_check(&report, "stage.reach", "fail", Some(row));
-        ingest_fine(&report);
+    reach_fails(Then::Reset, "stage-reset").await;
+    reach_fails(Then::ResetInTheHead, "stage-reset").await;
+    reach_fails(Then::Silence, "stage-timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_block_page_on_a_connection_kept_open_is_named_at_once() {
+    let report = reach_fails(Then::BlockPageKeptOpen, "stage-block-page").await;
+    let evidence = &check(&report, "stage.reach")["evidence"];
+    assert_eq!(evidence["status"], 403);
+    assert!(
+        evidence["excerpt"]
+            .as_str()
+            .is_some_and(|e| e.contains("blocked by policy")),
+        "{evidence}"
+    );
+    // Judged when the answer was whole, not when the 3 s step timeout ran out.
+    let elapsed = evidence["elapsed"].as_f64().unwrap();
+    assert!(elapsed < 2000.0, "{evidence}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stage_credentials_echoed_by_a_server_are_masked() {
+    let report = reach_fails(Then::EchoCredentials, "stage-block-page").await;
+    let excerpt = check(&report, "stage.reach")["evidence"]["excerpt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(excerpt, "denied for *** *** *** ***");
+    let text = report.to_string();
+    for credential in PIPE_INFO_CREDENTIALS {
+        assert!(!text.contains(credential), "{credential} in the report");
     }
 }
 

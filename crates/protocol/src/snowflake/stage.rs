@@ -88,6 +88,55 @@ pub struct PipeInfo {
     pub rowset_stage_location: StageLocation,
 }
 
+/// The names of keys whose string values are credentials wherever they appear in a `:pipe-info`
+/// answer (lower case, matched as parts of the name): `AWS_SECRET_KEY`, `AWS_TOKEN`,
+/// `AZURE_SAS_TOKEN`, `GCS_SERVICE_ACCOUNT_KEY_BASE64`, `encryption_info.pipe_key`, a presigned
+/// URL.
+const CREDENTIAL_KEYS: &[&str] = &[
+    "key",
+    "token",
+    "secret",
+    "password",
+    "sas",
+    "signature",
+    "presigned",
+    "cred",
+];
+
+impl PipeInfo {
+    /// Parses a `:pipe-info` answer. Its upload credentials are never read, but every
+    /// credential-like string in it — all of a `creds` object, and any value under a key named
+    /// like a key, token or secret — is registered as a secret first, so nothing said later (a
+    /// server that echoes one in an error) can print it. Names and hosts are not: the stage's
+    /// bucket and endpoint are what `stage.info` reports.
+    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(body)?;
+        register_credentials(&value, false);
+        serde_json::from_value(value)
+    }
+}
+
+/// Registers the strings of `value` that are credentials: all of them when `all` (inside a
+/// credentials object), else those under a key named like one.
+fn register_credentials(value: &serde_json::Value, all: bool) {
+    match value {
+        serde_json::Value::String(s) if all => crate::secret::register(s),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                register_credentials(item, all);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (key, v) in fields {
+                let key = key.to_ascii_lowercase();
+                let named = CREDENTIAL_KEYS.iter().any(|k| key.contains(k));
+                register_credentials(v, all || named);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The storage host uploads go to, and the object path a probe may ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageTarget {
@@ -266,11 +315,12 @@ pub struct StorageAnswer {
     pub marker_header: Option<&'static str>,
 }
 
-/// The request-id headers each provider sets on every answer (lower case).
+/// The request-id headers each provider sets on every answer (lower case). Not
+/// `x-amzn-RequestId`: that is API Gateway's (and other AWS services'), which anyone can put in
+/// front of a block page; S3 sends `x-amz-request-id` and `x-amz-id-2`.
 const MARKER_HEADERS: &[(&str, Provider)] = &[
     ("x-amz-request-id", Provider::S3),
     ("x-amz-id-2", Provider::S3),
-    ("x-amzn-requestid", Provider::S3),
     ("x-ms-request-id", Provider::Azure),
     ("x-guploader-uploadid", Provider::Gcs),
 ];
@@ -362,6 +412,37 @@ mod tests {
         assert_eq!(Provider::from_host(host), want);
     }
 
+    #[test]
+    fn parsing_pipe_info_registers_its_credentials_and_nothing_public() {
+        let body = serde_json::json!({
+            "rowset_stage_location": {
+                "location_type": "S3",
+                "location": "pipe-info-bucket/prefix/",
+                "region": "us-west-2",
+                "storage_endpoint": "pipe-info-storage.test",
+                "creds": {
+                    "AWS_KEY_ID": "ASIAPIPEINFOKEYID",
+                    "AWS_SECRET_KEY": "pipe-info-secret-access-key",
+                    "AWS_TOKEN": "pipe-info-session-token",
+                },
+                "presignedUrl": "https://x.test/?X-Goog-Signature=pipe-info-signature",
+            },
+            "encryption_info": {"pipe_key": "cGlwZS1pbmZvLWtleQ==", "pipe_key_id": 7},
+            "azure": [{"AZURE_SAS_TOKEN": "sv=2024&sig=pipe-info-sas"}],
+        });
+        let info = PipeInfo::parse(&body.to_string()).unwrap();
+        assert_eq!(info.rowset_stage_location.location_type, "S3");
+        let echoed = "denied: ASIAPIPEINFOKEYID pipe-info-secret-access-key \
+            pipe-info-session-token https://x.test/?X-Goog-Signature=pipe-info-signature \
+            cGlwZS1pbmZvLWtleQ== sv=2024&sig=pipe-info-sas";
+        let scrubbed = crate::secret::scrub(echoed);
+        assert!(!scrubbed.contains("pipe-info"), "{scrubbed}");
+        assert!(!scrubbed.contains("ASIA"), "{scrubbed}");
+        assert!(!scrubbed.contains("cGlw"), "{scrubbed}");
+        let public = "pipe-info-bucket prefix us-west-2 pipe-info-storage.test S3";
+        assert_eq!(crate::secret::scrub(public), public);
+    }
+
     fn headers(names: &[&str]) -> Vec<(String, String)> {
         names
             .iter()
@@ -375,6 +456,8 @@ mod tests {
     #[test_case(Provider::S3, &[], S3_DENIED => "AccessDenied"; "xml alone")]
     #[test_case(Provider::Azure, &["x-ms-request-id"], "" => "no code"; "azure header alone")]
     #[test_case(Provider::S3, &["x-ms-request-id"], "<html>Access denied by policy</html>" => "not the provider"; "block page")]
+    #[test_case(Provider::S3, &["x-amzn-RequestId"], "<html>Forbidden</html>" => "not the provider"; "api gateway's request id")]
+    #[test_case(Provider::S3, &["x-amz-id-2"], "" => "no code"; "s3 id-2 alone")]
     fn recognises_the_providers_answer(provider: Provider, names: &[&str], body: &str) -> String {
         storage_answer(provider, &headers(names), body).map_or("not the provider".into(), |a| {
             a.error_code.unwrap_or_else(|| "no code".into())
