@@ -353,6 +353,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_renderer_spells_a_verdict_as_the_outcome_type_does() {
+        let report = sample();
+        let render = |write: fn(&RunReport, &mut Vec<u8>) -> std::io::Result<()>| {
+            let mut out = Vec::new();
+            write(&report, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&render(|r, o| super::json::write(r, o))).unwrap();
+        let html = render(|r, o| super::html::write(r, o));
+        let metrics = render(|r, o| super::prometheus::write(r, o));
+        for (c, doc) in report.checks.iter().zip(json["checks"].as_array().unwrap()) {
+            let verdict = c.verdict.as_str();
+            assert_eq!(doc["verdict"], verdict);
+            assert_eq!(doc["outcome"], c.outcome.as_str());
+            assert!(
+                html.contains(&format!(
+                    "<td class=\"verdict {verdict}\">{}</td>",
+                    c.outcome.label()
+                )),
+                "{} in {html}",
+                c.id
+            );
+            let sample = format!(
+                "netcheck_check_verdict{{check=\"{}\",verdict=\"{verdict}\"}} 1.0",
+                c.id
+            );
+            assert!(
+                metrics.lines().any(|l| l == sample),
+                "{sample} in {metrics}"
+            );
+        }
+    }
+
+    #[test]
     fn one_cause_seen_by_two_checks_is_one_root_cause_with_its_fix_filled() {
         let report = sample();
         let policy: Vec<_> = report

@@ -70,7 +70,7 @@ fn page(report: &RunReport) -> Markup {
                     @for c in &report.checks {
                         tr {
                             td { (c.id) }
-                            td.verdict class=(verdict_class(c.verdict)) { (super::table::label(c.outcome)) }
+                            td.verdict.(c.verdict.as_str()) { (c.outcome.label()) }
                             td.nowrap { @if c.verdict != Verdict::Skip { (format!("{:.0} ms", c.duration_ms)) } }
                             td { (c.finding) }
                         }
@@ -141,7 +141,7 @@ fn root_cause(report: &RunReport, cause: &RootCause) -> Markup {
     };
     html! {
         section class=(class) {
-            h3 { span.verdict class=(verdict_class(cause.verdict)) { (verdict_class(cause.verdict).to_uppercase()) }
+            h3 { span.verdict.(cause.verdict.as_str()) { (cause.verdict.as_str().to_uppercase()) }
                 " " (cause.row) ": " (cause.symptom) }
             p { b { "Cause: " } (cause.cause) }
             p { b { "Fix:" } }
@@ -199,15 +199,6 @@ fn plain(value: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
-    }
-}
-
-fn verdict_class(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Warn => "warn",
-        Verdict::Fail => "fail",
-        Verdict::Skip => "skip",
     }
 }
 

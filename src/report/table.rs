@@ -13,7 +13,7 @@ use comfy_table::{
 };
 
 use super::{CheckReport, RootCause, RunReport};
-use crate::outcome::{StatusKind, Verdict};
+use crate::outcome::Verdict;
 use crate::runner::Ending;
 
 /// Narrower than this, the checks are a list: a bordered table's four columns do not fit.
@@ -178,7 +178,7 @@ fn write_cause(
     let worst = seen
         .iter()
         .find(|c| c.verdict == cause.verdict)
-        .map_or("FAIL", |c| label(c.outcome));
+        .map_or("FAIL", |c| c.outcome.label());
     let head = format!("{worst} [{}] {}", cause.row, cause.symptom);
     para(out, &head, "", "  ", width)?;
     writeln!(out, "  seen by:")?;
@@ -268,7 +268,7 @@ fn millis(c: &CheckReport) -> String {
 }
 
 fn verdict_cell(c: &CheckReport, color: bool) -> Cell {
-    let cell = Cell::new(label(c.outcome));
+    let cell = Cell::new(c.outcome.label());
     if color {
         cell.fg(colour(c.verdict)).add_attribute(Attribute::Bold)
     } else {
@@ -278,7 +278,7 @@ fn verdict_cell(c: &CheckReport, color: bool) -> Cell {
 
 /// The verdict label, coloured when asked (for the list layout, outside comfy-table).
 fn paint(c: &CheckReport, color: bool) -> String {
-    let text = format!("{:<7}", label(c.outcome));
+    let text = format!("{:<7}", c.outcome.label());
     if !color {
         return text;
     }
@@ -289,18 +289,6 @@ fn paint(c: &CheckReport, color: bool) -> String {
         Verdict::Skip => 90,
     };
     format!("\u{1b}[1;{sgr}m{text}\u{1b}[0m")
-}
-
-/// The verdict as the table shows it (`TIMEOUT` and `ERROR` apart from `FAIL`).
-pub(super) fn label(kind: StatusKind) -> &'static str {
-    match kind {
-        StatusKind::Pass => "PASS",
-        StatusKind::Warn => "WARN",
-        StatusKind::Fail => "FAIL",
-        StatusKind::TimedOut => "TIMEOUT",
-        StatusKind::InternalError => "ERROR",
-        StatusKind::Skip => "SKIP",
-    }
 }
 
 fn colour(v: Verdict) -> Color {
