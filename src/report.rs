@@ -7,6 +7,7 @@ pub mod json;
 pub mod junit;
 pub mod prometheus;
 pub mod table;
+pub mod timeline;
 
 use serde::Serialize;
 
@@ -226,6 +227,11 @@ pub(crate) mod tests {
             diagnosis: row.map(|r| Diagnosis::from(r.row())),
             skip_reason: (verdict == Verdict::Skip).then(|| finding.into()),
         }
+    }
+
+    /// The check `id` of a report, to change for a test.
+    pub(crate) fn check_mut<'a>(report: &'a mut RunReport, id: &str) -> &'a mut CheckReport {
+        report.checks.iter_mut().find(|c| c.id == id).unwrap()
     }
 
     /// A fixed report for the renderers' tests: a network policy that refuses this machine

@@ -12,6 +12,7 @@ use comfy_table::{
     presets,
 };
 
+use super::timeline::TimeAxis;
 use super::{CheckReport, RootCause, RunReport};
 use crate::outcome::Verdict;
 use crate::runner::Ending;
@@ -60,7 +61,7 @@ pub fn write(report: &RunReport, layout: Layout, out: &mut dyn Write) -> io::Res
         writeln!(
             out,
             "{CRITICAL} critical path  {OTHER} other checks  {AXIS} 0 → {:.0} ms",
-            report.duration_ms
+            TimeAxis::of(report).end_ms()
         )?;
     }
     for cause in &report.root_causes {
@@ -106,15 +107,16 @@ fn table(report: &RunReport, layout: Layout) -> Table {
             table.set_content_arrangement(ContentArrangement::Dynamic);
         }
     }
+    let axis = TimeAxis::of(report);
     let time_header = match bar {
-        Some(_) => format!("time 0 → {:.0} ms", report.duration_ms),
+        Some(_) => format!("time 0 → {:.0} ms", axis.end_ms()),
         None => "time".into(),
     };
     table.set_header(vec!["check", "verdict", &time_header, "finding"]);
     for c in &report.checks {
         let time = match bar {
             _ if c.verdict == Verdict::Skip => String::new(),
-            Some(width) => format!("{} {:>8}", waterfall(report, c, width), millis(c)),
+            Some(width) => format!("{} {:>8}", waterfall(report, axis, c, width), millis(c)),
             None => millis(c),
         };
         table.add_row(vec![
@@ -169,20 +171,15 @@ fn write_cause(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let width = layout.width;
-    let seen: Vec<&CheckReport> = cause
-        .checks
-        .iter()
-        .filter_map(|id| report.checks.iter().find(|c| c.id == *id))
-        .collect();
-    // The label of the most severe check (a timeout shows as TIMEOUT, not FAIL).
-    let worst = seen
-        .iter()
-        .find(|c| c.verdict == cause.verdict)
-        .map_or("FAIL", |c| c.outcome.label());
-    let head = format!("{worst} [{}] {}", cause.row, cause.symptom);
+    let head = format!(
+        "{} [{}] {}",
+        cause.label(&report.checks),
+        cause.row,
+        cause.symptom
+    );
     para(out, &head, "", "  ", width)?;
     writeln!(out, "  seen by:")?;
-    for c in seen {
+    for c in cause.seen_by(&report.checks) {
         para(out, &c.finding, &format!("  - {}: ", c.id), "      ", width)?;
     }
     para(out, &cause.cause, "  cause:  ", "          ", width)?;
@@ -234,17 +231,13 @@ pub fn progress_line(finished: usize, total: usize, running: &[&str], width: usi
 }
 
 /// The check's bar on the run's time axis, `width` columns wide.
-fn waterfall(report: &RunReport, c: &CheckReport, width: usize) -> String {
-    let total = report
-        .duration_ms
-        .max(c.started_ms + c.duration_ms)
-        .max(1.0);
+fn waterfall(report: &RunReport, axis: TimeAxis, c: &CheckReport, width: usize) -> String {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
         clippy::cast_precision_loss
     )]
-    let at = |ms: f64| ((ms / total) * width as f64) as usize;
+    let at = |ms: f64| (axis.at(ms) * width as f64) as usize;
     let start = at(c.started_ms).min(width - 1);
     let end = at(c.started_ms + c.duration_ms).clamp(start + 1, width);
     let mark = if report.critical_path.contains(&c.id) {
