@@ -155,6 +155,9 @@ impl Status {
 pub enum SkipReason {
     /// The check does not apply to this configuration (e.g. no proxy, no key).
     NotConfigured(String),
+    /// The check belongs to another way of authenticating than the run's (`auth`: `key-pair`
+    /// or `OAuth`), so it can never apply to this connection: the table leaves it out.
+    NotApplicable { auth: &'static str, why: String },
     /// A check it depends on failed or was itself skipped for that reason.
     Dependency { dep: &'static str, verdict: Verdict },
     /// `--skip` named it, or a dependency of it.
@@ -170,7 +173,7 @@ impl SkipReason {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Self::NotConfigured(why) => why.clone(),
+            Self::NotConfigured(why) | Self::NotApplicable { why, .. } => why.clone(),
             Self::Dependency {
                 dep,
                 verdict: Verdict::Skip,
@@ -186,7 +189,16 @@ impl SkipReason {
     /// that does not apply (no proxy configured) does not block the ones after it.
     #[must_use]
     pub fn blocks_dependents(&self) -> bool {
-        !matches!(self, Self::NotConfigured(_))
+        !matches!(self, Self::NotConfigured(_) | Self::NotApplicable { .. })
+    }
+
+    /// The authentication the check cannot apply to, for a check of another one.
+    #[must_use]
+    pub fn not_applicable_to(&self) -> Option<&'static str> {
+        match self {
+            Self::NotApplicable { auth, .. } => Some(auth),
+            _ => None,
+        }
     }
 }
 

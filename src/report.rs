@@ -89,6 +89,10 @@ pub struct CheckReport {
     pub evidence: serde_json::Value,
     pub diagnosis: Option<Diagnosis>,
     pub skip_reason: Option<String>,
+    /// The authentication this check cannot apply to (it belongs to another one): skipped in
+    /// JSON and `JUnit` like any skip, left out of what people read.
+    #[serde(skip)]
+    pub not_applicable_to: Option<&'static str>,
 }
 
 /// The catalog row that explains a warning or failure.
@@ -133,6 +137,11 @@ impl RunReport {
                     .status
                     .skip_reason()
                     .map(crate::outcome::SkipReason::describe),
+                not_applicable_to: r
+                    .outcome
+                    .status
+                    .skip_reason()
+                    .and_then(crate::outcome::SkipReason::not_applicable_to),
             })
             .collect();
         let mut summary = Summary::default();
@@ -169,6 +178,25 @@ impl RunReport {
             checks,
             warnings: Vec::new(),
         }
+    }
+
+    /// The checks shown to people (table, HTML): every one but those that cannot apply to the
+    /// run's authentication, which would only be noise (the machine formats keep them).
+    pub fn listed(&self) -> impl Iterator<Item = &CheckReport> {
+        self.checks.iter().filter(|c| c.not_applicable_to.is_none())
+    }
+
+    /// The line that stands for the checks [`listed`](Self::listed) leaves out, when it leaves
+    /// any out.
+    #[must_use]
+    pub fn not_applicable_note(&self) -> Option<String> {
+        let mut left_out = self.checks.iter().filter_map(|c| c.not_applicable_to);
+        let auth = left_out.next()?;
+        let n = 1 + left_out.count();
+        let checks = if n == 1 { "check" } else { "checks" };
+        Some(format!(
+            "{n} {checks} not applicable to {auth} authentication not listed (--format json has them)"
+        ))
     }
 
     /// The exit code, the one place it is computed: 0 when nothing failed (warnings allowed
@@ -226,6 +254,7 @@ pub(crate) mod tests {
             evidence,
             diagnosis: row.map(|r| Diagnosis::from(r.row())),
             skip_reason: (verdict == Verdict::Skip).then(|| finding.into()),
+            not_applicable_to: None,
         }
     }
 

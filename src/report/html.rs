@@ -68,7 +68,7 @@ fn page(report: &RunReport) -> Markup {
                 h2 { "Checks" }
                 table {
                     tr { th { "check" } th { "verdict" } th { "time" } th { "finding" } }
-                    @for c in &report.checks {
+                    @for c in report.listed() {
                         tr {
                             td { (c.id) }
                             td.verdict.(c.verdict.as_str()) { (c.outcome.label()) }
@@ -76,6 +76,9 @@ fn page(report: &RunReport) -> Markup {
                             td { (c.finding) }
                         }
                     }
+                }
+                @if let Some(note) = report.not_applicable_note() {
+                    p { (note) }
                 }
                 h2 { "Certificate chains" }
                 (chains(report))

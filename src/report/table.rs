@@ -64,6 +64,9 @@ pub fn write(report: &RunReport, layout: Layout, out: &mut dyn Write) -> io::Res
             TimeAxis::of(report).end_ms()
         )?;
     }
+    if let Some(note) = report.not_applicable_note() {
+        para(out, &note, "", "  ", layout.width)?;
+    }
     for cause in &report.root_causes {
         writeln!(out)?;
         write_cause(report, cause, layout, out)?;
@@ -113,7 +116,7 @@ fn table(report: &RunReport, layout: Layout) -> Table {
         None => "time".into(),
     };
     table.set_header(vec!["check", "verdict", &time_header, "finding"]);
-    for c in &report.checks {
+    for c in report.listed() {
         let time = match bar {
             _ if c.verdict == Verdict::Skip => String::new(),
             Some(width) => format!("{} {:>8}", waterfall(report, axis, c, width), millis(c)),
@@ -129,7 +132,7 @@ fn table(report: &RunReport, layout: Layout) -> Table {
     // The id, verdict and time columns keep their content on one line (the bar its width, the
     // rest of the terminal going to the finding); the finding wraps.
     let fixed = |w: usize| Width::Fixed(u16::try_from(w + 2).unwrap_or(u16::MAX));
-    let id_width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let id_width = report.listed().map(|c| c.id.len()).max().unwrap_or(0);
     let constraints = [
         (0, ColumnConstraint::LowerBoundary(fixed(id_width))),
         (1, ColumnConstraint::LowerBoundary(fixed("TIMEOUT".len()))),
@@ -150,7 +153,7 @@ fn write_list(
     width: usize,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    for c in &report.checks {
+    for c in report.listed() {
         let time = if c.verdict == Verdict::Skip {
             String::new()
         } else {
@@ -328,6 +331,35 @@ mod tests {
             );
         }
         insta::assert_snapshot!(format!("width_{width}"), text);
+    }
+
+    #[test_case(None; "a pipe")]
+    #[test_case(Some(40); "a list")]
+    #[test_case(Some(160); "a waterfall")]
+    fn checks_of_another_authentication_are_one_line_not_rows(width: Option<usize>) {
+        let mut report = sample();
+        let oauth = ["proxy.env", "discovery.hostname"];
+        for c in report.checks.iter_mut().filter(|c| oauth.contains(&c.id)) {
+            c.not_applicable_to = Some("key-pair");
+        }
+        let mut out = Vec::new();
+        let layout = Layout {
+            color: false,
+            width,
+        };
+        write(&report, layout, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("discovery.hostname"), "{text}");
+        assert!(!text.contains("proxy.env"), "{text}");
+        assert!(text.contains("dns.account"), "{text}");
+        assert!(
+            text.replace("\n  ", " ").contains(
+                "2 checks not applicable to key-pair authentication not listed (--format json has them)"
+            ),
+            "{text}"
+        );
+        // Nothing is left out: no note.
+        assert!(!render(width).contains("not applicable"));
     }
 
     #[test]
