@@ -126,7 +126,9 @@ fn table(report: &RunReport, layout: Layout) -> Table {
             Cell::new(c.id),
             verdict_cell(c, layout.color),
             Cell::new(time).set_alignment(CellAlignment::Right),
-            Cell::new(&c.finding),
+            // Masked before comfy-table wraps it: a secret broken over two lines of a cell would
+            // no longer match at the output boundary.
+            Cell::new(crate::secret::scrub(&c.finding)),
         ]);
     }
     // The id, verdict and time columns keep their content on one line (the bar its width, the
@@ -194,8 +196,8 @@ fn write_cause(
     para(out, &explain, "  explain: ", "    ", width)
 }
 
-/// Writes `text` after `first`, wrapped at spaces to `width` (continuations after `rest`); a word
-/// longer than a line (a key, a URL) stays whole, to be copied.
+/// Writes `text` after `first`, wrapped at spaces to `width` (continuations after `rest`), its
+/// secrets masked first; a word longer than a line (a key, a URL) stays whole, to be copied.
 fn para(
     out: &mut dyn Write,
     text: &str,
@@ -203,6 +205,8 @@ fn para(
     rest: &str,
     width: Option<usize>,
 ) -> io::Result<()> {
+    // Masked before it is wrapped, for the same reason as a table cell.
+    let text = crate::secret::scrub(text);
     let Some(width) = width else {
         return writeln!(out, "{first}{text}");
     };
@@ -212,7 +216,7 @@ fn para(
         .break_words(false)
         // Host names and flags have hyphens: a line breaks between words only.
         .word_splitter(textwrap::WordSplitter::NoHyphenation);
-    for line in textwrap::wrap(text, options) {
+    for line in textwrap::wrap(&text, options) {
         writeln!(out, "{line}")?;
     }
     Ok(())
@@ -301,7 +305,7 @@ mod tests {
     use test_case::test_case;
 
     use super::{Layout, progress_line, write};
-    use crate::report::tests::sample;
+    use crate::report::tests::{check_mut, sample};
 
     /// The sample report as the terminal shows it at `width` columns.
     fn render(width: Option<usize>) -> String {
@@ -360,6 +364,42 @@ mod tests {
         );
         // Nothing is left out: no note.
         assert!(!render(width).contains("not applicable"));
+    }
+
+    /// A long secret a server echoed, in a finding and a root cause's evidence, at every layout:
+    /// wrapping must not break it into pieces the output boundary no longer recognises.
+    #[test_case(40; "a list")]
+    #[test_case(60; "a narrow table")]
+    #[test_case(160; "a waterfall")]
+    fn a_secret_is_masked_before_it_is_wrapped(width: usize) {
+        let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+        // With a space, as a passphrase may have: the list breaks lines at spaces.
+        let secret: String = (0..150)
+            .map(|i| match i {
+                75 => ' ',
+                _ => char::from(alphabet[(i * 7 + i / 9) % alphabet.len()]),
+            })
+            .collect();
+        let _ = crate::secret::Secret::new(secret.clone());
+        let mut report = sample();
+        let jwt = check_mut(&mut report, "auth.jwt");
+        jwt.finding = format!("hostname: 401: you sent Authorization: Bearer {secret} and more");
+        let mut out = Vec::new();
+        {
+            // As the CLI writes it: through the output boundary.
+            let mut sink = crate::output::Sink::new(&mut out);
+            let layout = Layout {
+                color: false,
+                width: Some(width),
+            };
+            write(&report, layout, &mut sink).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("***"), "{text}");
+        let pieces: Vec<&str> = (0..secret.len() - 8).map(|i| &secret[i..i + 8]).collect();
+        for piece in pieces {
+            assert!(!text.contains(piece), "{piece} of the secret in\n{text}");
+        }
     }
 
     #[test]
