@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::support::emulate::{KEY_FILE, TempDir, run_args_at, spawn_emulator};
 use crate::support::hostile::{Answer, Hostile, Tls};
 use crate::support::run::{Run, assert_check, check, netcheck};
+use crate::support::skip::{Lack, skip};
 use netcheck::snowflake::rest::ApiCall;
 use serde_json::Value;
 
@@ -95,8 +96,9 @@ async fn run_hostile_at(
             println!("{format} run: peak RSS {kb} KiB, {:?}", r.elapsed);
             assert!(kb < MAX_RSS_KB, "{format} run peaked at {kb} KiB of RSS");
         } else {
-            println!(
-                "skipped: peak RSS not measured (/usr/bin/time, apt package time, is missing)"
+            skip(
+                Lack::Tool,
+                "peak RSS not measured (/usr/bin/time, apt package time, is missing)",
             );
         }
         outputs.push(r.stdout);

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::support::dns::{free_port, which};
 use crate::support::emulate::{Emulate, TempDir};
+use crate::support::skip::{Lack, skip};
 
 /// A running `netcheck serve`, stopped with SIGTERM on drop.
 struct Serve {
@@ -141,7 +142,10 @@ fn assert_promtool_accepts(name: &str, exposition: &str) {
             ok,
             "promtool check metrics rejects {name}: {out}\n{exposition}"
         ),
-        None => println!("skipped: promtool check metrics on {name} (promtool not installed)"),
+        None => skip(
+            Lack::Tool,
+            format!("promtool check metrics on {name} (promtool not installed)"),
+        ),
     }
 }
 
@@ -336,8 +340,9 @@ fn sigterm_lets_a_probe_in_flight_drop_its_channel_and_answer() {
 #[test]
 fn alert_rules_pass_their_unit_tests() {
     let Some(promtool) = which("promtool") else {
-        println!(
-            "skipped: promtool test rules (promtool not installed: apt-get install prometheus)"
+        skip(
+            Lack::Tool,
+            "promtool test rules (promtool not installed: apt-get install prometheus)",
         );
         return;
     };
@@ -479,8 +484,9 @@ fn prometheus_config(addr: SocketAddr, dir: &Path) -> PathBuf {
 #[test]
 fn a_real_prometheus_scrapes_probe_and_metrics_healthy_and_under_a_fault() {
     let Some(prometheus) = which("prometheus") else {
-        println!(
-            "skipped: Prometheus scraping serve (prometheus not installed: apt-get install prometheus)"
+        skip(
+            Lack::Tool,
+            "Prometheus scraping serve (prometheus not installed: apt-get install prometheus)",
         );
         return;
     };
