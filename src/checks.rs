@@ -48,10 +48,14 @@ pub(crate) fn endpoint_or_skip(
     if role != crate::context::HostRole::Account && ctx.settings.snowflake.is_none() {
         return Err(auth::not_configured());
     }
-    if role == crate::context::HostRole::Idp && ctx.endpoint(role).is_none() {
-        return Err(Outcome::skip(SkipReason::NotConfigured(
+    if let (crate::context::HostRole::Idp, None, Some(sf)) =
+        (role, ctx.endpoint(role), &ctx.settings.snowflake)
+    {
+        // Only the client-credentials grant has an identity provider to reach.
+        return Err(auth::not_applicable(
+            sf,
             "no OAuth token endpoint: the connection does not use oauth_client_credentials".into(),
-        )));
+        ));
     }
     ctx.endpoint(role).ok_or_else(|| {
         Outcome::skip(SkipReason::NotConfigured(

@@ -864,9 +864,11 @@ mod tests {
         assert!(conn.target.is_none() && conn.name.is_none());
     }
 
-    #[test_case(&[("SNOWFLAKE_PRIVATE_KEY_FILE_PWD", "a"), ("PRIVATE_KEY_PASSPHRASE", "b")], "SNOWFLAKE_PRIVATE_KEY_FILE_PWD"; "connector name first")]
-    #[test_case(&[("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "a"), ("PRIVATE_KEY_PASSPHRASE", "b")], "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"; "alias")]
-    #[test_case(&[("PRIVATE_KEY_PASSPHRASE", "b")], "PRIVATE_KEY_PASSPHRASE"; "snowsql name last")]
+    // Passphrases are registered secrets, masked in every output of this test process (even a
+    // short one, as a whole word): values no other test prints.
+    #[test_case(&[("SNOWFLAKE_PRIVATE_KEY_FILE_PWD", "pass-a"), ("PRIVATE_KEY_PASSPHRASE", "pass-b")], "SNOWFLAKE_PRIVATE_KEY_FILE_PWD"; "connector name first")]
+    #[test_case(&[("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "pass-a"), ("PRIVATE_KEY_PASSPHRASE", "pass-b")], "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"; "alias")]
+    #[test_case(&[("PRIVATE_KEY_PASSPHRASE", "pass-b")], "PRIVATE_KEY_PASSPHRASE"; "snowsql name last")]
     fn passphrase_variables(vars: &[(&str, &str)], want: &str) {
         let conn = resolve(&ConnectionArgs::default(), None, &no_files(vars)).unwrap();
         let pass = conn.private_key_passphrase.unwrap();

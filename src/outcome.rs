@@ -3,14 +3,13 @@
 //! evidence. A failing network is an `Outcome`, never an `Err`; impossible combinations (a
 //! failure without a row, a pass with one, a skip that says nothing of why) cannot be built.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::catalog::RowId;
 
 /// The verdict of one check as reports count it: a timeout and an internal error are failures
-/// there, while the [`Status`] keeps them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// there, while the [`Status`] keeps them apart. Every renderer spells it [`Verdict::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
     Pass,
     Warn,
@@ -35,9 +34,9 @@ pub enum Status {
     Skip(SkipReason),
 }
 
-/// The kind of a [`Status`] without its payload, as the JSON report's `outcome` field spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// The kind of a [`Status`] without its payload, as the JSON report's `outcome` field spells it
+/// ([`StatusKind::as_str`]) and the table and HTML label it ([`StatusKind::label`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusKind {
     Pass,
     Warn,
@@ -45,6 +44,63 @@ pub enum StatusKind {
     TimedOut,
     InternalError,
     Skip,
+}
+
+// The words of verdicts and outcomes live here and nowhere else: the JSON report (serde), the HTML
+// report's classes and the Prometheus `verdict` label all read `as_str`, so they cannot drift.
+impl Verdict {
+    /// The verdict as every report spells it: `pass`, `warn`, `fail`, `skip`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+            Self::Skip => "skip",
+        }
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl StatusKind {
+    /// The outcome as the JSON report spells it: `pass`, `warn`, `fail`, `timed_out`,
+    /// `internal_error`, `skip`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+            Self::TimedOut => "timed_out",
+            Self::InternalError => "internal_error",
+            Self::Skip => "skip",
+        }
+    }
+
+    /// The outcome as people read it in the table and the HTML page: upper case, `TIMEOUT` and
+    /// `ERROR` apart from `FAIL`.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+            Self::TimedOut => "TIMEOUT",
+            Self::InternalError => "ERROR",
+            Self::Skip => "SKIP",
+        }
+    }
+}
+
+impl Serialize for StatusKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl Status {
@@ -99,6 +155,9 @@ impl Status {
 pub enum SkipReason {
     /// The check does not apply to this configuration (e.g. no proxy, no key).
     NotConfigured(String),
+    /// The check belongs to another way of authenticating than the run's (`auth`: `key-pair`
+    /// or `OAuth`), so it can never apply to this connection: the table leaves it out.
+    NotApplicable { auth: &'static str, why: String },
     /// A check it depends on failed or was itself skipped for that reason.
     Dependency { dep: &'static str, verdict: Verdict },
     /// `--skip` named it, or a dependency of it.
@@ -114,7 +173,7 @@ impl SkipReason {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Self::NotConfigured(why) => why.clone(),
+            Self::NotConfigured(why) | Self::NotApplicable { why, .. } => why.clone(),
             Self::Dependency {
                 dep,
                 verdict: Verdict::Skip,
@@ -130,7 +189,16 @@ impl SkipReason {
     /// that does not apply (no proxy configured) does not block the ones after it.
     #[must_use]
     pub fn blocks_dependents(&self) -> bool {
-        !matches!(self, Self::NotConfigured(_))
+        !matches!(self, Self::NotConfigured(_) | Self::NotApplicable { .. })
+    }
+
+    /// The authentication the check cannot apply to, for a check of another one.
+    #[must_use]
+    pub fn not_applicable_to(&self) -> Option<&'static str> {
+        match self {
+            Self::NotApplicable { auth, .. } => Some(auth),
+            _ => None,
+        }
     }
 }
 
@@ -216,5 +284,29 @@ impl Outcome {
             finding: finding.into(),
             evidence,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::{StatusKind, Verdict};
+
+    #[test_case(StatusKind::Pass, Verdict::Pass, "pass")]
+    #[test_case(StatusKind::Warn, Verdict::Warn, "warn")]
+    #[test_case(StatusKind::Fail, Verdict::Fail, "fail")]
+    #[test_case(StatusKind::TimedOut, Verdict::Fail, "timed_out")]
+    #[test_case(StatusKind::InternalError, Verdict::Fail, "internal_error")]
+    #[test_case(StatusKind::Skip, Verdict::Skip, "skip")]
+    fn json_spells_outcomes_and_verdicts_as_their_one_mapping(
+        kind: StatusKind,
+        verdict: Verdict,
+        netcheck1: &str,
+    ) {
+        // The `netcheck/1` words, pinned: the one mapping must not change them.
+        assert_eq!(kind.as_str(), netcheck1);
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        assert_eq!(serde_json::to_value(verdict).unwrap(), verdict.as_str());
     }
 }

@@ -7,6 +7,7 @@ pub mod json;
 pub mod junit;
 pub mod prometheus;
 pub mod table;
+pub mod timeline;
 
 use serde::Serialize;
 
@@ -88,6 +89,10 @@ pub struct CheckReport {
     pub evidence: serde_json::Value,
     pub diagnosis: Option<Diagnosis>,
     pub skip_reason: Option<String>,
+    /// The authentication this check cannot apply to (it belongs to another one): skipped in
+    /// JSON and `JUnit` like any skip, left out of what people read.
+    #[serde(skip)]
+    pub not_applicable_to: Option<&'static str>,
 }
 
 /// The catalog row that explains a warning or failure.
@@ -132,6 +137,11 @@ impl RunReport {
                     .status
                     .skip_reason()
                     .map(crate::outcome::SkipReason::describe),
+                not_applicable_to: r
+                    .outcome
+                    .status
+                    .skip_reason()
+                    .and_then(crate::outcome::SkipReason::not_applicable_to),
             })
             .collect();
         let mut summary = Summary::default();
@@ -168,6 +178,25 @@ impl RunReport {
             checks,
             warnings: Vec::new(),
         }
+    }
+
+    /// The checks shown to people (table, HTML): every one but those that cannot apply to the
+    /// run's authentication, which would only be noise (the machine formats keep them).
+    pub fn listed(&self) -> impl Iterator<Item = &CheckReport> {
+        self.checks.iter().filter(|c| c.not_applicable_to.is_none())
+    }
+
+    /// The line that stands for the checks [`listed`](Self::listed) leaves out, when it leaves
+    /// any out.
+    #[must_use]
+    pub fn not_applicable_note(&self) -> Option<String> {
+        let mut left_out = self.checks.iter().filter_map(|c| c.not_applicable_to);
+        let auth = left_out.next()?;
+        let n = 1 + left_out.count();
+        let checks = if n == 1 { "check" } else { "checks" };
+        Some(format!(
+            "{n} {checks} not applicable to {auth} authentication not listed (--format json has them)"
+        ))
     }
 
     /// The exit code, the one place it is computed: 0 when nothing failed (warnings allowed
@@ -225,7 +254,13 @@ pub(crate) mod tests {
             evidence,
             diagnosis: row.map(|r| Diagnosis::from(r.row())),
             skip_reason: (verdict == Verdict::Skip).then(|| finding.into()),
+            not_applicable_to: None,
         }
+    }
+
+    /// The check `id` of a report, to change for a test.
+    pub(crate) fn check_mut<'a>(report: &'a mut RunReport, id: &str) -> &'a mut CheckReport {
+        report.checks.iter_mut().find(|c| c.id == id).unwrap()
     }
 
     /// A fixed report for the renderers' tests: a network policy that refuses this machine
@@ -349,6 +384,41 @@ pub(crate) mod tests {
             root_causes: causes::group(&Endpoint::for_host(HOST, 443), &checks),
             warnings: Vec::new(),
             checks,
+        }
+    }
+
+    #[test]
+    fn every_renderer_spells_a_verdict_as_the_outcome_type_does() {
+        let report = sample();
+        let render = |write: fn(&RunReport, &mut Vec<u8>) -> std::io::Result<()>| {
+            let mut out = Vec::new();
+            write(&report, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&render(|r, o| super::json::write(r, o))).unwrap();
+        let html = render(|r, o| super::html::write(r, o));
+        let metrics = render(|r, o| super::prometheus::write(r, o));
+        for (c, doc) in report.checks.iter().zip(json["checks"].as_array().unwrap()) {
+            let verdict = c.verdict.as_str();
+            assert_eq!(doc["verdict"], verdict);
+            assert_eq!(doc["outcome"], c.outcome.as_str());
+            assert!(
+                html.contains(&format!(
+                    "<td class=\"verdict {verdict}\">{}</td>",
+                    c.outcome.label()
+                )),
+                "{} in {html}",
+                c.id
+            );
+            let sample = format!(
+                "netcheck_check_verdict{{check=\"{}\",verdict=\"{verdict}\"}} 1.0",
+                c.id
+            );
+            assert!(
+                metrics.lines().any(|l| l == sample),
+                "{sample} in {metrics}"
+            );
         }
     }
 

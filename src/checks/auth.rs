@@ -70,6 +70,16 @@ pub(crate) fn no_credentials(ctx: &Ctx) -> Outcome {
     Outcome::skip(SkipReason::NotConfigured(why))
 }
 
+/// The skip of a check that belongs to another way of authenticating than `sf`'s: it can never
+/// apply to this connection, and the table leaves it out.
+pub(crate) fn not_applicable(sf: &Snowflake, why: String) -> Outcome {
+    let auth = match sf.auth {
+        Credentials::KeyPair(_) => "key-pair",
+        Credentials::OAuth(_) => "OAuth",
+    };
+    Outcome::skip(SkipReason::NotApplicable { auth, why })
+}
+
 /// The key of a key-pair run, or the skip of a key-pair-only check: none configured, or the
 /// connection authenticates with OAuth (whose token names its user; there is no key to show).
 fn key_pair_or_skip(ctx: &Ctx) -> Result<(&Snowflake, &KeyPair), Outcome> {
@@ -80,10 +90,13 @@ fn key_pair_or_skip(ctx: &Ctx) -> Result<(&Snowflake, &KeyPair), Outcome> {
         .ok_or_else(|| no_credentials(ctx))?;
     match &sf.auth {
         Credentials::KeyPair(key) => Ok((sf, key)),
-        Credentials::OAuth(o) => Err(Outcome::skip(SkipReason::NotConfigured(format!(
-            "key-pair only: this connection authenticates with OAuth ({})",
-            o.origin
-        )))),
+        Credentials::OAuth(o) => Err(not_applicable(
+            sf,
+            format!(
+                "key-pair only: this connection authenticates with OAuth ({})",
+                o.origin
+            ),
+        )),
     }
 }
 

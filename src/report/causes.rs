@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{CheckReport, Diagnosis};
 use crate::catalog::RowId;
 use crate::checks::answer::quoted_ip;
-use crate::outcome::Verdict;
+use crate::outcome::{StatusKind, Verdict};
 use crate::snowflake::account::Endpoint;
 
 /// One cause, seen by one or more checks.
@@ -28,6 +28,30 @@ pub struct RootCause {
     pub cause: String,
     /// The row's resolution with what netcheck knows filled in.
     pub fix: String,
+}
+
+impl RootCause {
+    /// The checks of `checks` that saw it, in its order.
+    pub fn seen_by<'a>(&self, checks: &'a [CheckReport]) -> impl Iterator<Item = &'a CheckReport> {
+        self.checks
+            .iter()
+            .filter_map(|id| checks.iter().find(|c| c.id == *id))
+    }
+
+    /// The label it is headed with, in the table and the HTML page alike: that of its most severe
+    /// check, so a check that ran out of time shows `TIMEOUT`, not `FAIL`.
+    #[must_use]
+    pub fn label(&self, checks: &[CheckReport]) -> &'static str {
+        self.seen_by(checks)
+            .find(|c| c.verdict == self.verdict)
+            .map_or_else(
+                || match self.verdict {
+                    Verdict::Warn => StatusKind::Warn.label(),
+                    _ => StatusKind::Fail.label(),
+                },
+                |c| c.outcome.label(),
+            )
+    }
 }
 
 /// What the run learned that a fix can name.

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 
 use maud::{DOCTYPE, Markup, html};
 
+use super::timeline::TimeAxis;
 use super::{CheckReport, RootCause, RunReport};
 use crate::outcome::Verdict;
 
@@ -67,14 +68,17 @@ fn page(report: &RunReport) -> Markup {
                 h2 { "Checks" }
                 table {
                     tr { th { "check" } th { "verdict" } th { "time" } th { "finding" } }
-                    @for c in &report.checks {
+                    @for c in report.listed() {
                         tr {
                             td { (c.id) }
-                            td.verdict class=(verdict_class(c.verdict)) { (super::table::label(c.outcome)) }
+                            td.verdict.(c.verdict.as_str()) { (c.outcome.label()) }
                             td.nowrap { @if c.verdict != Verdict::Skip { (format!("{:.0} ms", c.duration_ms)) } }
                             td { (c.finding) }
                         }
                     }
+                }
+                @if let Some(note) = report.not_applicable_note() {
+                    p { (note) }
                 }
                 h2 { "Certificate chains" }
                 (chains(report))
@@ -100,12 +104,8 @@ fn waterfall(report: &RunReport) -> Markup {
         .iter()
         .filter(|c| c.verdict != Verdict::Skip)
         .collect();
-    let total = ran
-        .iter()
-        .map(|c| c.started_ms + c.duration_ms)
-        .fold(report.duration_ms, f64::max)
-        .max(1.0);
-    let x = |ms: f64| LABEL_WIDTH + ms / total * AXIS_WIDTH;
+    let axis = TimeAxis::of(report);
+    let x = |ms: f64| LABEL_WIDTH + axis.at(ms) * AXIS_WIDTH;
     let height = (ran.len() as f64 + 2.0) * ROW_HEIGHT;
     let width = LABEL_WIDTH + AXIS_WIDTH + 70.0;
     html! {
@@ -116,7 +116,7 @@ fn waterfall(report: &RunReport) -> Markup {
                 @let critical = report.critical_path.contains(&c.id);
                 text x="0" y=(y + 14.0) { (c.id) }
                 rect x=(x(c.started_ms)) y=(y + 3.0)
-                    width=((c.duration_ms / total * AXIS_WIDTH).max(1.5)) height=(ROW_HEIGHT - 6.0)
+                    width=((x(c.started_ms + c.duration_ms) - x(c.started_ms)).max(1.5)) height=(ROW_HEIGHT - 6.0)
                     fill=(bar_colour(c.verdict)) class=[critical.then_some("critical")] {
                     title { (c.id) ": " (format!("{:.1}", c.started_ms)) " → "
                         (format!("{:.1}", c.started_ms + c.duration_ms)) " ms" }
@@ -125,11 +125,11 @@ fn waterfall(report: &RunReport) -> Markup {
                     (format!("{:.0} ms", c.duration_ms))
                 }
             }
-            @let axis = (ran.len() as f64) * ROW_HEIGHT + 4.0;
-            line x1=(LABEL_WIDTH) y1=(axis) x2=(LABEL_WIDTH + AXIS_WIDTH) y2=(axis) stroke="#888";
-            text x=(LABEL_WIDTH) y=(axis + 16.0) { "0 ms" }
-            text x=(LABEL_WIDTH + AXIS_WIDTH - 60.0) y=(axis + 16.0) { (format!("{total:.0} ms")) }
-            text x=(LABEL_WIDTH + 120.0) y=(axis + 16.0) { "outlined: the critical path" }
+            @let base = (ran.len() as f64) * ROW_HEIGHT + 4.0;
+            line x1=(LABEL_WIDTH) y1=(base) x2=(LABEL_WIDTH + AXIS_WIDTH) y2=(base) stroke="#888";
+            text x=(LABEL_WIDTH) y=(base + 16.0) { "0 ms" }
+            text x=(LABEL_WIDTH + AXIS_WIDTH - 60.0) y=(base + 16.0) { (format!("{:.0} ms", axis.end_ms())) }
+            text x=(LABEL_WIDTH + 120.0) y=(base + 16.0) { "outlined: the critical path" }
         }
     }
 }
@@ -141,18 +141,16 @@ fn root_cause(report: &RunReport, cause: &RootCause) -> Markup {
     };
     html! {
         section class=(class) {
-            h3 { span.verdict class=(verdict_class(cause.verdict)) { (verdict_class(cause.verdict).to_uppercase()) }
+            h3 { span.verdict.(cause.verdict.as_str()) { (cause.label(&report.checks)) }
                 " " (cause.row) ": " (cause.symptom) }
             p { b { "Cause: " } (cause.cause) }
             p { b { "Fix:" } }
             pre { (cause.fix) }
             p { b { "Seen by:" } }
-            @for id in &cause.checks {
-                @if let Some(c) = report.checks.iter().find(|c| c.id == *id) {
-                    details open {
-                        summary { (c.id) ": " (c.finding) }
-                        pre { (serde_json::to_string_pretty(&c.evidence).unwrap_or_default()) }
-                    }
+            @for c in cause.seen_by(&report.checks) {
+                details open {
+                    summary { (c.id) ": " (c.finding) }
+                    pre { (serde_json::to_string_pretty(&c.evidence).unwrap_or_default()) }
                 }
             }
             p { "More: " code { "netcheck explain " (cause.row) } }
@@ -202,15 +200,6 @@ fn plain(value: &serde_json::Value) -> String {
     }
 }
 
-fn verdict_class(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Warn => "warn",
-        Verdict::Fail => "fail",
-        Verdict::Skip => "skip",
-    }
-}
-
 fn bar_colour(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "#5cb87a",
@@ -221,7 +210,48 @@ fn bar_colour(v: Verdict) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::tests::sample;
+    use crate::catalog::RowId;
+    use crate::outcome::StatusKind;
+    use crate::report::tests::{check_mut, sample};
+    use crate::report::{Diagnosis, causes, table};
+
+    #[test]
+    fn the_page_and_the_table_share_the_time_axis_and_the_cause_labels() {
+        // auth.jwt ran out of time, and past the run's own end.
+        let mut report = sample();
+        let jwt = check_mut(&mut report, "auth.jwt");
+        jwt.outcome = StatusKind::TimedOut;
+        jwt.duration_ms = 400.0;
+        jwt.diagnosis = Some(Diagnosis::from(RowId::Timeout.row()));
+        report.root_causes = causes::group(&report.target.account, &report.checks);
+        let mut page = Vec::new();
+        super::write(&report, &mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        let mut text = Vec::new();
+        let layout = table::Layout {
+            color: false,
+            width: Some(160),
+        };
+        table::write(&report, layout, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+
+        assert!(page.contains(">404 ms</text>"), "{page}");
+        assert!(text.contains("time 0 → 404 ms"), "{text}");
+        assert!(text.contains("0 → 404 ms\n"), "{text}");
+        // tcp.account (2.6 → 33.6 ms) on a 32-column bar of 404.4 ms: 2 columns, not the 4 it
+        // had on the run's own 217.5 ms.
+        let bar = text
+            .lines()
+            .find(|l| l.contains("tcp.account"))
+            .and_then(|l| l.split('┆').nth(2))
+            .unwrap();
+        assert_eq!(bar.matches('▒').count(), 2, "{bar}");
+        assert!(text.contains("TIMEOUT [timeout]"), "{text}");
+        assert!(
+            page.contains(r#"<span class="verdict fail">TIMEOUT</span> timeout:"#),
+            "{page}"
+        );
+    }
 
     #[test]
     fn every_string_is_escaped_and_nothing_is_fetched() {

@@ -131,15 +131,6 @@ fn flag(b: bool) -> f64 {
 
 const VERDICTS: [Verdict; 4] = [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Skip];
 
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Warn => "warn",
-        Verdict::Fail => "fail",
-        Verdict::Skip => "skip",
-    }
-}
-
 /// Every family, in exposition order.
 const FAMILIES: &[Family] = &[
     Family {
@@ -193,7 +184,7 @@ const FAMILIES: &[Family] = &[
                 .flat_map(|c| {
                     VERDICTS.iter().map(|v| {
                         (
-                            vec![("check", c.id), ("verdict", verdict_name(*v))],
+                            vec![("check", c.id), ("verdict", v.as_str())],
                             flag(c.verdict == *v),
                         )
                     })

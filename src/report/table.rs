@@ -12,8 +12,9 @@ use comfy_table::{
     presets,
 };
 
+use super::timeline::TimeAxis;
 use super::{CheckReport, RootCause, RunReport};
-use crate::outcome::{StatusKind, Verdict};
+use crate::outcome::Verdict;
 use crate::runner::Ending;
 
 /// Narrower than this, the checks are a list: a bordered table's four columns do not fit.
@@ -60,8 +61,11 @@ pub fn write(report: &RunReport, layout: Layout, out: &mut dyn Write) -> io::Res
         writeln!(
             out,
             "{CRITICAL} critical path  {OTHER} other checks  {AXIS} 0 → {:.0} ms",
-            report.duration_ms
+            TimeAxis::of(report).end_ms()
         )?;
+    }
+    if let Some(note) = report.not_applicable_note() {
+        para(out, &note, "", "  ", layout.width)?;
     }
     for cause in &report.root_causes {
         writeln!(out)?;
@@ -106,28 +110,31 @@ fn table(report: &RunReport, layout: Layout) -> Table {
             table.set_content_arrangement(ContentArrangement::Dynamic);
         }
     }
+    let axis = TimeAxis::of(report);
     let time_header = match bar {
-        Some(_) => format!("time 0 → {:.0} ms", report.duration_ms),
+        Some(_) => format!("time 0 → {:.0} ms", axis.end_ms()),
         None => "time".into(),
     };
     table.set_header(vec!["check", "verdict", &time_header, "finding"]);
-    for c in &report.checks {
+    for c in report.listed() {
         let time = match bar {
             _ if c.verdict == Verdict::Skip => String::new(),
-            Some(width) => format!("{} {:>8}", waterfall(report, c, width), millis(c)),
+            Some(width) => format!("{} {:>8}", waterfall(report, axis, c, width), millis(c)),
             None => millis(c),
         };
         table.add_row(vec![
             Cell::new(c.id),
             verdict_cell(c, layout.color),
             Cell::new(time).set_alignment(CellAlignment::Right),
-            Cell::new(&c.finding),
+            // Masked before comfy-table wraps it: a secret broken over two lines of a cell would
+            // no longer match at the output boundary.
+            Cell::new(crate::secret::scrub(&c.finding)),
         ]);
     }
     // The id, verdict and time columns keep their content on one line (the bar its width, the
     // rest of the terminal going to the finding); the finding wraps.
     let fixed = |w: usize| Width::Fixed(u16::try_from(w + 2).unwrap_or(u16::MAX));
-    let id_width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let id_width = report.listed().map(|c| c.id.len()).max().unwrap_or(0);
     let constraints = [
         (0, ColumnConstraint::LowerBoundary(fixed(id_width))),
         (1, ColumnConstraint::LowerBoundary(fixed("TIMEOUT".len()))),
@@ -148,7 +155,7 @@ fn write_list(
     width: usize,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    for c in &report.checks {
+    for c in report.listed() {
         let time = if c.verdict == Verdict::Skip {
             String::new()
         } else {
@@ -169,20 +176,15 @@ fn write_cause(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let width = layout.width;
-    let seen: Vec<&CheckReport> = cause
-        .checks
-        .iter()
-        .filter_map(|id| report.checks.iter().find(|c| c.id == *id))
-        .collect();
-    // The label of the most severe check (a timeout shows as TIMEOUT, not FAIL).
-    let worst = seen
-        .iter()
-        .find(|c| c.verdict == cause.verdict)
-        .map_or("FAIL", |c| label(c.outcome));
-    let head = format!("{worst} [{}] {}", cause.row, cause.symptom);
+    let head = format!(
+        "{} [{}] {}",
+        cause.label(&report.checks),
+        cause.row,
+        cause.symptom
+    );
     para(out, &head, "", "  ", width)?;
     writeln!(out, "  seen by:")?;
-    for c in seen {
+    for c in cause.seen_by(&report.checks) {
         para(out, &c.finding, &format!("  - {}: ", c.id), "      ", width)?;
     }
     para(out, &cause.cause, "  cause:  ", "          ", width)?;
@@ -194,8 +196,8 @@ fn write_cause(
     para(out, &explain, "  explain: ", "    ", width)
 }
 
-/// Writes `text` after `first`, wrapped at spaces to `width` (continuations after `rest`); a word
-/// longer than a line (a key, a URL) stays whole, to be copied.
+/// Writes `text` after `first`, wrapped at spaces to `width` (continuations after `rest`), its
+/// secrets masked first; a word longer than a line (a key, a URL) stays whole, to be copied.
 fn para(
     out: &mut dyn Write,
     text: &str,
@@ -203,6 +205,8 @@ fn para(
     rest: &str,
     width: Option<usize>,
 ) -> io::Result<()> {
+    // Masked before it is wrapped, for the same reason as a table cell.
+    let text = crate::secret::scrub(text);
     let Some(width) = width else {
         return writeln!(out, "{first}{text}");
     };
@@ -212,7 +216,7 @@ fn para(
         .break_words(false)
         // Host names and flags have hyphens: a line breaks between words only.
         .word_splitter(textwrap::WordSplitter::NoHyphenation);
-    for line in textwrap::wrap(text, options) {
+    for line in textwrap::wrap(&text, options) {
         writeln!(out, "{line}")?;
     }
     Ok(())
@@ -234,17 +238,13 @@ pub fn progress_line(finished: usize, total: usize, running: &[&str], width: usi
 }
 
 /// The check's bar on the run's time axis, `width` columns wide.
-fn waterfall(report: &RunReport, c: &CheckReport, width: usize) -> String {
-    let total = report
-        .duration_ms
-        .max(c.started_ms + c.duration_ms)
-        .max(1.0);
+fn waterfall(report: &RunReport, axis: TimeAxis, c: &CheckReport, width: usize) -> String {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
         clippy::cast_precision_loss
     )]
-    let at = |ms: f64| ((ms / total) * width as f64) as usize;
+    let at = |ms: f64| (axis.at(ms) * width as f64) as usize;
     let start = at(c.started_ms).min(width - 1);
     let end = at(c.started_ms + c.duration_ms).clamp(start + 1, width);
     let mark = if report.critical_path.contains(&c.id) {
@@ -268,7 +268,7 @@ fn millis(c: &CheckReport) -> String {
 }
 
 fn verdict_cell(c: &CheckReport, color: bool) -> Cell {
-    let cell = Cell::new(label(c.outcome));
+    let cell = Cell::new(c.outcome.label());
     if color {
         cell.fg(colour(c.verdict)).add_attribute(Attribute::Bold)
     } else {
@@ -278,7 +278,7 @@ fn verdict_cell(c: &CheckReport, color: bool) -> Cell {
 
 /// The verdict label, coloured when asked (for the list layout, outside comfy-table).
 fn paint(c: &CheckReport, color: bool) -> String {
-    let text = format!("{:<7}", label(c.outcome));
+    let text = format!("{:<7}", c.outcome.label());
     if !color {
         return text;
     }
@@ -289,18 +289,6 @@ fn paint(c: &CheckReport, color: bool) -> String {
         Verdict::Skip => 90,
     };
     format!("\u{1b}[1;{sgr}m{text}\u{1b}[0m")
-}
-
-/// The verdict as the table shows it (`TIMEOUT` and `ERROR` apart from `FAIL`).
-pub(super) fn label(kind: StatusKind) -> &'static str {
-    match kind {
-        StatusKind::Pass => "PASS",
-        StatusKind::Warn => "WARN",
-        StatusKind::Fail => "FAIL",
-        StatusKind::TimedOut => "TIMEOUT",
-        StatusKind::InternalError => "ERROR",
-        StatusKind::Skip => "SKIP",
-    }
 }
 
 fn colour(v: Verdict) -> Color {
@@ -317,7 +305,7 @@ mod tests {
     use test_case::test_case;
 
     use super::{Layout, progress_line, write};
-    use crate::report::tests::sample;
+    use crate::report::tests::{check_mut, sample};
 
     /// The sample report as the terminal shows it at `width` columns.
     fn render(width: Option<usize>) -> String {
@@ -347,6 +335,71 @@ mod tests {
             );
         }
         insta::assert_snapshot!(format!("width_{width}"), text);
+    }
+
+    #[test_case(None; "a pipe")]
+    #[test_case(Some(40); "a list")]
+    #[test_case(Some(160); "a waterfall")]
+    fn checks_of_another_authentication_are_one_line_not_rows(width: Option<usize>) {
+        let mut report = sample();
+        let oauth = ["proxy.env", "discovery.hostname"];
+        for c in report.checks.iter_mut().filter(|c| oauth.contains(&c.id)) {
+            c.not_applicable_to = Some("key-pair");
+        }
+        let mut out = Vec::new();
+        let layout = Layout {
+            color: false,
+            width,
+        };
+        write(&report, layout, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("discovery.hostname"), "{text}");
+        assert!(!text.contains("proxy.env"), "{text}");
+        assert!(text.contains("dns.account"), "{text}");
+        assert!(
+            text.replace("\n  ", " ").contains(
+                "2 checks not applicable to key-pair authentication not listed (--format json has them)"
+            ),
+            "{text}"
+        );
+        // Nothing is left out: no note.
+        assert!(!render(width).contains("not applicable"));
+    }
+
+    /// A long secret a server echoed, in a finding and a root cause's evidence, at every layout:
+    /// wrapping must not break it into pieces the output boundary no longer recognises.
+    #[test_case(40; "a list")]
+    #[test_case(60; "a narrow table")]
+    #[test_case(160; "a waterfall")]
+    fn a_secret_is_masked_before_it_is_wrapped(width: usize) {
+        let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+        // With a space, as a passphrase may have: the list breaks lines at spaces.
+        let secret: String = (0..150)
+            .map(|i| match i {
+                75 => ' ',
+                _ => char::from(alphabet[(i * 7 + i / 9) % alphabet.len()]),
+            })
+            .collect();
+        let _ = crate::secret::Secret::new(secret.clone());
+        let mut report = sample();
+        let jwt = check_mut(&mut report, "auth.jwt");
+        jwt.finding = format!("hostname: 401: you sent Authorization: Bearer {secret} and more");
+        let mut out = Vec::new();
+        {
+            // As the CLI writes it: through the output boundary.
+            let mut sink = crate::output::Sink::new(&mut out);
+            let layout = Layout {
+                color: false,
+                width: Some(width),
+            };
+            write(&report, layout, &mut sink).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("***"), "{text}");
+        let pieces: Vec<&str> = (0..secret.len() - 8).map(|i| &secret[i..i + 8]).collect();
+        for piece in pieces {
+            assert!(!text.contains(piece), "{piece} of the secret in\n{text}");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@ use netcheck::secret::Secret;
 use netcheck::snowflake::keys::PrivateKey;
 use test_case::test_case;
 
+use crate::support::skip::{Lack, skip};
+
 /// A directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -572,7 +574,7 @@ fn an_ec_key_from_openssl_is_not_rsa() {
         .stderr(std::process::Stdio::null())
         .status();
     if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("skipped: openssl genpkey is not available");
+        skip(Lack::Tool, "openssl genpkey is not available");
         return;
     }
     let err = key_error(&std::fs::read_to_string(&out).unwrap(), None);

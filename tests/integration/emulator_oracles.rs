@@ -18,6 +18,7 @@
 //! placeholder credentials it hands out are not keys, and the namespace keeps any attempt local.
 
 use crate::support::emulate::TempDir;
+use crate::support::skip::{Lack, skip};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,7 +34,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
 /// The interpreter from `NETCHECK_PYTHON`, if it can import `modules`; otherwise says why not.
 async fn python_with(modules: &str) -> Option<PathBuf> {
     let Some(python) = std::env::var_os("NETCHECK_PYTHON").map(PathBuf::from) else {
-        eprintln!("skipped: NETCHECK_PYTHON is not set (point it at a venv with {modules})");
+        skip(
+            Lack::Tool,
+            format!("NETCHECK_PYTHON is not set (point it at a venv with {modules})"),
+        );
         return None;
     };
     let probe = tokio::process::Command::new(&python)
@@ -43,15 +47,18 @@ async fn python_with(modules: &str) -> Option<PathBuf> {
     match probe {
         Ok(out) if out.status.success() => Some(python),
         Ok(out) => {
-            eprintln!(
-                "skipped: {} cannot import {modules}: {}",
-                python.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+            skip(
+                Lack::Tool,
+                format!(
+                    "{} cannot import {modules}: {}",
+                    python.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
             );
             None
         }
         Err(e) => {
-            eprintln!("skipped: cannot run {}: {e}", python.display());
+            skip(Lack::Tool, format!("cannot run {}: {e}", python.display()));
             None
         }
     }
@@ -188,8 +195,9 @@ async fn official_sdk_oracle_streams_through_the_emulator() {
         .output()
         .await;
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "skipped: cannot make a loopback-only network namespace (unshare -n needs root and iproute2)"
+        skip(
+            Lack::Tool,
+            "cannot make a loopback-only network namespace (unshare -n needs root and iproute2)",
         );
         return;
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::support::emulate::{KEY_FILE, TempDir, run_args_at, spawn_emulator};
 use crate::support::hostile::{Answer, Hostile, Tls};
 use crate::support::run::{Run, assert_check, check, netcheck};
+use crate::support::skip::{Lack, skip};
 use netcheck::snowflake::rest::ApiCall;
 use serde_json::Value;
 
@@ -35,6 +36,16 @@ async fn run_hostile(
     emu: &netcheck::emulator::Emulator,
     hostile: &Hostile,
     extra: &[&str],
+) -> Outputs {
+    run_hostile_at(emu, hostile, extra, None).await
+}
+
+/// [`run_hostile`], the table laid out for a terminal `columns` wide when given.
+async fn run_hostile_at(
+    emu: &netcheck::emulator::Emulator,
+    hostile: &Hostile,
+    extra: &[&str],
+    columns: Option<usize>,
 ) -> Outputs {
     let dir = TempDir::new("hostile");
     let mut args = run_args_at(emu, dir.path(), hostile.addr.port(), &hostile.ca_pem);
@@ -66,6 +77,9 @@ async fn run_hostile(
         if format == "json" {
             run = run.env("NETCHECK_LOG", "trace");
         }
+        if let Some(columns) = columns {
+            run = run.env("COLUMNS", &columns.to_string());
+        }
         let timed = std::path::Path::new("/usr/bin/time").exists();
         if timed {
             run = run.via(&["/usr/bin/time", "-f", "%M", "-o", rss.to_str().unwrap()]);
@@ -82,8 +96,9 @@ async fn run_hostile(
             println!("{format} run: peak RSS {kb} KiB, {:?}", r.elapsed);
             assert!(kb < MAX_RSS_KB, "{format} run peaked at {kb} KiB of RSS");
         } else {
-            println!(
-                "skipped: peak RSS not measured (/usr/bin/time, apt package time, is missing)"
+            skip(
+                Lack::Tool,
+                "peak RSS not measured (/usr/bin/time, apt package time, is missing)",
             );
         }
         outputs.push(r.stdout);
@@ -347,6 +362,35 @@ async fn echoed_credentials_are_masked_in_every_output() {
             .to_owned();
         assert!(finding.contains("Authorization: Bearer ***"), "{finding}");
         assert!(out.table.contains("Bearer ***"), "{}", out.table);
+    }
+}
+
+/// The echoed JWT is far wider than the finding's column at 60 columns: the table breaks it over
+/// lines. It is masked before that, so no piece of it is left to show.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_echoed_jwt_is_masked_before_a_narrow_table_wraps_it() {
+    let emu = spawn_emulator(|_| {}).await;
+    let echo = Answer::Echo {
+        status: 401,
+        code: "390144",
+    };
+    let hostile = Hostile::start(&emu, Tls::Normal, vec![(ApiCall::Hostname, echo)]);
+    let out = run_hostile_at(&emu, &hostile, &[], Some(60)).await;
+    assert_check(&out.report, "auth.jwt", "fail", Some("jwt-rejected"));
+    let sent = hostile
+        .received()
+        .into_iter()
+        .find_map(|r| r.authorization.strip_prefix("Bearer ").map(str::to_owned))
+        .expect("the JWT reached the hostile server");
+    assert!(sent.len() > 200, "a JWT wider than the column: {sent}");
+    assert!(out.table.contains("Bearer ***"), "{}", out.table);
+    for piece in sent.as_bytes().chunks(12).filter(|c| c.len() == 12) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        assert!(
+            !out.table.contains(piece),
+            "{piece} of the JWT in\n{}",
+            out.table
+        );
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::emulate::TempDir;
 use crate::support::run::{Run, assert_check, check};
+use crate::support::skip::{Lack, skip};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcheck");
@@ -405,7 +406,10 @@ fn in_namespaces(script: &str, env: &[(&str, &str)], limit: Duration) -> Option<
         .stderr(Stdio::null())
         .status();
     if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: cannot make mount and network namespaces (unshare needs root)");
+        skip(
+            Lack::Tool,
+            "cannot make mount and network namespaces (unshare needs root)",
+        );
         return None;
     }
     let mut child = Command::new("unshare")
@@ -452,8 +456,9 @@ exit 0
 #[test]
 fn the_demo_sends_no_query_and_no_packet_beyond_loopback() {
     if which("dnsmasq").is_none() {
-        eprintln!(
-            "skipped: dnsmasq is not installed (apt-get install dnsmasq; .ci/run installs it)"
+        skip(
+            Lack::Tool,
+            "dnsmasq is not installed (apt-get install dnsmasq; .ci/run installs it)",
         );
         return;
     }
@@ -516,7 +521,7 @@ fn loopback_allowlist(dir: &Path, port: u16, n: usize) -> PathBuf {
 /// `netcheck run --only allowlist.hosts` with `allowlist`, under `prlimit --nofile=LIMITS`.
 fn allowlist_run(limits: &str, allowlist: &Path, timeout: &str) -> Option<Value> {
     if which("prlimit").is_none() {
-        eprintln!("skipped: prlimit is not installed (util-linux)");
+        skip(Lack::Tool, "prlimit is not installed (util-linux)");
         return None;
     }
     let nofile = format!("--nofile={limits}");
@@ -605,7 +610,10 @@ fn probes_at_once_are_bounded_by_the_descriptors_free() {
         })
         .collect();
     if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
-        eprintln!("skipped: this kernel accepts connections past a full accept queue");
+        skip(
+            Lack::Optional,
+            "this kernel accepts connections past a full accept queue",
+        );
         return;
     }
     let dir = TempDir::new("nofile-bound");

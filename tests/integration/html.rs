@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::run::netcheck;
+use crate::support::skip::{Lack, skip};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// What the emulator answers for the ingest host: markup that would run or break the page.
@@ -67,7 +68,10 @@ fn chromium(scratch: &Path, profile: &str, mode: &str, page: &Path) -> String {
 #[test]
 fn the_html_report_renders_in_chromium_with_every_string_as_text() {
     if !Path::new(CHROMIUM).exists() {
-        println!("skipped: {CHROMIUM} not found (apt-get install chromium; .ci/run installs it)");
+        skip(
+            Lack::Tool,
+            format!("{CHROMIUM} not found (apt-get install chromium; .ci/run installs it)"),
+        );
         return;
     }
     let scratch = Scratch::new("html");

@@ -256,6 +256,38 @@ async fn a_peer_that_does_not_speak_http_is_proxy_not_http() {
     assert_check(&r.json(), "proxy.connect", "fail", Some("proxy-not-http"));
 }
 
+/// A three-letter proxy password is a password: the proxy quoting the URL back gets it masked,
+/// while the words around it that hold the same letters stay as they are.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_proxy_password_echoed_back_is_masked_and_words_holding_it_are_not() {
+    let (server, ca) = target();
+    let fake = FakeProxy::start(FakeBehaviour::Reply(
+        b"HTTP/1.1 407 no entry for http://netcheck:owl@proxy (howl, owls)\r\nContent-Length: 0\r\n\r\n"
+            .to_vec(),
+    ))
+    .await;
+    let port = server.addr.port();
+    let proxy = format!("http://netcheck:owl@{}", fake.addr());
+    let r = tokio::task::spawn_blocking(move || via_proxy(HOST, port, &ca, &proxy, &[]))
+        .await
+        .unwrap();
+    assert_check(
+        &r.json(),
+        "proxy.connect",
+        "fail",
+        Some("proxy-auth-required"),
+    );
+    assert!(
+        r.stdout
+            .contains("no entry for http://netcheck:***@proxy (howl, owls)"),
+        "{}",
+        r.stdout
+    );
+    for output in [&r.stdout, &r.stderr] {
+        assert!(!output.contains(":owl@"), "{output}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_proxy_times_out_within_the_step_timeout() {
     let (server, ca) = target();

@@ -152,6 +152,65 @@ fn junit_marks_skipped_checks_skipped() {
     let _ = std::fs::remove_file(path);
 }
 
+/// A key-pair run: the `OAuth` and identity-provider checks cannot apply, so the table does not
+/// list them (one line counts them), while JSON keeps them as skips with their reason
+/// (`netcheck/1` consumers) and `JUnit` as skipped.
+#[test]
+fn checks_of_another_authentication_are_not_listed_but_kept_in_json_and_junit() {
+    const OAUTH_ONLY: [&str; 5] = [
+        "auth.oauth",
+        "auth.oauth_account",
+        "dns.idp",
+        "tcp.idp",
+        "tls.idp",
+    ];
+    let path = temp_path("not-applicable.xml");
+    let table = netcheck(&[
+        "demo",
+        "--budget-scale",
+        "5",
+        "--junit",
+        path.to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(table.code, 0, "{}\n{}", table.stdout, table.stderr);
+    for id in OAUTH_ONLY {
+        assert!(!table.stdout.contains(id), "{id} listed:\n{}", table.stdout);
+    }
+    assert!(
+        table
+            .stdout
+            .contains("5 checks not applicable to key-pair authentication not listed"),
+        "{}",
+        table.stdout
+    );
+    let xml = std::fs::read_to_string(&path).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    for id in OAUTH_ONLY {
+        let case = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(id))
+            .unwrap_or_else(|| panic!("{id} missing from the JUnit file"));
+        assert!(case.children().any(|n| n.has_tag_name("skipped")), "{id}");
+    }
+    let _ = std::fs::remove_file(path);
+
+    let json = netcheck(&["demo", "--budget-scale", "5", "--format", "json"]).run();
+    let report = json.json();
+    for id in OAUTH_ONLY {
+        let c = crate::support::run::check(&report, id);
+        assert_eq!(
+            (&c["verdict"], &c["outcome"]),
+            (&"skip".into(), &"skip".into()),
+            "{c:#}"
+        );
+        assert!(
+            c["skip_reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{c:#}"
+        );
+    }
+}
+
 /// Validates against the Jenkins-style `JUnit` schema junit-report ships (what CI consumers
 /// accept), when xmllint and the schema are both present.
 fn validate_with_xmllint(path: &std::path::Path) {

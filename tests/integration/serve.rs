@@ -18,6 +18,7 @@ use netcheck::snowflake::rest::ApiCall;
 
 use crate::support::dns::{free_port, which};
 use crate::support::emulate::{Emulate, TempDir, spawn_emulator};
+use crate::support::skip::{Lack, skip};
 
 /// A running `netcheck serve`, stopped with SIGTERM on drop.
 struct Serve {
@@ -220,7 +221,10 @@ fn assert_promtool_accepts(name: &str, exposition: &str) {
             ok,
             "promtool check metrics rejects {name}: {out}\n{exposition}"
         ),
-        None => println!("skipped: promtool check metrics on {name} (promtool not installed)"),
+        None => skip(
+            Lack::Tool,
+            format!("promtool check metrics on {name} (promtool not installed)"),
+        ),
     }
 }
 
@@ -482,8 +486,9 @@ fn sigterm_lets_a_probe_in_flight_drop_its_channel_and_answer() {
 #[test]
 fn alert_rules_pass_their_unit_tests() {
     let Some(promtool) = which("promtool") else {
-        println!(
-            "skipped: promtool test rules (promtool not installed: apt-get install prometheus)"
+        skip(
+            Lack::Tool,
+            "promtool test rules (promtool not installed: apt-get install prometheus)",
         );
         return;
     };
@@ -625,8 +630,9 @@ fn prometheus_config(addr: SocketAddr, dir: &Path) -> PathBuf {
 #[test]
 fn a_real_prometheus_scrapes_probe_and_metrics_healthy_and_under_a_fault() {
     let Some(prometheus) = which("prometheus") else {
-        println!(
-            "skipped: Prometheus scraping serve (prometheus not installed: apt-get install prometheus)"
+        skip(
+            Lack::Tool,
+            "Prometheus scraping serve (prometheus not installed: apt-get install prometheus)",
         );
         return;
     };

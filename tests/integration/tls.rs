@@ -4,6 +4,7 @@
 
 use crate::support::pki::{self, ServerCert, TempFile, TestPki};
 use crate::support::run::{Run, assert_check, check, netcheck, run_at};
+use crate::support::skip::{Lack, skip};
 use crate::support::tls_servers::{
     OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec,
 };
@@ -125,7 +126,7 @@ fn old_protocols_only_fail_tls_version() {
     let Some(server) =
         OpensslServer::start(&pki.good(), &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"])
     else {
-        eprintln!("skipped: openssl is not installed");
+        skip(Lack::Tool, "openssl is not installed");
         return;
     };
     let r = run_against(server.addr, Some(&pki.root_pem_file()), &[]);
@@ -140,7 +141,7 @@ fn old_protocols_only_fail_tls_version() {
 fn a_demanded_client_certificate_is_a_handshake_failure() {
     let pki = TestPki::new();
     let Some(server) = OpensslServer::start(&pki.good(), &["-tls1_2", "-Verify", "1"]) else {
-        eprintln!("skipped: openssl is not installed");
+        skip(Lack::Tool, "openssl is not installed");
         return;
     };
     let r = run_against(server.addr, Some(&pki.root_pem_file()), &[]);

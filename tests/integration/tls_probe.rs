@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::pki::{self, INTERMEDIATE_URL, ServerCert, TempFile, TestPki};
+use crate::support::skip::{Lack, skip};
 use crate::support::tls_servers::{
     OpensslServer, RawBehaviour, RawServer, TlsServer, TlsServerSpec, closed_port,
 };
@@ -107,7 +108,7 @@ async fn server_below_tls12_is_protocol_version(version_flag: &str) {
         &pki.good(),
         &[version_flag, "-cipher", "DEFAULT:@SECLEVEL=0"],
     ) else {
-        eprintln!("skipped: the openssl binary is not installed");
+        skip(Lack::Tool, "the openssl binary is not installed");
         return;
     };
     for client in [TlsVersions::Both, TlsVersions::Tls12Only] {

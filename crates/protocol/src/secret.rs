@@ -23,9 +23,14 @@ use serde::{Serialize, Serializer};
 /// What a registered value is replaced with.
 pub const MASK: &str = "***";
 
-/// Values shorter than this are not registered: masking every `ab` in a report would make it
-/// unreadable, and a value that short guards nothing (a Basic header built from it is long enough
-/// and is registered on its own).
+/// Forms shorter than this are masked only where they stand as a whole token: bounded on each
+/// side by a character that is not alphanumeric (`:`, `@`, `/`, space, quote, …) or by the end of
+/// the text. A three-letter proxy password is still a password (`http://user:abc@proxy` becomes
+/// `http://user:***@proxy`), but masking every `abc` inside `abcdef` or `cabal` would make a
+/// report unreadable and tell a reader where the password's letters are. (The word itself,
+/// standing alone, is masked: it cannot be told from the password.) Longer forms are masked
+/// wherever they occur. Only a value of one line is registered this short: the lines of a PEM key
+/// or another multi-line value are masked as a whole and line by line from this length on.
 pub const MIN_LEN: usize = 4;
 
 /// Holds a secret value; `Debug`, `Display` and `Serialize` print `***`, so a leak needs a
@@ -81,7 +86,7 @@ impl<T> Serialize for Secret<T> {
 /// a handful of values per run, against many scrubbed lines).
 struct Registry {
     values: Vec<Registered>,
-    matcher: Option<Arc<AhoCorasick>>,
+    matcher: Option<Arc<Matcher>>,
     /// Stamps scope openings and scoped registrations, in order.
     clock: u64,
     /// The opening stamps of the scopes still open, with how many opened at each.
@@ -184,12 +189,16 @@ impl Drop for Scope {
 
 /// Registers a secret value: from now on [`scrub`] masks it, and the forms it takes inside the
 /// reports too — JSON-escaped, XML-escaped, HTML-escaped, and each line of a multi-line value (a PEM key's
-/// base64 lines), so neither escaping nor a line break lets a part of it through.
+/// base64 lines), so neither escaping nor a line break lets a part of it through. A value of one
+/// line shorter than [`MIN_LEN`] is masked as a whole token only.
 pub fn register(value: &str) {
+    let one_line = value.lines().count() <= 1;
     let mut forms: Vec<String> = Vec::new();
     let mut add = |form: &str| {
         let form = form.trim();
-        if form.chars().count() >= MIN_LEN && !forms.iter().any(|f| f == form) {
+        let len = form.chars().count();
+        let long_enough = len >= MIN_LEN || (one_line && len > 0);
+        if long_enough && !forms.iter().any(|f| f == form) {
             forms.push(form.to_owned());
         }
     };
@@ -213,22 +222,72 @@ pub fn register(value: &str) {
     registry().add(forms);
 }
 
-/// `text` with every registered secret replaced by `***`.
+/// `text` with every registered secret replaced by `***` (a short one only as a whole token, see
+/// [`MIN_LEN`]).
 #[must_use]
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let Some(matcher) = matcher() else {
         return Cow::Borrowed(text);
     };
-    if matcher.is_match(text) {
-        let masks = vec![MASK; matcher.patterns_len()];
-        Cow::Owned(matcher.replace_all(text, &masks))
-    } else {
-        Cow::Borrowed(text)
+    let mut text = Cow::Borrowed(text);
+    // The long forms first: a short secret inside a long one must not break the long one's match.
+    if let Some(anywhere) = matcher.anywhere.as_ref().filter(|m| m.is_match(&*text)) {
+        let masks = vec![MASK; anywhere.patterns_len()];
+        text = Cow::Owned(anywhere.replace_all(&text, &masks));
+    }
+    for token in &matcher.tokens {
+        if let Some(masked) = mask_token(&text, token) {
+            text = Cow::Owned(masked);
+        }
+    }
+    text
+}
+
+/// `text` with every whole-token occurrence of `token` masked, or `None` when there is none.
+fn mask_token(text: &str, token: &str) -> Option<String> {
+    let alone = |c: Option<char>| !c.is_some_and(char::is_alphanumeric);
+    let mut out = String::new();
+    let mut done = 0;
+    for (at, _) in text.match_indices(token) {
+        let end = at + token.len();
+        if at >= done && alone(text[..at].chars().next_back()) && alone(text[end..].chars().next())
+        {
+            out.push_str(&text[done..at]);
+            out.push_str(MASK);
+            done = end;
+        }
+    }
+    (done > 0).then(|| out + &text[done..])
+}
+
+/// What [`scrub`] looks for: the forms masked wherever they occur, and the short ones masked as
+/// whole tokens (longest first, so `abc` goes before an `ab` in it could).
+struct Matcher {
+    anywhere: Option<AhoCorasick>,
+    tokens: Vec<String>,
+}
+
+impl Matcher {
+    fn new(forms: &[Registered]) -> Self {
+        let (long, mut tokens): (Vec<String>, Vec<String>) = forms
+            .iter()
+            .map(|v| v.form.clone())
+            .partition(|f| f.chars().count() >= MIN_LEN);
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        // Leftmost-longest: a whole PEM is masked as one, not line by line around it. A
+        // contiguous NFA builds fast and searches a report's lines fast enough.
+        let anywhere = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&long)
+            .ok()
+            .filter(|_| !long.is_empty());
+        Self { anywhere, tokens }
     }
 }
 
 /// The matcher of every registered value, built once after the last registration.
-fn matcher() -> Option<Arc<AhoCorasick>> {
+fn matcher() -> Option<Arc<Matcher>> {
     if let Some(m) = &REGISTRY
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -241,14 +300,7 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
         return None;
     }
     if registry.matcher.is_none() {
-        // Leftmost-longest: a whole PEM is masked as one, not line by line around it. A
-        // contiguous NFA builds fast and searches a report's lines fast enough.
-        registry.matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(registry.values.iter().map(|v| &v.form))
-            .ok()
-            .map(Arc::new);
+        registry.matcher = Some(Arc::new(Matcher::new(&registry.values)));
     }
     registry.matcher.clone()
 }
@@ -366,9 +418,35 @@ mod tests {
         assert!(held(&registry).is_empty());
     }
 
+    // "owl" is this test's own: the registry is process-wide, and no other test writes the word.
     #[test]
-    fn short_values_are_not_registered() {
-        register("ab");
-        assert_eq!(scrub("abc ab"), "abc ab");
+    fn a_short_password_is_masked_where_it_stands_alone() {
+        let _ = Secret::new("owl".to_owned());
+        assert_eq!(
+            scrub("CONNECT refused for http://netcheck:owl@proxy:3128"),
+            "CONNECT refused for http://netcheck:***@proxy:3128"
+        );
+        assert_eq!(scrub("owl"), "***");
+        assert_eq!(scrub("\"owl\", 'owl'"), "\"***\", '***'");
+    }
+
+    #[test]
+    fn a_short_password_inside_a_word_is_left_alone() {
+        let _ = Secret::new("owl".to_owned());
+        let words = "a bowl of owls howled at the fowl; owlé 9owl";
+        assert_eq!(scrub(words), words);
+    }
+
+    #[test]
+    fn a_long_secret_holding_a_short_one_is_masked_whole() {
+        let _ = Secret::new("owl".to_owned());
+        let _ = Secret::new("snowl-owl-9".to_owned());
+        assert_eq!(scrub("x snowl-owl-9 y"), "x *** y");
+    }
+
+    #[test]
+    fn short_lines_of_a_multi_line_value_are_not_tokens_of_their_own() {
+        register("-----BEGIN X-----\nQUJDREVGR0hJSktMTU5PUA\nw=\n-----END X-----");
+        assert_eq!(scrub("a w= b"), "a w= b");
     }
 }

@@ -52,9 +52,10 @@ fn oauth_or_skip(ctx: &Ctx) -> Result<&OAuthCredentials, Outcome> {
         .as_ref()
         .ok_or_else(|| no_credentials(ctx))?;
     sf.oauth().ok_or_else(|| {
-        Outcome::skip(SkipReason::NotConfigured(
+        super::not_applicable(
+            sf,
             "the connection uses key-pair authentication (SNOWFLAKE_JWT)".into(),
-        ))
+        )
     })
 }
 

@@ -19,6 +19,7 @@ use super::daemons::SetupError;
 use super::docs::Outcome;
 use super::scenario::{self, CheckExpect, Scenario};
 use crate::support::pki::TestPki;
+use crate::support::skip::{Lack, skip};
 use serde_json::Value;
 
 fn manifest_dir() -> PathBuf {
@@ -110,7 +111,7 @@ fn scenario_files_are_consistent() {
 #[test]
 fn every_scenario_is_diagnosed_right() {
     if let Some(why) = super::netns::unavailable() {
-        eprintln!("skipped: {why}");
+        skip(Lack::Tool, why);
         return;
     }
     super::netns::sweep_stale();
@@ -158,7 +159,7 @@ fn every_scenario_is_diagnosed_right() {
     let mut failures = Vec::new();
     for (s, outcome) in selected.iter().zip(&results) {
         match outcome {
-            Outcome::Skipped(why) => eprintln!("scenario {}: skipped: {why}", s.id),
+            Outcome::Skipped(why) => skip(Lack::Tool, format!("scenario {}: {why}", s.id)),
             Outcome::Broken(e) => failures.push(format!(
                 "scenario {}: the lab could not be set up: {e}",
                 s.id

@@ -5,6 +5,8 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::skip::{Lack, skip};
+
 /// A dnsmasq process, killed on drop.
 pub struct Dnsmasq {
     pub addr: SocketAddr,
@@ -16,8 +18,9 @@ pub struct Dnsmasq {
 /// `--host-record=a.example,127.0.0.1`. Returns `None` (and says why) when dnsmasq is missing.
 pub fn dnsmasq(records: &[&str]) -> Option<Dnsmasq> {
     let Some(bin) = which("dnsmasq") else {
-        eprintln!(
-            "skipped: dnsmasq is not installed (apt-get install dnsmasq; .ci/run installs it)"
+        skip(
+            Lack::Tool,
+            "dnsmasq is not installed (apt-get install dnsmasq; .ci/run installs it)",
         );
         return None;
     };

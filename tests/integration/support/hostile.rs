@@ -62,6 +62,9 @@ pub enum Tls {
 pub struct Received {
     /// Its `Host` header: a followed redirect would name the host it pointed to.
     pub host: String,
+    /// Its `Authorization` header, so a test can look for any part of the credential in the
+    /// outputs.
+    pub authorization: String,
 }
 
 /// A running hostile server; dropping it stops it.
@@ -186,6 +189,10 @@ async fn serve(tcp: TcpStream, state: Arc<State>) {
             .cloned();
         state.received.lock().unwrap().push(Received {
             host: request.header("host").unwrap_or_default().to_owned(),
+            authorization: request
+                .header("authorization")
+                .unwrap_or_default()
+                .to_owned(),
         });
         let Some((_, answer)) = &rule else {
             if forward(&mut tls, &state, &request).await.is_err() {

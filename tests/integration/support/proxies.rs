@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::dns::{free_port, which};
+use super::skip::{Lack, skip};
 
 /// How long a proxy may take to accept connections after it is started.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -108,9 +109,12 @@ impl Proxy {
     /// up.
     pub fn start(kind: ProxyKind, opts: &ProxyOpts) -> Option<Self> {
         let Some(binary) = which(kind.name()) else {
-            eprintln!(
-                "skipped: {0} is not installed (apt-get install {0}; .ci/run installs it)",
-                kind.name()
+            skip(
+                Lack::Tool,
+                format!(
+                    "{0} is not installed (apt-get install {0}; .ci/run installs it)",
+                    kind.name()
+                ),
             );
             return None;
         };

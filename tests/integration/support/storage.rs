@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::pki::{ServerCert, TempFile};
+use super::skip::{Lack, skip};
 
 /// Where moto's server lives: `NETCHECK_MOTO_SERVER`, else `target/moto-venv/bin/moto_server`
 /// (what `.ci/run` installs).
@@ -33,9 +34,10 @@ impl Moto {
     /// Starts moto with `cert`; `None` (with `skipped: …` printed) when moto is not installed.
     pub fn start(cert: &ServerCert) -> Option<Self> {
         let Some(bin) = moto_server() else {
-            println!(
-                "skipped: moto_server not found (bash .ci/run installs it in target/moto-venv; \
-                 or set NETCHECK_MOTO_SERVER)"
+            skip(
+                Lack::Tool,
+                "moto_server not found (bash .ci/run installs it in target/moto-venv; \
+                 or set NETCHECK_MOTO_SERVER)",
             );
             return None;
         };
