@@ -1,7 +1,8 @@
 //! The one reader for the local files netcheck is pointed at: the private key, the OAuth token
 //! file, `connections.toml`
 //! and `config.toml`, the `--config` JSON, `--ca-file`, `--allowlist` and the emulator's
-//! `--fault-file`.
+//! `--fault-file`; and for the system's own name-service files (`/etc/resolv.conf`,
+//! `/etc/nsswitch.conf`, `/etc/hosts`), which a bad day can turn into the same hazards.
 //!
 //! A path can name anything: a FIFO (which would block forever), `/dev/zero` (endless), a
 //! directory, a socket, or a regular file far larger than any real one. So a file is opened
@@ -31,6 +32,11 @@ pub const CA_FILE_CAP: u64 = 4 * 1024 * 1024;
 /// so 4 MiB (some 40,000 entries) is a thousand times a real one, and still parses in a fraction
 /// of a second — reading and parsing happen before the run's deadline starts.
 pub const ALLOWLIST_CAP: u64 = 4 * 1024 * 1024;
+/// `/etc/resolv.conf`, `/etc/nsswitch.conf`: a few hundred bytes; 1 MiB is far beyond any real
+/// one.
+pub const SYSTEM_CONF_CAP: u64 = 1024 * 1024;
+/// `/etc/hosts`: hosts files used as ad blockers run to a few MB, so 64 MiB holds any real one.
+pub const HOSTS_FILE_CAP: u64 = 64 * 1024 * 1024;
 
 /// What a file is for; each kind has its own cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,10 @@ pub enum FileKind {
     CaFile,
     /// `--allowlist`: the JSON output of `SYSTEM$ALLOWLIST()`.
     Allowlist,
+    /// `/etc/resolv.conf`, `/etc/nsswitch.conf`.
+    SystemConf,
+    /// `/etc/hosts`.
+    HostsFile,
 }
 
 impl FileKind {
@@ -57,6 +67,8 @@ impl FileKind {
             Self::Config => CONFIG_CAP,
             Self::CaFile => CA_FILE_CAP,
             Self::Allowlist => ALLOWLIST_CAP,
+            Self::SystemConf => SYSTEM_CONF_CAP,
+            Self::HostsFile => HOSTS_FILE_CAP,
         }
     }
 }
@@ -69,6 +81,8 @@ impl fmt::Display for FileKind {
             Self::Config => "configuration file",
             Self::CaFile => "CA file",
             Self::Allowlist => "allowlist",
+            Self::SystemConf => "system configuration file",
+            Self::HostsFile => "hosts file",
         })
     }
 }

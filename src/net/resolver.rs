@@ -293,6 +293,7 @@ impl Resolver {
                     .iter()
                     .cloned()
                     .chain(sys.hosts.as_ref().err().cloned())
+                    .chain(sys.nsswitch_error.iter().cloned())
                     .collect(),
             },
         };
