@@ -324,7 +324,7 @@ pub fn proxy(
         ProxyKind::Squid => squid(topo, dir, p)?,
         ProxyKind::Tinyproxy => tinyproxy(topo, dir, p)?,
         ProxyKind::Mitmproxy => mitmproxy(topo, dir, upstream_ca)?,
-        ProxyKind::Dante => dante(topo, dir)?,
+        ProxyKind::Dante => dante(topo, dir, p)?,
         ProxyKind::BlockPage => {
             return Err(SetupError::Failed(
                 "the block-page proxy is a userspace element, not a daemon".into(),
@@ -361,17 +361,28 @@ pub fn stunnel(
 }
 
 /// Dante on the edge router: SOCKS4, 4a, 5 and 5h from the LAN, connecting out from the WAN
-/// address; its log lists every connection it relays.
-fn dante(topo: &Topology, dir: &Workdir) -> Result<Daemon, SetupError> {
+/// address; its log lists every connection it relays. Each `deny` entry (an address with its
+/// mask, or a host name) gets a `socks block` rule ahead of the pass rule: Dante refuses it with
+/// SOCKS's "not allowed by ruleset" reply (5: code 2, 4: code 91).
+fn dante(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError> {
     let bin = binary("danted", "dante-server")?;
     let log = dir.path().join("danted.log");
-    let conf = format!(
+    let mut conf = format!(
         "logoutput: {}\ninternal: {EDGE_IP} port = {}\nexternal: 198.18.2.1\n\
          clientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n\
-         client pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  log: connect error\n}}\n\
-         socks pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}}\n",
+         client pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  log: connect error\n}}\n",
         log.display(),
         ProxyKind::Dante.port()
+    );
+    for to in &p.deny {
+        writeln!(
+            conf,
+            "socks block {{\n  from: 198.18.1.0/24 to: {to}\n  log: connect error\n}}"
+        )
+        .expect("string");
+    }
+    conf.push_str(
+        "socks pass {\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}\n",
     );
     let conf = dir.write("danted.conf", &conf);
     // socks4a and socks5h send the name: Dante resolves it through libc.
