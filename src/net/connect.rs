@@ -45,17 +45,10 @@ pub async fn connect(
     connect_with(addr, timeout, None).await
 }
 
-/// Like [`connect`], advertising `mss` as the maximum segment size (`TCP_MAXSEG` set before the
-/// SYN), so the server sends only small packets: what tells a path-MTU black hole apart.
-pub async fn connect_with_mss(
-    addr: SocketAddr,
-    timeout: Duration,
-    mss: u32,
-) -> Result<(TcpStream, Duration), ConnectFailure> {
-    connect_with(addr, timeout, Some(mss)).await
-}
-
-async fn connect_with(
+/// Like [`connect`]; with `mss`, the SYN advertises it as the maximum segment size
+/// (`TCP_MAXSEG` set before the connect), so the peer sends only small packets: what tells a
+/// path-MTU black hole apart.
+pub async fn connect_with(
     addr: SocketAddr,
     timeout: Duration,
     mss: Option<u32>,
