@@ -382,6 +382,7 @@ fn describe_proxy(p: &Proxy) -> String {
         ProxyKind::Tinyproxy => "tinyproxy",
         ProxyKind::Mitmproxy => "mitmproxy (TLS-intercepting, its own CA)",
         ProxyKind::Dante => "Dante (SOCKS)",
+        ProxyKind::SshDynamic => "OpenSSH dynamic forwarding (ssh -D, SOCKS)",
         ProxyKind::BlockPage => "a filtering proxy that answers the tunnel with a block page",
     };
     let mut line = format!("proxy: {name} on {EDGE_IP}:{}", p.kind.port());
