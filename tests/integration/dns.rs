@@ -2,10 +2,11 @@
 //! silent one: each answer and each failure, with the check id, verdict and catalog row.
 
 use crate::support::dns::{dnsmasq, silent_dns};
-use crate::support::run::{assert_check, check, netcheck};
+use crate::support::run::{Netcheck, assert_check, check, netcheck};
 
-fn dns_run(server: &str, account: &str) -> serde_json::Value {
-    let r = netcheck(&[
+/// `netcheck run --only dns.account` asking `server` for `account`, JSON on stdout.
+fn dns_command(server: &str, account: &str) -> Netcheck {
+    netcheck(&[
         "run",
         "--account",
         account,
@@ -18,7 +19,10 @@ fn dns_run(server: &str, account: &str) -> serde_json::Value {
         "--timeout",
         "2",
     ])
-    .run();
+}
+
+fn dns_run(server: &str, account: &str) -> serde_json::Value {
+    let r = dns_command(server, account).run();
     assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
     r.json()
 }
@@ -188,22 +192,10 @@ fn no_descriptor_for_the_query_is_a_local_limit() {
     std::fs::create_dir_all(&empty_home).unwrap();
     let mut starved = 0;
     for limit in 3..64 {
-        let r = netcheck(&[
-            "run",
-            "--account",
-            "myorg-myaccount",
-            "--dns-server",
-            &dns.addr.to_string(),
-            "--only",
-            "dns.account",
-            "--format",
-            "json",
-            "--timeout",
-            "2",
-        ])
-        .env("SNOWFLAKE_HOME", &empty_home.to_string_lossy())
-        .via(&["prlimit", &format!("--nofile={limit}:{limit}"), "--"])
-        .run();
+        let r = dns_command(&dns.addr.to_string(), "myorg-myaccount")
+            .env("SNOWFLAKE_HOME", &empty_home.to_string_lossy())
+            .via(&["prlimit", &format!("--nofile={limit}:{limit}"), "--"])
+            .run();
         if r.stdout.is_empty() {
             // Too few to start the runtime: no report at all.
             assert!(starved == 0, "limit {limit}: {}", r.stderr);

@@ -397,15 +397,23 @@ fn emulate_leaves_a_users_directory_untouched() {
     }
 }
 
-/// Runs `script` (sh) in new mount and network namespaces; `None` (and says why) when this
-/// machine cannot make them (not root, no unshare).
-fn in_namespaces(script: &str, env: &[(&str, &str)], limit: Duration) -> Option<(bool, String)> {
+/// Whether this machine can make mount and network namespaces (says why not).
+fn can_unshare() -> bool {
     let probe = Command::new("unshare")
         .args(["--mount", "--net", "true"])
         .stderr(Stdio::null())
         .status();
-    if !probe.is_ok_and(|s| s.success()) {
+    let can = probe.is_ok_and(|s| s.success());
+    if !can {
         eprintln!("skipped: cannot make mount and network namespaces (unshare needs root)");
+    }
+    can
+}
+
+/// Runs `script` (sh) in new mount and network namespaces; `None` (and says why) when this
+/// machine cannot make them (not root, no unshare).
+fn in_namespaces(script: &str, env: &[(&str, &str)], limit: Duration) -> Option<(bool, String)> {
+    if !can_unshare() {
         return None;
     }
     let mut child = Command::new("unshare")
@@ -635,12 +643,7 @@ fn probes_at_once_are_bounded_by_the_descriptors_free() {
 /// namespaces of the run's own (nothing it could ask is reachable), and runs `dns.account`
 /// under a 5 s deadline; `None` (and says why) when this machine cannot make the namespaces.
 fn with_system_files(resolv: &Path, hosts: &Path, nsswitch: &Path) -> Option<(Run, Value)> {
-    let probe = Command::new("unshare")
-        .args(["--mount", "--net", "true"])
-        .stderr(Stdio::null())
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: cannot make mount and network namespaces (unshare needs root)");
+    if !can_unshare() {
         return None;
     }
     let script = "mount --bind \"$1\" /etc/resolv.conf && mount --bind \"$2\" /etc/hosts && \
