@@ -135,15 +135,15 @@ impl Ctx {
         self.open_route(role, None).await
     }
 
-    /// Like [`Ctx::open_stream`], advertising `mss` on the TCP connection this machine opens
+    /// Like [`Ctx::open_tunnel`], advertising `mss` on the TCP connection this machine opens
     /// (to the host, or to the proxy): a path-MTU black hole on that leg then lets the answers
     /// through.
-    pub async fn open_stream_with_mss(
+    pub async fn open_tunnel_with_mss(
         &self,
         role: HostRole,
         mss: u32,
-    ) -> Result<RouteStream, OpenError> {
-        Ok(self.open_route(role, Some(mss)).await?.0)
+    ) -> Result<(RouteStream, Option<proxy::Tunnel>), OpenError> {
+        self.open_route(role, Some(mss)).await
     }
 
     async fn open_route(

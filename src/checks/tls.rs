@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::catalog::RowId;
 use crate::checks::{host_check, proxy, tcp};
 use crate::context::{Ctx, HostRole, OpenError};
+use crate::net::connect::CLAMPED_MSS;
 use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
 use crate::outcome::{Outcome, Status};
 
@@ -43,10 +44,6 @@ host_check!(
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
-
-/// The segment size a stalled handshake is retried with: IPv4's default MSS (576-byte packets),
-/// which passes any path whose MTU is not broken beyond repair.
-const CLAMPED_MSS: u32 = 536;
 
 /// One handshake attempt as evidence.
 #[derive(Serialize)]
@@ -210,7 +207,7 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
 /// the proxy) advertising [`CLAMPED_MSS`]; `None` when the route cannot be opened (nothing to
 /// learn then).
 async fn clamped_attempt(ctx: &Ctx, role: HostRole, host: &str) -> Option<Attempt> {
-    let stream = ctx.open_stream_with_mss(role, CLAMPED_MSS).await.ok()?;
+    let (stream, _) = ctx.open_tunnel_with_mss(role, CLAMPED_MSS).await.ok()?;
     let p = tls::probe(
         stream,
         host,

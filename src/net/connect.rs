@@ -26,6 +26,11 @@ pub enum ConnectFailureKind {
     Other,
 }
 
+/// The segment size a stalled handshake is retried with (`TCP_MAXSEG`): IPv4's default MSS
+/// (576-byte packets), which passes any path whose MTU is not broken beyond repair. A handshake
+/// that stalls with full-size segments and completes with these is a path-MTU black hole.
+pub const CLAMPED_MSS: u32 = 536;
+
 /// A failed connect: the address, what happened, and how long it took to find out.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[error("connect {addr}: {message}")]
