@@ -132,6 +132,25 @@ impl Ctx {
         &self,
         role: HostRole,
     ) -> Result<(RouteStream, Option<proxy::Tunnel>), OpenError> {
+        self.open_route(role, None).await
+    }
+
+    /// Like [`Ctx::open_tunnel`], advertising `mss` on the TCP connection this machine opens
+    /// (to the host, or to the proxy): a path-MTU black hole on that leg then lets the answers
+    /// through.
+    pub async fn open_tunnel_with_mss(
+        &self,
+        role: HostRole,
+        mss: u32,
+    ) -> Result<(RouteStream, Option<proxy::Tunnel>), OpenError> {
+        self.open_route(role, Some(mss)).await
+    }
+
+    async fn open_route(
+        &self,
+        role: HostRole,
+        mss: Option<u32>,
+    ) -> Result<(RouteStream, Option<proxy::Tunnel>), OpenError> {
         let endpoint = self.endpoint(role).ok_or(OpenError::Unknown)?;
         let addr = *self
             .host_facts(role)
@@ -141,7 +160,7 @@ impl Ctx {
         let timeout = self.settings.timeout;
         match self.route(&endpoint)? {
             ProxyDecision::Direct { .. } => {
-                let (stream, _) = connect::connect(addr, timeout).await?;
+                let (stream, _) = connect::connect_with(addr, timeout, mss).await?;
                 Ok((RouteStream::Tcp(stream), None))
             }
             ProxyDecision::Proxy { proxy, .. } => {
@@ -155,7 +174,8 @@ impl Ctx {
                         .and_then(|a| a.first().copied()),
                 };
                 let (stream, tunnel) =
-                    proxy::open_tunnel(addr, &proxy, to, &self.net.proxy_trust, timeout).await?;
+                    proxy::open_tunnel(addr, &proxy, to, &self.net.proxy_trust, timeout, mss)
+                        .await?;
                 Ok((stream, Some(tunnel)))
             }
         }

@@ -367,7 +367,7 @@ async fn through_proxy(
         resolved,
     };
     let addr = SocketAddr::new(at_proxy.addrs[0], proxy.port);
-    proxy::open_tunnel(addr, proxy, to, &ctx.net.proxy_trust, timeout)
+    proxy::open_tunnel(addr, proxy, to, &ctx.net.proxy_trust, timeout, None)
         .await
         .map(drop)
         .map_err(|e| ("proxy", e.to_string()))

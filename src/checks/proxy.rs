@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::catalog::RowId;
 use crate::checks::host_check;
 use crate::context::{Ctx, HostRole, OpenError};
+use crate::net::connect::CLAMPED_MSS;
 use crate::net::proxy::{
     self, DirectReason, NoProxyEntries, ProxyDecision, ProxySettings, SocksFailureKind,
     TunnelError, TunnelReply,
@@ -135,6 +136,16 @@ struct ConnectEvidence<'a> {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     preview: Option<&'a str>,
+    /// The retry of a stalled TLS handshake with the proxy, with small segments (path-MTU black
+    /// hole test).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clamped_mss: Option<ClampedTunnel<'a>>,
+}
+
+#[derive(Serialize)]
+struct ClampedTunnel<'a> {
+    mss: u32,
+    tunnel: &'a proxy::Tunnel,
 }
 
 async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
@@ -158,6 +169,7 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
         proxy_tls: None,
         error: None,
         preview: None,
+        clamped_mss: None,
     };
     let err = match ctx.open_tunnel(role).await {
         Ok((_, Some(tunnel))) => {
@@ -187,8 +199,31 @@ async fn run_connect(ctx: Ctx, role: HostRole) -> Outcome {
         Err(OpenError::Connect(e)) => TunnelError::Connect(e),
         Err(OpenError::Tunnel(e)) => e,
     };
-    let row = classify(&err);
-    let finding = finding(&proxy, &err);
+    // A TLS handshake with an https:// proxy that stalls: once more with small segments, which
+    // a path that drops large packets between here and the proxy lets through.
+    let clamped = if matches!(err, TunnelError::ProxyTls(TlsFailure::Timeout { .. })) {
+        ctx.open_tunnel_with_mss(role, CLAMPED_MSS)
+            .await
+            .ok()
+            .and_then(|(_, tunnel)| tunnel)
+    } else {
+        None
+    };
+    let (row, finding) = match &clamped {
+        Some(_) => (
+            RowId::PathMtuBlackhole,
+            format!(
+                "{proxy}: the TLS handshake with the proxy stalls ({err}), but completes with TCP \
+                 MSS {CLAMPED_MSS}: large packets from the proxy are dropped on the way here \
+                 (path-MTU black hole)"
+            ),
+        ),
+        None => (classify(&err), finding(&proxy, &err)),
+    };
+    evidence.clamped_mss = clamped.as_ref().map(|tunnel| ClampedTunnel {
+        mss: CLAMPED_MSS,
+        tunnel,
+    });
     evidence.error = Some(err.to_string());
     match &err {
         TunnelError::Status(reply) => evidence.reply = Some(reply),

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::catalog::RowId;
 use crate::checks::{host_check, proxy, tcp};
 use crate::context::{Ctx, HostRole, OpenError};
-use crate::net::connect;
+use crate::net::connect::CLAMPED_MSS;
 use crate::net::tls::{self, CertInfo, Negotiated, TlsFailure, TlsVersions};
 use crate::outcome::{Outcome, Status};
 
@@ -44,10 +44,6 @@ host_check!(
 
 /// Certificates closer than this to their notAfter earn a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
-
-/// The segment size a stalled handshake is retried with: IPv4's default MSS (576-byte packets),
-/// which passes any path whose MTU is not broken beyond repair.
-const CLAMPED_MSS: u32 = 536;
 
 /// One handshake attempt as evidence.
 #[derive(Serialize)]
@@ -151,9 +147,10 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         attempt(TlsVersions::Both, "TLSv1.3+TLSv1.2"),
         attempt(TlsVersions::Tls12Only, "TLSv1.2")
     );
-    // A handshake that stalls on a direct path: once more with small segments, which a path
-    // that drops large packets lets through.
-    let clamped = if !via_proxy && matches!(modern.failure, Some(TlsFailure::Timeout { .. })) {
+    // A handshake that stalls: once more with small segments, which a path that drops large
+    // packets lets through. Through a proxy the segments that are kept small are the proxy's
+    // to this machine, so a black hole beyond the proxy still stalls (and is not named).
+    let clamped = if matches!(modern.failure, Some(TlsFailure::Timeout { .. })) {
         clamped_attempt(&ctx, role, &endpoint.host).await
     } else {
         None
@@ -176,7 +173,7 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
         modern.failure,
         Some(TlsFailure::UnknownIssuer { .. } | TlsFailure::IncompleteChain { .. })
     ) && tls::trusted_by_os_store(&seen.chain_der, &endpoint.host);
-    let judgement = match mtu_blackhole(&modern, clamped.as_ref()) {
+    let judgement = match mtu_blackhole(&modern, clamped.as_ref(), via_proxy) {
         Some(found) => found,
         _ => judge(
             &modern,
@@ -206,27 +203,41 @@ async fn run(ctx: Ctx, role: HostRole) -> Outcome {
     Outcome::new(status, finding, evidence)
 }
 
-/// One handshake over a direct connection whose SYN advertises [`CLAMPED_MSS`]; `None` when
-/// the address is not known or the connect itself fails (nothing to learn then).
+/// One handshake over the host's route, the connection this machine opens (to the host, or to
+/// the proxy) advertising [`CLAMPED_MSS`]; `None` when the route cannot be opened (nothing to
+/// learn then).
 async fn clamped_attempt(ctx: &Ctx, role: HostRole, host: &str) -> Option<Attempt> {
-    let addr = *ctx.host_facts(role).reachable.get()?;
-    let timeout = ctx.settings.timeout;
-    let (stream, _) = connect::connect_with_mss(addr, timeout, CLAMPED_MSS)
-        .await
-        .ok()?;
-    let p = tls::probe(stream, host, &ctx.net.trust, TlsVersions::Both, timeout).await;
+    let (stream, _) = ctx.open_tunnel_with_mss(role, CLAMPED_MSS).await.ok()?;
+    let p = tls::probe(
+        stream,
+        host,
+        &ctx.net.trust,
+        TlsVersions::Both,
+        ctx.settings.timeout,
+    )
+    .await;
     Some(Attempt::probed("TLSv1.3+TLSv1.2", p))
 }
 
 /// A path-MTU black hole: the handshake stalled, and the one with small segments got through.
-fn mtu_blackhole(stalled: &Attempt, clamped: Option<&Attempt>) -> Option<(Status, String)> {
+/// Through a proxy, the small segments were the proxy's, so the hole is on the leg to it.
+fn mtu_blackhole(
+    stalled: &Attempt,
+    clamped: Option<&Attempt>,
+    via_proxy: bool,
+) -> Option<(Status, String)> {
     let small = clamped?;
+    let (leg, sender) = if via_proxy {
+        (" on the connection to the proxy", "the proxy")
+    } else {
+        ("", "the server")
+    };
     (small.negotiated.is_some() || !small.chain.is_empty()).then(|| {
         (
             Status::Fail(RowId::PathMtuBlackhole),
             format!(
                 "the handshake stalls after the ClientHello ({}), but completes with TCP MSS \
-                 {CLAMPED_MSS}: large packets from the server are dropped on the path \
+                 {CLAMPED_MSS}{leg}: large packets from {sender} are dropped on the path \
                  (path-MTU black hole)",
                 stalled
                     .failure

@@ -26,6 +26,11 @@ pub enum ConnectFailureKind {
     Other,
 }
 
+/// The segment size a stalled handshake is retried with (`TCP_MAXSEG`): IPv4's default MSS
+/// (576-byte packets), which passes any path whose MTU is not broken beyond repair. A handshake
+/// that stalls with full-size segments and completes with these is a path-MTU black hole.
+pub const CLAMPED_MSS: u32 = 536;
+
 /// A failed connect: the address, what happened, and how long it took to find out.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[error("connect {addr}: {message}")]
@@ -45,17 +50,10 @@ pub async fn connect(
     connect_with(addr, timeout, None).await
 }
 
-/// Like [`connect`], advertising `mss` as the maximum segment size (`TCP_MAXSEG` set before the
-/// SYN), so the server sends only small packets: what tells a path-MTU black hole apart.
-pub async fn connect_with_mss(
-    addr: SocketAddr,
-    timeout: Duration,
-    mss: u32,
-) -> Result<(TcpStream, Duration), ConnectFailure> {
-    connect_with(addr, timeout, Some(mss)).await
-}
-
-async fn connect_with(
+/// Like [`connect`]; with `mss`, the SYN advertises it as the maximum segment size
+/// (`TCP_MAXSEG` set before the connect), so the peer sends only small packets: what tells a
+/// path-MTU black hole apart.
+pub async fn connect_with(
     addr: SocketAddr,
     timeout: Duration,
     mss: Option<u32>,

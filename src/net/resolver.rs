@@ -293,6 +293,7 @@ impl Resolver {
                     .iter()
                     .cloned()
                     .chain(sys.hosts.as_ref().err().cloned())
+                    .chain(sys.nsswitch_error.iter().cloned())
                     .collect(),
             },
         };
@@ -481,10 +482,11 @@ impl Lookup {
                                 DnsFailureKind::NxDomain | DnsFailureKind::NoAnswer => {
                                     Status::NotFound
                                 }
-                                // glibc's nss_dns: nobody listening is UNAVAIL.
-                                DnsFailureKind::Unreachable | DnsFailureKind::Other => {
-                                    Status::Unavail
-                                }
+                                // glibc's nss_dns: nobody listening, or no socket to ask
+                                // with, is UNAVAIL.
+                                DnsFailureKind::Unreachable
+                                | DnsFailureKind::LocalLimit
+                                | DnsFailureKind::Other => Status::Unavail,
                                 _ => Status::TryAgain,
                             };
                             self.dns_failure = Some((kind, message.clone()));
@@ -635,6 +637,13 @@ fn describe(failed: Failed, servers: &[ServerAttempt]) -> (DnsFailureKind, Strin
             format!(
                 "the DNS server is unreachable: {}",
                 named(&[ServerOutcome::Unreachable, ServerOutcome::Error])
+            ),
+        ),
+        Failed::LocalLimit => (
+            DnsFailureKind::LocalLimit,
+            format!(
+                "no query sent: this machine could not open a socket to {}",
+                named(&[ServerOutcome::LocalLimit])
             ),
         ),
     }

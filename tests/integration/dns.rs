@@ -2,10 +2,11 @@
 //! silent one: each answer and each failure, with the check id, verdict and catalog row.
 
 use crate::support::dns::{dnsmasq, silent_dns};
-use crate::support::run::{assert_check, check, netcheck};
+use crate::support::run::{Netcheck, assert_check, check, netcheck};
 
-fn dns_run(server: &str, account: &str) -> serde_json::Value {
-    let r = netcheck(&[
+/// `netcheck run --only dns.account` asking `server` for `account`, JSON on stdout.
+fn dns_command(server: &str, account: &str) -> Netcheck {
+    netcheck(&[
         "run",
         "--account",
         account,
@@ -18,7 +19,10 @@ fn dns_run(server: &str, account: &str) -> serde_json::Value {
         "--timeout",
         "2",
     ])
-    .run();
+}
+
+fn dns_run(server: &str, account: &str) -> serde_json::Value {
+    let r = dns_command(server, account).run();
     assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
     r.json()
 }
@@ -169,4 +173,50 @@ fn a_dns_filter_answering_0_0_0_0_is_a_sinkhole() {
     let report = r.json();
     assert_check(&report, "dns.account", "fail", Some("dns-sinkhole"));
     assert_check(&report, "tcp.account", "skip", None);
+}
+
+/// Out of file descriptors when the query's socket is opened: a real `RLIMIT_NOFILE` (soft and
+/// hard, so netcheck cannot raise it) set on the child by `prlimit`. How many descriptors the
+/// runtime holds by then is not fixed, so the limit is raised one at a time from where netcheck
+/// can start at all until the check passes; every run in between must blame this machine, not
+/// the DNS server.
+#[test]
+fn no_descriptor_for_the_query_is_a_local_limit() {
+    let Some(dns) = dnsmasq(&[
+        "--host-record=myorg-myaccount.snowflakecomputing.com,127.0.0.1",
+        "--local=/snowflakecomputing.com/",
+    ]) else {
+        return;
+    };
+    let empty_home = std::env::temp_dir().join(format!("netcheck-nofile-{}", std::process::id()));
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let mut starved = 0;
+    for limit in 3..64 {
+        let r = dns_command(&dns.addr.to_string(), "myorg-myaccount")
+            .env("SNOWFLAKE_HOME", &empty_home.to_string_lossy())
+            .via(&["prlimit", &format!("--nofile={limit}:{limit}"), "--"])
+            .run();
+        if r.stdout.is_empty() {
+            // Too few to start the runtime: no report at all.
+            assert!(starved == 0, "limit {limit}: {}", r.stderr);
+            continue;
+        }
+        let report = r.json();
+        if check(&report, "dns.account")["verdict"] == "pass" {
+            break;
+        }
+        assert_check(&report, "dns.account", "fail", Some("local-open-files"));
+        let ev = &check(&report, "dns.account")["evidence"];
+        assert_eq!(ev["error"]["kind"], "local-limit", "{ev:#}");
+        assert_eq!(
+            ev["error"]["servers"][0]["outcome"], "local-limit",
+            "{ev:#}"
+        );
+        starved += 1;
+    }
+    let _ = std::fs::remove_dir(&empty_home);
+    assert!(
+        starved > 0,
+        "no limit left netcheck short of a socket for the query"
+    );
 }

@@ -398,18 +398,26 @@ fn emulate_leaves_a_users_directory_untouched() {
     }
 }
 
-/// Runs `script` (sh) in new mount and network namespaces; `None` (and says why) when this
-/// machine cannot make them (not root, no unshare).
-fn in_namespaces(script: &str, env: &[(&str, &str)], limit: Duration) -> Option<(bool, String)> {
+/// Whether this machine can make mount and network namespaces (says why not).
+fn can_unshare() -> bool {
     let probe = Command::new("unshare")
         .args(["--mount", "--net", "true"])
         .stderr(Stdio::null())
         .status();
-    if !probe.is_ok_and(|s| s.success()) {
+    let can = probe.is_ok_and(|s| s.success());
+    if !can {
         skip(
             Lack::Tool,
             "cannot make mount and network namespaces (unshare needs root)",
         );
+    }
+    can
+}
+
+/// Runs `script` (sh) in new mount and network namespaces; `None` (and says why) when this
+/// machine cannot make them (not root, no unshare).
+fn in_namespaces(script: &str, env: &[(&str, &str)], limit: Duration) -> Option<(bool, String)> {
+    if !can_unshare() {
         return None;
     }
     let mut child = Command::new("unshare")
@@ -637,4 +645,101 @@ fn probes_at_once_are_bounded_by_the_descriptors_free() {
         let error = h["error"].as_str().unwrap();
         assert!(error.contains("no answer within"), "{error}");
     }
+}
+
+/// Mounts `resolv`, `hosts` and `nsswitch` over the system's own files, in mount and network
+/// namespaces of the run's own (nothing it could ask is reachable), and runs `dns.account`
+/// under a 5 s deadline; `None` (and says why) when this machine cannot make the namespaces.
+fn with_system_files(resolv: &Path, hosts: &Path, nsswitch: &Path) -> Option<(Run, Value)> {
+    if !can_unshare() {
+        return None;
+    }
+    let script = "mount --bind \"$1\" /etc/resolv.conf && mount --bind \"$2\" /etc/hosts && \
+                  mount --bind \"$3\" /etc/nsswitch.conf && shift 3 && exec \"$@\"";
+    let files = [resolv, hosts, nsswitch].map(|p| p.to_str().unwrap());
+    let mut wrapper = vec!["unshare", "--mount", "--net", "sh", "-c", script, "sh"];
+    wrapper.extend(files);
+    let r = run_bounded(
+        &wrapper,
+        &[
+            "run",
+            "--account",
+            "myorg-myaccount",
+            "--only",
+            "dns.account",
+            "--format",
+            "json",
+            "--timeout",
+            "2",
+            "--deadline",
+            "5",
+        ],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = r.json();
+    Some((r, report))
+}
+
+/// A FIFO with no writer as `/etc/resolv.conf`: netcheck opened it blocking, before the run's
+/// deadline started, and hung forever. Now it is refused at once, named in the evidence, and the
+/// run ends well within its deadline.
+#[test]
+fn a_fifo_as_resolv_conf_is_named_and_the_run_keeps_its_deadline() {
+    let dir = TempDir::new("fifo-resolv");
+    let (resolv, hosts, nsswitch) = (
+        dir.path().join("resolv.conf"),
+        dir.path().join("hosts"),
+        dir.path().join("nsswitch.conf"),
+    );
+    Hazard::Fifo.make(&resolv);
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(&nsswitch, "hosts: files dns\n").unwrap();
+    let Some((r, report)) = with_system_files(&resolv, &hosts, &nsswitch) else {
+        return;
+    };
+    assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+    assert_check(&report, "dns.account", "fail", Some("dns-servfail"));
+    let ev = &check(&report, "dns.account")["evidence"];
+    let problem = ev["resolver"]["problems"][0].as_str().unwrap_or_default();
+    assert!(
+        problem.starts_with("/etc/resolv.conf: ") && problem.contains(&Hazard::Fifo.words("")),
+        "{ev:#}"
+    );
+    assert!(
+        ev["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("FIFO")),
+        "{ev:#}"
+    );
+}
+
+/// An `/etc/hosts` over its cap (64 MiB, sparse) was cut at the cap without a word: lookups then
+/// missed lines past it. Now the `files` source is unavailable and the evidence says why.
+#[test]
+fn a_hosts_file_over_its_cap_is_a_problem_in_the_evidence_not_cut_short() {
+    let dir = TempDir::new("huge-hosts");
+    let (resolv, hosts, nsswitch) = (
+        dir.path().join("resolv.conf"),
+        dir.path().join("hosts"),
+        dir.path().join("nsswitch.conf"),
+    );
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+    std::fs::File::create(&hosts)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    std::fs::write(&nsswitch, "hosts: files\n").unwrap();
+    let Some((_, report)) = with_system_files(&resolv, &hosts, &nsswitch) else {
+        return;
+    };
+    assert_check(&report, "dns.account", "fail", Some("dns-nxdomain"));
+    let ev = &check(&report, "dns.account")["evidence"];
+    assert_eq!(
+        ev["resolver"]["problems"][0],
+        "/etc/hosts: it is larger than 64 MiB, the cap for a hosts file",
+        "{ev:#}"
+    );
+    assert_eq!(ev["error"]["sources"][0]["status"], "unavail", "{ev:#}");
 }

@@ -1,19 +1,23 @@
 //! The one reader for the local files netcheck is pointed at: the private key, the OAuth token
 //! file, `connections.toml`
 //! and `config.toml`, the `--config` JSON, `--ca-file`, `--allowlist` and the emulator's
-//! `--fault-file`.
+//! `--fault-file`; and for the system's own name-service files (`/etc/resolv.conf`,
+//! `/etc/nsswitch.conf`, `/etc/hosts`), which a bad day can turn into the same hazards.
 //!
 //! A path can name anything: a FIFO (which would block forever), `/dev/zero` (endless), a
 //! directory, a socket, or a regular file far larger than any real one. So a file is opened
 //! without blocking, judged by what the open descriptor is (a symlink counts as what it points
 //! to), read only when it is a regular file, and cut at a cap for its kind. Anything else is a
 //! [`FileError`] naming the file, its kind and the cap — a usage error (exit 2), decided in
-//! milliseconds, never a hang or an exhausted memory.
+//! milliseconds, never a hang or an exhausted memory. A regular file on a network mount whose
+//! server does not answer blocks in the kernel whatever the flags, and these reads come before
+//! the run's deadline starts: so each read is also bounded in time ([`READ_TIME_LIMIT`]).
 
 use std::fmt;
 use std::fs::{File, FileType};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A private key: a 16384-bit RSA key, the largest tools make, is about 13 KB as encrypted
 /// PKCS#8 PEM, so 64 KiB holds any real key with room to spare.
@@ -31,6 +35,16 @@ pub const CA_FILE_CAP: u64 = 4 * 1024 * 1024;
 /// so 4 MiB (some 40,000 entries) is a thousand times a real one, and still parses in a fraction
 /// of a second — reading and parsing happen before the run's deadline starts.
 pub const ALLOWLIST_CAP: u64 = 4 * 1024 * 1024;
+/// `/etc/resolv.conf`, `/etc/nsswitch.conf`: a few hundred bytes; 1 MiB is far beyond any real
+/// one.
+pub const SYSTEM_CONF_CAP: u64 = 1024 * 1024;
+/// `/etc/hosts`: hosts files used as ad blockers run to a few MB, so 64 MiB holds any real one.
+pub const HOSTS_FILE_CAP: u64 = 64 * 1024 * 1024;
+
+/// How long opening and reading one file may take. A local disk answers in milliseconds, even a
+/// hosts file at its cap; a file on a hung network mount never does, and would hold the run
+/// forever before its deadline starts.
+pub const READ_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 /// What a file is for; each kind has its own cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +59,10 @@ pub enum FileKind {
     CaFile,
     /// `--allowlist`: the JSON output of `SYSTEM$ALLOWLIST()`.
     Allowlist,
+    /// `/etc/resolv.conf`, `/etc/nsswitch.conf`.
+    SystemConf,
+    /// `/etc/hosts`.
+    HostsFile,
 }
 
 impl FileKind {
@@ -57,6 +75,8 @@ impl FileKind {
             Self::Config => CONFIG_CAP,
             Self::CaFile => CA_FILE_CAP,
             Self::Allowlist => ALLOWLIST_CAP,
+            Self::SystemConf => SYSTEM_CONF_CAP,
+            Self::HostsFile => HOSTS_FILE_CAP,
         }
     }
 }
@@ -69,6 +89,8 @@ impl fmt::Display for FileKind {
             Self::Config => "configuration file",
             Self::CaFile => "CA file",
             Self::Allowlist => "allowlist",
+            Self::SystemConf => "system configuration file",
+            Self::HostsFile => "hosts file",
         })
     }
 }
@@ -113,6 +135,9 @@ pub enum Problem {
     /// Not UTF-8 text.
     #[error("it is not UTF-8 text")]
     NotText,
+    /// Opening and reading did not finish in time: a network mount that does not answer.
+    #[error("it was not read within {} (a network mount that does not answer?)", secs(*.0))]
+    TimedOut(Duration),
 }
 
 /// Reads a whole file of `kind` as bytes, bounded by the kind's cap.
@@ -135,6 +160,34 @@ pub fn read_text(path: &Path, kind: FileKind) -> Result<String, FileError> {
 }
 
 fn read_bounded(path: &Path, kind: FileKind) -> Result<Vec<u8>, Problem> {
+    let path = path.to_owned();
+    within(READ_TIME_LIMIT, move || read_now(&path, kind))
+}
+
+/// Runs `op` on a thread of its own and waits for it at most `limit`. A system call stuck in the
+/// kernel cannot be cancelled, so such a thread is left behind; the caller still gets its
+/// answer in time.
+fn within<T: Send + 'static>(
+    limit: Duration,
+    op: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("netcheck-read".into())
+        .spawn(move || {
+            let _ = tx.send(op());
+        })
+        .map_err(Problem::Io)?;
+    rx.recv_timeout(limit).unwrap_or_else(|e| match e {
+        RecvTimeoutError::Timeout => Err(Problem::TimedOut(limit)),
+        RecvTimeoutError::Disconnected => Err(Problem::Io(std::io::Error::other(
+            "the reading thread ended without an answer",
+        ))),
+    })
+}
+
+fn read_now(path: &Path, kind: FileKind) -> Result<Vec<u8>, Problem> {
     let cap = kind.cap();
     let too_large = Problem::TooLarge { cap, kind };
     let file = open_nonblocking(path).map_err(|e| {
@@ -206,6 +259,11 @@ fn describe(file_type: FileType) -> &'static str {
     } else {
         "not a file"
     }
+}
+
+/// `5 s`, `0.2 s`: a time limit in words.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// `64 KiB`, `4 MiB`: the caps are whole multiples.
@@ -344,6 +402,38 @@ mod tests {
         std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
         let err = read_text(&path, FileKind::PrivateKey).unwrap_err();
         assert!(matches!(err.problem, Problem::NotText));
+    }
+
+    /// A read that blocks in the kernel — here the blocking open of a FIFO with no writer, as
+    /// a file on a hung network mount blocks — is given up after the limit, naming it.
+    #[test]
+    fn a_read_stuck_in_the_kernel_is_given_up_in_time() {
+        let dir = Dir::new("stuck");
+        let fifo = dir.0.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        let stuck = fifo.clone();
+        let err = within(Duration::from_millis(200), move || {
+            File::open(&stuck).map(drop).map_err(Problem::Io)
+        })
+        .unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            err.to_string(),
+            "it was not read within 0.2 s (a network mount that does not answer?)"
+        );
+        // A writer releases the thread left behind.
+        let _writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     }
 
     #[test_case(64 * 1024, "64 KiB")]

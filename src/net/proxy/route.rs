@@ -114,15 +114,18 @@ pub struct Destination<'a> {
 
 /// Opens a tunnel to `to` through `proxy`, reached at `proxy_addr`, each leg bounded by
 /// `timeout`. `proxy_trust` verifies an `https://` proxy's certificate (the trust roots plus
-/// `--proxy-cacert`).
+/// `--proxy-cacert`). `mss`, when given, is advertised on the connection to the proxy (see
+/// [`connect::connect_with`]): a path-MTU black hole between here and the proxy lets only small
+/// segments through.
 pub async fn open_tunnel(
     proxy_addr: SocketAddr,
     proxy: &ProxyUrl,
     to: Destination<'_>,
     proxy_trust: &TrustStore,
     timeout: Duration,
+    mss: Option<u32>,
 ) -> Result<(RouteStream, Tunnel), TunnelError> {
-    let (tcp, _) = connect::connect(proxy_addr, timeout)
+    let (tcp, _) = connect::connect_with(proxy_addr, timeout, mss)
         .await
         .map_err(TunnelError::Connect)?;
     match proxy.scheme {

@@ -29,7 +29,8 @@ pub struct SocksReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display)]
 #[serde(rename_all = "snake_case")]
 pub enum SocksFailureKind {
-    /// Reply 2 (SOCKS5), or 91 (SOCKS4, rejected): the proxy's rules refuse this destination.
+    /// Reply 2 (SOCKS5): the proxy's rules refuse this destination. SOCKS4 has no such reply:
+    /// its 91 means "rejected or failed" and is a [`SocksFailureKind::ServerFailure`].
     #[strum(serialize = "the proxy's rules do not allow this connection")]
     NotAllowed,
     /// Replies 3, 4, 6: the proxy cannot reach the destination (no route, TTL expired).

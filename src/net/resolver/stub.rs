@@ -36,6 +36,9 @@ pub enum ServerOutcome {
     Unreachable,
     /// No answer within the wait.
     Timeout,
+    /// This machine could not open the query's socket (out of file descriptors): nothing was
+    /// sent, so the server is not to blame.
+    LocalLimit,
     /// A socket error or an unreadable answer.
     Error,
 }
@@ -76,6 +79,8 @@ pub(super) enum Failed {
     Unreachable,
     /// The servers were silent (or the step's time ran out).
     Timeout,
+    /// No query could be sent: this machine is out of file descriptors.
+    LocalLimit,
 }
 
 /// Resolves `host` for the record types in `types` (asked together), trying the search list as
@@ -147,6 +152,8 @@ async fn query_servers(
                 (ServerOutcome::Answer, Some(found)) => return Ok(found),
                 (ServerOutcome::NxDomain, _) => return Err(Failed::NxDomain),
                 (ServerOutcome::NoData, _) => return Err(Failed::NoData),
+                // The next server needs a socket too: asking it would only repeat this.
+                (ServerOutcome::LocalLimit, _) => return Err(Failed::LocalLimit),
                 _ => seen.push(outcome),
             }
         }
@@ -205,12 +212,17 @@ enum Exchange {
     Timeout(Vec<Message>),
     Truncated,
     Unreachable(String),
+    /// This machine is out of file descriptors (`EMFILE`/`ENFILE`).
+    LocalLimit(String),
     Error(String),
 }
 
 impl From<std::io::Error> for Exchange {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
+        if crate::limits::is_descriptor_exhaustion(&e) {
+            return Self::LocalLimit(e.to_string());
+        }
         match e.kind() {
             K::ConnectionRefused => Self::Unreachable("port unreachable".into()),
             K::HostUnreachable | K::NetworkUnreachable => Self::Unreachable(e.to_string()),
@@ -314,6 +326,7 @@ fn judge(
         // Part of the answers: glibc also settles for the family that answered.
         Err(Exchange::Timeout(a)) => (a, Some(wait)),
         Err(Exchange::Unreachable(why)) => return (ServerOutcome::Unreachable, Some(why), None),
+        Err(Exchange::LocalLimit(why)) => return (ServerOutcome::LocalLimit, Some(why), None),
         Err(Exchange::Error(why)) => {
             return (ServerOutcome::Error, Some(why), None);
         }

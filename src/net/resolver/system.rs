@@ -2,25 +2,22 @@
 //! `/etc/nsswitch.conf` (which sources, in which order, with which `[STATUS=ACTION]`s),
 //! `/etc/resolv.conf` (nameservers, search list, `ndots`, `timeout`, `attempts`, `rotate`, with
 //! glibc's limits) and `/etc/hosts`. Parsing is pure; only [`SystemConf::read`] touches files,
-//! each read bounded in size.
+//! through [`crate::local_file`]: regular files only, opened without blocking, and a file over
+//! its cap is a problem in the evidence, never silently cut short.
 
-use std::io::Read as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::local_file::{FileError, FileKind};
+
 /// glibc's defaults and limits (`resolv/resolv.h`, `res_init.c`).
 const MAX_NAMESERVERS: usize = 3;
 const MAX_NDOTS: u32 = 15;
 const MAX_TIMEOUT_SECS: u32 = 30;
 const MAX_ATTEMPTS: u32 = 5;
-
-/// The most netcheck reads of each file: far beyond any real configuration (hosts files used as
-/// ad blockers run to a few MB), so a runaway file cannot eat the machine.
-const MAX_CONF_BYTES: u64 = 1024 * 1024;
-const MAX_HOSTS_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One source on the `hosts:` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +209,8 @@ pub(super) struct SystemConf {
     pub(super) dns_error: Option<String>,
     /// `Err`: /etc/hosts could not be read (the `files` source is then unavailable).
     pub(super) hosts: Result<HostsFile, String>,
+    /// Why an nsswitch.conf that exists could not be read (glibc's default order applies).
+    pub(super) nsswitch_error: Option<String>,
 }
 
 /// `/etc/hosts` as glibc's `files` module reads it: an address, then the names it answers for;
@@ -259,21 +258,26 @@ impl SystemConf {
     /// Reads `/etc/nsswitch.conf`, `/etc/resolv.conf` and `/etc/hosts`. Tests give the lab's own
     /// copies by bind-mounting them over these paths in a mount namespace of their own.
     pub(super) fn read() -> Self {
-        let nsswitch = read_bounded(Path::new("/etc/nsswitch.conf"), MAX_CONF_BYTES).ok();
+        let nsswitch = read_text(NSSWITCH, FileKind::SystemConf);
         // Without resolv.conf glibc asks the local machine: its defaults are an empty file's.
-        let resolv = match read_bounded(Path::new("/etc/resolv.conf"), MAX_CONF_BYTES) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        let resolv = match read_text(RESOLV_CONF, FileKind::SystemConf) {
+            Err(e) if e.is_not_found() => Ok(String::new()),
             other => other,
         };
-        let hosts = read_bounded(Path::new("/etc/hosts"), MAX_HOSTS_BYTES);
+        let hosts = read_text(HOSTS, FileKind::HostsFile);
         // Where glibc's gethostname() reads on Linux; only its domain part is used.
-        let hostname = read_bounded(Path::new("/proc/sys/kernel/hostname"), 256).ok();
-        Self::from_texts(
-            nsswitch.as_deref(),
-            resolv.as_deref().map_err(ToString::to_string),
-            hosts.as_deref().map_err(ToString::to_string),
+        let hostname = read_text("/proc/sys/kernel/hostname", FileKind::SystemConf).ok();
+        let mut conf = Self::from_texts(
+            nsswitch.as_deref().ok(),
+            resolv.as_deref().map_err(|e| e.problem.to_string()),
+            hosts.as_deref().map_err(|e| e.problem.to_string()),
             hostname.as_deref().map(str::trim),
-        )
+        );
+        conf.nsswitch_error = nsswitch
+            .err()
+            .filter(|e| !e.is_not_found())
+            .map(|e| format!("{NSSWITCH}: {}", e.problem));
+        conf
     }
 
     /// Builds the configuration from the files' contents (`Err`: why a file could not be read).
@@ -299,29 +303,32 @@ impl SystemConf {
         };
         let (dns, dns_error) = match resolv {
             Ok(text) => (Some(parse_resolv_conf(text, hostname)), None),
-            Err(e) => (None, Some(format!("/etc/resolv.conf: {e}"))),
+            Err(e) => (None, Some(format!("{RESOLV_CONF}: {e}"))),
         };
         let hosts = hosts
             .map(HostsFile::parse)
-            .map_err(|e| format!("/etc/hosts: {e}"));
+            .map_err(|e| format!("{HOSTS}: {e}"));
         Self {
             sources,
             hosts_line,
             dns,
             dns_error,
             hosts,
+            nsswitch_error: None,
         }
     }
 }
 
-/// Reads at most `cap` bytes of a file as text (a stray non-UTF-8 byte in a comment must not
-/// make the whole file unreadable, so invalid sequences are replaced).
-fn read_bounded(path: &Path, cap: u64) -> std::io::Result<String> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(cap)
-        .read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+const NSSWITCH: &str = "/etc/nsswitch.conf";
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+const HOSTS: &str = "/etc/hosts";
+
+/// Reads a whole file as text, bounded and refused as [`crate::local_file`] does; a stray
+/// non-UTF-8 byte in a comment must not make the whole file unreadable, so invalid sequences are
+/// replaced.
+fn read_text(path: impl AsRef<Path>, kind: FileKind) -> Result<String, FileError> {
+    crate::local_file::read(path.as_ref(), kind)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The names glibc's `res_search` tries for `host`, in order: as given first when it has at

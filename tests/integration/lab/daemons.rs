@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::netns::{ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, EDGE_IP6, PRIVATELINK_IP, Side, Topology};
+use super::netns::{
+    ACCOUNT_IP, ACCOUNT_IP6, EDGE_IP, EDGE_IP6, PRIVATELINK_IP, Side, Topology, status,
+};
 use super::scenario::{
     ACCOUNT_HOST, Dns, DnsAnswer, INGEST_HOST, PRIVATELINK_HOST, Proxy, ProxyKind, STAGE_HOST,
     Server, TLS_FRONT_PORT, TlsPolicy,
@@ -324,7 +326,8 @@ pub fn proxy(
         ProxyKind::Squid => squid(topo, dir, p)?,
         ProxyKind::Tinyproxy => tinyproxy(topo, dir, p)?,
         ProxyKind::Mitmproxy => mitmproxy(topo, dir, upstream_ca)?,
-        ProxyKind::Dante => dante(topo, dir)?,
+        ProxyKind::Dante => dante(topo, dir, p)?,
+        ProxyKind::SshDynamic => ssh_dynamic(topo, dir)?,
         ProxyKind::BlockPage => {
             return Err(SetupError::Failed(
                 "the block-page proxy is a userspace element, not a daemon".into(),
@@ -361,17 +364,28 @@ pub fn stunnel(
 }
 
 /// Dante on the edge router: SOCKS4, 4a, 5 and 5h from the LAN, connecting out from the WAN
-/// address; its log lists every connection it relays.
-fn dante(topo: &Topology, dir: &Workdir) -> Result<Daemon, SetupError> {
+/// address; its log lists every connection it relays. Each `deny` entry (an address with its
+/// mask, or a host name) gets a `socks block` rule ahead of the pass rule: Dante refuses it with
+/// SOCKS's "not allowed by ruleset" reply (5: code 2, 4: code 91).
+fn dante(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError> {
     let bin = binary("danted", "dante-server")?;
     let log = dir.path().join("danted.log");
-    let conf = format!(
+    let mut conf = format!(
         "logoutput: {}\ninternal: {EDGE_IP} port = {}\nexternal: 198.18.2.1\n\
          clientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n\
-         client pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  log: connect error\n}}\n\
-         socks pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}}\n",
+         client pass {{\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  log: connect error\n}}\n",
         log.display(),
         ProxyKind::Dante.port()
+    );
+    for to in &p.deny {
+        writeln!(
+            conf,
+            "socks block {{\n  from: 198.18.1.0/24 to: {to}\n  log: connect error\n}}"
+        )
+        .expect("string");
+    }
+    conf.push_str(
+        "socks pass {\n  from: 198.18.1.0/24 to: 0.0.0.0/0\n  command: connect\n  log: connect error\n}\n",
     );
     let conf = dir.write("danted.conf", &conf);
     // socks4a and socks5h send the name: Dante resolves it through libc.
@@ -379,6 +393,74 @@ fn dante(topo: &Topology, dir: &Workdir) -> Result<Daemon, SetupError> {
     let mut c = wrapped(topo, &hosts, &resolv, &bin);
     c.arg("-f").arg(conf).arg("-N").arg("1");
     Daemon::spawn("danted", c, dir)
+}
+
+/// Where the lab's sshd listens, on the edge router's loopback.
+const SSHD: &str = "127.0.0.1:2222";
+
+/// The SOCKS side of OpenSSH's dynamic forwarding: `ssh -D` on the edge router, logged in to
+/// [`sshd`] with a key made here. Its `socks4a` and `socks5h` requests carry the name, which sshd
+/// resolves.
+fn ssh_dynamic(topo: &Topology, dir: &Workdir) -> Result<Daemon, SetupError> {
+    let bin = binary("ssh", "openssh-client")?;
+    let d = dir.path().join("ssh");
+    let listen = SocketAddr::new(
+        EDGE_IP.parse().expect("constant"),
+        ProxyKind::SshDynamic.port(),
+    );
+    let mut c = topo.command(Side::Edge, &bin.to_string_lossy());
+    c.args(["-N", "-D", &listen.to_string(), "-i"])
+        .arg(d.join("client_key"))
+        .args([
+            "-p",
+            "2222",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+        ]);
+    Daemon::spawn("ssh", c, dir)
+}
+
+/// An sshd of the lab's own on the edge router's loopback ([`SSHD`]), taking only the key
+/// [`ssh_dynamic`] logs in with; it opens the forwarded connections from the WAN side and
+/// resolves names through the proxies' hosts file.
+pub fn sshd(topo: &Topology, dir: &Workdir) -> Result<Daemon, SetupError> {
+    let bin = binary("sshd", "openssh-server")?;
+    let keygen = binary("ssh-keygen", "openssh-client")?;
+    let d = dir.path().join("ssh");
+    std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+    // sshd refuses to start without its privilege separation directory.
+    std::fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
+    for key in ["host_key", "client_key"] {
+        let mut c = Command::new(&keygen);
+        c.args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(d.join(key));
+        status(c, "ssh-keygen")?;
+    }
+    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
+        .map_err(|e| e.to_string())?;
+    let ds = d.display();
+    let conf = dir.write(
+        "sshd_config",
+        &format!(
+            "ListenAddress {SSHD}\nHostKey {ds}/host_key\nPidFile none\n\
+             AuthorizedKeysFile {ds}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             StrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nAllowTcpForwarding yes\nLogLevel VERBOSE\n"
+        ),
+    );
+    let (hosts, resolv) = private_etc(dir);
+    let mut c = wrapped(topo, &hosts, &resolv, &bin);
+    c.args(["-D", "-e", "-f"]).arg(conf);
+    Daemon::spawn("sshd", c, dir)?.wait(topo, Side::Edge, SSHD.parse().expect("constant"))
 }
 
 fn squid(topo: &Topology, dir: &Workdir, p: &Proxy) -> Result<Daemon, SetupError> {

@@ -382,6 +382,7 @@ fn describe_proxy(p: &Proxy) -> String {
         ProxyKind::Tinyproxy => "tinyproxy",
         ProxyKind::Mitmproxy => "mitmproxy (TLS-intercepting, its own CA)",
         ProxyKind::Dante => "Dante (SOCKS)",
+        ProxyKind::SshDynamic => "OpenSSH dynamic forwarding (ssh -D, SOCKS)",
         ProxyKind::BlockPage => "a filtering proxy that answers the tunnel with a block page",
     };
     let mut line = format!("proxy: {name} on {EDGE_IP}:{}", p.kind.port());
@@ -409,7 +410,13 @@ fn describe_proxy(p: &Proxy) -> String {
         let _ = write!(line, ", CONNECT allowed only to {}", p.allow.join(" "));
     }
     if !p.deny.is_empty() {
-        let _ = write!(line, ", CONNECT denied to {}", p.deny.join(" "));
+        // Dante refuses with a `socks block` rule, whatever the SOCKS command.
+        let refused = if p.kind == ProxyKind::Dante {
+            "SOCKS requests blocked to"
+        } else {
+            "CONNECT denied to"
+        };
+        let _ = write!(line, ", {refused} {}", p.deny.join(" "));
     }
     if let Some(a) = &p.auth {
         let _ = write!(line, ", Basic authentication (user `{}`)", a.user);

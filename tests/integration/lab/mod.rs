@@ -225,6 +225,7 @@ impl Lab {
             "squid/access.log",
             "tinyproxy/tinyproxy.log",
             "danted.log",
+            "sshd.out",
             "nginx/error.log",
         ] {
             if let Ok(text) = std::fs::read_to_string(self.dir.path().join(name)) {
@@ -254,6 +255,9 @@ fn start_proxy(
             BLOCK_PAGE_TITLE.into(),
         )?);
     } else {
+        if proxy.kind == ProxyKind::SshDynamic {
+            daemons.push(daemons::sshd(topo, dir)?);
+        }
         daemons.push(daemons::proxy(topo, dir, proxy, snowflake_ca)?);
     }
     if let Some(front) = proxy.tls_front {

@@ -362,7 +362,8 @@ fn ip(args: &[&str]) -> Result<(), String> {
     status(c, &format!("ip {}", args.join(" ")))
 }
 
-fn status(mut c: Command, what: &str) -> Result<(), String> {
+/// Runs a command to completion; its stderr is the error.
+pub fn status(mut c: Command, what: &str) -> Result<(), String> {
     let out = c
         .stdin(Stdio::null())
         .output()

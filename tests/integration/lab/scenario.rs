@@ -282,8 +282,11 @@ pub enum ProxyKind {
     Tinyproxy,
     /// mitmproxy (TLS-intercepting) on 198.18.1.1:8080.
     Mitmproxy,
-    /// Dante (SOCKS4/4a/5/5h) on 198.18.1.1:1080.
+    /// Dante (SOCKS4/5; it ignores the name `socks4a` sends) on 198.18.1.1:1080.
     Dante,
+    /// OpenSSH's dynamic forwarding (`ssh -D`: SOCKS4, 4a and 5) on 198.18.1.1:1081, through
+    /// an sshd of the lab's own on the edge router: the packaged server that speaks `socks4a`.
+    SshDynamic,
     /// A small proxy of the lab's own on 198.18.1.1:3130 that answers CONNECT with 200, then
     /// answers the `ClientHello` with an HTML block page and closes, as filtering appliances do.
     BlockPage,
@@ -297,6 +300,7 @@ impl ProxyKind {
             Self::Tinyproxy => 8888,
             Self::Mitmproxy => 8080,
             Self::Dante => 1080,
+            Self::SshDynamic => 1081,
             Self::BlockPage => 3130,
         }
     }
