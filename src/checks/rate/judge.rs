@@ -6,15 +6,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Step;
+use super::{HELD, Step};
 use super::sender::ChannelReport;
 use crate::catalog::RowId;
 use crate::load::{self, Layout, Load};
 use crate::outcome::Outcome;
 use crate::snowflake::rest::ApiCall;
-
-/// Below this share of the asked rate, the rate was not held.
-const HELD: f64 = 0.9;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Serialize)]

@@ -3,8 +3,8 @@
 //! while steps hold, then bisecting between the highest held and the lowest not held until they
 //! are within [`PRECISION`] or `--duration` is spent. A step is not held when the server throttled
 //! (429), rows errored, the client's CPU reached [`SATURATED`] of `--max-cpu`, the append p95
-//! passed its budget, or the path did not carry the asked rate — and the first of these names
-//! what limited the capacity. The result is the highest rate held for a whole step (the steady
+//! passed its budget, or the path did not carry the asked rate (short of [`HELD`] of it) — and
+//! the first of these names what limited the capacity. The result is the highest rate held for a whole step (the steady
 //! interval), in events/s and MB/s, with the headroom against each row of the bandwidth table;
 //! every event of every step is accounted for (sent = committed + errored).
 
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::judge::{RateEvidence, append_budget, measure, over_budget};
-use super::{Step, Target, step};
+use super::{HELD, Step, Target, step};
 use crate::catalog::RowId;
 use crate::context::Ctx;
 use crate::load::{Load, Profile, Ramp};
@@ -21,8 +21,6 @@ use crate::outcome::Outcome;
 
 /// Bisecting stops once the lowest rate not held is within this factor of the highest held.
 const PRECISION: f64 = 1.1;
-/// A step holds its rate when it achieved at least this share of it.
-const HELD: f64 = 0.95;
 /// The client counts as saturated above this share of `--max-cpu`.
 const SATURATED: f64 = 0.9;
 /// Below this rate the ramp stops looking down.
