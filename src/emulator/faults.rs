@@ -595,6 +595,20 @@ impl Entry {
     }
 }
 
+/// A `throttle-above` limit in force, in rows per second.
+pub(crate) struct RowsCap<'a> {
+    rows: u64,
+    entry: &'a Entry,
+}
+
+impl RowsCap<'_> {
+    /// Whether an append that takes its channel's last second to `rows` is throttled; a counted
+    /// fault (`#N`) uses one application only when it throttles, as its docs promise.
+    pub(crate) fn throttles(&self, rows: u64) -> bool {
+        rows > self.rows && self.entry.take()
+    }
+}
+
 /// The faults in force, with lookups by endpoint and host.
 #[derive(Debug, Default)]
 pub(crate) struct FaultSet(Vec<Entry>);
@@ -641,11 +655,12 @@ impl FaultSet {
         })
     }
 
-    /// The `throttle-above` limit in rows per second, if any.
-    pub(crate) fn rows_per_sec_cap(&self, endpoint: ApiCall, host: Vhost) -> Option<u64> {
+    /// The `throttle-above` limit in force, if any. Looking it up uses none of its `#N`: only an
+    /// append it throttles does ([`RowsCap::throttles`]).
+    pub(crate) fn rows_per_sec_cap(&self, endpoint: ApiCall, host: Vhost) -> Option<RowsCap<'_>> {
         self.matching(Some(endpoint), host)
             .find_map(|e| match e.fault {
-                Fault::ThrottleAbove(rows) if e.take() => Some(rows),
+                Fault::ThrottleAbove(rows) => Some(RowsCap { rows, entry: e }),
                 _ => None,
             })
     }

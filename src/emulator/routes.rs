@@ -532,10 +532,8 @@ impl Call {
             );
         }
         let commit = !self.has_fault(&Fault::NoCommit);
-        let cap = self
-            .shared
-            .faults()
-            .rows_per_sec_cap(self.ctx.endpoint, self.ctx.vhost);
+        let faults = self.shared.faults();
+        let cap = faults.rows_per_sec_cap(self.ctx.endpoint, self.ctx.vhost);
         match self
             .shared
             .append(key, channel, &token, offset, parsed, commit, cap)

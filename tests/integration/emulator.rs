@@ -1054,6 +1054,93 @@ async fn counted_faults_clear_when_retried() {
     );
 }
 
+/// Appends `n` rows chained after `cont`: the status, and the next token when stored.
+async fn append_rows(
+    h: &Harness,
+    token: &str,
+    channel: &ChannelRef,
+    cont: &str,
+    n: u32,
+) -> (StatusCode, Option<String>) {
+    let r = h
+        .append_raw(
+            token,
+            channel,
+            &format!("continuationToken={cont}&offsetToken={n}"),
+            ndjson(&rows(0..n)),
+            None,
+        )
+        .await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        body["next_continuation_token"].as_str().map(str::to_owned),
+    )
+}
+
+#[tokio::test]
+async fn throttle_above_counts_only_appends_with_a_valid_token() {
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    h.emu
+        .set_faults(vec!["throttle-above=10@append".parse().unwrap()]);
+    let channel = pipe().channel("window");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (refused, _) = append_rows(&h, &token, &channel, "999_0", 8).await;
+    assert_eq!(refused, StatusCode::BAD_REQUEST, "a stale token is refused");
+    // The refused 8 rows were never stored, so they take no room in the channel's second.
+    let (stored, _) = append_rows(&h, &token, &channel, &cont, 8).await;
+    assert_eq!(stored, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_counted_throttle_above_counts_the_appends_it_throttles() {
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    // #1: the first append it throttles, not the first it sees.
+    h.emu
+        .set_faults(vec!["throttle-above=10@append#1".parse().unwrap()]);
+    let channel = pipe().channel("counted");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (first, next) = append_rows(&h, &token, &channel, &cont, 6).await;
+    let next = next.unwrap();
+    let (second, _) = append_rows(&h, &token, &channel, &next, 6).await;
+    let (third, _) = append_rows(&h, &token, &channel, &next, 6).await;
+    assert_eq!(
+        [first, second, third],
+        [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS, StatusCode::OK]
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_channel_takes_its_throttle_window_with_it() {
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    h.emu
+        .set_faults(vec!["throttle-above=10@append".parse().unwrap()]);
+    let channel = pipe().channel("reborn");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    assert_eq!(
+        append_rows(&h, &token, &channel, &cont, 8).await.0,
+        StatusCode::OK
+    );
+    let dropped = h
+        .http
+        .delete(h.ingest_url(&channel.channel_path()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.status(), StatusCode::OK);
+    // Opened again under the same name within the second: a new channel, an empty window.
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    assert_eq!(
+        append_rows(&h, &token, &channel, &cont, 8).await.0,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn reset_cuts_the_response_midway() {
     let h = Harness::default().await;
