@@ -631,6 +631,45 @@ async fn bodies_over_four_megabytes_on_the_wire_are_refused() {
 }
 
 #[tokio::test]
+async fn a_gzip_bomb_is_refused_with_413_and_nothing_is_stored() {
+    use std::io::Write as _;
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    let channel = pipe().channel("bomb");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    // 80 MiB of one row repeated (past the emulator's 64 MiB decompressed cap) in well under a
+    // MiB of gzip: cut at the cap, it would be stored as a shorter batch the client never sent.
+    let row = format!("{}\n", json!({"pad": "x".repeat(1000)}));
+    let chunk = row.repeat((1 << 20) / row.len());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for _ in 0..80 {
+        gz.write_all(chunk.as_bytes()).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < rest::MAX_APPEND_BYTES, "{} bytes", bomb.len());
+    let r = h
+        .append_raw(
+            &token,
+            &channel,
+            &format!("continuationToken={cont}&offsetToken=bomb"),
+            bomb,
+            Some("gzip"),
+        )
+        .await;
+    let (status, error) = error_of(r).await;
+    assert_eq!(
+        (status, error.code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "ERR_REQUEST_TOO_LARGE")
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let status = h.status(&token, &pipe(), &["bomb"]).await.channel_statuses["bomb"].clone();
+    assert_eq!(
+        (status.last_committed_offset_token, status.rows_inserted),
+        (None, 0)
+    );
+}
+
+#[tokio::test]
 async fn rows_that_are_not_json_objects_are_counted_as_errors() {
     let h = Harness::default().await;
     let token = h.scoped_token().await;
