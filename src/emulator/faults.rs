@@ -99,6 +99,9 @@ pub enum Fault {
     ChannelStatus(String),
     /// Appends are accepted (200) but the rows are never committed.
     NoCommit,
+    /// Appends are accepted (200) and their rows committed twice, as a server that replayed a
+    /// stored request would.
+    DoubleCommit,
     /// Another client reopens the channel just before each append: the appender's continuation
     /// token goes stale for real (the server's own sequencer check refuses it).
     Reopened,
@@ -206,6 +209,10 @@ const CATALOG: &[FaultHelp] = &[
     FaultHelp {
         syntax: "no-commit",
         meaning: "appends answer 200 but rows are never committed",
+    },
+    FaultHelp {
+        syntax: "double-commit",
+        meaning: "appends answer 200 and their rows are committed twice (a replayed request)",
     },
     FaultHelp {
         syntax: "reopened",
@@ -363,6 +370,7 @@ impl Fault {
             Self::MissingPrivilege => "missing-privilege",
             Self::ChannelStatus(_) => "channel-status",
             Self::NoCommit => "no-commit",
+            Self::DoubleCommit => "double-commit",
             Self::Reopened => "reopened",
             Self::InvalidToken => "invalid-token",
             Self::TokenExpired => "token-expired",
@@ -523,6 +531,7 @@ fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError
             "missing-pipe" => Fault::MissingPipe,
             "missing-privilege" => Fault::MissingPrivilege,
             "no-commit" => Fault::NoCommit,
+            "double-commit" => Fault::DoubleCommit,
             "reopened" => Fault::Reopened,
             "invalid-token" => Fault::InvalidToken,
             "token-expired" => Fault::TokenExpired,
@@ -715,6 +724,7 @@ mod tests {
     #[test_case("channel-status" => Fault::ChannelStatus("ERR_CHANNEL_NO_LONGER_EXISTS".into()))]
     #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(ApiCall::Append)))]
     #[test_case("reopened" => Fault::Reopened)]
+    #[test_case("double-commit@append#1" => Fault::DoubleCommit.on(FaultScope::Endpoint(ApiCall::Append)).times(1))]
     #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(ApiCall::Append)).times(2))]
     #[test_case("reset#1" => Fault::Reset.times(1))]
     #[test_case("invalid-token" => Fault::InvalidToken)]

@@ -536,12 +536,18 @@ impl Call {
                 None,
             );
         }
-        let commit = !self.has_fault(&Fault::NoCommit);
+        let copies = if self.has_fault(&Fault::NoCommit) {
+            0
+        } else if self.has_fault(&Fault::DoubleCommit) {
+            2
+        } else {
+            1
+        };
         let faults = self.shared.faults();
         let cap = faults.rows_per_sec_cap(self.ctx.endpoint, self.ctx.vhost);
         match self
             .shared
-            .append(key, channel, &token, offset, parsed, commit, cap)
+            .append(key, channel, &token, offset, parsed, copies, cap)
         {
             Ok(next_continuation_token) => Json(AppendRowsResponse {
                 status_code: 0,

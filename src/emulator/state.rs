@@ -62,6 +62,7 @@ struct Channel {
     status: ChannelStatus,
 }
 
+#[derive(Clone)]
 struct Batch {
     channel: (PipeKey, String),
     client_seq: u64,
@@ -468,7 +469,7 @@ impl State {
         Ok((continuation_token(seq, 0), status))
     }
 
-    /// Appends parsed rows; returns the next continuation token. With `rows_per_sec_cap`, a valid
+    /// Appends parsed rows, to be committed `copies` times; returns the next continuation token. With `rows_per_sec_cap`, a valid
     /// append that would take the channel's rows over the last second above it is throttled
     /// (429, not stored); an append refused for its channel or token never counts in the window.
     #[allow(clippy::too_many_arguments, reason = "one append's parts")]
@@ -479,7 +480,7 @@ impl State {
         token: &str,
         offset_token: Option<String>,
         parsed: ParsedRows,
-        commit: bool,
+        copies: usize,
         rows_per_sec_cap: Option<RowsCap<'_>>,
     ) -> Result<String, IngestError> {
         let mut ingest = self.ingest();
@@ -532,17 +533,17 @@ impl State {
         }
         ch.row_seq += 1;
         let next = continuation_token(ch.client_seq, ch.row_seq);
-        if commit {
-            pending.push_back(Batch {
-                channel: id,
-                client_seq,
-                ready_at: Instant::now() + self.commit_delay,
-                rows: parsed.rows,
-                errors: parsed.errors,
-                first_error: parsed.first_error,
-                offset_token,
-            });
-        }
+        let batch = Batch {
+            channel: id,
+            client_seq,
+            ready_at: Instant::now() + self.commit_delay,
+            rows: parsed.rows,
+            errors: parsed.errors,
+            first_error: parsed.first_error,
+            offset_token,
+        };
+        // Each copy is committed in turn: none (`no-commit`), once, or twice (`double-commit`).
+        pending.extend(std::iter::repeat_n(batch, copies));
         Ok(next)
     }
 

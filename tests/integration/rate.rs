@@ -562,3 +562,54 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
     );
     channels_dropped(&emu, 1);
 }
+
+/// Waits until the rate test has opened a channel (the round trip is done), then puts `faults`
+/// in force.
+async fn once_the_rate_test_opens(emu: &Emulator, faults: &[&str]) {
+    while !emu
+        .request_log()
+        .iter()
+        .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    emu.set_faults(faults.iter().map(|f| f.parse().unwrap()).collect());
+}
+
+/// A fixed rate of `events_per_sec` for `secs` on one channel.
+fn one_channel(events_per_sec: u32, secs: f64) -> RateArgs {
+    RateArgs {
+        rate: Some(netcheck::load::Rate::Events(events_per_sec)),
+        duration: secs,
+        channels: Some(1),
+        ..RateArgs::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_committed_twice_fails_rows_duplicated() {
+    let emu = emulator(Vec::new()).await;
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(50, 2.0)),
+        once_the_rate_test_opens(&emu, &["double-commit@append#1"])
+    );
+    assert_eq!(
+        (
+            outcome.verdict(),
+            outcome.row().map(netcheck::catalog::RowId::as_str)
+        ),
+        (Verdict::Fail, Some("rows-duplicated")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    let doubled = count(&outcome, "doubled");
+    assert!(doubled > 0, "{:#}", outcome.evidence);
+    assert_eq!(
+        (count(&outcome, "committed"), count(&outcome, "lost")),
+        (count(&outcome, "sent") + doubled, 0),
+        "{:#}",
+        outcome.evidence
+    );
+    channels_dropped(&emu, 1);
+}

@@ -1,6 +1,7 @@
 //! The rate test's verdict: every figure of the run (events and bytes per second against asked,
 //! append latency, commit lag, 429s, retries, CPU) and the accounting `sent = committed +
-//! errored`, judged in order of gravity.
+//! errored` — short of it rows were lost, past it rows were stored twice — judged in order of
+//! gravity.
 
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ pub(super) struct RateEvidence {
     /// Of the errored: rows the server refused to load.
     pub(super) rows_errored: u64,
     pub(super) lost: u64,
+    /// Rows the server accounted for (committed or errored) beyond those sent: a batch stored
+    /// twice.
+    pub(super) doubled: u64,
     status_polls: u32,
     /// The time the rate is measured on, in seconds.
     pub(super) span_s: f64,
@@ -90,6 +94,7 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         .sum();
     let errored = sum(|r| r.failed) + rows_errored;
     let lost = sent.saturating_sub(committed + errored);
+    let doubled = (committed + errored).saturating_sub(sent);
     // The span the rate is measured on: the asked duration, or longer when sending fell behind
     // (the last batch waiting for its tick is batching, not falling behind).
     let last_send = reports
@@ -152,6 +157,7 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         errored,
         rows_errored,
         lost,
+        doubled,
         status_polls: polled.polls,
         span_s: span,
         client_cpu_ms: cpu.map(crate::units::ms),
@@ -169,13 +175,13 @@ pub(super) fn judge(step: &Step) -> Outcome {
     } = step;
     let evidence = measure(step);
     let (asked_rate, span) = (evidence.asked_events_per_s, evidence.span_s);
-    let (sent, committed, errored, lost, rows_errored) = (
+    let (sent, committed, errored, rows_errored) = (
         evidence.sent,
         evidence.committed,
         evidence.errored,
-        evidence.lost,
         evidence.rows_errored,
     );
+    let (lost, doubled) = (evidence.lost, evidence.doubled);
     let summary = format!(
         "{:.0} of {asked_rate:.0} events/s ({:.2} MB/s) over {} channel(s) for {:.1} s; append p50/p95/p99 {} ms; commit lag p50 {} ms; sent {sent} = committed {committed} + errored {errored}{}",
         evidence.achieved_events_per_s,
@@ -190,12 +196,11 @@ pub(super) fn judge(step: &Step) -> Outcome {
         .map(show)
         .join("/"),
         show(evidence.commit_lag_ms.p50),
-        if lost > 0 {
-            format!(" + lost {lost}")
-        } else {
-            String::new()
-        },
+        imbalance(lost, doubled),
     );
+    if doubled > 0 {
+        return duplicated(doubled, &summary, evidence);
+    }
     if lost > 0 {
         let why = if polled.complete {
             "were not committed"
@@ -264,6 +269,26 @@ pub(super) fn over_budget(evidence: &RateEvidence, budget: Duration) -> bool {
         .append_latency_ms
         .p95
         .is_some_and(|p| p > crate::units::ms(budget))
+}
+
+/// The failure when `doubled` rows were committed beyond those sent (a batch stored twice).
+pub(super) fn duplicated(doubled: u64, summary: &str, evidence: impl Serialize) -> Outcome {
+    Outcome::fail(
+        RowId::RowsDuplicated,
+        format!("{doubled} row(s) were committed beyond those sent: {summary}"),
+        evidence,
+    )
+}
+
+/// What the accounting is short of (` + lost N`) or over by (` - doubled N`), for a summary.
+pub(super) fn imbalance(lost: u64, doubled: u64) -> String {
+    if lost > 0 {
+        format!(" + lost {lost}")
+    } else if doubled > 0 {
+        format!(" - doubled {doubled}")
+    } else {
+        String::new()
+    }
 }
 
 fn show(ms: Option<f64>) -> String {

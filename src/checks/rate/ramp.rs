@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::judge::{RateEvidence, append_budget, measure, over_budget};
+use super::judge::{
+    RateEvidence, append_budget, duplicated, imbalance, measure, over_budget,
+};
 use super::{HELD, Step, Target, step};
 use crate::catalog::RowId;
 use crate::context::Ctx;
@@ -133,6 +135,8 @@ struct ProbeEvidence {
     /// Of the errored: rows the server refused to load, over every step.
     rows_errored: u64,
     lost: u64,
+    /// Rows committed beyond those sent, over every step (a batch stored twice).
+    doubled: u64,
 }
 
 /// Ramps the rate (see the module docs) within `load.duration`; the capacity as the outcome.
@@ -165,6 +169,7 @@ pub(super) async fn probe(
         errored: 0,
         rows_errored: 0,
         lost: 0,
+        doubled: 0,
     };
     let (mut held, mut not_held) = (None::<u32>, None::<u32>);
     let mut rate = load.events_per_sec;
@@ -198,6 +203,7 @@ pub(super) async fn probe(
         evidence.errored += figures.errored;
         evidence.rows_errored += figures.rows_errored;
         evidence.lost += figures.lost;
+        evidence.doubled += figures.doubled;
         evidence.steps.push(StepReport {
             asked_events_per_s: figures.asked_events_per_s,
             achieved_events_per_s: figures.achieved_events_per_s,
@@ -226,7 +232,8 @@ pub(super) async fn probe(
         if limit != Some(Limit::ServerThrottling) {
             failure = step.reports.iter().find_map(|r| r.failure.clone());
         }
-        if figures.lost > 0 || figures.rows_errored > 0 || failure.is_some() {
+        if figures.lost > 0 || figures.doubled > 0 || figures.rows_errored > 0 || failure.is_some()
+        {
             break;
         }
         rate = match (held, not_held) {
@@ -239,7 +246,7 @@ pub(super) async fn probe(
     verdict(load, evidence, failure)
 }
 
-/// Judges the probe: lost rows, errored rows or a failed channel fail; no rate held, or less than
+/// Judges the probe: lost or doubled rows, errored rows or a failed channel fail; no rate held, or less than
 /// the bandwidth table's largest row, warns with what limited it; otherwise the capacity passes.
 #[allow(clippy::cast_precision_loss, reason = "rates")]
 fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, String)>) -> Outcome {
@@ -286,21 +293,21 @@ fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, Str
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let (sent, committed, errored, lost) = (
+    let (sent, committed, errored, lost, doubled) = (
         evidence.sent,
         evidence.committed,
         evidence.errored,
         evidence.lost,
+        evidence.doubled,
     );
     let summary = format!(
         "{capacity}, {limited} after {} step(s); {headroom}; sent {sent} = committed {committed} + errored {errored}{}",
         evidence.steps.len(),
-        if lost > 0 {
-            format!(" + lost {lost}")
-        } else {
-            String::new()
-        },
+        imbalance(lost, doubled),
     );
+    if doubled > 0 {
+        return duplicated(doubled, &summary, evidence);
+    }
     if lost > 0 {
         return Outcome::fail(
             RowId::CommitTimeout,
