@@ -102,6 +102,9 @@ pub enum Fault {
     /// Appends are accepted (200) and their rows committed twice, as a server that replayed a
     /// stored request would.
     DoubleCommit,
+    /// The request is handled as usual (an append is stored), but a 2xx answer's body is replaced
+    /// by text that is not JSON: the client cannot tell what happened.
+    GarbledAnswer,
     /// Another client reopens the channel just before each append: the appender's continuation
     /// token goes stale for real (the server's own sequencer check refuses it).
     Reopened,
@@ -213,6 +216,10 @@ const CATALOG: &[FaultHelp] = &[
     FaultHelp {
         syntax: "double-commit",
         meaning: "appends answer 200 and their rows are committed twice (a replayed request)",
+    },
+    FaultHelp {
+        syntax: "garbled-answer",
+        meaning: "handled as usual (an append is stored), but a 2xx answer's body is not JSON",
     },
     FaultHelp {
         syntax: "reopened",
@@ -371,6 +378,7 @@ impl Fault {
             Self::ChannelStatus(_) => "channel-status",
             Self::NoCommit => "no-commit",
             Self::DoubleCommit => "double-commit",
+            Self::GarbledAnswer => "garbled-answer",
             Self::Reopened => "reopened",
             Self::InvalidToken => "invalid-token",
             Self::TokenExpired => "token-expired",
@@ -532,6 +540,7 @@ fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError
             "missing-privilege" => Fault::MissingPrivilege,
             "no-commit" => Fault::NoCommit,
             "double-commit" => Fault::DoubleCommit,
+            "garbled-answer" => Fault::GarbledAnswer,
             "reopened" => Fault::Reopened,
             "invalid-token" => Fault::InvalidToken,
             "token-expired" => Fault::TokenExpired,
@@ -724,6 +733,7 @@ mod tests {
     #[test_case("channel-status" => Fault::ChannelStatus("ERR_CHANNEL_NO_LONGER_EXISTS".into()))]
     #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(ApiCall::Append)))]
     #[test_case("reopened" => Fault::Reopened)]
+    #[test_case("garbled-answer@append" => Fault::GarbledAnswer.on(FaultScope::Endpoint(ApiCall::Append)))]
     #[test_case("double-commit@append#1" => Fault::DoubleCommit.on(FaultScope::Endpoint(ApiCall::Append)).times(1))]
     #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(ApiCall::Append)).times(2))]
     #[test_case("reset#1" => Fault::Reset.times(1))]

@@ -613,3 +613,75 @@ async fn a_batch_committed_twice_fails_rows_duplicated() {
     );
     channels_dropped(&emu, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_200_is_in_doubt_and_the_reopen_settles_it() {
+    let emu = emulator(Vec::new()).await;
+    // One append is stored but answered with a body that is not JSON.
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(200, 2.0)),
+        once_the_rate_test_opens(&emu, &["garbled-answer@append#1"])
+    );
+    assert_eq!(
+        (
+            outcome.verdict(),
+            outcome.row().map(netcheck::catalog::RowId::as_str)
+        ),
+        (Verdict::Warn, Some("api-error")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(outcome.finding.contains("in doubt"), "{}", outcome.finding);
+    assert!(
+        count(&outcome, "in_doubt") > 0 && count(&outcome, "reopens") >= 1,
+        "{:#}",
+        outcome.evidence
+    );
+    let sent = count(&outcome, "sent");
+    assert_eq!(
+        (
+            count(&outcome, "committed"),
+            count(&outcome, "errored"),
+            count(&outcome, "lost"),
+            count(&outcome, "doubled")
+        ),
+        (sent, 0, 0, 0),
+        "{:#}",
+        outcome.evidence
+    );
+    every_row_once_in_order(&emu, sent);
+    channels_dropped(&emu, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_in_doubt_whose_reopen_fails_is_settled_by_the_final_committed_offset() {
+    // Rows commit at once, so the batch in doubt is committed by the last status poll.
+    let emu = crate::support::emulate::spawn_emulator(|c| c.commit_delay = Duration::ZERO).await;
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(200, 2.0)),
+        once_the_rate_test_opens(&emu, &["garbled-answer@append#1", "missing-pipe@open"])
+    );
+    assert_eq!(
+        (
+            outcome.verdict(),
+            outcome.row().map(netcheck::catalog::RowId::as_str)
+        ),
+        (Verdict::Fail, Some("pipe-not-found")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(count(&outcome, "in_doubt") > 0, "{:#}", outcome.evidence);
+    // The stored batch is committed, not also errored.
+    assert_eq!(
+        (
+            count(&outcome, "committed") + count(&outcome, "errored"),
+            count(&outcome, "doubled")
+        ),
+        (count(&outcome, "sent"), 0),
+        "{:#}",
+        outcome.evidence
+    );
+    every_row_once_in_order(&emu, count(&outcome, "committed"));
+}

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{HELD, Step};
 use super::sender::ChannelReport;
 use crate::catalog::RowId;
+use crate::checks::stream::commits::committed_offset;
 use crate::load::{self, Layout, Load};
 use crate::outcome::Outcome;
 use crate::snowflake::rest::ApiCall;
@@ -57,6 +58,10 @@ pub(super) struct RateEvidence {
     pub(super) sent: u64,
     pub(super) committed: u64,
     pub(super) errored: u64,
+    /// Events whose append got no answer or an unreadable one (stored or not?), each settled from
+    /// the channel's committed offset: at the reopen that followed, or at the end when the
+    /// reopen failed (not covered by it: counted errored).
+    in_doubt: u64,
     /// Of the errored: rows the server refused to load.
     pub(super) rows_errored: u64,
     pub(super) lost: u64,
@@ -92,7 +97,13 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         .flatten()
         .map(|s| s.rows_error_count)
         .sum();
-    let errored = sum(|r| r.failed) + rows_errored;
+    // In doubt when a channel stopped: not stored unless its final committed offset covers it.
+    let unsettled: u64 = reports
+        .iter()
+        .zip(&polled.last)
+        .map(|(r, status)| r.unsettled_not_stored(status.as_ref().and_then(committed_offset)))
+        .sum();
+    let errored = sum(|r| r.failed) + unsettled + rows_errored;
     let lost = sent.saturating_sub(committed + errored);
     let doubled = (committed + errored).saturating_sub(sent);
     // The span the rate is measured on: the asked duration, or longer when sending fell behind
@@ -155,6 +166,7 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         sent,
         committed,
         errored,
+        in_doubt: sum(|r| r.in_doubt),
         rows_errored,
         lost,
         doubled,

@@ -1,8 +1,9 @@
 //! One channel's sender: streams its share of the events at its share of the rate, one append
 //! at a time chained by the continuation token the previous answer returned (never a guessed
 //! token: a server handles concurrent requests in any order, so a guess can be refused and cost
-//! a resend), batching whatever fell due meanwhile, and settling a refused token or an unanswered
-//! append by reopening the channel.
+//! a resend), batching whatever fell due meanwhile, and settling a refused token or an append in
+//! doubt (no answer, or a 200 whose body is not an append answer: stored or not, the client cannot
+//! tell) by reopening the channel, whose committed offset says what was stored.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -39,8 +40,14 @@ pub(super) struct ChannelReport {
     pub(super) sent: u64,
     /// Acknowledged batches: the events and when their append was sent.
     pub(super) acked: Vec<(Range<u64>, Instant)>,
-    /// Events whose append failed for good.
+    /// Events whose append failed for good (not stored).
     pub(super) failed: u64,
+    /// Events whose append's fate was unknown when it was answered (no answer, or one that could
+    /// not be read), each time; settled from the channel's committed offset.
+    pub(super) in_doubt: u64,
+    /// Batches still in doubt when the channel stopped (its reopen failed): the committed offset
+    /// at the end settles them ([`ChannelReport::unsettled_not_stored`]).
+    pub(super) unsettled: Vec<Range<u64>>,
     pub(super) requests: u64,
     pub(super) resent: u64,
     pub(super) reopens: u64,
@@ -73,6 +80,16 @@ impl ChannelReport {
 
     pub(super) fn acked_events(&self) -> u64 {
         self.acked.iter().map(|(r, _)| r.end - r.start).sum()
+    }
+
+    /// Of the batches in doubt when the channel stopped, the events the channel's final
+    /// `committed` offset does not cover: they were not stored.
+    pub(super) fn unsettled_not_stored(&self, committed: Option<u64>) -> u64 {
+        self.unsettled
+            .iter()
+            .filter(|r| committed.is_none_or(|c| r.end - 1 > c))
+            .map(|r| r.end - r.start)
+            .sum()
     }
 
     fn fail(&mut self, range: &Range<u64>, why: (RowId, String)) {
@@ -154,7 +171,7 @@ struct Sender {
     /// got no answer).
     reopen: bool,
     failures_in_row: u32,
-    /// Appends that got no answer: stored or not, the next reopen tells.
+    /// Appends in doubt (no answer, or an unreadable one): stored or not, the next reopen tells.
     in_doubt: Vec<(Range<u64>, Instant)>,
     report: ChannelReport,
 }
@@ -325,18 +342,23 @@ impl Sender {
                 Ok(a) if a.status_code == 0 => {
                     self.acked(sent, started, took, a.next_continuation_token);
                 }
-                other => {
-                    let why = other.map_or_else(
-                        |e| format!("unexpected append answer ({e})"),
-                        |a| {
-                            format!(
-                                "append answered 200 with status_code {}: {:?}",
-                                a.status_code, a.message
-                            )
-                        },
+                Ok(a) => {
+                    let why = format!(
+                        "append answered 200 with status_code {}: {:?}",
+                        a.status_code, a.message
                     );
                     self.failed(&sent.range, (RowId::ApiError, why));
                 }
+                // A 200 says the server took the request; what it stored, only the reopen's
+                // committed offset can tell.
+                Err(e) => self.doubt(
+                    sent.range,
+                    started,
+                    (
+                        RowId::ApiError,
+                        format!("an append's 200 answer was not an append answer ({e})"),
+                    ),
+                ),
             },
             Ok(r) if sequencer_error(r) => {
                 // The answered token was refused (another client reopened the channel): not
@@ -345,16 +367,32 @@ impl Sender {
                 self.reopen = true;
             }
             Ok(r) => self.failed(&sent.range, answer::classify(r)),
-            Err(e) => {
-                self.in_doubt.push((sent.range, started));
-                self.report.recovered.get_or_insert((
+            Err(e) => self.doubt(
+                sent.range,
+                started,
+                (
                     answer::call_failure(e),
-                    format!("an append got no answer ({e}); the channel was reopened and resent"),
-                ));
-                self.reopen = true;
-                self.failures_in_row += 1;
-            }
+                    format!("an append got no answer ({e})"),
+                ),
+            ),
         }
+    }
+
+    /// The append's fate is unknown (`why`): the reopen after it tells from the committed offset
+    /// what was stored, and the rest is sent again.
+    fn doubt(&mut self, range: Range<u64>, started: Instant, why: (RowId, String)) {
+        self.report.in_doubt += range.end - range.start;
+        self.in_doubt.push((range, started));
+        let (row, why) = why;
+        self.report.recovered.get_or_insert((
+            row,
+            format!(
+                "{why}; in doubt, settled from the committed offset of the channel, reopened, \
+                 and what was not stored sent again"
+            ),
+        ));
+        self.reopen = true;
+        self.failures_in_row += 1;
     }
 
     /// The append was stored; its answer's token is the next one.
@@ -391,12 +429,17 @@ impl Sender {
         {
             Ok(opened) => self.reopened(opened),
             Err(outcome) => {
-                self.requeued
+                // Stored or not, the committed offset at the end tells.
+                self.report
+                    .unsettled
                     .extend(self.in_doubt.drain(..).map(|(r, _)| r));
-                self.stop(&(
+                let why = (
                     outcome.row().unwrap_or(RowId::StaleContinuationToken),
                     format!("reopen: {}", outcome.finding),
-                ));
+                );
+                // The channel failed, even when nothing was left to send but what is in doubt.
+                self.report.failure.get_or_insert(why.clone());
+                self.stop(&why);
             }
         }
     }
