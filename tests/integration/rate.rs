@@ -685,3 +685,39 @@ async fn an_append_in_doubt_whose_reopen_fails_is_settled_by_the_final_committed
     );
     every_row_once_in_order(&emu, count(&outcome, "committed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_whose_every_append_is_refused_its_token_gives_up_instead_of_spinning() {
+    let emu = emulator(Vec::new()).await;
+    // Another client reopens the channel before every append: each token is stale.
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(50, 2.0)),
+        once_the_rate_test_opens(&emu, &["reopened@append"])
+    );
+    assert_eq!(
+        (
+            outcome.verdict(),
+            outcome.row().map(netcheck::catalog::RowId::as_str)
+        ),
+        (Verdict::Fail, Some("stale-continuation-token")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(outcome.finding.contains("gave up"), "{}", outcome.finding);
+    let refused = emu
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.endpoint == ApiCall::Append && r.path.contains("netcheck_rate_") && r.status == 400
+        })
+        .count();
+    assert_eq!(refused, 3, "three refusals in a row, then it stopped");
+    assert_eq!(
+        count(&outcome, "sent"),
+        count(&outcome, "committed") + count(&outcome, "errored"),
+        "{:#}",
+        outcome.evidence
+    );
+    channels_dropped(&emu, 1);
+}

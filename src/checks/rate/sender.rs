@@ -23,7 +23,8 @@ use crate::checks::stream::request;
 use crate::load;
 use crate::snowflake::rest::{self as sf, ApiCall, ChannelRef, OpenChannelResponse, codes};
 
-/// A channel stops after this many appends in a row failed.
+/// A channel stops after this many appends in a row failed, whatever the failure (refused,
+/// refused token, no answer, a batch that could not be built): it stops rather than spins.
 const GIVE_UP_AFTER: u32 = 3;
 
 /// One append on its way.
@@ -171,6 +172,8 @@ struct Sender {
     /// got no answer).
     reopen: bool,
     failures_in_row: u32,
+    /// The latest failure, which names the give-up.
+    last_failure: Option<(RowId, String)>,
     /// Appends in doubt (no answer, or an unreadable one): stored or not, the next reopen tells.
     in_doubt: Vec<(Range<u64>, Instant)>,
     report: ChannelReport,
@@ -190,6 +193,7 @@ impl Sender {
             confirmed: first_token,
             reopen: false,
             failures_in_row: 0,
+            last_failure: None,
             in_doubt: Vec::new(),
             report: ChannelReport::default(),
         }
@@ -221,9 +225,15 @@ impl Sender {
                 self.settle().await;
             }
             if self.failures_in_row >= GIVE_UP_AFTER {
+                let (row, last) = self
+                    .last_failure
+                    .clone()
+                    .unwrap_or((RowId::ApiError, "unknown".into()));
                 self.stop(&(
-                    RowId::ApiError,
-                    "the channel gave up after repeated failures".into(),
+                    row,
+                    format!(
+                        "the channel gave up after {GIVE_UP_AFTER} failed appends in a row (the last: {last})"
+                    ),
                 ));
             }
         }
@@ -315,12 +325,12 @@ impl Sender {
             Ok(b) if b.len() <= sf::MAX_APPEND_BYTES => Some((raw.len(), Bytes::from(b))),
             Ok(b) => {
                 let why = format!("a batch compressed to {} bytes, over the 4 MB cap", b.len());
-                self.report.fail(range, (RowId::ApiError, why));
+                self.failed(range, (RowId::ApiError, why));
                 None
             }
             Err(e) => {
                 let why = format!("cannot compress a batch: {e}");
-                self.report.fail(range, (RowId::ApiError, why));
+                self.failed(range, (RowId::ApiError, why));
                 None
             }
         }
@@ -362,9 +372,17 @@ impl Sender {
             },
             Ok(r) if sequencer_error(r) => {
                 // The answered token was refused (another client reopened the channel): not
-                // stored, so send it again after a reopen.
+                // stored, so send it again after a reopen — unless every attempt is refused.
                 self.requeued.push_back(sent.range);
                 self.reopen = true;
+                self.failures_in_row += 1;
+                self.last_failure = Some((
+                    RowId::StaleContinuationToken,
+                    format!(
+                        "the server refused the append's continuation token ({})",
+                        r.error().map(|e| e.code).unwrap_or_default()
+                    ),
+                ));
             }
             Ok(r) => self.failed(&sent.range, answer::classify(r)),
             Err(e) => self.doubt(
@@ -393,6 +411,7 @@ impl Sender {
         ));
         self.reopen = true;
         self.failures_in_row += 1;
+        self.last_failure = Some((row, why));
     }
 
     /// The append was stored; its answer's token is the next one.
@@ -407,10 +426,11 @@ impl Sender {
         self.failures_in_row = 0;
     }
 
-    /// The append failed for good.
+    /// The append failed for good (or its batch could not be built).
     fn failed(&mut self, range: &Range<u64>, why: (RowId, String)) {
-        self.report.fail(range, why);
+        self.report.fail(range, why.clone());
         self.failures_in_row += 1;
+        self.last_failure = Some(why);
     }
 
     /// Once nothing is in flight: reopens the channel when an append's fate is unknown or its
