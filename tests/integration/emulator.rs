@@ -1148,7 +1148,11 @@ async fn a_counted_throttle_above_counts_the_appends_it_throttles() {
     let (third, _) = append_rows(&h, &token, &channel, &next, 6).await;
     assert_eq!(
         [first, second, third],
-        [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS, StatusCode::OK]
+        [
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::OK
+        ]
     );
 }
 

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::judge::{
-    RateEvidence, append_budget, duplicated, imbalance, measure, over_budget,
-};
+use super::judge::{RateEvidence, append_budget, duplicated, imbalance, measure, over_budget};
 use super::{HELD, Step, Target, step};
 use crate::catalog::RowId;
 use crate::context::Ctx;
