@@ -721,3 +721,44 @@ async fn a_channel_whose_every_append_is_refused_its_token_gives_up_instead_of_s
     );
     channels_dropped(&emu, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_sent_count_a_batch_resent_after_a_reopen_once() {
+    // Rows commit 800 ms after their append, so a reopen discards what was acknowledged over the
+    // last 800 ms, and it is sent again.
+    let emu = crate::support::emulate::spawn_emulator(|c| {
+        c.commit_delay = Duration::from_millis(800);
+    })
+    .await;
+    let watcher = async {
+        once_the_rate_test_opens(&emu, &[]).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        emu.set_faults(vec!["reopened@append#1".parse().unwrap()]);
+    };
+    let (outcome, ()) = tokio::join!(
+        run_rate(
+            &emu,
+            RateArgs {
+                event_size: Some(1024),
+                ..one_channel(400, 3.0)
+            }
+        ),
+        watcher
+    );
+    assert!(
+        count(&outcome, "resent_requests") > 0
+            && count(&outcome, "committed") == count(&outcome, "sent"),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    // Every event is a 1,024-byte line (newline included), so the bytes per event stored are that
+    // (both rates are over the same span); a resent batch counted twice would raise it.
+    let per_event = outcome.evidence["achieved_mb_per_s"].as_f64().unwrap() * 1e6
+        / outcome.evidence["achieved_events_per_s"].as_f64().unwrap();
+    assert!(
+        (per_event - 1024.0).abs() < 1.0,
+        "{per_event} B/event: {:#}",
+        outcome.evidence
+    );
+}

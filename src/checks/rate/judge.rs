@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{HELD, Step};
 use super::sender::ChannelReport;
+use super::{HELD, Step};
 use crate::catalog::RowId;
 use crate::checks::stream::commits::committed_offset;
 use crate::load::{self, Layout, Load};
@@ -123,12 +123,12 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         .iter()
         .enumerate()
         .flat_map(|(i, r)| {
-            r.acked.iter().filter_map(move |(range, sent_at)| {
+            r.acked.iter().filter_map(move |(batch, sent_at)| {
                 let seen = polled.samples.iter().find(|(_, got)| {
                     got.get(i)
                         .copied()
                         .flatten()
-                        .is_some_and(|c| c >= range.end - 1)
+                        .is_some_and(|c| c >= batch.range.end - 1)
                 })?;
                 Some(seen.0.saturating_duration_since(*sent_at))
             })
@@ -145,8 +145,8 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         asked_events_per_s: asked_rate,
         achieved_events_per_s: acked as f64 / span,
         asked_mb_per_s: asked_rate * run.load.event_size as f64 / 1e6,
-        achieved_mb_per_s: mb(sum(|r| r.raw_bytes)),
-        wire_mb_per_s: mb(sum(|r| r.wire_bytes)),
+        achieved_mb_per_s: mb(sum(ChannelReport::raw_bytes)),
+        wire_mb_per_s: mb(sum(ChannelReport::wire_bytes)),
         requests: sum(|r| r.requests),
         append_latency_ms: Percentiles::of(latencies),
         commit_lag_ms: Percentiles::of(commit_lags),

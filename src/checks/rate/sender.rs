@@ -27,9 +27,9 @@ use crate::snowflake::rest::{self as sf, ApiCall, ChannelRef, OpenChannelRespons
 /// refused token, no answer, a batch that could not be built): it stops rather than spins.
 const GIVE_UP_AFTER: u32 = 3;
 
-/// One append on its way.
-struct Sent {
-    range: Range<u64>,
+/// One append's batch: its events, and its size as NDJSON and on the wire.
+pub(super) struct Sent {
+    pub(super) range: Range<u64>,
     raw: usize,
     wire: usize,
 }
@@ -39,8 +39,9 @@ struct Sent {
 pub(super) struct ChannelReport {
     /// Events put into a request (each counted once, however often it was sent).
     pub(super) sent: u64,
-    /// Acknowledged batches: the events and when their append was sent.
-    pub(super) acked: Vec<(Range<u64>, Instant)>,
+    /// Stored batches (acknowledged, or found committed by a reopen) and when their append was
+    /// sent. The bytes sent are theirs: a batch resent after a reopen is counted once.
+    pub(super) acked: Vec<(Sent, Instant)>,
     /// Events whose append failed for good (not stored).
     pub(super) failed: u64,
     /// Events whose append's fate was unknown when it was answered (no answer, or one that could
@@ -54,8 +55,6 @@ pub(super) struct ChannelReport {
     pub(super) reopens: u64,
     pub(super) retries: u64,
     pub(super) latencies: Vec<Duration>,
-    pub(super) raw_bytes: u64,
-    pub(super) wire_bytes: u64,
     /// When the last acknowledged append was sent: the end of the span the rate is measured on.
     pub(super) last_send: Option<Instant>,
     pub(super) failure: Option<(RowId, String)>,
@@ -76,11 +75,24 @@ impl ChannelReport {
 
     /// The offset of the last event acknowledged: what the commit wait waits for.
     pub(super) fn last_acked(&self) -> Option<u64> {
-        self.acked.iter().map(|a| a.0.end - 1).max()
+        self.acked.iter().map(|(s, _)| s.range.end - 1).max()
     }
 
     pub(super) fn acked_events(&self) -> u64 {
-        self.acked.iter().map(|(r, _)| r.end - r.start).sum()
+        self.acked
+            .iter()
+            .map(|(s, _)| s.range.end - s.range.start)
+            .sum()
+    }
+
+    /// The stored batches' bytes as NDJSON.
+    pub(super) fn raw_bytes(&self) -> u64 {
+        self.acked.iter().map(|(s, _)| s.raw as u64).sum()
+    }
+
+    /// The stored batches' bytes on the wire (compressed).
+    pub(super) fn wire_bytes(&self) -> u64 {
+        self.acked.iter().map(|(s, _)| s.wire as u64).sum()
     }
 
     /// Of the batches in doubt when the channel stopped, the events the channel's final
@@ -175,7 +187,7 @@ struct Sender {
     /// The latest failure, which names the give-up.
     last_failure: Option<(RowId, String)>,
     /// Appends in doubt (no answer, or an unreadable one): stored or not, the next reopen tells.
-    in_doubt: Vec<(Range<u64>, Instant)>,
+    in_doubt: Vec<(Sent, Instant)>,
     report: ChannelReport,
 }
 
@@ -362,7 +374,7 @@ impl Sender {
                 // A 200 says the server took the request; what it stored, only the reopen's
                 // committed offset can tell.
                 Err(e) => self.doubt(
-                    sent.range,
+                    sent,
                     started,
                     (
                         RowId::ApiError,
@@ -386,7 +398,7 @@ impl Sender {
             }
             Ok(r) => self.failed(&sent.range, answer::classify(r)),
             Err(e) => self.doubt(
-                sent.range,
+                sent,
                 started,
                 (
                     answer::call_failure(e),
@@ -398,9 +410,9 @@ impl Sender {
 
     /// The append's fate is unknown (`why`): the reopen after it tells from the committed offset
     /// what was stored, and the rest is sent again.
-    fn doubt(&mut self, range: Range<u64>, started: Instant, why: (RowId, String)) {
-        self.report.in_doubt += range.end - range.start;
-        self.in_doubt.push((range, started));
+    fn doubt(&mut self, sent: Sent, started: Instant, why: (RowId, String)) {
+        self.report.in_doubt += sent.range.end - sent.range.start;
+        self.in_doubt.push((sent, started));
         let (row, why) = why;
         self.report.recovered.get_or_insert((
             row,
@@ -419,10 +431,8 @@ impl Sender {
         self.confirmed = next_token;
         let report = &mut self.report;
         report.latencies.push(took);
-        report.raw_bytes += sent.raw as u64;
-        report.wire_bytes += sent.wire as u64;
         report.last_send = Some(started);
-        report.acked.push((sent.range, started));
+        report.acked.push((sent, started));
         self.failures_in_row = 0;
     }
 
@@ -452,7 +462,7 @@ impl Sender {
                 // Stored or not, the committed offset at the end tells.
                 self.report
                     .unsettled
-                    .extend(self.in_doubt.drain(..).map(|(r, _)| r));
+                    .extend(self.in_doubt.drain(..).map(|(s, _)| s.range));
                 let why = (
                     outcome.row().unwrap_or(RowId::StaleContinuationToken),
                     format!("reopen: {}", outcome.finding),
@@ -471,16 +481,17 @@ impl Sender {
         self.confirmed = opened.next_continuation_token;
         let committed = committed_offset(&opened.channel_status);
         let stored = |r: &Range<u64>| committed.is_some_and(|c| r.end - 1 <= c);
-        let (kept, mut again): (Vec<_>, Vec<_>) = self
+        let (kept, again): (Vec<_>, Vec<_>) = self
             .report
             .acked
             .drain(..)
             .chain(self.in_doubt.drain(..))
-            .partition(|(r, _)| stored(r));
+            .partition(|(s, _)| stored(&s.range));
         self.report.acked = kept;
-        again.extend(self.requeued.drain(..).map(|r| (r, self.run.start)));
-        again.sort_by_key(|(r, _)| r.start);
-        self.requeued = again.into_iter().map(|(r, _)| r).collect();
+        let mut again: Vec<Range<u64>> = again.into_iter().map(|(s, _)| s.range).collect();
+        again.extend(self.requeued.drain(..));
+        again.sort_by_key(|r| r.start);
+        self.requeued = again.into();
     }
 }
 
