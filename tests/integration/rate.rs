@@ -762,3 +762,41 @@ async fn bytes_sent_count_a_batch_resent_after_a_reopen_once() {
         outcome.evidence
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_keeps_its_steps_when_a_later_step_cannot_open_its_channels() {
+    let emu = emulator(Vec::new()).await;
+    // Opens fail once the first step is streaming (its channels are open by then).
+    let watcher = async {
+        while !emu
+            .request_log()
+            .iter()
+            .any(|r| r.endpoint == ApiCall::Append && r.path.contains("_s0_"))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        emu.set_faults(vec!["missing-pipe@open".parse().unwrap()]);
+    };
+    let (outcome, ()) = tokio::join!(run_rate(&emu, max_rate(4.0, 1000.0)), watcher);
+    assert_eq!(
+        probe_result(&outcome),
+        (Verdict::Fail, Some("pipe-not-found"), Some("channel_open")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(
+        outcome
+            .finding
+            .contains("step 2 could not open its channels"),
+        "{}",
+        outcome.finding
+    );
+    assert_eq!(outcome.evidence["steps"].as_array().unwrap().len(), 1);
+    let sent = count(&outcome, "sent");
+    assert!(sent > 0, "{:#}", outcome.evidence);
+    assert_eq!(
+        count(&outcome, "committed") + count(&outcome, "errored"),
+        sent
+    );
+}
