@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::support::emulate::Emulate;
 use crate::support::run::{check, netcheck};
-use netcheck::emulator::{self, Emulator, Fault, defaults};
+use netcheck::emulator::{self, Emulator, Fault, LoggedRequest, defaults};
 use netcheck::load::{Profile, RateArgs};
 use netcheck::outcome::{Outcome, Verdict};
 use netcheck::snowflake::rest::{ApiCall, default_pipe};
@@ -364,16 +364,7 @@ async fn rate_max_stops_when_the_client_uses_its_cpu_budget() {
 async fn rate_max_fails_when_rows_error() {
     let emu = emulator(Vec::new()).await;
     // Every row fails to load once the probe has opened its first channel (the round trip is done).
-    let watcher = async {
-        while !emu
-            .request_log()
-            .iter()
-            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        emu.set_faults(vec!["row-errors@append".parse().unwrap()]);
-    };
+    let watcher = once_the_rate_test_opens(&emu, &["row-errors@append"]);
     let (outcome, ()) = tokio::join!(run_rate(&emu, max_rate(4.0, 1000.0)), watcher);
     assert_eq!(
         probe_result(&outcome),
@@ -410,16 +401,7 @@ async fn rate_max_drops_every_channel_and_loses_no_row() {
 async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for() {
     let emu = emulator(Vec::new()).await;
     // Throttle appends once the rate test has opened its channel (the round trip is done then).
-    let watcher = async {
-        while !emu
-            .request_log()
-            .iter()
-            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        emu.set_faults(vec!["throttle@append".parse().unwrap()]);
-    };
+    let watcher = once_the_rate_test_opens(&emu, &["throttle@append"]);
     let (outcome, ()) = tokio::join!(
         run_rate(
             &emu,
@@ -508,13 +490,7 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
     let emu = emulator(Vec::new()).await;
     // Reset the connection mid-answer for a moment: the append was stored, the client cannot know.
     let watcher = async {
-        while !emu
-            .request_log()
-            .iter()
-            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        once_the_rate_test_opens(&emu, &[]).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         emu.set_faults(vec!["reset@append".parse().unwrap()]);
         while !emu.request_log().iter().any(|r| r.reset) {
@@ -563,17 +539,20 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
     channels_dropped(&emu, 1);
 }
 
-/// Waits until the rate test has opened a channel (the round trip is done), then puts `faults`
-/// in force.
-async fn once_the_rate_test_opens(emu: &Emulator, faults: &[&str]) {
-    while !emu
-        .request_log()
-        .iter()
-        .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
-    {
+/// Waits until the emulator has logged a request that is `seen`, then puts `faults` in force.
+async fn once_logged(emu: &Emulator, seen: impl Fn(&LoggedRequest) -> bool, faults: &[&str]) {
+    while !emu.request_log().iter().any(&seen) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     emu.set_faults(faults.iter().map(|f| f.parse().unwrap()).collect());
+}
+
+/// Waits until the rate test has opened a channel (the round trip is done), then puts `faults`
+/// in force.
+async fn once_the_rate_test_opens(emu: &Emulator, faults: &[&str]) {
+    let opened =
+        |r: &LoggedRequest| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_");
+    once_logged(emu, opened, faults).await;
 }
 
 /// A fixed rate of `events_per_sec` for `secs` on one channel.
@@ -767,16 +746,8 @@ async fn bytes_sent_count_a_batch_resent_after_a_reopen_once() {
 async fn rate_max_keeps_its_steps_when_a_later_step_cannot_open_its_channels() {
     let emu = emulator(Vec::new()).await;
     // Opens fail once the first step is streaming (its channels are open by then).
-    let watcher = async {
-        while !emu
-            .request_log()
-            .iter()
-            .any(|r| r.endpoint == ApiCall::Append && r.path.contains("_s0_"))
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        emu.set_faults(vec!["missing-pipe@open".parse().unwrap()]);
-    };
+    let streaming = |r: &LoggedRequest| r.endpoint == ApiCall::Append && r.path.contains("_s0_");
+    let watcher = once_logged(&emu, streaming, &["missing-pipe@open"]);
     let (outcome, ()) = tokio::join!(run_rate(&emu, max_rate(4.0, 1000.0)), watcher);
     assert_eq!(
         probe_result(&outcome),
