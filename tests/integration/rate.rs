@@ -251,6 +251,21 @@ fn every_row_once_in_order(emu: &Emulator, committed: u64) {
     assert_eq!(rows.values().map(Vec::len).sum::<usize>() as u64, committed);
 }
 
+/// The outcome's verdict and catalog row are these (the finding and evidence shown if not).
+#[track_caller]
+fn assert_diagnosis(outcome: &Outcome, verdict: Verdict, row: Option<&str>) {
+    assert_eq!(
+        (
+            outcome.verdict(),
+            outcome.row().map(netcheck::catalog::RowId::as_str)
+        ),
+        (verdict, row),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+}
+
 /// `--rate max` with `--duration` and `--max-cpu` (generous unless a test is about it: the
 /// emulator shares this process's CPU).
 fn max_rate(duration: f64, max_cpu: f64) -> RateArgs {
@@ -572,16 +587,7 @@ async fn a_batch_committed_twice_fails_rows_duplicated() {
         run_rate(&emu, one_channel(50, 2.0)),
         once_the_rate_test_opens(&emu, &["double-commit@append#1"])
     );
-    assert_eq!(
-        (
-            outcome.verdict(),
-            outcome.row().map(netcheck::catalog::RowId::as_str)
-        ),
-        (Verdict::Fail, Some("rows-duplicated")),
-        "{}: {:#}",
-        outcome.finding,
-        outcome.evidence
-    );
+    assert_diagnosis(&outcome, Verdict::Fail, Some("rows-duplicated"));
     let doubled = count(&outcome, "doubled");
     assert!(doubled > 0, "{:#}", outcome.evidence);
     assert_eq!(
@@ -601,16 +607,7 @@ async fn an_unreadable_200_is_in_doubt_and_the_reopen_settles_it() {
         run_rate(&emu, one_channel(200, 2.0)),
         once_the_rate_test_opens(&emu, &["garbled-answer@append#1"])
     );
-    assert_eq!(
-        (
-            outcome.verdict(),
-            outcome.row().map(netcheck::catalog::RowId::as_str)
-        ),
-        (Verdict::Warn, Some("api-error")),
-        "{}: {:#}",
-        outcome.finding,
-        outcome.evidence
-    );
+    assert_diagnosis(&outcome, Verdict::Warn, Some("api-error"));
     assert!(outcome.finding.contains("in doubt"), "{}", outcome.finding);
     assert!(
         count(&outcome, "in_doubt") > 0 && count(&outcome, "reopens") >= 1,
@@ -641,16 +638,7 @@ async fn an_append_in_doubt_whose_reopen_fails_is_settled_by_the_final_committed
         run_rate(&emu, one_channel(200, 2.0)),
         once_the_rate_test_opens(&emu, &["garbled-answer@append#1", "missing-pipe@open"])
     );
-    assert_eq!(
-        (
-            outcome.verdict(),
-            outcome.row().map(netcheck::catalog::RowId::as_str)
-        ),
-        (Verdict::Fail, Some("pipe-not-found")),
-        "{}: {:#}",
-        outcome.finding,
-        outcome.evidence
-    );
+    assert_diagnosis(&outcome, Verdict::Fail, Some("pipe-not-found"));
     assert!(count(&outcome, "in_doubt") > 0, "{:#}", outcome.evidence);
     // The stored batch is committed, not also errored.
     assert_eq!(
@@ -673,16 +661,7 @@ async fn a_channel_whose_every_append_is_refused_its_token_gives_up_instead_of_s
         run_rate(&emu, one_channel(50, 2.0)),
         once_the_rate_test_opens(&emu, &["reopened@append"])
     );
-    assert_eq!(
-        (
-            outcome.verdict(),
-            outcome.row().map(netcheck::catalog::RowId::as_str)
-        ),
-        (Verdict::Fail, Some("stale-continuation-token")),
-        "{}: {:#}",
-        outcome.finding,
-        outcome.evidence
-    );
+    assert_diagnosis(&outcome, Verdict::Fail, Some("stale-continuation-token"));
     assert!(outcome.finding.contains("gave up"), "{}", outcome.finding);
     let refused = emu
         .request_log()
