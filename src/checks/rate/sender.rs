@@ -517,3 +517,65 @@ async fn append(run: Arc<Run>, target: String, body: Bytes, sent: Sent) -> Answe
         result,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{GIVE_UP_AFTER, Run, Sender};
+    use crate::load::{Compression, Layout, Load};
+    use crate::secret::Secret;
+    use crate::snowflake::rest::PipeRef;
+
+    /// A batch that cannot be built counts toward the give-up like a refused append: a channel
+    /// whose every batch compresses past the 4 MB cap stops after `GIVE_UP_AFTER` of them instead
+    /// of building every one. No limit a user can set makes such a batch (`--event-size` and the
+    /// batch size keep it under 2 MB raw), so the layout here is made by hand.
+    #[tokio::test]
+    async fn batches_that_cannot_be_built_count_toward_the_give_up() {
+        let key = crate::emulator::default_key();
+        let config =
+            crate::emulator::EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emu = crate::emulator::spawn(listener, config).await.unwrap();
+        let settings = crate::demo::settings_for(&emu, key, 1).unwrap();
+        // 32 events of 256 KiB of pseudo-random letters: 8 MiB raw, about 5 MiB compressed.
+        let batch = 32;
+        let run = Arc::new(Run {
+            ctx: crate::context::Ctx::new(settings).unwrap(),
+            base: String::new(),
+            token: Secret::new(String::new()),
+            load: Load {
+                profile: None,
+                events_per_sec: 100_000,
+                duration: Duration::from_secs(1),
+                event_size: 256 * 1024,
+                min_channels: 1,
+                compression: Compression::Zstd,
+                ramp: None,
+            },
+            layout: Layout {
+                channels: 1,
+                max_batch_events: batch,
+                tick: Duration::from_millis(1),
+            },
+            // Begun a second ago: every event is due, so each batch is full.
+            start: Instant::now().checked_sub(Duration::from_secs(1)).unwrap(),
+            cutoff: Duration::from_secs(60),
+        });
+        let channel = PipeRef::new("DB", "SCHEMA", "PIPE").channel("unbuildable");
+        let total = 10 * batch as u64;
+        let report = Sender::new(run, channel, String::new(), total).run().await;
+        let tried = u64::from(GIVE_UP_AFTER) * batch as u64;
+        assert_eq!(
+            (report.sent, report.failed, report.requests),
+            (tried, tried, 0)
+        );
+        assert!(
+            report
+                .failure
+                .is_some_and(|(_, why)| why.contains("over the 4 MB cap"))
+        );
+    }
+}
