@@ -91,6 +91,7 @@ pub enum RowId {
     ChannelStatus,
     CommitTimeout,
     RowsErrored,
+    RowsDuplicated,
     LatencyBudget,
     ClientCpu,
     ApiUnreachable,
@@ -260,7 +261,7 @@ mod tests {
              proxy-block-page proxy-idle-timeout network-policy forbidden jwt-rejected token-rejected key-permissions clock-skew \
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
-             latency-budget client-cpu api-unreachable api-error answer-too-large channel-left-behind redirected \
+             rows-duplicated latency-budget client-cpu api-unreachable api-error answer-too-large channel-left-behind redirected \
              allowlist-unreachable local-open-files token-file-permissions oauth-invalid-request \
              oauth-invalid-client oauth-invalid-grant oauth-unauthorized-client \
              oauth-unsupported-grant-type oauth-invalid-scope oauth-idp-answer oauth-token-invalid \

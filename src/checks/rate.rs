@@ -36,6 +36,12 @@ use commits::{Polled, poll_commits};
 use judge::judge;
 use sender::{ChannelReport, send_all};
 
+/// A run held its asked rate when it achieved at least this share of it: below it, a fixed-rate
+/// run warns `latency-budget` and a `--rate max` step counts as not held (limited by the
+/// network). One share for both, so the capacity the probe reports is a rate a fixed-rate run at
+/// it would also call held.
+const HELD: f64 = 0.9;
+
 /// The sustained-rate stream test.
 pub const RATE: CheckSpec = CheckSpec::new(
     "stream.rate",

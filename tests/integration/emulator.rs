@@ -631,6 +631,45 @@ async fn bodies_over_four_megabytes_on_the_wire_are_refused() {
 }
 
 #[tokio::test]
+async fn a_gzip_bomb_is_refused_with_413_and_nothing_is_stored() {
+    use std::io::Write as _;
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    let channel = pipe().channel("bomb");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    // 80 MiB of one row repeated (past the emulator's 64 MiB decompressed cap) in well under a
+    // MiB of gzip: cut at the cap, it would be stored as a shorter batch the client never sent.
+    let row = format!("{}\n", json!({"pad": "x".repeat(1000)}));
+    let chunk = row.repeat((1 << 20) / row.len());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for _ in 0..80 {
+        gz.write_all(chunk.as_bytes()).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < rest::MAX_APPEND_BYTES, "{} bytes", bomb.len());
+    let r = h
+        .append_raw(
+            &token,
+            &channel,
+            &format!("continuationToken={cont}&offsetToken=bomb"),
+            bomb,
+            Some("gzip"),
+        )
+        .await;
+    let (status, error) = error_of(r).await;
+    assert_eq!(
+        (status, error.code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "ERR_REQUEST_TOO_LARGE")
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let status = h.status(&token, &pipe(), &["bomb"]).await.channel_statuses["bomb"].clone();
+    assert_eq!(
+        (status.last_committed_offset_token, status.rows_inserted),
+        (None, 0)
+    );
+}
+
+#[tokio::test]
 async fn rows_that_are_not_json_objects_are_counted_as_errors() {
     let h = Harness::default().await;
     let token = h.scoped_token().await;
@@ -1051,6 +1090,97 @@ async fn counted_faults_clear_when_retried() {
             StatusCode::SERVICE_UNAVAILABLE,
             StatusCode::OK
         ]
+    );
+}
+
+/// Appends `n` rows chained after `cont`: the status, and the next token when stored.
+async fn append_rows(
+    h: &Harness,
+    token: &str,
+    channel: &ChannelRef,
+    cont: &str,
+    n: u32,
+) -> (StatusCode, Option<String>) {
+    let r = h
+        .append_raw(
+            token,
+            channel,
+            &format!("continuationToken={cont}&offsetToken={n}"),
+            ndjson(&rows(0..n)),
+            None,
+        )
+        .await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        body["next_continuation_token"].as_str().map(str::to_owned),
+    )
+}
+
+#[tokio::test]
+async fn throttle_above_counts_only_appends_with_a_valid_token() {
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    h.emu
+        .set_faults(vec!["throttle-above=10@append".parse().unwrap()]);
+    let channel = pipe().channel("window");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (refused, _) = append_rows(&h, &token, &channel, "999_0", 8).await;
+    assert_eq!(refused, StatusCode::BAD_REQUEST, "a stale token is refused");
+    // The refused 8 rows were never stored, so they take no room in the channel's second.
+    let (stored, _) = append_rows(&h, &token, &channel, &cont, 8).await;
+    assert_eq!(stored, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_counted_throttle_above_counts_the_appends_it_throttles() {
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    // #1: the first append it throttles, not the first it sees.
+    h.emu
+        .set_faults(vec!["throttle-above=10@append#1".parse().unwrap()]);
+    let channel = pipe().channel("counted");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (first, next) = append_rows(&h, &token, &channel, &cont, 6).await;
+    let next = next.unwrap();
+    let (second, _) = append_rows(&h, &token, &channel, &next, 6).await;
+    let (third, _) = append_rows(&h, &token, &channel, &next, 6).await;
+    assert_eq!(
+        [first, second, third],
+        [
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::OK
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_channel_takes_its_throttle_window_with_it() {
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    h.emu
+        .set_faults(vec!["throttle-above=10@append".parse().unwrap()]);
+    let channel = pipe().channel("reborn");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    assert_eq!(
+        append_rows(&h, &token, &channel, &cont, 8).await.0,
+        StatusCode::OK
+    );
+    let dropped = h
+        .http
+        .delete(h.ingest_url(&channel.channel_path()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.status(), StatusCode::OK);
+    // Opened again under the same name within the second: a new channel, an empty window.
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    assert_eq!(
+        append_rows(&h, &token, &channel, &cont, 8).await.0,
+        StatusCode::OK
     );
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::support::emulate::Emulate;
 use crate::support::run::{check, netcheck};
-use netcheck::emulator::{self, Emulator, Fault, defaults};
+use netcheck::emulator::{self, Emulator, Fault, LoggedRequest, defaults};
 use netcheck::load::{Profile, RateArgs};
 use netcheck::outcome::{Outcome, Verdict};
 use netcheck::snowflake::rest::{ApiCall, default_pipe};
@@ -251,6 +251,21 @@ fn every_row_once_in_order(emu: &Emulator, committed: u64) {
     assert_eq!(rows.values().map(Vec::len).sum::<usize>() as u64, committed);
 }
 
+/// The outcome's verdict and catalog row are these (the finding and evidence shown if not).
+#[track_caller]
+fn assert_diagnosis(outcome: &Outcome, verdict: Verdict, row: Option<&str>) {
+    assert_eq!(
+        (
+            outcome.verdict(),
+            outcome.row().map(netcheck::catalog::RowId::as_str)
+        ),
+        (verdict, row),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+}
+
 /// `--rate max` with `--duration` and `--max-cpu` (generous unless a test is about it: the
 /// emulator shares this process's CPU).
 fn max_rate(duration: f64, max_cpu: f64) -> RateArgs {
@@ -364,16 +379,7 @@ async fn rate_max_stops_when_the_client_uses_its_cpu_budget() {
 async fn rate_max_fails_when_rows_error() {
     let emu = emulator(Vec::new()).await;
     // Every row fails to load once the probe has opened its first channel (the round trip is done).
-    let watcher = async {
-        while !emu
-            .request_log()
-            .iter()
-            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        emu.set_faults(vec!["row-errors@append".parse().unwrap()]);
-    };
+    let watcher = once_the_rate_test_opens(&emu, &["row-errors@append"]);
     let (outcome, ()) = tokio::join!(run_rate(&emu, max_rate(4.0, 1000.0)), watcher);
     assert_eq!(
         probe_result(&outcome),
@@ -410,16 +416,7 @@ async fn rate_max_drops_every_channel_and_loses_no_row() {
 async fn throttled_appends_fail_throttled_and_every_event_is_still_accounted_for() {
     let emu = emulator(Vec::new()).await;
     // Throttle appends once the rate test has opened its channel (the round trip is done then).
-    let watcher = async {
-        while !emu
-            .request_log()
-            .iter()
-            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        emu.set_faults(vec!["throttle@append".parse().unwrap()]);
-    };
+    let watcher = once_the_rate_test_opens(&emu, &["throttle@append"]);
     let (outcome, ()) = tokio::join!(
         run_rate(
             &emu,
@@ -508,13 +505,7 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
     let emu = emulator(Vec::new()).await;
     // Reset the connection mid-answer for a moment: the append was stored, the client cannot know.
     let watcher = async {
-        while !emu
-            .request_log()
-            .iter()
-            .any(|r| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_"))
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        once_the_rate_test_opens(&emu, &[]).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         emu.set_faults(vec!["reset@append".parse().unwrap()]);
         while !emu.request_log().iter().any(|r| r.reset) {
@@ -561,4 +552,201 @@ async fn an_append_without_answer_is_settled_by_a_reopen_and_nothing_is_lost_or_
         "in order, nothing lost or doubled"
     );
     channels_dropped(&emu, 1);
+}
+
+/// Waits until the emulator has logged a request that is `seen`, then puts `faults` in force.
+async fn once_logged(emu: &Emulator, seen: impl Fn(&LoggedRequest) -> bool, faults: &[&str]) {
+    while !emu.request_log().iter().any(&seen) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    emu.set_faults(faults.iter().map(|f| f.parse().unwrap()).collect());
+}
+
+/// Waits until the rate test has opened a channel (the round trip is done), then puts `faults`
+/// in force.
+async fn once_the_rate_test_opens(emu: &Emulator, faults: &[&str]) {
+    let opened =
+        |r: &LoggedRequest| r.endpoint == ApiCall::Open && r.path.contains("netcheck_rate_");
+    once_logged(emu, opened, faults).await;
+}
+
+/// A fixed rate of `events_per_sec` for `secs` on one channel.
+fn one_channel(events_per_sec: u32, secs: f64) -> RateArgs {
+    RateArgs {
+        rate: Some(netcheck::load::Rate::Events(events_per_sec)),
+        duration: secs,
+        channels: Some(1),
+        ..RateArgs::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_committed_twice_fails_rows_duplicated() {
+    let emu = emulator(Vec::new()).await;
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(50, 2.0)),
+        once_the_rate_test_opens(&emu, &["double-commit@append#1"])
+    );
+    assert_diagnosis(&outcome, Verdict::Fail, Some("rows-duplicated"));
+    let doubled = count(&outcome, "doubled");
+    assert!(doubled > 0, "{:#}", outcome.evidence);
+    assert_eq!(
+        (count(&outcome, "committed"), count(&outcome, "lost")),
+        (count(&outcome, "sent") + doubled, 0),
+        "{:#}",
+        outcome.evidence
+    );
+    channels_dropped(&emu, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_200_is_in_doubt_and_the_reopen_settles_it() {
+    let emu = emulator(Vec::new()).await;
+    // One append is stored but answered with a body that is not JSON.
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(200, 2.0)),
+        once_the_rate_test_opens(&emu, &["garbled-answer@append#1"])
+    );
+    assert_diagnosis(&outcome, Verdict::Warn, Some("api-error"));
+    assert!(outcome.finding.contains("in doubt"), "{}", outcome.finding);
+    assert!(
+        count(&outcome, "in_doubt") > 0 && count(&outcome, "reopens") >= 1,
+        "{:#}",
+        outcome.evidence
+    );
+    let sent = count(&outcome, "sent");
+    assert_eq!(
+        (
+            count(&outcome, "committed"),
+            count(&outcome, "errored"),
+            count(&outcome, "lost"),
+            count(&outcome, "doubled")
+        ),
+        (sent, 0, 0, 0),
+        "{:#}",
+        outcome.evidence
+    );
+    every_row_once_in_order(&emu, sent);
+    channels_dropped(&emu, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_in_doubt_whose_reopen_fails_is_settled_by_the_final_committed_offset() {
+    // Rows commit at once, so the batch in doubt is committed by the last status poll.
+    let emu = crate::support::emulate::spawn_emulator(|c| c.commit_delay = Duration::ZERO).await;
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(200, 2.0)),
+        once_the_rate_test_opens(&emu, &["garbled-answer@append#1", "missing-pipe@open"])
+    );
+    assert_diagnosis(&outcome, Verdict::Fail, Some("pipe-not-found"));
+    assert!(count(&outcome, "in_doubt") > 0, "{:#}", outcome.evidence);
+    // The stored batch is committed, not also errored.
+    assert_eq!(
+        (
+            count(&outcome, "committed") + count(&outcome, "errored"),
+            count(&outcome, "doubled")
+        ),
+        (count(&outcome, "sent"), 0),
+        "{:#}",
+        outcome.evidence
+    );
+    every_row_once_in_order(&emu, count(&outcome, "committed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_whose_every_append_is_refused_its_token_gives_up_instead_of_spinning() {
+    let emu = emulator(Vec::new()).await;
+    // Another client reopens the channel before every append: each token is stale.
+    let (outcome, ()) = tokio::join!(
+        run_rate(&emu, one_channel(50, 2.0)),
+        once_the_rate_test_opens(&emu, &["reopened@append"])
+    );
+    assert_diagnosis(&outcome, Verdict::Fail, Some("stale-continuation-token"));
+    assert!(outcome.finding.contains("gave up"), "{}", outcome.finding);
+    let refused = emu
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.endpoint == ApiCall::Append && r.path.contains("netcheck_rate_") && r.status == 400
+        })
+        .count();
+    assert_eq!(refused, 3, "three refusals in a row, then it stopped");
+    assert_eq!(
+        count(&outcome, "sent"),
+        count(&outcome, "committed") + count(&outcome, "errored"),
+        "{:#}",
+        outcome.evidence
+    );
+    channels_dropped(&emu, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_sent_count_a_batch_resent_after_a_reopen_once() {
+    // Rows commit 800 ms after their append, so a reopen discards what was acknowledged over the
+    // last 800 ms, and it is sent again.
+    let emu = crate::support::emulate::spawn_emulator(|c| {
+        c.commit_delay = Duration::from_millis(800);
+    })
+    .await;
+    let watcher = async {
+        once_the_rate_test_opens(&emu, &[]).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        emu.set_faults(vec!["reopened@append#1".parse().unwrap()]);
+    };
+    let (outcome, ()) = tokio::join!(
+        run_rate(
+            &emu,
+            RateArgs {
+                event_size: Some(1024),
+                ..one_channel(400, 3.0)
+            }
+        ),
+        watcher
+    );
+    assert!(
+        count(&outcome, "resent_requests") > 0
+            && count(&outcome, "committed") == count(&outcome, "sent"),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    // Every event is a 1,024-byte line (newline included), so the bytes per event stored are that
+    // (both rates are over the same span); a resent batch counted twice would raise it.
+    let per_event = outcome.evidence["achieved_mb_per_s"].as_f64().unwrap() * 1e6
+        / outcome.evidence["achieved_events_per_s"].as_f64().unwrap();
+    assert!(
+        (per_event - 1024.0).abs() < 1.0,
+        "{per_event} B/event: {:#}",
+        outcome.evidence
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_max_keeps_its_steps_when_a_later_step_cannot_open_its_channels() {
+    let emu = emulator(Vec::new()).await;
+    // Opens fail once the first step is streaming (its channels are open by then).
+    let streaming = |r: &LoggedRequest| r.endpoint == ApiCall::Append && r.path.contains("_s0_");
+    let watcher = once_logged(&emu, streaming, &["missing-pipe@open"]);
+    let (outcome, ()) = tokio::join!(run_rate(&emu, max_rate(4.0, 1000.0)), watcher);
+    assert_eq!(
+        probe_result(&outcome),
+        (Verdict::Fail, Some("pipe-not-found"), Some("channel_open")),
+        "{}: {:#}",
+        outcome.finding,
+        outcome.evidence
+    );
+    assert!(
+        outcome
+            .finding
+            .contains("step 2 could not open its channels"),
+        "{}",
+        outcome.finding
+    );
+    assert_eq!(outcome.evidence["steps"].as_array().unwrap().len(), 1);
+    let sent = count(&outcome, "sent");
+    assert!(sent > 0, "{:#}", outcome.evidence);
+    assert_eq!(
+        count(&outcome, "committed") + count(&outcome, "errored"),
+        sent
+    );
 }

@@ -1,6 +1,6 @@
 //! The fault layer: applies the HTTP-level faults in force (latency, refusals, throttling,
-//! server errors, resets, hang-ups) before a request reaches its handler, and stamps the
-//! (possibly skewed) `Date` header.
+//! server errors, resets, hang-ups) before a request reaches its handler, garbles a handled
+//! answer's body (`garbled-answer`), and stamps the (possibly skewed) `Date` header.
 
 use std::time::Duration;
 
@@ -104,6 +104,13 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
         Some(r) => r,
         None => next.run(req).await,
     };
+    if response.status().is_success()
+        && faults
+            .matching(endpoint, ctx.vhost)
+            .any(|e| e.fault == Fault::GarbledAnswer && e.take())
+    {
+        response = garbled(response);
+    }
     if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(shared.now())) {
         response.headers_mut().insert(header::DATE, date);
     }
@@ -111,6 +118,17 @@ pub(crate) async fn layer(State(shared): State<Shared>, req: Request, next: Next
         response = reset_midway(response, &ctx).await;
     }
     response
+}
+
+/// The answer with its body replaced by text that is not JSON (status and other headers kept).
+fn garbled(response: Response) -> Response {
+    let (mut parts, _) = response.into_parts();
+    let body = "<html><body>upstream answer rewritten</body></html>";
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// Snowflake's 401 for an OAuth token: 390318 expired, 390309 another user's, else 390303.

@@ -99,6 +99,12 @@ pub enum Fault {
     ChannelStatus(String),
     /// Appends are accepted (200) but the rows are never committed.
     NoCommit,
+    /// Appends are accepted (200) and their rows committed twice, as a server that replayed a
+    /// stored request would.
+    DoubleCommit,
+    /// The request is handled as usual (an append is stored), but a 2xx answer's body is replaced
+    /// by text that is not JSON: the client cannot tell what happened.
+    GarbledAnswer,
     /// Another client reopens the channel just before each append: the appender's continuation
     /// token goes stale for real (the server's own sequencer check refuses it).
     Reopened,
@@ -206,6 +212,14 @@ const CATALOG: &[FaultHelp] = &[
     FaultHelp {
         syntax: "no-commit",
         meaning: "appends answer 200 but rows are never committed",
+    },
+    FaultHelp {
+        syntax: "double-commit",
+        meaning: "appends answer 200 and their rows are committed twice (a replayed request)",
+    },
+    FaultHelp {
+        syntax: "garbled-answer",
+        meaning: "handled as usual (an append is stored), but a 2xx answer's body is not JSON",
     },
     FaultHelp {
         syntax: "reopened",
@@ -363,6 +377,8 @@ impl Fault {
             Self::MissingPrivilege => "missing-privilege",
             Self::ChannelStatus(_) => "channel-status",
             Self::NoCommit => "no-commit",
+            Self::DoubleCommit => "double-commit",
+            Self::GarbledAnswer => "garbled-answer",
             Self::Reopened => "reopened",
             Self::InvalidToken => "invalid-token",
             Self::TokenExpired => "token-expired",
@@ -523,6 +539,8 @@ fn parse_named(name: &str, value: Option<&str>) -> Result<Fault, FaultParseError
             "missing-pipe" => Fault::MissingPipe,
             "missing-privilege" => Fault::MissingPrivilege,
             "no-commit" => Fault::NoCommit,
+            "double-commit" => Fault::DoubleCommit,
+            "garbled-answer" => Fault::GarbledAnswer,
             "reopened" => Fault::Reopened,
             "invalid-token" => Fault::InvalidToken,
             "token-expired" => Fault::TokenExpired,
@@ -595,6 +613,20 @@ impl Entry {
     }
 }
 
+/// A `throttle-above` limit in force, in rows per second.
+pub(crate) struct RowsCap<'a> {
+    rows: u64,
+    entry: &'a Entry,
+}
+
+impl RowsCap<'_> {
+    /// Whether an append that takes its channel's last second to `rows` is throttled; a counted
+    /// fault (`#N`) uses one application only when it throttles, as its docs promise.
+    pub(crate) fn throttles(&self, rows: u64) -> bool {
+        rows > self.rows && self.entry.take()
+    }
+}
+
 /// The faults in force, with lookups by endpoint and host.
 #[derive(Debug, Default)]
 pub(crate) struct FaultSet(Vec<Entry>);
@@ -641,11 +673,12 @@ impl FaultSet {
         })
     }
 
-    /// The `throttle-above` limit in rows per second, if any.
-    pub(crate) fn rows_per_sec_cap(&self, endpoint: ApiCall, host: Vhost) -> Option<u64> {
+    /// The `throttle-above` limit in force, if any. Looking it up uses none of its `#N`: only an
+    /// append it throttles does ([`RowsCap::throttles`]).
+    pub(crate) fn rows_per_sec_cap(&self, endpoint: ApiCall, host: Vhost) -> Option<RowsCap<'_>> {
         self.matching(Some(endpoint), host)
             .find_map(|e| match e.fault {
-                Fault::ThrottleAbove(rows) if e.take() => Some(rows),
+                Fault::ThrottleAbove(rows) => Some(RowsCap { rows, entry: e }),
                 _ => None,
             })
     }
@@ -700,6 +733,8 @@ mod tests {
     #[test_case("channel-status" => Fault::ChannelStatus("ERR_CHANNEL_NO_LONGER_EXISTS".into()))]
     #[test_case("no-commit@append" => Fault::NoCommit.on(FaultScope::Endpoint(ApiCall::Append)))]
     #[test_case("reopened" => Fault::Reopened)]
+    #[test_case("garbled-answer@append" => Fault::GarbledAnswer.on(FaultScope::Endpoint(ApiCall::Append)))]
+    #[test_case("double-commit@append#1" => Fault::DoubleCommit.on(FaultScope::Endpoint(ApiCall::Append)).times(1))]
     #[test_case("server-error=503@append#2" => Fault::ServerError(503).on(FaultScope::Endpoint(ApiCall::Append)).times(2))]
     #[test_case("reset#1" => Fault::Reset.times(1))]
     #[test_case("invalid-token" => Fault::InvalidToken)]

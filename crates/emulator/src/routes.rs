@@ -37,7 +37,7 @@ use crate::snowflake::rest::{
     PipeRef, Route, codes,
 };
 
-/// Decompressed append bodies larger than this are refused, to keep memory bounded.
+/// Decompressed append bodies larger than this are refused (413), to keep memory bounded.
 const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
 /// Request bodies of calls other than append.
 const MAX_OTHER_BODY_BYTES: usize = 1024 * 1024;
@@ -59,6 +59,16 @@ fn bad_payload() -> Response {
         StatusCode::BAD_REQUEST,
         codes::INVALID_PAYLOAD,
         "Incoming request does not contain a valid payload.",
+    )
+}
+
+/// 413 in Snowflake's JSON error shape: `what` ran past `limit` bytes. Snowflake documents the
+/// 4 MB cap but not the answer; 413 is the HTTP meaning.
+fn too_large(what: &str, limit: u64) -> Response {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "ERR_REQUEST_TOO_LARGE",
+        &format!("{what} exceeds the {} KiB limit.", limit / 1024),
     )
 }
 
@@ -209,12 +219,7 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
         MAX_OTHER_BODY_BYTES
     };
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        // Snowflake documents the 4 MB cap but not the answer; 413 is the HTTP meaning.
-        return json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "ERR_REQUEST_TOO_LARGE",
-            &format!("Request payload exceeds the {} KiB limit.", limit / 1024),
-        );
+        return too_large("Request payload", limit as u64);
     };
     let call = Call {
         shared,
@@ -531,14 +536,18 @@ impl Call {
                 None,
             );
         }
-        let commit = !self.has_fault(&Fault::NoCommit);
-        let cap = self
-            .shared
-            .faults()
-            .rows_per_sec_cap(self.ctx.endpoint, self.ctx.vhost);
+        let copies = if self.has_fault(&Fault::NoCommit) {
+            0
+        } else if self.has_fault(&Fault::DoubleCommit) {
+            2
+        } else {
+            1
+        };
+        let faults = self.shared.faults();
+        let cap = faults.rows_per_sec_cap(self.ctx.endpoint, self.ctx.vhost);
         match self
             .shared
-            .append(key, channel, &token, offset, parsed, commit, cap)
+            .append(key, channel, &token, offset, parsed, copies, cap)
         {
             Ok(next_continuation_token) => Json(AppendRowsResponse {
                 status_code: 0,
@@ -550,7 +559,9 @@ impl Call {
         }
     }
 
-    /// The append body after `Content-Encoding` (gzip or zstd), capped in size.
+    /// The append body after `Content-Encoding` (gzip or zstd); one that decompresses past
+    /// [`MAX_DECOMPRESSED_BYTES`] (a compression bomb) is refused whole rather than cut, since a
+    /// cut body would be stored as if it were all the client sent.
     fn decoded_body(&self) -> Result<Bytes, Response> {
         let encoding = self
             .headers
@@ -561,7 +572,7 @@ impl Call {
         let result = match encoding.as_deref() {
             None | Some("identity") => return Ok(self.body.clone()),
             Some("gzip") => flate2::read::GzDecoder::new(&self.body[..])
-                .take(MAX_DECOMPRESSED_BYTES)
+                .take(MAX_DECOMPRESSED_BYTES + 1)
                 .read_to_end(&mut out),
             Some("zstd") => {
                 // Sized once from the frame's header when it says, rather than grown by copying.
@@ -569,7 +580,7 @@ impl Call {
                     out.reserve(usize::try_from(size.min(MAX_DECOMPRESSED_BYTES)).unwrap_or(0));
                 }
                 zstd::stream::read::Decoder::new(&self.body[..])
-                    .and_then(|d| d.take(MAX_DECOMPRESSED_BYTES).read_to_end(&mut out))
+                    .and_then(|d| d.take(MAX_DECOMPRESSED_BYTES + 1).read_to_end(&mut out))
             }
             Some(_) => {
                 return Err(json_error(
@@ -580,6 +591,9 @@ impl Call {
             }
         };
         result.map_err(|_| bad_payload())?;
+        if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+            return Err(too_large("Decompressed payload", MAX_DECOMPRESSED_BYTES));
+        }
         Ok(Bytes::from(out))
     }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use rand::RngCore as _;
 
 use super::ca::{CertVariant, TlsMaterial};
-use super::faults::{Fault, FaultSet, Vhost};
+use super::faults::{Fault, FaultSet, RowsCap, Vhost};
 use super::{
     ConnectionStats, EmulatorConfig, EmulatorError, JwtFailure, LoggedRequest, NetworkPolicy,
 };
@@ -62,6 +62,7 @@ struct Channel {
     status: ChannelStatus,
 }
 
+#[derive(Clone)]
 struct Batch {
     channel: (PipeKey, String),
     client_seq: u64,
@@ -468,9 +469,9 @@ impl State {
         Ok((continuation_token(seq, 0), status))
     }
 
-    /// Appends parsed rows; returns the next continuation token. With `rows_per_sec_cap`, an
+    /// Appends parsed rows, to be committed `copies` times; returns the next continuation token. With `rows_per_sec_cap`, a valid
     /// append that would take the channel's rows over the last second above it is throttled
-    /// (429, not stored).
+    /// (429, not stored); an append refused for its channel or token never counts in the window.
     #[allow(clippy::too_many_arguments, reason = "one append's parts")]
     pub(crate) fn append(
         &self,
@@ -479,30 +480,18 @@ impl State {
         token: &str,
         offset_token: Option<String>,
         parsed: ParsedRows,
-        commit: bool,
-        rows_per_sec_cap: Option<u64>,
+        copies: usize,
+        rows_per_sec_cap: Option<RowsCap<'_>>,
     ) -> Result<String, IngestError> {
         let mut ingest = self.ingest();
+        let Ingest {
+            channels,
+            pending,
+            recent,
+            ..
+        } = &mut *ingest;
         let id = (key, channel.channel.clone());
-        if let Some(cap) = rows_per_sec_cap {
-            let now = Instant::now();
-            let recent = ingest.recent.entry(id.clone()).or_default();
-            while recent
-                .front()
-                .is_some_and(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
-            {
-                recent.pop_front();
-            }
-            let rows = parsed.rows.len() as u64 + parsed.errors;
-            if recent.iter().map(|(_, n)| n).sum::<u64>() + rows > cap {
-                return Err((
-                    429,
-                    ApiError::new(codes::TOO_MANY_REQUESTS, "Too many requests."),
-                ));
-            }
-            recent.push_back((now, rows));
-        }
-        let Some(ch) = ingest.channels.get_mut(&id) else {
+        let Some(ch) = channels.get_mut(&id) else {
             return Err(channel_missing(&channel.channel));
         };
         let (client_seq, row_seq) = parse_continuation(token).unwrap_or((0, 0));
@@ -524,20 +513,37 @@ impl State {
                 ),
             ));
         }
+        if let Some(cap) = rows_per_sec_cap {
+            let now = Instant::now();
+            let window = recent.entry(id.clone()).or_default();
+            while window
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
+            {
+                window.pop_front();
+            }
+            let rows = parsed.rows.len() as u64 + parsed.errors;
+            if cap.throttles(window.iter().map(|(_, n)| n).sum::<u64>() + rows) {
+                return Err((
+                    429,
+                    ApiError::new(codes::TOO_MANY_REQUESTS, "Too many requests."),
+                ));
+            }
+            window.push_back((now, rows));
+        }
         ch.row_seq += 1;
         let next = continuation_token(ch.client_seq, ch.row_seq);
-        if commit {
-            let batch = Batch {
-                channel: id,
-                client_seq,
-                ready_at: Instant::now() + self.commit_delay,
-                rows: parsed.rows,
-                errors: parsed.errors,
-                first_error: parsed.first_error,
-                offset_token,
-            };
-            ingest.pending.push_back(batch);
-        }
+        let batch = Batch {
+            channel: id,
+            client_seq,
+            ready_at: Instant::now() + self.commit_delay,
+            rows: parsed.rows,
+            errors: parsed.errors,
+            first_error: parsed.first_error,
+            offset_token,
+        };
+        // Each copy is committed in turn: none (`no-commit`), once, or twice (`double-commit`).
+        pending.extend(std::iter::repeat_n(batch, copies));
         Ok(next)
     }
 
@@ -569,9 +575,12 @@ impl State {
         channel: &ChannelRef,
     ) -> Result<Option<String>, IngestError> {
         let mut ingest = self.ingest();
+        let id = (key, channel.channel.clone());
+        // Its throttling window goes with it: a channel opened later under the name starts afresh.
+        ingest.recent.remove(&id);
         ingest
             .channels
-            .remove(&(key, channel.channel.clone()))
+            .remove(&id)
             .map(|c| c.status.last_committed_offset_token)
             .ok_or_else(|| channel_missing(&channel.channel))
     }

@@ -1,20 +1,19 @@
 //! The rate test's verdict: every figure of the run (events and bytes per second against asked,
 //! append latency, commit lag, 429s, retries, CPU) and the accounting `sent = committed +
-//! errored`, judged in order of gravity.
+//! errored` — short of it rows were lost, past it rows were stored twice — judged in order of
+//! gravity.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Step;
 use super::sender::ChannelReport;
+use super::{HELD, Step};
 use crate::catalog::RowId;
+use crate::checks::stream::commits::committed_offset;
 use crate::load::{self, Layout, Load};
 use crate::outcome::Outcome;
 use crate::snowflake::rest::ApiCall;
-
-/// Below this share of the asked rate, the rate was not held.
-const HELD: f64 = 0.9;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Serialize)]
@@ -59,9 +58,16 @@ pub(super) struct RateEvidence {
     pub(super) sent: u64,
     pub(super) committed: u64,
     pub(super) errored: u64,
+    /// Events whose append got no answer or an unreadable one (stored or not?), each settled from
+    /// the channel's committed offset: at the reopen that followed, or at the end when the
+    /// reopen failed (not covered by it: counted errored).
+    in_doubt: u64,
     /// Of the errored: rows the server refused to load.
     pub(super) rows_errored: u64,
     pub(super) lost: u64,
+    /// Rows the server accounted for (committed or errored) beyond those sent: a batch stored
+    /// twice.
+    pub(super) doubled: u64,
     status_polls: u32,
     /// The time the rate is measured on, in seconds.
     pub(super) span_s: f64,
@@ -91,8 +97,15 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         .flatten()
         .map(|s| s.rows_error_count)
         .sum();
-    let errored = sum(|r| r.failed) + rows_errored;
+    // In doubt when a channel stopped: not stored unless its final committed offset covers it.
+    let unsettled: u64 = reports
+        .iter()
+        .zip(&polled.last)
+        .map(|(r, status)| r.unsettled_not_stored(status.as_ref().and_then(committed_offset)))
+        .sum();
+    let errored = sum(|r| r.failed) + unsettled + rows_errored;
     let lost = sent.saturating_sub(committed + errored);
+    let doubled = (committed + errored).saturating_sub(sent);
     // The span the rate is measured on: the asked duration, or longer when sending fell behind
     // (the last batch waiting for its tick is batching, not falling behind).
     let last_send = reports
@@ -110,12 +123,12 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         .iter()
         .enumerate()
         .flat_map(|(i, r)| {
-            r.acked.iter().filter_map(move |(range, sent_at)| {
+            r.acked.iter().filter_map(move |(batch, sent_at)| {
                 let seen = polled.samples.iter().find(|(_, got)| {
                     got.get(i)
                         .copied()
                         .flatten()
-                        .is_some_and(|c| c >= range.end - 1)
+                        .is_some_and(|c| c >= batch.range.end - 1)
                 })?;
                 Some(seen.0.saturating_duration_since(*sent_at))
             })
@@ -132,8 +145,8 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         asked_events_per_s: asked_rate,
         achieved_events_per_s: acked as f64 / span,
         asked_mb_per_s: asked_rate * run.load.event_size as f64 / 1e6,
-        achieved_mb_per_s: mb(sum(|r| r.raw_bytes)),
-        wire_mb_per_s: mb(sum(|r| r.wire_bytes)),
+        achieved_mb_per_s: mb(sum(ChannelReport::raw_bytes)),
+        wire_mb_per_s: mb(sum(ChannelReport::wire_bytes)),
         requests: sum(|r| r.requests),
         append_latency_ms: Percentiles::of(latencies),
         commit_lag_ms: Percentiles::of(commit_lags),
@@ -153,8 +166,10 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
         sent,
         committed,
         errored,
+        in_doubt: sum(|r| r.in_doubt),
         rows_errored,
         lost,
+        doubled,
         status_polls: polled.polls,
         span_s: span,
         client_cpu_ms: cpu.map(crate::units::ms),
@@ -172,13 +187,13 @@ pub(super) fn judge(step: &Step) -> Outcome {
     } = step;
     let evidence = measure(step);
     let (asked_rate, span) = (evidence.asked_events_per_s, evidence.span_s);
-    let (sent, committed, errored, lost, rows_errored) = (
+    let (sent, committed, errored, rows_errored) = (
         evidence.sent,
         evidence.committed,
         evidence.errored,
-        evidence.lost,
         evidence.rows_errored,
     );
+    let (lost, doubled) = (evidence.lost, evidence.doubled);
     let summary = format!(
         "{:.0} of {asked_rate:.0} events/s ({:.2} MB/s) over {} channel(s) for {:.1} s; append p50/p95/p99 {} ms; commit lag p50 {} ms; sent {sent} = committed {committed} + errored {errored}{}",
         evidence.achieved_events_per_s,
@@ -193,12 +208,11 @@ pub(super) fn judge(step: &Step) -> Outcome {
         .map(show)
         .join("/"),
         show(evidence.commit_lag_ms.p50),
-        if lost > 0 {
-            format!(" + lost {lost}")
-        } else {
-            String::new()
-        },
+        imbalance(lost, doubled),
     );
+    if doubled > 0 {
+        return duplicated(doubled, &summary, evidence);
+    }
     if lost > 0 {
         let why = if polled.complete {
             "were not committed"
@@ -267,6 +281,26 @@ pub(super) fn over_budget(evidence: &RateEvidence, budget: Duration) -> bool {
         .append_latency_ms
         .p95
         .is_some_and(|p| p > crate::units::ms(budget))
+}
+
+/// The failure when `doubled` rows were committed beyond those sent (a batch stored twice).
+pub(super) fn duplicated(doubled: u64, summary: &str, evidence: impl Serialize) -> Outcome {
+    Outcome::fail(
+        RowId::RowsDuplicated,
+        format!("{doubled} row(s) were committed beyond those sent: {summary}"),
+        evidence,
+    )
+}
+
+/// What the accounting is short of (` + lost N`) or over by (` - doubled N`), for a summary.
+pub(super) fn imbalance(lost: u64, doubled: u64) -> String {
+    if lost > 0 {
+        format!(" + lost {lost}")
+    } else if doubled > 0 {
+        format!(" - doubled {doubled}")
+    } else {
+        String::new()
+    }
 }
 
 fn show(ms: Option<f64>) -> String {

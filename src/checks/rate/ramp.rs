@@ -1,19 +1,21 @@
 //! `--rate max`: the capacity probe. It streams a series of steps, each a short run at one rate
 //! through its own channels (committed before the next starts): doubling from the starting rate
 //! while steps hold, then bisecting between the highest held and the lowest not held until they
-//! are within [`PRECISION`] or `--duration` is spent. A step is not held when the server throttled
-//! (429), rows errored, the client's CPU reached [`SATURATED`] of `--max-cpu`, the append p95
-//! passed its budget, or the path did not carry the asked rate — and the first of these names
-//! what limited the capacity. The result is the highest rate held for a whole step (the steady
-//! interval), in events/s and MB/s, with the headroom against each row of the bandwidth table;
-//! every event of every step is accounted for (sent = committed + errored).
+//! are within [`PRECISION`] or `--duration` is spent (a step starts only when it can end within
+//! it: [`fits`]). A step is not held when the server throttled (429), rows errored, the client's
+//! CPU reached [`SATURATED`] of `--max-cpu`, the append p95 passed its budget, or the path did not
+//! carry the asked rate (short of [`HELD`] of it) — and the first of these names what limited the
+//! capacity. The result is the highest rate held for a whole step (the steady interval), in
+//! events/s and MB/s, with the headroom against each row of the bandwidth table; every event of
+//! every step is accounted for (sent = committed + errored). A step whose channels cannot be
+//! opened ends the probe with that failure, keeping what the earlier steps found.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::judge::{RateEvidence, append_budget, measure, over_budget};
-use super::{Step, Target, step};
+use super::judge::{RateEvidence, append_budget, duplicated, imbalance, measure, over_budget};
+use super::{HELD, Step, Target, step};
 use crate::catalog::RowId;
 use crate::context::Ctx;
 use crate::load::{Load, Profile, Ramp};
@@ -21,8 +23,6 @@ use crate::outcome::Outcome;
 
 /// Bisecting stops once the lowest rate not held is within this factor of the highest held.
 const PRECISION: f64 = 1.1;
-/// A step holds its rate when it achieved at least this share of it.
-const HELD: f64 = 0.95;
 /// The client counts as saturated above this share of `--max-cpu`.
 const SATURATED: f64 = 0.9;
 /// Below this rate the ramp stops looking down.
@@ -44,6 +44,8 @@ pub(super) enum Limit {
     LatencyBudget,
     /// The path did not carry the asked rate (the client had CPU to spare).
     Network,
+    /// A step could not open its channels (the probe fails with that failure's row).
+    ChannelOpen,
 }
 
 impl Limit {
@@ -53,6 +55,7 @@ impl Limit {
             Self::RowErrors => RowId::RowsErrored,
             Self::ClientCpu => RowId::ClientCpu,
             Self::LatencyBudget | Self::Network => RowId::LatencyBudget,
+            Self::ChannelOpen => RowId::ApiError,
         }
     }
 
@@ -63,6 +66,7 @@ impl Limit {
             Self::ClientCpu => "client CPU",
             Self::LatencyBudget => "the append latency budget",
             Self::Network => "the network",
+            Self::ChannelOpen => "a step's channels failing to open",
         }
     }
 
@@ -135,6 +139,30 @@ struct ProbeEvidence {
     /// Of the errored: rows the server refused to load, over every step.
     rows_errored: u64,
     lost: u64,
+    /// Rows committed beyond those sent, over every step (a batch stored twice).
+    doubled: u64,
+}
+
+impl ProbeEvidence {
+    /// Adds one step's figures (and the limit that stopped it holding) to the totals.
+    fn add(&mut self, figures: &RateEvidence, limit: Option<Limit>) {
+        self.resent_requests += figures.resent_requests;
+        self.sent += figures.sent;
+        self.committed += figures.committed;
+        self.errored += figures.errored;
+        self.rows_errored += figures.rows_errored;
+        self.lost += figures.lost;
+        self.doubled += figures.doubled;
+        self.steps.push(StepReport {
+            asked_events_per_s: figures.asked_events_per_s,
+            achieved_events_per_s: figures.achieved_events_per_s,
+            achieved_mb_per_s: figures.achieved_mb_per_s,
+            append_p95_ms: figures.append_latency_ms.p95,
+            throttled_429: figures.throttled_429,
+            client_cpu_percent_of_one_core: figures.client_cpu_percent_of_one_core,
+            limited_by: limit,
+        });
+    }
 }
 
 /// Ramps the rate (see the module docs) within `load.duration`; the capacity as the outcome.
@@ -167,15 +195,18 @@ pub(super) async fn probe(
         errored: 0,
         rows_errored: 0,
         lost: 0,
+        doubled: 0,
     };
     let (mut held, mut not_held) = (None::<u32>, None::<u32>);
     let mut rate = load.events_per_sec;
     let mut slowest_step = Duration::ZERO;
     // A channel's failure other than throttling ends the probe with the failure's own row.
     let mut failure = None;
+    // A step sends until its cutoff at most (it falls behind otherwise).
+    let cutoff = interval + ctx.settings.timeout.min(interval);
     loop {
-        // The next step must fit in what is left of --duration (the first always runs).
-        if !evidence.steps.is_empty() && started.elapsed() + slowest_step > load.duration {
+        let left = load.duration.saturating_sub(started.elapsed());
+        if !evidence.steps.is_empty() && !fits(left, cutoff, slowest_step) {
             break;
         }
         let step_load = Load {
@@ -186,29 +217,28 @@ pub(super) async fn probe(
         };
         let id = format!("{run_id}_s{}_", evidence.steps.len());
         let began = Instant::now();
-        let cutoff = interval + ctx.settings.timeout.min(interval);
-        let step: Step = match step(ctx, target, step_load, id, cutoff).await {
-            Ok(s) => s,
-            Err(failed) => return failed,
-        };
+        // The first step always runs, with its interval at least, however short --duration is.
+        let step: Step =
+            match step(ctx, target, step_load, id, cutoff.min(left.max(interval))).await {
+                Ok(s) => s,
+                Err(failed) => {
+                    // What the earlier steps found stands; the failure to open is what stopped it.
+                    evidence.limited_by = Some(Limit::ChannelOpen);
+                    failure = Some((
+                        failed.row().unwrap_or(RowId::ApiError),
+                        format!(
+                            "step {} could not open its channels: {}",
+                            evidence.steps.len() + 1,
+                            failed.finding
+                        ),
+                    ));
+                    break;
+                }
+            };
         slowest_step = slowest_step.max(began.elapsed());
         let figures = measure(&step);
         let limit = Limit::of(&figures, append_budget(&step.run), ramp);
-        evidence.resent_requests += figures.resent_requests;
-        evidence.sent += figures.sent;
-        evidence.committed += figures.committed;
-        evidence.errored += figures.errored;
-        evidence.rows_errored += figures.rows_errored;
-        evidence.lost += figures.lost;
-        evidence.steps.push(StepReport {
-            asked_events_per_s: figures.asked_events_per_s,
-            achieved_events_per_s: figures.achieved_events_per_s,
-            achieved_mb_per_s: figures.achieved_mb_per_s,
-            append_p95_ms: figures.append_latency_ms.p95,
-            throttled_429: figures.throttled_429,
-            client_cpu_percent_of_one_core: figures.client_cpu_percent_of_one_core,
-            limited_by: limit,
-        });
+        evidence.add(&figures, limit);
         match limit {
             None => {
                 held = Some(rate);
@@ -228,7 +258,8 @@ pub(super) async fn probe(
         if limit != Some(Limit::ServerThrottling) {
             failure = step.reports.iter().find_map(|r| r.failure.clone());
         }
-        if figures.lost > 0 || figures.rows_errored > 0 || failure.is_some() {
+        if figures.lost > 0 || figures.doubled > 0 || figures.rows_errored > 0 || failure.is_some()
+        {
             break;
         }
         rate = match (held, not_held) {
@@ -241,8 +272,15 @@ pub(super) async fn probe(
     verdict(load, evidence, failure)
 }
 
-/// Judges the probe: lost rows, errored rows or a failed channel fail; no rate held, or less than
-/// the bandwidth table's largest row, warns with what limited it; otherwise the capacity passes.
+/// Whether another step fits in what is `left` of `--duration`: it may send until its `cutoff`,
+/// and may take as long as the `slowest` step so far (its commit wait included).
+fn fits(left: Duration, cutoff: Duration, slowest: Duration) -> bool {
+    cutoff.max(slowest) <= left
+}
+
+/// Judges the probe: lost or doubled rows, errored rows or a failed channel fail; no rate held, or
+/// less than the bandwidth table's largest row, warns with what limited it; otherwise the capacity
+/// passes.
 #[allow(clippy::cast_precision_loss, reason = "rates")]
 fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, String)>) -> Outcome {
     if let (Some(max), Some(max_mb)) = (evidence.max_events_per_s, evidence.max_mb_per_s) {
@@ -288,21 +326,21 @@ fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, Str
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let (sent, committed, errored, lost) = (
+    let (sent, committed, errored, lost, doubled) = (
         evidence.sent,
         evidence.committed,
         evidence.errored,
         evidence.lost,
+        evidence.doubled,
     );
     let summary = format!(
         "{capacity}, {limited} after {} step(s); {headroom}; sent {sent} = committed {committed} + errored {errored}{}",
         evidence.steps.len(),
-        if lost > 0 {
-            format!(" + lost {lost}")
-        } else {
-            String::new()
-        },
+        imbalance(lost, doubled),
     );
+    if doubled > 0 {
+        return duplicated(doubled, &summary, evidence);
+    }
     if lost > 0 {
         return Outcome::fail(
             RowId::CommitTimeout,
@@ -333,4 +371,29 @@ fn verdict(load: &Load, mut evidence: ProbeEvidence, failure: Option<(RowId, Str
 /// A profile's name as the flag spells it.
 fn profile_name(p: Profile) -> String {
     clap::ValueEnum::to_possible_value(&p).map_or_else(String::new, |v| v.get_name().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use test_case::test_case;
+
+    use super::fits;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test_case(ms(3000), ms(1000), ms(700) => true; "room for both")]
+    #[test_case(ms(1500), ms(2000), ms(1000) => false; "the slowest fits but the cutoff runs past")]
+    #[test_case(ms(1500), ms(1000), ms(2000) => false; "a step as slow as the slowest runs past")]
+    #[test_case(ms(1000), ms(1000), ms(1000) => true; "exactly what is left")]
+    fn a_step_starts_only_when_it_ends_within_the_duration(
+        left: Duration,
+        cutoff: Duration,
+        slowest: Duration,
+    ) -> bool {
+        fits(left, cutoff, slowest)
+    }
 }

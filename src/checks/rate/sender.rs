@@ -1,8 +1,9 @@
 //! One channel's sender: streams its share of the events at its share of the rate, one append
 //! at a time chained by the continuation token the previous answer returned (never a guessed
 //! token: a server handles concurrent requests in any order, so a guess can be refused and cost
-//! a resend), batching whatever fell due meanwhile, and settling a refused token or an unanswered
-//! append by reopening the channel.
+//! a resend), batching whatever fell due meanwhile, and settling a refused token or an append in
+//! doubt (no answer, or a 200 whose body is not an append answer: stored or not, the client cannot
+//! tell) by reopening the channel, whose committed offset says what was stored.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -22,12 +23,13 @@ use crate::checks::stream::request;
 use crate::load;
 use crate::snowflake::rest::{self as sf, ApiCall, ChannelRef, OpenChannelResponse, codes};
 
-/// A channel stops after this many appends in a row failed.
+/// A channel stops after this many appends in a row failed, whatever the failure (refused,
+/// refused token, no answer, a batch that could not be built): it stops rather than spins.
 const GIVE_UP_AFTER: u32 = 3;
 
-/// One append on its way.
-struct Sent {
-    range: Range<u64>,
+/// One append's batch: its events, and its size as NDJSON and on the wire.
+pub(super) struct Sent {
+    pub(super) range: Range<u64>,
     raw: usize,
     wire: usize,
 }
@@ -37,17 +39,22 @@ struct Sent {
 pub(super) struct ChannelReport {
     /// Events put into a request (each counted once, however often it was sent).
     pub(super) sent: u64,
-    /// Acknowledged batches: the events and when their append was sent.
-    pub(super) acked: Vec<(Range<u64>, Instant)>,
-    /// Events whose append failed for good.
+    /// Stored batches (acknowledged, or found committed by a reopen) and when their append was
+    /// sent. The bytes sent are theirs: a batch resent after a reopen is counted once.
+    pub(super) acked: Vec<(Sent, Instant)>,
+    /// Events whose append failed for good (not stored).
     pub(super) failed: u64,
+    /// Events whose append's fate was unknown when it was answered (no answer, or one that could
+    /// not be read), each time; settled from the channel's committed offset.
+    pub(super) in_doubt: u64,
+    /// Batches still in doubt when the channel stopped (its reopen failed): the committed offset
+    /// at the end settles them ([`ChannelReport::unsettled_not_stored`]).
+    pub(super) unsettled: Vec<Range<u64>>,
     pub(super) requests: u64,
     pub(super) resent: u64,
     pub(super) reopens: u64,
     pub(super) retries: u64,
     pub(super) latencies: Vec<Duration>,
-    pub(super) raw_bytes: u64,
-    pub(super) wire_bytes: u64,
     /// When the last acknowledged append was sent: the end of the span the rate is measured on.
     pub(super) last_send: Option<Instant>,
     pub(super) failure: Option<(RowId, String)>,
@@ -68,11 +75,34 @@ impl ChannelReport {
 
     /// The offset of the last event acknowledged: what the commit wait waits for.
     pub(super) fn last_acked(&self) -> Option<u64> {
-        self.acked.iter().map(|a| a.0.end - 1).max()
+        self.acked.iter().map(|(s, _)| s.range.end - 1).max()
     }
 
     pub(super) fn acked_events(&self) -> u64 {
-        self.acked.iter().map(|(r, _)| r.end - r.start).sum()
+        self.acked
+            .iter()
+            .map(|(s, _)| s.range.end - s.range.start)
+            .sum()
+    }
+
+    /// The stored batches' bytes as NDJSON.
+    pub(super) fn raw_bytes(&self) -> u64 {
+        self.acked.iter().map(|(s, _)| s.raw as u64).sum()
+    }
+
+    /// The stored batches' bytes on the wire (compressed).
+    pub(super) fn wire_bytes(&self) -> u64 {
+        self.acked.iter().map(|(s, _)| s.wire as u64).sum()
+    }
+
+    /// Of the batches in doubt when the channel stopped, the events the channel's final
+    /// `committed` offset does not cover: they were not stored.
+    pub(super) fn unsettled_not_stored(&self, committed: Option<u64>) -> u64 {
+        self.unsettled
+            .iter()
+            .filter(|r| committed.is_none_or(|c| r.end - 1 > c))
+            .map(|r| r.end - r.start)
+            .sum()
     }
 
     fn fail(&mut self, range: &Range<u64>, why: (RowId, String)) {
@@ -154,8 +184,10 @@ struct Sender {
     /// got no answer).
     reopen: bool,
     failures_in_row: u32,
-    /// Appends that got no answer: stored or not, the next reopen tells.
-    in_doubt: Vec<(Range<u64>, Instant)>,
+    /// The latest failure, which names the give-up.
+    last_failure: Option<(RowId, String)>,
+    /// Appends in doubt (no answer, or an unreadable one): stored or not, the next reopen tells.
+    in_doubt: Vec<(Sent, Instant)>,
     report: ChannelReport,
 }
 
@@ -173,6 +205,7 @@ impl Sender {
             confirmed: first_token,
             reopen: false,
             failures_in_row: 0,
+            last_failure: None,
             in_doubt: Vec::new(),
             report: ChannelReport::default(),
         }
@@ -204,9 +237,15 @@ impl Sender {
                 self.settle().await;
             }
             if self.failures_in_row >= GIVE_UP_AFTER {
+                let (row, last) = self
+                    .last_failure
+                    .clone()
+                    .unwrap_or((RowId::ApiError, "unknown".into()));
                 self.stop(&(
-                    RowId::ApiError,
-                    "the channel gave up after repeated failures".into(),
+                    row,
+                    format!(
+                        "the channel gave up after {GIVE_UP_AFTER} failed appends in a row (the last: {last})"
+                    ),
                 ));
             }
         }
@@ -298,12 +337,12 @@ impl Sender {
             Ok(b) if b.len() <= sf::MAX_APPEND_BYTES => Some((raw.len(), Bytes::from(b))),
             Ok(b) => {
                 let why = format!("a batch compressed to {} bytes, over the 4 MB cap", b.len());
-                self.report.fail(range, (RowId::ApiError, why));
+                self.failed(range, (RowId::ApiError, why));
                 None
             }
             Err(e) => {
                 let why = format!("cannot compress a batch: {e}");
-                self.report.fail(range, (RowId::ApiError, why));
+                self.failed(range, (RowId::ApiError, why));
                 None
             }
         }
@@ -325,36 +364,66 @@ impl Sender {
                 Ok(a) if a.status_code == 0 => {
                     self.acked(sent, started, took, a.next_continuation_token);
                 }
-                other => {
-                    let why = other.map_or_else(
-                        |e| format!("unexpected append answer ({e})"),
-                        |a| {
-                            format!(
-                                "append answered 200 with status_code {}: {:?}",
-                                a.status_code, a.message
-                            )
-                        },
+                Ok(a) => {
+                    let why = format!(
+                        "append answered 200 with status_code {}: {:?}",
+                        a.status_code, a.message
                     );
                     self.failed(&sent.range, (RowId::ApiError, why));
                 }
+                // A 200 says the server took the request; what it stored, only the reopen's
+                // committed offset can tell.
+                Err(e) => self.doubt(
+                    sent,
+                    started,
+                    (
+                        RowId::ApiError,
+                        format!("an append's 200 answer was not an append answer ({e})"),
+                    ),
+                ),
             },
             Ok(r) if sequencer_error(r) => {
                 // The answered token was refused (another client reopened the channel): not
-                // stored, so send it again after a reopen.
+                // stored, so send it again after a reopen — unless every attempt is refused.
                 self.requeued.push_back(sent.range);
                 self.reopen = true;
+                self.failures_in_row += 1;
+                self.last_failure = Some((
+                    RowId::StaleContinuationToken,
+                    format!(
+                        "the server refused the append's continuation token ({})",
+                        r.error().map(|e| e.code).unwrap_or_default()
+                    ),
+                ));
             }
             Ok(r) => self.failed(&sent.range, answer::classify(r)),
-            Err(e) => {
-                self.in_doubt.push((sent.range, started));
-                self.report.recovered.get_or_insert((
+            Err(e) => self.doubt(
+                sent,
+                started,
+                (
                     answer::call_failure(e),
-                    format!("an append got no answer ({e}); the channel was reopened and resent"),
-                ));
-                self.reopen = true;
-                self.failures_in_row += 1;
-            }
+                    format!("an append got no answer ({e})"),
+                ),
+            ),
         }
+    }
+
+    /// The append's fate is unknown (`why`): the reopen after it tells from the committed offset
+    /// what was stored, and the rest is sent again.
+    fn doubt(&mut self, sent: Sent, started: Instant, why: (RowId, String)) {
+        self.report.in_doubt += sent.range.end - sent.range.start;
+        self.in_doubt.push((sent, started));
+        let (row, why) = why;
+        self.report.recovered.get_or_insert((
+            row,
+            format!(
+                "{why}; in doubt, settled from the committed offset of the channel, reopened, \
+                 and what was not stored sent again"
+            ),
+        ));
+        self.reopen = true;
+        self.failures_in_row += 1;
+        self.last_failure = Some((row, why));
     }
 
     /// The append was stored; its answer's token is the next one.
@@ -362,17 +431,16 @@ impl Sender {
         self.confirmed = next_token;
         let report = &mut self.report;
         report.latencies.push(took);
-        report.raw_bytes += sent.raw as u64;
-        report.wire_bytes += sent.wire as u64;
         report.last_send = Some(started);
-        report.acked.push((sent.range, started));
+        report.acked.push((sent, started));
         self.failures_in_row = 0;
     }
 
-    /// The append failed for good.
+    /// The append failed for good (or its batch could not be built).
     fn failed(&mut self, range: &Range<u64>, why: (RowId, String)) {
-        self.report.fail(range, why);
+        self.report.fail(range, why.clone());
         self.failures_in_row += 1;
+        self.last_failure = Some(why);
     }
 
     /// Once nothing is in flight: reopens the channel when an append's fate is unknown or its
@@ -391,12 +459,17 @@ impl Sender {
         {
             Ok(opened) => self.reopened(opened),
             Err(outcome) => {
-                self.requeued
-                    .extend(self.in_doubt.drain(..).map(|(r, _)| r));
-                self.stop(&(
+                // Stored or not, the committed offset at the end tells.
+                self.report
+                    .unsettled
+                    .extend(self.in_doubt.drain(..).map(|(s, _)| s.range));
+                let why = (
                     outcome.row().unwrap_or(RowId::StaleContinuationToken),
                     format!("reopen: {}", outcome.finding),
-                ));
+                );
+                // The channel failed, even when nothing was left to send but what is in doubt.
+                self.report.failure.get_or_insert(why.clone());
+                self.stop(&why);
             }
         }
     }
@@ -408,16 +481,17 @@ impl Sender {
         self.confirmed = opened.next_continuation_token;
         let committed = committed_offset(&opened.channel_status);
         let stored = |r: &Range<u64>| committed.is_some_and(|c| r.end - 1 <= c);
-        let (kept, mut again): (Vec<_>, Vec<_>) = self
+        let (kept, again): (Vec<_>, Vec<_>) = self
             .report
             .acked
             .drain(..)
             .chain(self.in_doubt.drain(..))
-            .partition(|(r, _)| stored(r));
+            .partition(|(s, _)| stored(&s.range));
         self.report.acked = kept;
-        again.extend(self.requeued.drain(..).map(|r| (r, self.run.start)));
-        again.sort_by_key(|(r, _)| r.start);
-        self.requeued = again.into_iter().map(|(r, _)| r).collect();
+        let mut again: Vec<Range<u64>> = again.into_iter().map(|(s, _)| s.range).collect();
+        again.extend(self.requeued.drain(..));
+        again.sort_by_key(|r| r.start);
+        self.requeued = again.into();
     }
 }
 
@@ -441,5 +515,67 @@ async fn append(run: Arc<Run>, target: String, body: Bytes, sent: Sent) -> Answe
         started,
         took: started.elapsed(),
         result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{GIVE_UP_AFTER, Run, Sender};
+    use crate::load::{Compression, Layout, Load};
+    use crate::secret::Secret;
+    use crate::snowflake::rest::PipeRef;
+
+    /// A batch that cannot be built counts toward the give-up like a refused append: a channel
+    /// whose every batch compresses past the 4 MB cap stops after `GIVE_UP_AFTER` of them instead
+    /// of building every one. No limit a user can set makes such a batch (`--event-size` and the
+    /// batch size keep it under 2 MB raw), so the layout here is made by hand.
+    #[tokio::test]
+    async fn batches_that_cannot_be_built_count_toward_the_give_up() {
+        let key = crate::emulator::default_key();
+        let config =
+            crate::emulator::EmulatorConfig::with_user_key(&key.public_key().to_pem().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emu = crate::emulator::spawn(listener, config).await.unwrap();
+        let settings = crate::demo::settings_for(&emu, key, 1).unwrap();
+        // 32 events of 256 KiB of pseudo-random letters: 8 MiB raw, about 5 MiB compressed.
+        let batch = 32;
+        let run = Arc::new(Run {
+            ctx: crate::context::Ctx::new(settings).unwrap(),
+            base: String::new(),
+            token: Secret::new(String::new()),
+            load: Load {
+                profile: None,
+                events_per_sec: 100_000,
+                duration: Duration::from_secs(1),
+                event_size: 256 * 1024,
+                min_channels: 1,
+                compression: Compression::Zstd,
+                ramp: None,
+            },
+            layout: Layout {
+                channels: 1,
+                max_batch_events: batch,
+                tick: Duration::from_millis(1),
+            },
+            // Begun a second ago: every event is due, so each batch is full.
+            start: Instant::now().checked_sub(Duration::from_secs(1)).unwrap(),
+            cutoff: Duration::from_secs(60),
+        });
+        let channel = PipeRef::new("DB", "SCHEMA", "PIPE").channel("unbuildable");
+        let total = 10 * batch as u64;
+        let report = Sender::new(run, channel, String::new(), total).run().await;
+        let tried = u64::from(GIVE_UP_AFTER) * batch as u64;
+        assert_eq!(
+            (report.sent, report.failed, report.requests),
+            (tried, tried, 0)
+        );
+        assert!(
+            report
+                .failure
+                .is_some_and(|(_, why)| why.contains("over the 4 MB cap"))
+        );
     }
 }
