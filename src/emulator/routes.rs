@@ -106,10 +106,15 @@ fn stage_refusal(shared: &Shared) -> Response {
         .into_response()
 }
 
-/// The stage's file key `:pipe-info` hands out: 32 bytes (SDK 1.9.1 refuses a shorter one), all
-/// zero — the SDK encrypts its stage files with it as given (AES-256-CTR), so anyone holding this
-/// emulator's files can read them, as a placeholder should allow.
+/// The stage's file key `:pipe-info` hands out when a stage server is configured (`--stage`):
+/// 32 bytes, all zero. SDK 1.9.1 encrypts its stage files with it as given (AES-256-CTR), so
+/// anyone holding them can read them, as a placeholder should allow.
 const PIPE_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// The key without a stage server: 16 bytes, which the SDK refuses at its first file ("Encryption
+/// key too short: expected 32 bytes"). The default `storage_endpoint` names S3's real host name,
+/// so an SDK in file mode outside a loopback-only namespace would otherwise upload toward it.
+const UNUSABLE_PIPE_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
 
 /// The `:pipe-info` answer. The shape is what the official SDK (1.9.1) deserializes — field names
 /// and types read from its error messages and serde metadata, since no public document describes
@@ -120,7 +125,7 @@ const PIPE_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 /// credentials that are obviously not keys. Appended to slowly, the SDK streams rows over the REST
 /// `rows` call and never touches the stage; appended to faster, it uploads files to the stage and
 /// registers them with `…/filebuffer` (`routes::filebuffer`, `tests/oracle/README.md`).
-fn pipe_info_body(now_ms: i64, stage_endpoint: &str) -> serde_json::Value {
+fn pipe_info_body(now_ms: i64, stage_endpoint: &str, pipe_key: &str) -> serde_json::Value {
     let location = serde_json::json!({
         "location_type": "S3",
         "location": format!("{STAGE_BUCKET}/streaming/"),
@@ -155,7 +160,7 @@ fn pipe_info_body(now_ms: i64, stage_endpoint: &str) -> serde_json::Value {
     serde_json::json!({
         "rowset_stage_location": location,
         "durable_stage_location": location,
-        "encryption_info": {"pipe_key": PIPE_KEY, "pipe_key_id": 1, "diversifier": "emulator"},
+        "encryption_info": {"pipe_key": pipe_key, "pipe_key_id": 1, "diversifier": "emulator"},
         "parameter_overrides": {},
     })
 }
@@ -649,9 +654,15 @@ impl Call {
         if let Err(r) = result {
             return r;
         }
+        let key = if self.shared.serves_stage {
+            UNUSABLE_PIPE_KEY
+        } else {
+            PIPE_KEY
+        };
         Json(pipe_info_body(
             unix_millis(self.shared.now()),
             &self.shared.stage_endpoint,
+            key,
         ))
         .into_response()
     }

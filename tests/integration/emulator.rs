@@ -530,6 +530,35 @@ async fn commit_delay_holds_back_the_committed_offset() {
     assert_eq!(late.snowflake_avg_processing_latency_ms, 2000);
 }
 
+/// The SDK refuses a pipe key under 32 bytes at its first file. The emulator hands out a usable
+/// one only when its stage is a server the user named: the default `storage_endpoint` is S3's real
+/// host name, where an SDK outside a loopback-only namespace would otherwise upload.
+#[tokio::test]
+async fn the_pipe_key_is_usable_only_with_a_stage_server() {
+    use base64::Engine as _;
+    for (stage, len) in [(None, 16), (Some("127.0.0.1:9".to_owned()), 32)] {
+        let h = Harness::start(EmulatorConfig {
+            stage,
+            ..quick_config()
+        })
+        .await;
+        let token = h.scoped_token().await;
+        let r = h
+            .http
+            .post(h.ingest_url(&pipe().pipe_info_path()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let info: Value = r.json().await.unwrap();
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(info["encryption_info"]["pipe_key"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(key.len(), len);
+    }
+}
+
 /// The official SDK's file mode registers files it uploaded to the stage (the body SDK 1.9.1 sent,
 /// `tests/oracle/README.md`): the emulator commits the rows the fragments declare, up to the last
 /// fragment's end offset token, and answers the next continuation token as an append does.
