@@ -359,7 +359,7 @@ def sdk_unpaced(seconds):
         os.mkdir(out_dir)
         env = dict(clean_env(), BIN=BIN, DIR=out_dir, PY=PYTHON, MOTO=MOTO, STAGE_CERT=chain, STAGE_KEY=key, STAGE_CA=ca,
                    SS_LOG_LEVEL="info")
-        args = ["unshare", "-n", "sh", os.path.join(ROOT, "tests", "oracle", "sdk_namespace.sh"),
+        args = ["unshare", "-n", "-p", "-f", "--mount-proc", "sh", os.path.join(ROOT, "tests", "oracle", "sdk_namespace.sh"),
                 os.path.join(ROOT, "bench", "sdk_bench.py"), "--unpaced", str(seconds)]
         run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
         if run.returncode != 0:

@@ -156,17 +156,22 @@ async fn rest_tutorial_oracle_commits_every_row() {
     assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
 }
 
+/// A network namespace holding only loopback, in a PID namespace of its own: whatever the script
+/// starts (the emulator, moto) ends with it.
+const UNSHARE: [&str; 4] = ["-n", "-p", "-f", "--mount-proc"];
+
 /// The interpreter with the SDK, if there is one and `unshare -n` can make a loopback-only network
 /// namespace here; otherwise says why not.
 async fn sdk_python() -> Option<PathBuf> {
     let python = python_with("snowflake.ingest.streaming").await?;
     let probe = tokio::process::Command::new("unshare")
-        .args(["-n", "ip", "link", "set", "lo", "up"])
+        .args(UNSHARE)
+        .args(["ip", "link", "set", "lo", "up"])
         .output()
         .await;
     if !probe.is_ok_and(|o| o.status.success()) {
         eprintln!(
-            "skipped: cannot make a loopback-only network namespace (unshare -n needs root and iproute2)"
+            "skipped: cannot make a loopback-only network namespace (unshare -n -p needs root and iproute2)"
         );
         return None;
     }
@@ -207,7 +212,8 @@ async fn sdk_oracle(
 ) -> (TempDir, Vec<Value>, String) {
     let dir = TempDir::new("sdk");
     let mut cmd = tokio::process::Command::new("unshare");
-    cmd.args(["-n", "sh"])
+    cmd.args(UNSHARE)
+        .arg("sh")
         .arg(Path::new(ORACLE_DIR).join("sdk_namespace.sh"))
         .arg(Path::new(ORACLE_DIR).join("sdk_client.py"))
         .args([

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The official SDK against `netcheck emulate`, both inside a network namespace that holds only
-# loopback: run as `unshare -n sh tests/oracle/sdk_namespace.sh SCRIPT [ARGS...]`; SCRIPT gets
-# ARGS plus --url https://127.0.0.1:PORT --private-key-file KEY. Used by
+# loopback: run as `unshare -n -p -f --mount-proc sh tests/oracle/sdk_namespace.sh SCRIPT [ARGS...]`
+# (a PID namespace too, so nothing started here outlives the script); SCRIPT gets ARGS plus
+# --url https://127.0.0.1:PORT --private-key-file KEY. Used by
 # tests/integration/emulator_oracles.rs and bench/bench.py.
 #
 # env: BIN (netcheck), DIR (an empty directory for the output), PY (a python with
