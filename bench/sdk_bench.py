@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """The official Snowpipe Streaming SDK (PyPI `snowpipe-streaming`) against `netcheck emulate`, as
-the baseline of bench/bench.py's cold first commit: a cold client (constructor, open, one row)
-until its commit is seen; with --tuned the SDK's append buffering and status-cache settings turned
-down. Prints one JSON object on stdout.
+the baseline of bench/bench.py's capacity figures. Prints one JSON object on stdout.
 
-No unpaced maximum: appended to without pause, the SDK leaves the REST rowset path for its
-stage-file path (encrypted files uploaded to the pipe's stage), which the emulator does not serve
-— and which, outside the oracle tests' loopback-only namespace, would look for a real stage.
+- default: the cold first commit, a cold client (constructor, open, one row) until its commit is
+  seen; with --tuned the SDK's append buffering and status-cache settings turned down.
+- --unpaced SECONDS: the SDK's unpaced maximum. 1 KB events appended without pause for SECONDS,
+  then until the last is committed: events committed per second of that wall time, and the
+  process's CPU (Python and the SDK's Rust threads) per event. Unpaced, the SDK leaves the REST
+  `rows` call for its file mode (zstd-compressed, encrypted NDJSON files uploaded to the stage
+  :pipe-info names, registered with `…/filebuffer`), so it needs `emulate --stage` and an
+  S3-compatible server: bench/bench.py runs it through tests/oracle/sdk_namespace.sh, in a
+  loopback-only network namespace with moto as the stage.
 
 The SDK reaches the emulator by address (https://127.0.0.1:PORT) and trusts its CA through
 SSL_CERT_FILE; the caller sets both.
@@ -50,6 +54,54 @@ def bench_first(args):
     return {"first_commit_s": wall, "tuned": args.tuned}
 
 
+# Distinct events the unpaced run cycles through: built before the clock starts, so the figure is
+# the SDK's cost (netcheck's own figure includes making its events). 20 MB, farther apart than a
+# zstd window reaches, so a repeat does not flatter compression.
+POOL_EVENTS = 20_000
+EVENT_BYTES = 1024
+
+
+def event_pool():
+    """1 KB badge events padded with random text of a 32-letter alphabet (5 bits a byte, as
+    netcheck's own events)."""
+    alphabet = b"abcdefghijklmnopqrstuvwxyz234567"
+    table = bytes(alphabet[b & 31] for b in range(256))
+    events = []
+    for seq in range(POOL_EVENTS):
+        event = {"badge_id": f"BADGE-{seq % 100_000:05d}", "seq": seq, "zone_id": "ZONE-BENCH", "pad": ""}
+        room = EVENT_BYTES - len(json.dumps(event, separators=(",", ":"))) - 1
+        event["pad"] = os.urandom(room).translate(table).decode()
+        events.append(event)
+    return events
+
+
+def bench_unpaced(args):
+    pool = event_pool()
+    c = client(args, tuned=False)
+    name = f"bench-unpaced-{os.getpid()}"
+    channel, _ = c.open_channel(name)
+
+    def rows(first, n):
+        start = first % POOL_EVENTS
+        return pool[start:start + n]
+
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    appended, pushbacks = sdk_client.append_unpaced(channel, args.unpaced, rows)
+    append_s = time.perf_counter() - t0
+    last = str(appended - 1)
+    channel.wait_for_commit(lambda t: t == last, timeout_seconds=120)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    committed = c.get_channel_statuses([name])[name].rows_inserted_count
+    c.drop_channel(name)
+    c.close(wait_for_flush=False, timeout_seconds=5)
+    return {"unpaced_s": args.unpaced, "event_bytes": EVENT_BYTES, "appended": appended, "committed": committed,
+            "sdk_pushbacks": pushbacks,
+            "append_s": append_s, "commit_wall_s": wall, "committed_events_per_s": committed / wall,
+            "cpu_s": cpu, "cpu_us_per_event": cpu / appended * 1e6}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
@@ -61,8 +113,9 @@ def main():
     p.add_argument("--schema", default="PUBLIC")
     p.add_argument("--pipe", default="NETCHECK_EVENTS-STREAMING")
     p.add_argument("--tuned", action="store_true")
+    p.add_argument("--unpaced", type=float, default=0, help="the unpaced maximum, appending for SECONDS")
     args = p.parse_args()
-    print(json.dumps(bench_first(args)), flush=True)
+    print(json.dumps(bench_unpaced(args) if args.unpaced else bench_first(args)), flush=True)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,11 @@ const MIB: usize = 1024 * KIB;
 pub const fn answer_cap(call: ApiCall) -> usize {
     match call {
         ApiCall::Statements | ApiCall::Status => 8 * MIB,
-        ApiCall::Open | ApiCall::Append | ApiCall::Drop | ApiCall::PipeInfo => MIB,
+        ApiCall::Open
+        | ApiCall::Append
+        | ApiCall::Filebuffer
+        | ApiCall::Drop
+        | ApiCall::PipeInfo => MIB,
         ApiCall::Hostname
         | ApiCall::Token
         | ApiCall::IdpToken

@@ -530,6 +530,82 @@ async fn commit_delay_holds_back_the_committed_offset() {
     assert_eq!(late.snowflake_avg_processing_latency_ms, 2000);
 }
 
+/// The SDK refuses a pipe key under 32 bytes at its first file. The emulator hands out a usable
+/// one only when its stage is a server the user named: the default `storage_endpoint` is S3's real
+/// host name, where an SDK outside a loopback-only namespace would otherwise upload.
+#[tokio::test]
+async fn the_pipe_key_is_usable_only_with_a_stage_server() {
+    use base64::Engine as _;
+    for (stage, len) in [(None, 16), (Some("127.0.0.1:9".to_owned()), 32)] {
+        let h = Harness::start(EmulatorConfig {
+            stage,
+            ..quick_config()
+        })
+        .await;
+        let token = h.scoped_token().await;
+        let r = h
+            .http
+            .post(h.ingest_url(&pipe().pipe_info_path()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let info: Value = r.json().await.unwrap();
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(info["encryption_info"]["pipe_key"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(key.len(), len);
+    }
+}
+
+/// The official SDK's file mode registers files it uploaded to the stage (the body SDK 1.9.1 sent,
+/// `tests/oracle/README.md`): the emulator commits the rows the fragments declare, up to the last
+/// fragment's end offset token, and answers the next continuation token as an append does.
+#[tokio::test]
+async fn a_registered_file_commits_the_rows_its_fragments_declare() {
+    let h = Harness::default().await;
+    let token = h.scoped_token().await;
+    let channel = pipe().channel("files");
+    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let path = channel.rows_path().replace("/rows", "/filebuffer");
+    let fragment = |start: u32, rows: u32| {
+        json!({"file_path": "netcheck-emulator-stage/streaming/0.ndjson",
+               "content_type": "application/x-ndjson", "file_etag": "89119573ee0caaab4c687f89eeed4e01",
+               "file_length_bytes": 132_902, "fragment_length_bytes": 132_902,
+               "fragment_length_uncompressed_bytes": 67_596_890,
+               "fragment_start_offset_token": start.to_string(),
+               "fragment_end_offset_token": (start + rows - 1).to_string(),
+               "fragment_row_count": rows, "fragment_start_byte_offset": 0,
+               "diversifier": "emulator", "master_key_id": "1", "iv_base64": "MPzpTd005dEvwfpuZk+PVw==",
+               "encryption_version": "AES-CTR-128.1", "min_append_timestamp_ms": 1_796_216_362_563_i64})
+    };
+    let register = |cont: &str, body: Value| {
+        h.http
+            .post(format!("{}?continuationToken={cont}", h.ingest_url(&path)))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let r = register(&cont, json!([fragment(0, 3), fragment(3, 4)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let next = body["next_continuation_token"].as_str().unwrap();
+    assert_ne!(next, cont);
+    let status = h.wait_committed(&token, &channel, "6").await;
+    assert_eq!(status.rows_inserted, 7);
+    // The rows live in the stage: none is held for reading back.
+    assert!(
+        h.emu
+            .rows(defaults::DATABASE, defaults::SCHEMA, &channel.pipe.pipe)
+            .is_empty()
+    );
+    let (code, error) = error_of(register(next, json!([])).await.unwrap()).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{error:?}");
+}
+
 #[tokio::test]
 async fn reopen_with_fail_on_uncommitted_rows_answers_409() {
     let h = Harness::start(EmulatorConfig {

@@ -2,23 +2,23 @@
 //! misunderstanding shared by netcheck and its emulator cannot hide.
 //!
 //! - `tests/oracle/rest_tutorial.py`: Snowflake's REST tutorial flow with `requests` + `PyJWT`.
-//! - `tests/oracle/sdk_client.py`: the official `snowpipe-streaming` SDK (a Rust core), run in a
-//!   network namespace holding only loopback, against `netcheck emulate` started in the same
-//!   namespace.
+//! - `tests/oracle/sdk_client.py`: the official `snowpipe-streaming` SDK (a Rust core), run by
+//!   `tests/oracle/sdk_namespace.sh` in a network namespace holding only loopback, against
+//!   `netcheck emulate` started in the same namespace — and moto as the stage, for its file mode.
 //!
 //! The interpreter comes from `NETCHECK_PYTHON` (CI points it at a venv with snowpipe-streaming,
-//! requests, pyjwt and cryptography). When it is unset, a module is missing, or namespaces are
-//! not available, a test prints why it skips and returns.
+//! requests, pyjwt and cryptography), moto from `NETCHECK_MOTO_SERVER`. When one is missing, a
+//! module is missing, or namespaces are not available, a test prints why it skips and returns.
 //!
-//! Where the SDK's path stops: after `:pipe-info` the SDK holds a cloud stage location and
-//! credentials. In rowset mode — the mode the emulator's pipe-info parameters keep it in — it
-//! streams rows over the REST `rows` call, which the emulator serves, so the whole path
-//! (discovery, token, pipe-info, open, append, status, commit, drop) runs. Uploading files to
-//! the stage (file mode) would need S3/Azure/GCS, which the emulator does not serve; the
-//! placeholder credentials it hands out are not keys, and the namespace keeps any attempt local.
+//! The SDK's two paths: appended to now and then, it streams rows over the REST `rows` call;
+//! appended to without pause, it uploads encrypted files to the stage `:pipe-info` names and
+//! registers them with `…/filebuffer`, whose rows the emulator commits by the SDK's declared
+//! counts (`tests/oracle/README.md` has what was observed of that path).
 
 use crate::support::emulate::TempDir;
+use crate::support::pki::{TempFile, TestPki};
 use crate::support::skip::{Lack, skip};
+use crate::support::storage;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -163,76 +163,122 @@ async fn rest_tutorial_oracle_commits_every_row() {
     assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
 }
 
-/// Inside `unshare -n`: loopback up, `netcheck emulate` on a fixed port, the SDK against it,
-/// then SIGTERM so the emulator writes its request log and rows into its state directory
-/// (`$DIR/state`: emulate refuses a directory holding files it did not write, like these logs).
-const SDK_SCRIPT: &str = r#"
-set -u
-ip link set lo up || exit 90
-"$BIN" emulate --listen 127.0.0.1:0 --state-dir "$DIR/state" > "$DIR/emulate.out" 2> "$DIR/emulate.err" &
-EPID=$!
-i=0
-until grep -q '^listening on' "$DIR/emulate.out" 2>/dev/null; do
-  i=$((i+1)); [ $i -gt 300 ] && { kill -TERM $EPID; exit 91; }; sleep 0.1
-done
-PORT=$(sed -n 's/^listening on .*://p' "$DIR/emulate.out")
-SSL_CERT_FILE="$DIR/state/ca.pem" timeout 120 "$PY" "$ORACLE/sdk_client.py" --url "https://127.0.0.1:$PORT" \
-  --account myorg-myaccount --user NETCHECK_USER --role NETCHECK_ROLE \
-  --private-key-file "$DIR/state/rsa_key.p8" --database NETCHECK_DB --schema PUBLIC \
-  --pipe NETCHECK_EVENTS-STREAMING --rows 10 --timeout 20 > "$DIR/sdk.out" 2> "$DIR/sdk.err"
-echo $? > "$DIR/sdk.rc"
-kill -TERM $EPID
-wait $EPID
-"#;
+/// A network namespace holding only loopback, in a PID namespace of its own: whatever the script
+/// starts (the emulator, moto) ends with it.
+const UNSHARE: [&str; 4] = ["-n", "-p", "-f", "--mount-proc"];
 
-#[tokio::test]
-async fn official_sdk_oracle_streams_through_the_emulator() {
-    let Some(python) = python_with("snowflake.ingest.streaming").await else {
-        return;
-    };
+/// The interpreter with the SDK, if there is one and `unshare -n` can make a loopback-only network
+/// namespace here; otherwise says why not.
+async fn sdk_python() -> Option<PathBuf> {
+    let python = python_with("snowflake.ingest.streaming").await?;
     let probe = tokio::process::Command::new("unshare")
-        .args(["-n", "ip", "link", "set", "lo", "up"])
+        .args(UNSHARE)
+        .args(["ip", "link", "set", "lo", "up"])
         .output()
         .await;
     if !probe.is_ok_and(|o| o.status.success()) {
         skip(
             Lack::Tool,
-            "cannot make a loopback-only network namespace (unshare -n needs root and iproute2)",
+            "cannot make a loopback-only network namespace (unshare -n -p needs root and iproute2)",
         );
-        return;
+        return None;
     }
+    Some(python)
+}
+
+/// A stage for the SDK's file mode: moto's S3 server, started inside the namespace by
+/// `sdk_namespace.sh`, with a certificate for 127.0.0.1 from a test CA.
+struct Stage {
+    moto: PathBuf,
+    chain: TempFile,
+    key: TempFile,
+    ca: TempFile,
+}
+
+impl Stage {
+    fn new() -> Option<Self> {
+        let moto = storage::moto_server()?;
+        let pki = TestPki::new();
+        let (chain, key) = pki.for_hosts(&["127.0.0.1"]).write_pem_files();
+        Some(Self {
+            moto,
+            chain,
+            key,
+            ca: pki.root_pem_file(),
+        })
+    }
+}
+
+/// `tests/oracle/sdk_client.py ARGS` inside `unshare -n` through `tests/oracle/sdk_namespace.sh`
+/// (loopback up, `netcheck emulate` — and moto for `stage` — in the namespace, the SDK against
+/// them, then SIGTERM so the emulator writes its request log and rows into `DIR/state`). Returns
+/// the output directory, `sdk.out`'s stages, and a report of every output for failure messages.
+async fn sdk_oracle(
+    python: &Path,
+    stage: Option<&Stage>,
+    args: &[&str],
+) -> (TempDir, Vec<Value>, String) {
     let dir = TempDir::new("sdk");
     let mut cmd = tokio::process::Command::new("unshare");
-    cmd.args(["-n", "sh", "-c", SDK_SCRIPT])
+    cmd.args(UNSHARE)
+        .arg("sh")
+        .arg(Path::new(ORACLE_DIR).join("sdk_namespace.sh"))
+        .arg(Path::new(ORACLE_DIR).join("sdk_client.py"))
+        .args([
+            "--account",
+            "myorg-myaccount",
+            "--user",
+            "NETCHECK_USER",
+            "--role",
+            "NETCHECK_ROLE",
+            "--database",
+            "NETCHECK_DB",
+            "--schema",
+            "PUBLIC",
+            "--pipe",
+            "NETCHECK_EVENTS-STREAMING",
+        ])
+        .args(args)
         .env("BIN", BIN)
         .env("DIR", &dir.0)
-        .env("PY", &python)
-        .env("ORACLE", ORACLE_DIR);
+        .env("PY", python);
+    if let Some(stage) = stage {
+        cmd.env("MOTO", &stage.moto)
+            .env("STAGE_CERT", stage.chain.path())
+            .env("STAGE_KEY", stage.key.path())
+            .env("STAGE_CA", stage.ca.path());
+    }
     let (ok, stdout, stderr) = run(cmd, Duration::from_secs(180)).await;
     let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
     let report = format!(
-        "script ok={ok}\n{stdout}\n{stderr}\nsdk.out:\n{}\nsdk.err:\n{}\nemulate.err:\n{}",
+        "script ok={ok}\n{stdout}\n{stderr}\nsdk.rc={}\nsdk.out:\n{}\nsdk.err:\n{}\nemulate.err:\n{}",
+        read("sdk.rc"),
         read("sdk.out"),
         read("sdk.err"),
         read("emulate.err")
     );
     assert!(ok, "{report}");
     assert_eq!(read("sdk.rc").trim(), "0", "{report}");
-    let stages: Vec<(String, bool)> = json_lines(&read("sdk.out"))
+    let stages = json_lines(&read("sdk.out"));
+    let names: Vec<(&str, bool)> = stages
         .iter()
-        .map(|s| {
-            (
-                s["stage"].as_str().unwrap().to_owned(),
-                s["ok"].as_bool().unwrap(),
-            )
-        })
+        .map(|s| (s["stage"].as_str().unwrap(), s["ok"].as_bool().unwrap()))
         .collect();
-    let expected: Vec<(String, bool)> = ["client", "open", "append", "commit", "status", "drop"]
+    let expected: Vec<(&str, bool)> = ["client", "open", "append", "commit", "status", "drop"]
         .iter()
-        .map(|s| ((*s).to_owned(), true))
+        .map(|s| (*s, true))
         .collect();
-    assert_eq!(stages, expected, "{report}");
+    assert_eq!(names, expected, "{report}");
+    (dir, stages, report)
+}
 
+#[tokio::test]
+async fn official_sdk_oracle_streams_through_the_emulator() {
+    let Some(python) = sdk_python().await else {
+        return;
+    };
+    let (dir, _, _) = sdk_oracle(&python, None, &["--rows", "10", "--timeout", "20"]).await;
+    let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
     let log = json_lines(&read("state/requests.jsonl"));
     // Telemetry runs in the background (a JWT-authenticated call), so it is checked apart from
     // the foreground sequence.
@@ -281,4 +327,48 @@ async fn official_sdk_oracle_streams_through_the_emulator() {
     let rows = json_lines(&read("state/rows.jsonl"));
     let expected: Vec<Value> = (0..10).map(|i| json!({"id": i, "source": "sdk"})).collect();
     assert_eq!(rows, expected);
+}
+
+/// Appended to without pause, the SDK leaves the `rows` call for its file mode: it uploads
+/// encrypted files to the stage `:pipe-info` names (moto, in the namespace) and registers each
+/// with `…/filebuffer`. The emulator commits the rows each registration declares, so
+/// `wait_for_commit` sees the last offset token and the channel counts every appended row.
+#[tokio::test]
+async fn official_sdk_file_mode_commits_through_the_stage() {
+    let Some(python) = sdk_python().await else {
+        return;
+    };
+    let Some(stage) = Stage::new() else {
+        return;
+    };
+    let (dir, stages, report) = sdk_oracle(
+        &python,
+        Some(&stage),
+        &["--unpaced", "2", "--timeout", "60"],
+    )
+    .await;
+    let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
+    let appended: u64 = stages[2]["detail"].as_str().unwrap().parse().unwrap();
+    let status: Value = serde_json::from_str(stages[4]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        status["sdk-oracle"],
+        json!({"committed": (appended - 1).to_string(), "rows_inserted": appended}),
+        "{report}"
+    );
+    let log = json_lines(&read("state/requests.jsonl"));
+    let registrations: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["endpoint"] == "filebuffer")
+        .collect();
+    assert!(!registrations.is_empty(), "no file registered\n{report}");
+    assert!(registrations.iter().all(|r| r["status"] == 200));
+    // Each file the SDK put on the stage was registered once (a PUT retried on a busy machine
+    // names the same file again).
+    let moto = read("moto.err");
+    let files: std::collections::BTreeSet<&str> = moto
+        .lines()
+        .filter_map(|l| l.split("\"PUT /netcheck-emulator-stage/streaming/").nth(1))
+        .filter_map(|rest| rest.split(['?', ' ']).next())
+        .collect();
+    assert_eq!(files.len(), registrations.len(), "{report}\n{moto}");
 }

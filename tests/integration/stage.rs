@@ -104,7 +104,10 @@ async fn full_run_checks_the_stage_moto_serves_and_only_reads_it() {
     let reach = &check(&report, "stage.reach")["evidence"];
     assert_eq!(reach["status"], 404, "{reach:#}");
     assert_eq!(reach["storage_answer"]["error_code"], "NoSuchBucket");
-    assert!(reach["storage_answer"]["marker_header"].is_null(), "{reach:#}");
+    assert!(
+        reach["storage_answer"]["marker_header"].is_null(),
+        "{reach:#}"
+    );
     let requests = moto.requests();
     assert_eq!(requests.len(), 1, "one anonymous request: {requests:?}");
     assert!(

@@ -9,6 +9,10 @@ REQUESTS_CA_BUNDLE).
 Prints one JSON object per stage on stdout ({"stage", "ok", "detail"}) and exits 0 if every
 stage it attempted passed. Stages: client (hostname, oauth/token, pipe-info happen inside the
 constructor), open, append, commit, status, drop.
+
+With --unpaced SECONDS it appends 1 KB rows without pause for that long instead of --rows once:
+the SDK then leaves the REST `rows` call for its file mode (files uploaded to the stage
+:pipe-info names, registered with `…/filebuffer`).
 """
 
 import argparse
@@ -36,6 +40,33 @@ def properties(args):
     }
 
 
+def append_unpaced(channel, seconds, make_rows, batch=1000):
+    """Appends `make_rows(first, n)` batches without pause for `seconds`, each batch with its
+    offset tokens. When the SDK pushes back (429: its in-flight rows or megabytes are at their
+    limit, or memory is), the batch is retried after 5 ms — an unpaced producer's best. Returns
+    (rows appended, pushbacks); the last offset token is rows appended minus 1."""
+    from snowflake.ingest.streaming import StreamingIngestError
+
+    n = pushbacks = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        try:
+            channel.append_rows(make_rows(n, batch), str(n), str(n + batch - 1))
+        except StreamingIngestError as e:
+            if e.http_status_code != 429:
+                raise
+            pushbacks += 1
+            time.sleep(0.005)
+            continue
+        n += batch
+    return n, pushbacks
+
+
+def oracle_rows(first, n):
+    """Rows of about 1 KB: file mode switches on bytes buffered, not on rows."""
+    return [{"id": i, "source": "sdk", "pad": "x" * 1000} for i in range(first, first + n)]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True, help="https://127.0.0.1:PORT (needs 3+ labels)")
@@ -48,6 +79,7 @@ def main():
     p.add_argument("--pipe", required=True)
     p.add_argument("--rows", type=int, default=10)
     p.add_argument("--timeout", type=int, default=20)
+    p.add_argument("--unpaced", type=float, default=0, help="append without pause for SECONDS")
     args = p.parse_args()
 
     try:
@@ -75,14 +107,18 @@ def main():
 
     ok = True
     try:
-        rows = [{"id": i, "source": "sdk"} for i in range(args.rows)]
-        channel.append_rows(rows, "0", str(args.rows - 1))
-        emit("append", True, len(rows))
-        last = str(args.rows - 1)
+        if args.unpaced:
+            appended, _ = append_unpaced(channel, args.unpaced, oracle_rows)
+        else:
+            appended = args.rows
+            channel.append_rows([{"id": i, "source": "sdk"} for i in range(appended)], "0", str(appended - 1))
+        emit("append", True, appended)
+        last = str(appended - 1)
         channel.wait_for_commit(lambda t: t == last, timeout_seconds=args.timeout)
         emit("commit", True, last)
         statuses = client.get_channel_statuses(["sdk-oracle"])
-        emit("status", True, {k: v.latest_committed_offset_token for k, v in statuses.items()})
+        emit("status", True, json.dumps({k: {"committed": v.latest_committed_offset_token,
+                                             "rows_inserted": v.rows_inserted_count} for k, v in statuses.items()}))
         channel.close()
         client.drop_channel("sdk-oracle")
         emit("drop", True)

@@ -51,6 +51,11 @@ pub struct EmulateArgs {
         value_parser = crate::units::parse_count::<usize>
     )]
     pub keep_rows: usize,
+    /// An S3-compatible server (HOST:PORT, reached over HTTPS) that :pipe-info names as the
+    /// stage's storage_endpoint, so a client's file uploads land there [default: the emulator
+    /// answers for the stage itself and refuses every upload].
+    #[arg(long, env = "NETCHECK_EMULATE_STAGE", value_name = "HOST:PORT")]
+    pub stage: Option<String>,
     /// List the fault modes, one line each, and exit.
     #[arg(long)]
     pub list_faults: bool,
@@ -110,6 +115,7 @@ pub async fn run_emulate(
     config.faults = faults;
     config.commit_delay = std::time::Duration::from_millis(args.commit_delay_ms);
     config.keep_rows = args.keep_rows;
+    config.stage.clone_from(&args.stage);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(io_err(format!("listen on {}", args.listen)))?;

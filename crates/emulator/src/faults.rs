@@ -272,7 +272,7 @@ const CATALOG: &[FaultHelp] = &[
 ];
 
 /// Scopes accepted after `@`, for `--list-faults`.
-pub const SCOPE_HELP: &str = "@hostname @token @pipe-info @open @append @status @drop \
+pub const SCOPE_HELP: &str = "@hostname @token @pipe-info @open @append @filebuffer @status @drop \
 @statements @telemetry @idp-token (one endpoint), @account @ingest @idp (one host)";
 
 /// The count suffix, for `--list-faults`.

@@ -6,18 +6,19 @@
 //! the ingest host and an OAuth identity provider (its client-credentials token endpoint, whose
 //! tokens the account accepts with token type `OAUTH`) behind it (SNI and `Host` decide which),
 //! and the stage host `:pipe-info` names (answered as S3 answers an anonymous request, unless
-//! [`EmulatorConfig::stage`] names a test's S3-compatible server). Faults are data
-//! ([`Fault`]), so every later check can be shown its real symptom.
+//! [`EmulatorConfig::stage`] names an S3-compatible server, where the official SDK's file mode
+//! uploads; the emulator commits the files it registers by their declared row counts). Faults
+//! are data ([`Fault`]), so every later check can be shown its real symptom.
 //!
 //! Faults use the syntax `NAME[=VALUE][@SCOPE]`, where the scope is one endpoint
-//! (`@hostname`, `@token`, `@pipe-info`, `@open`, `@append`, `@status`, `@drop`, `@statements`,
-//! `@telemetry`) or one host (`@account`, `@ingest`), and a `#N` suffix limits a fault to the
-//! first N requests it hits (a failure that clears on retry); `netcheck emulate --list-faults`
-//! prints them.
+//! (`@hostname`, `@token`, `@pipe-info`, `@open`, `@append`, `@filebuffer`, `@status`, `@drop`,
+//! `@statements`, `@telemetry`) or one host (`@account`, `@ingest`), and a `#N` suffix limits a
+//! fault to the first N requests it hits (a failure that clears on retry); `netcheck emulate
+//! --list-faults` prints them.
 //!
 //! Fidelity is checked by clients that did not come from this crate: Snowflake's REST tutorial flow
-//! and the official Snowpipe Streaming SDK (`tests/oracle/`, see its README for where the SDK's
-//! path stops: at cloud-storage uploads, which the emulator does not serve).
+//! and the official Snowpipe Streaming SDK, over the REST `rows` call and in its file mode
+//! (`tests/oracle/`, see its README for what was observed and what the emulator takes on trust).
 //!
 //! Choices where no source says what the real service answers: 413 `ERR_REQUEST_TOO_LARGE` over
 //! the 4 MB cap, 400 `{"error":"invalid_scope"}` for a bad token scope, 400 for stale or replayed
@@ -220,8 +221,9 @@ pub struct EmulatorConfig {
     pub faults: Vec<Fault>,
     /// The clients of the identity provider's token endpoint.
     pub oauth_clients: Vec<OauthClient>,
-    /// The `host:port` of an S3-compatible server (a test's moto) that `:pipe-info` names as the
-    /// stage's `storage_endpoint`; the stage host is then `netcheck-emulator-stage.<host>`. `None`:
+    /// The `host:port` of an S3-compatible server (moto, in tests and the benchmark; reached over
+    /// HTTPS) that `:pipe-info` names as the stage's `storage_endpoint`; the stage host is then
+    /// `netcheck-emulator-stage.<host>`. `None`:
     /// the emulator answers for the stage itself, as S3 answers an anonymous request (403
     /// `AccessDenied`), under `netcheck-emulator-stage.s3.<region>.amazonaws.com` on its own port.
     pub stage: Option<String>,

@@ -9,6 +9,7 @@
 // size of `Response` does not matter on this path.
 #![allow(clippy::result_large_err)]
 
+mod filebuffer;
 pub(crate) mod idp;
 mod statements;
 
@@ -25,7 +26,8 @@ use super::fault_layer::ip_not_allowed;
 use super::faults::{Fault, Vhost};
 use super::request::{RequestCtx, json_error};
 use super::state::{
-    IngestError, PipeKey, STAGE_BUCKET, State as EmulatorState, lock, parse_ndjson, unix_millis,
+    IngestError, ParsedRows, PipeKey, STAGE_BUCKET, State as EmulatorState, lock, parse_ndjson,
+    unix_millis,
 };
 use super::{JwtFailure, Shared};
 use crate::snowflake::account::normalize_host;
@@ -114,15 +116,26 @@ fn stage_refusal(shared: &Shared) -> Response {
         .into_response()
 }
 
+/// The stage's file key `:pipe-info` hands out when a stage server is configured (`--stage`):
+/// 32 bytes, all zero. SDK 1.9.1 encrypts its stage files with it as given (AES-256-CTR), so
+/// anyone holding them can read them, as a placeholder should allow.
+const PIPE_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// The key without a stage server: 16 bytes, which the SDK refuses at its first file ("Encryption
+/// key too short: expected 32 bytes"). The default `storage_endpoint` names S3's real host name,
+/// so an SDK in file mode outside a loopback-only namespace would otherwise upload toward it.
+const UNUSABLE_PIPE_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
+
 /// The `:pipe-info` answer. The shape is what the official SDK (1.9.1) deserializes — field names
 /// and types read from its error messages and serde metadata, since no public document describes
 /// this call; `storage_endpoint` is the Openflow client's field (uploads go to
-/// `{bucket}.{storage_endpoint}`), which netcheck's `stage.info` reads. The SDK needs a stage
-/// location with credentials before it will open a channel; the emulator hands out an S3 location
-/// with placeholder credentials that are obviously not keys. The SDK then streams rows over the
-/// REST `rows` call and never touches the stage in this run; large rowset thresholds keep it in
-/// rowset mode (its file mode is not emulated: `tests/oracle/README.md`).
-fn pipe_info_body(now_ms: i64, stage_endpoint: &str) -> serde_json::Value {
+/// `{bucket}.{storage_endpoint}`), which netcheck's `stage.info` reads, and the SDK's too (it
+/// uploads to `https://{storage_endpoint}`). The SDK needs a stage location with credentials
+/// before it will open a channel; the emulator hands out an S3 location with placeholder
+/// credentials that are obviously not keys. Appended to slowly, the SDK streams rows over the REST
+/// `rows` call and never touches the stage; appended to faster, it uploads files to the stage and
+/// registers them with `…/filebuffer` (`routes::filebuffer`, `tests/oracle/README.md`).
+fn pipe_info_body(now_ms: i64, stage_endpoint: &str, pipe_key: &str) -> serde_json::Value {
     let location = serde_json::json!({
         "location_type": "S3",
         "location": format!("{STAGE_BUCKET}/streaming/"),
@@ -157,7 +170,7 @@ fn pipe_info_body(now_ms: i64, stage_endpoint: &str) -> serde_json::Value {
     serde_json::json!({
         "rowset_stage_location": location,
         "durable_stage_location": location,
-        "encryption_info": {"pipe_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pipe_key_id": 1, "diversifier": "emulator"},
+        "encryption_info": {"pipe_key": pipe_key, "pipe_key_id": 1, "diversifier": "emulator"},
         "parameter_overrides": {},
     })
 }
@@ -193,7 +206,7 @@ fn serves(host: Vhost, route: &Route) -> bool {
         | Route::SubmitStatement
         | Route::StatementStatus(_)
         | Route::Telemetry => account,
-        Route::Open(_) | Route::Append(_) | Route::Drop(_) => ingest,
+        Route::Open(_) | Route::Append(_) | Route::Filebuffer(_) | Route::Drop(_) => ingest,
         Route::Status(_) | Route::PipeInfo(_) => account || ingest,
     }
 }
@@ -237,6 +250,7 @@ pub(crate) async fn dispatch(State(shared): State<Shared>, req: Request) -> Resp
         Route::PipeInfo(pipe) => call.pipe_info(&pipe),
         Route::Open(channel) => call.open(&channel),
         Route::Append(channel) => call.append(&channel),
+        Route::Filebuffer(channel) => filebuffer::register(&call, &channel),
         Route::Status(pipe) => call.status(&pipe),
         Route::Drop(channel) => call.drop_channel(&channel),
         Route::Telemetry => call.telemetry(),
@@ -496,6 +510,36 @@ impl Call {
     }
 
     fn append(&self, channel: &ChannelRef) -> Response {
+        self.take_batch(channel, |call| {
+            // Old docs and the official Java client send `offsetToken`; newer docs and the SDK
+            // send `startOffsetToken`/`endOffsetToken`. The batch is committed up to its last row.
+            let offset = call
+                .query_param("endOffsetToken")
+                .or_else(|| call.query_param("offsetToken"));
+            let body = call.decoded_body()?;
+            let mut parsed = parse_ndjson(&body);
+            if call.has_fault(&Fault::RowErrors) {
+                parsed.reject_all("NULL result in a non-nullable column");
+            }
+            Ok((parsed, offset))
+        })
+    }
+
+    /// A non-empty query parameter.
+    fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_deref().unwrap_or_default().as_bytes())
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// What an append and a file registration share: authorization, the continuation token,
+    /// the faults that act on a batch, and the batch queued for commit up to its offset token.
+    /// `read` turns the request into the batch's rows and offset token.
+    fn take_batch(
+        &self,
+        channel: &ChannelRef,
+        read: impl FnOnce(&Self) -> Result<(ParsedRows, Option<String>), Response>,
+    ) -> Response {
         let result = self
             .principal(false)
             .and_then(|p| self.authorize(&channel.pipe, &p));
@@ -503,30 +547,13 @@ impl Call {
             Ok(k) => k,
             Err(r) => return r,
         };
-        let query: Vec<(String, String)> =
-            url::form_urlencoded::parse(self.query.as_deref().unwrap_or_default().as_bytes())
-                .into_owned()
-                .collect();
-        let param = |name: &str| {
-            query
-                .iter()
-                .find(|(k, v)| k == name && !v.is_empty())
-                .map(|(_, v)| v.clone())
-        };
-        let Some(token) = param("continuationToken") else {
+        let Some(token) = self.query_param("continuationToken") else {
             return bad_payload();
         };
-        // Old docs and the official Java client send `offsetToken`; newer docs and the SDK send
-        // `startOffsetToken`/`endOffsetToken`. The batch is committed up to its last row.
-        let offset = param("endOffsetToken").or_else(|| param("offsetToken"));
-        let body = match self.decoded_body() {
-            Ok(b) => b,
+        let (parsed, offset) = match read(self) {
+            Ok(batch) => batch,
             Err(r) => return r,
         };
-        let mut parsed = parse_ndjson(&body);
-        if self.has_fault(&Fault::RowErrors) {
-            parsed.reject_all("NULL result in a non-nullable column");
-        }
         if self.has_fault(&Fault::Reopened) {
             // The competing client's open is a real reopen: it bumps the channel's sequencer.
             let _ = self.shared.open_channel(
@@ -641,9 +668,15 @@ impl Call {
         if let Err(r) = result {
             return r;
         }
+        let key = if self.shared.serves_stage {
+            UNUSABLE_PIPE_KEY
+        } else {
+            PIPE_KEY
+        };
         Json(pipe_info_body(
             unix_millis(self.shared.now()),
             &self.shared.stage_endpoint,
+            key,
         ))
         .into_response()
     }

@@ -68,6 +68,9 @@ struct Batch {
     client_seq: u64,
     ready_at: Instant,
     rows: Vec<Bytes>,
+    /// Rows the client declared in files it registered (the SDK's file mode): counted as
+    /// inserted, never held.
+    staged: u64,
     errors: u64,
     first_error: Option<String>,
     offset_token: Option<String>,
@@ -85,17 +88,30 @@ struct Ingest {
     recent: HashMap<(PipeKey, String), VecDeque<(Instant, u64)>>,
 }
 
-/// Parsed rows of one append: good rows, bad-row count and the first error.
+/// Parsed rows of one append (good rows, bad-row count and the first error), or the rows of a
+/// registered file.
+#[derive(Default)]
 pub(crate) struct ParsedRows {
     /// Each good row's line of the body, sharing its buffer: only checked to be one JSON object
     /// here, and turned into a value only when read back (building values for every row was most
     /// of the emulator's time at high rates).
     pub(crate) rows: Vec<Bytes>,
+    /// Rows declared in files the client uploaded to the stage and registered (the SDK's file
+    /// mode): the emulator takes the client's count, it does not read the files.
+    pub(crate) staged: u64,
     pub(crate) errors: u64,
     pub(crate) first_error: Option<String>,
 }
 
 impl ParsedRows {
+    /// A registered file's rows, by the client's count.
+    pub(crate) fn staged(rows: u64) -> Self {
+        Self {
+            staged: rows,
+            ..Self::default()
+        }
+    }
+
     /// Every row fails to load with `why` (the `row-errors` fault).
     pub(crate) fn reject_all(&mut self, why: &str) {
         if self.rows.is_empty() {
@@ -522,7 +538,7 @@ impl State {
             {
                 window.pop_front();
             }
-            let rows = parsed.rows.len() as u64 + parsed.errors;
+            let rows = parsed.rows.len() as u64 + parsed.staged + parsed.errors;
             if cap.throttles(window.iter().map(|(_, n)| n).sum::<u64>() + rows) {
                 return Err((
                     429,
@@ -538,6 +554,7 @@ impl State {
             client_seq,
             ready_at: Instant::now() + self.commit_delay,
             rows: parsed.rows,
+            staged: parsed.staged,
             errors: parsed.errors,
             first_error: parsed.first_error,
             offset_token,
@@ -612,7 +629,7 @@ impl Ingest {
             else {
                 continue;
             };
-            let good = batch.rows.len() as u64;
+            let good = batch.rows.len() as u64 + batch.staged;
             let s = &mut ch.status;
             s.snowflake_avg_processing_latency_ms =
                 u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -659,11 +676,7 @@ fn parse_continuation(token: &str) -> Option<(u64, u64)> {
 /// Parses an NDJSON body: one JSON object per line (`\n` or `\r\n`); anything else counts as an
 /// error row, as Snowflake's `ON_ERROR = CONTINUE` does.
 pub(crate) fn parse_ndjson(body: &Bytes) -> ParsedRows {
-    let mut parsed = ParsedRows {
-        rows: Vec::new(),
-        errors: 0,
-        first_error: None,
-    };
+    let mut parsed = ParsedRows::default();
     for (index, line) in body.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(first) = line.iter().find(|b| !b.is_ascii_whitespace()) else {

@@ -13,13 +13,21 @@ use super::pki::{ServerCert, TempFile};
 use super::skip::{Lack, skip};
 
 /// Where moto's server lives: `NETCHECK_MOTO_SERVER`, else `target/moto-venv/bin/moto_server`
-/// (what `.ci/run` installs).
-fn moto_server() -> Option<PathBuf> {
+/// (what `.ci/run` installs); `None` (with `skipped: …` printed) when it is not installed.
+pub fn moto_server() -> Option<PathBuf> {
     let path = std::env::var_os("NETCHECK_MOTO_SERVER").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/moto-venv/bin/moto_server"),
         PathBuf::from,
     );
-    path.is_file().then_some(path)
+    if !path.is_file() {
+        skip(
+            Lack::Tool,
+            "moto_server not found (bash .ci/run installs it in target/moto-venv; \
+             or set NETCHECK_MOTO_SERVER)",
+        );
+        return None;
+    }
+    Some(path)
 }
 
 /// A running `moto_server --ssl-cert … --ssl-key …` on 127.0.0.1, killed on drop.
@@ -33,14 +41,7 @@ pub struct Moto {
 impl Moto {
     /// Starts moto with `cert`; `None` (with `skipped: …` printed) when moto is not installed.
     pub fn start(cert: &ServerCert) -> Option<Self> {
-        let Some(bin) = moto_server() else {
-            skip(
-                Lack::Tool,
-                "moto_server not found (bash .ci/run installs it in target/moto-venv; \
-                 or set NETCHECK_MOTO_SERVER)",
-            );
-            return None;
-        };
+        let bin = moto_server()?;
         let files = cert.write_pem_files();
         let mut child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", "0", "--ssl-cert"])

@@ -98,6 +98,9 @@ pub enum ApiCall {
     Open,
     /// `POST /v2/streaming/data/.../channels/{channel}/rows`.
     Append,
+    /// `POST /v2/streaming/data/.../channels/{channel}/filebuffer`: the official SDK registers
+    /// files it uploaded to the pipe's stage (its file mode).
+    Filebuffer,
     /// `POST .../pipes/{pipe}:bulk-channel-status`.
     Status,
     /// `DELETE .../channels/{channel}`.
@@ -250,6 +253,8 @@ pub enum Route {
     Open(ChannelRef),
     /// Append rows.
     Append(ChannelRef),
+    /// Register files uploaded to the stage (the SDK's file mode).
+    Filebuffer(ChannelRef),
     /// Bulk channel status.
     Status(PipeRef),
     /// Drop a channel.
@@ -314,6 +319,9 @@ impl Route {
             ("POST", true, None, ["channels", channel, "rows"]) => {
                 Some(Self::Append(pipe.channel(&dec(channel)?)))
             }
+            ("POST", true, None, ["channels", channel, "filebuffer"]) => {
+                Some(Self::Filebuffer(pipe.channel(&dec(channel)?)))
+            }
             _ => None,
         }
     }
@@ -329,6 +337,7 @@ impl Route {
             Self::PipeInfo(_) => ApiCall::PipeInfo,
             Self::Open(_) => ApiCall::Open,
             Self::Append(_) => ApiCall::Append,
+            Self::Filebuffer(_) => ApiCall::Filebuffer,
             Self::Status(_) => ApiCall::Status,
             Self::Drop(_) => ApiCall::Drop,
         }
@@ -614,6 +623,8 @@ mod tests {
     #[test_case("POST", "/telemetry/send/sessionless" => Some(ApiCall::Telemetry))]
     #[test_case("POST", "/v2/streaming/databases/D/schemas/S/pipes/P/channels/C" => None; "post on channel")]
     #[test_case("PUT", "/v2/streaming/data/databases/D/schemas/S/pipes/P/channels/C" => None; "open with data")]
+    #[test_case("POST", "/v2/streaming/data/databases/D/schemas/S/pipes/P/channels/C/filebuffer" => Some(ApiCall::Filebuffer))]
+    #[test_case("POST", "/v2/streaming/databases/D/schemas/S/pipes/P/channels/C/filebuffer" => None; "filebuffer without data")]
     #[test_case("GET", "/nope" => None)]
     fn routes(method: &str, path: &str) -> Option<ApiCall> {
         Route::parse(method, path).map(|r| r.endpoint())
