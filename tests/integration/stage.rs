@@ -205,12 +205,13 @@ enum Then {
     EchoCredentials,
 }
 
-/// The credentials in the emulator's `:pipe-info` answer (`creds`, `encryption_info.pipe_key`).
+/// The credentials in the emulator's `:pipe-info` answer (`creds`, `encryption_info.pipe_key`:
+/// 32 bytes, as the emulator hands it out when a stage server is configured, as here).
 const PIPE_INFO_CREDENTIALS: &[&str] = &[
     "EMULATOR-NOT-A-REAL-KEY",
     "EMULATOR-NOT-A-REAL-SECRET",
     "EMULATOR-NOT-A-REAL-TOKEN",
-    "AAAAAAAAAAAAAAAAAAAAAA==",
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 ];
 
 /// A block page as a proxy answers it.
