@@ -353,7 +353,17 @@ async fn probe(
     let Ok(_permit) = server.permits.clone().try_acquire_owned() else {
         return refuse(&server, &Refusal::OverCapacity);
     };
-    match server.allows(&request.connection) {
+    // The connection files are read off the async workers: a slow disk holds this probe only.
+    let allowed = {
+        let (server, name) = (server.clone(), request.connection.clone());
+        tokio::task::spawn_blocking(move || server.allows(&name)).await
+    };
+    let allowed = allowed.unwrap_or_else(|e| {
+        Err(Error::Usage(format!(
+            "reading the connection files failed: {e}"
+        )))
+    });
+    match allowed {
         Ok(true) => {}
         Ok(false) => return refuse(&server, &Refusal::UnknownConnection(request.connection)),
         Err(e) => {
