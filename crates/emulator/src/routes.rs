@@ -392,6 +392,13 @@ impl Call {
             .has(self.ctx.endpoint, self.ctx.vhost, fault)
     }
 
+    /// The pipe a channel call (open, append, file registration, drop) acts on: the caller by
+    /// its scoped token, authorized on the channel's pipe.
+    fn channel_caller(&self, channel: &ChannelRef) -> Result<PipeKey, Response> {
+        self.principal(false)
+            .and_then(|p| self.authorize(&channel.pipe, &p))
+    }
+
     fn authorize(&self, pipe: &PipeRef, principal: &Principal) -> Result<PipeKey, Response> {
         let faults = (
             self.has_fault(&Fault::MissingPipe),
@@ -477,10 +484,7 @@ impl Call {
     }
 
     fn open(&self, channel: &ChannelRef) -> Response {
-        let result = self
-            .principal(false)
-            .and_then(|p| self.authorize(&channel.pipe, &p));
-        let key = match result {
+        let key = match self.channel_caller(channel) {
             Ok(k) => k,
             Err(r) => return r,
         };
@@ -540,10 +544,7 @@ impl Call {
         channel: &ChannelRef,
         read: impl FnOnce(&Self) -> Result<(ParsedRows, Option<String>), Response>,
     ) -> Response {
-        let result = self
-            .principal(false)
-            .and_then(|p| self.authorize(&channel.pipe, &p));
-        let key = match result {
+        let key = match self.channel_caller(channel) {
             Ok(k) => k,
             Err(r) => return r,
         };
@@ -647,10 +648,7 @@ impl Call {
     }
 
     fn drop_channel(&self, channel: &ChannelRef) -> Response {
-        let result = self
-            .principal(false)
-            .and_then(|p| self.authorize(&channel.pipe, &p));
-        let key = match result {
+        let key = match self.channel_caller(channel) {
             Ok(k) => k,
             Err(r) => return r,
         };
