@@ -101,6 +101,7 @@ pub enum RowId {
     Redirected,
     AllowlistUnreachable,
     LocalOpenFiles,
+    LocalEphemeralPorts,
     TokenFilePermissions,
     OauthInvalidRequest,
     OauthInvalidClient,
@@ -262,7 +263,7 @@ mod tests {
              discovery-failed discovery-unexpected-host pipe-not-found channel-conflict throttled \
              server-error stale-continuation-token channel-status commit-timeout rows-errored \
              rows-duplicated latency-budget client-cpu api-unreachable api-error answer-too-large channel-left-behind redirected \
-             allowlist-unreachable local-open-files token-file-permissions oauth-invalid-request \
+             allowlist-unreachable local-open-files local-ephemeral-ports token-file-permissions oauth-invalid-request \
              oauth-invalid-client oauth-invalid-grant oauth-unauthorized-client \
              oauth-unsupported-grant-type oauth-invalid-scope oauth-idp-answer oauth-token-invalid \
              oauth-token-wrong-user oauth-token-expired stage-location-unusable stage-block-page \

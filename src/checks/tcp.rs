@@ -165,6 +165,7 @@ pub(crate) fn classify(kind: ConnectFailureKind) -> RowId {
         ConnectFailureKind::TimedOut => RowId::Timeout,
         ConnectFailureKind::Reset => RowId::TcpReset,
         ConnectFailureKind::LocalLimit => RowId::LocalOpenFiles,
+        ConnectFailureKind::NoLocalPort => RowId::LocalEphemeralPorts,
         ConnectFailureKind::Unreachable | ConnectFailureKind::Other => RowId::TcpUnreachable,
     }
 }
@@ -178,6 +179,7 @@ mod tests {
     #[test_case(ConnectFailureKind::Refused, RowId::ConnectionRefused; "refused")]
     #[test_case(ConnectFailureKind::TimedOut, RowId::Timeout; "timed out")]
     #[test_case(ConnectFailureKind::Unreachable, RowId::TcpUnreachable; "unreachable")]
+    #[test_case(ConnectFailureKind::NoLocalPort, RowId::LocalEphemeralPorts; "no local port")]
     #[test_case(ConnectFailureKind::Reset, RowId::TcpReset; "reset")]
     #[test_case(ConnectFailureKind::LocalLimit, RowId::LocalOpenFiles; "out of descriptors")]
     fn classifies(kind: ConnectFailureKind, row: RowId) {

@@ -22,6 +22,10 @@ pub enum ConnectFailureKind {
     Reset,
     /// This machine ran out of file descriptors (`EMFILE`/`ENFILE`): no packet was sent.
     LocalLimit,
+    /// No local address and port could be given to the socket (`EADDRNOTAVAIL`): the ephemeral
+    /// ports towards that destination are used up (connections churned faster than `TIME_WAIT`
+    /// frees them, or held open), or no local address of that family. No packet was sent.
+    NoLocalPort,
     /// Anything else (the message is kept in the evidence).
     Other,
 }
@@ -107,7 +111,8 @@ pub fn classify(e: &io::Error) -> ConnectFailureKind {
         K::ConnectionRefused => ConnectFailureKind::Refused,
         K::TimedOut => ConnectFailureKind::TimedOut,
         // EACCES/EPERM: a local firewall (e.g. an OUTPUT reject) refuses the packet.
-        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable | K::PermissionDenied => {
+        K::AddrNotAvailable => ConnectFailureKind::NoLocalPort,
+        K::HostUnreachable | K::NetworkUnreachable | K::PermissionDenied => {
             ConnectFailureKind::Unreachable
         }
         K::ConnectionReset | K::ConnectionAborted => ConnectFailureKind::Reset,
@@ -128,6 +133,7 @@ mod tests {
     #[test_case(libc_err(104), ConnectFailureKind::Reset; "econnreset")]
     #[test_case(libc_err(13), ConnectFailureKind::Unreachable; "eacces from local firewall")]
     #[test_case(libc_err(24), ConnectFailureKind::LocalLimit; "emfile")]
+    #[test_case(libc_err(99), ConnectFailureKind::NoLocalPort; "eaddrnotavail")]
     #[test_case(libc_err(23), ConnectFailureKind::LocalLimit; "enfile")]
     #[allow(clippy::needless_pass_by_value)] // test_case hands over values
     fn classifies(e: io::Error, kind: ConnectFailureKind) {
