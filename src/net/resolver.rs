@@ -518,13 +518,31 @@ impl Lookup {
             }
         }
         Err(self.dns_failure.clone().unwrap_or_else(|| {
-            (
-                DnsFailureKind::NxDomain,
-                format!(
-                    "not found by nsswitch.conf's hosts sources ({}); DNS was not asked",
-                    sys.hosts_line
-                ),
-            )
+            // Not found is a claim some source has to make; sources that could not be used
+            // (an unreadable hosts file, NSS modules netcheck does not load) make none.
+            if self.sources.iter().any(|s| s.status == Status::NotFound) {
+                (
+                    DnsFailureKind::NxDomain,
+                    format!(
+                        "not found by nsswitch.conf's hosts sources ({}); DNS was not asked",
+                        sys.hosts_line
+                    ),
+                )
+            } else {
+                let why: Vec<String> = self
+                    .sources
+                    .iter()
+                    .map(|s| format!("{}: {}", s.source, s.detail.as_deref().unwrap_or("unavailable")))
+                    .collect();
+                (
+                    DnsFailureKind::Other,
+                    format!(
+                        "no hosts source of nsswitch.conf ({}) could be used ({}); DNS was not asked",
+                        sys.hosts_line,
+                        why.join("; ")
+                    ),
+                )
+            }
         }))
     }
 
@@ -871,6 +889,24 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, DnsFailureKind::NxDomain);
         assert!(err.servers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sources_that_cannot_be_used_are_not_a_name_that_does_not_exist() {
+        let sys = SystemConf::from_texts(
+            Some("hosts: files myhostname"),
+            Ok("nameserver 127.0.0.1"),
+            Err("permission denied".into()),
+            None,
+        );
+        let r = Resolver::with_mode(vec![], Mode::System(sys));
+        let err = r
+            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsFailureKind::Other, "{}", err.message);
+        assert!(err.message.contains("permission denied"), "{}", err.message);
+        assert!(err.message.contains("myhostname"), "{}", err.message);
     }
 
     #[tokio::test]
