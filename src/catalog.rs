@@ -49,6 +49,7 @@ pub enum RowId {
     DnsNoAnswer,
     DnsTimeout,
     DnsResolverUnreachable,
+    DnsLocalConfig,
     DnsPrivateAddress,
     DnsPublicAddress,
     DnsSinkhole,
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!(
             ids.join(" "),
             "connection-refused timeout tcp-unreachable tcp-reset path-mtu-blackhole dns-nxdomain dns-servfail \
-             dns-no-answer dns-timeout dns-resolver-unreachable dns-private-address dns-public-address dns-sinkhole tls-inspection \
+             dns-no-answer dns-timeout dns-resolver-unreachable dns-local-config dns-private-address dns-public-address dns-sinkhole tls-inspection \
              tls-untrusted tls-incomplete-chain tls-expired tls-not-yet-valid tls-expiring \
              tls-hostname tls-version tls-legacy-only tls-reset tls-handshake proxy-bad-url \
              proxy-unreachable proxy-auth-required proxy-denied proxy-error proxy-not-http \

@@ -147,6 +147,7 @@ fn classify(kind: DnsFailureKind) -> RowId {
         DnsFailureKind::Timeout => RowId::DnsTimeout,
         DnsFailureKind::Unreachable => RowId::DnsResolverUnreachable,
         DnsFailureKind::LocalLimit => RowId::LocalOpenFiles,
+        DnsFailureKind::LocalConfig => RowId::DnsLocalConfig,
         DnsFailureKind::ServFail | DnsFailureKind::Refused | DnsFailureKind::Other => {
             RowId::DnsServfail
         }
@@ -216,6 +217,7 @@ mod tests {
     #[test_case(DnsFailureKind::Refused, RowId::DnsServfail; "refused")]
     #[test_case(DnsFailureKind::Unreachable, RowId::DnsResolverUnreachable; "unreachable")]
     #[test_case(DnsFailureKind::LocalLimit, RowId::LocalOpenFiles; "out of descriptors")]
+    #[test_case(DnsFailureKind::LocalConfig, RowId::DnsLocalConfig; "unusable configuration")]
     fn classifies(kind: DnsFailureKind, row: RowId) {
         assert_eq!(classify(kind), row);
     }

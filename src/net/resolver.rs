@@ -170,7 +170,10 @@ pub enum DnsFailureKind {
     Unreachable,
     /// This machine ran out of file descriptors for the query's socket: nothing was asked.
     LocalLimit,
-    /// The resolver could not be used at all (an unreadable resolv.conf).
+    /// This machine's name-service configuration could not be used (an unreadable resolv.conf,
+    /// or no usable source on nsswitch.conf's hosts line): nothing was asked.
+    LocalConfig,
+    /// A name this resolver will not look up (the demo's pinned-only mode), or another failure.
     Other,
 }
 
@@ -472,7 +475,7 @@ impl Lookup {
                 "dns" => match &sys.dns {
                     None => {
                         let why = sys.dns_error.clone().unwrap_or_default();
-                        self.dns_failure = Some((DnsFailureKind::Other, why.clone()));
+                        self.dns_failure = Some((DnsFailureKind::LocalConfig, why.clone()));
                         (Status::Unavail, Some(why), None)
                     }
                     Some(conf) => match self.dns(conf, host, families, deadline).await {
@@ -535,7 +538,7 @@ impl Lookup {
                     .map(|s| format!("{}: {}", s.source, s.detail.as_deref().unwrap_or("unavailable")))
                     .collect();
                 (
-                    DnsFailureKind::Other,
+                    DnsFailureKind::LocalConfig,
                     format!(
                         "no hosts source of nsswitch.conf ({}) could be used ({}); DNS was not asked",
                         sys.hosts_line,
@@ -904,7 +907,7 @@ mod tests {
             .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, DnsFailureKind::Other, "{}", err.message);
+        assert_eq!(err.kind, DnsFailureKind::LocalConfig, "{}", err.message);
         assert!(err.message.contains("permission denied"), "{}", err.message);
         assert!(err.message.contains("myhostname"), "{}", err.message);
     }
@@ -922,7 +925,7 @@ mod tests {
             .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, DnsFailureKind::Other);
+        assert_eq!(err.kind, DnsFailureKind::LocalConfig);
         assert!(err.message.contains("permission denied"), "{}", err.message);
         assert!(r.info().problems[0].contains("/etc/resolv.conf"));
     }

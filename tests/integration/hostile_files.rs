@@ -700,7 +700,7 @@ fn a_fifo_as_resolv_conf_is_named_and_the_run_keeps_its_deadline() {
         return;
     };
     assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
-    assert_check(&report, "dns.account", "fail", Some("dns-servfail"));
+    assert_check(&report, "dns.account", "fail", Some("dns-local-config"));
     let ev = &check(&report, "dns.account")["evidence"];
     let problem = ev["resolver"]["problems"][0].as_str().unwrap_or_default();
     assert!(
@@ -734,7 +734,7 @@ fn a_hosts_file_over_its_cap_is_a_problem_in_the_evidence_not_cut_short() {
     let Some((_, report)) = with_system_files(&resolv, &hosts, &nsswitch) else {
         return;
     };
-    assert_check(&report, "dns.account", "fail", Some("dns-nxdomain"));
+    assert_check(&report, "dns.account", "fail", Some("dns-local-config"));
     let ev = &check(&report, "dns.account")["evidence"];
     assert_eq!(
         ev["resolver"]["problems"][0],
