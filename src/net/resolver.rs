@@ -894,19 +894,29 @@ mod tests {
         assert!(err.servers.is_empty());
     }
 
-    #[tokio::test]
-    async fn sources_that_cannot_be_used_are_not_a_name_that_does_not_exist() {
-        let sys = SystemConf::from_texts(
-            Some("hosts: files myhostname"),
-            Ok("nameserver 127.0.0.1"),
-            Err("permission denied".into()),
-            None,
-        );
+    /// A system resolver from the given file texts, and its failure to resolve a name.
+    async fn failing_system(
+        hosts_line: &str,
+        resolv: Result<&str, String>,
+        hosts: Result<&str, String>,
+    ) -> (Resolver, DnsFailure) {
+        let sys = SystemConf::from_texts(Some(hosts_line), resolv, hosts, None);
         let r = Resolver::with_mode(vec![], Mode::System(sys));
         let err = r
             .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
             .await
             .unwrap_err();
+        (r, err)
+    }
+
+    #[tokio::test]
+    async fn sources_that_cannot_be_used_are_not_a_name_that_does_not_exist() {
+        let (_, err) = failing_system(
+            "hosts: files myhostname",
+            Ok("nameserver 127.0.0.1"),
+            Err("permission denied".into()),
+        )
+        .await;
         assert_eq!(err.kind, DnsFailureKind::LocalConfig, "{}", err.message);
         assert!(err.message.contains("permission denied"), "{}", err.message);
         assert!(err.message.contains("myhostname"), "{}", err.message);
@@ -914,17 +924,8 @@ mod tests {
 
     #[tokio::test]
     async fn unreadable_resolv_conf_is_reported_not_guessed() {
-        let sys = SystemConf::from_texts(
-            Some("hosts: files dns"),
-            Err("permission denied".into()),
-            Ok(""),
-            None,
-        );
-        let r = Resolver::with_mode(vec![], Mode::System(sys));
-        let err = r
-            .resolve("x.snowflakecomputing.com", 443, Duration::from_secs(1))
-            .await
-            .unwrap_err();
+        let (r, err) =
+            failing_system("hosts: files dns", Err("permission denied".into()), Ok("")).await;
         assert_eq!(err.kind, DnsFailureKind::LocalConfig);
         assert!(err.message.contains("permission denied"), "{}", err.message);
         assert!(r.info().problems[0].contains("/etc/resolv.conf"));
