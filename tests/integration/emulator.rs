@@ -604,6 +604,11 @@ async fn a_registered_file_commits_the_rows_its_fragments_declare() {
     );
     let (code, error) = error_of(register(next, json!([])).await.unwrap()).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{error:?}");
+    // Counts no file can hold (or that overflow when added) are refused, not added up.
+    let mut huge = fragment(7, 1);
+    huge["fragment_row_count"] = json!(u64::MAX);
+    let (code, error) = error_of(register(next, json!([huge.clone(), huge])).await.unwrap()).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{error:?}");
 }
 
 #[tokio::test]

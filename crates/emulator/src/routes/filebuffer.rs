@@ -22,6 +22,11 @@ struct Fragment {
     fragment_end_offset_token: Option<String>,
 }
 
+/// More rows than one registration can declare: a file is at most a few hundred MiB and a row at
+/// least `{}` and a newline, so a count past this is not a file but a hostile or broken body (and
+/// would overflow the channel's counters).
+const MAX_DECLARED_ROWS: u64 = 1 << 32;
+
 /// Registers the fragments (a JSON array) as one batch of the channel, like an append.
 pub(super) fn register(call: &Call, channel: &ChannelRef) -> Response {
     call.take_batch(channel, |call| {
@@ -29,7 +34,11 @@ pub(super) fn register(call: &Call, channel: &ChannelRef) -> Response {
             Ok(f) if !Vec::is_empty(&f) => f,
             _ => return Err(bad_payload()),
         };
-        let rows = fragments.iter().map(|f| f.fragment_row_count).sum();
+        let rows = fragments
+            .iter()
+            .try_fold(0_u64, |n, f| n.checked_add(f.fragment_row_count))
+            .filter(|&n| n <= MAX_DECLARED_ROWS)
+            .ok_or_else(bad_payload)?;
         let offset = fragments
             .iter()
             .rev()
