@@ -131,6 +131,15 @@ impl Harness {
         r.json().await.unwrap()
     }
 
+    /// A scoped token, the default pipe's channel `name` opened with it, and its continuation
+    /// token.
+    async fn opened(&self, name: &str) -> (String, ChannelRef, String) {
+        let token = self.scoped_token().await;
+        let channel = pipe().channel(name);
+        let cont = self.open_ok(&token, &channel).await.next_continuation_token;
+        (token, channel, cont)
+    }
+
     async fn append_raw(
         &self,
         token: &str,
@@ -503,9 +512,7 @@ async fn commit_delay_holds_back_the_committed_offset() {
         ..EmulatorConfig::default()
     })
     .await;
-    let token = h.scoped_token().await;
-    let channel = pipe().channel("slow");
-    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (token, channel, cont) = h.opened("slow").await;
     h.append(&token, &channel, &cont, "o1", &rows(0..2)).await;
     let early = h
         .status(&token, &channel.pipe, &["slow"])
@@ -565,9 +572,7 @@ async fn the_pipe_key_is_usable_only_with_a_stage_server() {
 #[tokio::test]
 async fn a_registered_file_commits_the_rows_its_fragments_declare() {
     let h = Harness::default().await;
-    let token = h.scoped_token().await;
-    let channel = pipe().channel("files");
-    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (token, channel, cont) = h.opened("files").await;
     let path = channel.rows_path().replace("/rows", "/filebuffer");
     let fragment = |start: u32, rows: u32| {
         json!({"file_path": "netcheck-emulator-stage/streaming/0.ndjson",
@@ -618,9 +623,7 @@ async fn reopen_with_fail_on_uncommitted_rows_answers_409() {
         ..EmulatorConfig::default()
     })
     .await;
-    let token = h.scoped_token().await;
-    let channel = pipe().channel("inflight");
-    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (token, channel, cont) = h.opened("inflight").await;
     h.append(&token, &channel, &cont, "o1", &rows(0..2)).await;
     let r = h
         .open(&token, &channel, json!({"fail_on_uncommitted_rows": true}))
@@ -679,9 +682,7 @@ async fn gzip_and_zstd_bodies_are_decoded() {
 #[tokio::test]
 async fn bodies_over_four_megabytes_on_the_wire_are_refused() {
     let h = Harness::default().await;
-    let token = h.scoped_token().await;
-    let channel = pipe().channel("big");
-    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (token, channel, cont) = h.opened("big").await;
     let line = format!("{}\n", json!({"pad": "x".repeat(1000)}));
     let exact: String = line.repeat(rest::MAX_APPEND_BYTES / line.len());
     let r = h
@@ -715,9 +716,7 @@ async fn bodies_over_four_megabytes_on_the_wire_are_refused() {
 async fn a_gzip_bomb_is_refused_with_413_and_nothing_is_stored() {
     use std::io::Write as _;
     let h = Harness::default().await;
-    let token = h.scoped_token().await;
-    let channel = pipe().channel("bomb");
-    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (token, channel, cont) = h.opened("bomb").await;
     // 80 MiB of one row repeated (past the emulator's 64 MiB decompressed cap) in well under a
     // MiB of gzip: cut at the cap, it would be stored as a shorter batch the client never sent.
     let row = format!("{}\n", json!({"pad": "x".repeat(1000)}));
@@ -753,9 +752,7 @@ async fn a_gzip_bomb_is_refused_with_413_and_nothing_is_stored() {
 #[tokio::test]
 async fn rows_that_are_not_json_objects_are_counted_as_errors() {
     let h = Harness::default().await;
-    let token = h.scoped_token().await;
-    let channel = pipe().channel("bad-rows");
-    let cont = h.open_ok(&token, &channel).await.next_continuation_token;
+    let (token, channel, cont) = h.opened("bad-rows").await;
     let body = b"{\"ok\":1}\nnot json\n[1,2]\r\n{\"ok\":2}\r\n".to_vec();
     let r = h
         .append_raw(
