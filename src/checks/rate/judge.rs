@@ -90,22 +90,22 @@ pub(super) fn measure(step: &Step) -> RateEvidence {
     let sum = |f: fn(&ChannelReport) -> u64| reports.iter().map(f).sum::<u64>();
     let sent = sum(|r| r.sent);
     let acked = sum(ChannelReport::acked_events);
-    let committed: u64 = polled.last.iter().flatten().map(|s| s.rows_inserted).sum();
-    let rows_errored: u64 = polled
-        .last
-        .iter()
-        .flatten()
-        .map(|s| s.rows_error_count)
-        .sum();
-    // In doubt when a channel stopped: not stored unless its final committed offset covers it.
-    let unsettled: u64 = reports
-        .iter()
-        .zip(&polled.last)
-        .map(|(r, status)| r.unsettled_not_stored(status.as_ref().and_then(committed_offset)))
-        .sum();
-    let errored = sum(|r| r.failed) + unsettled + rows_errored;
-    let lost = sent.saturating_sub(committed + errored);
-    let doubled = (committed + errored).saturating_sub(sent);
+    // Settled channel by channel: rows one channel lost and rows another stored twice must not
+    // cancel out in the totals.
+    let (mut committed, mut rows_errored, mut errored, mut lost, mut doubled) = (0, 0, 0, 0, 0);
+    for (r, status) in reports.iter().zip(&polled.last) {
+        let inserted = status.as_ref().map_or(0, |s| s.rows_inserted);
+        let refused = status.as_ref().map_or(0, |s| s.rows_error_count);
+        // In doubt when the channel stopped: not stored unless its final committed offset
+        // covers it.
+        let unsettled = r.unsettled_not_stored(status.as_ref().and_then(committed_offset));
+        let failed = r.failed + unsettled + refused;
+        committed += inserted;
+        rows_errored += refused;
+        errored += failed;
+        lost += r.sent.saturating_sub(inserted + failed);
+        doubled += (inserted + failed).saturating_sub(r.sent);
+    }
     // The span the rate is measured on: the asked duration, or longer when sending fell behind
     // (the last batch waiting for its tick is batching, not falling behind).
     let last_send = reports
