@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt as _;
@@ -95,13 +95,13 @@ async fn connection(
             answer
         }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    // HTTP/1.1 only (what Prometheus scrapes with): telling HTTP/2 apart first would read with
+    // no timeout, so a client that connects and sends nothing would hold its slot for ever; the
+    // header-read timer starts before the first byte.
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,
@@ -198,6 +198,22 @@ mod tests {
             .await
             .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_dropped_after_the_header_read_timeout() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let (addr, _tx, _task, _) = start(limits, Duration::ZERO).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            read_to_close(&mut client, Duration::from_secs(10))
+                .await
+                .is_some(),
+            "a silent client held its connection for 10 s"
+        );
     }
 
     #[tokio::test]
