@@ -4,8 +4,8 @@
 //!
 //! Sources (`shared/spec/egress-and-auth.md` §2): the Openflow processors' `RowsetStageLocation`
 //! and its S3, Azure and GCS transfer clients (Snowflake's own code) give the field names and how
-//! each provider's host is built: S3 `{bucket}.s3.{region}.amazonaws.com`, or
-//! `{bucket}.{storage_endpoint}`; Azure `{storage_account}.{storage_endpoint}`; GCS
+//! each provider's host is built: S3 `{bucket}.s3.{region}.amazonaws.com` (`.com.cn` in AWS
+//! China), or `{bucket}.{storage_endpoint}`; Azure `{storage_account}.{storage_endpoint}`; GCS
 //! `storage.googleapis.com`, or the `url_override`. The request body `{"generate_new_token":true}`
 //! is the Openflow client's too.
 
@@ -181,12 +181,18 @@ impl StageLocation {
                     provider,
                     field: "bucket_name",
                 })?;
-                let host = match nonempty(self.storage_endpoint.as_deref()) {
-                    Some(endpoint) => format!("{bucket}.{endpoint}"),
-                    None => format!(
-                        "{bucket}.s3.{}.amazonaws.com",
-                        need(&self.region, "region")?
-                    ),
+                let host = if let Some(endpoint) = nonempty(self.storage_endpoint.as_deref()) {
+                    format!("{bucket}.{endpoint}")
+                } else {
+                    let region = need(&self.region, "region")?;
+                    // AWS China's partition has its own domain (as Snowflake's own clients
+                    // build it).
+                    let domain = if region.to_ascii_lowercase().starts_with("cn-") {
+                        "amazonaws.com.cn"
+                    } else {
+                        "amazonaws.com"
+                    };
+                    format!("{bucket}.s3.{region}.{domain}")
                 };
                 (host, format!("/{prefix}"))
             }
@@ -369,6 +375,8 @@ mod tests {
 
     #[test_case(serde_json::json!({"location_type": "S3", "location": "bkt/a/b/", "region": "us-west-2"}),
         Provider::S3, "bkt.s3.us-west-2.amazonaws.com", 443, "/a/b/"; "s3 regional")]
+    #[test_case(serde_json::json!({"location_type": "S3CHINA", "location": "bkt/a/", "region": "cn-northwest-1"}),
+        Provider::S3, "bkt.s3.cn-northwest-1.amazonaws.com.cn", 443, "/a/"; "s3 china")]
     #[test_case(serde_json::json!({"location_type": "S3", "bucket_name": "bkt", "path_prefix": "p", "storage_endpoint": "stage.test:9443"}),
         Provider::S3, "bkt.stage.test", 9443, "/p/"; "s3 storage endpoint with port")]
     #[test_case(serde_json::json!({"location_type": "AZURE", "location": "cont/pre/", "storage_account": "acct", "storage_endpoint": "blob.core.windows.net"}),
