@@ -51,6 +51,10 @@ pub(super) async fn poll_commits(
         } else {
             channels.wait().await;
         }
+        // Only a poll asked once the senders were done can end the wait: one asked before may
+        // predate a batch the server stored while its answer was lost (in doubt), which only the
+        // final committed offset settles.
+        let asked_when_done = targets.borrow().is_some();
         let poll = channels.ask().await;
         polled.polls = channels.polls();
         if let Some(statuses) = poll.statuses {
@@ -65,8 +69,7 @@ pub(super) async fn poll_commits(
         } else {
             polled.failure = Some(poll.failure());
         }
-        // Read after the answer: a poll that already covers what the senders settled ends the wait.
-        let Some(wanted) = targets.borrow().clone() else {
+        let Some(wanted) = targets.borrow().clone().filter(|_| asked_when_done) else {
             continue;
         };
         let committed = polled.samples.last().is_some_and(|(_, got)| {
